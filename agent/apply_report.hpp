@@ -1,0 +1,22 @@
+// ApplyReport: what a dataplane says after trying to apply one generation of desired state. The
+// agent turns it into an ACK/NACK for the controller, a status file and a log line.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace cutover::agent {
+
+struct ApplyReport {
+  uint64_t generation = 0;
+  bool ok = false;         // applied and confirmed by the switch (barrier / netlink ACK)
+  bool rejected = false;   // desired state invalid: nothing was touched; see error/error_field
+  std::string error;
+  std::string error_field;
+  size_t added = 0, modified = 0, removed = 0;
+  std::vector<std::string> waiting_for;  // ports/tunnels the state names but the switch lacks
+  double apply_ms = 0;
+};
+
+}  // namespace cutover::agent

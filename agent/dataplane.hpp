@@ -1,0 +1,24 @@
+// Dataplane: what the agent core asks of a hypervisor backend (OVS or Linux kernel). The core
+// hands it whole desired states; the backend reconciles on its own thread whenever the desired
+// state or the switch changes, and reports each attempt. Reports arrive on the backend's thread:
+// the callback must hand them over to its own executor.
+#pragma once
+
+#include <functional>
+
+#include "apply_report.hpp"
+#include "desired_state.hpp"
+
+namespace cutover::agent {
+
+class Dataplane {
+ public:
+  using ReportFn = std::function<void(const ApplyReport&)>;
+  virtual ~Dataplane() = default;
+  virtual void start(ReportFn on_report) = 0;
+  // Thread-safe; the newest state wins (intermediate ones may be skipped).
+  virtual void set_desired(DesiredState state) = 0;
+  virtual void stop() = 0;
+};
+
+}  // namespace cutover::agent

@@ -1,0 +1,53 @@
+// OVS translation: Topology + what OVSDB reports (which ofport each VM iface-id and each tunnel
+// has) -> the desired tunnel ports and the desired OpenFlow pipeline. Pure: no I/O, no OVS
+// headers; flow text in ovs-ofctl syntax. Pipeline (all flows carry the agent's cookie):
+//   table 0  classify: VM port + its MAC -> reg0=VNI, reg1=0; tunnel + tun_id -> reg0=VNI, reg1=1;
+//            anything else dropped (unknown VNI, spoofed MAC).
+//   table 10 L2: (VNI, dl_dst) -> local port, or tun_id=VNI + output to the MAC's VTEP(s);
+//            flooding with split horizon: local source -> local ports + every VTEP of the VNI;
+//            tunnel source -> local ports only, and only broadcast/multicast. Miss -> drop.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "topology.hpp"
+
+namespace cutover::overlay {
+
+struct OvsTunnelPort {
+  std::string name;  // "cv-" + 8 hex digits, stable per remote VTEP
+  IpAddress remote_ip;
+  bool operator==(const OvsTunnelPort&) const = default;
+};
+
+struct OvsFlow {
+  int table = 0;
+  int priority = 0;
+  std::string match;    // "" = match everything
+  std::string actions;  // "drop" or an ovs-ofctl action list
+  std::string text() const;
+};
+
+struct OvsPortMap {
+  std::map<std::string, int64_t> vm_ofports;        // iface-id -> ofport (bound, link up)
+  std::map<IpAddress, int64_t> tunnel_ofports;      // remote VTEP -> ofport
+};
+
+struct OvsDesired {
+  std::vector<OvsTunnelPort> tunnels;
+  std::vector<OvsFlow> flows;
+  // Ports the state wants but OVS has not reported yet (for logs and "fully applied").
+  std::vector<std::string> unbound_iface_ids;
+  std::vector<IpAddress> unbound_tunnels;
+};
+
+constexpr int kClassifyTable = 0;
+constexpr int kL2Table = 10;
+
+std::string tunnel_port_name(const IpAddress& remote);
+OvsDesired translate_ovs(const Topology& topo, const OvsPortMap& ports);
+
+}  // namespace cutover::overlay

@@ -1,0 +1,100 @@
+// Builds and validates the Topology view of a DesiredState.
+#include "topology.hpp"
+
+#include <algorithm>
+
+namespace cutover::overlay {
+
+namespace {
+std::string at(const char* list, size_t i, const char* field = nullptr) {
+  std::string s = std::string(list) + "[" + std::to_string(i) + "]";
+  if (field) s += std::string(".") + field;
+  return s;
+}
+}  // namespace
+
+Topology build_topology(const DesiredState& state) {
+  Topology topo;
+  topo.generation = state.generation;
+
+  std::map<HostId, Host> hosts;
+  for (size_t i = 0; i < state.hosts.size(); ++i) {
+    const auto& h = state.hosts[i];
+    if (!hosts.emplace(h.id, h).second) {
+      throw ParseError(at("hosts", i, "id"), "duplicate host id '" + h.id.str() + "'");
+    }
+  }
+  auto self = hosts.find(state.host);
+  if (self == hosts.end()) {
+    throw ParseError("host", "this agent's host '" + state.host.str() + "' is not in hosts");
+  }
+  topo.self = self->second;
+  for (size_t i = 0; i < state.hosts.size(); ++i) {
+    const auto& h = state.hosts[i];
+    if (h.id != topo.self.id && h.underlay_ip == topo.self.underlay_ip) {
+      throw ParseError(at("hosts", i, "underlay_ip"),
+                       "host '" + h.id.str() + "' has this host's underlay IP");
+    }
+  }
+
+  std::map<NetworkId, uint32_t> vni_of;
+  for (size_t i = 0; i < state.networks.size(); ++i) {
+    const auto& n = state.networks[i];
+    if (vni_of.count(n.id)) {
+      throw ParseError(at("networks", i, "id"), "duplicate network id '" + n.id.str() + "'");
+    }
+    if (topo.networks.count(n.vni.value())) {
+      throw ParseError(at("networks", i, "vni"),
+                       "VNI " + std::to_string(n.vni.value()) + " used by two networks");
+    }
+    vni_of[n.id] = n.vni.value();
+    topo.networks[n.vni.value()].network = n;
+  }
+
+  std::set<PortId> port_ids;
+  std::set<std::string> iface_ids;
+  std::map<std::pair<uint32_t, MacAddress>, PortId> macs;
+  for (size_t i = 0; i < state.ports.size(); ++i) {
+    const auto& p = state.ports[i];
+    if (!port_ids.insert(p.id).second) {
+      throw ParseError(at("ports", i, "id"), "duplicate port id '" + p.id.str() + "'");
+    }
+    auto vni = vni_of.find(p.network);
+    if (vni == vni_of.end()) {
+      throw ParseError(at("ports", i, "network"), "unknown network '" + p.network.str() + "'");
+    }
+    auto [it, fresh] = macs.emplace(std::make_pair(vni->second, p.mac), p.id);
+    if (!fresh) {
+      throw ParseError(at("ports", i, "mac"), "MAC " + p.mac.to_string() +
+                                                  " already used in VNI " +
+                                                  std::to_string(vni->second) + " by port '" +
+                                                  it->second.str() + "'");
+    }
+    if (!p.host) continue;  // known but not placed: no location to program
+    auto host = hosts.find(*p.host);
+    if (host == hosts.end()) {
+      throw ParseError(at("ports", i, "host"), "unknown host '" + p.host->str() + "'");
+    }
+    auto& view = topo.networks[vni->second];
+    if (*p.host == topo.self.id) {
+      if (!iface_ids.insert(p.iface_id).second) {
+        throw ParseError(at("ports", i, "iface_id"), "duplicate iface_id '" + p.iface_id + "'");
+      }
+      view.local_ports.push_back(p);
+    } else {
+      const auto& vtep = host->second.underlay_ip;
+      view.remote_macs.push_back(RemoteMac{p.mac, p.id, {vtep}});
+      view.flood_vteps.insert(vtep);
+      topo.remote_vteps.insert(vtep);
+    }
+  }
+  for (auto& [vni, view] : topo.networks) {
+    std::sort(view.local_ports.begin(), view.local_ports.end(),
+              [](const Port& a, const Port& b) { return a.id < b.id; });
+    std::sort(view.remote_macs.begin(), view.remote_macs.end(),
+              [](const RemoteMac& a, const RemoteMac& b) { return a.mac < b.mac; });
+  }
+  return topo;
+}
+
+}  // namespace cutover::overlay

@@ -1,0 +1,244 @@
+"""Network-namespace lab: underlay, hosts with their own OVS, veth "VMs", and waiting helpers.
+
+Facts this relies on (shared/notes/lab-facts.md): OVS runs with datapath_type=netdev; the underlay
+IP sits on an OVS bridge (br-phy) with the uplink as its port; an nftables netdev ingress drop on
+the uplink stops the kernel answering too; veth VMs need tx checksum offload off; VM MTU 1450.
+"""
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
+VM_MTU = 1450
+
+
+class LabError(RuntimeError):
+    pass
+
+
+def run(*cmd, check=True, capture=True, timeout=60, env=None):
+    """Runs a command; raises LabError with its stderr when it fails."""
+    res = subprocess.run(cmd, capture_output=capture, text=True, timeout=timeout, env=env)
+    if check and res.returncode != 0:
+        raise LabError(f"{' '.join(cmd)} failed ({res.returncode}): {res.stderr.strip()}")
+    return res
+
+
+def wait_until(what, fn, timeout=10.0, interval=0.02):
+    """Polls fn() until it returns a truthy value; on timeout raises with the last value seen."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            last = fn()
+            if last:
+                return last
+        except Exception as e:  # the condition may raise while things come up
+            last = f"{type(e).__name__}: {e}"
+        if time.monotonic() > deadline:
+            raise LabError(f"timed out after {timeout:.1f}s waiting for {what}; last seen: {last!r}")
+        time.sleep(interval)
+
+
+class Host:
+    """An emulated hypervisor: a namespace with its own OVS and an underlay address."""
+
+    def __init__(self, lab, name, ns, underlay_ip, index):
+        self.lab, self.name, self.ns, self.underlay_ip, self.index = lab, name, ns, underlay_ip, index
+        self.dir = os.path.join(lab.dir, name)
+        self.rundir = os.path.join(self.dir, "run")
+        self.env = dict(os.environ, OVS_RUNDIR=self.rundir, OVS_DBDIR=self.dir,
+                        OVS_LOGDIR=self.dir, OVS_SYSCONFDIR=self.dir, OVS_PKGDATADIR="/usr/share/openvswitch")
+        self.db = f"unix:{self.rundir}/db.sock"
+
+    def exec(self, *cmd, **kw):
+        return run("ip", "netns", "exec", self.ns, *cmd, **kw)
+
+    def vsctl(self, *args, **kw):
+        return self.exec("ovs-vsctl", f"--db={self.db}", "--timeout=10", *args, env=self.env, **kw)
+
+    def ofctl(self, *args, **kw):
+        return self.exec("ovs-ofctl", "-O", "OpenFlow14", *args, env=self.env, **kw)
+
+    def mgmt(self, bridge="br-int"):
+        return f"unix:{self.rundir}/{bridge}.mgmt"
+
+    def dump_flows(self, bridge="br-int", cookie=None):
+        args = ["dump-flows", "--no-stats", self.mgmt(bridge)]
+        if cookie is not None:
+            args.append(f"cookie={cookie:#x}/-1")
+        out = self.ofctl(*args).stdout
+        return sorted(line.strip() for line in out.splitlines() if "actions=" in line)
+
+
+class Lab:
+    """Owns every namespace, process and temp dir it creates; cleanup() removes them all."""
+
+    def __init__(self, name="lab"):
+        self.prefix = f"cv{os.getpid() % 10000}{random.randint(0, 99):02d}"
+        self.dir = tempfile.mkdtemp(prefix=f"cutover-{name}-")
+        self.namespaces = []
+        self.procs = []
+        self.hosts = {}
+        self.underlay_ns = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.cleanup()
+
+    def cleanup(self):
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                try:
+                    proc.send_signal(signal.SIGTERM)
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=5)
+                except ProcessLookupError:
+                    pass
+        self.procs.clear()
+        for ns in reversed(self.namespaces):
+            run("ip", "netns", "del", ns, check=False)
+        self.namespaces.clear()
+        if os.environ.get("CUTOVER_KEEP_LAB_DIR"):
+            print(f"lab files kept in {self.dir}")
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def spawn(self, ns, cmd, log_name, env=None):
+        """Starts cmd inside namespace ns (None = here), logging to a file; tracked by PID."""
+        log = open(os.path.join(self.dir, log_name), "ab")
+        full = (["ip", "netns", "exec", ns] if ns else []) + list(cmd)
+        proc = subprocess.Popen(full, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True)
+        proc.log_path = log.name
+        self.procs.append(proc)
+        return proc
+
+    def stop(self, proc, sig=signal.SIGTERM):
+        if proc.poll() is None:
+            proc.send_signal(sig)
+            proc.wait(timeout=10)
+        if proc in self.procs:
+            self.procs.remove(proc)
+
+    def add_ns(self, suffix):
+        ns = f"{self.prefix}-{suffix}"
+        run("ip", "netns", "add", ns)
+        self.namespaces.append(ns)
+        run("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+        return ns
+
+    # -- topology ------------------------------------------------------------------------------
+    def add_underlay(self):
+        self.underlay_ns = self.add_ns("ul")
+        run("ip", "netns", "exec", self.underlay_ns, "ip", "link", "add", "ul", "type", "bridge")
+        run("ip", "netns", "exec", self.underlay_ns, "ip", "link", "set", "ul", "up")
+
+    def add_host(self, name):
+        """Creates host `name` on the underlay (192.168.100.<n>/24) with OVS running."""
+        if not self.underlay_ns:
+            self.add_underlay()
+        index = len(self.hosts) + 1
+        ns = self.add_ns(name)
+        host = Host(self, name, ns, f"192.168.100.{index}", index)
+        os.makedirs(host.rundir)
+        # uplink: eth0 in the host, its peer enslaved to the underlay bridge
+        peer = f"ul-{name}"[:15]
+        run("ip", "link", "add", "eth0", "netns", ns, "type", "veth", "peer", "name", peer,
+            "netns", self.underlay_ns)
+        run("ip", "netns", "exec", self.underlay_ns, "ip", "link", "set", peer, "master", "ul", "up")
+        host.exec("ip", "link", "set", "eth0", "up")
+        self._start_ovs(host)
+        # underlay address on br-phy (an OVS bridge with eth0 as its port), per lab-facts
+        host.vsctl("add-br", "br-phy", "--", "set", "bridge", "br-phy", "datapath_type=netdev",
+                   "--", "add-port", "br-phy", "eth0")
+        wait_until(f"{name}: br-phy device", lambda: host.exec("ip", "link", "show", "br-phy",
+                                                                 check=False).returncode == 0)
+        host.exec("ip", "addr", "add", f"{host.underlay_ip}/24", "dev", "br-phy")
+        host.exec("ip", "link", "set", "br-phy", "up")
+        host.exec("nft", "add table netdev cutover_lab; "
+                  "add chain netdev cutover_lab uplink { type filter hook ingress device eth0 priority 0; policy drop; }")
+        self.hosts[name] = host
+        return host
+
+    def _start_ovs(self, host):
+        dbfile = os.path.join(host.dir, "conf.db")
+        run("ovsdb-tool", "create", dbfile, SCHEMA)
+        self.spawn(host.ns, ["ovsdb-server", dbfile, f"--remote=punix:{host.rundir}/db.sock",
+                             f"--unixctl={host.rundir}/ovsdb-server.ctl", "--no-chdir",
+                             f"--log-file={host.dir}/ovsdb-server.log", "-vconsole:off"],
+                   f"{host.name}-ovsdb.out", env=host.env)
+        wait_until(f"{host.name}: ovsdb-server socket",
+                   lambda: os.path.exists(f"{host.rundir}/db.sock"))
+        host.vsctl("--no-wait", "init")
+        self.spawn(host.ns, ["ovs-vswitchd", host.db, f"--unixctl={host.rundir}/ovs-vswitchd.ctl",
+                             "--no-chdir", f"--log-file={host.dir}/ovs-vswitchd.log", "-vconsole:off"],
+                   f"{host.name}-vswitchd.out", env=host.env)
+        wait_until(f"{host.name}: ovs-vswitchd", lambda: os.path.exists(f"{host.rundir}/ovs-vswitchd.ctl"))
+
+    def add_vm(self, host, name, mac, ip, iface_id=None, prefix_len=24, bridge="br-int"):
+        """A "VM": a namespace with eth0 (mac, ip/prefix, MTU 1450) veth'd to host's bridge."""
+        ns = self.add_ns(name)
+        tap = f"t-{name}"[:15]
+        run("ip", "link", "add", "eth0", "netns", ns, "address", mac, "mtu", str(VM_MTU), "type",
+            "veth", "peer", "name", tap, "netns", host.ns)
+        vm = Vm(self, name, ns, host, tap, mac, ip, iface_id or name)
+        vm.exec("ip", "addr", "add", f"{ip}/{prefix_len}", "dev", "eth0")
+        vm.exec("ip", "link", "set", "eth0", "up")
+        vm.exec("ethtool", "-K", "eth0", "tx", "off")
+        host.exec("ip", "link", "set", tap, "mtu", str(VM_MTU), "up")
+        self.plug(vm, bridge)
+        return vm
+
+    def plug(self, vm, bridge="br-int"):
+        vm.host.vsctl("--may-exist", "add-br", bridge, "--", "set", "bridge", bridge,
+                      "datapath_type=netdev", "fail_mode=secure",
+                      "protocols=OpenFlow10,OpenFlow13,OpenFlow14,OpenFlow15")
+        vm.host.vsctl("add-port", bridge, vm.tap, "--", "set", "interface", vm.tap,
+                      f"external_ids:iface-id={vm.iface_id}")
+
+
+class Vm:
+    def __init__(self, lab, name, ns, host, tap, mac, ip, iface_id):
+        self.lab, self.name, self.ns, self.host, self.tap = lab, name, ns, host, tap
+        self.mac, self.ip, self.iface_id = mac, ip, iface_id
+
+    def exec(self, *cmd, **kw):
+        return run("ip", "netns", "exec", self.ns, *cmd, **kw)
+
+    def ping(self, ip, count=1, size=56, timeout=2):
+        res = self.exec("ping", "-c", str(count), "-W", str(timeout), "-s", str(size), "-M", "do",
+                        ip, check=False, timeout=count * timeout + 5)
+        return res.returncode == 0
+
+    def rx_packets(self):
+        out = self.exec("cat", "/sys/class/net/eth0/statistics/rx_packets").stdout
+        return int(out.strip())
+
+
+def desired_state(generation, host, hosts, networks, ports):
+    """Builds a DesiredState document (the agent's --desired-state format)."""
+    return {
+        "generation": generation,
+        "host": host,
+        "hosts": [{"id": h.name, "underlay_ip": h.underlay_ip} for h in hosts],
+        "networks": [{"id": n, "vni": vni} for n, vni in networks.items()],
+        "ports": ports,
+    }
+
+
+def write_json(path, doc):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(doc, f, indent=1)
+    os.rename(tmp, path)

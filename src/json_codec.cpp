@@ -1,0 +1,177 @@
+// Strict JSON codecs for Host, Network, Port and Migration.
+#include "json_codec.hpp"
+
+#include "json_reader.hpp"
+
+namespace cutover {
+
+using nlohmann::json;
+
+namespace {
+
+bool valid_label_key(const std::string& k) {
+  if (k.empty() || k.size() > 63) return false;
+  for (char c : k) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '_' || c == '/' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+bool printable(const std::string& v, size_t max) {
+  if (v.size() > max) return false;
+  for (unsigned char c : v) {
+    if (c < 0x20 || c > 0x7e) return false;
+  }
+  return true;
+}
+
+template <typename IdT>
+IdT id_field(JsonReader& r, const std::string& key) {
+  return r.parse_field<IdT>(key, r.required_string(key), [](const std::string& s) {
+    return IdT::parse(s);
+  });
+}
+
+}  // namespace
+
+Labels labels_from_json(JsonReader& r, const std::string& key) {
+  Labels labels = r.string_map(key);
+  for (const auto& [k, v] : labels) {
+    if (!valid_label_key(k)) {
+      throw ParseError(r.child(key) + "." + k, "invalid label key: expected 1-63 of [A-Za-z0-9._/-]");
+    }
+    if (!printable(v, 253)) {
+      throw ParseError(r.child(key) + "." + k, "invalid label value: up to 253 printable characters");
+    }
+  }
+  return labels;
+}
+
+json to_json(const Labels& l) {
+  json j = json::object();
+  for (const auto& [k, v] : l) j[k] = v;
+  return j;
+}
+
+json to_json(const Host& h) {
+  return {{"id", h.id.str()},
+          {"underlay_ip", h.underlay_ip.to_string()},
+          {"backend", to_string(h.backend)},
+          {"labels", to_json(h.labels)}};
+}
+
+Host host_from_json(const json& j, const std::string& path) {
+  JsonReader r(j, path);
+  Host h;
+  h.id = id_field<HostId>(r, "id");
+  h.underlay_ip = r.parse_field<IpAddress>("underlay_ip", r.required_string("underlay_ip"),
+                                           IpAddress::parse);
+  const auto backend = r.optional_string("backend").value_or("ovs");
+  if (backend == "ovs") {
+    h.backend = Backend::ovs;
+  } else if (backend == "linux") {
+    h.backend = Backend::linux;
+  } else {
+    throw ParseError(r.child("backend"), "unknown backend '" + backend + "': expected ovs or linux");
+  }
+  h.labels = labels_from_json(r, "labels");
+  r.finish();
+  return h;
+}
+
+json to_json(const Network& n) {
+  return {{"id", n.id.str()}, {"name", n.name}, {"vni", n.vni.value()}, {"mtu", n.mtu}};
+}
+
+Network network_from_json(const json& j, const std::string& path) {
+  JsonReader r(j, path);
+  Network n;
+  n.id = id_field<NetworkId>(r, "id");
+  n.name = r.optional_string("name").value_or(n.id.str());
+  if (!printable(n.name, 128)) {
+    throw ParseError(r.child("name"), "invalid name: up to 128 printable characters");
+  }
+  n.vni = Vni::from(r.required_int("vni", Vni::kMin, Vni::kMax));
+  n.mtu = static_cast<int>(r.optional_int("mtu", 576, 9000).value_or(1450));
+  r.finish();
+  return n;
+}
+
+json to_json(const Port& p) {
+  json ips = json::array();
+  for (const auto& ip : p.ips) ips.push_back(ip.to_string());
+  json j = {{"id", p.id.str()},     {"mac", p.mac.to_string()}, {"ips", ips},
+            {"network", p.network.str()}, {"iface_id", p.iface_id}, {"labels", to_json(p.labels)}};
+  if (p.host) j["host"] = p.host->str();
+  return j;
+}
+
+Port port_from_json(const json& j, const std::string& path) {
+  JsonReader r(j, path);
+  Port p;
+  p.id = id_field<PortId>(r, "id");
+  p.mac = r.parse_field<MacAddress>("mac", r.required_string("mac"), MacAddress::parse);
+  if (p.mac.is_multicast() || p.mac.is_zero()) {
+    throw ParseError(r.child("mac"), "port MAC must be unicast and non-zero");
+  }
+  r.for_each("ips", [&](const json& e, const std::string& epath) {
+    if (!e.is_string()) throw ParseError(epath, std::string("expected a string, got ") + e.type_name());
+    try {
+      p.ips.push_back(IpAddress::parse(e.get<std::string>()));
+    } catch (const ParseError& err) {
+      throw ParseError(epath, err.message());
+    }
+  });
+  p.network = id_field<NetworkId>(r, "network");
+  p.iface_id = r.optional_string("iface_id").value_or(p.id.str());
+  if (p.iface_id.empty() || !printable(p.iface_id, 128) ||
+      p.iface_id.find_first_of(" ,=\"") != std::string::npos) {
+    throw ParseError(r.child("iface_id"),
+                     "invalid iface_id: 1-128 printable characters without spaces, ',', '=' or '\"'");
+  }
+  p.labels = labels_from_json(r, "labels");
+  if (auto host = r.optional_string("host")) {
+    p.host = r.parse_field<HostId>("host", *host, [](const std::string& s) { return HostId::parse(s); });
+  }
+  r.finish();
+  return p;
+}
+
+json to_json(const Migration& m) {
+  json timeline = json::object();
+  for (const auto& [k, v] : m.timeline) timeline[k] = v;
+  return {{"id", m.id.str()},
+          {"port", m.port.str()},
+          {"source", m.source.str()},
+          {"destination", m.destination.str()},
+          {"state", to_string(m.state)},
+          {"reason", m.reason},
+          {"timeline", timeline}};
+}
+
+Migration migration_from_json(const json& j, const std::string& path) {
+  JsonReader r(j, path);
+  Migration m;
+  m.id = id_field<MigrationId>(r, "id");
+  m.port = id_field<PortId>(r, "port");
+  m.source = id_field<HostId>(r, "source");
+  m.destination = id_field<HostId>(r, "destination");
+  const auto state = r.required_string("state");
+  auto s = migration_state_from_string(state);
+  if (!s) throw ParseError(r.child("state"), "unknown migration state '" + state + "'");
+  m.state = *s;
+  m.reason = r.optional_string("reason").value_or("");
+  if (const auto* t = r.raw("timeline")) {
+    JsonReader tr(*t, r.child("timeline"));
+    for (const auto& [k, v] : t->items()) {
+      m.timeline[k] = tr.required_int(k, 0, INT64_MAX);
+    }
+    tr.finish();
+  }
+  r.finish();
+  return m;
+}
+
+}  // namespace cutover

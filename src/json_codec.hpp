@@ -1,0 +1,27 @@
+// JSON codecs for the shared model (model.hpp). Decoders are strict: unknown fields, wrong types
+// and invalid values throw ParseError naming the field path. Encoders produce exactly what the
+// decoders accept, so encode -> decode is the identity.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "model.hpp"
+
+namespace cutover {
+
+nlohmann::json to_json(const Host& h);
+nlohmann::json to_json(const Network& n);
+nlohmann::json to_json(const Port& p);
+nlohmann::json to_json(const Migration& m);
+nlohmann::json to_json(const Labels& l);
+
+Host host_from_json(const nlohmann::json& j, const std::string& path = "");
+Network network_from_json(const nlohmann::json& j, const std::string& path = "");
+Port port_from_json(const nlohmann::json& j, const std::string& path = "");
+Migration migration_from_json(const nlohmann::json& j, const std::string& path = "");
+
+// Label keys: 1-63 of [A-Za-z0-9._/-]; values: up to 253 printable ASCII characters.
+Labels labels_from_json(class JsonReader& r, const std::string& key);
+
+}  // namespace cutover

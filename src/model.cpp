@@ -1,0 +1,45 @@
+// Name tables for the model's enums.
+#include "model.hpp"
+
+#include <array>
+#include <utility>
+
+namespace cutover {
+
+const char* to_string(Backend b) { return b == Backend::ovs ? "ovs" : "linux"; }
+
+namespace {
+constexpr std::array<std::pair<MigrationState, const char*>, 10> kStateNames{{
+    {MigrationState::requested, "requested"},
+    {MigrationState::pending_approval, "pending_approval"},
+    {MigrationState::preparing, "preparing"},
+    {MigrationState::ready, "ready"},
+    {MigrationState::migrating, "migrating"},
+    {MigrationState::cutting_over, "cutting_over"},
+    {MigrationState::completed, "completed"},
+    {MigrationState::rolling_back, "rolling_back"},
+    {MigrationState::rolled_back, "rolled_back"},
+    {MigrationState::rejected, "rejected"},
+}};
+}  // namespace
+
+const char* to_string(MigrationState s) {
+  for (const auto& [state, name] : kStateNames) {
+    if (state == s) return name;
+  }
+  return "unknown";
+}
+
+std::optional<MigrationState> migration_state_from_string(const std::string& s) {
+  for (const auto& [state, name] : kStateNames) {
+    if (s == name) return state;
+  }
+  return std::nullopt;
+}
+
+bool is_terminal(MigrationState s) {
+  return s == MigrationState::completed || s == MigrationState::rolled_back ||
+         s == MigrationState::rejected;
+}
+
+}  // namespace cutover

@@ -1,0 +1,78 @@
+// The shared model: hosts (hypervisors), networks (VXLAN segments), ports (a VM's NIC: MAC, IPs,
+// network, OVS iface-id, current host) and migrations. Plain value types; validation lives in the
+// JSON codecs (json_codec.hpp) and in the overlay translation (consistency across objects).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ids.hpp"
+#include "ip_address.hpp"
+#include "mac_address.hpp"
+#include "vni.hpp"
+
+namespace cutover {
+
+using Labels = std::map<std::string, std::string>;
+
+enum class Backend { ovs, linux };
+const char* to_string(Backend b);
+
+struct Host {
+  HostId id;
+  IpAddress underlay_ip;  // VXLAN tunnel endpoint
+  Backend backend = Backend::ovs;
+  Labels labels;
+  bool operator==(const Host&) const = default;
+};
+
+struct Network {
+  NetworkId id;
+  std::string name;
+  Vni vni;
+  int mtu = 1450;  // VM-facing MTU; 1450 leaves room for VXLAN over a 1500 underlay
+  bool operator==(const Network&) const = default;
+};
+
+struct Port {
+  PortId id;
+  MacAddress mac;
+  std::vector<IpAddress> ips;
+  NetworkId network;
+  std::string iface_id;  // OVS external_ids:iface-id (libvirt interfaceid); defaults to the id
+  Labels labels;
+  std::optional<HostId> host;  // where the VM runs now; none = not placed
+  bool operator==(const Port&) const = default;
+};
+
+enum class MigrationState {
+  requested,
+  pending_approval,
+  preparing,
+  ready,
+  migrating,
+  cutting_over,
+  completed,
+  rolling_back,
+  rolled_back,
+  rejected,
+};
+const char* to_string(MigrationState s);
+std::optional<MigrationState> migration_state_from_string(const std::string& s);
+bool is_terminal(MigrationState s);
+
+struct Migration {
+  MigrationId id;
+  PortId port;
+  HostId source;
+  HostId destination;
+  MigrationState state = MigrationState::requested;
+  std::string reason;                      // why it was rejected / rolled back
+  std::map<std::string, int64_t> timeline;  // phase name -> unix time in microseconds
+  bool operator==(const Migration&) const = default;
+};
+
+}  // namespace cutover

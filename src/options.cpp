@@ -1,0 +1,153 @@
+// Options: flag and config-file parsing.
+#include "options.hpp"
+
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "json_reader.hpp"
+#include "parse_error.hpp"
+
+namespace cutover {
+
+Options::Options(std::string program, std::string summary)
+    : program_(std::move(program)), summary_(std::move(summary)) {}
+
+void Options::add(const std::string& name, std::string* target, const std::string& help) {
+  specs_.push_back({name, target, help});
+}
+void Options::add(const std::string& name, int64_t* target, const std::string& help) {
+  specs_.push_back({name, target, help});
+}
+void Options::add(const std::string& name, bool* target, const std::string& help) {
+  specs_.push_back({name, target, help});
+}
+
+const Options::Spec* Options::find(const std::string& name) const {
+  for (const auto& s : specs_) {
+    if (s.name == name) return &s;
+  }
+  return nullptr;
+}
+
+void Options::set(const Spec& spec, const std::string& value, const std::string& field) {
+  if (auto* s = std::get_if<std::string*>(&spec.target)) {
+    **s = value;
+  } else if (auto* i = std::get_if<int64_t*>(&spec.target)) {
+    size_t used = 0;
+    try {
+      **i = std::stoll(value, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != value.size()) {
+      throw ParseError(field, "expected an integer, got '" + value + "'");
+    }
+  } else if (auto* b = std::get_if<bool*>(&spec.target)) {
+    if (value == "true" || value == "1" || value == "yes") {
+      **b = true;
+    } else if (value == "false" || value == "0" || value == "no") {
+      **b = false;
+    } else {
+      throw ParseError(field, "expected true or false, got '" + value + "'");
+    }
+  }
+}
+
+void Options::load_config(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw ParseError("--config", "cannot read config file '" + path + "'");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  nlohmann::json j;
+  try {
+    j = parse_json_text(ss.str());
+  } catch (const ParseError& e) {
+    throw ParseError(path, e.message());
+  }
+  if (!j.is_object()) throw ParseError(path, "expected a JSON object of options");
+  for (const auto& [key, value] : j.items()) {
+    std::string name = key;
+    for (auto& c : name) {
+      if (c == '_') c = '-';
+    }
+    const Spec* spec = find(name);
+    const std::string field = path + ": " + key;
+    if (!spec || name == "config") throw ParseError(field, "unknown option");
+    if (value.is_string()) {
+      set(*spec, value.get<std::string>(), field);
+    } else if (value.is_number_integer() && std::holds_alternative<int64_t*>(spec->target)) {
+      *std::get<int64_t*>(spec->target) = value.get<int64_t>();
+    } else if (value.is_boolean() && std::holds_alternative<bool*>(spec->target)) {
+      *std::get<bool*>(spec->target) = value.get<bool>();
+    } else {
+      throw ParseError(field, std::string("wrong type ") + value.type_name());
+    }
+  }
+}
+
+bool Options::parse(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  // The config file comes first so that flags override it wherever they appear.
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--config" && i + 1 < args.size()) load_config(args[i + 1]);
+    if (args[i].rfind("--config=", 0) == 0) load_config(args[i].substr(9));
+  }
+  for (size_t i = 0; i < args.size(); ++i) {
+    const auto& a = args[i];
+    if (a == "--help" || a == "-h") {
+      std::fputs(help().c_str(), stdout);
+      return false;
+    }
+    if (a.rfind("--", 0) != 0 || a == "--") {
+      positional_.push_back(a);
+      continue;
+    }
+    std::string name = a.substr(2), value;
+    bool has_value = false;
+    if (auto eq = name.find('='); eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+      has_value = true;
+    }
+    if (name == "config") {
+      if (!has_value) ++i;
+      continue;
+    }
+    const Spec* spec = find(name);
+    if (!spec) throw ParseError("--" + name, "unknown option (see --help)");
+    if (!has_value) {
+      if (std::holds_alternative<bool*>(spec->target)) {
+        value = "true";
+      } else if (i + 1 < args.size()) {
+        value = args[++i];
+      } else {
+        throw ParseError("--" + name, "needs a value");
+      }
+    }
+    set(*spec, value, "--" + name);
+  }
+  return true;
+}
+
+std::string Options::help() const {
+  std::string out = "Usage: " + program_ + " [options]\n" + summary_ + "\n\nOptions:\n";
+  out += "  --config FILE\n      JSON object of options (keys as below, '_' for '-'); flags override it\n";
+  for (const auto& s : specs_) {
+    std::string arg;
+    std::string def;
+    if (auto* str = std::get_if<std::string*>(&s.target)) {
+      arg = " VALUE";
+      if (!(*str)->empty()) def = " (default: " + **str + ")";
+    } else if (auto* i = std::get_if<int64_t*>(&s.target)) {
+      arg = " N";
+      def = " (default: " + std::to_string(**i) + ")";
+    }
+    out += "  --" + s.name + arg + "\n      " + s.help + def + "\n";
+  }
+  out += "  --help\n      show this help\n";
+  return out;
+}
+
+}  // namespace cutover

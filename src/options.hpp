@@ -1,0 +1,44 @@
+// Options: command-line flags plus an optional JSON config file for the daemons and the CLI.
+// Each option is declared once (name, help, target); `--config FILE` fills options from a JSON
+// object whose keys are the option names with '_' for '-', then flags override it. Unknown flags,
+// unknown config keys and wrong types are ParseErrors naming the flag or field. Only main() uses
+// this: libraries take plain config structs.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace cutover {
+
+class Options {
+ public:
+  Options(std::string program, std::string summary);
+
+  void add(const std::string& name, std::string* target, const std::string& help);
+  void add(const std::string& name, int64_t* target, const std::string& help);
+  void add(const std::string& name, bool* target, const std::string& help);  // a switch
+
+  // Returns false when --help was given (help text already printed to stdout). Positional
+  // arguments are collected into positional(). Throws ParseError.
+  bool parse(int argc, char** argv);
+  const std::vector<std::string>& positional() const { return positional_; }
+  std::string help() const;
+
+ private:
+  struct Spec {
+    std::string name;
+    std::variant<std::string*, int64_t*, bool*> target;
+    std::string help;
+  };
+  const Spec* find(const std::string& name) const;
+  void set(const Spec& spec, const std::string& value, const std::string& field);
+  void load_config(const std::string& path);
+
+  std::string program_, summary_;
+  std::vector<Spec> specs_;
+  std::vector<std::string> positional_;
+};
+
+}  // namespace cutover

@@ -1,0 +1,154 @@
+// Unit tests for the strict JSON codecs: round trips, and every rejection names its field.
+#include <gtest/gtest.h>
+
+#include "desired_state.hpp"
+#include "json_codec.hpp"
+#include "json_reader.hpp"
+#include "parse_error.hpp"
+
+using namespace cutover;
+using nlohmann::json;
+
+namespace {
+// Returns the field named by the ParseError that fn throws, or "<no error>".
+template <typename Fn>
+std::string error_field(Fn&& fn) {
+  try {
+    fn();
+  } catch (const ParseError& e) {
+    return e.field();
+  }
+  return "<no error>";
+}
+
+json good_port() {
+  return {{"id", "vm1-eth0"}, {"mac", "52:54:00:00:00:01"}, {"ips", {"10.1.0.1", "fd00::1"}},
+          {"network", "blue"}, {"labels", {{"tier", "web"}}}, {"host", "hv1"}};
+}
+}  // namespace
+
+TEST(JsonCodec, HostRoundTrip) {
+  auto h = host_from_json({{"id", "hv1"}, {"underlay_ip", "192.168.0.1"}, {"backend", "linux"},
+                           {"labels", {{"zone", "a"}}}});
+  EXPECT_EQ(h.backend, Backend::linux);
+  EXPECT_EQ(host_from_json(to_json(h)), h);
+  EXPECT_EQ(host_from_json({{"id", "hv2"}, {"underlay_ip", "fd00::2"}}).backend, Backend::ovs);
+}
+
+TEST(JsonCodec, HostRejects) {
+  EXPECT_EQ(error_field([] { host_from_json({{"underlay_ip", "1.2.3.4"}}); }), "id");
+  EXPECT_EQ(error_field([] { host_from_json({{"id", "h"}, {"underlay_ip", "1.2.3"}}); }),
+            "underlay_ip");
+  EXPECT_EQ(error_field([] {
+              host_from_json({{"id", "h"}, {"underlay_ip", "1.2.3.4"}, {"backend", "vpp"}});
+            }),
+            "backend");
+  EXPECT_EQ(error_field([] {
+              host_from_json({{"id", "h"}, {"underlay_ip", "1.2.3.4"}, {"colour", "red"}});
+            }),
+            "colour");
+  EXPECT_EQ(error_field([] { host_from_json(json::array()); }), "");
+  EXPECT_EQ(error_field([] {
+              host_from_json({{"id", "h"}, {"underlay_ip", "1.2.3.4"}, {"labels", {{"k", 1}}}});
+            }),
+            "labels.k");
+  EXPECT_EQ(error_field([] {
+              host_from_json({{"id", "h"}, {"underlay_ip", "1.2.3.4"}, {"labels", {{"a b", "x"}}}});
+            }),
+            "labels.a b");
+}
+
+TEST(JsonCodec, NetworkRoundTripAndDefaults) {
+  auto n = network_from_json({{"id", "blue"}, {"vni", 100}});
+  EXPECT_EQ(n.name, "blue");
+  EXPECT_EQ(n.mtu, 1450);
+  EXPECT_EQ(n.vni.value(), 100u);
+  EXPECT_EQ(network_from_json(to_json(n)), n);
+}
+
+TEST(JsonCodec, NetworkRejects) {
+  EXPECT_EQ(error_field([] { network_from_json({{"id", "b"}, {"vni", 0}}); }), "vni");
+  EXPECT_EQ(error_field([] { network_from_json({{"id", "b"}, {"vni", 16777216}}); }), "vni");
+  EXPECT_EQ(error_field([] { network_from_json({{"id", "b"}, {"vni", "100"}}); }), "vni");
+  EXPECT_EQ(error_field([] { network_from_json({{"id", "b"}, {"vni", 1.5}}); }), "vni");
+  EXPECT_EQ(error_field([] { network_from_json({{"id", "b"}}); }), "vni");
+  EXPECT_EQ(error_field([] { network_from_json({{"id", "b"}, {"vni", 5}, {"mtu", 100000}}); }),
+            "mtu");
+  EXPECT_EQ(error_field([] {
+              network_from_json({{"id", "b"}, {"vni", 5}, {"mtu", 18446744073709551615ull}});
+            }),
+            "mtu");
+}
+
+TEST(JsonCodec, PortRoundTrip) {
+  auto p = port_from_json(good_port());
+  EXPECT_EQ(p.iface_id, "vm1-eth0");  // defaults to the id
+  EXPECT_EQ(p.ips.size(), 2u);
+  ASSERT_TRUE(p.host.has_value());
+  EXPECT_EQ(port_from_json(to_json(p)), p);
+}
+
+TEST(JsonCodec, PortRejectsNamingTheField) {
+  auto with = [](const char* key, json value) {
+    auto j = good_port();
+    j[key] = value;
+    return error_field([&] { port_from_json(j, "ports[3]"); });
+  };
+  EXPECT_EQ(with("mac", "52:54:00:00:00"), "ports[3].mac");
+  EXPECT_EQ(with("mac", "01:00:5e:00:00:01"), "ports[3].mac");
+  EXPECT_EQ(with("mac", "00:00:00:00:00:00"), "ports[3].mac");
+  EXPECT_EQ(with("ips", json::array({"10.0.0.1", "nope"})), "ports[3].ips[1]");
+  EXPECT_EQ(with("ips", json::array({7})), "ports[3].ips[0]");
+  EXPECT_EQ(with("ips", "10.0.0.1"), "ports[3].ips");
+  EXPECT_EQ(with("network", "bad id"), "ports[3].network");
+  EXPECT_EQ(with("iface_id", "a,b"), "ports[3].iface_id");
+  EXPECT_EQ(with("iface_id", ""), "ports[3].iface_id");
+  EXPECT_EQ(with("host", 5), "ports[3].host");
+  EXPECT_EQ(with("extra", true), "ports[3].extra");
+}
+
+TEST(JsonCodec, MigrationRoundTripAndRejects) {
+  Migration m;
+  m.id = MigrationId::parse("m1");
+  m.port = PortId::parse("p1");
+  m.source = HostId::parse("a");
+  m.destination = HostId::parse("b");
+  m.state = MigrationState::rolled_back;
+  m.reason = "destination never acknowledged";
+  m.timeline["requested"] = 1700000000000000;
+  EXPECT_EQ(migration_from_json(to_json(m)), m);
+  auto j = to_json(m);
+  j["state"] = "flying";
+  EXPECT_EQ(error_field([&] { migration_from_json(j); }), "state");
+  j = to_json(m);
+  j["timeline"]["requested"] = -1;
+  EXPECT_EQ(error_field([&] { migration_from_json(j); }), "timeline.requested");
+}
+
+TEST(JsonCodec, DesiredStateRoundTripAndPaths) {
+  json j = {{"generation", 7},
+            {"host", "hv1"},
+            {"hosts", {{{"id", "hv1"}, {"underlay_ip", "192.168.0.1"}}}},
+            {"networks", {{{"id", "blue"}, {"vni", 100}}}},
+            {"ports", {good_port()}}};
+  auto d = desired_state_from_json(j);
+  EXPECT_EQ(d.generation, 7u);
+  EXPECT_EQ(desired_state_from_json(to_json(d)), d);
+  j["ports"][0]["mac"] = "x";
+  EXPECT_EQ(error_field([&] { desired_state_from_json(j); }), "ports[0].mac");
+  j["ports"] = json::object();
+  EXPECT_EQ(error_field([&] { desired_state_from_json(j); }), "ports");
+  j.erase("ports");
+  j["generation"] = -1;
+  EXPECT_EQ(error_field([&] { desired_state_from_json(j); }), "generation");
+}
+
+TEST(JsonCodec, MalformedTextGivesOffset) {
+  try {
+    parse_json_text("{\"a\": ");
+    FAIL() << "expected ParseError";
+  } catch (const ParseError& e) {
+    EXPECT_NE(std::string(e.what()).find("malformed JSON at byte"), std::string::npos);
+  }
+  EXPECT_NO_THROW(parse_json_text("{}"));
+}
