@@ -56,8 +56,7 @@ int main(int argc, char** argv) {
   opts.add("ovs-rundir", &cfg.ovs_rundir,
            "OVS run directory: db.sock and <bridge>.mgmt are looked up here");
   opts.add("ovsdb", &cfg.ovsdb, "OVSDB remote (default: unix:<ovs-rundir>/db.sock)");
-  opts.add("openflow", &cfg.openflow,
-           "OpenFlow target (default: unix:<ovs-rundir>/<bridge>.mgmt)");
+  opts.add("openflow", &cfg.openflow, "OpenFlow target (default: unix:<ovs-rundir>/<bridge>.mgmt)");
   opts.add("bridge", &cfg.bridge, "integration bridge to create and program");
   opts.add("datapath-type", &cfg.datapath_type, "datapath type for a bridge we create");
   opts.add("resync-interval-ms", &cfg.resync_interval_ms,

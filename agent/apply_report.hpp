@@ -10,8 +10,8 @@ namespace cutover::agent {
 
 struct ApplyReport {
   uint64_t generation = 0;
-  bool ok = false;         // applied and confirmed by the switch (barrier / netlink ACK)
-  bool rejected = false;   // desired state invalid: nothing was touched; see error/error_field
+  bool ok = false;        // applied and confirmed by the switch (barrier / netlink ACK)
+  bool rejected = false;  // desired state invalid: nothing was touched; see error/error_field
   std::string error;
   std::string error_field;
   size_t added = 0, modified = 0, removed = 0;

@@ -77,7 +77,8 @@ void OvsReconciler::sync_tunnels(const overlay::OvsDesired& desired,
     wanted.insert(t.name);
     auto it = owned.find(t.name);
     if (it != owned.end() && it->second->remote_ip == t.remote_ip) continue;
-    if (it != owned.end()) db_.del_port(config_.bridge, t.name);  // stale remote_ip
+    if (it != owned.end())
+      db_.del_port(config_.bridge, t.name);  // stale remote_ip
     else if (present.count(t.name)) {
       throw std::runtime_error("port " + t.name + " exists on " + config_.bridge +
                                " but is not owned by cutover");

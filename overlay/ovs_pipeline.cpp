@@ -56,8 +56,8 @@ OvsDesired translate_ovs(const Topology& topo, const OvsPortMap& ports) {
       local_ofports.push_back(it->second);
       flows.push_back({kClassifyTable, 100, "in_port=" + ofport + ",dl_src=" + port.mac.to_string(),
                        "set_field:" + vni_hex + "->reg0,set_field:0->reg1,goto_table:10"});
-      flows.push_back({kL2Table, 100, in_vni + ",dl_dst=" + port.mac.to_string(),
-                       "output:" + ofport});
+      flows.push_back(
+          {kL2Table, 100, in_vni + ",dl_dst=" + port.mac.to_string(), "output:" + ofport});
     }
 
     std::vector<int64_t> flood_tunnels;
@@ -80,7 +80,8 @@ OvsDesired translate_ovs(const Topology& topo, const OvsPortMap& ports) {
         any = true;
       }
       if (!any) continue;  // tunnel not up yet: flooding covers it meanwhile
-      flows.push_back({kL2Table, 100, in_vni + ",reg1=0,dl_dst=" + remote.mac.to_string(), actions});
+      flows.push_back(
+          {kL2Table, 100, in_vni + ",reg1=0,dl_dst=" + remote.mac.to_string(), actions});
     }
 
     // Flooding with split horizon. OVS never outputs a frame back to its in_port.

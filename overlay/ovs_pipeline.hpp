@@ -32,8 +32,8 @@ struct OvsFlow {
 };
 
 struct OvsPortMap {
-  std::map<std::string, int64_t> vm_ofports;        // iface-id -> ofport (bound, link up)
-  std::map<IpAddress, int64_t> tunnel_ofports;      // remote VTEP -> ofport
+  std::map<std::string, int64_t> vm_ofports;    // iface-id -> ofport (bound, link up)
+  std::map<IpAddress, int64_t> tunnel_ofports;  // remote VTEP -> ofport
 };
 
 struct OvsDesired {

@@ -65,8 +65,7 @@ Topology build_topology(const DesiredState& state) {
     }
     auto [it, fresh] = macs.emplace(std::make_pair(vni->second, p.mac), p.id);
     if (!fresh) {
-      throw ParseError(at("ports", i, "mac"), "MAC " + p.mac.to_string() +
-                                                  " already used in VNI " +
+      throw ParseError(at("ports", i, "mac"), "MAC " + p.mac.to_string() + " already used in VNI " +
                                                   std::to_string(vni->second) + " by port '" +
                                                   it->second.str() + "'");
     }

@@ -22,9 +22,9 @@ struct RemoteMac {
 
 struct NetworkView {
   Network network;
-  std::vector<Port> local_ports;          // bound to this host, sorted by id
-  std::vector<RemoteMac> remote_macs;     // sorted by MAC
-  std::set<IpAddress> flood_vteps;        // remote VTEPs with ports in this network
+  std::vector<Port> local_ports;       // bound to this host, sorted by id
+  std::vector<RemoteMac> remote_macs;  // sorted by MAC
+  std::set<IpAddress> flood_vteps;     // remote VTEPs with ports in this network
 };
 
 struct Topology {

@@ -29,9 +29,8 @@ bool printable(const std::string& v, size_t max) {
 
 template <typename IdT>
 IdT id_field(JsonReader& r, const std::string& key) {
-  return r.parse_field<IdT>(key, r.required_string(key), [](const std::string& s) {
-    return IdT::parse(s);
-  });
+  return r.parse_field<IdT>(key, r.required_string(key),
+                            [](const std::string& s) { return IdT::parse(s); });
 }
 
 }  // namespace
@@ -40,10 +39,12 @@ Labels labels_from_json(JsonReader& r, const std::string& key) {
   Labels labels = r.string_map(key);
   for (const auto& [k, v] : labels) {
     if (!valid_label_key(k)) {
-      throw ParseError(r.child(key) + "." + k, "invalid label key: expected 1-63 of [A-Za-z0-9._/-]");
+      throw ParseError(r.child(key) + "." + k,
+                       "invalid label key: expected 1-63 of [A-Za-z0-9._/-]");
     }
     if (!printable(v, 253)) {
-      throw ParseError(r.child(key) + "." + k, "invalid label value: up to 253 printable characters");
+      throw ParseError(r.child(key) + "." + k,
+                       "invalid label value: up to 253 printable characters");
     }
   }
   return labels;
@@ -66,15 +67,16 @@ Host host_from_json(const json& j, const std::string& path) {
   JsonReader r(j, path);
   Host h;
   h.id = id_field<HostId>(r, "id");
-  h.underlay_ip = r.parse_field<IpAddress>("underlay_ip", r.required_string("underlay_ip"),
-                                           IpAddress::parse);
+  h.underlay_ip =
+      r.parse_field<IpAddress>("underlay_ip", r.required_string("underlay_ip"), IpAddress::parse);
   const auto backend = r.optional_string("backend").value_or("ovs");
   if (backend == "ovs") {
     h.backend = Backend::ovs;
   } else if (backend == "linux") {
     h.backend = Backend::linux;
   } else {
-    throw ParseError(r.child("backend"), "unknown backend '" + backend + "': expected ovs or linux");
+    throw ParseError(r.child("backend"),
+                     "unknown backend '" + backend + "': expected ovs or linux");
   }
   h.labels = labels_from_json(r, "labels");
   r.finish();
@@ -102,8 +104,9 @@ Network network_from_json(const json& j, const std::string& path) {
 json to_json(const Port& p) {
   json ips = json::array();
   for (const auto& ip : p.ips) ips.push_back(ip.to_string());
-  json j = {{"id", p.id.str()},     {"mac", p.mac.to_string()}, {"ips", ips},
-            {"network", p.network.str()}, {"iface_id", p.iface_id}, {"labels", to_json(p.labels)}};
+  json j = {
+      {"id", p.id.str()},           {"mac", p.mac.to_string()}, {"ips", ips},
+      {"network", p.network.str()}, {"iface_id", p.iface_id},   {"labels", to_json(p.labels)}};
   if (p.host) j["host"] = p.host->str();
   return j;
 }
@@ -117,7 +120,8 @@ Port port_from_json(const json& j, const std::string& path) {
     throw ParseError(r.child("mac"), "port MAC must be unicast and non-zero");
   }
   r.for_each("ips", [&](const json& e, const std::string& epath) {
-    if (!e.is_string()) throw ParseError(epath, std::string("expected a string, got ") + e.type_name());
+    if (!e.is_string())
+      throw ParseError(epath, std::string("expected a string, got ") + e.type_name());
     try {
       p.ips.push_back(IpAddress::parse(e.get<std::string>()));
     } catch (const ParseError& err) {
@@ -128,12 +132,14 @@ Port port_from_json(const json& j, const std::string& path) {
   p.iface_id = r.optional_string("iface_id").value_or(p.id.str());
   if (p.iface_id.empty() || !printable(p.iface_id, 128) ||
       p.iface_id.find_first_of(" ,=\"") != std::string::npos) {
-    throw ParseError(r.child("iface_id"),
-                     "invalid iface_id: 1-128 printable characters without spaces, ',', '=' or '\"'");
+    throw ParseError(
+        r.child("iface_id"),
+        "invalid iface_id: 1-128 printable characters without spaces, ',', '=' or '\"'");
   }
   p.labels = labels_from_json(r, "labels");
   if (auto host = r.optional_string("host")) {
-    p.host = r.parse_field<HostId>("host", *host, [](const std::string& s) { return HostId::parse(s); });
+    p.host =
+        r.parse_field<HostId>("host", *host, [](const std::string& s) { return HostId::parse(s); });
   }
   r.finish();
   return p;

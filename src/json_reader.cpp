@@ -95,7 +95,8 @@ std::map<std::string, std::string> JsonReader::string_map(const std::string& key
   }
   for (const auto& [k, val] : v->items()) {
     if (!val.is_string()) {
-      throw ParseError(child(key) + "." + k, std::string("expected a string, got ") + type_name(val));
+      throw ParseError(child(key) + "." + k,
+                       std::string("expected a string, got ") + type_name(val));
     }
     out.emplace(k, val.get<std::string>());
   }

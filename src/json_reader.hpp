@@ -44,7 +44,9 @@ class JsonReader {
     }
   }
 
-  std::string child(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
+  std::string child(const std::string& key) const {
+    return path_.empty() ? key : path_ + "." + key;
+  }
   const std::string& path() const { return path_; }
 
   // Throws ParseError for the first key that no getter consumed.

@@ -1,8 +1,8 @@
 // spdlog setup shared by the daemons, the CLI and the tests.
 #include "logging.hpp"
 
-#include <mutex>
 #include <spdlog/sinks/stdout_sinks.h>
+#include <mutex>
 
 #include "parse_error.hpp"
 
@@ -28,9 +28,9 @@ std::shared_ptr<spdlog::sinks::sink> sink_locked() {
 }  // namespace
 
 spdlog::level::level_enum parse_log_level(const std::string& text, const std::string& field) {
-  for (auto l : {spdlog::level::trace, spdlog::level::debug, spdlog::level::info,
-                 spdlog::level::warn, spdlog::level::err, spdlog::level::critical,
-                 spdlog::level::off}) {
+  for (auto l :
+       {spdlog::level::trace, spdlog::level::debug, spdlog::level::info, spdlog::level::warn,
+        spdlog::level::err, spdlog::level::critical, spdlog::level::off}) {
     if (text == spdlog::level::to_string_view(l)) return l;
   }
   if (text == "warning") return spdlog::level::warn;

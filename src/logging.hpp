@@ -2,8 +2,8 @@
 // sharing one stderr sink, as plain text or as JSON lines. Configured once from main().
 #pragma once
 
-#include <memory>
 #include <spdlog/spdlog.h>
+#include <memory>
 #include <string>
 
 namespace cutover {

@@ -18,16 +18,16 @@ int hex_value(char c) {
 
 MacAddress MacAddress::parse(std::string_view text) {
   if (text.size() != 17) {
-    throw ParseError("", "invalid MAC address '" + std::string(text) +
-                             "': expected aa:bb:cc:dd:ee:ff");
+    throw ParseError("",
+                     "invalid MAC address '" + std::string(text) + "': expected aa:bb:cc:dd:ee:ff");
   }
   std::array<uint8_t, 6> bytes{};
   for (size_t i = 0; i < 6; ++i) {
     const int hi = hex_value(text[i * 3]);
     const int lo = hex_value(text[i * 3 + 1]);
     if (hi < 0 || lo < 0 || (i < 5 && text[i * 3 + 2] != ':')) {
-      throw ParseError("", "invalid MAC address '" + std::string(text) +
-                               "': expected aa:bb:cc:dd:ee:ff");
+      throw ParseError(
+          "", "invalid MAC address '" + std::string(text) + "': expected aa:bb:cc:dd:ee:ff");
     }
     bytes[i] = static_cast<uint8_t>(hi * 16 + lo);
   }

@@ -70,7 +70,7 @@ struct Migration {
   HostId source;
   HostId destination;
   MigrationState state = MigrationState::requested;
-  std::string reason;                      // why it was rejected / rolled back
+  std::string reason;                       // why it was rejected / rolled back
   std::map<std::string, int64_t> timeline;  // phase name -> unix time in microseconds
   bool operator==(const Migration&) const = default;
 };

@@ -133,7 +133,9 @@ bool Options::parse(int argc, char** argv) {
 
 std::string Options::help() const {
   std::string out = "Usage: " + program_ + " [options]\n" + summary_ + "\n\nOptions:\n";
-  out += "  --config FILE\n      JSON object of options (keys as below, '_' for '-'); flags override it\n";
+  out +=
+      "  --config FILE\n      JSON object of options (keys as below, '_' for '-'); flags override "
+      "it\n";
   for (const auto& s : specs_) {
     std::string arg;
     std::string def;

@@ -14,6 +14,7 @@
 #include "byte-order.h"
 #include "fatal-signal.h"
 #include "openvswitch/dynamic-string.h"
+#include "openvswitch/list.h"
 #include "openvswitch/match.h"
 #include "openvswitch/ofp-actions.h"
 #include "openvswitch/ofp-errors.h"
@@ -23,7 +24,6 @@
 #include "openvswitch/ofp-protocol.h"
 #include "openvswitch/ofp-util.h"
 #include "openvswitch/ofpbuf.h"
-#include "openvswitch/list.h"
 #include "openvswitch/poll-loop.h"
 #include "openvswitch/vconn.h"
 #include "openvswitch/vlog.h"
@@ -33,7 +33,7 @@
 #include "util.h"
 #include "vswitch-idl.h"
 
-static int set_err(char **err, int code, const char *fmt, ...) {
+static int set_err(char** err, int code, const char* fmt, ...) {
   if (err) {
     va_list args;
     va_start(args, fmt);
@@ -52,9 +52,9 @@ void cov_init(void) {
   fatal_ignore_sigpipe();
 }
 
-void cov_free(void *p) { free(p); }
+void cov_free(void* p) { free(p); }
 
-void cov_free_strings(char **v, size_t n) {
+void cov_free_strings(char** v, size_t n) {
   for (size_t i = 0; i < n; i++) free(v[i]);
   free(v);
 }
@@ -62,33 +62,33 @@ void cov_free_strings(char **v, size_t n) {
 /* ---------------------------------------------------------------- OpenFlow */
 
 struct cov_of {
-  struct vconn *vconn;
+  struct vconn* vconn;
   enum ofputil_protocol protocol;
 };
 
-int cov_of_open(const char *target, int timeout_ms, cov_of **out, char **err) {
-  struct vconn *vconn = NULL;
+int cov_of_open(const char* target, int timeout_ms, cov_of** out, char** err) {
+  struct vconn* vconn = NULL;
   int error = vconn_open_block(target, 1u << OFP14_VERSION, DSCP_DEFAULT, timeout_ms, &vconn);
   if (error) {
     return set_err(err, error, "cannot open OpenFlow connection to %s: %s", target,
                    ovs_strerror(error));
   }
-  cov_of *of = xzalloc(sizeof *of);
+  cov_of* of = xzalloc(sizeof *of);
   of->vconn = vconn;
   of->protocol = ofputil_protocol_from_ofp_version(vconn_get_version(vconn));
   *out = of;
   return 0;
 }
 
-void cov_of_close(cov_of *of) {
+void cov_of_close(cov_of* of) {
   if (!of) return;
   vconn_close(of->vconn);
   free(of);
 }
 
-static void format_flow(uint8_t table_id, const struct match *match, int priority,
-                        const struct ofpact *ofpacts, size_t ofpacts_len, char **key,
-                        char **actions) {
+static void format_flow(uint8_t table_id, const struct match* match, int priority,
+                        const struct ofpact* ofpacts, size_t ofpacts_len, char** key,
+                        char** actions) {
   struct ds s = DS_EMPTY_INITIALIZER;
   ds_put_format(&s, "table=%u,priority=%d,", table_id, priority);
   /* Priority printed explicitly above; OFP_DEFAULT_PRIORITY makes match_format omit it. */
@@ -102,19 +102,19 @@ static void format_flow(uint8_t table_id, const struct match *match, int priorit
   *actions = ds_steal_cstr(&a);
 }
 
-static char *parse_flow(struct ofputil_flow_mod *fm, const char *flow, int command) {
+static char* parse_flow(struct ofputil_flow_mod* fm, const char* flow, int command) {
   enum ofputil_protocol usable;
   return parse_ofp_flow_mod_str(fm, flow, NULL, NULL, command, &usable);
 }
 
-static void destroy_fm(struct ofputil_flow_mod *fm) {
-  free(CONST_CAST(struct ofpact *, fm->ofpacts));
+static void destroy_fm(struct ofputil_flow_mod* fm) {
+  free(CONST_CAST(struct ofpact*, fm->ofpacts));
   minimatch_destroy(&fm->match);
 }
 
-int cov_flow_normalize(const char *flow, char **key, char **actions, char **err) {
+int cov_flow_normalize(const char* flow, char** key, char** actions, char** err) {
   struct ofputil_flow_mod fm;
-  char *perr = parse_flow(&fm, flow, OFPFC_ADD);
+  char* perr = parse_flow(&fm, flow, OFPFC_ADD);
   if (perr) {
     int rc = set_err(err, EINVAL, "bad flow '%s': %s", flow, perr);
     free(perr);
@@ -128,26 +128,26 @@ int cov_flow_normalize(const char *flow, char **key, char **actions, char **err)
   return 0;
 }
 
-static void format_ofp_errors(struct ovs_list *errors, struct ds *s) {
-  struct ofpbuf *msg;
-  LIST_FOR_EACH (msg, list_node, errors) {
-    const struct ofp_header *oh = msg->data;
+static void format_ofp_errors(struct ovs_list* errors, struct ds* s) {
+  struct ofpbuf* msg;
+  LIST_FOR_EACH(msg, list_node, errors) {
+    const struct ofp_header* oh = msg->data;
     enum ofperr ofperr = ofperr_decode_msg(oh, NULL);
     ds_put_format(s, "%s%s", s->length ? "; " : "", ofperr_to_string(ofperr));
   }
 }
 
-static int barrier(cov_of *of, char **err) {
-  struct ofpbuf *request = ofputil_encode_barrier_request(vconn_get_version(of->vconn));
-  struct ofpbuf *reply = NULL;
+static int barrier(cov_of* of, char** err) {
+  struct ofpbuf* request = ofputil_encode_barrier_request(vconn_get_version(of->vconn));
+  struct ofpbuf* reply = NULL;
   int error = vconn_transact(of->vconn, request, &reply);
   ofpbuf_delete(reply);
   if (error) return set_err(err, error, "barrier failed: %s", ovs_strerror(error));
   return 0;
 }
 
-int cov_of_bundle(cov_of *of, const int *ops, const char *const *flows, size_t n, uint64_t cookie,
-                  char **err) {
+int cov_of_bundle(cov_of* of, const int* ops, const char* const* flows, size_t n, uint64_t cookie,
+                  char** err) {
   if (n == 0) return barrier(of, err);
   struct ovs_list requests;
   ovs_list_init(&requests);
@@ -156,7 +156,7 @@ int cov_of_bundle(cov_of *of, const int *ops, const char *const *flows, size_t n
                   : ops[i] == COV_FLOW_MODIFY ? OFPFC_MODIFY_STRICT
                                               : OFPFC_DELETE_STRICT;
     struct ofputil_flow_mod fm;
-    char *perr = parse_flow(&fm, flows[i], command);
+    char* perr = parse_flow(&fm, flows[i], command);
     if (perr) {
       int rc = set_err(err, EINVAL, "bad flow '%s': %s", flows[i], perr);
       free(perr);
@@ -170,7 +170,7 @@ int cov_of_bundle(cov_of *of, const int *ops, const char *const *flows, size_t n
       fm.cookie_mask = OVS_BE64_MAX;
       fm.new_cookie = OVS_BE64_MAX; /* leave the cookie as it is */
     }
-    struct ofpbuf *msg = ofputil_encode_flow_mod(&fm, of->protocol);
+    struct ofpbuf* msg = ofputil_encode_flow_mod(&fm, of->protocol);
     ovs_list_push_back(&requests, &msg->list_node);
     destroy_fm(&fm);
   }
@@ -182,8 +182,7 @@ int cov_of_bundle(cov_of *of, const int *ops, const char *const *flows, size_t n
     struct ds s = DS_EMPTY_INITIALIZER;
     format_ofp_errors(&errors, &s);
     int rc = set_err(err, error ? error : EPROTO, "bundle of %zu flow mods rejected: %s%s%s", n,
-                     error ? ovs_strerror(error) : "", error && s.length ? "; " : "",
-                     ds_cstr(&s));
+                     error ? ovs_strerror(error) : "", error && s.length ? "; " : "", ds_cstr(&s));
     ds_destroy(&s);
     ofpbuf_list_delete(&errors);
     return rc;
@@ -193,8 +192,8 @@ int cov_of_bundle(cov_of *of, const int *ops, const char *const *flows, size_t n
   return barrier(of, err);
 }
 
-int cov_of_dump(cov_of *of, uint64_t cookie, uint64_t mask, char ***keys, char ***actions,
-                size_t *n, char **err) {
+int cov_of_dump(cov_of* of, uint64_t cookie, uint64_t mask, char*** keys, char*** actions,
+                size_t* n, char** err) {
   struct ofputil_flow_stats_request fsr;
   memset(&fsr, 0, sizeof fsr);
   fsr.aggregate = false;
@@ -205,7 +204,7 @@ int cov_of_dump(cov_of *of, uint64_t cookie, uint64_t mask, char ***keys, char *
   fsr.cookie = htonll(cookie);
   fsr.cookie_mask = htonll(mask);
 
-  struct ofputil_flow_stats *fses = NULL;
+  struct ofputil_flow_stats* fses = NULL;
   size_t n_fses = 0;
   int error = vconn_dump_flows(of->vconn, &fsr, of->protocol, &fses, &n_fses);
   if (error) return set_err(err, error, "flow dump failed: %s", ovs_strerror(error));
@@ -215,7 +214,7 @@ int cov_of_dump(cov_of *of, uint64_t cookie, uint64_t mask, char ***keys, char *
   for (size_t i = 0; i < n_fses; i++) {
     format_flow(fses[i].table_id, &fses[i].match, fses[i].priority, fses[i].ofpacts,
                 fses[i].ofpacts_len, &(*keys)[i], &(*actions)[i]);
-    free(CONST_CAST(struct ofpact *, fses[i].ofpacts));
+    free(CONST_CAST(struct ofpact*, fses[i].ofpacts));
   }
   free(fses);
   *n = n_fses;
@@ -225,55 +224,55 @@ int cov_of_dump(cov_of *of, uint64_t cookie, uint64_t mask, char ***keys, char *
 /* ---------------------------------------------------------------- OVSDB */
 
 struct cov_db {
-  struct ovsdb_idl *idl;
+  struct ovsdb_idl* idl;
 };
 
-cov_db *cov_db_create(const char *remote) {
-  cov_db *db = xzalloc(sizeof *db);
+cov_db* cov_db_create(const char* remote) {
+  cov_db* db = xzalloc(sizeof *db);
   db->idl = ovsdb_idl_create(remote, &ovsrec_idl_class, true, true);
   return db;
 }
 
-void cov_db_destroy(cov_db *db) {
+void cov_db_destroy(cov_db* db) {
   if (!db) return;
   ovsdb_idl_destroy(db->idl);
   free(db);
 }
 
-unsigned int cov_db_run(cov_db *db) {
+unsigned int cov_db_run(cov_db* db) {
   ovsdb_idl_run(db->idl);
   return ovsdb_idl_get_seqno(db->idl);
 }
 
-int cov_db_connected(cov_db *db) {
+int cov_db_connected(cov_db* db) {
   return ovsdb_idl_is_connected(db->idl) && ovsdb_idl_has_ever_connected(db->idl);
 }
 
-void cov_db_wait(cov_db *db, int wake_fd, int timeout_ms) {
+void cov_db_wait(cov_db* db, int wake_fd, int timeout_ms) {
   ovsdb_idl_wait(db->idl);
   if (wake_fd >= 0) poll_fd_wait(wake_fd, POLLIN);
   if (timeout_ms >= 0) poll_timer_wait(timeout_ms);
   poll_block();
 }
 
-static const struct ovsrec_bridge *find_bridge(cov_db *db, const char *name) {
-  const struct ovsrec_bridge *br;
-  OVSREC_BRIDGE_FOR_EACH (br, db->idl) {
+static const struct ovsrec_bridge* find_bridge(cov_db* db, const char* name) {
+  const struct ovsrec_bridge* br;
+  OVSREC_BRIDGE_FOR_EACH(br, db->idl) {
     if (!strcmp(br->name, name)) return br;
   }
   return NULL;
 }
 
-size_t cov_db_interfaces(cov_db *db, struct cov_iface *out, size_t max) {
+size_t cov_db_interfaces(cov_db* db, struct cov_iface* out, size_t max) {
   size_t n = 0;
-  const struct ovsrec_bridge *br;
-  OVSREC_BRIDGE_FOR_EACH (br, db->idl) {
+  const struct ovsrec_bridge* br;
+  OVSREC_BRIDGE_FOR_EACH(br, db->idl) {
     for (size_t p = 0; p < br->n_ports; p++) {
-      const struct ovsrec_port *port = br->ports[p];
+      const struct ovsrec_port* port = br->ports[p];
       for (size_t i = 0; i < port->n_interfaces; i++) {
-        const struct ovsrec_interface *iface = port->interfaces[i];
+        const struct ovsrec_interface* iface = port->interfaces[i];
         if (n < max) {
-          struct cov_iface *o = &out[n];
+          struct cov_iface* o = &out[n];
           o->name = iface->name;
           o->type = iface->type;
           o->bridge = br->name;
@@ -291,11 +290,11 @@ size_t cov_db_interfaces(cov_db *db, struct cov_iface *out, size_t max) {
   return n;
 }
 
-static int commit(struct ovsdb_idl_txn *txn, const char *what, char **err) {
+static int commit(struct ovsdb_idl_txn* txn, const char* what, char** err) {
   enum ovsdb_idl_txn_status status = ovsdb_idl_txn_commit_block(txn);
   int rc = 0;
   if (status != TXN_SUCCESS && status != TXN_UNCHANGED) {
-    const char *detail = ovsdb_idl_txn_get_error(txn);
+    const char* detail = ovsdb_idl_txn_get_error(txn);
     rc = set_err(err, EIO, "OVSDB transaction (%s) failed: %s%s%s", what,
                  ovsdb_idl_txn_status_to_string(status), detail ? ": " : "", detail ? detail : "");
   }
@@ -303,30 +302,30 @@ static int commit(struct ovsdb_idl_txn *txn, const char *what, char **err) {
   return rc;
 }
 
-int cov_db_ensure_bridge(cov_db *db, const char *bridge, const char *datapath_type, char **err) {
-  const struct ovsrec_open_vswitch *ovs = ovsrec_open_vswitch_first(db->idl);
+int cov_db_ensure_bridge(cov_db* db, const char* bridge, const char* datapath_type, char** err) {
+  const struct ovsrec_open_vswitch* ovs = ovsrec_open_vswitch_first(db->idl);
   if (!ovs) return set_err(err, EAGAIN, "OVSDB has no Open_vSwitch row yet (not connected?)");
-  static const char *protocols[] = {"OpenFlow10", "OpenFlow13", "OpenFlow14", "OpenFlow15"};
-  const struct ovsrec_bridge *existing = find_bridge(db, bridge);
+  static const char* protocols[] = {"OpenFlow10", "OpenFlow13", "OpenFlow14", "OpenFlow15"};
+  const struct ovsrec_bridge* existing = find_bridge(db, bridge);
   if (existing) {
     bool has14 = false;
     for (size_t i = 0; i < existing->n_protocols; i++) {
       if (!strcmp(existing->protocols[i], "OpenFlow14")) has14 = true;
     }
     if (has14 || existing->n_protocols == 0) return 0;
-    struct ovsdb_idl_txn *txn = ovsdb_idl_txn_create(db->idl);
+    struct ovsdb_idl_txn* txn = ovsdb_idl_txn_create(db->idl);
     ovsrec_bridge_set_protocols(existing, protocols, 4);
     return commit(txn, "enable OpenFlow 1.4", err);
   }
-  struct ovsdb_idl_txn *txn = ovsdb_idl_txn_create(db->idl);
+  struct ovsdb_idl_txn* txn = ovsdb_idl_txn_create(db->idl);
   ovsdb_idl_txn_add_comment(txn, "cutover-agent: create bridge %s", bridge);
-  struct ovsrec_interface *iface = ovsrec_interface_insert(txn);
+  struct ovsrec_interface* iface = ovsrec_interface_insert(txn);
   ovsrec_interface_set_name(iface, bridge);
   ovsrec_interface_set_type(iface, "internal");
-  struct ovsrec_port *port = ovsrec_port_insert(txn);
+  struct ovsrec_port* port = ovsrec_port_insert(txn);
   ovsrec_port_set_name(port, bridge);
   ovsrec_port_set_interfaces(port, &iface, 1);
-  struct ovsrec_bridge *br = ovsrec_bridge_insert(txn);
+  struct ovsrec_bridge* br = ovsrec_bridge_insert(txn);
   ovsrec_bridge_set_name(br, bridge);
   ovsrec_bridge_set_datapath_type(br, datapath_type);
   ovsrec_bridge_set_fail_mode(br, "secure");
@@ -337,29 +336,29 @@ int cov_db_ensure_bridge(cov_db *db, const char *bridge, const char *datapath_ty
   return commit(txn, "create bridge", err);
 }
 
-int cov_db_add_port(cov_db *db, const char *bridge, const char *name, const char *type,
-                    const char *const *options, size_t n_options, char **err) {
-  const struct ovsrec_bridge *br = find_bridge(db, bridge);
+int cov_db_add_port(cov_db* db, const char* bridge, const char* name, const char* type,
+                    const char* const* options, size_t n_options, char** err) {
+  const struct ovsrec_bridge* br = find_bridge(db, bridge);
   if (!br) return set_err(err, ENOENT, "bridge %s does not exist", bridge);
   struct smap opts = SMAP_INITIALIZER(&opts);
   for (size_t i = 0; i < n_options; i++) {
-    const char *eq = strchr(options[i], '=');
+    const char* eq = strchr(options[i], '=');
     if (!eq) {
       smap_destroy(&opts);
       return set_err(err, EINVAL, "bad option '%s': expected key=value", options[i]);
     }
-    char *k = xmemdup0(options[i], eq - options[i]);
+    char* k = xmemdup0(options[i], eq - options[i]);
     smap_add(&opts, k, eq + 1);
     free(k);
   }
-  struct ovsdb_idl_txn *txn = ovsdb_idl_txn_create(db->idl);
+  struct ovsdb_idl_txn* txn = ovsdb_idl_txn_create(db->idl);
   ovsdb_idl_txn_add_comment(txn, "cutover-agent: add port %s", name);
-  struct ovsrec_interface *iface = ovsrec_interface_insert(txn);
+  struct ovsrec_interface* iface = ovsrec_interface_insert(txn);
   ovsrec_interface_set_name(iface, name);
   ovsrec_interface_set_type(iface, type);
   ovsrec_interface_set_options(iface, &opts);
   ovsrec_interface_update_external_ids_setkey(iface, "cutover-owned", "true");
-  struct ovsrec_port *port = ovsrec_port_insert(txn);
+  struct ovsrec_port* port = ovsrec_port_insert(txn);
   ovsrec_port_set_name(port, name);
   ovsrec_port_set_interfaces(port, &iface, 1);
   ovsrec_port_update_external_ids_setkey(port, "cutover-owned", "true");
@@ -368,16 +367,16 @@ int cov_db_add_port(cov_db *db, const char *bridge, const char *name, const char
   return commit(txn, "add port", err);
 }
 
-int cov_db_del_port(cov_db *db, const char *bridge, const char *name, char **err) {
-  const struct ovsrec_bridge *br = find_bridge(db, bridge);
+int cov_db_del_port(cov_db* db, const char* bridge, const char* name, char** err) {
+  const struct ovsrec_bridge* br = find_bridge(db, bridge);
   if (!br) return set_err(err, ENOENT, "bridge %s does not exist", bridge);
   for (size_t p = 0; p < br->n_ports; p++) {
-    const struct ovsrec_port *port = br->ports[p];
+    const struct ovsrec_port* port = br->ports[p];
     if (strcmp(port->name, name)) continue;
     if (!smap_get_bool(&port->external_ids, "cutover-owned", false)) {
       return set_err(err, EPERM, "port %s is not owned by cutover; leaving it alone", name);
     }
-    struct ovsdb_idl_txn *txn = ovsdb_idl_txn_create(db->idl);
+    struct ovsdb_idl_txn* txn = ovsdb_idl_txn_create(db->idl);
     ovsdb_idl_txn_add_comment(txn, "cutover-agent: delete port %s", name);
     ovsrec_bridge_update_ports_delvalue(br, port);
     return commit(txn, "delete port", err);

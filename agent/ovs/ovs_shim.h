@@ -15,69 +15,69 @@ extern "C" {
 
 /* One-time library setup: quiets vlog to warnings on stderr, ignores SIGPIPE. */
 void cov_init(void);
-void cov_free(void *p);
-void cov_free_strings(char **v, size_t n);
+void cov_free(void* p);
+void cov_free_strings(char** v, size_t n);
 
 /* ---- OpenFlow ---- */
 typedef struct cov_of cov_of;
 
 /* Connects to target (e.g. "unix:/run/ovs/br-int.mgmt") speaking OpenFlow 1.4. */
-int cov_of_open(const char *target, int timeout_ms, cov_of **out, char **err);
-void cov_of_close(cov_of *of);
+int cov_of_open(const char* target, int timeout_ms, cov_of** out, char** err);
+void cov_of_close(cov_of* of);
 
 /* Parses flow text ("table=0,priority=10,in_port=1 actions=output:2") and prints it back in OVS's
  * canonical form, split into the flow's identity (table, priority, match) and its actions, so that
  * desired flows and flows dumped from the switch compare as strings. */
-int cov_flow_normalize(const char *flow, char **key, char **actions, char **err);
+int cov_flow_normalize(const char* flow, char** key, char** actions, char** err);
 
 enum cov_flow_op { COV_FLOW_ADD = 0, COV_FLOW_MODIFY = 1, COV_FLOW_DELETE = 2 };
 
 /* Sends ops[i] flows[i] as one atomic, ordered OpenFlow bundle, every flow tagged with `cookie`
  * (modify/delete only touch flows carrying exactly that cookie), and returns only after the
  * commit reply and a barrier reply: a 0 return means the switch has applied the change. */
-int cov_of_bundle(cov_of *of, const int *ops, const char *const *flows, size_t n, uint64_t cookie,
-                  char **err);
+int cov_of_bundle(cov_of* of, const int* ops, const char* const* flows, size_t n, uint64_t cookie,
+                  char** err);
 
 /* Dumps the flows whose cookie matches cookie/mask, in canonical key/actions form. */
-int cov_of_dump(cov_of *of, uint64_t cookie, uint64_t mask, char ***keys, char ***actions,
-                size_t *n, char **err);
+int cov_of_dump(cov_of* of, uint64_t cookie, uint64_t mask, char*** keys, char*** actions,
+                size_t* n, char** err);
 
 /* ---- OVSDB (Open_vSwitch database through the IDL) ---- */
 typedef struct cov_db cov_db;
 
 struct cov_iface {
-  const char *name;
-  const char *type;
-  const char *bridge;    /* "" if not on a bridge */
-  const char *iface_id;  /* external_ids:iface-id, or "" */
-  const char *remote_ip; /* options:remote_ip, or "" */
+  const char* name;
+  const char* type;
+  const char* bridge;    /* "" if not on a bridge */
+  const char* iface_id;  /* external_ids:iface-id, or "" */
+  const char* remote_ip; /* options:remote_ip, or "" */
   int64_t ofport;        /* -1 when unassigned or failed */
   int link_up;           /* link_state == "up" */
   int owned;             /* external_ids:cutover-owned == "true" */
 };
 
 /* remote: e.g. "unix:/run/ovs/db.sock"; reconnects by itself. */
-cov_db *cov_db_create(const char *remote);
-void cov_db_destroy(cov_db *db);
+cov_db* cov_db_create(const char* remote);
+void cov_db_destroy(cov_db* db);
 /* Processes what the server sent; returns the IDL sequence number (changes when contents do). */
-unsigned int cov_db_run(cov_db *db);
-int cov_db_connected(cov_db *db);
+unsigned int cov_db_run(cov_db* db);
+int cov_db_connected(cov_db* db);
 /* Blocks until the IDL has work, wake_fd is readable, or timeout_ms passes (-1 = no timeout). */
-void cov_db_wait(cov_db *db, int wake_fd, int timeout_ms);
+void cov_db_wait(cov_db* db, int wake_fd, int timeout_ms);
 /* Fills up to max interfaces; strings stay valid until the next cov_db_run. Returns the count
  * (which may exceed max: call again with a bigger array). */
-size_t cov_db_interfaces(cov_db *db, struct cov_iface *out, size_t max);
+size_t cov_db_interfaces(cov_db* db, struct cov_iface* out, size_t max);
 
 /* Creates the bridge if missing (datapath type, OpenFlow 1.3-1.5, fail_mode=secure,
  * external_ids:cutover-owned=true) and leaves an existing one's settings alone except for adding
  * the protocols we need. */
-int cov_db_ensure_bridge(cov_db *db, const char *bridge, const char *datapath_type, char **err);
+int cov_db_ensure_bridge(cov_db* db, const char* bridge, const char* datapath_type, char** err);
 /* Adds a port with one interface of `type` and options given as "k=v" strings, tagged
  * external_ids:cutover-owned=true. */
-int cov_db_add_port(cov_db *db, const char *bridge, const char *name, const char *type,
-                    const char *const *options, size_t n_options, char **err);
+int cov_db_add_port(cov_db* db, const char* bridge, const char* name, const char* type,
+                    const char* const* options, size_t n_options, char** err);
 /* Removes a port we own from the bridge; refuses ports not tagged cutover-owned. */
-int cov_db_del_port(cov_db *db, const char *bridge, const char *name, char **err);
+int cov_db_del_port(cov_db* db, const char* bridge, const char* name, char** err);
 
 #ifdef __cplusplus
 }

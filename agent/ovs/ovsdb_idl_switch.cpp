@@ -28,8 +28,8 @@ std::vector<OvsInterface> OvsdbIdlSwitch::interfaces() {
   out.reserve(n);
   for (size_t i = 0; i < n; ++i) {
     const auto& r = raw[i];
-    OvsInterface o{r.name, r.type, r.bridge, r.iface_id, std::nullopt, r.ofport, r.link_up != 0,
-                   r.owned != 0};
+    OvsInterface o{r.name,       r.type,   r.bridge,       r.iface_id,
+                   std::nullopt, r.ofport, r.link_up != 0, r.owned != 0};
     if (r.remote_ip[0]) {
       try {
         o.remote_ip = IpAddress::parse(r.remote_ip);

@@ -65,6 +65,10 @@ class Host:
     def ofctl(self, *args, **kw):
         return self.exec("ovs-ofctl", "-O", "OpenFlow14", *args, env=self.env, **kw)
 
+    def appctl(self, *args, **kw):
+        return self.exec("ovs-appctl", f"--target={self.rundir}/ovs-vswitchd.ctl", *args,
+                         env=self.env, **kw)
+
     def mgmt(self, bridge="br-int"):
         return f"unix:{self.rundir}/{bridge}.mgmt"
 
@@ -116,11 +120,12 @@ class Lab:
 
     def spawn(self, ns, cmd, log_name, env=None):
         """Starts cmd inside namespace ns (None = here), logging to a file; tracked by PID."""
-        log = open(os.path.join(self.dir, log_name), "ab")
+        log_path = os.path.join(self.dir, log_name)
         full = (["ip", "netns", "exec", ns] if ns else []) + list(cmd)
-        proc = subprocess.Popen(full, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)
-        proc.log_path = log.name
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(full, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                    start_new_session=True)
+        proc.log_path = log_path
         self.procs.append(proc)
         return proc
 
@@ -168,6 +173,13 @@ class Lab:
         host.exec("ip", "link", "set", "br-phy", "up")
         host.exec("nft", "add table netdev cutover_lab; "
                   "add chain netdev cutover_lab uplink { type filter hook ingress device eth0 priority 0; policy drop; }")
+        # Pre-load OVS's tunnel neighbour cache both ways, as a busy underlay would have it:
+        # otherwise the first encapsulated frame to each VTEP is dropped while OVS resolves it,
+        # and the VM's ARP only retries a second later.
+        host.phy_mac = json.loads(host.exec("ip", "-j", "link", "show", "br-phy").stdout)[0]["address"]
+        for other in self.hosts.values():
+            host.appctl("tnl/neigh/set", "br-phy", other.underlay_ip, other.phy_mac)
+            other.appctl("tnl/neigh/set", "br-phy", host.underlay_ip, host.phy_mac)
         self.hosts[name] = host
         return host
 
@@ -242,3 +254,53 @@ def write_json(path, doc):
     with open(tmp, "w") as f:
         json.dump(doc, f, indent=1)
     os.rename(tmp, path)
+
+
+class AgentRunner:
+    """Runs cutover-agent for one host from a desired-state file; reads its status file."""
+
+    def __init__(self, lab, host, binary, extra_args=()):
+        self.lab, self.host, self.binary, self.extra = lab, host, binary, list(extra_args)
+        self.state_path = os.path.join(host.dir, "desired-state.json")
+        self.status_path = os.path.join(host.dir, "agent-status.json")
+        self.proc = None
+
+    def write_state(self, doc, reload=True):
+        write_json(self.state_path, doc)
+        if reload and self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGHUP)
+
+    def start(self):
+        if os.path.exists(self.status_path):
+            os.unlink(self.status_path)  # so that waiting sees this process's own report
+        self.proc = self.lab.spawn(self.host.ns, [self.binary, "--ovs-rundir", self.host.rundir,
+                                                  "--desired-state", self.state_path,
+                                                  "--status-file", self.status_path, *self.extra],
+                                   f"{self.host.name}-agent.log")
+        return self.proc
+
+    def kill9(self):
+        self.lab.stop(self.proc, signal.SIGKILL)
+
+    def status(self):
+        try:
+            with open(self.status_path) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return None
+
+    def wait_applied(self, generation, complete=True, timeout=10):
+        def ok():
+            s = self.status()
+            if self.proc and self.proc.poll() is not None:
+                raise LabError(f"agent on {self.host.name} exited ({self.proc.returncode}); "
+                               f"log: {self.log()[-2000:]}")
+            return (s and s["ok"] and s["generation"] >= generation
+                    and (not complete or not s["waiting_for"])) and s
+        return wait_until(f"{self.host.name} agent to apply generation {generation}", ok, timeout)
+
+    def log(self):
+        if not self.proc:
+            return ""
+        with open(self.proc.log_path) as f:
+            return f.read()

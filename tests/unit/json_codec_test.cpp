@@ -22,13 +22,15 @@ std::string error_field(Fn&& fn) {
 }
 
 json good_port() {
-  return {{"id", "vm1-eth0"}, {"mac", "52:54:00:00:00:01"}, {"ips", {"10.1.0.1", "fd00::1"}},
+  return {{"id", "vm1-eth0"},  {"mac", "52:54:00:00:00:01"},  {"ips", {"10.1.0.1", "fd00::1"}},
           {"network", "blue"}, {"labels", {{"tier", "web"}}}, {"host", "hv1"}};
 }
 }  // namespace
 
 TEST(JsonCodec, HostRoundTrip) {
-  auto h = host_from_json({{"id", "hv1"}, {"underlay_ip", "192.168.0.1"}, {"backend", "linux"},
+  auto h = host_from_json({{"id", "hv1"},
+                           {"underlay_ip", "192.168.0.1"},
+                           {"backend", "linux"},
                            {"labels", {{"zone", "a"}}}});
   EXPECT_EQ(h.backend, Backend::linux);
   EXPECT_EQ(host_from_json(to_json(h)), h);
@@ -37,7 +39,9 @@ TEST(JsonCodec, HostRoundTrip) {
 
 TEST(JsonCodec, HostRejects) {
   EXPECT_EQ(error_field([] { host_from_json({{"underlay_ip", "1.2.3.4"}}); }), "id");
-  EXPECT_EQ(error_field([] { host_from_json({{"id", "h"}, {"underlay_ip", "1.2.3"}}); }),
+  EXPECT_EQ(error_field([] {
+              host_from_json({{"id", "h"}, {"underlay_ip", "1.2.3"}});
+            }),
             "underlay_ip");
   EXPECT_EQ(error_field([] {
               host_from_json({{"id", "h"}, {"underlay_ip", "1.2.3.4"}, {"backend", "vpp"}});
@@ -72,7 +76,9 @@ TEST(JsonCodec, NetworkRejects) {
   EXPECT_EQ(error_field([] { network_from_json({{"id", "b"}, {"vni", "100"}}); }), "vni");
   EXPECT_EQ(error_field([] { network_from_json({{"id", "b"}, {"vni", 1.5}}); }), "vni");
   EXPECT_EQ(error_field([] { network_from_json({{"id", "b"}}); }), "vni");
-  EXPECT_EQ(error_field([] { network_from_json({{"id", "b"}, {"vni", 5}, {"mtu", 100000}}); }),
+  EXPECT_EQ(error_field([] {
+              network_from_json({{"id", "b"}, {"vni", 5}, {"mtu", 100000}});
+            }),
             "mtu");
   EXPECT_EQ(error_field([] {
               network_from_json({{"id", "b"}, {"vni", 5}, {"mtu", 18446744073709551615ull}});

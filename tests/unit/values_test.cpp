@@ -16,9 +16,9 @@ TEST(MacAddress, ParsesAndPrintsLowercase) {
 }
 
 TEST(MacAddress, RejectsMalformed) {
-  for (const char* bad : {"", "52:54:00:ab:cd", "52:54:00:ab:cd:0f:", "52-54-00-ab-cd-0f",
-                          "5254.00ab.cd0f", "52:54:00:ab:cd:0g", "52:54:00:ab:cd: f",
-                          "52:54:00:ab:cd:0f ", "zz:zz:zz:zz:zz:zz"}) {
+  for (const char* bad :
+       {"", "52:54:00:ab:cd", "52:54:00:ab:cd:0f:", "52-54-00-ab-cd-0f", "5254.00ab.cd0f",
+        "52:54:00:ab:cd:0g", "52:54:00:ab:cd: f", "52:54:00:ab:cd:0f ", "zz:zz:zz:zz:zz:zz"}) {
     EXPECT_THROW(MacAddress::parse(bad), ParseError) << bad;
   }
 }

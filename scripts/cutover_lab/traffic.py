@@ -1,0 +1,111 @@
+"""Traffic probes run inside VM namespaces (python3 -m cutover_lab.traffic ...).
+
+udp-recv PORT OUT.json        count sequence-numbered datagrams until SIGTERM; write stats
+udp-send IP PORT PPS SECONDS  send sequence-numbered datagrams at a fixed rate
+tcp-sink PORT                 accept connections, discard data, report bytes per connection
+tcp-send IP PORT BYTES        send BYTES and wait for the sink's byte count echo
+bcast-send IFACE COUNT        send COUNT broadcast frames with ethertype 0x88b5 (local experimental)
+
+Receivers timestamp with the host clock (time.monotonic) so gaps are measured where they happen.
+"""
+import json
+import signal
+import socket
+import struct
+import sys
+import time
+
+
+def udp_recv(port, out_path):
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("0.0.0.0", int(port)))
+    sock.settimeout(0.2)
+    seen, arrivals, stop = set(), [], [False]
+    signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__(0, True))
+    with open(out_path + ".ready", "w"):
+        pass
+    while not stop[0]:
+        try:
+            data, _ = sock.recvfrom(2048)
+        except socket.timeout:
+            continue
+        if len(data) >= 8:
+            seq = struct.unpack("!Q", data[:8])[0]
+            seen.add(seq)
+            arrivals.append((time.monotonic(), seq))
+    gaps = [b[0] - a[0] for a, b in zip(arrivals, arrivals[1:])]
+    stats = {
+        "received": len(seen),
+        "duplicates": len(arrivals) - len(seen),
+        "max_seq": max(seen) if seen else -1,
+        "max_gap_ms": round(max(gaps) * 1000, 3) if gaps else None,
+        "arrivals": [[round(t, 6), s] for t, s in arrivals],
+    }
+    with open(out_path, "w") as f:
+        json.dump(stats, f)
+
+
+def udp_send(ip, port, pps, seconds):
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    pps, seconds = float(pps), float(seconds)
+    n = int(pps * seconds)
+    start = time.monotonic()
+    for seq in range(n):
+        target = start + seq / pps
+        delay = target - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        sock.sendto(struct.pack("!Q", seq) + b"x" * 56, (ip, int(port)))
+    print(json.dumps({"sent": n}))
+
+
+def tcp_sink(port):
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("0.0.0.0", int(port)))
+    srv.listen(16)
+    while True:
+        conn, _ = srv.accept()
+        total = 0
+        while True:
+            data = conn.recv(65536)
+            if not data:
+                break
+            total += len(data)
+            if data.endswith(b"\n"):  # sender's end marker
+                break
+        conn.sendall(f"{total}\n".encode())
+        conn.close()
+
+
+def tcp_send(ip, port, nbytes):
+    nbytes = int(nbytes)
+    sock = socket.create_connection((ip, int(port)), timeout=20)
+    chunk = b"c" * 65536
+    left = nbytes - 1
+    while left > 0:
+        sock.sendall(chunk[: min(left, len(chunk))])
+        left -= min(left, len(chunk))
+    sock.sendall(b"\n")
+    reply = sock.makefile().readline().strip()
+    print(json.dumps({"sent": nbytes, "acked": int(reply)}))
+
+
+def bcast_send(iface, count):
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    s.bind((iface, 0))
+    mac = open(f"/sys/class/net/{iface}/address").read().strip()
+    src = bytes.fromhex(mac.replace(":", ""))
+    frame = b"\xff" * 6 + src + b"\x88\xb5" + b"cutover-isolation-probe".ljust(46, b"\0")
+    for _ in range(int(count)):
+        s.send(frame)
+    print(json.dumps({"sent": int(count)}))
+
+
+if __name__ == "__main__":
+    cmds = {"udp-recv": udp_recv, "udp-send": udp_send, "tcp-sink": tcp_sink,
+            "tcp-send": tcp_send, "bcast-send": bcast_send}
+    if len(sys.argv) < 2 or sys.argv[1] not in cmds:
+        print(__doc__)
+        sys.exit(2)
+    cmds[sys.argv[1]](*sys.argv[2:])

@@ -1,0 +1,160 @@
+// Unit tests for OvsReconciler over the fakes: converge, no-op when converged (no flush on
+// restart), foreign flows untouched, bad state rejected whole, failed bundles leave nothing half
+// applied, late VM ports bound, tunnels added/removed only when ours.
+#include <gtest/gtest.h>
+
+#include "fake_flow_switch.hpp"
+#include "fake_ovsdb_switch.hpp"
+#include "ovs_reconciler.hpp"
+
+using namespace cutover;
+using namespace cutover::agent;
+using cutover::testing::FakeFlowSwitch;
+using cutover::testing::FakeOvsdbSwitch;
+
+namespace {
+
+DesiredState state(uint64_t gen, bool with_h2_port = true) {
+  nlohmann::json j = {{"generation", gen},
+                      {"host", "h1"},
+                      {"hosts",
+                       {{{"id", "h1"}, {"underlay_ip", "192.168.100.1"}},
+                        {{"id", "h2"}, {"underlay_ip", "192.168.100.2"}}}},
+                      {"networks", {{{"id", "blue"}, {"vni", 100}}}},
+                      {"ports",
+                       {{{"id", "vm1"}, {"mac", "52:54:00:00:00:01"}, {"network", "blue"},
+                         {"host", "h1"}}}}};
+  if (with_h2_port) {
+    j["ports"].push_back(
+        {{"id", "vm2"}, {"mac", "52:54:00:00:00:02"}, {"network", "blue"}, {"host", "h2"}});
+  }
+  return desired_state_from_json(j);
+}
+
+struct Rig {
+  FakeFlowSwitch flows;
+  FakeOvsdbSwitch db;
+  OvsReconciler reconciler{OvsReconcilerConfig{}, flows, db};
+
+  // Reconciles until nothing changes (a new tunnel needs a second pass for its ofport).
+  ApplyReport converge(const DesiredState& s) {
+    ApplyReport r;
+    for (int i = 0; i < 3; ++i) r = reconciler.reconcile(s);
+    return r;
+  }
+};
+
+}  // namespace
+
+TEST(OvsReconciler, ConvergesThenSendsNothing) {
+  Rig rig;
+  rig.db.add_vm("tap1", "vm1", 1);
+  auto r = rig.converge(state(1));
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_TRUE(r.waiting_for.empty());
+  EXPECT_EQ(rig.db.port_adds, 1);  // one tunnel to h2
+  EXPECT_TRUE(rig.flows.table.count("table=10,priority=100,reg0=0x64,dl_dst=52:54:00:00:00:01"));
+  const int bundles = rig.flows.bundles;
+  auto again = rig.reconciler.reconcile(state(2));
+  EXPECT_TRUE(again.ok);
+  EXPECT_EQ(again.added + again.modified + again.removed, 0u);
+  EXPECT_EQ(rig.flows.bundles, bundles) << "a converged state must send no bundle";
+}
+
+TEST(OvsReconciler, RestartAdoptsInstalledStateWithoutFlushing) {
+  Rig rig;
+  rig.db.add_vm("tap1", "vm1", 1);
+  ASSERT_TRUE(rig.converge(state(1)).ok);
+  const auto before = rig.flows.table;
+  const int mods = rig.flows.flow_mods;
+  // A new agent process: fresh reconciler, same switch.
+  OvsReconciler restarted(OvsReconcilerConfig{}, rig.flows, rig.db);
+  auto r = restarted.reconcile(state(1));
+  ASSERT_TRUE(r.ok);
+  EXPECT_EQ(r.added + r.modified + r.removed, 0u);
+  EXPECT_EQ(rig.flows.flow_mods, mods);
+  EXPECT_EQ(rig.db.port_adds, 1);
+  EXPECT_EQ(rig.db.port_dels, 0);
+  ASSERT_EQ(rig.flows.table.size(), before.size());
+}
+
+TEST(OvsReconciler, ForeignFlowsAndPortsAreLeftAlone) {
+  Rig rig;
+  rig.flows.table["table=0,priority=999,ip"] = {"drop", 0x1234};
+  rig.db.ensure_bridge("br-int", "netdev");
+  rig.db.add_vm("foreign", "", 50);
+  rig.db.add_vm("tap1", "vm1", 1);
+  ASSERT_TRUE(rig.converge(state(1)).ok);
+  ASSERT_TRUE(rig.converge(state(2, false)).ok);  // h2's port gone: tunnel and its flows go
+  EXPECT_EQ(rig.flows.table.at("table=0,priority=999,ip").cookie, 0x1234u);
+  EXPECT_EQ(rig.db.port_dels, 1);
+  EXPECT_EQ(rig.db.ifaces.size(), 2u);  // foreign + tap1
+}
+
+TEST(OvsReconciler, InvalidStateRejectedWholeNothingTouched) {
+  Rig rig;
+  rig.db.add_vm("tap1", "vm1", 1);
+  ASSERT_TRUE(rig.converge(state(1)).ok);
+  const auto before = rig.flows.table;
+  const int bundles = rig.flows.bundles;
+  auto bad = state(2);
+  bad.ports[1].mac = bad.ports[0].mac;  // duplicate MAC in the VNI
+  auto r = rig.reconciler.reconcile(bad);
+  EXPECT_FALSE(r.ok);
+  EXPECT_TRUE(r.rejected);
+  EXPECT_EQ(r.error_field, "ports[1].mac");
+  EXPECT_EQ(rig.flows.bundles, bundles);
+  EXPECT_EQ(rig.flows.table.size(), before.size());
+}
+
+TEST(OvsReconciler, FailedBundleAppliesNothingAndRetrySucceeds) {
+  Rig rig;
+  rig.db.add_vm("tap1", "vm1", 1);
+  rig.flows.fail_next_bundle = true;
+  auto r = rig.reconciler.reconcile(state(1));
+  EXPECT_FALSE(r.ok);
+  EXPECT_FALSE(r.rejected);
+  EXPECT_NE(r.error.find("OFPBFC_TIMEOUT"), std::string::npos);
+  EXPECT_TRUE(rig.flows.table.empty());
+  EXPECT_TRUE(rig.converge(state(1)).ok);
+  EXPECT_FALSE(rig.flows.table.empty());
+
+  rig.flows.fail_next_dump = true;
+  auto d = rig.reconciler.reconcile(state(2));
+  EXPECT_FALSE(d.ok);
+  EXPECT_NE(d.error.find("connection refused"), std::string::npos);
+}
+
+TEST(OvsReconciler, LatePortIsBoundOnNextPass) {
+  Rig rig;
+  auto r = rig.converge(state(1));
+  ASSERT_TRUE(r.ok);
+  ASSERT_EQ(r.waiting_for, std::vector<std::string>{"port vm1"});
+  EXPECT_FALSE(rig.flows.table.count("table=10,priority=100,reg0=0x64,dl_dst=52:54:00:00:00:01"));
+  rig.db.add_vm("tap1", "vm1", 7);  // libvirt/QEMU creates the tap during an incoming migration
+  r = rig.reconciler.reconcile(state(1));
+  ASSERT_TRUE(r.ok);
+  EXPECT_TRUE(r.waiting_for.empty());
+  EXPECT_EQ(rig.flows.table.at("table=10,priority=100,reg0=0x64,dl_dst=52:54:00:00:00:01").actions,
+            "output:7");
+}
+
+TEST(OvsReconciler, RefusesToTakeOverAForeignPortWithOurName) {
+  Rig rig;
+  rig.db.ensure_bridge("br-int", "netdev");
+  rig.db.add_vm("cv-c0a86402", "", 9);  // someone else's port with our tunnel's name
+  auto r = rig.reconciler.reconcile(state(1));
+  EXPECT_FALSE(r.ok);
+  EXPECT_NE(r.error.find("not owned by cutover"), std::string::npos);
+}
+
+TEST(OvsReconciler, PortMapOnlyCountsBoundUpPortsOnOurBridge) {
+  std::vector<OvsInterface> ifaces(4);
+  ifaces[0] = {"a", "", "br-int", "vm-a", std::nullopt, 3, true, false};
+  ifaces[1] = {"b", "", "br-int", "vm-b", std::nullopt, 4, false, false};  // link down
+  ifaces[2] = {"c", "", "br-ex", "vm-c", std::nullopt, 5, true, false};    // other bridge
+  ifaces[3] = {"t", "vxlan", "br-int", "", IpAddress::parse("10.0.0.9"), 6, true, true};
+  auto m = OvsReconciler::port_map(ifaces, "br-int");
+  EXPECT_EQ(m.vm_ofports, (std::map<std::string, int64_t>{{"vm-a", 3}}));
+  EXPECT_EQ(m.tunnel_ofports.at(IpAddress::parse("10.0.0.9")), 6);
+}
