@@ -16,6 +16,7 @@ struct ApplyReport {
   std::string error_field;
   size_t added = 0, modified = 0, removed = 0;
   std::vector<std::string> waiting_for;  // ports/tunnels the state names but the switch lacks
+  std::vector<std::string> bound_ports;  // ids of local ports the switch has bound
   double apply_ms = 0;
 };
 

@@ -48,6 +48,7 @@ ApplyReport OvsReconciler::reconcile(const DesiredState& state) {
     sync_tunnels(desired, ifaces);
     sync_flows(desired, report);
     for (const auto& id : desired.unbound_iface_ids) report.waiting_for.push_back("port " + id);
+    report.bound_ports = desired.bound_port_ids;
     for (const auto& ip : desired.unbound_tunnels) {
       report.waiting_for.push_back("tunnel to " + ip.to_string());
     }

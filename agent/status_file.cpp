@@ -19,6 +19,7 @@ void StatusFile::write(const ApplyReport& r) const {
                       {"modified", r.modified},
                       {"removed", r.removed},
                       {"waiting_for", r.waiting_for},
+                      {"bound_ports", r.bound_ports},
                       {"apply_ms", r.apply_ms}};
   const std::string tmp = path_ + ".tmp";
   {

@@ -41,6 +41,7 @@ struct OvsDesired {
   std::vector<OvsFlow> flows;
   // Ports the state wants but OVS has not reported yet (for logs and "fully applied").
   std::vector<std::string> unbound_iface_ids;
+  std::vector<std::string> bound_port_ids;  // local ports OVS has bound (ofport, link up)
   std::vector<IpAddress> unbound_tunnels;
 };
 

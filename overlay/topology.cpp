@@ -70,21 +70,37 @@ Topology build_topology(const DesiredState& state) {
                                                   it->second.str() + "'");
     }
     if (!p.host) continue;  // known but not placed: no location to program
-    auto host = hosts.find(*p.host);
-    if (host == hosts.end()) {
-      throw ParseError(at("ports", i, "host"), "unknown host '" + p.host->str() + "'");
+    std::vector<IpAddress> remote;
+    bool local = false;
+    for (const auto* where : {&*p.host, p.migrating_to ? &*p.migrating_to : nullptr}) {
+      if (!where) continue;
+      auto host = hosts.find(*where);
+      if (host == hosts.end()) {
+        throw ParseError(at("ports", i, where == &*p.host ? "host" : "migrating_to"),
+                         "unknown host '" + where->str() + "'");
+      }
+      if (*where == topo.self.id) {
+        local = true;
+      } else {
+        remote.push_back(host->second.underlay_ip);
+      }
     }
     auto& view = topo.networks[vni->second];
-    if (*p.host == topo.self.id) {
+    if (local) {
       if (!iface_ids.insert(p.iface_id).second) {
         throw ParseError(at("ports", i, "iface_id"), "duplicate iface_id '" + p.iface_id + "'");
       }
       view.local_ports.push_back(p);
-    } else {
-      const auto& vtep = host->second.underlay_ip;
-      view.remote_macs.push_back(RemoteMac{p.mac, p.id, {vtep}});
-      view.flood_vteps.insert(vtep);
-      topo.remote_vteps.insert(vtep);
+    }
+    if (!remote.empty()) {
+      std::sort(remote.begin(), remote.end());
+      RemoteMac rm{p.mac, p.id, remote, std::nullopt};
+      if (local) rm.local_iface_id = p.iface_id;
+      view.remote_macs.push_back(rm);
+      for (const auto& vtep : remote) {
+        view.flood_vteps.insert(vtep);
+        topo.remote_vteps.insert(vtep);
+      }
     }
   }
   for (auto& [vni, view] : topo.networks) {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -17,7 +18,10 @@ namespace cutover::overlay {
 struct RemoteMac {
   MacAddress mac;
   PortId port;
-  std::vector<IpAddress> vteps;  // sorted, unique
+  std::vector<IpAddress> vteps;  // sorted, unique; two while the port migrates (dual delivery)
+  // Set when the port is also bound here (this host is the migration's source or destination):
+  // the remote location is then only used while the local port is not bound.
+  std::optional<std::string> local_iface_id;
 };
 
 struct NetworkView {

@@ -108,6 +108,7 @@ json to_json(const Port& p) {
       {"id", p.id.str()},           {"mac", p.mac.to_string()}, {"ips", ips},
       {"network", p.network.str()}, {"iface_id", p.iface_id},   {"labels", to_json(p.labels)}};
   if (p.host) j["host"] = p.host->str();
+  if (p.migrating_to) j["migrating_to"] = p.migrating_to->str();
   return j;
 }
 
@@ -140,6 +141,14 @@ Port port_from_json(const json& j, const std::string& path) {
   if (auto host = r.optional_string("host")) {
     p.host =
         r.parse_field<HostId>("host", *host, [](const std::string& s) { return HostId::parse(s); });
+  }
+  if (auto to = r.optional_string("migrating_to")) {
+    p.migrating_to = r.parse_field<HostId>("migrating_to", *to,
+                                           [](const std::string& s) { return HostId::parse(s); });
+    if (!p.host) {
+      throw ParseError(r.child("migrating_to"), "a port must be placed (host) to migrate");
+    }
+    if (*p.migrating_to == *p.host) throw ParseError(r.child("migrating_to"), "must differ from host");
   }
   r.finish();
   return p;

@@ -45,6 +45,9 @@ struct Port {
   std::string iface_id;  // OVS external_ids:iface-id (libvirt interfaceid); defaults to the id
   Labels labels;
   std::optional<HostId> host;  // where the VM runs now; none = not placed
+  // Set while a migration prepares/executes: the destination also binds the port, and every
+  // other host delivers the port's traffic to both (dual delivery).
+  std::optional<HostId> migrating_to;
   bool operator==(const Port&) const = default;
 };
 

@@ -1,0 +1,171 @@
+// cutover-controller: REST API + agent channel + migration state machine over an embedded SQLite
+// store. Flags and environment are read only here; everything else takes plain structs.
+#include <utility>  // before Boost.Asio 1.74, which uses std::exchange without it
+
+#include <boost/asio.hpp>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "agent_hub.hpp"
+#include "asio_scheduler.hpp"
+#include "controller_state.hpp"
+#include "http_server.hpp"
+#include "logging.hpp"
+#include "migration_driver.hpp"
+#include "options.hpp"
+#include "rest_api.hpp"
+#include "sqlite_store.hpp"
+
+namespace cutover::controller {
+extern const char* const kOpenApiYaml;
+}
+
+using namespace cutover;
+using namespace cutover::controller;
+
+namespace {
+
+struct ControllerConfig {
+  std::string listen = "127.0.0.1:8180";
+  std::string db = "/var/lib/cutover/controller.db";
+  std::string token;
+  std::string token_file;
+  bool insecure_no_token = false;
+  std::string port_file;
+  bool require_approval = false;
+  int64_t max_concurrent_per_host = 4;
+  std::string forbid;  // "portlabel:hostlabel,..."
+  int64_t prepare_timeout_ms = 30000;
+  int64_t activation_timeout_ms = 300000;
+  std::string log_level = "info";
+  std::string log_format = "text";
+};
+
+std::string read_token(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw ParseError("--token-file", "cannot read '" + path + "'");
+  std::string t;
+  std::getline(in, t);
+  while (!t.empty() && (t.back() == '\r' || t.back() == ' ')) t.pop_back();
+  if (t.empty()) throw ParseError("--token-file", "'" + path + "' is empty");
+  return t;
+}
+
+std::vector<PlacementRule> parse_forbid(const std::string& text) {
+  std::vector<PlacementRule> rules;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (item.empty()) continue;
+    auto colon = item.find(':');
+    if (colon == std::string::npos || colon == 0 || colon + 1 == item.size()) {
+      throw ParseError("--forbid", "expected PORT_LABEL:HOST_LABEL, got '" + item + "'");
+    }
+    rules.push_back({item.substr(0, colon), item.substr(colon + 1)});
+  }
+  return rules;
+}
+
+boost::asio::ip::tcp::endpoint parse_listen(const std::string& text) {
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos) throw ParseError("--listen", "expected ADDRESS:PORT");
+  boost::system::error_code ec;
+  std::string host = text.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  auto addr = boost::asio::ip::make_address(host, ec);
+  if (ec) throw ParseError("--listen", "bad address '" + host + "'");
+  int port = -1;
+  try {
+    port = std::stoi(text.substr(colon + 1));
+  } catch (const std::exception&) {
+  }
+  if (port < 0 || port > 65535) throw ParseError("--listen", "bad port in '" + text + "'");
+  return {addr, static_cast<uint16_t>(port)};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  ControllerConfig cfg;
+  Options opts("cutover-controller",
+               "Holds cutover's versioned desired state, serves the REST API and the agent "
+               "channel, and drives migrations.");
+  opts.add("listen", &cfg.listen, "ADDRESS:PORT for REST and agents (port 0 = pick one)");
+  opts.add("db", &cfg.db, "SQLite database file (created if missing)");
+  opts.add("token", &cfg.token, "shared bearer token for agents and REST (prefer --token-file)");
+  opts.add("token-file", &cfg.token_file, "file whose first line is the shared token");
+  opts.add("insecure-no-token", &cfg.insecure_no_token, "accept unauthenticated requests (tests only)");
+  opts.add("port-file", &cfg.port_file, "write the port actually listened on here");
+  opts.add("require-approval", &cfg.require_approval,
+           "migrations wait in pending_approval until POST /v1/migrations/{id}/approve");
+  opts.add("max-concurrent-per-host", &cfg.max_concurrent_per_host,
+           "active migrations allowed per host (source or destination)");
+  opts.add("forbid", &cfg.forbid,
+           "placement rules PORT_LABEL:HOST_LABEL,... (e.g. pci:public)");
+  opts.add("prepare-timeout-ms", &cfg.prepare_timeout_ms,
+           "roll back when the destination and VTEPs have not ACKed the prepare by then");
+  opts.add("activation-timeout-ms", &cfg.activation_timeout_ms,
+           "roll back when the port has not come up on the destination by then");
+  opts.add("log-level", &cfg.log_level, "trace, debug, info, warn, error");
+  opts.add("log-format", &cfg.log_format, "text or json");
+
+  LogConfig log_cfg;
+  boost::asio::ip::tcp::endpoint listen;
+  MigrationPolicy policy;
+  try {
+    if (!opts.parse(argc, argv)) return 0;
+    log_cfg.level = parse_log_level(cfg.log_level, "--log-level");
+    log_cfg.format = parse_log_format(cfg.log_format, "--log-format");
+    listen = parse_listen(cfg.listen);
+    if (!cfg.token_file.empty()) cfg.token = read_token(cfg.token_file);
+    if (cfg.token.empty() && !cfg.insecure_no_token) {
+      throw ParseError("--token", "a shared token is required (--token-file FILE or --token T); "
+                                  "--insecure-no-token disables authentication for tests");
+    }
+    policy.forbid = parse_forbid(cfg.forbid);
+    policy.require_approval = cfg.require_approval;
+    if (cfg.max_concurrent_per_host < 1) throw ParseError("--max-concurrent-per-host", "must be >= 1");
+    policy.max_concurrent_per_host = cfg.max_concurrent_per_host;
+    policy.prepare_timeout = std::chrono::milliseconds(cfg.prepare_timeout_ms);
+    policy.activation_timeout = std::chrono::milliseconds(cfg.activation_timeout_ms);
+  } catch (const ParseError& e) {
+    std::fprintf(stderr, "cutover-controller: %s\n", e.what());
+    return 2;
+  }
+  setup_logging(log_cfg);
+  auto log = logger("controller");
+
+  try {
+    boost::asio::io_context io;
+    boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+    SqliteStore store(cfg.db);
+    ControllerState state(store);
+    AgentHub hub(state);
+    AsioScheduler scheduler(io);
+    Metrics metrics;
+    MigrationDriver migrations(state, hub, scheduler, metrics, policy);
+    state.on_change = [&](uint64_t) { hub.publish(); };
+    hub.on_agent_update = [&](const HostId& h) { migrations.on_agent_update(h); };
+    migrations.recover();
+    RestApi api(state, hub, migrations, metrics, cfg.insecure_no_token ? "" : cfg.token, kOpenApiYaml);
+    HttpServer server(io, listen, api, hub, state);
+    server.start();
+    if (!cfg.port_file.empty()) {
+      std::ofstream(cfg.port_file + ".tmp") << server.port() << "\n";
+      std::rename((cfg.port_file + ".tmp").c_str(), cfg.port_file.c_str());
+    }
+    log->info("cutover-controller listening on {}:{} (store {}, generation {}, {} hosts, {} ports)",
+              listen.address().to_string(), server.port(), cfg.db, state.generation(),
+              state.hosts().size(), state.ports().size());
+    signals.async_wait([&](const boost::system::error_code&, int sig) {
+      log->info("signal {}: stopping", sig);
+      io.stop();
+    });
+    io.run();
+  } catch (const std::exception& e) {
+    log->critical("{}", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,221 @@
+// ControllerState: validation, persistence and per-host slicing of the desired state.
+#include "controller_state.hpp"
+
+#include <cstdio>
+#include <set>
+
+#include "json_codec.hpp"
+#include "json_reader.hpp"
+
+namespace cutover::controller {
+
+namespace {
+template <typename T>
+StoredRecord record(const char* kind, const std::string& id, const T& value) {
+  return {kind, id, to_json(value).dump()};
+}
+}  // namespace
+
+ControllerState::ControllerState(Store& store) : store_(store) {
+  for (const auto& r : store_.load(generation_)) {
+    const std::string where = "store " + r.kind + "/" + r.id;
+    try {
+      auto j = parse_json_text(r.body);
+      if (r.kind == "host") {
+        auto h = host_from_json(j);
+        hosts_[h.id] = h;
+      } else if (r.kind == "network") {
+        auto n = network_from_json(j);
+        networks_[n.id] = n;
+      } else if (r.kind == "port") {
+        auto p = port_from_json(j);
+        ports_[p.id] = p;
+      } else if (r.kind == "migration") {
+        auto m = migration_from_json(j);
+        migrations_[m.id] = m;
+      } else if (r.kind == "audit") {
+        audit_.push_back(j);  // ids are zero-padded sequence numbers: load order is log order
+      }
+    } catch (const ParseError& e) {
+      throw std::runtime_error(where + " is corrupt: " + e.what());
+    }
+  }
+}
+
+void ControllerState::commit(std::vector<StoredRecord> upserts,
+                             std::vector<std::pair<std::string, std::string>> deletes) {
+  try {
+    store_.commit(generation_ + 1, upserts, deletes);
+  } catch (const std::exception& e) {
+    throw ApiError(500, "store_failed", "", std::string("store write failed: ") + e.what());
+  }
+  ++generation_;
+}
+
+Host ControllerState::put_host(const Host& h) {
+  for (const auto& [id, other] : hosts_) {
+    if (id != h.id && other.underlay_ip == h.underlay_ip) {
+      throw ApiError(409, "conflict", "underlay_ip",
+                     "underlay IP " + h.underlay_ip.to_string() + " is used by host " + id.str());
+    }
+  }
+  auto it = hosts_.find(h.id);
+  if (it != hosts_.end() && it->second == h) return h;  // unchanged: no new generation
+  commit({record("host", h.id.str(), h)}, {});
+  hosts_[h.id] = h;
+  if (on_change) on_change(generation_);
+  return h;
+}
+
+void ControllerState::delete_host(const HostId& id) {
+  if (!hosts_.count(id)) throw ApiError(404, "not_found", "", "no host '" + id.str() + "'");
+  for (const auto& [pid, p] : ports_) {
+    if (p.host == id) {
+      throw ApiError(409, "in_use", "", "host '" + id.str() + "' still has port '" + pid.str() + "'");
+    }
+  }
+  commit({}, {{"host", id.str()}});
+  hosts_.erase(id);
+  if (on_change) on_change(generation_);
+}
+
+Network ControllerState::create_network(const Network& n) {
+  if (networks_.count(n.id)) {
+    throw ApiError(409, "conflict", "id", "network '" + n.id.str() + "' already exists");
+  }
+  for (const auto& [id, other] : networks_) {
+    if (other.vni == n.vni) {
+      throw ApiError(409, "conflict", "vni",
+                     "VNI " + std::to_string(n.vni.value()) + " is used by network " + id.str());
+    }
+  }
+  commit({record("network", n.id.str(), n)}, {});
+  networks_[n.id] = n;
+  if (on_change) on_change(generation_);
+  return n;
+}
+
+void ControllerState::delete_network(const NetworkId& id) {
+  if (!networks_.count(id)) throw ApiError(404, "not_found", "", "no network '" + id.str() + "'");
+  for (const auto& [pid, p] : ports_) {
+    if (p.network == id) {
+      throw ApiError(409, "in_use", "",
+                     "network '" + id.str() + "' still has port '" + pid.str() + "'");
+    }
+  }
+  commit({}, {{"network", id.str()}});
+  networks_.erase(id);
+  if (on_change) on_change(generation_);
+}
+
+void ControllerState::validate_port(const Port& p, const std::optional<PortId>& replacing) const {
+  auto net = networks_.find(p.network);
+  if (net == networks_.end()) {
+    throw ApiError(422, "unknown_reference", "network", "no network '" + p.network.str() + "'");
+  }
+  if (p.host && !hosts_.count(*p.host)) {
+    throw ApiError(422, "unknown_reference", "host", "no host '" + p.host->str() + "'");
+  }
+  if (p.migrating_to && !hosts_.count(*p.migrating_to)) {
+    throw ApiError(422, "unknown_reference", "migrating_to",
+                   "no host '" + p.migrating_to->str() + "'");
+  }
+  for (const auto& [id, other] : ports_) {
+    if (replacing && id == *replacing) continue;
+    if (other.network == p.network && other.mac == p.mac) {
+      throw ApiError(409, "conflict", "mac",
+                     "MAC " + p.mac.to_string() + " is already used in VNI " +
+                         std::to_string(net->second.vni.value()) + " by port " + id.str());
+    }
+    if (other.iface_id == p.iface_id) {
+      throw ApiError(409, "conflict", "iface_id",
+                     "iface_id '" + p.iface_id + "' is already used by port " + id.str());
+    }
+  }
+}
+
+Port ControllerState::create_port(const Port& p) {
+  if (ports_.count(p.id)) {
+    throw ApiError(409, "conflict", "id", "port '" + p.id.str() + "' already exists");
+  }
+  validate_port(p, std::nullopt);
+  commit({record("port", p.id.str(), p)}, {});
+  ports_[p.id] = p;
+  if (on_change) on_change(generation_);
+  return p;
+}
+
+Port ControllerState::replace_port(const Port& p) {
+  auto it = ports_.find(p.id);
+  if (it == ports_.end()) throw ApiError(404, "not_found", "", "no port '" + p.id.str() + "'");
+  validate_port(p, p.id);
+  if (it->second == p) return p;
+  commit({record("port", p.id.str(), p)}, {});
+  ports_[p.id] = p;
+  if (on_change) on_change(generation_);
+  return p;
+}
+
+void ControllerState::delete_port(const PortId& id) {
+  if (!ports_.count(id)) throw ApiError(404, "not_found", "", "no port '" + id.str() + "'");
+  for (const auto& [mid, m] : migrations_) {
+    if (m.port == id && !is_terminal(m.state)) {
+      throw ApiError(409, "in_use", "", "port '" + id.str() + "' is migrating (" + mid.str() + ")");
+    }
+  }
+  commit({}, {{"port", id.str()}});
+  ports_.erase(id);
+  if (on_change) on_change(generation_);
+}
+
+void ControllerState::append_audit(nlohmann::json entry) {
+  char id[24];
+  std::snprintf(id, sizeof id, "%012zu", audit_.size() + 1);
+  entry["seq"] = audit_.size() + 1;
+  try {
+    store_.commit(generation_, {{"audit", id, entry.dump()}}, {});
+  } catch (const std::exception& e) {
+    throw ApiError(500, "store_failed", "", std::string("store write failed: ") + e.what());
+  }
+  audit_.push_back(std::move(entry));
+}
+
+Migration ControllerState::put_migration(const Migration& m) {
+  commit({record("migration", m.id.str(), m)}, {});
+  migrations_[m.id] = m;
+  if (on_change) on_change(generation_);
+  return m;
+}
+
+void ControllerState::put_port_and_migration(const Port& p, const Migration& m) {
+  validate_port(p, p.id);
+  commit({record("port", p.id.str(), p), record("migration", m.id.str(), m)}, {});
+  ports_[p.id] = p;
+  migrations_[m.id] = m;
+  if (on_change) on_change(generation_);
+}
+
+DesiredState ControllerState::desired_for(const HostId& id) const {
+  DesiredState d;
+  d.generation = generation_;
+  d.host = id;
+  std::set<NetworkId> nets;
+  for (const auto& [pid, p] : ports_) {
+    if (p.host == id || p.migrating_to == id) nets.insert(p.network);
+  }
+  std::set<HostId> host_ids{id};
+  for (const auto& nid : nets) d.networks.push_back(networks_.at(nid));
+  for (const auto& [pid, p] : ports_) {
+    if (!nets.count(p.network)) continue;
+    d.ports.push_back(p);
+    if (p.host) host_ids.insert(*p.host);
+    if (p.migrating_to) host_ids.insert(*p.migrating_to);
+  }
+  for (const auto& hid : host_ids) {
+    auto it = hosts_.find(hid);
+    if (it != hosts_.end()) d.hosts.push_back(it->second);
+  }
+  return d;
+}
+
+}  // namespace cutover::controller

@@ -1,0 +1,68 @@
+// ControllerState: the controller's versioned desired state (hosts, networks, ports, migrations)
+// in memory, backed by a Store. Every mutation is validated against the whole model first
+// (unknown network or host, MAC already used in the VNI, VNI taken, objects still in use), then
+// committed to the store with generation+1, and only then applied in memory: a refused or failed
+// write changes nothing. It also cuts the per-host DesiredState slices sent to agents.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <vector>
+
+#include "api_error.hpp"
+#include "desired_state.hpp"
+#include "model.hpp"
+#include "store.hpp"
+
+namespace cutover::controller {
+
+class ControllerState {
+ public:
+  explicit ControllerState(Store& store);  // loads everything; throws on a corrupt store
+
+  uint64_t generation() const { return generation_; }
+  const std::map<HostId, Host>& hosts() const { return hosts_; }
+  const std::map<NetworkId, Network>& networks() const { return networks_; }
+  const std::map<PortId, Port>& ports() const { return ports_; }
+  const std::map<MigrationId, Migration>& migrations() const { return migrations_; }
+
+  // All throw ApiError (4xx for the caller's mistakes, 500 when the store fails).
+  Host put_host(const Host& h);  // create or replace
+  void delete_host(const HostId& id);
+  Network create_network(const Network& n);
+  void delete_network(const NetworkId& id);
+  Port create_port(const Port& p);
+  Port replace_port(const Port& p);
+  void delete_port(const PortId& id);
+  Migration put_migration(const Migration& m);
+  // Several changes in one generation (e.g. a migration step and the port it moves).
+  void put_port_and_migration(const Port& p, const Migration& m);
+
+  // Audit log: appended durably (same store, no new generation), oldest first.
+  void append_audit(nlohmann::json entry);
+  const std::vector<nlohmann::json>& audit() const { return audit_; }
+
+  // The slice host `id` needs: itself, the networks it has ports on (or is receiving a port on),
+  // every port on those networks and every host those ports are bound to.
+  DesiredState desired_for(const HostId& id) const;
+
+  // Called after each committed mutation with the new generation.
+  std::function<void(uint64_t)> on_change;
+
+ private:
+  void validate_port(const Port& p, const std::optional<PortId>& replacing) const;
+  void commit(std::vector<StoredRecord> upserts,
+              std::vector<std::pair<std::string, std::string>> deletes);
+
+  Store& store_;
+  uint64_t generation_ = 0;
+  std::map<HostId, Host> hosts_;
+  std::map<NetworkId, Network> networks_;
+  std::map<PortId, Port> ports_;
+  std::map<MigrationId, Migration> migrations_;
+  std::vector<nlohmann::json> audit_;
+};
+
+}  // namespace cutover::controller

@@ -1,0 +1,31 @@
+// HttpServer: Boost.Beast HTTP/1.1 (keep-alive) in front of RestApi, plus the agent channel:
+// a WebSocket upgrade on /v1/agent, authenticated by the same bearer token, whose sessions are
+// registered with the AgentHub. Single-threaded on the controller's io_context.
+#pragma once
+
+#include <utility>  // before Boost.Asio 1.74, which uses std::exchange without it
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <memory>
+
+#include "agent_hub.hpp"
+#include "controller_state.hpp"
+#include "rest_api.hpp"
+
+namespace cutover::controller {
+
+class HttpServer {
+ public:
+  HttpServer(boost::asio::io_context& io, const boost::asio::ip::tcp::endpoint& listen, RestApi& api,
+             AgentHub& hub, ControllerState& state);
+  ~HttpServer();
+  uint16_t port() const;
+  void start();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cutover::controller

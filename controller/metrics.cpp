@@ -1,0 +1,65 @@
+// Metrics rendering.
+#include "metrics.hpp"
+
+#include <cstdio>
+
+namespace cutover::controller {
+
+namespace {
+std::string num(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6g", v);
+  return buf;
+}
+}  // namespace
+
+void Metrics::Histogram::observe(double v) {
+  for (size_t i = 0; i < kBuckets.size(); ++i) {
+    if (v <= kBuckets[i]) ++counts[i];
+  }
+  ++count;
+  sum += v;
+}
+
+void Metrics::Histogram::render(std::string& out, const std::string& name,
+                                const std::string& help) const {
+  out += "# HELP " + name + " " + help + "\n# TYPE " + name + " histogram\n";
+  for (size_t i = 0; i < kBuckets.size(); ++i) {
+    out += name + "_bucket{le=\"" + num(kBuckets[i]) + "\"} " + std::to_string(counts[i]) + "\n";
+  }
+  out += name + "_bucket{le=\"+Inf\"} " + std::to_string(count) + "\n";
+  out += name + "_sum " + num(sum) + "\n" + name + "_count " + std::to_string(count) + "\n";
+}
+
+void Metrics::observe_blackout(double seconds) { blackout_.observe(seconds); }
+void Metrics::observe_convergence(double seconds) { convergence_.observe(seconds); }
+
+std::string Metrics::render(const Gauges& g) const {
+  std::string out;
+  auto gauge = [&](const char* name, const char* help, double v) {
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " gauge\n" + name +
+           " " + num(v) + "\n";
+  };
+  gauge("cutover_generation", "Current desired-state generation.", static_cast<double>(g.generation));
+  gauge("cutover_agents_connected", "Agents connected over the agent channel.",
+        static_cast<double>(g.agents_connected));
+  gauge("cutover_generation_lag_max",
+        "Largest gap between the generation sent to a connected agent and the one it applied.",
+        static_cast<double>(g.generation_lag));
+  gauge("cutover_migrations_active", "Migrations not yet finished.",
+        static_cast<double>(g.migrations_active));
+  out += "# HELP cutover_migrations_total Finished migrations by outcome.\n"
+         "# TYPE cutover_migrations_total counter\n";
+  for (const char* outcome : {"completed", "rolled_back", "rejected"}) {
+    auto it = migrations_.find(outcome);
+    out += std::string("cutover_migrations_total{outcome=\"") + outcome + "\"} " +
+           std::to_string(it == migrations_.end() ? 0 : it->second) + "\n";
+  }
+  blackout_.render(out, "cutover_cutover_blackout_seconds",
+                   "Network blackout of a port at cutover (source pause to gate open).");
+  convergence_.render(out, "cutover_convergence_seconds",
+                      "Cutover to every remote VTEP having applied the new location.");
+  return out;
+}
+
+}  // namespace cutover::controller

@@ -1,0 +1,40 @@
+// Metrics: the controller's Prometheus counters and histograms (migrations by outcome, cutover
+// blackout), rendered with the gauges the hub and state provide, in text exposition format 0.0.4.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <string>
+
+namespace cutover::controller {
+
+class Metrics {
+ public:
+  void migration_finished(const std::string& outcome) { ++migrations_[outcome]; }
+  void observe_blackout(double seconds);
+  void observe_convergence(double seconds);
+
+  struct Gauges {
+    uint64_t generation = 0;
+    size_t agents_connected = 0;
+    uint64_t generation_lag = 0;
+    size_t migrations_active = 0;
+  };
+  std::string render(const Gauges& g) const;
+
+ private:
+  struct Histogram {
+    static constexpr std::array<double, 10> kBuckets{0.001, 0.005, 0.01, 0.025, 0.05,
+                                                     0.1,   0.25,  0.5,  1.0,   5.0};
+    std::array<uint64_t, 10> counts{};
+    uint64_t count = 0;
+    double sum = 0;
+    void observe(double v);
+    void render(std::string& out, const std::string& name, const std::string& help) const;
+  };
+  std::map<std::string, uint64_t> migrations_;
+  Histogram blackout_, convergence_;
+};
+
+}  // namespace cutover::controller

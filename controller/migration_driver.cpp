@@ -1,0 +1,286 @@
+// MigrationDriver: transitions, waits, timeouts and rollback (see the diagram in the header).
+#include "migration_driver.hpp"
+
+#include <set>
+
+#include "json_codec.hpp"
+#include "logging.hpp"
+
+namespace cutover::controller {
+
+MigrationDriver::MigrationDriver(ControllerState& state, AgentHub& hub, Scheduler& scheduler,
+                                 Metrics& metrics, MigrationPolicy policy)
+    : state_(state), hub_(hub), scheduler_(scheduler), metrics_(metrics), policy_(std::move(policy)) {}
+
+size_t MigrationDriver::active_count() const {
+  size_t n = 0;
+  for (const auto& [id, m] : state_.migrations()) n += is_terminal(m.state) ? 0 : 1;
+  return n;
+}
+
+void MigrationDriver::stamp(Migration& m, const std::string& phase) {
+  if (!m.timeline.count(phase)) m.timeline[phase] = scheduler_.now_us();
+}
+
+void MigrationDriver::audit(const Migration& m, const std::string& event, const std::string& detail) {
+  state_.append_audit({{"time_us", scheduler_.now_us()},
+                       {"migration", m.id.str()},
+                       {"port", m.port.str()},
+                       {"event", event},
+                       {"detail", detail}});
+}
+
+void MigrationDriver::transition(Migration& m, MigrationState to, const std::string& reason) {
+  logger("migration")->info("{} ({} {} -> {}): {} -> {}{}{}", m.id.str(), m.port.str(),
+                            m.source.str(), m.destination.str(), to_string(m.state), to_string(to),
+                            reason.empty() ? "" : ": ", reason);
+  m.state = to;
+  if (!reason.empty()) m.reason = reason;
+  stamp(m, to_string(to));
+  audit(m, to_string(to), reason);
+  if (is_terminal(to)) {
+    metrics_.migration_finished(to_string(to));
+    disarm_timer(m.id);
+  }
+}
+
+void MigrationDriver::save(const Migration& m) { state_.put_migration(m); }
+
+std::string MigrationDriver::policy_refusal(const Port& p, const HostId& to) const {
+  const auto& host = state_.hosts().at(to);
+  for (const auto& rule : policy_.forbid) {
+    if (p.labels.count(rule.port_label) && host.labels.count(rule.host_label)) {
+      return "policy: a port labelled '" + rule.port_label + "' must not run on a host labelled '" +
+             rule.host_label + "'";
+    }
+  }
+  std::map<HostId, int64_t> busy;
+  for (const auto& [id, m] : state_.migrations()) {
+    if (is_terminal(m.state)) continue;
+    ++busy[m.source];
+    ++busy[m.destination];
+  }
+  for (const auto* h : {&*p.host, &to}) {
+    if (busy[*h] >= policy_.max_concurrent_per_host) {
+      return "policy: host '" + h->str() + "' already has " + std::to_string(busy[*h]) +
+             " active migrations (limit " + std::to_string(policy_.max_concurrent_per_host) + ")";
+    }
+  }
+  return "";
+}
+
+Migration MigrationDriver::create(const PortId& port_id, const HostId& to,
+                                  const std::string& requested_by) {
+  auto pit = state_.ports().find(port_id);
+  if (pit == state_.ports().end()) {
+    throw ApiError(422, "unknown_reference", "port", "no port '" + port_id.str() + "'");
+  }
+  const Port& port = pit->second;
+  if (!state_.hosts().count(to)) {
+    throw ApiError(422, "unknown_reference", "to_host", "no host '" + to.str() + "'");
+  }
+  if (!port.host) {
+    throw ApiError(422, "invalid", "port", "port '" + port_id.str() + "' is not placed on a host");
+  }
+  if (*port.host == to) {
+    throw ApiError(422, "invalid", "to_host", "port '" + port_id.str() + "' is already on " + to.str());
+  }
+  for (const auto& [id, m] : state_.migrations()) {
+    if (m.port == port_id && !is_terminal(m.state)) {
+      throw ApiError(409, "conflict", "port",
+                     "port '" + port_id.str() + "' is already migrating (" + id.str() + ")");
+    }
+  }
+  Migration m;
+  m.id = MigrationId::parse("m" + std::to_string(state_.migrations().size() + 1));
+  for (size_t n = state_.migrations().size() + 2; state_.migrations().count(m.id); ++n) {
+    m.id = MigrationId::parse("m" + std::to_string(n));
+  }
+  m.port = port_id;
+  m.source = *port.host;
+  m.destination = to;
+  m.state = MigrationState::requested;
+  stamp(m, "requested");
+  audit(m, "requested", requested_by.empty() ? "" : "by " + requested_by);
+
+  if (auto why = policy_refusal(port, to); !why.empty()) {
+    transition(m, MigrationState::rejected, why);
+    save(m);
+    return m;
+  }
+  stamp(m, "admitted");
+  if (policy_.require_approval) {
+    transition(m, MigrationState::pending_approval, "waiting for POST /v1/migrations/" + m.id.str() + "/approve");
+    save(m);
+    return m;
+  }
+  start_prepare(m);
+  return state_.migrations().at(m.id);
+}
+
+Migration MigrationDriver::approve(const MigrationId& id) {
+  auto it = state_.migrations().find(id);
+  if (it == state_.migrations().end()) throw ApiError(404, "not_found", "", "no migration '" + id.str() + "'");
+  if (it->second.state != MigrationState::pending_approval) {
+    throw ApiError(409, "conflict", "state", "migration " + id.str() + " is " + to_string(it->second.state) +
+                                                 ", not pending_approval");
+  }
+  Migration m = it->second;
+  audit(m, "approved", "");
+  start_prepare(m);
+  return state_.migrations().at(id);
+}
+
+Migration MigrationDriver::cancel(const MigrationId& id, const std::string& reason) {
+  auto it = state_.migrations().find(id);
+  if (it == state_.migrations().end()) throw ApiError(404, "not_found", "", "no migration '" + id.str() + "'");
+  const auto s = it->second.state;
+  if (s != MigrationState::pending_approval && s != MigrationState::preparing &&
+      s != MigrationState::ready) {
+    throw ApiError(409, "conflict", "state",
+                   "migration " + id.str() + " is " + to_string(s) + " and can no longer be cancelled");
+  }
+  rollback(id, reason);
+  return state_.migrations().at(id);
+}
+
+std::vector<HostId> MigrationDriver::hosts_involved(const Port& p) const {
+  std::set<HostId> hosts;
+  for (const auto& [id, other] : state_.ports()) {
+    if (other.network != p.network) continue;
+    if (other.host) hosts.insert(*other.host);
+    if (other.migrating_to) hosts.insert(*other.migrating_to);
+  }
+  return {hosts.begin(), hosts.end()};
+}
+
+void MigrationDriver::arm_timer(const MigrationId& id, std::chrono::milliseconds d,
+                                const std::string& what) {
+  disarm_timer(id);
+  timers_[id] = scheduler_.after(d, [this, id, what, d] {
+    timers_.erase(id);
+    rollback(id, what + " (timed out after " + std::to_string(d.count()) + " ms)");
+  });
+}
+
+void MigrationDriver::disarm_timer(const MigrationId& id) {
+  auto it = timers_.find(id);
+  if (it == timers_.end()) return;
+  scheduler_.cancel(it->second);
+  timers_.erase(it);
+}
+
+void MigrationDriver::start_prepare(Migration m) {
+  Port p = state_.ports().at(m.port);
+  p.migrating_to = m.destination;
+  transition(m, MigrationState::preparing, "");
+  state_.put_port_and_migration(p, m);  // one generation: D binds, VTEPs deliver to both
+  const uint64_t gen = state_.generation();
+  const MigrationId id = m.id;
+  arm_timer(id, policy_.prepare_timeout, "destination and VTEPs did not acknowledge the prepare");
+  hub_.wait_applied(hosts_involved(p), gen, [this, id](bool ok, const std::string& why) {
+    auto it = state_.migrations().find(id);
+    if (it == state_.migrations().end() || it->second.state != MigrationState::preparing) return;
+    if (!ok) {
+      rollback(id, "prepare failed: " + why);
+      return;
+    }
+    Migration m = it->second;
+    stamp(m, "prepared");
+    stamp(m, "all_vteps_ready");
+    transition(m, MigrationState::ready, "");
+    save(m);
+    arm_timer(id, policy_.activation_timeout, "port never came up on the destination");
+    check_activation(id);
+  });
+}
+
+void MigrationDriver::on_agent_update(const HostId& host) {
+  std::vector<MigrationId> ready;
+  for (const auto& [id, m] : state_.migrations()) {
+    if (m.state == MigrationState::ready && (m.destination == host || m.source == host)) {
+      ready.push_back(id);
+    }
+  }
+  for (const auto& id : ready) check_activation(id);
+}
+
+void MigrationDriver::check_activation(const MigrationId& id) {
+  auto it = state_.migrations().find(id);
+  if (it == state_.migrations().end() || it->second.state != MigrationState::ready) return;
+  const Migration& m = it->second;
+  auto agent = hub_.agents().find(m.destination);
+  if (agent == hub_.agents().end() || !agent->second.connected) {
+    rollback(id, "destination agent " + m.destination.str() + " disconnected");
+    return;
+  }
+  const auto& port = state_.ports().at(m.port);
+  if (agent->second.bound_ports.count(port.id.str())) cut_over(m);
+}
+
+void MigrationDriver::cut_over(Migration m) {
+  Port p = state_.ports().at(m.port);
+  stamp(m, "destination_bound");
+  p.host = m.destination;
+  p.migrating_to.reset();
+  transition(m, MigrationState::cutting_over, "");
+  state_.put_port_and_migration(p, m);
+  const uint64_t gen = state_.generation();
+  const MigrationId id = m.id;
+  auto hosts = hosts_involved(p);
+  hosts.push_back(m.source);
+  arm_timer(id, policy_.converge_timeout, "remote VTEPs did not converge");
+  hub_.wait_applied(hosts, gen, [this, id](bool ok, const std::string& why) {
+    auto it = state_.migrations().find(id);
+    if (it == state_.migrations().end() || it->second.state != MigrationState::cutting_over) return;
+    Migration m = it->second;
+    // The VM already runs on D: there is nothing to roll back to. Record what did not converge.
+    stamp(m, "converged");
+    stamp(m, "source_cleaned");
+    const auto t0 = m.timeline["cutting_over"];
+    metrics_.observe_convergence(static_cast<double>(scheduler_.now_us() - t0) / 1e6);
+    transition(m, MigrationState::completed, ok ? "" : "completed, but convergence incomplete: " + why);
+    save(m);
+  });
+}
+
+void MigrationDriver::rollback(const MigrationId& id, const std::string& reason) {
+  auto it = state_.migrations().find(id);
+  if (it == state_.migrations().end()) return;
+  Migration m = it->second;
+  if (m.state == MigrationState::cutting_over) {
+    // Past the point of no return: finish instead.
+    stamp(m, "converged");
+    transition(m, MigrationState::completed, "completed, but " + reason);
+    save(m);
+    return;
+  }
+  if (is_terminal(m.state)) return;
+  transition(m, MigrationState::rolled_back, reason);
+  Port p = state_.ports().at(m.port);
+  if (p.migrating_to) {
+    p.migrating_to.reset();
+    state_.put_port_and_migration(p, m);
+  } else {
+    save(m);
+  }
+}
+
+void MigrationDriver::recover() {
+  std::vector<MigrationId> active;
+  for (const auto& [id, m] : state_.migrations()) {
+    if (!is_terminal(m.state)) active.push_back(id);
+  }
+  for (const auto& id : active) {
+    const auto& m = state_.migrations().at(id);
+    if (m.state == MigrationState::cutting_over) {
+      Migration done = m;
+      transition(done, MigrationState::completed, "completed after controller restart");
+      save(done);
+    } else if (m.state != MigrationState::pending_approval) {
+      rollback(id, "controller restarted during " + std::string(to_string(m.state)));
+    }
+  }
+}
+
+}  // namespace cutover::controller

@@ -1,0 +1,86 @@
+// MigrationDriver: the migration state machine, the heart of the controller. One screen:
+//
+//   requested ──policy──▶ rejected
+//       │ └─approval required─▶ pending_approval ──approve──┐
+//       ▼                                                   ▼
+//   preparing: port gets migrating_to=D (D binds it, every other VTEP delivers to S and D);
+//       │      wait until S, D and every VTEP of the VNI ACKed that generation
+//       ▼
+//   ready: wait for the port to come up on D (D's agent reports it bound)
+//       ▼
+//   cutting_over: port.host=D, migrating_to cleared; wait until every host applied it
+//       ▼
+//   completed
+//
+//   preparing / ready / pending_approval ──(NACK, agent gone, timeout, cancel)──▶ rolled_back:
+//   migrating_to cleared, the port stays on S. Every transition is logged once, timestamped in
+//   the migration's timeline and appended to the audit log.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "agent_hub.hpp"
+#include "controller_state.hpp"
+#include "metrics.hpp"
+#include "scheduler.hpp"
+
+namespace cutover::controller {
+
+struct PlacementRule {
+  std::string port_label;  // a port with this label ...
+  std::string host_label;  // ... must not land on a host with this label
+};
+
+struct MigrationPolicy {
+  std::vector<PlacementRule> forbid;
+  int64_t max_concurrent_per_host = 4;  // active migrations touching a host (as source or dest)
+  bool require_approval = false;
+  std::chrono::milliseconds prepare_timeout{30000};
+  std::chrono::milliseconds activation_timeout{300000};
+  std::chrono::milliseconds converge_timeout{30000};
+};
+
+class MigrationDriver {
+ public:
+  MigrationDriver(ControllerState& state, AgentHub& hub, Scheduler& scheduler, Metrics& metrics,
+                  MigrationPolicy policy);
+
+  // Throws ApiError naming the field for bad requests; a policy refusal is not an error: the
+  // migration is stored as rejected with the reason.
+  Migration create(const PortId& port, const HostId& to, const std::string& requested_by = "");
+  Migration approve(const MigrationId& id);
+  Migration cancel(const MigrationId& id, const std::string& reason = "cancelled by request");
+
+  // Re-evaluates active migrations after an agent event.
+  void on_agent_update(const HostId& host);
+  // After a controller restart: finish or roll back migrations that were in flight.
+  void recover();
+
+  size_t active_count() const;
+
+ private:
+  void transition(Migration& m, MigrationState to, const std::string& reason = "");
+  void stamp(Migration& m, const std::string& phase);
+  void save(const Migration& m);
+  std::string policy_refusal(const Port& p, const HostId& to) const;
+  void start_prepare(Migration m);
+  void check_activation(const MigrationId& id);
+  void cut_over(Migration m);
+  void rollback(const MigrationId& id, const std::string& reason);
+  std::vector<HostId> hosts_involved(const Port& p) const;
+  void arm_timer(const MigrationId& id, std::chrono::milliseconds d, const std::string& what);
+  void disarm_timer(const MigrationId& id);
+  void audit(const Migration& m, const std::string& event, const std::string& detail);
+
+  ControllerState& state_;
+  AgentHub& hub_;
+  Scheduler& scheduler_;
+  Metrics& metrics_;
+  MigrationPolicy policy_;
+  std::map<MigrationId, uint64_t> timers_;
+};
+
+}  // namespace cutover::controller

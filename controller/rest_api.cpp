@@ -1,0 +1,309 @@
+// RestApi: routing, JSON bodies, validation errors.
+#include "rest_api.hpp"
+
+#include "json_codec.hpp"
+#include "json_reader.hpp"
+#include "logging.hpp"
+
+namespace cutover::controller {
+
+using nlohmann::json;
+
+namespace {
+
+HttpResponse ok(const json& j, int status = 200) { return {status, j.dump(), "application/json"}; }
+
+HttpResponse error(int status, const std::string& code, const std::string& message,
+                   const std::string& field = "") {
+  json e = {{"code", code}, {"message", message}};
+  e["field"] = field.empty() ? json(nullptr) : json(field);
+  return {status, json{{"error", e}}.dump(), "application/json"};
+}
+
+std::vector<std::string> split_path(const std::string& target) {
+  std::string path = target.substr(0, target.find('?'));
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i < path.size()) {
+    size_t j = path.find('/', i);
+    if (j == std::string::npos) j = path.size();
+    if (j > i) out.push_back(path.substr(i, j - i));
+    i = j + 1;
+  }
+  return out;
+}
+
+json parse_body(const HttpRequest& req) {
+  if (req.body.size() > RestApi::kMaxBody) {
+    throw ApiError(413, "too_large", "", "request body over 1 MiB");
+  }
+  try {
+    return parse_json_text(req.body);
+  } catch (const ParseError& e) {
+    throw ApiError(400, "malformed_json", "", e.message());
+  }
+}
+
+template <typename T, typename Fn>
+T decode(const HttpRequest& req, Fn&& fn) {
+  auto j = parse_body(req);
+  try {
+    return fn(j);
+  } catch (const ParseError& e) {
+    throw ApiError(422, "invalid", e.field(), e.message());
+  }
+}
+
+template <typename IdT>
+IdT path_id(const std::string& text) {
+  try {
+    return IdT::parse(text);
+  } catch (const ParseError& e) {
+    throw ApiError(404, "not_found", "", e.message());
+  }
+}
+
+template <typename Map>
+json list(const Map& m) {
+  json arr = json::array();
+  for (const auto& [id, v] : m) arr.push_back(to_json(v));
+  return arr;
+}
+
+}  // namespace
+
+RestApi::RestApi(ControllerState& state, AgentHub& hub, MigrationDriver& migrations,
+                 Metrics& metrics, std::string token, std::string openapi_yaml)
+    : state_(state),
+      hub_(hub),
+      migrations_(migrations),
+      metrics_(metrics),
+      token_(std::move(token)),
+      openapi_(std::move(openapi_yaml)) {}
+
+const std::vector<std::pair<std::string, std::string>>& RestApi::routes() {
+  static const std::vector<std::pair<std::string, std::string>> r = {
+      {"get", "/healthz"},
+      {"get", "/metrics"},
+      {"get", "/v1/openapi.yaml"},
+      {"get", "/v1/hosts"},
+      {"post", "/v1/hosts"},
+      {"get", "/v1/hosts/{id}"},
+      {"put", "/v1/hosts/{id}"},
+      {"delete", "/v1/hosts/{id}"},
+      {"get", "/v1/hosts/{id}/desired-state"},
+      {"get", "/v1/networks"},
+      {"post", "/v1/networks"},
+      {"get", "/v1/networks/{id}"},
+      {"delete", "/v1/networks/{id}"},
+      {"get", "/v1/ports"},
+      {"post", "/v1/ports"},
+      {"get", "/v1/ports/{id}"},
+      {"put", "/v1/ports/{id}"},
+      {"delete", "/v1/ports/{id}"},
+      {"get", "/v1/migrations"},
+      {"post", "/v1/migrations"},
+      {"get", "/v1/migrations/{id}"},
+      {"post", "/v1/migrations/{id}/cancel"},
+      {"post", "/v1/migrations/{id}/approve"},
+      {"get", "/v1/agents"},
+      {"get", "/v1/audit"},
+  };
+  return r;
+}
+
+bool RestApi::authorized(const std::string& authorization) const {
+  if (token_.empty()) return true;  // only when explicitly started with --insecure-no-token
+  const std::string expected = "Bearer " + token_;
+  if (authorization.size() != expected.size()) return false;
+  unsigned char diff = 0;  // constant time
+  for (size_t i = 0; i < expected.size(); ++i) diff |= authorization[i] ^ expected[i];
+  return diff == 0;
+}
+
+HttpResponse RestApi::handle(const HttpRequest& req) {
+  const auto path = split_path(req.target);
+  const bool open = req.method == "GET" && (req.target == "/healthz" || req.target == "/metrics" ||
+                                            req.target == "/v1/openapi.yaml");
+  if (!open && !authorized(req.authorization)) {
+    return error(401, "unauthenticated", "missing or wrong bearer token (Authorization header)");
+  }
+  try {
+    return route(req, path);
+  } catch (const ApiError& e) {
+    return error(e.status(), e.code(), e.what(), e.field());
+  } catch (const std::exception& e) {
+    logger("rest")->error("{} {}: {}", req.method, req.target, e.what());
+    return error(500, "internal", e.what());
+  }
+}
+
+HttpResponse RestApi::route(const HttpRequest& req, const std::vector<std::string>& p) {
+  const auto& m = req.method;
+  const size_t n = p.size();
+  auto method_not_allowed = [&] {
+    return error(405, "method_not_allowed", m + " is not supported on " + req.target);
+  };
+
+  if (n == 1 && p[0] == "healthz") {
+    return m == "GET" ? ok({{"status", "ok"}, {"generation", state_.generation()}})
+                      : method_not_allowed();
+  }
+  if (n == 1 && p[0] == "metrics") {
+    if (m != "GET") return method_not_allowed();
+    Metrics::Gauges g{state_.generation(), hub_.connected_count(), hub_.max_generation_lag(),
+                      migrations_.active_count()};
+    return {200, metrics_.render(g), "text/plain; version=0.0.4"};
+  }
+  if (n < 2 || p[0] != "v1") return error(404, "not_found", "no route " + req.target);
+  const auto& kind = p[1];
+
+  if (n == 2 && kind == "openapi.yaml") {
+    return m == "GET" ? HttpResponse{200, openapi_, "application/yaml"} : method_not_allowed();
+  }
+
+  if (kind == "hosts") {
+    if (n == 2 && m == "GET") return ok(list(state_.hosts()));
+    if (n == 2 && m == "POST") {
+      auto h = decode<Host>(req, [](const json& j) { return host_from_json(j); });
+      if (state_.hosts().count(h.id)) {
+        throw ApiError(409, "conflict", "id", "host '" + h.id.str() + "' already exists");
+      }
+      return ok(to_json(state_.put_host(h)), 201);
+    }
+    if (n >= 3) {
+      auto id = path_id<HostId>(p[2]);
+      auto it = state_.hosts().find(id);
+      if (n == 4 && p[3] == "desired-state" && m == "GET") {
+        if (it == state_.hosts().end()) throw ApiError(404, "not_found", "", "no host '" + id.str() + "'");
+        return ok(to_json(state_.desired_for(id)));
+      }
+      if (n != 3) return error(404, "not_found", "no route " + req.target);
+      if (m == "GET") {
+        if (it == state_.hosts().end()) throw ApiError(404, "not_found", "", "no host '" + id.str() + "'");
+        return ok(to_json(it->second));
+      }
+      if (m == "PUT") {
+        auto h = decode<Host>(req, [](const json& j) { return host_from_json(j); });
+        if (h.id != id) throw ApiError(422, "invalid", "id", "body id differs from the URL");
+        return ok(to_json(state_.put_host(h)));
+      }
+      if (m == "DELETE") {
+        state_.delete_host(id);
+        return {204, "", "application/json"};
+      }
+    }
+    return method_not_allowed();
+  }
+
+  if (kind == "networks") {
+    if (n == 2 && m == "GET") return ok(list(state_.networks()));
+    if (n == 2 && m == "POST") {
+      auto net = decode<Network>(req, [](const json& j) { return network_from_json(j); });
+      return ok(to_json(state_.create_network(net)), 201);
+    }
+    if (n == 3) {
+      auto id = path_id<NetworkId>(p[2]);
+      if (m == "GET") {
+        auto it = state_.networks().find(id);
+        if (it == state_.networks().end()) {
+          throw ApiError(404, "not_found", "", "no network '" + id.str() + "'");
+        }
+        return ok(to_json(it->second));
+      }
+      if (m == "DELETE") {
+        state_.delete_network(id);
+        return {204, "", "application/json"};
+      }
+    }
+    return n <= 3 ? method_not_allowed() : error(404, "not_found", "no route " + req.target);
+  }
+
+  if (kind == "ports") {
+    if (n == 2 && m == "GET") return ok(list(state_.ports()));
+    if (n == 2 && m == "POST") {
+      auto port = decode<Port>(req, [](const json& j) { return port_from_json(j); });
+      if (port.migrating_to) {
+        throw ApiError(422, "invalid", "migrating_to", "set by migrations only");
+      }
+      return ok(to_json(state_.create_port(port)), 201);
+    }
+    if (n == 3) {
+      auto id = path_id<PortId>(p[2]);
+      auto it = state_.ports().find(id);
+      if (m == "GET") {
+        if (it == state_.ports().end()) throw ApiError(404, "not_found", "", "no port '" + id.str() + "'");
+        return ok(to_json(it->second));
+      }
+      if (m == "PUT") {
+        auto port = decode<Port>(req, [](const json& j) { return port_from_json(j); });
+        if (port.id != id) throw ApiError(422, "invalid", "id", "body id differs from the URL");
+        if (it != state_.ports().end() && port.migrating_to != it->second.migrating_to) {
+          throw ApiError(422, "invalid", "migrating_to", "set by migrations only");
+        }
+        return ok(to_json(state_.replace_port(port)));
+      }
+      if (m == "DELETE") {
+        state_.delete_port(id);
+        return {204, "", "application/json"};
+      }
+    }
+    return n <= 3 ? method_not_allowed() : error(404, "not_found", "no route " + req.target);
+  }
+
+  if (kind == "migrations") {
+    if (n == 2 && m == "GET") return ok(list(state_.migrations()));
+    if (n == 2 && m == "POST") {
+      auto [port, to] = decode<std::pair<PortId, HostId>>(req, [](const json& j) {
+        JsonReader r(j, "");
+        auto port = r.parse_field<PortId>("port", r.required_string("port"),
+                                          [](const std::string& s) { return PortId::parse(s); });
+        auto to = r.parse_field<HostId>("to_host", r.required_string("to_host"),
+                                        [](const std::string& s) { return HostId::parse(s); });
+        r.finish();
+        return std::make_pair(port, to);
+      });
+      auto mig = migrations_.create(port, to);
+      return ok(to_json(mig), mig.state == MigrationState::rejected ? 403 : 201);
+    }
+    if (n >= 3) {
+      auto id = path_id<MigrationId>(p[2]);
+      if (n == 3 && m == "GET") {
+        auto it = state_.migrations().find(id);
+        if (it == state_.migrations().end()) {
+          throw ApiError(404, "not_found", "", "no migration '" + id.str() + "'");
+        }
+        return ok(to_json(it->second));
+      }
+      if (n == 4 && m == "POST" && p[3] == "cancel") return ok(to_json(migrations_.cancel(id)));
+      if (n == 4 && m == "POST" && p[3] == "approve") return ok(to_json(migrations_.approve(id)));
+      if (n > 4 || (n == 4 && p[3] != "cancel" && p[3] != "approve")) {
+        return error(404, "not_found", "no route " + req.target);
+      }
+    }
+    return method_not_allowed();
+  }
+
+  if (kind == "agents" && n == 2) {
+    if (m != "GET") return method_not_allowed();
+    json arr = json::array();
+    for (const auto& [host, info] : hub_.agents()) {
+      arr.push_back({{"host", host.str()},
+                     {"connected", info.connected},
+                     {"sent_generation", info.sent_generation},
+                     {"applied_generation", info.applied_generation},
+                     {"bound_ports", info.bound_ports},
+                     {"last_error", info.last_error}});
+    }
+    return ok(arr);
+  }
+
+  if (kind == "audit" && n == 2) {
+    if (m != "GET") return method_not_allowed();
+    return ok(state_.audit());
+  }
+
+  return error(404, "not_found", "no route " + req.target);
+}
+
+}  // namespace cutover::controller

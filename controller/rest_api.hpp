@@ -1,0 +1,53 @@
+// RestApi: the controller's HTTP API as a pure function from request to response (no sockets),
+// so every route and every error is testable in-process; HttpServer only moves bytes. Errors are
+// {"error": {"code", "message", "field"}} with a 4xx status; nothing is stored unless the whole
+// request is valid.
+#pragma once
+
+#include <string>
+
+#include "agent_hub.hpp"
+#include "controller_state.hpp"
+#include "metrics.hpp"
+#include "migration_driver.hpp"
+
+namespace cutover::controller {
+
+struct HttpRequest {
+  std::string method;
+  std::string target;  // path and optional query
+  std::string body;
+  std::string authorization;  // the Authorization header, verbatim
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string body;
+  std::string content_type = "application/json";
+};
+
+class RestApi {
+ public:
+  static constexpr size_t kMaxBody = 1 << 20;
+
+  RestApi(ControllerState& state, AgentHub& hub, MigrationDriver& migrations, Metrics& metrics,
+          std::string token, std::string openapi_yaml);
+
+  HttpResponse handle(const HttpRequest& req);
+  bool authorized(const std::string& authorization) const;
+
+  // Every (method, path template) the router serves; a test checks it against the OpenAPI doc.
+  static const std::vector<std::pair<std::string, std::string>>& routes();
+
+ private:
+  HttpResponse route(const HttpRequest& req, const std::vector<std::string>& path);
+
+  ControllerState& state_;
+  AgentHub& hub_;
+  MigrationDriver& migrations_;
+  Metrics& metrics_;
+  std::string token_;
+  std::string openapi_;
+};
+
+}  // namespace cutover::controller

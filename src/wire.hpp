@@ -1,0 +1,48 @@
+// Wire protocol between cutover-agent and cutover-controller: JSON text messages over one
+// WebSocket (/v1/agent, authenticated by the shared token in the upgrade request).
+//   agent -> controller: hello {host}         on every (re)connect; the controller answers with
+//                                              the full desired state for that host
+//                        ack {generation, bound_ports}  that generation is applied
+//                                              (barrier-confirmed); which local ports are bound
+//                        nack {generation, error, field}
+//   controller -> agent: desired {state}       the host's whole DesiredState with its generation
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "desired_state.hpp"
+#include "model.hpp"
+
+namespace cutover::wire {
+
+struct Hello {
+  Host host;
+};
+struct Ack {
+  uint64_t generation = 0;
+  double apply_ms = 0;
+  std::vector<std::string> bound_ports;  // local ports the dataplane has bound right now
+};
+struct Nack {
+  uint64_t generation = 0;
+  std::string error;
+  std::string field;
+};
+struct Desired {
+  DesiredState state;
+};
+
+using AgentMessage = std::variant<Hello, Ack, Nack>;
+using ControllerMessage = std::variant<Desired>;
+
+std::string encode(const AgentMessage& m);
+std::string encode(const ControllerMessage& m);
+// Both throw ParseError naming the field on malformed or unknown messages.
+AgentMessage decode_agent_message(const std::string& text);
+ControllerMessage decode_controller_message(const std::string& text);
+
+}  // namespace cutover::wire
