@@ -1,6 +1,7 @@
-// cutover-agent: one per hypervisor. Takes desired state from a JSON file (--desired-state,
-// re-read on SIGHUP) and reconciles this host's dataplane to it, reporting each applied
-// generation in the log and in --status-file. Flags and environment are read only here.
+// cutover-agent: one per hypervisor. Takes desired state from the controller (--controller, over
+// the agent channel) or from a JSON file (--desired-state, re-read on SIGHUP; for debugging) and
+// reconciles this host's dataplane to it, reporting each applied generation to the controller
+// (ACK/NACK), in the log and in --status-file. Flags and environment are read only here.
 #include <utility>  // before Boost.Asio 1.74, which uses std::exchange without it
 
 #include <boost/asio.hpp>
@@ -8,7 +9,9 @@
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <unistd.h>
 
+#include "controller_client.hpp"
 #include "desired_state.hpp"
 #include "json_reader.hpp"
 #include "logging.hpp"
@@ -22,6 +25,12 @@ using namespace cutover::agent;
 namespace {
 
 struct AgentConfig {
+  std::string controller;
+  std::string token;
+  std::string token_file;
+  std::string host;
+  std::string underlay_ip;
+  std::string labels;
   std::string desired_state;
   std::string status_file;
   std::string ovs_rundir = "/run/openvswitch";
@@ -33,6 +42,28 @@ struct AgentConfig {
   std::string log_level = "info";
   std::string log_format = "text";
 };
+
+std::string read_first_line(const std::string& path, const std::string& flag) {
+  std::ifstream in(path);
+  if (!in) throw ParseError(flag, "cannot read '" + path + "'");
+  std::string line;
+  std::getline(in, line);
+  while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+  return line;
+}
+
+Labels parse_labels(const std::string& text) {
+  Labels labels;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (item.empty()) continue;
+    auto eq = item.find('=');
+    if (eq == std::string::npos || eq == 0) throw ParseError("--labels", "expected k=v, got '" + item + "'");
+    labels[item.substr(0, eq)] = item.substr(eq + 1);
+  }
+  return labels;
+}
 
 DesiredState read_desired_state(const std::string& path) {
   std::ifstream in(path);
@@ -49,6 +80,12 @@ int main(int argc, char** argv) {
   Options opts("cutover-agent",
                "Reconciles this hypervisor's overlay dataplane (Open vSwitch) to cutover's "
                "desired state.");
+  opts.add("controller", &cfg.controller, "controller agent channel, ws://HOST:PORT");
+  opts.add("token-file", &cfg.token_file, "file whose first line is the shared token");
+  opts.add("token", &cfg.token, "shared token (prefer --token-file)");
+  opts.add("host", &cfg.host, "this hypervisor's host id (default: the hostname)");
+  opts.add("underlay-ip", &cfg.underlay_ip, "this hypervisor's VXLAN tunnel endpoint address");
+  opts.add("labels", &cfg.labels, "host labels for placement policy, k=v,k2=v2");
   opts.add("desired-state", &cfg.desired_state,
            "JSON desired-state file to apply (re-read on SIGHUP)");
   opts.add("status-file", &cfg.status_file,
@@ -65,12 +102,32 @@ int main(int argc, char** argv) {
   opts.add("log-format", &cfg.log_format, "text or json");
 
   LogConfig log_cfg;
+  ControllerClientConfig client_cfg;
   try {
     if (!opts.parse(argc, argv)) return 0;
     log_cfg.level = parse_log_level(cfg.log_level, "--log-level");
     log_cfg.format = parse_log_format(cfg.log_format, "--log-format");
-    if (cfg.desired_state.empty()) {
-      throw ParseError("--desired-state", "required (the controller channel is not enabled)");
+    if (cfg.desired_state.empty() == cfg.controller.empty()) {
+      throw ParseError("--controller", "give exactly one of --controller or --desired-state");
+    }
+    if (!cfg.controller.empty()) {
+      parse_controller_url(cfg.controller, client_cfg);
+      if (!cfg.token_file.empty()) cfg.token = read_first_line(cfg.token_file, "--token-file");
+      if (cfg.token.empty()) throw ParseError("--token-file", "the controller needs the shared token");
+      client_cfg.token = cfg.token;
+      if (cfg.host.empty()) {
+        char name[256] = {};
+        gethostname(name, sizeof name - 1);
+        cfg.host = name;
+      }
+      client_cfg.self.id = HostId::parse(cfg.host);
+      if (cfg.underlay_ip.empty()) throw ParseError("--underlay-ip", "required with --controller");
+      try {
+        client_cfg.self.underlay_ip = IpAddress::parse(cfg.underlay_ip);
+      } catch (const ParseError& e) {
+        throw ParseError("--underlay-ip", e.message());
+      }
+      client_cfg.self.labels = parse_labels(cfg.labels);
     }
     if (cfg.resync_interval_ms < 100) {
       throw ParseError("--resync-interval-ms", "must be at least 100");
@@ -97,6 +154,18 @@ int main(int argc, char** argv) {
 
   StatusFile status(cfg.status_file);
   ApplyReport last;
+  std::unique_ptr<ControllerClient> client;
+  if (!cfg.controller.empty()) {
+    client = std::make_unique<ControllerClient>(io, client_cfg, [&](DesiredState state) {
+      if (state.host != client_cfg.self.id) {
+        log->error("controller sent state for host {}, we are {}; ignored", state.host.str(),
+                   client_cfg.self.id.str());
+        return;
+      }
+      log->debug("desired state generation {} from controller", state.generation);
+      dataplane.set_desired(std::move(state));
+    });
+  }
   dataplane.start([&](const ApplyReport& report) {
     boost::asio::post(io, [&, report] {
       const bool changed = report.ok != last.ok || report.generation != last.generation ||
@@ -104,6 +173,7 @@ int main(int argc, char** argv) {
                            report.added + report.modified + report.removed > 0;
       last = report;
       status.write(report);
+      if (client) client->report(report);
       if (!changed) return;
       if (report.rejected) {
         log->error("generation {} rejected, nothing changed: {}{}{}", report.generation,
@@ -120,6 +190,7 @@ int main(int argc, char** argv) {
   });
 
   auto load = [&] {
+    if (cfg.desired_state.empty()) return;
     try {
       auto state = read_desired_state(cfg.desired_state);
       log->info("desired state generation {} from {}: {} networks, {} ports", state.generation,
@@ -131,13 +202,15 @@ int main(int argc, char** argv) {
     }
   };
   load();
+  if (client) client->start();
 
   std::function<void(const boost::system::error_code&, int)> on_signal =
       [&](const boost::system::error_code& ec, int sig) {
         if (ec) return;
         if (sig == SIGHUP) {
-          log->info("SIGHUP: re-reading {}", cfg.desired_state);
+          if (!cfg.desired_state.empty()) log->info("SIGHUP: re-reading {}", cfg.desired_state);
           load();
+  if (client) client->start();
           signals.async_wait(on_signal);
           return;
         }
@@ -145,8 +218,10 @@ int main(int argc, char** argv) {
         io.stop();
       };
   signals.async_wait(on_signal);
-  log->info("cutover-agent started (OVSDB {}, OpenFlow {})", ovs.ovsdb_remote, ovs.openflow_target);
+  log->info("cutover-agent started (OVSDB {}, OpenFlow {}, desired state from {})", ovs.ovsdb_remote,
+            ovs.openflow_target, cfg.controller.empty() ? cfg.desired_state : cfg.controller);
   io.run();
+  if (client) client->stop();
   dataplane.stop();
   return 0;
 }

@@ -144,10 +144,48 @@ class Lab:
         return ns
 
     # -- topology ------------------------------------------------------------------------------
+    CONTROLLER_IP = "192.168.100.254"
+
     def add_underlay(self):
+        """The underlay: a Linux bridge in its own namespace, which also hosts the controller
+        (reachable from the hosts at CONTROLLER_IP and from inside that namespace on loopback)."""
         self.underlay_ns = self.add_ns("ul")
         run("ip", "netns", "exec", self.underlay_ns, "ip", "link", "add", "ul", "type", "bridge")
+        run("ip", "netns", "exec", self.underlay_ns, "ip", "addr", "add",
+            f"{self.CONTROLLER_IP}/24", "dev", "ul")
         run("ip", "netns", "exec", self.underlay_ns, "ip", "link", "set", "ul", "up")
+
+    def start_controller(self, binary, token="lab-token", extra_args=()):
+        """Runs cutover-controller in the underlay namespace; returns its base URL there."""
+        if not self.underlay_ns:
+            self.add_underlay()
+        self.token_file = os.path.join(self.dir, "token")
+        with open(self.token_file, "w") as f:
+            f.write(token + "\n")
+        port_file = os.path.join(self.dir, "controller.port")
+        self.controller = self.spawn(self.underlay_ns, [
+            binary, "--listen", "0.0.0.0:0", "--db", os.path.join(self.dir, "controller.db"),
+            "--token-file", self.token_file, "--port-file", port_file, *extra_args],
+            "controller.log")
+        self.controller_port = int(wait_until("controller port file", lambda: os.path.exists(port_file)
+                                              and open(port_file).read().strip()))
+        return self.controller_port
+
+    def ctl(self, ctl_binary, *args, check=True):
+        """Runs cutoverctl against the lab's controller (inside the underlay namespace)."""
+        return run("ip", "netns", "exec", self.underlay_ns, ctl_binary, "--controller",
+                   f"http://127.0.0.1:{self.controller_port}", "--token-file", self.token_file,
+                   *args, check=check)
+
+    def move_vm(self, vm, dst):
+        """Emulates a migration's switchover: the VM's tap leaves the source host (port deleted
+        first: a veth that comes back is RX-dead in OVS otherwise) and is plugged into dst."""
+        src = vm.host
+        src.vsctl("--if-exists", "del-port", vm.tap)
+        src.exec("ip", "link", "set", vm.tap, "netns", dst.ns)
+        vm.host = dst
+        dst.exec("ip", "link", "set", vm.tap, "mtu", str(VM_MTU), "up")
+        self.plug(vm)
 
     def add_host(self, name):
         """Creates host `name` on the underlay (192.168.100.<n>/24) with OVS running."""
@@ -163,6 +201,10 @@ class Lab:
             "netns", self.underlay_ns)
         run("ip", "netns", "exec", self.underlay_ns, "ip", "link", "set", peer, "master", "ul", "up")
         host.exec("ip", "link", "set", "eth0", "up")
+        # Frames crossing the uplink into OVS's AF_PACKET port must carry real checksums: TCP to
+        # the controller (in the underlay namespace) is otherwise dropped as bad-checksum.
+        run("ip", "netns", "exec", self.underlay_ns, "ethtool", "-K", peer, "tx", "off")
+        host.exec("ethtool", "-K", "eth0", "tx", "off")
         self._start_ovs(host)
         # underlay address on br-phy (an OVS bridge with eth0 as its port), per lab-facts
         host.vsctl("add-br", "br-phy", "--", "set", "bridge", "br-phy", "datapath_type=netdev",
@@ -270,12 +312,20 @@ class AgentRunner:
         if reload and self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGHUP)
 
-    def start(self):
+    def start(self, controller=False):
+        """Starts the agent fed from the state file, or (controller=True) from the lab's
+        controller over the agent channel."""
         if os.path.exists(self.status_path):
             os.unlink(self.status_path)  # so that waiting sees this process's own report
+        if controller:
+            source = ["--controller", f"ws://{self.lab.CONTROLLER_IP}:{self.lab.controller_port}",
+                      "--token-file", self.lab.token_file, "--host", self.host.name,
+                      "--underlay-ip", self.host.underlay_ip]
+        else:
+            source = ["--desired-state", self.state_path]
         self.proc = self.lab.spawn(self.host.ns, [self.binary, "--ovs-rundir", self.host.rundir,
-                                                  "--desired-state", self.state_path,
-                                                  "--status-file", self.status_path, *self.extra],
+                                                  *source, "--status-file", self.status_path,
+                                                  *self.extra],
                                    f"{self.host.name}-agent.log")
         return self.proc
 

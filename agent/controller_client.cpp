@@ -1,0 +1,184 @@
+// ControllerClient: Beast WebSocket client with reconnect/backoff.
+#include "controller_client.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/websocket.hpp>
+#include <deque>
+#include <optional>
+
+#include "logging.hpp"
+#include "parse_error.hpp"
+#include "wire.hpp"
+
+namespace cutover::agent {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+using tcp = asio::ip::tcp;
+
+void parse_controller_url(const std::string& url, ControllerClientConfig& out) {
+  std::string rest = url;
+  if (rest.rfind("ws://", 0) == 0) rest = rest.substr(5);
+  if (rest.rfind("wss://", 0) == 0) throw ParseError("--controller", "wss:// is not supported yet");
+  auto slash = rest.find('/');
+  if (slash != std::string::npos) {
+    if (rest.substr(slash) != "/v1/agent" && rest.substr(slash) != "/") {
+      throw ParseError("--controller", "path must be /v1/agent");
+    }
+    rest = rest.substr(0, slash);
+  }
+  auto colon = rest.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == rest.size()) {
+    throw ParseError("--controller", "expected ws://HOST:PORT, got '" + url + "'");
+  }
+  out.host = rest.substr(0, colon);
+  out.port = rest.substr(colon + 1);
+}
+
+struct ControllerClient::Impl : std::enable_shared_from_this<Impl> {
+  Impl(asio::io_context& io, ControllerClientConfig cfg, DesiredFn fn)
+      : io(io), resolver(io), timer(io), cfg(std::move(cfg)), on_desired(std::move(fn)) {}
+
+  asio::io_context& io;
+  tcp::resolver resolver;
+  asio::steady_timer timer;
+  ControllerClientConfig cfg;
+  DesiredFn on_desired;
+  std::optional<websocket::stream<beast::tcp_stream>> ws;
+  beast::flat_buffer buffer;
+  std::deque<std::string> queue;
+  bool is_connected = false;
+  bool stopping = false;
+  std::chrono::milliseconds backoff{100};
+  std::string last_sent;
+  std::shared_ptr<spdlog::logger> log = logger("channel");
+
+  void connect() {
+    if (stopping) return;
+    ws.emplace(io);
+    resolver.async_resolve(cfg.host, cfg.port, [self = shared_from_this()](beast::error_code ec,
+                                                                           tcp::resolver::results_type r) {
+      if (ec) return self->retry("resolve " + self->cfg.host + ": " + ec.message());
+      beast::get_lowest_layer(*self->ws).expires_after(std::chrono::seconds(5));
+      beast::get_lowest_layer(*self->ws).async_connect(
+          r, [self](beast::error_code ec, const tcp::endpoint&) {
+            if (ec) return self->retry("connect: " + ec.message());
+            beast::get_lowest_layer(*self->ws).expires_never();
+            self->ws->set_option(websocket::stream_base::timeout::suggested(beast::role_type::client));
+            self->ws->set_option(websocket::stream_base::decorator([self](websocket::request_type& req) {
+              req.set(beast::http::field::authorization, "Bearer " + self->cfg.token);
+            }));
+            self->ws->read_message_max(64 << 20);
+            self->ws->async_handshake(self->cfg.host + ":" + self->cfg.port, "/v1/agent",
+                                      [self](beast::error_code ec) {
+                                        if (ec) return self->retry("handshake: " + ec.message());
+                                        self->on_open();
+                                      });
+          });
+    });
+  }
+
+  void on_open() {
+    is_connected = true;
+    backoff = std::chrono::milliseconds(100);
+    last_sent.clear();
+    log->info("connected to controller {}:{} as {}", cfg.host, cfg.port, cfg.self.id.str());
+    send(wire::encode(wire::AgentMessage{wire::Hello{cfg.self}}));
+    read();
+  }
+
+  void read() {
+    ws->async_read(buffer, [self = shared_from_this()](beast::error_code ec, size_t) {
+      if (ec) return self->retry("connection lost: " + ec.message());
+      std::string text = beast::buffers_to_string(self->buffer.data());
+      self->buffer.consume(self->buffer.size());
+      try {
+        auto msg = wire::decode_controller_message(text);
+        self->on_desired(std::move(std::get<wire::Desired>(msg).state));
+      } catch (const ParseError& e) {
+        // The dataplane never sees it; the controller learns through the NACK of nothing: log.
+        self->log->error("controller sent a message we cannot parse: {}", e.what());
+      }
+      self->read();
+    });
+  }
+
+  void send(std::string text) {
+    if (!is_connected) return;
+    queue.push_back(std::move(text));
+    if (queue.size() == 1) write_next();
+  }
+
+  void write_next() {
+    ws->text(true);
+    ws->async_write(asio::buffer(queue.front()), [self = shared_from_this()](beast::error_code ec, size_t) {
+      if (ec) {
+        self->queue.clear();
+        return;
+      }
+      self->queue.pop_front();
+      if (!self->queue.empty()) self->write_next();
+    });
+  }
+
+  void retry(const std::string& why) {
+    const bool was = is_connected;
+    is_connected = false;
+    queue.clear();
+    if (stopping) return;
+    if (was) {
+      log->warn("controller channel down ({}); reconnecting", why);
+    } else {
+      log->debug("controller not reachable ({}); retrying in {} ms", why, backoff.count());
+    }
+    timer.expires_after(backoff);
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+    timer.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (!ec) self->connect();
+    });
+  }
+};
+
+ControllerClient::ControllerClient(asio::io_context& io, ControllerClientConfig config, DesiredFn fn)
+    : impl_(std::make_shared<Impl>(io, std::move(config), std::move(fn))) {}
+
+ControllerClient::~ControllerClient() { stop(); }
+
+void ControllerClient::start() { impl_->connect(); }
+
+void ControllerClient::stop() {
+  impl_->stopping = true;
+  impl_->timer.cancel();
+  if (impl_->ws && impl_->is_connected) {
+    beast::error_code ec;
+    beast::get_lowest_layer(*impl_->ws).socket().close(ec);
+  }
+}
+
+bool ControllerClient::connected() const { return impl_->is_connected; }
+
+void ControllerClient::report(const ApplyReport& r) {
+  std::string text;
+  if (r.ok) {
+    text = wire::encode(wire::AgentMessage{wire::Ack{r.generation, r.apply_ms, r.bound_ports}});
+  } else if (r.rejected) {
+    text = wire::encode(wire::AgentMessage{wire::Nack{r.generation, r.error, r.error_field}});
+  } else {
+    return;
+  }
+  // apply_ms differs every time; compare without it.
+  const std::string key = std::to_string(r.ok) + "|" + std::to_string(r.generation) + "|" + r.error +
+                          "|" + [&] {
+                            std::string s;
+                            for (const auto& p : r.bound_ports) s += p + ",";
+                            return s;
+                          }();
+  if (key == impl_->last_sent) return;
+  impl_->last_sent = key;
+  impl_->send(std::move(text));
+}
+
+}  // namespace cutover::agent

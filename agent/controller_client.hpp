@@ -1,0 +1,48 @@
+// ControllerClient: the agent's end of the agent channel. Connects to the controller's WebSocket
+// (/v1/agent, bearer token), says hello with this host's identity, hands every desired state it
+// receives to a callback, and ACKs/NACKs the generations the dataplane reports. Reconnects with
+// exponential backoff (100 ms .. 5 s); the controller resends the full state on every connect.
+// Runs on the agent's io_context.
+#pragma once
+
+#include <utility>  // before Boost.Asio 1.74, which uses std::exchange without it
+
+#include <boost/asio/io_context.hpp>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "apply_report.hpp"
+#include "desired_state.hpp"
+#include "model.hpp"
+
+namespace cutover::agent {
+
+struct ControllerClientConfig {
+  std::string host = "127.0.0.1";  // controller address
+  std::string port = "8180";
+  std::string token;
+  Host self;
+};
+
+class ControllerClient {
+ public:
+  using DesiredFn = std::function<void(DesiredState)>;
+  ControllerClient(boost::asio::io_context& io, ControllerClientConfig config, DesiredFn on_desired);
+  ~ControllerClient();
+  void start();
+  void stop();
+  // ACK (applied) or NACK (rejected) the report's generation; transient failures are retried by
+  // the dataplane and not reported. Repeats are suppressed unless something changed.
+  void report(const ApplyReport& r);
+  bool connected() const;
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+// Parses "ws://HOST:PORT[/v1/agent]" or "HOST:PORT"; throws ParseError naming --controller.
+void parse_controller_url(const std::string& url, ControllerClientConfig& out);
+
+}  // namespace cutover::agent

@@ -1,0 +1,325 @@
+// cutoverctl: command-line client for the controller's REST API. Tables by default, --json for
+// scripts; `migrate PORT --to HOST --wait` follows a migration to its end and prints its timeline.
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "http_client.hpp"
+#include "options.hpp"
+#include "parse_error.hpp"
+
+using namespace cutover;
+using namespace cutover::cli;
+using nlohmann::json;
+
+namespace {
+
+const char* kUsage = R"(Usage: cutoverctl [--controller URL] [--token-file F] [--json] COMMAND
+
+Commands:
+  hosts list | show ID | delete ID
+  hosts create --id ID --underlay-ip IP [--backend ovs|linux] [--labels k=v,...]
+  networks list | show ID | delete ID
+  networks create --id ID --vni N [--mtu N] [--name NAME]
+  ports list | show ID | delete ID
+  ports create --id ID --mac MAC --network NET [--ips IP,...] [--host H] [--iface-id X] [--labels k=v,...]
+  ports place ID --host H
+  migrations list | show ID | cancel ID | approve ID
+  migrations create --port P --to HOST
+  migrate PORT --to HOST [--wait] [--timeout-s N]
+  agents
+  audit
+
+The controller defaults to $CUTOVER_CONTROLLER or http://127.0.0.1:8180; the token to the first
+line of --token-file, else $CUTOVER_TOKEN.
+)";
+
+struct Flags {
+  std::string controller;
+  std::string token_file;
+  bool json_out = false;
+  std::string id, underlay_ip, backend, labels, vni, mtu, name, mac, network, ips, host, iface_id,
+      port, to;
+  bool wait = false;
+  int64_t timeout_s = 600;
+};
+
+class Fail : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+json labels_json(const std::string& text) {
+  json j = json::object();
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (item.empty()) continue;
+    auto eq = item.find('=');
+    if (eq == std::string::npos) throw Fail("--labels: expected k=v, got '" + item + "'");
+    j[item.substr(0, eq)] = item.substr(eq + 1);
+  }
+  return j;
+}
+
+json list_json(const std::string& text) {
+  json j = json::array();
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (!item.empty()) j.push_back(item);
+  }
+  return j;
+}
+
+void need(const std::string& value, const char* flag) {
+  if (value.empty()) throw Fail(std::string(flag) + " is required");
+}
+
+std::string cell(const json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_null()) return "-";
+  if (v.is_array()) {
+    std::string s;
+    for (const auto& e : v) s += (s.empty() ? "" : ",") + cell(e);
+    return s.empty() ? "-" : s;
+  }
+  if (v.is_object()) {
+    std::string s;
+    for (const auto& [k, e] : v.items()) s += (s.empty() ? "" : ",") + k + "=" + cell(e);
+    return s.empty() ? "-" : s;
+  }
+  return v.dump();
+}
+
+void print_table(const json& rows, const std::vector<std::string>& cols) {
+  std::vector<std::vector<std::string>> cells;
+  std::vector<size_t> width;
+  for (const auto& c : cols) width.push_back(c.size());
+  for (const auto& r : rows) {
+    std::vector<std::string> line;
+    for (size_t i = 0; i < cols.size(); ++i) {
+      line.push_back(r.contains(cols[i]) ? cell(r[cols[i]]) : "-");
+      width[i] = std::max(width[i], line.back().size());
+    }
+    cells.push_back(line);
+  }
+  auto print_line = [&](const std::vector<std::string>& line) {
+    std::string out;
+    for (size_t i = 0; i < line.size(); ++i) {
+      std::string c = line[i];
+      if (i + 1 < line.size()) c.resize(width[i] + 2, ' ');
+      out += c;
+    }
+    std::printf("%s\n", out.c_str());
+  };
+  std::vector<std::string> header;
+  for (const auto& c : cols) {
+    std::string h = c;
+    for (auto& ch : h) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    header.push_back(h);
+  }
+  print_line(header);
+  for (const auto& line : cells) print_line(line);
+}
+
+const std::vector<std::string>& columns(const std::string& kind) {
+  static const std::map<std::string, std::vector<std::string>> cols = {
+      {"hosts", {"id", "underlay_ip", "backend", "labels"}},
+      {"networks", {"id", "name", "vni", "mtu"}},
+      {"ports", {"id", "mac", "ips", "network", "host", "migrating_to", "iface_id"}},
+      {"migrations", {"id", "port", "source", "destination", "state", "reason"}},
+      {"agents", {"host", "connected", "sent_generation", "applied_generation", "bound_ports"}},
+      {"audit", {"seq", "migration", "port", "event", "detail"}},
+  };
+  return cols.at(kind);
+}
+
+class Ctl {
+ public:
+  Ctl(HttpClient& http, const Flags& f) : http_(http), f_(f) {}
+
+  json call(const std::string& method, const std::string& target, const json& body = nullptr) {
+    auto res = http_.request(method, target, body.is_null() ? "" : body.dump());
+    json j = res.body.empty() ? json(nullptr) : json::parse(res.body, nullptr, false);
+    if (res.status >= 400 && !(res.status == 403 && j.is_object() && j.contains("state"))) {
+      if (j.is_object() && j.contains("error")) {
+        const auto& e = j["error"];
+        std::string msg = e.value("message", "");
+        if (e.contains("field") && e["field"].is_string()) msg = e["field"].get<std::string>() + ": " + msg;
+        throw Fail(std::to_string(res.status) + " " + e.value("code", "") + ": " + msg);
+      }
+      throw Fail("HTTP " + std::to_string(res.status) + ": " + res.body);
+    }
+    return j;
+  }
+
+  void show(const std::string& kind, const json& j) {
+    if (f_.json_out) {
+      std::printf("%s\n", j.dump(2).c_str());
+    } else if (j.is_array()) {
+      print_table(j, columns(kind));
+    } else if (j.is_object()) {
+      for (const auto& [k, v] : j.items()) {
+        if (k == "timeline") continue;
+        std::printf("%-14s %s\n", (k + ":").c_str(), cell(v).c_str());
+      }
+      if (j.contains("timeline") && !j["timeline"].empty()) print_timeline(j["timeline"]);
+    }
+  }
+
+  void print_timeline(const json& t) {
+    std::vector<std::pair<int64_t, std::string>> phases;
+    for (const auto& [k, v] : t.items()) phases.push_back({v.get<int64_t>(), k});
+    std::sort(phases.begin(), phases.end());
+    std::printf("timeline:\n");
+    for (const auto& [us, name] : phases) {
+      std::printf("  %+10.3f ms  %s\n", static_cast<double>(us - phases.front().first) / 1000.0,
+                  name.c_str());
+    }
+  }
+
+  int run(const std::vector<std::string>& args) {
+    if (args.empty()) throw Fail("missing command (see --help)");
+    const auto& kind = args[0];
+    const std::string verb = args.size() > 1 ? args[1] : "list";
+    const std::string arg = args.size() > 2 ? args[2] : "";
+    if (kind == "agents" || kind == "audit") {
+      show(kind, call("GET", "/v1/" + kind));
+      return 0;
+    }
+    if (kind == "migrate") {
+      if (args.size() < 2) throw Fail("migrate PORT --to HOST");
+      return migrate(args[1]);
+    }
+    if (kind != "hosts" && kind != "networks" && kind != "ports" && kind != "migrations") {
+      throw Fail("unknown command '" + kind + "' (see --help)");
+    }
+    const std::string base = "/v1/" + kind;
+    if (verb == "list") {
+      show(kind, call("GET", base));
+    } else if (verb == "show") {
+      need(arg, "ID");
+      show(kind, call("GET", base + "/" + arg));
+    } else if (verb == "delete") {
+      need(arg, "ID");
+      call("DELETE", base + "/" + arg);
+      std::printf("deleted %s %s\n", kind.c_str(), arg.c_str());
+    } else if (verb == "create") {
+      show(kind, call("POST", base, create_body(kind)));
+    } else if (kind == "ports" && verb == "place") {
+      need(arg, "ID");
+      need(f_.host, "--host");
+      auto p = call("GET", base + "/" + arg);
+      p["host"] = f_.host;
+      show(kind, call("PUT", base + "/" + arg, p));
+    } else if (kind == "migrations" && (verb == "cancel" || verb == "approve")) {
+      need(arg, "ID");
+      show(kind, call("POST", base + "/" + arg + "/" + verb));
+    } else {
+      throw Fail("unknown verb '" + verb + "' for " + kind);
+    }
+    return 0;
+  }
+
+  json create_body(const std::string& kind) {
+    json b;
+    if (kind == "hosts") {
+      need(f_.id, "--id");
+      need(f_.underlay_ip, "--underlay-ip");
+      b = {{"id", f_.id}, {"underlay_ip", f_.underlay_ip}, {"labels", labels_json(f_.labels)}};
+      if (!f_.backend.empty()) b["backend"] = f_.backend;
+    } else if (kind == "networks") {
+      need(f_.id, "--id");
+      need(f_.vni, "--vni");
+      b = {{"id", f_.id}, {"vni", std::atoll(f_.vni.c_str())}};
+      if (!f_.mtu.empty()) b["mtu"] = std::atoll(f_.mtu.c_str());
+      if (!f_.name.empty()) b["name"] = f_.name;
+    } else if (kind == "ports") {
+      need(f_.id, "--id");
+      need(f_.mac, "--mac");
+      need(f_.network, "--network");
+      b = {{"id", f_.id}, {"mac", f_.mac}, {"network", f_.network}, {"ips", list_json(f_.ips)},
+           {"labels", labels_json(f_.labels)}};
+      if (!f_.host.empty()) b["host"] = f_.host;
+      if (!f_.iface_id.empty()) b["iface_id"] = f_.iface_id;
+    } else {
+      need(f_.port, "--port");
+      need(f_.to, "--to");
+      b = {{"port", f_.port}, {"to_host", f_.to}};
+    }
+    return b;
+  }
+
+  int migrate(const std::string& port) {
+    need(f_.to, "--to");
+    auto m = call("POST", "/v1/migrations", {{"port", port}, {"to_host", f_.to}});
+    const std::string id = m["id"];
+    if (!f_.wait) {
+      show("migrations", m);
+      return m["state"] == "rejected" ? 1 : 0;
+    }
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(f_.timeout_s);
+    std::string last;
+    while (true) {
+      const std::string state = m["state"];
+      if (state != last && !f_.json_out) std::fprintf(stderr, "%s: %s\n", id.c_str(), state.c_str());
+      last = state;
+      if (state == "completed" || state == "rolled_back" || state == "rejected") break;
+      if (std::chrono::steady_clock::now() > deadline) throw Fail("timed out waiting for " + id);
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));  // polling a remote state
+      m = call("GET", "/v1/migrations/" + id);
+    }
+    show("migrations", m);
+    return m["state"] == "completed" ? 0 : 1;
+  }
+
+ private:
+  HttpClient& http_;
+  const Flags& f_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Flags f;
+  const char* env_controller = std::getenv("CUTOVER_CONTROLLER");
+  f.controller = env_controller ? env_controller : "http://127.0.0.1:8180";
+  Options opts("cutoverctl", kUsage);
+  opts.add("controller", &f.controller, "controller base URL");
+  opts.add("token-file", &f.token_file, "file whose first line is the shared token");
+  opts.add("json", &f.json_out, "print JSON instead of tables");
+  for (auto [name, target] : std::initializer_list<std::pair<const char*, std::string*>>{
+           {"id", &f.id}, {"underlay-ip", &f.underlay_ip}, {"backend", &f.backend},
+           {"labels", &f.labels}, {"vni", &f.vni}, {"mtu", &f.mtu}, {"name", &f.name},
+           {"mac", &f.mac}, {"network", &f.network}, {"ips", &f.ips}, {"host", &f.host},
+           {"iface-id", &f.iface_id}, {"port", &f.port}, {"to", &f.to}}) {
+    opts.add(name, target, "see Commands");
+  }
+  opts.add("wait", &f.wait, "migrate: follow the migration until it ends");
+  opts.add("timeout-s", &f.timeout_s, "migrate --wait: give up after this many seconds");
+  try {
+    if (!opts.parse(argc, argv)) return 0;
+    std::string token;
+    if (!f.token_file.empty()) {
+      std::ifstream in(f.token_file);
+      if (!in) throw Fail("--token-file: cannot read '" + f.token_file + "'");
+      std::getline(in, token);
+    } else if (const char* t = std::getenv("CUTOVER_TOKEN")) {
+      token = t;
+    }
+    HttpClient http(f.controller, token);
+    Ctl ctl(http, f);
+    return ctl.run(opts.positional());
+  } catch (const ParseError& e) {
+    std::fprintf(stderr, "cutoverctl: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "cutoverctl: %s\n", e.what());
+    return 1;
+  }
+}
