@@ -4,12 +4,12 @@
 // (ACK/NACK), in the log and in --status-file. Flags and environment are read only here.
 #include <utility>  // before Boost.Asio 1.74, which uses std::exchange without it
 
+#include <unistd.h>
 #include <boost/asio.hpp>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
-#include <unistd.h>
 
 #include "controller_client.hpp"
 #include "desired_state.hpp"
@@ -59,7 +59,8 @@ Labels parse_labels(const std::string& text) {
   while (std::getline(ss, item, ',')) {
     if (item.empty()) continue;
     auto eq = item.find('=');
-    if (eq == std::string::npos || eq == 0) throw ParseError("--labels", "expected k=v, got '" + item + "'");
+    if (eq == std::string::npos || eq == 0)
+      throw ParseError("--labels", "expected k=v, got '" + item + "'");
     labels[item.substr(0, eq)] = item.substr(eq + 1);
   }
   return labels;
@@ -113,7 +114,8 @@ int main(int argc, char** argv) {
     if (!cfg.controller.empty()) {
       parse_controller_url(cfg.controller, client_cfg);
       if (!cfg.token_file.empty()) cfg.token = read_first_line(cfg.token_file, "--token-file");
-      if (cfg.token.empty()) throw ParseError("--token-file", "the controller needs the shared token");
+      if (cfg.token.empty())
+        throw ParseError("--token-file", "the controller needs the shared token");
       client_cfg.token = cfg.token;
       if (cfg.host.empty()) {
         char name[256] = {};
@@ -210,7 +212,7 @@ int main(int argc, char** argv) {
         if (sig == SIGHUP) {
           if (!cfg.desired_state.empty()) log->info("SIGHUP: re-reading {}", cfg.desired_state);
           load();
-  if (client) client->start();
+          if (client) client->start();
           signals.async_wait(on_signal);
           return;
         }
@@ -218,8 +220,9 @@ int main(int argc, char** argv) {
         io.stop();
       };
   signals.async_wait(on_signal);
-  log->info("cutover-agent started (OVSDB {}, OpenFlow {}, desired state from {})", ovs.ovsdb_remote,
-            ovs.openflow_target, cfg.controller.empty() ? cfg.desired_state : cfg.controller);
+  log->info("cutover-agent started (OVSDB {}, OpenFlow {}, desired state from {})",
+            ovs.ovsdb_remote, ovs.openflow_target,
+            cfg.controller.empty() ? cfg.desired_state : cfg.controller);
   io.run();
   if (client) client->stop();
   dataplane.stop();

@@ -59,26 +59,30 @@ struct ControllerClient::Impl : std::enable_shared_from_this<Impl> {
   void connect() {
     if (stopping) return;
     ws.emplace(io);
-    resolver.async_resolve(cfg.host, cfg.port, [self = shared_from_this()](beast::error_code ec,
-                                                                           tcp::resolver::results_type r) {
-      if (ec) return self->retry("resolve " + self->cfg.host + ": " + ec.message());
-      beast::get_lowest_layer(*self->ws).expires_after(std::chrono::seconds(5));
-      beast::get_lowest_layer(*self->ws).async_connect(
-          r, [self](beast::error_code ec, const tcp::endpoint&) {
-            if (ec) return self->retry("connect: " + ec.message());
-            beast::get_lowest_layer(*self->ws).expires_never();
-            self->ws->set_option(websocket::stream_base::timeout::suggested(beast::role_type::client));
-            self->ws->set_option(websocket::stream_base::decorator([self](websocket::request_type& req) {
-              req.set(beast::http::field::authorization, "Bearer " + self->cfg.token);
-            }));
-            self->ws->read_message_max(64 << 20);
-            self->ws->async_handshake(self->cfg.host + ":" + self->cfg.port, "/v1/agent",
-                                      [self](beast::error_code ec) {
-                                        if (ec) return self->retry("handshake: " + ec.message());
-                                        self->on_open();
-                                      });
-          });
-    });
+    resolver.async_resolve(
+        cfg.host, cfg.port,
+        [self = shared_from_this()](beast::error_code ec, tcp::resolver::results_type r) {
+          if (ec) return self->retry("resolve " + self->cfg.host + ": " + ec.message());
+          beast::get_lowest_layer(*self->ws).expires_after(std::chrono::seconds(5));
+          beast::get_lowest_layer(*self->ws).async_connect(
+              r, [self](beast::error_code ec, const tcp::endpoint&) {
+                if (ec) return self->retry("connect: " + ec.message());
+                beast::get_lowest_layer(*self->ws).expires_never();
+                self->ws->set_option(
+                    websocket::stream_base::timeout::suggested(beast::role_type::client));
+                self->ws->set_option(
+                    websocket::stream_base::decorator([self](websocket::request_type& req) {
+                      req.set(beast::http::field::authorization, "Bearer " + self->cfg.token);
+                    }));
+                self->ws->read_message_max(64 << 20);
+                self->ws->async_handshake(self->cfg.host + ":" + self->cfg.port, "/v1/agent",
+                                          [self](beast::error_code ec) {
+                                            if (ec)
+                                              return self->retry("handshake: " + ec.message());
+                                            self->on_open();
+                                          });
+              });
+        });
   }
 
   void on_open() {
@@ -114,14 +118,15 @@ struct ControllerClient::Impl : std::enable_shared_from_this<Impl> {
 
   void write_next() {
     ws->text(true);
-    ws->async_write(asio::buffer(queue.front()), [self = shared_from_this()](beast::error_code ec, size_t) {
-      if (ec) {
-        self->queue.clear();
-        return;
-      }
-      self->queue.pop_front();
-      if (!self->queue.empty()) self->write_next();
-    });
+    ws->async_write(asio::buffer(queue.front()),
+                    [self = shared_from_this()](beast::error_code ec, size_t) {
+                      if (ec) {
+                        self->queue.clear();
+                        return;
+                      }
+                      self->queue.pop_front();
+                      if (!self->queue.empty()) self->write_next();
+                    });
   }
 
   void retry(const std::string& why) {
@@ -142,7 +147,8 @@ struct ControllerClient::Impl : std::enable_shared_from_this<Impl> {
   }
 };
 
-ControllerClient::ControllerClient(asio::io_context& io, ControllerClientConfig config, DesiredFn fn)
+ControllerClient::ControllerClient(asio::io_context& io, ControllerClientConfig config,
+                                   DesiredFn fn)
     : impl_(std::make_shared<Impl>(io, std::move(config), std::move(fn))) {}
 
 ControllerClient::~ControllerClient() { stop(); }
@@ -170,12 +176,12 @@ void ControllerClient::report(const ApplyReport& r) {
     return;
   }
   // apply_ms differs every time; compare without it.
-  const std::string key = std::to_string(r.ok) + "|" + std::to_string(r.generation) + "|" + r.error +
-                          "|" + [&] {
-                            std::string s;
-                            for (const auto& p : r.bound_ports) s += p + ",";
-                            return s;
-                          }();
+  const std::string key =
+      std::to_string(r.ok) + "|" + std::to_string(r.generation) + "|" + r.error + "|" + [&] {
+        std::string s;
+        for (const auto& p : r.bound_ports) s += p + ",";
+        return s;
+      }();
   if (key == impl_->last_sent) return;
   impl_->last_sent = key;
   impl_->send(std::move(text));

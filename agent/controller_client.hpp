@@ -28,7 +28,8 @@ struct ControllerClientConfig {
 class ControllerClient {
  public:
   using DesiredFn = std::function<void(DesiredState)>;
-  ControllerClient(boost::asio::io_context& io, ControllerClientConfig config, DesiredFn on_desired);
+  ControllerClient(boost::asio::io_context& io, ControllerClientConfig config,
+                   DesiredFn on_desired);
   ~ControllerClient();
   void start();
   void stop();

@@ -150,7 +150,8 @@ class Ctl {
       if (j.is_object() && j.contains("error")) {
         const auto& e = j["error"];
         std::string msg = e.value("message", "");
-        if (e.contains("field") && e["field"].is_string()) msg = e["field"].get<std::string>() + ": " + msg;
+        if (e.contains("field") && e["field"].is_string())
+          msg = e["field"].get<std::string>() + ": " + msg;
         throw Fail(std::to_string(res.status) + " " + e.value("code", "") + ": " + msg);
       }
       throw Fail("HTTP " + std::to_string(res.status) + ": " + res.body);
@@ -243,7 +244,10 @@ class Ctl {
       need(f_.id, "--id");
       need(f_.mac, "--mac");
       need(f_.network, "--network");
-      b = {{"id", f_.id}, {"mac", f_.mac}, {"network", f_.network}, {"ips", list_json(f_.ips)},
+      b = {{"id", f_.id},
+           {"mac", f_.mac},
+           {"network", f_.network},
+           {"ips", list_json(f_.ips)},
            {"labels", labels_json(f_.labels)}};
       if (!f_.host.empty()) b["host"] = f_.host;
       if (!f_.iface_id.empty()) b["iface_id"] = f_.iface_id;
@@ -267,7 +271,8 @@ class Ctl {
     std::string last;
     while (true) {
       const std::string state = m["state"];
-      if (state != last && !f_.json_out) std::fprintf(stderr, "%s: %s\n", id.c_str(), state.c_str());
+      if (state != last && !f_.json_out)
+        std::fprintf(stderr, "%s: %s\n", id.c_str(), state.c_str());
       last = state;
       if (state == "completed" || state == "rolled_back" || state == "rejected") break;
       if (std::chrono::steady_clock::now() > deadline) throw Fail("timed out waiting for " + id);
@@ -293,11 +298,21 @@ int main(int argc, char** argv) {
   opts.add("controller", &f.controller, "controller base URL");
   opts.add("token-file", &f.token_file, "file whose first line is the shared token");
   opts.add("json", &f.json_out, "print JSON instead of tables");
-  for (auto [name, target] : std::initializer_list<std::pair<const char*, std::string*>>{
-           {"id", &f.id}, {"underlay-ip", &f.underlay_ip}, {"backend", &f.backend},
-           {"labels", &f.labels}, {"vni", &f.vni}, {"mtu", &f.mtu}, {"name", &f.name},
-           {"mac", &f.mac}, {"network", &f.network}, {"ips", &f.ips}, {"host", &f.host},
-           {"iface-id", &f.iface_id}, {"port", &f.port}, {"to", &f.to}}) {
+  for (auto [name, target] :
+       std::initializer_list<std::pair<const char*, std::string*>>{{"id", &f.id},
+                                                                   {"underlay-ip", &f.underlay_ip},
+                                                                   {"backend", &f.backend},
+                                                                   {"labels", &f.labels},
+                                                                   {"vni", &f.vni},
+                                                                   {"mtu", &f.mtu},
+                                                                   {"name", &f.name},
+                                                                   {"mac", &f.mac},
+                                                                   {"network", &f.network},
+                                                                   {"ips", &f.ips},
+                                                                   {"host", &f.host},
+                                                                   {"iface-id", &f.iface_id},
+                                                                   {"port", &f.port},
+                                                                   {"to", &f.to}}) {
     opts.add(name, target, "see Commands");
   }
   opts.add("wait", &f.wait, "migrate: follow the migration until it ends");

@@ -31,7 +31,8 @@ struct HttpClient::Impl {
     stream->expires_after(std::chrono::seconds(10));
     stream->connect(results, ec);
     if (ec) {
-      throw std::runtime_error("cannot reach controller at " + host + ":" + port + ": " + ec.message());
+      throw std::runtime_error("cannot reach controller at " + host + ":" + port + ": " +
+                               ec.message());
     }
   }
 };

@@ -118,8 +118,9 @@ uint64_t AgentHub::max_generation_lag() const {
   uint64_t lag = 0;
   for (const auto& [host, info] : agents_) {
     if (!info.connected) continue;
-    const uint64_t behind =
-        info.sent_generation > info.applied_generation ? info.sent_generation - info.applied_generation : 0;
+    const uint64_t behind = info.sent_generation > info.applied_generation
+                                ? info.sent_generation - info.applied_generation
+                                : 0;
     lag = std::max(lag, behind);
   }
   return lag;

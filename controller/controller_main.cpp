@@ -95,14 +95,14 @@ int main(int argc, char** argv) {
   opts.add("db", &cfg.db, "SQLite database file (created if missing)");
   opts.add("token", &cfg.token, "shared bearer token for agents and REST (prefer --token-file)");
   opts.add("token-file", &cfg.token_file, "file whose first line is the shared token");
-  opts.add("insecure-no-token", &cfg.insecure_no_token, "accept unauthenticated requests (tests only)");
+  opts.add("insecure-no-token", &cfg.insecure_no_token,
+           "accept unauthenticated requests (tests only)");
   opts.add("port-file", &cfg.port_file, "write the port actually listened on here");
   opts.add("require-approval", &cfg.require_approval,
            "migrations wait in pending_approval until POST /v1/migrations/{id}/approve");
   opts.add("max-concurrent-per-host", &cfg.max_concurrent_per_host,
            "active migrations allowed per host (source or destination)");
-  opts.add("forbid", &cfg.forbid,
-           "placement rules PORT_LABEL:HOST_LABEL,... (e.g. pci:public)");
+  opts.add("forbid", &cfg.forbid, "placement rules PORT_LABEL:HOST_LABEL,... (e.g. pci:public)");
   opts.add("prepare-timeout-ms", &cfg.prepare_timeout_ms,
            "roll back when the destination and VTEPs have not ACKed the prepare by then");
   opts.add("activation-timeout-ms", &cfg.activation_timeout_ms,
@@ -120,12 +120,14 @@ int main(int argc, char** argv) {
     listen = parse_listen(cfg.listen);
     if (!cfg.token_file.empty()) cfg.token = read_token(cfg.token_file);
     if (cfg.token.empty() && !cfg.insecure_no_token) {
-      throw ParseError("--token", "a shared token is required (--token-file FILE or --token T); "
-                                  "--insecure-no-token disables authentication for tests");
+      throw ParseError("--token",
+                       "a shared token is required (--token-file FILE or --token T); "
+                       "--insecure-no-token disables authentication for tests");
     }
     policy.forbid = parse_forbid(cfg.forbid);
     policy.require_approval = cfg.require_approval;
-    if (cfg.max_concurrent_per_host < 1) throw ParseError("--max-concurrent-per-host", "must be >= 1");
+    if (cfg.max_concurrent_per_host < 1)
+      throw ParseError("--max-concurrent-per-host", "must be >= 1");
     policy.max_concurrent_per_host = cfg.max_concurrent_per_host;
     policy.prepare_timeout = std::chrono::milliseconds(cfg.prepare_timeout_ms);
     policy.activation_timeout = std::chrono::milliseconds(cfg.activation_timeout_ms);
@@ -148,7 +150,8 @@ int main(int argc, char** argv) {
     state.on_change = [&](uint64_t) { hub.publish(); };
     hub.on_agent_update = [&](const HostId& h) { migrations.on_agent_update(h); };
     migrations.recover();
-    RestApi api(state, hub, migrations, metrics, cfg.insecure_no_token ? "" : cfg.token, kOpenApiYaml);
+    RestApi api(state, hub, migrations, metrics, cfg.insecure_no_token ? "" : cfg.token,
+                kOpenApiYaml);
     HttpServer server(io, listen, api, hub, state);
     server.start();
     if (!cfg.port_file.empty()) {

@@ -71,7 +71,8 @@ void ControllerState::delete_host(const HostId& id) {
   if (!hosts_.count(id)) throw ApiError(404, "not_found", "", "no host '" + id.str() + "'");
   for (const auto& [pid, p] : ports_) {
     if (p.host == id) {
-      throw ApiError(409, "in_use", "", "host '" + id.str() + "' still has port '" + pid.str() + "'");
+      throw ApiError(409, "in_use", "",
+                     "host '" + id.str() + "' still has port '" + pid.str() + "'");
     }
   }
   commit({}, {{"host", id.str()}});

@@ -114,14 +114,16 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     parser_.emplace();
     parser_->body_limit(RestApi::kMaxBody);
     stream_.expires_after(std::chrono::seconds(120));
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
   }
 
  private:
   void on_read(beast::error_code ec) {
     if (ec == http::error::body_limit) {
-      reply(413, R"({"error":{"code":"too_large","message":"request body over 1 MiB","field":null}})",
+      reply(413,
+            R"({"error":{"code":"too_large","message":"request body over 1 MiB","field":null}})",
             "application/json", false);
       return;
     }
@@ -130,11 +132,15 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     const std::string auth(req[http::field::authorization]);
     if (websocket::is_upgrade(req)) {
       if (req.target() != "/v1/agent") {
-        reply(404, R"({"error":{"code":"not_found","message":"WebSocket only on /v1/agent","field":null}})",
-              "application/json", false);
+        reply(
+            404,
+            R"({"error":{"code":"not_found","message":"WebSocket only on /v1/agent","field":null}})",
+            "application/json", false);
       } else if (!api_.authorized(auth)) {
-        reply(401, R"({"error":{"code":"unauthenticated","message":"missing or wrong bearer token","field":null}})",
-              "application/json", false);
+        reply(
+            401,
+            R"({"error":{"code":"unauthenticated","message":"missing or wrong bearer token","field":null}})",
+            "application/json", false);
       } else {
         std::make_shared<AgentSession>(stream_.release_socket(), hub_, state_)->run(std::move(req));
       }
@@ -146,20 +152,22 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   }
 
   void reply(int status, std::string body, const std::string& type, bool keep_alive) {
-    auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(status), 11);
+    auto res =
+        std::make_shared<http::response<http::string_body>>(static_cast<http::status>(status), 11);
     res->set(http::field::server, "cutover-controller");
     if (!body.empty() || status != 204) res->set(http::field::content_type, type);
     res->keep_alive(keep_alive);
     res->body() = std::move(body);
     res->prepare_payload();
-    http::async_write(stream_, *res, [self = shared_from_this(), res, keep_alive](beast::error_code ec, size_t) {
-      if (ec || !keep_alive) {
-        beast::error_code ignored;
-        self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-        return;
-      }
-      self->read();
-    });
+    http::async_write(stream_, *res,
+                      [self = shared_from_this(), res, keep_alive](beast::error_code ec, size_t) {
+                        if (ec || !keep_alive) {
+                          beast::error_code ignored;
+                          self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+                          return;
+                        }
+                        self->read();
+                      });
   }
 
   beast::tcp_stream stream_;
@@ -173,7 +181,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 }  // namespace
 
 struct HttpServer::Impl {
-  Impl(asio::io_context& io, const tcp::endpoint& ep, RestApi& api, AgentHub& hub, ControllerState& state)
+  Impl(asio::io_context& io, const tcp::endpoint& ep, RestApi& api, AgentHub& hub,
+       ControllerState& state)
       : acceptor(io, ep), api(api), hub(hub), state(state) {}
   void accept() {
     acceptor.async_accept([this](beast::error_code ec, tcp::socket socket) {
@@ -191,8 +200,8 @@ struct HttpServer::Impl {
   ControllerState& state;
 };
 
-HttpServer::HttpServer(asio::io_context& io, const tcp::endpoint& listen, RestApi& api, AgentHub& hub,
-                       ControllerState& state)
+HttpServer::HttpServer(asio::io_context& io, const tcp::endpoint& listen, RestApi& api,
+                       AgentHub& hub, ControllerState& state)
     : impl_(std::make_unique<Impl>(io, listen, api, hub, state)) {}
 
 HttpServer::~HttpServer() = default;

@@ -17,8 +17,8 @@ namespace cutover::controller {
 
 class HttpServer {
  public:
-  HttpServer(boost::asio::io_context& io, const boost::asio::ip::tcp::endpoint& listen, RestApi& api,
-             AgentHub& hub, ControllerState& state);
+  HttpServer(boost::asio::io_context& io, const boost::asio::ip::tcp::endpoint& listen,
+             RestApi& api, AgentHub& hub, ControllerState& state);
   ~HttpServer();
   uint16_t port() const;
   void start();

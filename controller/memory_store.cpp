@@ -21,9 +21,8 @@ void MemoryStore::commit(uint64_t generation, const std::vector<StoredRecord>& u
     std::erase_if(records_, [&](const StoredRecord& r) { return r.kind == kind && r.id == id; });
   }
   for (const auto& u : upserts) {
-    auto it = std::find_if(records_.begin(), records_.end(), [&](const StoredRecord& r) {
-      return r.kind == u.kind && r.id == u.id;
-    });
+    auto it = std::find_if(records_.begin(), records_.end(),
+                           [&](const StoredRecord& r) { return r.kind == u.kind && r.id == u.id; });
     if (it != records_.end()) {
       *it = u;
     } else {

@@ -40,7 +40,8 @@ std::string Metrics::render(const Gauges& g) const {
     out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " gauge\n" + name +
            " " + num(v) + "\n";
   };
-  gauge("cutover_generation", "Current desired-state generation.", static_cast<double>(g.generation));
+  gauge("cutover_generation", "Current desired-state generation.",
+        static_cast<double>(g.generation));
   gauge("cutover_agents_connected", "Agents connected over the agent channel.",
         static_cast<double>(g.agents_connected));
   gauge("cutover_generation_lag_max",
@@ -48,8 +49,9 @@ std::string Metrics::render(const Gauges& g) const {
         static_cast<double>(g.generation_lag));
   gauge("cutover_migrations_active", "Migrations not yet finished.",
         static_cast<double>(g.migrations_active));
-  out += "# HELP cutover_migrations_total Finished migrations by outcome.\n"
-         "# TYPE cutover_migrations_total counter\n";
+  out +=
+      "# HELP cutover_migrations_total Finished migrations by outcome.\n"
+      "# TYPE cutover_migrations_total counter\n";
   for (const char* outcome : {"completed", "rolled_back", "rejected"}) {
     auto it = migrations_.find(outcome);
     out += std::string("cutover_migrations_total{outcome=\"") + outcome + "\"} " +

@@ -10,7 +10,11 @@ namespace cutover::controller {
 
 MigrationDriver::MigrationDriver(ControllerState& state, AgentHub& hub, Scheduler& scheduler,
                                  Metrics& metrics, MigrationPolicy policy)
-    : state_(state), hub_(hub), scheduler_(scheduler), metrics_(metrics), policy_(std::move(policy)) {}
+    : state_(state),
+      hub_(hub),
+      scheduler_(scheduler),
+      metrics_(metrics),
+      policy_(std::move(policy)) {}
 
 size_t MigrationDriver::active_count() const {
   size_t n = 0;
@@ -22,7 +26,8 @@ void MigrationDriver::stamp(Migration& m, const std::string& phase) {
   if (!m.timeline.count(phase)) m.timeline[phase] = scheduler_.now_us();
 }
 
-void MigrationDriver::audit(const Migration& m, const std::string& event, const std::string& detail) {
+void MigrationDriver::audit(const Migration& m, const std::string& event,
+                            const std::string& detail) {
   state_.append_audit({{"time_us", scheduler_.now_us()},
                        {"migration", m.id.str()},
                        {"port", m.port.str()},
@@ -31,9 +36,10 @@ void MigrationDriver::audit(const Migration& m, const std::string& event, const 
 }
 
 void MigrationDriver::transition(Migration& m, MigrationState to, const std::string& reason) {
-  logger("migration")->info("{} ({} {} -> {}): {} -> {}{}{}", m.id.str(), m.port.str(),
-                            m.source.str(), m.destination.str(), to_string(m.state), to_string(to),
-                            reason.empty() ? "" : ": ", reason);
+  logger("migration")
+      ->info("{} ({} {} -> {}): {} -> {}{}{}", m.id.str(), m.port.str(), m.source.str(),
+             m.destination.str(), to_string(m.state), to_string(to), reason.empty() ? "" : ": ",
+             reason);
   m.state = to;
   if (!reason.empty()) m.reason = reason;
   stamp(m, to_string(to));
@@ -83,7 +89,8 @@ Migration MigrationDriver::create(const PortId& port_id, const HostId& to,
     throw ApiError(422, "invalid", "port", "port '" + port_id.str() + "' is not placed on a host");
   }
   if (*port.host == to) {
-    throw ApiError(422, "invalid", "to_host", "port '" + port_id.str() + "' is already on " + to.str());
+    throw ApiError(422, "invalid", "to_host",
+                   "port '" + port_id.str() + "' is already on " + to.str());
   }
   for (const auto& [id, m] : state_.migrations()) {
     if (m.port == port_id && !is_terminal(m.state)) {
@@ -110,7 +117,8 @@ Migration MigrationDriver::create(const PortId& port_id, const HostId& to,
   }
   stamp(m, "admitted");
   if (policy_.require_approval) {
-    transition(m, MigrationState::pending_approval, "waiting for POST /v1/migrations/" + m.id.str() + "/approve");
+    transition(m, MigrationState::pending_approval,
+               "waiting for POST /v1/migrations/" + m.id.str() + "/approve");
     save(m);
     return m;
   }
@@ -120,10 +128,12 @@ Migration MigrationDriver::create(const PortId& port_id, const HostId& to,
 
 Migration MigrationDriver::approve(const MigrationId& id) {
   auto it = state_.migrations().find(id);
-  if (it == state_.migrations().end()) throw ApiError(404, "not_found", "", "no migration '" + id.str() + "'");
+  if (it == state_.migrations().end())
+    throw ApiError(404, "not_found", "", "no migration '" + id.str() + "'");
   if (it->second.state != MigrationState::pending_approval) {
-    throw ApiError(409, "conflict", "state", "migration " + id.str() + " is " + to_string(it->second.state) +
-                                                 ", not pending_approval");
+    throw ApiError(
+        409, "conflict", "state",
+        "migration " + id.str() + " is " + to_string(it->second.state) + ", not pending_approval");
   }
   Migration m = it->second;
   audit(m, "approved", "");
@@ -133,12 +143,14 @@ Migration MigrationDriver::approve(const MigrationId& id) {
 
 Migration MigrationDriver::cancel(const MigrationId& id, const std::string& reason) {
   auto it = state_.migrations().find(id);
-  if (it == state_.migrations().end()) throw ApiError(404, "not_found", "", "no migration '" + id.str() + "'");
+  if (it == state_.migrations().end())
+    throw ApiError(404, "not_found", "", "no migration '" + id.str() + "'");
   const auto s = it->second.state;
   if (s != MigrationState::pending_approval && s != MigrationState::preparing &&
       s != MigrationState::ready) {
-    throw ApiError(409, "conflict", "state",
-                   "migration " + id.str() + " is " + to_string(s) + " and can no longer be cancelled");
+    throw ApiError(
+        409, "conflict", "state",
+        "migration " + id.str() + " is " + to_string(s) + " and can no longer be cancelled");
   }
   rollback(id, reason);
   return state_.migrations().at(id);
@@ -239,7 +251,8 @@ void MigrationDriver::cut_over(Migration m) {
     stamp(m, "source_cleaned");
     const auto t0 = m.timeline["cutting_over"];
     metrics_.observe_convergence(static_cast<double>(scheduler_.now_us() - t0) / 1e6);
-    transition(m, MigrationState::completed, ok ? "" : "completed, but convergence incomplete: " + why);
+    transition(m, MigrationState::completed,
+               ok ? "" : "completed, but convergence incomplete: " + why);
     save(m);
   });
 }

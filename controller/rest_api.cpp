@@ -175,12 +175,14 @@ HttpResponse RestApi::route(const HttpRequest& req, const std::vector<std::strin
       auto id = path_id<HostId>(p[2]);
       auto it = state_.hosts().find(id);
       if (n == 4 && p[3] == "desired-state" && m == "GET") {
-        if (it == state_.hosts().end()) throw ApiError(404, "not_found", "", "no host '" + id.str() + "'");
+        if (it == state_.hosts().end())
+          throw ApiError(404, "not_found", "", "no host '" + id.str() + "'");
         return ok(to_json(state_.desired_for(id)));
       }
       if (n != 3) return error(404, "not_found", "no route " + req.target);
       if (m == "GET") {
-        if (it == state_.hosts().end()) throw ApiError(404, "not_found", "", "no host '" + id.str() + "'");
+        if (it == state_.hosts().end())
+          throw ApiError(404, "not_found", "", "no host '" + id.str() + "'");
         return ok(to_json(it->second));
       }
       if (m == "PUT") {
@@ -232,7 +234,8 @@ HttpResponse RestApi::route(const HttpRequest& req, const std::vector<std::strin
       auto id = path_id<PortId>(p[2]);
       auto it = state_.ports().find(id);
       if (m == "GET") {
-        if (it == state_.ports().end()) throw ApiError(404, "not_found", "", "no port '" + id.str() + "'");
+        if (it == state_.ports().end())
+          throw ApiError(404, "not_found", "", "no port '" + id.str() + "'");
         return ok(to_json(it->second));
       }
       if (m == "PUT") {

@@ -30,8 +30,9 @@ SqliteStore::SqliteStore(const std::string& path) : path_(path) {
   sqlite3_busy_timeout(db_, 5000);
   exec("PRAGMA journal_mode=WAL");
   exec("PRAGMA synchronous=FULL");
-  exec("CREATE TABLE IF NOT EXISTS objects (kind TEXT NOT NULL, id TEXT NOT NULL, "
-       "body TEXT NOT NULL, PRIMARY KEY (kind, id))");
+  exec(
+      "CREATE TABLE IF NOT EXISTS objects (kind TEXT NOT NULL, id TEXT NOT NULL, "
+      "body TEXT NOT NULL, PRIMARY KEY (kind, id))");
   exec("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)");
   exec("INSERT OR IGNORE INTO meta (key, value) VALUES ('generation', 0)");
 }

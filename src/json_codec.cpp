@@ -148,7 +148,8 @@ Port port_from_json(const json& j, const std::string& path) {
     if (!p.host) {
       throw ParseError(r.child("migrating_to"), "a port must be placed (host) to migrate");
     }
-    if (*p.migrating_to == *p.host) throw ParseError(r.child("migrating_to"), "must differ from host");
+    if (*p.migrating_to == *p.host)
+      throw ParseError(r.child("migrating_to"), "must differ from host");
   }
   r.finish();
   return p;

@@ -48,14 +48,16 @@ class FakeFlowSwitch : public agent::FlowSwitch {
     for (const auto& m : mods) {
       if (m.op == agent::FlowOp::remove) {
         auto it = next.find(m.flow);
-        if (it == next.end() || it->second.cookie != cookie) throw std::runtime_error("no such flow");
+        if (it == next.end() || it->second.cookie != cookie)
+          throw std::runtime_error("no such flow");
         next.erase(it);
         continue;
       }
       auto e = normalize(m.flow);
       if (m.op == agent::FlowOp::modify) {
         auto it = next.find(e.key);
-        if (it == next.end() || it->second.cookie != cookie) throw std::runtime_error("no such flow");
+        if (it == next.end() || it->second.cookie != cookie)
+          throw std::runtime_error("no such flow");
         it->second.actions = e.actions;
       } else {
         next[e.key] = {e.actions, cookie};

@@ -37,9 +37,8 @@ class FakeOvsdbSwitch : public agent::OvsdbSwitch {
   }
 
   void del_port(const std::string& bridge, const std::string& name) override {
-    auto it = std::find_if(ifaces.begin(), ifaces.end(), [&](const auto& i) {
-      return i.bridge == bridge && i.name == name;
-    });
+    auto it = std::find_if(ifaces.begin(), ifaces.end(),
+                           [&](const auto& i) { return i.bridge == bridge && i.name == name; });
     if (it == ifaces.end()) return;
     if (!it->owned) throw std::runtime_error("port " + name + " is not owned by cutover");
     ifaces.erase(it);

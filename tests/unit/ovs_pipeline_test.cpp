@@ -26,7 +26,8 @@ std::string read_file(const std::filesystem::path& p) {
 std::string render(const nlohmann::json& fixture) {
   auto topo = build_topology(desired_state_from_json(fixture.at("state"), "state"));
   OvsPortMap ports;  // "comment" is for the reader
-  for (const auto& [k, v] : fixture.at("vm_ofports").items()) ports.vm_ofports[k] = v.get<int64_t>();
+  for (const auto& [k, v] : fixture.at("vm_ofports").items())
+    ports.vm_ofports[k] = v.get<int64_t>();
   for (const auto& [k, v] : fixture.at("tunnel_ofports").items()) {
     ports.tunnel_ofports[IpAddress::parse(k)] = v.get<int64_t>();
   }
@@ -58,8 +59,8 @@ TEST_P(OvsGolden, MatchesFixture) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, OvsGolden,
-                         ::testing::Values("two_hosts", "two_vnis_three_hosts",
-                                           "nothing_bound_yet", "migrating_port"));
+                         ::testing::Values("two_hosts", "two_vnis_three_hosts", "nothing_bound_yet",
+                                           "migrating_port"));
 
 TEST(OvsPipeline, TunnelNamesAreStableAndShort) {
   EXPECT_EQ(tunnel_port_name(IpAddress::parse("192.168.100.2")), "cv-c0a86402");

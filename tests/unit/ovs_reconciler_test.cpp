@@ -15,15 +15,15 @@ using cutover::testing::FakeOvsdbSwitch;
 namespace {
 
 DesiredState state(uint64_t gen, bool with_h2_port = true) {
-  nlohmann::json j = {{"generation", gen},
-                      {"host", "h1"},
-                      {"hosts",
-                       {{{"id", "h1"}, {"underlay_ip", "192.168.100.1"}},
-                        {{"id", "h2"}, {"underlay_ip", "192.168.100.2"}}}},
-                      {"networks", {{{"id", "blue"}, {"vni", 100}}}},
-                      {"ports",
-                       {{{"id", "vm1"}, {"mac", "52:54:00:00:00:01"}, {"network", "blue"},
-                         {"host", "h1"}}}}};
+  nlohmann::json j = {
+      {"generation", gen},
+      {"host", "h1"},
+      {"hosts",
+       {{{"id", "h1"}, {"underlay_ip", "192.168.100.1"}},
+        {{"id", "h2"}, {"underlay_ip", "192.168.100.2"}}}},
+      {"networks", {{{"id", "blue"}, {"vni", 100}}}},
+      {"ports",
+       {{{"id", "vm1"}, {"mac", "52:54:00:00:00:01"}, {"network", "blue"}, {"host", "h1"}}}}};
   if (with_h2_port) {
     j["ports"].push_back(
         {{"id", "vm2"}, {"mac", "52:54:00:00:00:02"}, {"network", "blue"}, {"host", "h2"}});

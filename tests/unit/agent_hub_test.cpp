@@ -1,0 +1,105 @@
+// Unit tests for AgentHub: full state on connect, only changed slices re-sent, ACK bookkeeping
+// and generation waits that succeed, fail on NACK and fail on disconnect.
+#include <gtest/gtest.h>
+
+#include "fake_agents.hpp"
+
+using namespace cutover;
+using namespace cutover::controller;
+using cutover::testing::FakeAgent;
+using cutover::testing::settle;
+
+namespace {
+struct Rig {
+  MemoryStore store;
+  ControllerState state{store};
+  AgentHub hub{state};
+  Rig() {
+    state.on_change = [this](uint64_t) { hub.publish(); };
+    for (auto [id, ip] : {std::pair{"a", "10.0.0.1"}, {"b", "10.0.0.2"}, {"c", "10.0.0.3"}}) {
+      Host h;
+      h.id = HostId::parse(id);
+      h.underlay_ip = IpAddress::parse(ip);
+      state.put_host(h);
+    }
+    Network n;
+    n.id = NetworkId::parse("blue");
+    n.vni = Vni::from(5);
+    state.create_network(n);
+  }
+  void port(const char* id, const char* mac, const char* host) {
+    Port p;
+    p.id = PortId::parse(id);
+    p.mac = MacAddress::parse(mac);
+    p.network = NetworkId::parse("blue");
+    p.iface_id = id;
+    p.host = HostId::parse(host);
+    state.create_port(p);
+  }
+};
+}  // namespace
+
+TEST(AgentHub, SendsFullStateOnConnectAndOnlyChangedSlices) {
+  Rig rig;
+  FakeAgent a(rig.hub, "a"), b(rig.hub, "b"), c(rig.hub, "c");
+  a.connect();
+  b.connect();
+  c.connect();
+  EXPECT_EQ(a.received, 1);
+  rig.port("pa", "52:54:00:00:00:01", "a");
+  rig.port("pb", "52:54:00:00:00:02", "b");
+  settle(a, b, c);
+  EXPECT_EQ(a.last.ports.size(), 2u);
+  EXPECT_EQ(c.received, 1) << "c shares no network: nothing to send";
+  EXPECT_TRUE(rig.hub.host_applied(HostId::parse("a"), rig.state.generation()));
+  EXPECT_TRUE(rig.hub.host_applied(HostId::parse("c"), rig.state.generation()));
+  EXPECT_EQ(rig.hub.max_generation_lag(), 0u);
+  EXPECT_EQ(rig.hub.connected_count(), 3u);
+}
+
+TEST(AgentHub, WaitSucceedsFailsOnNackAndOnDisconnect) {
+  Rig rig;
+  FakeAgent a(rig.hub, "a", false), b(rig.hub, "b", false);
+  a.connect();
+  b.connect();
+  rig.port("pa", "52:54:00:00:00:01", "a");
+  rig.port("pb", "52:54:00:00:00:02", "b");
+  const auto gen = rig.state.generation();
+  std::vector<std::pair<bool, std::string>> results;
+  auto record = [&](bool ok, const std::string& why) { results.push_back({ok, why}); };
+  rig.hub.wait_applied({HostId::parse("a"), HostId::parse("b")}, gen, record);
+  a.ack();
+  EXPECT_TRUE(results.empty());
+  b.ack();
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_TRUE(results[0].first);
+
+  rig.port("pa2", "52:54:00:00:00:03", "a");
+  rig.hub.wait_applied({HostId::parse("a")}, rig.state.generation(), record);
+  a.nack("no bridge");
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_FALSE(results[1].first);
+  EXPECT_NE(results[1].second.find("no bridge"), std::string::npos);
+
+  rig.port("pb2", "52:54:00:00:00:04", "b");
+  rig.hub.wait_applied({HostId::parse("b")}, rig.state.generation(), record);
+  b.disconnect();
+  ASSERT_EQ(results.size(), 3u);
+  EXPECT_FALSE(results[2].first);
+  EXPECT_NE(results[2].second.find("disconnected"), std::string::npos);
+}
+
+TEST(AgentHub, ReconnectResyncsAndResetsApplied) {
+  Rig rig;
+  FakeAgent a(rig.hub, "a");
+  a.connect();
+  rig.port("pa", "52:54:00:00:00:01", "a");
+  settle(a);
+  EXPECT_TRUE(rig.hub.host_applied(HostId::parse("a"), rig.state.generation()));
+  a.set_auto_ack(false);
+  a.connect();  // a new session replaces the old one
+  EXPECT_FALSE(rig.hub.host_applied(HostId::parse("a"), rig.state.generation()));
+  EXPECT_EQ(a.last.ports.size(), 1u);
+  a.ack();
+  EXPECT_TRUE(rig.hub.host_applied(HostId::parse("a"), rig.state.generation()));
+}

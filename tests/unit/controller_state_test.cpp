@@ -1,0 +1,144 @@
+// Unit tests for ControllerState and the stores: validation across objects, atomicity when the
+// store fails, persistence across a reopen (SQLite), and per-host slicing.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "controller_state.hpp"
+#include "sqlite_store.hpp"
+
+using namespace cutover;
+using namespace cutover::controller;
+
+namespace {
+Host host(const char* id, const char* ip) {
+  Host h;
+  h.id = HostId::parse(id);
+  h.underlay_ip = IpAddress::parse(ip);
+  return h;
+}
+Network net(const char* id, int64_t vni) {
+  Network n;
+  n.id = NetworkId::parse(id);
+  n.name = id;
+  n.vni = Vni::from(vni);
+  return n;
+}
+Port port(const char* id, const char* mac, const char* network, const char* on = nullptr) {
+  Port p;
+  p.id = PortId::parse(id);
+  p.mac = MacAddress::parse(mac);
+  p.network = NetworkId::parse(network);
+  p.iface_id = id;
+  if (on) p.host = HostId::parse(on);
+  return p;
+}
+int status_of(const std::function<void()>& fn, std::string* field = nullptr) {
+  try {
+    fn();
+  } catch (const ApiError& e) {
+    if (field) *field = e.field();
+    return e.status();
+  }
+  return 0;
+}
+}  // namespace
+
+TEST(ControllerState, ValidatesAcrossObjects) {
+  MemoryStore store;
+  ControllerState s(store);
+  s.put_host(host("h1", "192.168.0.1"));
+  s.create_network(net("blue", 100));
+  std::string field;
+  EXPECT_EQ(status_of([&] { s.create_network(net("red", 100)); }, &field), 409);
+  EXPECT_EQ(field, "vni");
+  EXPECT_EQ(status_of([&] { s.create_network(net("blue", 7)); }, &field), 409);
+  EXPECT_EQ(field, "id");
+  EXPECT_EQ(status_of([&] { s.put_host(host("h2", "192.168.0.1")); }, &field), 409);
+  EXPECT_EQ(field, "underlay_ip");
+  s.create_port(port("p1", "52:54:00:00:00:01", "blue", "h1"));
+  EXPECT_EQ(status_of([&] { s.create_port(port("p2", "52:54:00:00:00:01", "blue")); }, &field), 409);
+  EXPECT_EQ(field, "mac");
+  EXPECT_EQ(status_of([&] { s.create_port(port("p3", "52:54:00:00:00:03", "green")); }, &field), 422);
+  EXPECT_EQ(field, "network");
+  EXPECT_EQ(status_of([&] { s.create_port(port("p4", "52:54:00:00:00:04", "blue", "h9")); }, &field),
+            422);
+  EXPECT_EQ(field, "host");
+  auto dup_iface = port("p5", "52:54:00:00:00:05", "blue");
+  dup_iface.iface_id = "p1";
+  EXPECT_EQ(status_of([&] { s.create_port(dup_iface); }, &field), 409);
+  EXPECT_EQ(field, "iface_id");
+  EXPECT_EQ(status_of([&] { s.delete_network(NetworkId::parse("blue")); }), 409);
+  EXPECT_EQ(status_of([&] { s.delete_host(HostId::parse("h1")); }), 409);
+  EXPECT_EQ(status_of([&] { s.delete_port(PortId::parse("nope")); }), 404);
+  EXPECT_EQ(s.generation(), 3u);  // host, network, port: refusals never bump it
+}
+
+TEST(ControllerState, FailedStoreWriteChangesNothing) {
+  MemoryStore store;
+  ControllerState s(store);
+  s.create_network(net("blue", 100));
+  store.fail_next_commit = true;
+  EXPECT_EQ(status_of([&] { s.create_port(port("p1", "52:54:00:00:00:01", "blue")); }), 500);
+  EXPECT_EQ(s.generation(), 1u);
+  EXPECT_TRUE(s.ports().empty());
+  ControllerState reloaded(store);
+  EXPECT_TRUE(reloaded.ports().empty());
+  EXPECT_EQ(reloaded.generation(), 1u);
+}
+
+TEST(ControllerState, SqliteSurvivesReopen) {
+  auto path = std::filesystem::temp_directory_path() / ("cutover-store-" + std::to_string(getpid()) + ".db");
+  std::filesystem::remove(path);
+  {
+    SqliteStore store(path.string());
+    ControllerState s(store);
+    s.put_host(host("h1", "192.168.0.1"));
+    s.create_network(net("blue", 100));
+    s.create_port(port("p1", "52:54:00:00:00:01", "blue", "h1"));
+    s.delete_port(PortId::parse("p1"));
+    s.create_port(port("p2", "52:54:00:00:00:02", "blue", "h1"));
+    s.append_audit({{"event", "x"}});
+  }
+  SqliteStore store(path.string());
+  ControllerState s(store);
+  EXPECT_EQ(s.generation(), 5u);
+  EXPECT_EQ(s.ports().size(), 1u);
+  EXPECT_TRUE(s.ports().count(PortId::parse("p2")));
+  EXPECT_EQ(s.hosts().at(HostId::parse("h1")).underlay_ip.to_string(), "192.168.0.1");
+  EXPECT_EQ(s.audit().size(), 1u);
+  std::filesystem::remove(path);
+  std::filesystem::remove(path.string() + "-wal");
+  std::filesystem::remove(path.string() + "-shm");
+}
+
+TEST(ControllerState, SqliteNamesTheFileItCannotOpen) {
+  try {
+    SqliteStore store("/nonexistent-dir/x.db");
+    FAIL();
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("/nonexistent-dir/x.db"), std::string::npos);
+  }
+}
+
+TEST(ControllerState, SlicesPerHost) {
+  MemoryStore store;
+  ControllerState s(store);
+  s.put_host(host("h1", "192.168.0.1"));
+  s.put_host(host("h2", "192.168.0.2"));
+  s.put_host(host("h3", "192.168.0.3"));
+  s.create_network(net("blue", 100));
+  s.create_network(net("red", 200));
+  s.create_port(port("b1", "52:54:00:00:00:01", "blue", "h1"));
+  s.create_port(port("b2", "52:54:00:00:00:02", "blue", "h2"));
+  s.create_port(port("r3", "52:54:00:00:00:03", "red", "h3"));
+  auto d1 = s.desired_for(HostId::parse("h1"));
+  EXPECT_EQ(d1.networks.size(), 1u);
+  EXPECT_EQ(d1.ports.size(), 2u);
+  EXPECT_EQ(d1.hosts.size(), 2u);  // h1 and h2; h3 shares no network
+  auto d3 = s.desired_for(HostId::parse("h3"));
+  EXPECT_EQ(d3.ports.size(), 1u);
+  auto idle = s.desired_for(HostId::parse("h9"));
+  EXPECT_TRUE(idle.ports.empty());
+  EXPECT_EQ(idle.generation, s.generation());
+}

@@ -1,0 +1,69 @@
+// FakeAgent: an in-process agent on a fake dataplane for controller tests. It attaches to the
+// AgentHub like a WebSocket session would, decodes what the hub sends, and ACKs (with the ports
+// it claims bound) or NACKs when the test says so. Like a real session it answers later, never
+// from inside the hub's send: settle() delivers the pending ACKs until nothing is left to say.
+#pragma once
+
+#include <set>
+#include <string>
+
+#include "agent_hub.hpp"
+#include "wire.hpp"
+
+namespace cutover::testing {
+
+class FakeAgent {
+ public:
+  FakeAgent(controller::AgentHub& hub, const std::string& host, bool auto_ack = true)
+      : hub_(hub), host_(HostId::parse(host)), auto_ack_(auto_ack) {}
+
+  void connect() {
+    session_ = hub_.attach(host_, [this](const std::string& text) {
+      last = std::get<wire::Desired>(wire::decode_controller_message(text)).state;
+      ++received;
+      pending = auto_ack_;
+    });
+  }
+  void disconnect() { hub_.detach(session_); }
+  void ack() {
+    pending = false;
+    wire::Ack a;
+    a.generation = last.generation;
+    a.bound_ports.assign(bound.begin(), bound.end());
+    hub_.on_message(session_, a);
+  }
+  void nack(const std::string& error) {
+    hub_.on_message(session_, wire::Nack{last.generation, error, ""});
+  }
+  void bind(const std::string& port) {
+    bound.insert(port);
+    ack();
+  }
+  void set_auto_ack(bool v) { auto_ack_ = v; }
+
+  DesiredState last;
+  int received = 0;
+  bool pending = false;
+  std::set<std::string> bound;
+
+ private:
+  controller::AgentHub& hub_;
+  HostId host_;
+  bool auto_ack_;
+  uint64_t session_ = 0;
+};
+
+template <typename... Agents>
+void settle(Agents&... agents) {
+  for (bool any = true; any;) {
+    any = false;
+    for (FakeAgent* a : {&agents...}) {
+      if (a->pending) {
+        a->ack();
+        any = true;
+      }
+    }
+  }
+}
+
+}  // namespace cutover::testing

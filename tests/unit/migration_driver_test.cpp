@@ -1,0 +1,222 @@
+// Unit tests for the migration state machine on a ManualScheduler with in-process fake agents:
+// the happy path with its timeline, every rollback cause, policy rejections, approval, recovery.
+#include <gtest/gtest.h>
+
+#include "fake_agents.hpp"
+#include "migration_driver.hpp"
+
+using namespace cutover;
+using namespace cutover::controller;
+using cutover::testing::FakeAgent;
+using cutover::testing::settle;
+
+namespace {
+
+struct Rig {
+  MemoryStore store;
+  ControllerState state{store};
+  AgentHub hub{state};
+  ManualScheduler clock;
+  Metrics metrics;
+  MigrationPolicy policy;
+  std::unique_ptr<MigrationDriver> driver;
+  FakeAgent s{hub, "s"}, d{hub, "d"}, r{hub, "r"};
+
+  explicit Rig(MigrationPolicy p = {}) : policy(p) {
+    driver = std::make_unique<MigrationDriver>(state, hub, clock, metrics, policy);
+    state.on_change = [this](uint64_t) { hub.publish(); };
+    hub.on_agent_update = [this](const HostId& h) { driver->on_agent_update(h); };
+    for (auto [id, ip, labels] : {std::tuple{"s", "10.0.0.1", Labels{}},
+                                  std::tuple{"d", "10.0.0.2", Labels{{"public", "1"}}},
+                                  std::tuple{"r", "10.0.0.3", Labels{}}}) {
+      Host h;
+      h.id = HostId::parse(id);
+      h.underlay_ip = IpAddress::parse(ip);
+      h.labels = labels;
+      state.put_host(h);
+    }
+    Network n;
+    n.id = NetworkId::parse("blue");
+    n.vni = Vni::from(100);
+    state.create_network(n);
+    add_port("vm", "52:54:00:00:00:01", "s");
+    add_port("peer", "52:54:00:00:00:02", "r");
+    s.connect();
+    d.connect();
+    r.connect();
+    s.bound.insert("vm");
+    r.bound.insert("peer");
+    pump();
+  }
+  void add_port(const char* id, const char* mac, const char* host, Labels labels = {}) {
+    Port p;
+    p.id = PortId::parse(id);
+    p.mac = MacAddress::parse(mac);
+    p.network = NetworkId::parse("blue");
+    p.iface_id = id;
+    p.host = HostId::parse(host);
+    p.labels = labels;
+    state.create_port(p);
+  }
+  void pump() { settle(s, d, r); }
+  const Migration& mig(const std::string& id) { return state.migrations().at(MigrationId::parse(id)); }
+  const Port& vm() { return state.ports().at(PortId::parse("vm")); }
+};
+
+}  // namespace
+
+TEST(MigrationDriver, HappyPathWithDualDeliveryAndTimeline) {
+  Rig rig;
+  auto m = rig.driver->create(PortId::parse("vm"), HostId::parse("d"));
+  EXPECT_EQ(m.state, MigrationState::preparing);
+  EXPECT_EQ(rig.vm().migrating_to, HostId::parse("d"));
+  // The remote VTEP's slice now delivers the port to both s and d.
+  bool dual = false;
+  for (const auto& p : rig.r.last.ports) dual |= p.id.str() == "vm" && p.migrating_to.has_value();
+  EXPECT_TRUE(dual);
+  EXPECT_EQ(rig.mig("m1").state, MigrationState::preparing);  // no ACK yet
+  rig.pump();
+  EXPECT_EQ(rig.mig("m1").state, MigrationState::ready);
+  rig.clock.advance(std::chrono::milliseconds(40));
+  rig.d.bind("vm");  // the VM came up on d
+  EXPECT_EQ(rig.mig("m1").state, MigrationState::cutting_over);
+  EXPECT_EQ(rig.vm().host, HostId::parse("d"));
+  EXPECT_FALSE(rig.vm().migrating_to.has_value());
+  rig.pump();
+  const auto& done = rig.mig("m1");
+  EXPECT_EQ(done.state, MigrationState::completed);
+  for (const char* phase : {"requested", "admitted", "preparing", "prepared", "all_vteps_ready",
+                            "ready", "destination_bound", "cutting_over", "converged",
+                            "source_cleaned", "completed"}) {
+    EXPECT_TRUE(done.timeline.count(phase)) << phase;
+  }
+  EXPECT_EQ(done.timeline.at("destination_bound") - done.timeline.at("ready"), 40000);
+  EXPECT_EQ(rig.clock.pending(), 0u) << "timers must be disarmed";
+  EXPECT_NE(rig.metrics.render({}).find("cutover_migrations_total{outcome=\"completed\"} 1"),
+            std::string::npos);
+  EXPECT_GE(rig.state.audit().size(), 5u);
+}
+
+TEST(MigrationDriver, RollsBackWhenDestinationNeverAcks) {
+  Rig rig;
+  rig.d.set_auto_ack(false);
+  rig.driver->create(PortId::parse("vm"), HostId::parse("d"));
+  rig.pump();
+  EXPECT_EQ(rig.mig("m1").state, MigrationState::preparing);
+  rig.clock.advance(std::chrono::milliseconds(30001));
+  EXPECT_EQ(rig.mig("m1").state, MigrationState::rolled_back);
+  EXPECT_NE(rig.mig("m1").reason.find("timed out"), std::string::npos);
+  EXPECT_EQ(rig.vm().host, HostId::parse("s"));
+  EXPECT_FALSE(rig.vm().migrating_to.has_value());
+}
+
+TEST(MigrationDriver, RollsBackOnNack) {
+  Rig rig;
+  rig.d.set_auto_ack(false);
+  rig.driver->create(PortId::parse("vm"), HostId::parse("d"));
+  rig.pump();
+  rig.d.nack("bridge br-int missing");
+  EXPECT_EQ(rig.mig("m1").state, MigrationState::rolled_back);
+  EXPECT_NE(rig.mig("m1").reason.find("bridge br-int missing"), std::string::npos);
+  EXPECT_FALSE(rig.vm().migrating_to.has_value());
+}
+
+TEST(MigrationDriver, RollsBackWhenDestinationAgentDies) {
+  Rig rig;
+  rig.driver->create(PortId::parse("vm"), HostId::parse("d"));
+  rig.pump();
+  ASSERT_EQ(rig.mig("m1").state, MigrationState::ready);
+  rig.d.disconnect();
+  EXPECT_EQ(rig.mig("m1").state, MigrationState::rolled_back);
+  EXPECT_NE(rig.mig("m1").reason.find("disconnected"), std::string::npos);
+  EXPECT_EQ(rig.vm().host, HostId::parse("s"));
+}
+
+TEST(MigrationDriver, RollsBackWhenPortNeverComesUp) {
+  Rig rig;
+  rig.driver->create(PortId::parse("vm"), HostId::parse("d"));
+  rig.pump();
+  rig.clock.advance(std::chrono::milliseconds(300001));
+  EXPECT_EQ(rig.mig("m1").state, MigrationState::rolled_back);
+  EXPECT_NE(rig.mig("m1").reason.find("never came up"), std::string::npos);
+}
+
+TEST(MigrationDriver, CancelRollsBackAndIsRefusedAfterCutover) {
+  Rig rig;
+  rig.driver->create(PortId::parse("vm"), HostId::parse("d"));
+  rig.pump();
+  rig.driver->cancel(MigrationId::parse("m1"));
+  EXPECT_EQ(rig.mig("m1").state, MigrationState::rolled_back);
+  EXPECT_EQ(rig.mig("m1").reason, "cancelled by request");
+  EXPECT_THROW(rig.driver->cancel(MigrationId::parse("m1")), ApiError);
+  // A second migration runs to completion, then cannot be cancelled.
+  rig.driver->create(PortId::parse("vm"), HostId::parse("d"));
+  rig.pump();
+  rig.d.bind("vm");
+  rig.pump();
+  EXPECT_EQ(rig.mig("m2").state, MigrationState::completed);
+  EXPECT_THROW(rig.driver->cancel(MigrationId::parse("m2")), ApiError);
+}
+
+TEST(MigrationDriver, BadRequestsAreApiErrorsNamingTheField) {
+  Rig rig;
+  auto field = [&](const char* port, const char* to) {
+    try {
+      rig.driver->create(PortId::parse(port), HostId::parse(to));
+    } catch (const ApiError& e) {
+      return e.field();
+    }
+    return std::string("<accepted>");
+  };
+  EXPECT_EQ(field("nope", "d"), "port");
+  EXPECT_EQ(field("vm", "nowhere"), "to_host");
+  EXPECT_EQ(field("vm", "s"), "to_host");
+  rig.driver->create(PortId::parse("vm"), HostId::parse("d"));
+  EXPECT_EQ(field("vm", "r"), "port");  // already migrating
+}
+
+TEST(MigrationDriver, PolicyRejectsLabelsAndConcurrency) {
+  MigrationPolicy p;
+  p.forbid.push_back({"pci", "public"});
+  p.max_concurrent_per_host = 1;
+  Rig rig(p);
+  rig.add_port("card", "52:54:00:00:00:09", "s", {{"pci", "yes"}});
+  auto m = rig.driver->create(PortId::parse("card"), HostId::parse("d"));
+  EXPECT_EQ(m.state, MigrationState::rejected);
+  EXPECT_NE(m.reason.find("'pci'"), std::string::npos);
+  rig.driver->create(PortId::parse("vm"), HostId::parse("r"));  // s and r now busy
+  rig.add_port("third", "52:54:00:00:00:0a", "s");
+  auto busy = rig.driver->create(PortId::parse("third"), HostId::parse("d"));
+  EXPECT_EQ(busy.state, MigrationState::rejected);
+  EXPECT_NE(busy.reason.find("limit 1"), std::string::npos);
+}
+
+TEST(MigrationDriver, ApprovalGate) {
+  MigrationPolicy p;
+  p.require_approval = true;
+  Rig rig(p);
+  auto m = rig.driver->create(PortId::parse("vm"), HostId::parse("d"));
+  EXPECT_EQ(m.state, MigrationState::pending_approval);
+  EXPECT_FALSE(rig.vm().migrating_to.has_value());
+  rig.driver->approve(m.id);
+  rig.pump();
+  EXPECT_EQ(rig.mig("m1").state, MigrationState::ready);
+  EXPECT_THROW(rig.driver->approve(m.id), ApiError);
+}
+
+TEST(MigrationDriver, RecoverAfterRestart) {
+  Rig rig;
+  rig.driver->create(PortId::parse("vm"), HostId::parse("d"));
+  rig.pump();
+  ASSERT_EQ(rig.mig("m1").state, MigrationState::ready);
+  // A new controller process over the same store.
+  ControllerState reloaded(rig.store);
+  AgentHub hub(reloaded);
+  Metrics metrics;
+  MigrationDriver driver(reloaded, hub, rig.clock, metrics, {});
+  driver.recover();
+  const auto& m = reloaded.migrations().at(MigrationId::parse("m1"));
+  EXPECT_EQ(m.state, MigrationState::rolled_back);
+  EXPECT_NE(m.reason.find("controller restarted"), std::string::npos);
+  EXPECT_FALSE(reloaded.ports().at(PortId::parse("vm")).migrating_to.has_value());
+}

@@ -1,0 +1,169 @@
+// Unit tests for RestApi in-process: every refusal has its status, code and field; nothing is
+// stored on refusal; auth; and the router's routes agree with controller/openapi.yaml.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "fake_agents.hpp"
+#include "rest_api.hpp"
+
+using namespace cutover;
+using namespace cutover::controller;
+using nlohmann::json;
+
+namespace {
+
+struct Rig {
+  MemoryStore store;
+  ControllerState state{store};
+  AgentHub hub{state};
+  ManualScheduler clock;
+  Metrics metrics;
+  MigrationDriver driver{state, hub, clock, metrics, {}};
+  RestApi api{state, hub, driver, metrics, "t0ken", "openapi: 3.0.3\n"};
+
+  HttpResponse call(const std::string& method, const std::string& target, const std::string& body = "",
+                    const std::string& auth = "Bearer t0ken") {
+    return api.handle({method, target, body, auth});
+  }
+  json err(const HttpResponse& r) { return json::parse(r.body)["error"]; }
+};
+
+}  // namespace
+
+TEST(RestApi, AuthRequiredExceptHealthMetricsAndSpec) {
+  Rig rig;
+  EXPECT_EQ(rig.call("GET", "/v1/hosts", "", "").status, 401);
+  EXPECT_EQ(rig.call("POST", "/v1/networks", R"({"id":"a","vni":1})", "Bearer wrong").status, 401);
+  EXPECT_EQ(rig.call("POST", "/v1/networks", R"({"id":"a","vni":1})", "t0ken").status, 401);
+  EXPECT_EQ(rig.err(rig.call("GET", "/v1/ports", "", "")).value("code", ""), "unauthenticated");
+  EXPECT_EQ(rig.call("GET", "/healthz", "", "").status, 200);
+  EXPECT_EQ(rig.call("GET", "/metrics", "", "").status, 200);
+  EXPECT_EQ(rig.call("GET", "/v1/openapi.yaml", "", "").status, 200);
+  EXPECT_TRUE(rig.state.networks().empty());
+}
+
+TEST(RestApi, EveryRefusalNamesCodeAndField) {
+  Rig rig;
+  ASSERT_EQ(rig.call("POST", "/v1/networks", R"({"id":"blue","vni":100})").status, 201);
+  ASSERT_EQ(rig.call("POST", "/v1/hosts", R"({"id":"h1","underlay_ip":"10.0.0.1"})").status, 201);
+  ASSERT_EQ(rig.call("POST", "/v1/ports",
+                     R"({"id":"p1","mac":"52:54:00:00:00:01","network":"blue","host":"h1"})")
+                .status,
+            201);
+  struct Case {
+    const char* method;
+    const char* target;
+    std::string body;
+    int status;
+    const char* code;
+    const char* field;  // nullptr = JSON null
+  };
+  const std::vector<Case> cases = {
+      {"POST", "/v1/ports", "{\"id\": ", 400, "malformed_json", nullptr},
+      {"POST", "/v1/ports", "[]", 422, "invalid", nullptr},
+      {"POST", "/v1/ports", R"({"id":"p2","mac":"52:54:00:00:00:02","network":"blue","colour":1})", 422,
+       "invalid", "colour"},
+      {"POST", "/v1/ports", R"({"id":"p2","mac":7,"network":"blue"})", 422, "invalid", "mac"},
+      {"POST", "/v1/ports", R"({"id":"p2","mac":"52:54:00:00:00","network":"blue"})", 422, "invalid",
+       "mac"},
+      {"POST", "/v1/ports", R"({"id":"p2","mac":"52:54:00:00:00:02","ips":["10.0.0.300"],"network":"blue"})",
+       422, "invalid", "ips[0]"},
+      {"POST", "/v1/ports", R"({"id":"p2","mac":"52:54:00:00:00:01","network":"blue"})", 409, "conflict",
+       "mac"},
+      {"POST", "/v1/ports", R"({"id":"p2","mac":"52:54:00:00:00:02","network":"nope"})", 422,
+       "unknown_reference", "network"},
+      {"POST", "/v1/ports", R"({"id":"p1","mac":"52:54:00:00:00:03","network":"blue"})", 409, "conflict",
+       "id"},
+      {"POST", "/v1/networks", R"({"id":"red","vni":16777216})", 422, "invalid", "vni"},
+      {"POST", "/v1/networks", R"({"id":"red","vni":"7"})", 422, "invalid", "vni"},
+      {"POST", "/v1/networks", R"({"id":"red","vni":100})", 409, "conflict", "vni"},
+      {"POST", "/v1/hosts", R"({"id":"h2","underlay_ip":"10.0.0"})", 422, "invalid", "underlay_ip"},
+      {"POST", "/v1/hosts", R"({"id":"bad id","underlay_ip":"10.0.0.2"})", 422, "invalid", "id"},
+      {"PUT", "/v1/ports/p1", R"({"id":"p9","mac":"52:54:00:00:00:01","network":"blue"})", 422, "invalid",
+       "id"},
+      {"POST", "/v1/ports", std::string(RestApi::kMaxBody + 1, ' '), 413, "too_large", nullptr},
+      {"GET", "/v1/ports/nope", "", 404, "not_found", nullptr},
+      {"GET", "/v1/ports/bad%20id", "", 404, "not_found", nullptr},
+      {"DELETE", "/v1/networks/blue", "", 409, "in_use", nullptr},
+      {"GET", "/v1/migrations/m404", "", 404, "not_found", nullptr},
+      {"POST", "/v1/migrations", R"({"port":"p1"})", 422, "invalid", "to_host"},
+      {"POST", "/v1/migrations", R"({"port":"p1","to_host":"h1"})", 422, "invalid", "to_host"},
+      {"POST", "/v1/migrations", R"({"port":"p1","to_host":"h1","now":true})", 422, "invalid", "now"},
+      {"PATCH", "/v1/ports/p1", "", 405, "method_not_allowed", nullptr},
+      {"GET", "/v2/ports", "", 404, "not_found", nullptr},
+  };
+  const auto generation = rig.state.generation();
+  for (const auto& c : cases) {
+    auto r = rig.call(c.method, c.target, c.body);
+    SCOPED_TRACE(std::string(c.method) + " " + c.target + " " + c.body.substr(0, 80));
+    EXPECT_EQ(r.status, c.status);
+    auto e = rig.err(r);
+    EXPECT_EQ(e.value("code", ""), c.code);
+    if (c.field) {
+      EXPECT_EQ(e["field"], c.field);
+    } else {
+      EXPECT_TRUE(e["field"].is_null()) << e.dump();
+    }
+    EXPECT_FALSE(e.value("message", "").empty());
+  }
+  EXPECT_EQ(rig.state.generation(), generation) << "a refused request changed the state";
+  EXPECT_EQ(rig.state.ports().size(), 1u);
+}
+
+TEST(RestApi, CrudRoundTrip) {
+  Rig rig;
+  rig.call("POST", "/v1/networks", R"({"id":"blue","vni":100,"mtu":1400})");
+  rig.call("POST", "/v1/hosts", R"({"id":"h1","underlay_ip":"10.0.0.1","labels":{"zone":"a"}})");
+  auto p = rig.call("POST", "/v1/ports", R"({"id":"p1","mac":"52:54:00:00:00:01","network":"blue"})");
+  EXPECT_EQ(p.status, 201);
+  auto placed = rig.call("PUT", "/v1/ports/p1",
+                         R"({"id":"p1","mac":"52:54:00:00:00:01","network":"blue","host":"h1"})");
+  EXPECT_EQ(placed.status, 200);
+  EXPECT_EQ(json::parse(rig.call("GET", "/v1/ports/p1").body)["host"], "h1");
+  EXPECT_EQ(json::parse(rig.call("GET", "/v1/networks/blue").body)["mtu"], 1400);
+  EXPECT_EQ(json::parse(rig.call("GET", "/v1/hosts/h1/desired-state").body)["ports"].size(), 1u);
+  EXPECT_EQ(rig.call("DELETE", "/v1/ports/p1").status, 204);
+  EXPECT_EQ(rig.call("DELETE", "/v1/networks/blue").status, 204);
+  EXPECT_EQ(json::parse(rig.call("GET", "/v1/networks").body).size(), 0u);
+  auto m = rig.call("GET", "/metrics", "", "");
+  EXPECT_NE(m.body.find("cutover_generation 6"), std::string::npos) << m.body;
+  EXPECT_EQ(m.content_type.rfind("text/plain", 0), 0u);
+}
+
+TEST(RestApi, RoutesAgreeWithOpenApiDocument) {
+  std::ifstream in(CUTOVER_OPENAPI_PATH);
+  ASSERT_TRUE(in) << CUTOVER_OPENAPI_PATH;
+  std::set<std::pair<std::string, std::string>> documented;
+  std::string line, path;
+  const std::regex path_re(R"(^  (/[^:]*):\s*$)");
+  const std::regex method_re(R"(^    (get|put|post|delete|patch):)");
+  bool in_paths = false;
+  while (std::getline(in, line)) {
+    if (line == "paths:") in_paths = true;
+    if (line.rfind("components:", 0) == 0) in_paths = false;
+    if (!in_paths) continue;
+    std::smatch m;
+    if (std::regex_match(line, m, path_re)) path = m[1];
+    if (std::regex_search(line, m, method_re)) documented.insert({m[1], path});
+  }
+  const auto& routes = RestApi::routes();
+  std::set<std::pair<std::string, std::string>> served(routes.begin(), routes.end());
+  EXPECT_EQ(documented, served);
+  // And every served route answers something other than "no route".
+  Rig rig;
+  for (const auto& [method, tmpl] : served) {
+    std::string target = std::regex_replace(tmpl, std::regex(R"(\{id\})"), "x1");
+    std::string upper = method;
+    for (auto& c : upper) c = static_cast<char>(std::toupper(c));
+    auto r = rig.call(upper, target, "{}");
+    if (r.status == 404) {
+      EXPECT_NE(rig.err(r).value("message", "").find("no "), std::string::npos);
+      EXPECT_EQ(rig.err(r).value("message", "").find("no route"), std::string::npos)
+          << upper << " " << target;
+    }
+  }
+}
