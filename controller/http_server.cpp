@@ -1,6 +1,7 @@
 // HttpServer: Beast plumbing for REST sessions and agent WebSocket sessions.
 #include "http_server.hpp"
 
+#include <array>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -122,6 +123,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
  private:
   void on_read(beast::error_code ec) {
     if (ec == http::error::body_limit) {
+      // Answer, then keep reading (and discarding) what the client is still sending, so that it
+      // can finish its write and read the 413 instead of hitting a reset.
+      draining_ = true;
       reply(413,
             R"({"error":{"code":"too_large","message":"request body over 1 MiB","field":null}})",
             "application/json", false);
@@ -164,15 +168,27 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
                         if (ec || !keep_alive) {
                           beast::error_code ignored;
                           self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+                          if (self->draining_ && !ec) self->drain(0);
                           return;
                         }
                         self->read();
                       });
   }
 
+  void drain(size_t total) {
+    if (total > (64u << 20)) return;
+    stream_.expires_after(std::chrono::seconds(10));
+    stream_.async_read_some(asio::buffer(scratch_),
+                            [self = shared_from_this(), total](beast::error_code ec, size_t n) {
+                              if (!ec) self->drain(total + n);
+                            });
+  }
+
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
+  bool draining_ = false;
+  std::array<char, 65536> scratch_;
   RestApi& api_;
   AgentHub& hub_;
   ControllerState& state_;

@@ -167,8 +167,10 @@ class Lab:
             binary, "--listen", "0.0.0.0:0", "--db", os.path.join(self.dir, "controller.db"),
             "--token-file", self.token_file, "--port-file", port_file, *extra_args],
             "controller.log")
-        self.controller_port = int(wait_until("controller port file", lambda: os.path.exists(port_file)
-                                              and open(port_file).read().strip()))
+        def read_port():
+            with open(port_file) as f:
+                return f.read().strip()
+        self.controller_port = int(wait_until("controller port file", read_port))
         return self.controller_port
 
     def ctl(self, ctl_binary, *args, check=True):

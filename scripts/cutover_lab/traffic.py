@@ -3,7 +3,8 @@
 udp-recv PORT OUT.json        count sequence-numbered datagrams until SIGTERM; write stats
 udp-send IP PORT PPS SECONDS  send sequence-numbered datagrams at a fixed rate
 tcp-sink PORT                 accept connections, discard data, report bytes per connection
-tcp-send IP PORT BYTES        send BYTES and wait for the sink's byte count echo
+tcp-send IP PORT BYTES [SECS] send BYTES (spread evenly over SECS if given: a live session, not
+                              a bulk transfer) and wait for the sink's byte count echo
 bcast-send IFACE COUNT        send COUNT broadcast frames with ethertype 0x88b5 (local experimental)
 
 Receivers timestamp with the host clock (time.monotonic) so gaps are measured where they happen.
@@ -78,12 +79,17 @@ def tcp_sink(port):
         conn.close()
 
 
-def tcp_send(ip, port, nbytes):
-    nbytes = int(nbytes)
+def tcp_send(ip, port, nbytes, seconds="0"):
+    nbytes, seconds = int(nbytes), float(seconds)
     sock = socket.create_connection((ip, int(port)), timeout=20)
-    chunk = b"c" * 65536
+    chunk = b"c" * (4096 if seconds else 65536)
     left = nbytes - 1
+    start = time.monotonic()
     while left > 0:
+        if seconds:
+            due = start + seconds * (1 - left / nbytes)
+            if due > time.monotonic():
+                time.sleep(due - time.monotonic())
         sock.sendall(chunk[: min(left, len(chunk))])
         left -= min(left, len(chunk))
     sock.sendall(b"\n")

@@ -57,12 +57,15 @@ TEST(ControllerState, ValidatesAcrossObjects) {
   EXPECT_EQ(status_of([&] { s.put_host(host("h2", "192.168.0.1")); }, &field), 409);
   EXPECT_EQ(field, "underlay_ip");
   s.create_port(port("p1", "52:54:00:00:00:01", "blue", "h1"));
-  EXPECT_EQ(status_of([&] { s.create_port(port("p2", "52:54:00:00:00:01", "blue")); }, &field), 409);
+  EXPECT_EQ(status_of([&] { s.create_port(port("p2", "52:54:00:00:00:01", "blue")); }, &field),
+            409);
   EXPECT_EQ(field, "mac");
-  EXPECT_EQ(status_of([&] { s.create_port(port("p3", "52:54:00:00:00:03", "green")); }, &field), 422);
-  EXPECT_EQ(field, "network");
-  EXPECT_EQ(status_of([&] { s.create_port(port("p4", "52:54:00:00:00:04", "blue", "h9")); }, &field),
+  EXPECT_EQ(status_of([&] { s.create_port(port("p3", "52:54:00:00:00:03", "green")); }, &field),
             422);
+  EXPECT_EQ(field, "network");
+  EXPECT_EQ(
+      status_of([&] { s.create_port(port("p4", "52:54:00:00:00:04", "blue", "h9")); }, &field),
+      422);
   EXPECT_EQ(field, "host");
   auto dup_iface = port("p5", "52:54:00:00:00:05", "blue");
   dup_iface.iface_id = "p1";
@@ -88,7 +91,8 @@ TEST(ControllerState, FailedStoreWriteChangesNothing) {
 }
 
 TEST(ControllerState, SqliteSurvivesReopen) {
-  auto path = std::filesystem::temp_directory_path() / ("cutover-store-" + std::to_string(getpid()) + ".db");
+  auto path = std::filesystem::temp_directory_path() /
+              ("cutover-store-" + std::to_string(getpid()) + ".db");
   std::filesystem::remove(path);
   {
     SqliteStore store(path.string());

@@ -59,7 +59,9 @@ struct Rig {
     state.create_port(p);
   }
   void pump() { settle(s, d, r); }
-  const Migration& mig(const std::string& id) { return state.migrations().at(MigrationId::parse(id)); }
+  const Migration& mig(const std::string& id) {
+    return state.migrations().at(MigrationId::parse(id));
+  }
   const Port& vm() { return state.ports().at(PortId::parse("vm")); }
 };
 
@@ -85,9 +87,9 @@ TEST(MigrationDriver, HappyPathWithDualDeliveryAndTimeline) {
   rig.pump();
   const auto& done = rig.mig("m1");
   EXPECT_EQ(done.state, MigrationState::completed);
-  for (const char* phase : {"requested", "admitted", "preparing", "prepared", "all_vteps_ready",
-                            "ready", "destination_bound", "cutting_over", "converged",
-                            "source_cleaned", "completed"}) {
+  for (const char* phase :
+       {"requested", "admitted", "preparing", "prepared", "all_vteps_ready", "ready",
+        "destination_bound", "cutting_over", "converged", "source_cleaned", "completed"}) {
     EXPECT_TRUE(done.timeline.count(phase)) << phase;
   }
   EXPECT_EQ(done.timeline.at("destination_bound") - done.timeline.at("ready"), 40000);

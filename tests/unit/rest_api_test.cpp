@@ -25,8 +25,8 @@ struct Rig {
   MigrationDriver driver{state, hub, clock, metrics, {}};
   RestApi api{state, hub, driver, metrics, "t0ken", "openapi: 3.0.3\n"};
 
-  HttpResponse call(const std::string& method, const std::string& target, const std::string& body = "",
-                    const std::string& auth = "Bearer t0ken") {
+  HttpResponse call(const std::string& method, const std::string& target,
+                    const std::string& body = "", const std::string& auth = "Bearer t0ken") {
     return api.handle({method, target, body, auth});
   }
   json err(const HttpResponse& r) { return json::parse(r.body)["error"]; }
@@ -65,26 +65,27 @@ TEST(RestApi, EveryRefusalNamesCodeAndField) {
   const std::vector<Case> cases = {
       {"POST", "/v1/ports", "{\"id\": ", 400, "malformed_json", nullptr},
       {"POST", "/v1/ports", "[]", 422, "invalid", nullptr},
-      {"POST", "/v1/ports", R"({"id":"p2","mac":"52:54:00:00:00:02","network":"blue","colour":1})", 422,
-       "invalid", "colour"},
+      {"POST", "/v1/ports", R"({"id":"p2","mac":"52:54:00:00:00:02","network":"blue","colour":1})",
+       422, "invalid", "colour"},
       {"POST", "/v1/ports", R"({"id":"p2","mac":7,"network":"blue"})", 422, "invalid", "mac"},
-      {"POST", "/v1/ports", R"({"id":"p2","mac":"52:54:00:00:00","network":"blue"})", 422, "invalid",
-       "mac"},
-      {"POST", "/v1/ports", R"({"id":"p2","mac":"52:54:00:00:00:02","ips":["10.0.0.300"],"network":"blue"})",
-       422, "invalid", "ips[0]"},
-      {"POST", "/v1/ports", R"({"id":"p2","mac":"52:54:00:00:00:01","network":"blue"})", 409, "conflict",
-       "mac"},
+      {"POST", "/v1/ports", R"({"id":"p2","mac":"52:54:00:00:00","network":"blue"})", 422,
+       "invalid", "mac"},
+      {"POST", "/v1/ports",
+       R"({"id":"p2","mac":"52:54:00:00:00:02","ips":["10.0.0.300"],"network":"blue"})", 422,
+       "invalid", "ips[0]"},
+      {"POST", "/v1/ports", R"({"id":"p2","mac":"52:54:00:00:00:01","network":"blue"})", 409,
+       "conflict", "mac"},
       {"POST", "/v1/ports", R"({"id":"p2","mac":"52:54:00:00:00:02","network":"nope"})", 422,
        "unknown_reference", "network"},
-      {"POST", "/v1/ports", R"({"id":"p1","mac":"52:54:00:00:00:03","network":"blue"})", 409, "conflict",
-       "id"},
+      {"POST", "/v1/ports", R"({"id":"p1","mac":"52:54:00:00:00:03","network":"blue"})", 409,
+       "conflict", "id"},
       {"POST", "/v1/networks", R"({"id":"red","vni":16777216})", 422, "invalid", "vni"},
       {"POST", "/v1/networks", R"({"id":"red","vni":"7"})", 422, "invalid", "vni"},
       {"POST", "/v1/networks", R"({"id":"red","vni":100})", 409, "conflict", "vni"},
       {"POST", "/v1/hosts", R"({"id":"h2","underlay_ip":"10.0.0"})", 422, "invalid", "underlay_ip"},
       {"POST", "/v1/hosts", R"({"id":"bad id","underlay_ip":"10.0.0.2"})", 422, "invalid", "id"},
-      {"PUT", "/v1/ports/p1", R"({"id":"p9","mac":"52:54:00:00:00:01","network":"blue"})", 422, "invalid",
-       "id"},
+      {"PUT", "/v1/ports/p1", R"({"id":"p9","mac":"52:54:00:00:00:01","network":"blue"})", 422,
+       "invalid", "id"},
       {"POST", "/v1/ports", std::string(RestApi::kMaxBody + 1, ' '), 413, "too_large", nullptr},
       {"GET", "/v1/ports/nope", "", 404, "not_found", nullptr},
       {"GET", "/v1/ports/bad%20id", "", 404, "not_found", nullptr},
@@ -92,7 +93,8 @@ TEST(RestApi, EveryRefusalNamesCodeAndField) {
       {"GET", "/v1/migrations/m404", "", 404, "not_found", nullptr},
       {"POST", "/v1/migrations", R"({"port":"p1"})", 422, "invalid", "to_host"},
       {"POST", "/v1/migrations", R"({"port":"p1","to_host":"h1"})", 422, "invalid", "to_host"},
-      {"POST", "/v1/migrations", R"({"port":"p1","to_host":"h1","now":true})", 422, "invalid", "now"},
+      {"POST", "/v1/migrations", R"({"port":"p1","to_host":"h1","now":true})", 422, "invalid",
+       "now"},
       {"PATCH", "/v1/ports/p1", "", 405, "method_not_allowed", nullptr},
       {"GET", "/v2/ports", "", 404, "not_found", nullptr},
   };
@@ -118,7 +120,8 @@ TEST(RestApi, CrudRoundTrip) {
   Rig rig;
   rig.call("POST", "/v1/networks", R"({"id":"blue","vni":100,"mtu":1400})");
   rig.call("POST", "/v1/hosts", R"({"id":"h1","underlay_ip":"10.0.0.1","labels":{"zone":"a"}})");
-  auto p = rig.call("POST", "/v1/ports", R"({"id":"p1","mac":"52:54:00:00:00:01","network":"blue"})");
+  auto p =
+      rig.call("POST", "/v1/ports", R"({"id":"p1","mac":"52:54:00:00:00:01","network":"blue"})");
   EXPECT_EQ(p.status, 201);
   auto placed = rig.call("PUT", "/v1/ports/p1",
                          R"({"id":"p1","mac":"52:54:00:00:00:01","network":"blue","host":"h1"})");
