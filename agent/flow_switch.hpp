@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -13,21 +14,27 @@ namespace cutover::agent {
 struct FlowEntry {
   std::string key;
   std::string actions;
-  bool operator==(const FlowEntry&) const = default;
+  // What the switch library parsed, kept so that bundle() need not parse the text again
+  // (opaque; may be null, e.g. for dumped flows or in fakes).
+  std::shared_ptr<void> parsed;
+  bool operator==(const FlowEntry& o) const { return key == o.key && actions == o.actions; }
 };
 
 enum class FlowOp { add, modify, remove };
 
 struct FlowMod {
   FlowOp op;
-  std::string flow;  // add/modify: "key actions=..."; remove: key only
+  std::string flow;                        // add/modify: "key actions=..."; remove: key only
+  std::shared_ptr<void> parsed = nullptr;  // from normalize(), if the caller kept it
 };
 
 class FlowSwitch {
  public:
   virtual ~FlowSwitch() = default;
   // Canonical form of flow text; throws std::invalid_argument if the switch library rejects it.
-  virtual FlowEntry normalize(const std::string& flow) = 0;
+  // With canonical=false only parses: key and actions are the text as given (enough for a flow
+  // that will simply be added, e.g. into an empty table).
+  virtual FlowEntry normalize(const std::string& flow, bool canonical = true) = 0;
   // Flows carrying exactly this cookie. Throws std::runtime_error on connection failure.
   virtual std::vector<FlowEntry> dump(uint64_t cookie) = 0;
   // Applies all mods atomically, tagging/restricting them to `cookie`; returns once the switch

@@ -93,13 +93,16 @@ void OvsReconciler::sync_tunnels(const overlay::OvsDesired& desired,
 }
 
 void OvsReconciler::sync_flows(const overlay::OvsDesired& desired, ApplyReport& report) {
-  std::map<std::string, std::string> want;  // canonical key -> canonical actions
-  for (const auto& f : desired.flows) {
-    auto e = flows_.normalize(f.text());
-    want[e.key] = e.actions;
-  }
   std::map<std::string, std::string> have;
   for (auto& e : flows_.dump(config_.cookie)) have[e.key] = e.actions;
+  // Nothing of ours installed (a fresh host): nothing to compare, so skip canonicalisation.
+  const bool canonical = !have.empty();
+  std::map<std::string, FlowEntry> want;  // key -> flow
+  for (const auto& f : desired.flows) {
+    auto e = flows_.normalize(f.text(), canonical);
+    auto key = e.key;
+    want[key] = std::move(e);
+  }
 
   std::vector<FlowMod> mods;
   for (const auto& [key, actions] : have) {
@@ -108,13 +111,13 @@ void OvsReconciler::sync_flows(const overlay::OvsDesired& desired, ApplyReport& 
       ++report.removed;
     }
   }
-  for (const auto& [key, actions] : want) {
+  for (const auto& [key, entry] : want) {
     auto it = have.find(key);
     if (it == have.end()) {
-      mods.push_back({FlowOp::add, key + " actions=" + actions});
+      mods.push_back({FlowOp::add, key + " actions=" + entry.actions, entry.parsed});
       ++report.added;
-    } else if (it->second != actions) {
-      mods.push_back({FlowOp::modify, key + " actions=" + actions});
+    } else if (it->second != entry.actions) {
+      mods.push_back({FlowOp::modify, key + " actions=" + entry.actions, entry.parsed});
       ++report.modified;
     }
   }

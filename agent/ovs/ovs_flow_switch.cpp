@@ -33,12 +33,19 @@ cov_of* OvsFlowSwitch::connection() {
   return of_;
 }
 
-FlowEntry OvsFlowSwitch::normalize(const std::string& flow) {
+FlowEntry OvsFlowSwitch::normalize(const std::string& flow, bool canonical) {
   char *key = nullptr, *actions = nullptr, *err = nullptr;
-  if (cov_flow_normalize(flow.c_str(), &key, &actions, &err) != 0) {
+  cov_flow* parsed = nullptr;
+  if (cov_flow_parse(flow.c_str(), &parsed, canonical ? &key : nullptr,
+                     canonical ? &actions : nullptr, &err) != 0) {
     throw std::invalid_argument(take(err));
   }
-  FlowEntry e{key, actions};
+  std::shared_ptr<void> keep(parsed, [](void* p) { cov_flow_free(static_cast<cov_flow*>(p)); });
+  if (!canonical) {
+    const auto pos = flow.find(" actions=");
+    return {flow.substr(0, pos), pos == std::string::npos ? "" : flow.substr(pos + 9), keep};
+  }
+  FlowEntry e{key, actions, keep};
   cov_free(key);
   cov_free(actions);
   return e;
@@ -58,7 +65,7 @@ std::vector<FlowEntry> OvsFlowSwitch::dump(uint64_t cookie) {
     }
     std::vector<FlowEntry> out;
     out.reserve(n);
-    for (size_t i = 0; i < n; ++i) out.push_back({keys[i], actions[i]});
+    for (size_t i = 0; i < n; ++i) out.push_back({keys[i], actions[i], nullptr});
     cov_free_strings(keys, n);
     cov_free_strings(actions, n);
     return out;
@@ -68,16 +75,20 @@ std::vector<FlowEntry> OvsFlowSwitch::dump(uint64_t cookie) {
 void OvsFlowSwitch::bundle(const std::vector<FlowMod>& mods, uint64_t cookie) {
   std::vector<int> ops;
   std::vector<const char*> texts;
+  std::vector<cov_flow*> parsed;
   ops.reserve(mods.size());
   texts.reserve(mods.size());
+  parsed.reserve(mods.size());
   for (const auto& m : mods) {
+    parsed.push_back(static_cast<cov_flow*>(m.parsed.get()));
     ops.push_back(m.op == FlowOp::add      ? COV_FLOW_ADD
                   : m.op == FlowOp::modify ? COV_FLOW_MODIFY
                                            : COV_FLOW_DELETE);
     texts.push_back(m.flow.c_str());
   }
   char* err = nullptr;
-  if (cov_of_bundle(connection(), ops.data(), texts.data(), mods.size(), cookie, &err) != 0) {
+  if (cov_of_bundle(connection(), ops.data(), texts.data(), parsed.data(), mods.size(), cookie,
+                    &err) != 0) {
     // A failed bundle is discarded by the switch: nothing applied. Drop the connection so the
     // next attempt starts clean.
     disconnect();

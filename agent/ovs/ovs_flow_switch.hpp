@@ -18,7 +18,7 @@ class OvsFlowSwitch : public FlowSwitch {
   OvsFlowSwitch(const OvsFlowSwitch&) = delete;
   OvsFlowSwitch& operator=(const OvsFlowSwitch&) = delete;
 
-  FlowEntry normalize(const std::string& flow) override;
+  FlowEntry normalize(const std::string& flow, bool canonical = true) override;
   std::vector<FlowEntry> dump(uint64_t cookie) override;
   void bundle(const std::vector<FlowMod>& mods, uint64_t cookie) override;
 

@@ -25,18 +25,27 @@ typedef struct cov_of cov_of;
 int cov_of_open(const char* target, int timeout_ms, cov_of** out, char** err);
 void cov_of_close(cov_of* of);
 
+/* A flow parsed once by OVS's parser: canonical text for diffing, and the parsed flow mod that
+ * cov_of_bundle encodes without parsing the text again. */
+typedef struct cov_flow cov_flow;
+
 /* Parses flow text ("table=0,priority=10,in_port=1 actions=output:2") and prints it back in OVS's
  * canonical form, split into the flow's identity (table, priority, match) and its actions, so that
- * desired flows and flows dumped from the switch compare as strings. */
-int cov_flow_normalize(const char* flow, char** key, char** actions, char** err);
+ * desired flows and flows dumped from the switch compare as strings. With `out` non-NULL the
+ * parsed flow is kept for cov_of_bundle (free it with cov_flow_free). With key and actions NULL
+ * it only parses (for flows that need no comparison). */
+int cov_flow_parse(const char* flow, cov_flow** out, char** key, char** actions, char** err);
+void cov_flow_free(cov_flow* f);
 
 enum cov_flow_op { COV_FLOW_ADD = 0, COV_FLOW_MODIFY = 1, COV_FLOW_DELETE = 2 };
 
 /* Sends ops[i] flows[i] as one atomic, ordered OpenFlow bundle, every flow tagged with `cookie`
  * (modify/delete only touch flows carrying exactly that cookie), and returns only after the
- * commit reply and a barrier reply: a 0 return means the switch has applied the change. */
-int cov_of_bundle(cov_of* of, const int* ops, const char* const* flows, size_t n, uint64_t cookie,
-                  char** err);
+ * commit reply and a barrier reply: a 0 return means the switch has applied the change. Where
+ * parsed[i] is non-NULL it is used instead of parsing flows[i] (parsed may be NULL). If any
+ * message is refused the bundle is discarded: nothing is applied. */
+int cov_of_bundle(cov_of* of, const int* ops, const char* const* flows, cov_flow* const* parsed,
+                  size_t n, uint64_t cookie, char** err);
 
 /* Dumps the flows whose cookie matches cookie/mask, in canonical key/actions form. */
 int cov_of_dump(cov_of* of, uint64_t cookie, uint64_t mask, char*** keys, char*** actions,

@@ -20,10 +20,10 @@ class FakeFlowSwitch : public agent::FlowSwitch {
     uint64_t cookie;
   };
 
-  agent::FlowEntry normalize(const std::string& flow) override {
+  agent::FlowEntry normalize(const std::string& flow, bool = true) override {
     auto pos = flow.find(" actions=");
     if (pos == std::string::npos) throw std::invalid_argument("no actions in '" + flow + "'");
-    return {flow.substr(0, pos), flow.substr(pos + 9)};
+    return {flow.substr(0, pos), flow.substr(pos + 9), nullptr};
   }
 
   std::vector<agent::FlowEntry> dump(uint64_t cookie) override {
@@ -33,7 +33,7 @@ class FakeFlowSwitch : public agent::FlowSwitch {
     }
     std::vector<agent::FlowEntry> out;
     for (const auto& [key, f] : table) {
-      if (f.cookie == cookie) out.push_back({key, f.actions});
+      if (f.cookie == cookie) out.push_back({key, f.actions, nullptr});
     }
     return out;
   }
