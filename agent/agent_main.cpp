@@ -17,6 +17,7 @@
 #include "logging.hpp"
 #include "options.hpp"
 #include "ovs/ovs_dataplane.hpp"
+#include "preflight.hpp"
 #include "status_file.hpp"
 
 using namespace cutover;
@@ -122,7 +123,11 @@ int main(int argc, char** argv) {
         gethostname(name, sizeof name - 1);
         cfg.host = name;
       }
-      client_cfg.self.id = HostId::parse(cfg.host);
+      try {
+        client_cfg.self.id = HostId::parse(cfg.host);
+      } catch (const ParseError& e) {
+        throw ParseError("--host", e.message());
+      }
       if (cfg.underlay_ip.empty()) throw ParseError("--underlay-ip", "required with --controller");
       try {
         client_cfg.self.underlay_ip = IpAddress::parse(cfg.underlay_ip);
@@ -152,6 +157,12 @@ int main(int argc, char** argv) {
   ovs.reconciler.bridge = cfg.bridge;
   ovs.reconciler.datapath_type = cfg.datapath_type;
   ovs.resync_interval = std::chrono::milliseconds(cfg.resync_interval_ms);
+  PreflightConfig checks{ovs.ovsdb_remote, std::nullopt};
+  if (!cfg.controller.empty()) checks.underlay_ip = client_cfg.self.underlay_ip;
+  if (auto problems = preflight(checks); !problems.empty()) {
+    for (const auto& p : problems) log->critical("preflight: {}", p);
+    return 1;
+  }
   OvsDataplane dataplane(ovs);
 
   StatusFile status(cfg.status_file);

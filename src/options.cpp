@@ -60,9 +60,15 @@ void Options::load_config(const std::string& path) {
   if (!in) throw ParseError("--config", "cannot read config file '" + path + "'");
   std::stringstream ss;
   ss << in.rdbuf();
+  const std::string text = ss.str();
+  const auto first = text.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos || text[first] != '{') {
+    load_config_lines(path, text);
+    return;
+  }
   nlohmann::json j;
   try {
-    j = parse_json_text(ss.str());
+    j = parse_json_text(text);
   } catch (const ParseError& e) {
     throw ParseError(path, e.message());
   }
@@ -84,6 +90,32 @@ void Options::load_config(const std::string& path) {
     } else {
       throw ParseError(field, std::string("wrong type ") + value.type_name());
     }
+  }
+}
+
+void Options::load_config_lines(const std::string& path, const std::string& text) {
+  std::stringstream in(text);
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    const std::string where = path + ":" + std::to_string(n);
+    if (auto hash = line.find('#'); hash != std::string::npos) line.erase(hash);
+    auto trim = [](std::string s) {
+      const auto b = s.find_first_not_of(" \t\r");
+      if (b == std::string::npos) return std::string();
+      return s.substr(b, s.find_last_not_of(" \t\r") - b + 1);
+    };
+    line = trim(line);
+    if (line.empty()) continue;
+    const auto eq = line.find('=');
+    if (eq == std::string::npos) throw ParseError(where, "expected 'name = value'");
+    const std::string name = trim(line.substr(0, eq));
+    std::string value = trim(line.substr(eq + 1));
+    if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
+      value = value.substr(1, value.size() - 2);
+    }
+    const Spec* spec = find(name);
+    if (!spec || name == "config") throw ParseError(where + ": " + name, "unknown option");
+    set(*spec, value, where + ": " + name);
   }
 }
 

@@ -1,6 +1,8 @@
 // Options: command-line flags plus an optional JSON config file for the daemons and the CLI.
-// Each option is declared once (name, help, target); `--config FILE` fills options from a JSON
-// object whose keys are the option names with '_' for '-', then flags override it. Unknown flags,
+// Each option is declared once (name, help, target); `--config FILE` fills options from a config
+// file, then flags override it. The file is either `name = value` lines (names as the flags,
+// without "--"; '#' starts a comment; what /etc/cutover ships) or a JSON object whose keys are the
+// option names with '_' for '-'. Unknown flags,
 // unknown config keys and wrong types are ParseErrors naming the flag or field. Only main() uses
 // this: libraries take plain config structs.
 #pragma once
@@ -35,6 +37,7 @@ class Options {
   const Spec* find(const std::string& name) const;
   void set(const Spec& spec, const std::string& value, const std::string& field);
   void load_config(const std::string& path);
+  void load_config_lines(const std::string& path, const std::string& text);
 
   std::string program_, summary_;
   std::vector<Spec> specs_;

@@ -34,9 +34,10 @@ int main(int argc, char** argv) {
   text.reserve(n);
   for (int i = 0; i < n; ++i) {
     char buf[160];
-    std::snprintf(buf, sizeof buf,
-                  "table=10,priority=100,reg0=0x%x,dl_dst=52:54:%02x:%02x:%02x:%02x actions=output:%d",
-                  100 + i % 50, (i >> 24) & 255, (i >> 16) & 255, (i >> 8) & 255, i & 255, 1 + i % 4);
+    std::snprintf(
+        buf, sizeof buf,
+        "table=10,priority=100,reg0=0x%x,dl_dst=52:54:%02x:%02x:%02x:%02x actions=output:%d",
+        100 + i % 50, (i >> 24) & 255, (i >> 16) & 255, (i >> 8) & 255, i & 255, 1 + i % 4);
     text.push_back(buf);
   }
   // The same steps as OvsReconciler::sync_flows.
@@ -52,7 +53,8 @@ int main(int argc, char** argv) {
   }
   const double normalize_ms = ms_since(t1);
   std::vector<FlowMod> mods;
-  for (const auto& [key, e] : want) mods.push_back({FlowOp::add, key + " actions=" + e.actions, e.parsed});
+  for (const auto& [key, e] : want)
+    mods.push_back({FlowOp::add, key + " actions=" + e.actions, e.parsed});
   const auto t2 = Clock::now();
   sw.bundle(mods, kCutoverCookie);
   const double bundle_ms = ms_since(t2);

@@ -1,0 +1,109 @@
+// Unit tests for Options: flags, both config-file formats, precedence, and every rejection
+// naming the flag or the file:line.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "options.hpp"
+#include "parse_error.hpp"
+
+using namespace cutover;
+
+namespace {
+struct Cfg {
+  std::string name = "default";
+  int64_t count = 1;
+  bool flag = false;
+};
+
+Options make(Cfg& c) {
+  Options o("prog", "summary");
+  o.add("name", &c.name, "a name");
+  o.add("count", &c.count, "a count");
+  o.add("flag", &c.flag, "a switch");
+  return o;
+}
+
+bool parse(Options& o, std::vector<std::string> args) {
+  std::vector<char*> argv{const_cast<char*>("prog")};
+  for (auto& a : args) argv.push_back(a.data());
+  return o.parse(static_cast<int>(argv.size()), argv.data());
+}
+
+std::string write(const std::string& text) {
+  char path[] = "/tmp/cutover-options-XXXXXX";
+  int fd = mkstemp(path);
+  close(fd);
+  std::ofstream(path) << text;
+  return path;
+}
+
+std::string error_of(std::vector<std::string> args) {
+  Cfg c;
+  auto o = make(c);
+  try {
+    parse(o, std::move(args));
+  } catch (const ParseError& e) {
+    return e.what();
+  }
+  return "<accepted>";
+}
+}  // namespace
+
+TEST(Options, FlagsBothForms) {
+  Cfg c;
+  auto o = make(c);
+  ASSERT_TRUE(parse(o, {"--name", "x", "--count=5", "--flag", "pos"}));
+  EXPECT_EQ(c.name, "x");
+  EXPECT_EQ(c.count, 5);
+  EXPECT_TRUE(c.flag);
+  EXPECT_EQ(o.positional(), std::vector<std::string>{"pos"});
+}
+
+TEST(Options, ConfigLinesWithCommentsAndFlagPrecedence) {
+  auto path = write("# comment\nname = \"from file\"  # trailing\n\ncount=7\nflag = true\n");
+  Cfg c;
+  auto o = make(c);
+  ASSERT_TRUE(parse(o, {"--count", "9", "--config", path}));
+  EXPECT_EQ(c.name, "from file");
+  EXPECT_EQ(c.count, 9);  // the flag wins wherever it appears
+  EXPECT_TRUE(c.flag);
+  std::remove(path.c_str());
+}
+
+TEST(Options, ConfigJson) {
+  auto path = write(R"({"name": "j", "count": 3, "flag": true})");
+  Cfg c;
+  auto o = make(c);
+  ASSERT_TRUE(parse(o, {"--config=" + path}));
+  EXPECT_EQ(c.name, "j");
+  EXPECT_EQ(c.count, 3);
+  std::remove(path.c_str());
+}
+
+TEST(Options, RejectionsNameTheCulprit) {
+  EXPECT_NE(error_of({"--nope"}).find("--nope"), std::string::npos);
+  EXPECT_NE(error_of({"--count", "abc"}).find("--count"), std::string::npos);
+  EXPECT_NE(error_of({"--count", "5x"}).find("--count"), std::string::npos);
+  EXPECT_NE(error_of({"--name"}).find("needs a value"), std::string::npos);
+  EXPECT_NE(error_of({"--config", "/nonexistent/x.conf"}).find("cannot read"), std::string::npos);
+  auto bad_line = write("name = a\ncolour = red\n");
+  EXPECT_NE(error_of({"--config", bad_line}).find(":2: colour"), std::string::npos);
+  auto no_eq = write("name\n");
+  EXPECT_NE(error_of({"--config", no_eq}).find(":1"), std::string::npos);
+  auto bad_json = write("{\"count\": \"x\"}");
+  EXPECT_NE(error_of({"--config", bad_json}).find("count"), std::string::npos);
+  auto broken = write("{\"count\": ");
+  EXPECT_NE(error_of({"--config", broken}).find("malformed JSON"), std::string::npos);
+  for (const auto& p : {bad_line, no_eq, bad_json, broken}) std::remove(p.c_str());
+}
+
+TEST(Options, HelpListsEveryOption) {
+  Cfg c;
+  auto o = make(c);
+  auto h = o.help();
+  for (const char* s : {"--name", "--count", "--flag", "--config", "--help", "default: default"}) {
+    EXPECT_NE(h.find(s), std::string::npos) << s;
+  }
+}
