@@ -14,6 +14,7 @@
 #include "controller_client.hpp"
 #include "desired_state.hpp"
 #include "json_reader.hpp"
+#include "linux/linux_dataplane.hpp"
 #include "logging.hpp"
 #include "options.hpp"
 #include "ovs/ovs_dataplane.hpp"
@@ -37,6 +38,7 @@ struct AgentConfig {
   std::string ovs_rundir = "/run/openvswitch";
   std::string ovsdb;
   std::string openflow;
+  std::string backend = "ovs";
   std::string bridge = "br-int";
   std::string datapath_type = "netdev";
   int64_t resync_interval_ms = 30000;
@@ -92,6 +94,8 @@ int main(int argc, char** argv) {
            "JSON desired-state file to apply (re-read on SIGHUP)");
   opts.add("status-file", &cfg.status_file,
            "write {applied_generation, ok, error, ...} here after every apply");
+  opts.add("backend", &cfg.backend,
+           "dataplane: ovs (Open vSwitch via libopenvswitch) or linux (bridge + vxlan via libnl)");
   opts.add("ovs-rundir", &cfg.ovs_rundir,
            "OVS run directory: db.sock and <bridge>.mgmt are looked up here");
   opts.add("ovsdb", &cfg.ovsdb, "OVSDB remote (default: unix:<ovs-rundir>/db.sock)");
@@ -135,6 +139,10 @@ int main(int argc, char** argv) {
         throw ParseError("--underlay-ip", e.message());
       }
       client_cfg.self.labels = parse_labels(cfg.labels);
+      client_cfg.self.backend = cfg.backend == "linux" ? Backend::linux : Backend::ovs;
+    }
+    if (cfg.backend != "ovs" && cfg.backend != "linux") {
+      throw ParseError("--backend", "expected ovs or linux, got '" + cfg.backend + "'");
     }
     if (cfg.resync_interval_ms < 100) {
       throw ParseError("--resync-interval-ms", "must be at least 100");
@@ -157,13 +165,21 @@ int main(int argc, char** argv) {
   ovs.reconciler.bridge = cfg.bridge;
   ovs.reconciler.datapath_type = cfg.datapath_type;
   ovs.resync_interval = std::chrono::milliseconds(cfg.resync_interval_ms);
-  PreflightConfig checks{ovs.ovsdb_remote, std::nullopt};
+  PreflightConfig checks{cfg.backend == "ovs" ? ovs.ovsdb_remote : "", std::nullopt};
   if (!cfg.controller.empty()) checks.underlay_ip = client_cfg.self.underlay_ip;
   if (auto problems = preflight(checks); !problems.empty()) {
     for (const auto& p : problems) log->critical("preflight: {}", p);
     return 1;
   }
-  OvsDataplane dataplane(ovs);
+  std::unique_ptr<Dataplane> dataplane_ptr;
+  if (cfg.backend == "linux") {
+    LinuxDataplaneConfig lc;
+    lc.resync_interval = ovs.resync_interval;
+    dataplane_ptr = std::make_unique<LinuxDataplane>(lc);
+  } else {
+    dataplane_ptr = std::make_unique<OvsDataplane>(ovs);
+  }
+  Dataplane& dataplane = *dataplane_ptr;
 
   StatusFile status(cfg.status_file);
   ApplyReport last;
@@ -194,7 +210,7 @@ int main(int argc, char** argv) {
       } else if (!report.ok) {
         log->warn("generation {} not applied (will retry): {}", report.generation, report.error);
       } else {
-        log->info("generation {} applied: +{} ~{} -{} flows in {:.1f} ms{}{}", report.generation,
+        log->info("generation {} applied: +{} ~{} -{} objects in {:.1f} ms{}{}", report.generation,
                   report.added, report.modified, report.removed, report.apply_ms,
                   report.waiting_for.empty() ? "" : "; waiting for ",
                   fmt::join(report.waiting_for, ", "));
@@ -231,9 +247,14 @@ int main(int argc, char** argv) {
         io.stop();
       };
   signals.async_wait(on_signal);
-  log->info("cutover-agent started (OVSDB {}, OpenFlow {}, desired state from {})",
-            ovs.ovsdb_remote, ovs.openflow_target,
-            cfg.controller.empty() ? cfg.desired_state : cfg.controller);
+  const std::string source = cfg.controller.empty() ? cfg.desired_state : cfg.controller;
+  if (cfg.backend == "linux") {
+    log->info("cutover-agent started (Linux bridge + VXLAN via netlink, desired state from {})",
+              source);
+  } else {
+    log->info("cutover-agent started (OVSDB {}, OpenFlow {}, desired state from {})",
+              ovs.ovsdb_remote, ovs.openflow_target, source);
+  }
   io.run();
   if (client) client->stop();
   dataplane.stop();

@@ -50,6 +50,7 @@ class Host:
 
     def __init__(self, lab, name, ns, underlay_ip, index):
         self.lab, self.name, self.ns, self.underlay_ip, self.index = lab, name, ns, underlay_ip, index
+        self.backend = "ovs"
         self.dir = os.path.join(lab.dir, name)
         self.rundir = os.path.join(self.dir, "run")
         self.env = dict(os.environ, OVS_RUNDIR=self.rundir, OVS_DBDIR=self.dir,
@@ -71,6 +72,16 @@ class Host:
 
     def mgmt(self, bridge="br-int"):
         return f"unix:{self.rundir}/{bridge}.mgmt"
+
+    def kernel_objects(self):
+        """Linux backend: our devices (with ifindex: a re-created device shows) and their FDB."""
+        links = [line.split("<")[0] + line.split("master")[-1].split()[0] if "master" in line
+                 else line.split("<")[0]
+                 for line in self.exec("ip", "-o", "link", "show").stdout.splitlines()
+                 if ": cv" in line]
+        fdb = [line for line in self.exec("bridge", "fdb", "show").stdout.splitlines()
+               if " dev cvx" in line and " dst " in line]
+        return sorted(links) + sorted(fdb)
 
     def dump_flows(self, bridge="br-int", cookie=None):
         args = ["dump-flows", "--no-stats", self.mgmt(bridge)]
@@ -183,19 +194,23 @@ class Lab:
         """Emulates a migration's switchover: the VM's tap leaves the source host (port deleted
         first: a veth that comes back is RX-dead in OVS otherwise) and is plugged into dst."""
         src = vm.host
-        src.vsctl("--if-exists", "del-port", vm.tap)
+        if src.backend == "ovs":
+            src.vsctl("--if-exists", "del-port", vm.tap)
         src.exec("ip", "link", "set", vm.tap, "netns", dst.ns)
         vm.host = dst
         dst.exec("ip", "link", "set", vm.tap, "mtu", str(VM_MTU), "up")
         self.plug(vm)
 
-    def add_host(self, name):
-        """Creates host `name` on the underlay (192.168.100.<n>/24) with OVS running."""
+    def add_host(self, name, backend="ovs"):
+        """Creates host `name` on the underlay (192.168.100.<n>/24). backend "ovs": its own OVS
+        with the underlay IP on br-phy; "linux": the underlay IP on eth0, no OVS (the agent
+        builds Linux bridges and VXLAN devices)."""
         if not self.underlay_ns:
             self.add_underlay()
         index = len(self.hosts) + 1
         ns = self.add_ns(name)
         host = Host(self, name, ns, f"192.168.100.{index}", index)
+        host.backend = backend
         os.makedirs(host.rundir)
         # uplink: eth0 in the host, its peer enslaved to the underlay bridge
         peer = f"ul-{name}"[:15]
@@ -207,6 +222,10 @@ class Lab:
         # the controller (in the underlay namespace) is otherwise dropped as bad-checksum.
         run("ip", "netns", "exec", self.underlay_ns, "ethtool", "-K", peer, "tx", "off")
         host.exec("ethtool", "-K", "eth0", "tx", "off")
+        if backend == "linux":
+            host.exec("ip", "addr", "add", f"{host.underlay_ip}/24", "dev", "eth0")
+            self.hosts[name] = host
+            return host
         self._start_ovs(host)
         # underlay address on br-phy (an OVS bridge with eth0 as its port), per lab-facts
         host.vsctl("add-br", "br-phy", "--", "set", "bridge", "br-phy", "datapath_type=netdev",
@@ -222,6 +241,8 @@ class Lab:
         # and the VM's ARP only retries a second later.
         host.phy_mac = json.loads(host.exec("ip", "-j", "link", "show", "br-phy").stdout)[0]["address"]
         for other in self.hosts.values():
+            if other.backend != "ovs":
+                continue
             host.appctl("tnl/neigh/set", "br-phy", other.underlay_ip, other.phy_mac)
             other.appctl("tnl/neigh/set", "br-phy", host.underlay_ip, host.phy_mac)
         self.hosts[name] = host
@@ -257,6 +278,13 @@ class Lab:
         return vm
 
     def plug(self, vm, bridge="br-int"):
+        """Attaches the VM's tap the way the hypervisor would: an OVS port with
+        external_ids:iface-id, or (linux backend) a tap marked with ifalias iface-id=<id> that
+        the agent enslaves to the right bridge."""
+        if vm.host.backend == "linux":
+            vm.host.exec("ip", "link", "set", vm.tap, "alias", f"iface-id={vm.iface_id}")
+            vm.host.exec("ip", "link", "set", vm.tap, "up")
+            return
         vm.host.vsctl("--may-exist", "add-br", bridge, "--", "set", "bridge", bridge,
                       "datapath_type=netdev", "fail_mode=secure",
                       "protocols=OpenFlow10,OpenFlow13,OpenFlow14,OpenFlow15")
@@ -315,6 +343,7 @@ class AgentRunner:
             self.proc.send_signal(signal.SIGHUP)
 
     def start(self, controller=False):
+        backend = ["--backend", self.host.backend]
         """Starts the agent fed from the state file, or (controller=True) from the lab's
         controller over the agent channel."""
         if os.path.exists(self.status_path):
@@ -325,9 +354,9 @@ class AgentRunner:
                       "--underlay-ip", self.host.underlay_ip]
         else:
             source = ["--desired-state", self.state_path]
-        self.proc = self.lab.spawn(self.host.ns, [self.binary, "--ovs-rundir", self.host.rundir,
-                                                  *source, "--status-file", self.status_path,
-                                                  *self.extra],
+        self.proc = self.lab.spawn(self.host.ns, [self.binary, *backend, "--ovs-rundir",
+                                                  self.host.rundir, *source, "--status-file",
+                                                  self.status_path, *self.extra],
                                    f"{self.host.name}-agent.log")
         return self.proc
 

@@ -217,7 +217,7 @@ class ControllerWithAgents(unittest.TestCase):
         a.start(controller=True)
         wait_until("h2 re-applied", lambda: (a.status() or {}).get("ok"))
         self.assertEqual(self.h[1].dump_flows(), before)
-        self.assertIn("+0 ~0 -0 flows", a.log().split("cutover-agent started")[-1])
+        self.assertIn("+0 ~0 -0 objects", a.log().split("cutover-agent started")[-1])
         self.assertTrue(self.vms["peer"].ping(self.vms["vm"].ip))
 
     def test_3_migration_with_udp_and_tcp(self):

@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
-"""System test (real OVS, userspace datapath) for the OVS overlay dataplane: three emulated
-hypervisors in network namespaces, each with its own ovsdb-server/ovs-vswitchd and a
-cutover-agent fed from a desired-state file, and veth "VMs" on two VNIs that share one IP subnet.
+"""System test for both overlay dataplanes, the same scenarios for each backend: three emulated
+hypervisors in network namespaces, each with a cutover-agent fed from a desired-state file, and
+veth "VMs" on two VNIs that share one IP subnet. Backend ovs: each host runs its own
+ovsdb-server/ovs-vswitchd (userspace datapath). Backend linux: the agent builds Linux bridges,
+kernel VXLAN devices and FDB entries over netlink.
 
 Checks: same-VNI ping and TCP across hosts, full-size (MTU 1450) frames, isolation between VNIs
 (unicast and broadcast, by counters), a VM port that appears later is bound quickly, agent kill -9
 and restart under a 1 kpps UDP stream with 0 lost and no flow re-added, a foreign flow survives,
 and a bad desired state is rejected with nothing changed.
 
-Usage: ovs_overlay_test.py AGENT_BINARY   (exit 77 = skipped, with the reason printed)
+Usage: overlay_test.py AGENT_BINARY [ovs|linux]   (exit 77 = skipped, with the reason printed)
 """
 import json
 import os
@@ -23,10 +25,22 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from cutover_lab.netlab import AgentRunner, Lab, desired_state, run, wait_until  # noqa: E402
 
 AGENT = None
+BACKEND = "ovs"
 TRAFFIC = [sys.executable, "-m", "cutover_lab.traffic"]
 SCRIPTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts")
 ENV = dict(os.environ, PYTHONPATH=SCRIPTS)
 COOKIE = 0xC07E000000000001
+
+
+def snapshot(host):
+    """What the agent installed: OVS flows (without counters) or our kernel objects."""
+    return host.dump_flows() if host.backend == "ovs" else host.kernel_objects()
+
+
+def port_bound(host, vm):
+    if host.backend == "ovs":
+        return any(f"{vm.mac} actions=output" in f for f in host.dump_flows())
+    return "master cvb" in host.exec("ip", "-o", "link", "show", vm.tap).stdout
 
 
 def flows_with_durations(host):
@@ -47,7 +61,7 @@ class OvsOverlay(unittest.TestCase):
         cls.lab = Lab("ovs-system")
         cls.addClassCleanup(cls.lab.cleanup)
         lab = cls.lab
-        cls.h = [lab.add_host(f"h{i}") for i in (1, 2, 3)]
+        cls.h = [lab.add_host(f"h{i}", backend=BACKEND) for i in (1, 2, 3)]
         h1, h2, h3 = cls.h
         cls.vms = {
             "b1": lab.add_vm(h1, "b1", "52:54:00:00:01:01", "10.1.0.1"),
@@ -125,10 +139,9 @@ class OvsOverlay(unittest.TestCase):
         self.assertIn("port b4", status["waiting_for"])
         t0 = time.monotonic()
         vm = self.lab.add_vm(h3, "b4", late["mac"], "10.1.0.4")
-        wait_until("flow for b4 on h3", lambda: any("52:54:00:00:01:04 actions=output" in f
-                                                    for f in h3.dump_flows()), timeout=5)
+        wait_until("b4 bound on h3", lambda: port_bound(h3, vm), timeout=5)
         bound_ms = (time.monotonic() - t0) * 1000
-        print(f"\n  late port bound {bound_ms:.0f} ms after add-port (includes veth + ovs-vsctl)")
+        print(f"\n  late port bound {bound_ms:.0f} ms after the tap was created (includes veth setup)")
         self.assertTrue(vm.ping(self.vms["b1"].ip))
 
     def test_kill9_restart_loses_nothing_and_reinstalls_nothing(self):
@@ -140,13 +153,15 @@ class OvsOverlay(unittest.TestCase):
         send = self.lab.spawn(b1.ns, TRAFFIC + ["udp-send", b2.ip, "6000", "1000", "4"],
                               "udp-send.log", env=ENV)
         wait_until("stream flowing", lambda: self.rx(b2) > 0)
-        before = flows_with_durations(h2)
+        before = flows_with_durations(h2) if BACKEND == "ovs" else {}
+        objects_before = snapshot(h2)
         agent.kill9()
         t_kill = time.monotonic()
         agent.start()
         agent.wait_applied(self.generation)
         restart_ms = (time.monotonic() - t_kill) * 1000
-        after = flows_with_durations(h2)
+        after = flows_with_durations(h2) if BACKEND == "ovs" else {}
+        self.assertEqual(snapshot(h2), objects_before, "installed state changed across restart")
         send.wait(timeout=30)
         self.assertEqual(send.returncode, 0)
         recv.send_signal(signal.SIGTERM)
@@ -162,14 +177,25 @@ class OvsOverlay(unittest.TestCase):
         for key, dur in before.items():
             self.assertGreaterEqual(after[key] + 0.001, dur, f"flow re-added: {key}")
         log = agent.log()
-        self.assertIn("+0 ~0 -0 flows", log.split("cutover-agent started")[-1], log[-1500:])
+        self.assertIn("+0 ~0 -0 objects", log.split("cutover-agent started")[-1], log[-1500:])
 
-    def test_foreign_flow_survives_and_bad_state_changes_nothing(self):
+    def test_foreign_objects_survive_and_bad_state_changes_nothing(self):
         h1 = self.h[0]
-        h1.ofctl("add-flow", h1.mgmt(), "table=0,priority=999,cookie=0x1234,udp,tp_dst=9 actions=drop")
-        self.push()  # reconcile after the foreign flow appeared
-        self.assertTrue(any("cookie=0x1234" in f for f in h1.dump_flows()))
-        before = h1.dump_flows()
+        if BACKEND == "ovs":
+            h1.ofctl("add-flow", h1.mgmt(),
+                     "table=0,priority=999,cookie=0x1234,udp,tp_dst=9 actions=drop")
+            foreign = lambda: any("cookie=0x1234" in f for f in h1.dump_flows())  # noqa: E731
+        else:
+            # Someone else's bridge, VXLAN device and FDB entry, named like ours would be.
+            h1.exec("ip", "link", "add", "cvb999", "type", "bridge")
+            h1.exec("ip", "link", "add", "fvx9", "type", "vxlan", "id", "9", "dstport", "4789",
+                    "local", h1.underlay_ip, "nolearning")
+            h1.exec("bridge", "fdb", "append", "00:00:00:00:00:00", "dev", "fvx9", "dst", "192.168.100.9")
+            foreign = lambda: ("cvb999" in h1.exec("ip", "-o", "link").stdout and  # noqa: E731
+                               "192.168.100.9" in h1.exec("bridge", "fdb", "show", "dev", "fvx9").stdout)
+        self.push()  # reconcile after the foreign objects appeared
+        self.assertTrue(foreign())
+        before = snapshot(h1)
         agent = self.agents["h1"]
         bad = self.state_for("h1")
         bad["generation"] = self.generation + 1
@@ -177,7 +203,8 @@ class OvsOverlay(unittest.TestCase):
         agent.write_state(bad)
         st = wait_until("rejection", lambda: (agent.status() or {}).get("rejected") and agent.status())
         self.assertEqual(st["error_field"], "ports[1].mac")
-        self.assertEqual(h1.dump_flows(), before)
+        self.assertEqual(snapshot(h1), before)
+        self.assertTrue(foreign())
         self.assertTrue(self.vms["b1"].ping(self.vms["b2"].ip), "traffic broken by a rejected state")
         agent.write_state(self.state_for("h1"))  # restore
 
@@ -187,7 +214,13 @@ def main():
     if os.geteuid() != 0:
         print("SKIP: needs root (network namespaces, OVS)")
         return 77
-    for tool in ("ovs-vswitchd", "ovsdb-server", "ip", "nft", "ethtool"):
+    global BACKEND
+    if len(sys.argv) > 2:
+        BACKEND = sys.argv.pop(2)
+    if BACKEND not in ("ovs", "linux"):
+        print(__doc__)
+        return 2
+    for tool in ("ovs-vswitchd", "ovsdb-server", "ip", "nft", "ethtool", "bridge"):
         if subprocess.run(["which", tool], capture_output=True).returncode != 0:
             print(f"SKIP: {tool} not installed (run scripts/install-deps)")
             return 77

@@ -1,0 +1,244 @@
+// LibnlTables implementation (libnl-route-3).
+#include "libnl_tables.hpp"
+
+#include <linux/if_bridge.h>
+#include <linux/neighbour.h>
+#include <net/if.h>
+#include <netlink/netlink.h>
+#include <netlink/route/link.h>
+#include <netlink/route/link/bridge.h>
+#include <netlink/route/link/vxlan.h>
+#include <netlink/route/neighbour.h>
+#include <sys/socket.h>
+
+#include <cstring>
+#include <map>
+#include <memory>
+#include <stdexcept>
+
+namespace cutover::agent {
+
+namespace {
+
+struct LinkDeleter {
+  void operator()(rtnl_link* l) const { rtnl_link_put(l); }
+};
+using LinkPtr = std::unique_ptr<rtnl_link, LinkDeleter>;
+struct NeighDeleter {
+  void operator()(rtnl_neigh* n) const { rtnl_neigh_put(n); }
+};
+using NeighPtr = std::unique_ptr<rtnl_neigh, NeighDeleter>;
+struct AddrDeleter {
+  void operator()(nl_addr* a) const { nl_addr_put(a); }
+};
+using AddrPtr = std::unique_ptr<nl_addr, AddrDeleter>;
+
+void check(int err, const std::string& what) {
+  if (err < 0) throw std::runtime_error(what + ": " + nl_geterror(err));
+}
+
+AddrPtr to_nl(const IpAddress& ip) {
+  return AddrPtr(nl_addr_build(ip.is_v4() ? AF_INET : AF_INET6, ip.bytes().data(), ip.is_v4() ? 4 : 16));
+}
+
+AddrPtr to_nl(const MacAddress& mac) { return AddrPtr(nl_addr_build(AF_LLC, mac.bytes().data(), 6)); }
+
+std::optional<IpAddress> from_nl(nl_addr* a) {
+  if (!a) return std::nullopt;
+  const auto* bytes = static_cast<const uint8_t*>(nl_addr_get_binary_addr(a));
+  if (nl_addr_get_family(a) == AF_INET && nl_addr_get_len(a) == 4) {
+    uint32_t v;
+    std::memcpy(&v, bytes, 4);
+    return IpAddress::v4(ntohl(v));
+  }
+  if (nl_addr_get_family(a) == AF_INET6 && nl_addr_get_len(a) == 16) {
+    char buf[64];
+    return IpAddress::parse(nl_addr2str(a, buf, sizeof buf));
+  }
+  return std::nullopt;
+}
+
+std::string fdb_what(const char* verb, const NlFdb& e) {
+  return std::string(verb) + " fdb " + e.mac.to_string() + " dev " + e.dev + " dst " + e.dst.to_string();
+}
+
+}  // namespace
+
+LibnlTables::LibnlTables() {
+  sk_ = nl_socket_alloc();
+  if (!sk_) throw std::runtime_error("netlink: cannot allocate socket");
+  check(nl_connect(sk_, NETLINK_ROUTE), "netlink: connect");
+}
+
+LibnlTables::~LibnlTables() { nl_socket_free(sk_); }
+
+int LibnlTables::ifindex(const std::string& name) {
+  const int idx = static_cast<int>(if_nametoindex(name.c_str()));
+  if (idx == 0) throw std::runtime_error("interface " + name + " does not exist");
+  return idx;
+}
+
+std::vector<NlLink> LibnlTables::links() {
+  nl_cache* cache = nullptr;
+  check(rtnl_link_alloc_cache(sk_, AF_UNSPEC, &cache), "netlink: dump links");
+  std::map<int, std::string> names;
+  for (nl_object* o = nl_cache_get_first(cache); o; o = nl_cache_get_next(o)) {
+    auto* l = reinterpret_cast<rtnl_link*>(o);
+    names[rtnl_link_get_ifindex(l)] = rtnl_link_get_name(l);
+  }
+  std::vector<NlLink> out;
+  for (nl_object* o = nl_cache_get_first(cache); o; o = nl_cache_get_next(o)) {
+    auto* l = reinterpret_cast<rtnl_link*>(o);
+    NlLink n;
+    n.name = rtnl_link_get_name(l);
+    const char* type = rtnl_link_get_type(l);
+    n.kind = type ? type : "";
+    const int master = rtnl_link_get_master(l);
+    if (master > 0 && names.count(master)) n.master = names[master];
+    const char* alias = rtnl_link_get_ifalias(l);
+    n.alias = alias ? alias : "";
+    n.up = (rtnl_link_get_flags(l) & IFF_UP) != 0;
+    if (n.kind == "vxlan") {
+      uint32_t v = 0;
+      if (rtnl_link_vxlan_get_id(l, &v) == 0) n.vni = v;
+      nl_addr* local = nullptr;
+      if (rtnl_link_vxlan_get_local(l, &local) == 0) {
+        n.local = from_nl(local);
+        nl_addr_put(local);
+      }
+      uint32_t port = 0;
+      if (rtnl_link_vxlan_get_port(l, &port) == 0) n.dstport = static_cast<uint16_t>(port);
+      n.learning = rtnl_link_vxlan_get_learning(l) > 0;
+    }
+    out.push_back(std::move(n));
+  }
+  nl_cache_free(cache);
+  return out;
+}
+
+std::vector<NlFdb> LibnlTables::fdb(const std::vector<std::string>& devs) {
+  std::map<int, std::string> wanted;
+  for (const auto& d : devs) {
+    const int idx = static_cast<int>(if_nametoindex(d.c_str()));
+    if (idx > 0) wanted[idx] = d;
+  }
+  std::vector<NlFdb> out;
+  if (wanted.empty()) return out;
+  ndmsg req{};
+  req.ndm_family = AF_BRIDGE;
+  check(nl_send_simple(sk_, RTM_GETNEIGH, NLM_F_DUMP, &req, sizeof req), "netlink: dump fdb");
+  struct Ctx {
+    std::map<int, std::string>* wanted;
+    std::vector<NlFdb>* out;
+  } ctx{&wanted, &out};
+  nl_cb* cb = nl_cb_alloc(NL_CB_DEFAULT);
+  nl_cb_set(
+      cb, NL_CB_VALID, NL_CB_CUSTOM,
+      [](nl_msg* msg, void* arg) -> int {
+        auto* c = static_cast<Ctx*>(arg);
+        rtnl_neigh* raw = nullptr;
+        if (rtnl_neigh_parse(nlmsg_hdr(msg), &raw) < 0 || !raw) return NL_OK;
+        NeighPtr n(raw);
+        auto it = c->wanted->find(rtnl_neigh_get_ifindex(n.get()));
+        if (it == c->wanted->end()) return NL_OK;
+        nl_addr* ll = rtnl_neigh_get_lladdr(n.get());
+        auto dst = from_nl(rtnl_neigh_get_dst(n.get()));
+        if (!ll || nl_addr_get_len(ll) != 6 || !dst) return NL_OK;
+        std::array<uint8_t, 6> mac{};
+        std::memcpy(mac.data(), nl_addr_get_binary_addr(ll), 6);
+        c->out->push_back({it->second, MacAddress(mac), *dst});
+        return NL_OK;
+      },
+      &ctx);
+  const int err = nl_recvmsgs(sk_, cb);
+  nl_cb_put(cb);
+  check(err, "netlink: read fdb dump");
+  return out;
+}
+
+void LibnlTables::add_bridge(const std::string& name, int mtu) {
+  LinkPtr l(rtnl_link_bridge_alloc());
+  rtnl_link_set_name(l.get(), name.c_str());
+  rtnl_link_set_ifalias(l.get(), kOwnedAlias);
+  rtnl_link_set_mtu(l.get(), static_cast<unsigned>(mtu));
+  check(rtnl_link_add(sk_, l.get(), NLM_F_CREATE | NLM_F_EXCL), "add bridge " + name);
+  mark_owned(name);
+}
+
+void LibnlTables::mark_owned(const std::string& name) {
+  // The kernel ignores IFLA_IFALIAS when creating a link: set it with a change.
+  LinkPtr orig(rtnl_link_alloc());
+  rtnl_link_set_ifindex(orig.get(), ifindex(name));
+  LinkPtr change(rtnl_link_alloc());
+  rtnl_link_set_ifalias(change.get(), kOwnedAlias);
+  check(rtnl_link_change(sk_, orig.get(), change.get(), 0), "mark " + name + " as ours (ifalias)");
+}
+
+void LibnlTables::add_vxlan(const std::string& name, uint32_t vni, const IpAddress& local,
+                            uint16_t dstport) {
+  LinkPtr l(rtnl_link_vxlan_alloc());
+  rtnl_link_set_name(l.get(), name.c_str());
+  rtnl_link_set_ifalias(l.get(), kOwnedAlias);
+  rtnl_link_vxlan_set_id(l.get(), vni);
+  auto addr = to_nl(local);
+  rtnl_link_vxlan_set_local(l.get(), addr.get());
+  rtnl_link_vxlan_set_port(l.get(), dstport);
+  rtnl_link_vxlan_set_learning(l.get(), 0);
+  check(rtnl_link_add(sk_, l.get(), NLM_F_CREATE | NLM_F_EXCL),
+        "add vxlan " + name + " (vni " + std::to_string(vni) + ", local " + local.to_string() + ")");
+  mark_owned(name);
+}
+
+void LibnlTables::del_link(const std::string& name) {
+  LinkPtr l(rtnl_link_alloc());
+  rtnl_link_set_name(l.get(), name.c_str());
+  check(rtnl_link_delete(sk_, l.get()), "delete link " + name);
+}
+
+void LibnlTables::set_master(const std::string& name, const std::string& master) {
+  LinkPtr orig(rtnl_link_alloc());
+  rtnl_link_set_ifindex(orig.get(), ifindex(name));
+  LinkPtr change(rtnl_link_alloc());
+  rtnl_link_set_master(change.get(), master.empty() ? 0 : ifindex(master));
+  check(rtnl_link_change(sk_, orig.get(), change.get(), 0),
+        "set master of " + name + " to " + (master.empty() ? "none" : master));
+}
+
+void LibnlTables::set_up(const std::string& name) {
+  LinkPtr orig(rtnl_link_alloc());
+  rtnl_link_set_ifindex(orig.get(), ifindex(name));
+  LinkPtr change(rtnl_link_alloc());
+  rtnl_link_set_flags(change.get(), IFF_UP);
+  check(rtnl_link_change(sk_, orig.get(), change.get(), 0), "set " + name + " up");
+}
+
+void LibnlTables::fdb_add(const NlFdb& e) {
+  NeighPtr n(rtnl_neigh_alloc());
+  rtnl_neigh_set_ifindex(n.get(), ifindex(e.dev));
+  // The destination first: libnl refuses an address whose family differs from the entry's,
+  // and the entry's family must end up AF_BRIDGE.
+  auto dst = to_nl(e.dst);
+  check(rtnl_neigh_set_dst(n.get(), dst.get()), "fdb dst " + e.dst.to_string());
+  rtnl_neigh_set_family(n.get(), AF_BRIDGE);
+  auto ll = to_nl(e.mac);
+  rtnl_neigh_set_lladdr(n.get(), ll.get());
+  rtnl_neigh_set_state(n.get(), NUD_NOARP | NUD_PERMANENT);
+  rtnl_neigh_set_flags(n.get(), NTF_SELF);
+  check(rtnl_neigh_add(sk_, n.get(), NLM_F_CREATE | NLM_F_APPEND), fdb_what("add", e));
+}
+
+void LibnlTables::fdb_del(const NlFdb& e) {
+  NeighPtr n(rtnl_neigh_alloc());
+  rtnl_neigh_set_ifindex(n.get(), ifindex(e.dev));
+  // The destination first: libnl refuses an address whose family differs from the entry's,
+  // and the entry's family must end up AF_BRIDGE.
+  auto dst = to_nl(e.dst);
+  check(rtnl_neigh_set_dst(n.get(), dst.get()), "fdb dst " + e.dst.to_string());
+  rtnl_neigh_set_family(n.get(), AF_BRIDGE);
+  auto ll = to_nl(e.mac);
+  rtnl_neigh_set_lladdr(n.get(), ll.get());
+  rtnl_neigh_set_flags(n.get(), NTF_SELF);
+  check(rtnl_neigh_delete(sk_, n.get(), 0), fdb_what("delete", e));
+}
+
+}  // namespace cutover::agent

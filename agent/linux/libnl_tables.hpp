@@ -1,0 +1,36 @@
+// LibnlTables: NetlinkTables on libnl-route-3 (rtnetlink). Our devices are created with ifalias
+// "cutover-owned"; FDB entries are NTF_SELF static entries on our VXLAN devices. Not thread-safe:
+// used from LinuxDataplane's thread only.
+#pragma once
+
+#include "netlink_tables.hpp"
+
+struct nl_sock;
+
+namespace cutover::agent {
+
+class LibnlTables : public NetlinkTables {
+ public:
+  LibnlTables();  // throws if the netlink socket cannot be opened
+  ~LibnlTables() override;
+  LibnlTables(const LibnlTables&) = delete;
+  LibnlTables& operator=(const LibnlTables&) = delete;
+
+  std::vector<NlLink> links() override;
+  std::vector<NlFdb> fdb(const std::vector<std::string>& devs) override;
+  void add_bridge(const std::string& name, int mtu) override;
+  void add_vxlan(const std::string& name, uint32_t vni, const IpAddress& local,
+                 uint16_t dstport) override;
+  void del_link(const std::string& name) override;
+  void set_master(const std::string& name, const std::string& master) override;
+  void set_up(const std::string& name) override;
+  void fdb_add(const NlFdb& e) override;
+  void fdb_del(const NlFdb& e) override;
+
+ private:
+  int ifindex(const std::string& name);
+  void mark_owned(const std::string& name);
+  nl_sock* sk_ = nullptr;
+};
+
+}  // namespace cutover::agent

@@ -1,0 +1,120 @@
+// LinuxDataplane: thread, link-event subscription and wake-up rules.
+#include "linux_dataplane.hpp"
+
+#include <netlink/netlink.h>
+#include <netlink/socket.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <linux/rtnetlink.h>
+#include <stdexcept>
+
+#include "libnl_tables.hpp"
+#include "linux_reconciler.hpp"
+#include "logging.hpp"
+
+namespace cutover::agent {
+
+using Clock = std::chrono::steady_clock;
+
+LinuxDataplane::LinuxDataplane(LinuxDataplaneConfig config) : config_(config) {
+  wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake_fd_ < 0) throw std::runtime_error("eventfd failed");
+}
+
+LinuxDataplane::~LinuxDataplane() {
+  stop();
+  close(wake_fd_);
+}
+
+void LinuxDataplane::start(ReportFn on_report) {
+  on_report_ = std::move(on_report);
+  thread_ = std::thread([this] { run(); });
+}
+
+void LinuxDataplane::set_desired(DesiredState state) {
+  {
+    std::lock_guard lock(mutex_);
+    pending_ = std::move(state);
+  }
+  wake();
+}
+
+void LinuxDataplane::stop() {
+  if (!thread_.joinable()) return;
+  stopping_ = true;
+  wake();
+  thread_.join();
+}
+
+void LinuxDataplane::wake() {
+  uint64_t one = 1;
+  [[maybe_unused]] auto n = write(wake_fd_, &one, sizeof one);
+}
+
+void LinuxDataplane::run() {
+  auto log = logger("linux");
+  std::unique_ptr<LibnlTables> tables;
+  nl_sock* events = nl_socket_alloc();
+  nl_socket_disable_seq_check(events);
+  int events_fd = -1;
+  if (nl_connect(events, NETLINK_ROUTE) == 0 &&
+      nl_socket_add_memberships(events, RTNLGRP_LINK, 0) == 0) {
+    nl_socket_set_nonblocking(events);
+    events_fd = nl_socket_get_fd(events);
+  } else {
+    log->warn("cannot subscribe to link events; relying on periodic resync");
+  }
+
+  std::optional<DesiredState> desired;
+  bool dirty = false;
+  auto next_due = Clock::time_point::max();
+  while (!stopping_) {
+    {
+      std::lock_guard lock(mutex_);
+      if (pending_) {
+        desired = std::move(pending_);
+        pending_.reset();
+        dirty = true;
+      }
+    }
+    if (Clock::now() >= next_due) dirty = true;
+    if (dirty && desired) {
+      dirty = false;
+      ApplyReport report;
+      try {
+        if (!tables) tables = std::make_unique<LibnlTables>();
+        LinuxReconciler reconciler(*tables);
+        report = reconciler.reconcile(*desired);
+      } catch (const std::exception& e) {
+        tables.reset();
+        report.generation = desired->generation;
+        report.error = e.what();
+      }
+      next_due = Clock::now() + (report.ok || report.rejected ? config_.resync_interval
+                                                              : config_.retry_interval);
+      if (on_report_) on_report_(report);
+    }
+    int timeout = -1;
+    if (next_due != Clock::time_point::max()) {
+      timeout = static_cast<int>(std::max<int64_t>(
+          0, std::chrono::duration_cast<std::chrono::milliseconds>(next_due - Clock::now()).count() + 1));
+    }
+    pollfd fds[2] = {{wake_fd_, POLLIN, 0}, {events_fd, POLLIN, 0}};
+    const int n = poll(fds, events_fd >= 0 ? 2 : 1, timeout);
+    if (n > 0 && (fds[0].revents & POLLIN)) {
+      uint64_t drained;
+      [[maybe_unused]] auto r = read(wake_fd_, &drained, sizeof drained);
+    }
+    if (n > 0 && events_fd >= 0 && (fds[1].revents & POLLIN)) {
+      char buf[16384];
+      while (recv(events_fd, buf, sizeof buf, MSG_DONTWAIT) > 0) {
+      }
+      dirty = true;  // a link appeared, vanished or changed: recompute
+    }
+  }
+  nl_socket_free(events);
+}
+
+}  // namespace cutover::agent

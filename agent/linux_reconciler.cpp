@@ -1,0 +1,150 @@
+// LinuxReconciler: desired vs installed for bridges, VXLAN devices, VM tap enslavement and FDB.
+#include "linux_reconciler.hpp"
+
+#include <chrono>
+#include <set>
+#include <stdexcept>
+
+#include "linux_plan.hpp"
+#include "topology.hpp"
+
+namespace cutover::agent {
+
+namespace {
+bool owned(const NlLink& l) { return l.alias == NetlinkTables::kOwnedAlias; }
+}  // namespace
+
+std::map<std::string, std::string> LinuxReconciler::vm_ifnames(const std::vector<NlLink>& links) {
+  std::map<std::string, std::string> out;
+  for (const auto& l : links) {
+    if (owned(l) || l.kind == "bridge" || l.kind == "vxlan") continue;
+    if (l.alias.rfind("iface-id=", 0) == 0) out[l.alias.substr(9)] = l.name;
+  }
+  for (const auto& l : links) {
+    if (owned(l) || l.kind == "bridge" || l.kind == "vxlan") continue;
+    out.emplace(l.name, l.name);  // a tap named after its iface-id, unless an alias claimed it
+  }
+  return out;
+}
+
+ApplyReport LinuxReconciler::reconcile(const DesiredState& state) {
+  const auto start = std::chrono::steady_clock::now();
+  ApplyReport report;
+  report.generation = state.generation;
+  overlay::Topology topo;
+  try {
+    topo = overlay::build_topology(state);
+  } catch (const ParseError& e) {
+    report.rejected = true;
+    report.error = e.message();
+    report.error_field = e.field();
+    return report;
+  }
+  try {
+    auto links = nl_.links();
+    std::map<std::string, NlLink> by_name;
+    for (const auto& l : links) by_name[l.name] = l;
+    auto desired = overlay::plan_linux(topo, vm_ifnames(links));
+
+    auto ensure_up = [&](const std::string& name) {
+      auto it = by_name.find(name);
+      if (it == by_name.end() || !it->second.up) {
+        nl_.set_up(name);
+        ++report.modified;
+      }
+    };
+    std::set<std::string> wanted_links;
+    for (const auto& b : desired.bridges) {
+      wanted_links.insert(b.name);
+      auto it = by_name.find(b.name);
+      if (it == by_name.end()) {
+        nl_.add_bridge(b.name, b.mtu);
+        ++report.added;
+      } else if (!owned(it->second)) {
+        throw std::runtime_error("interface " + b.name + " exists but is not owned by cutover");
+      }
+      ensure_up(b.name);
+    }
+    for (const auto& v : desired.vxlans) {
+      wanted_links.insert(v.name);
+      auto it = by_name.find(v.name);
+      if (it != by_name.end() && !owned(it->second)) {
+        throw std::runtime_error("interface " + v.name + " exists but is not owned by cutover");
+      }
+      const bool matches = it != by_name.end() && it->second.kind == "vxlan" &&
+                           it->second.vni == v.vni && it->second.local == v.local &&
+                           it->second.dstport == v.dstport && !it->second.learning;
+      if (it != by_name.end() && !matches) {
+        nl_.del_link(v.name);  // VNI/local/port cannot be changed in place
+        ++report.removed;
+      }
+      if (!matches) {
+        nl_.add_vxlan(v.name, v.vni, v.local, v.dstport);
+        ++report.added;
+      }
+      if (!matches || it->second.master != v.bridge) {
+        nl_.set_master(v.name, v.bridge);
+        if (matches) ++report.modified;
+      }
+      if (!matches) {
+        nl_.set_up(v.name);
+      } else {
+        ensure_up(v.name);
+      }
+    }
+    std::set<std::string> bound;
+    for (const auto& p : desired.ports) {
+      bound.insert(p.ifname);
+      const auto& l = by_name.at(p.ifname);
+      if (l.master != p.bridge) {
+        nl_.set_master(p.ifname, p.bridge);
+        ++report.modified;
+      }
+      ensure_up(p.ifname);
+    }
+    // VM taps still on one of our bridges but no longer wanted there: release them.
+    for (const auto& l : links) {
+      if (owned(l) || bound.count(l.name) || l.master.empty()) continue;
+      auto m = by_name.find(l.master);
+      if (m != by_name.end() && owned(m->second)) {
+        nl_.set_master(l.name, "");
+        ++report.modified;
+      }
+    }
+    std::vector<std::string> vx_names;
+    for (const auto& v : desired.vxlans) vx_names.push_back(v.name);
+    std::set<overlay::LinuxFdb> have;
+    for (const auto& e : nl_.fdb(vx_names)) have.insert({e.dev, e.mac, e.dst});
+    for (const auto& e : have) {
+      if (!desired.fdb.count(e)) {
+        nl_.fdb_del({e.dev, e.mac, e.dst});
+        ++report.removed;
+      }
+    }
+    for (const auto& e : desired.fdb) {
+      if (!have.count(e)) {
+        nl_.fdb_add({e.dev, e.mac, e.dst});
+        ++report.added;
+      }
+    }
+    // Our devices no longer wanted: VXLAN devices first, then their bridges.
+    for (const char* kind : {"vxlan", "bridge"}) {
+      for (const auto& l : links) {
+        if (owned(l) && l.kind == kind && !wanted_links.count(l.name)) {
+          nl_.del_link(l.name);
+          ++report.removed;
+        }
+      }
+    }
+    for (const auto& id : desired.unbound_iface_ids) report.waiting_for.push_back("port " + id);
+    report.bound_ports = desired.bound_port_ids;
+    report.ok = true;
+  } catch (const std::exception& e) {
+    report.error = e.what();
+  }
+  report.apply_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  return report;
+}
+
+}  // namespace cutover::agent

@@ -1,0 +1,36 @@
+// The Linux bridge + VXLAN translation (see linux_plan.hpp).
+#include "linux_plan.hpp"
+
+namespace cutover::overlay {
+
+std::string linux_bridge_name(uint32_t vni) { return "cvb" + std::to_string(vni); }
+std::string linux_vxlan_name(uint32_t vni) { return "cvx" + std::to_string(vni); }
+
+LinuxDesired plan_linux(const Topology& topo, const std::map<std::string, std::string>& vm_ifnames) {
+  LinuxDesired out;
+  const MacAddress bum;  // all zeros
+  for (const auto& [vni, view] : topo.networks) {
+    const auto br = linux_bridge_name(vni);
+    const auto vx = linux_vxlan_name(vni);
+    out.bridges.push_back({br, vni, view.network.mtu});
+    out.vxlans.push_back({vx, vni, topo.self.underlay_ip, 4789, br});
+    for (const auto& port : view.local_ports) {
+      auto it = vm_ifnames.find(port.iface_id);
+      if (it == vm_ifnames.end()) {
+        out.unbound_iface_ids.push_back(port.iface_id);
+        continue;
+      }
+      out.ports.push_back({it->second, br, port.id.str()});
+      out.bound_port_ids.push_back(port.id.str());
+    }
+    for (const auto& remote : view.remote_macs) {
+      // A migrating port bound here is delivered locally; the other location is its fallback.
+      if (remote.local_iface_id && vm_ifnames.count(*remote.local_iface_id)) continue;
+      for (const auto& vtep : remote.vteps) out.fdb.insert({vx, remote.mac, vtep});
+    }
+    for (const auto& vtep : view.flood_vteps) out.fdb.insert({vx, bum, vtep});
+  }
+  return out;
+}
+
+}  // namespace cutover::overlay

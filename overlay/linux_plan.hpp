@@ -1,0 +1,65 @@
+// Linux kernel translation: Topology + which kernel interface carries each local VM port ->
+// the desired Linux objects: per VNI a bridge (cvb<vni>) and a VXLAN device (cvx<vni>: that VNI,
+// local underlay IP, dstport 4789, learning off) enslaved to it; VM taps enslaved to their VNI's
+// bridge; static VXLAN FDB entries for every remote MAC (two while a port migrates: dual
+// delivery) and head-end replication entries (00:00:00:00:00:00 -> every VTEP of the VNI) for
+// BUM traffic. Split horizon comes with the bridge: a frame from the VXLAN port never goes back
+// out of it. Pure: no I/O, no libnl.
+#pragma once
+
+#include <compare>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "topology.hpp"
+
+namespace cutover::overlay {
+
+struct LinuxBridge {
+  std::string name;
+  uint32_t vni = 0;
+  int mtu = 1450;
+  auto operator<=>(const LinuxBridge&) const = default;
+};
+
+struct LinuxVxlan {
+  std::string name;
+  uint32_t vni = 0;
+  IpAddress local;
+  uint16_t dstport = 4789;
+  std::string bridge;
+  auto operator<=>(const LinuxVxlan&) const = default;
+};
+
+struct LinuxPortBinding {
+  std::string ifname;
+  std::string bridge;
+  std::string port_id;
+  auto operator<=>(const LinuxPortBinding&) const = default;
+};
+
+struct LinuxFdb {
+  std::string dev;  // one of our VXLAN devices
+  MacAddress mac;   // 00:00:00:00:00:00 = BUM replication
+  IpAddress dst;    // remote VTEP
+  auto operator<=>(const LinuxFdb&) const = default;
+};
+
+struct LinuxDesired {
+  std::vector<LinuxBridge> bridges;
+  std::vector<LinuxVxlan> vxlans;
+  std::vector<LinuxPortBinding> ports;
+  std::set<LinuxFdb> fdb;
+  std::vector<std::string> unbound_iface_ids;
+  std::vector<std::string> bound_port_ids;
+};
+
+std::string linux_bridge_name(uint32_t vni);
+std::string linux_vxlan_name(uint32_t vni);
+
+// vm_ifnames: iface-id -> kernel interface name of the VM's tap (present and up).
+LinuxDesired plan_linux(const Topology& topo, const std::map<std::string, std::string>& vm_ifnames);
+
+}  // namespace cutover::overlay

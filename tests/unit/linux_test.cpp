@@ -1,0 +1,157 @@
+// Unit tests for the Linux dataplane: the pure plan (bridges, VXLAN devices, FDB incl. dual
+// delivery and BUM replication) and LinuxReconciler over FakeNetlinkTables (converge, adopt
+// without changes, foreign devices untouched, failures retried, late taps, rejection).
+#include <gtest/gtest.h>
+
+#include "fake_netlink_tables.hpp"
+#include "linux_plan.hpp"
+#include "linux_reconciler.hpp"
+
+using namespace cutover;
+using namespace cutover::agent;
+using namespace cutover::overlay;
+using cutover::testing::FakeNetlinkTables;
+
+namespace {
+DesiredState state(bool migrating = false) {
+  nlohmann::json j = {{"generation", 4},
+                      {"host", "h1"},
+                      {"hosts",
+                       {{{"id", "h1"}, {"underlay_ip", "192.168.100.1"}},
+                        {{"id", "h2"}, {"underlay_ip", "192.168.100.2"}},
+                        {{"id", "h3"}, {"underlay_ip", "192.168.100.3"}}}},
+                      {"networks", {{{"id", "blue"}, {"vni", 100}}, {{"id", "red"}, {"vni", 200}}}},
+                      {"ports",
+                       {{{"id", "a"}, {"mac", "52:54:00:00:00:01"}, {"network", "blue"}, {"host", "h1"}},
+                        {{"id", "b"}, {"mac", "52:54:00:00:00:02"}, {"network", "blue"}, {"host", "h2"}},
+                        {{"id", "r"}, {"mac", "52:54:00:00:00:03"}, {"network", "red"}, {"host", "h1"}}}}};
+  if (migrating) j["ports"][1]["migrating_to"] = "h3";
+  return desired_state_from_json(j);
+}
+NlFdb fdb(const char* dev, const char* mac, const char* dst) {
+  return {dev, MacAddress::parse(mac), IpAddress::parse(dst)};
+}
+}  // namespace
+
+TEST(LinuxPlan, BridgesVxlansFdbAndDualDelivery) {
+  auto topo = build_topology(state(true));
+  auto plan = plan_linux(topo, {{"a", "tap-a"}});
+  ASSERT_EQ(plan.bridges.size(), 2u);
+  EXPECT_EQ(plan.bridges[0].name, "cvb100");
+  EXPECT_EQ(plan.vxlans[0].name, "cvx100");
+  EXPECT_EQ(plan.vxlans[0].local, IpAddress::parse("192.168.100.1"));
+  EXPECT_EQ(plan.vxlans[0].bridge, "cvb100");
+  ASSERT_EQ(plan.ports.size(), 1u);
+  EXPECT_EQ(plan.ports[0].ifname, "tap-a");
+  EXPECT_EQ(plan.unbound_iface_ids, std::vector<std::string>{"r"});
+  const MacAddress b = MacAddress::parse("52:54:00:00:00:02");
+  const MacAddress zero;
+  // b moves h2 -> h3: delivered to both; BUM replicated to both VTEPs of blue.
+  std::set<LinuxFdb> expected = {
+      {"cvx100", b, IpAddress::parse("192.168.100.2")},
+      {"cvx100", b, IpAddress::parse("192.168.100.3")},
+      {"cvx100", zero, IpAddress::parse("192.168.100.2")},
+      {"cvx100", zero, IpAddress::parse("192.168.100.3")},
+  };
+  EXPECT_EQ(plan.fdb, expected);  // red has no remote VTEP: no entries at all
+}
+
+TEST(LinuxReconciler, ConvergesThenAdoptsWithoutChanges) {
+  FakeNetlinkTables nl;
+  nl.add_tap("tap-a", "iface-id=a");
+  nl.add_tap("r");  // named after its iface-id
+  LinuxReconciler rec(nl);
+  auto r = rec.reconcile(state());
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_TRUE(r.waiting_for.empty());
+  EXPECT_EQ(nl.find("tap-a").master, "cvb100");
+  EXPECT_EQ(nl.find("r").master, "cvb200");
+  EXPECT_EQ(nl.find("cvx100").master, "cvb100");
+  EXPECT_TRUE(nl.find("cvx100").up);
+  EXPECT_TRUE(nl.fdb_.count(fdb("cvx100", "52:54:00:00:00:02", "192.168.100.2")));
+  EXPECT_TRUE(nl.fdb_.count(fdb("cvx100", "00:00:00:00:00:00", "192.168.100.2")));
+  const int ops = nl.ops;
+  LinuxReconciler restarted(nl);
+  auto again = restarted.reconcile(state());
+  ASSERT_TRUE(again.ok);
+  EXPECT_EQ(again.added + again.modified + again.removed, 0u);
+  EXPECT_EQ(nl.ops, ops) << "an unchanged state must not touch the kernel";
+}
+
+TEST(LinuxReconciler, RemovesWhatIsNoLongerWantedAndLeavesForeignAlone) {
+  FakeNetlinkTables nl;
+  nl.add_tap("tap-a", "iface-id=a");
+  nl.links_.push_back({"br-foreign", "bridge", "", "", true, 0, std::nullopt, 0, false});
+  nl.links_.push_back({"vx-foreign", "vxlan", "br-foreign", "", true, 9, IpAddress::parse("192.168.100.1"), 4789, false});
+  nl.fdb_.insert(fdb("vx-foreign", "00:00:00:00:00:00", "192.168.100.9"));
+  LinuxReconciler rec(nl);
+  ASSERT_TRUE(rec.reconcile(state()).ok);
+  auto s = state();
+  s.ports.erase(s.ports.begin() + 1);  // b gone: no remote in blue
+  s.ports.pop_back();                  // r gone: red unused
+  s.networks.pop_back();
+  auto r = rec.reconcile(s);
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_FALSE(nl.has("cvb200"));
+  EXPECT_FALSE(nl.has("cvx200"));
+  EXPECT_TRUE(nl.fdb(std::vector<std::string>{"cvx100"}).empty());
+  EXPECT_TRUE(nl.has("br-foreign"));
+  EXPECT_EQ(nl.fdb_.count(fdb("vx-foreign", "00:00:00:00:00:00", "192.168.100.9")), 1u);
+}
+
+TEST(LinuxReconciler, FailureNamesObjectAndRetrySucceeds) {
+  FakeNetlinkTables nl;
+  nl.add_tap("tap-a", "iface-id=a");
+  nl.fail_at_op = 3;
+  LinuxReconciler rec(nl);
+  auto r = rec.reconcile(state());
+  EXPECT_FALSE(r.ok);
+  EXPECT_FALSE(r.rejected);
+  EXPECT_NE(r.error.find("Operation not permitted"), std::string::npos) << r.error;
+  auto retry = rec.reconcile(state());
+  ASSERT_TRUE(retry.ok) << retry.error;
+  EXPECT_EQ(nl.find("tap-a").master, "cvb100");
+}
+
+TEST(LinuxReconciler, RefusesToAdoptAForeignDeviceWithOurName) {
+  FakeNetlinkTables nl;
+  nl.links_.push_back({"cvb100", "bridge", "", "", true, 0, std::nullopt, 0, false});
+  LinuxReconciler rec(nl);
+  auto r = rec.reconcile(state());
+  EXPECT_FALSE(r.ok);
+  EXPECT_NE(r.error.find("not owned by cutover"), std::string::npos);
+}
+
+TEST(LinuxReconciler, LateTapIsEnslavedAndBadStateRejectedWhole) {
+  FakeNetlinkTables nl;
+  LinuxReconciler rec(nl);
+  auto r = rec.reconcile(state());
+  ASSERT_TRUE(r.ok);
+  EXPECT_EQ(r.waiting_for.size(), 2u);
+  nl.add_tap("tap-a", "iface-id=a");
+  r = rec.reconcile(state());
+  EXPECT_EQ(nl.find("tap-a").master, "cvb100");
+  EXPECT_EQ(r.bound_ports, std::vector<std::string>{"a"});
+  const int ops = nl.ops;
+  auto bad = state();
+  bad.networks[1].vni = bad.networks[0].vni;
+  auto rej = rec.reconcile(bad);
+  EXPECT_TRUE(rej.rejected);
+  EXPECT_EQ(rej.error_field, "networks[1].vni");
+  EXPECT_EQ(nl.ops, ops);
+}
+
+TEST(LinuxReconciler, MigratingPortBoundHereIsDeliveredLocally) {
+  // h1 is the destination of b (h2 -> h1): once b's tap is here, no FDB entry points b away.
+  auto s = state();
+  s.ports[1].migrating_to = HostId::parse("h1");
+  FakeNetlinkTables nl;
+  nl.add_tap("tap-a", "iface-id=a");
+  LinuxReconciler rec(nl);
+  ASSERT_TRUE(rec.reconcile(s).ok);
+  EXPECT_TRUE(nl.fdb_.count(fdb("cvx100", "52:54:00:00:00:02", "192.168.100.2")));
+  nl.add_tap("b");
+  ASSERT_TRUE(rec.reconcile(s).ok);
+  EXPECT_FALSE(nl.fdb_.count(fdb("cvx100", "52:54:00:00:00:02", "192.168.100.2")));
+  EXPECT_EQ(nl.find("b").master, "cvb100");
+}
