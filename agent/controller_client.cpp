@@ -54,6 +54,7 @@ struct ControllerClient::Impl : std::enable_shared_from_this<Impl> {
   bool stopping = false;
   std::chrono::milliseconds backoff{100};
   std::string last_sent;
+  std::optional<DesiredState> current;  // what the controller has sent on this connection
   std::shared_ptr<spdlog::logger> log = logger("channel");
 
   void connect() {
@@ -87,6 +88,7 @@ struct ControllerClient::Impl : std::enable_shared_from_this<Impl> {
 
   void on_open() {
     is_connected = true;
+    current.reset();
     backoff = std::chrono::milliseconds(100);
     last_sent.clear();
     log->info("connected to controller {}:{} as {}", cfg.host, cfg.port, cfg.self.id.str());
@@ -101,7 +103,14 @@ struct ControllerClient::Impl : std::enable_shared_from_this<Impl> {
       self->buffer.consume(self->buffer.size());
       try {
         auto msg = wire::decode_controller_message(text);
-        self->on_desired(std::move(std::get<wire::Desired>(msg).state));
+        if (auto* d = std::get_if<wire::Desired>(&msg)) {
+          self->current = std::move(d->state);
+        } else if (self->current) {
+          wire::apply(*self->current, std::get<wire::Delta>(msg));
+        } else {
+          throw ParseError("type", "delta before any full state");
+        }
+        self->on_desired(*self->current);
       } catch (const ParseError& e) {
         // The dataplane never sees it; the controller learns through the NACK of nothing: log.
         self->log->error("controller sent a message we cannot parse: {}", e.what());

@@ -10,7 +10,7 @@ uint64_t AgentHub::attach(const HostId& host, SendFn send) {
     sessions_.erase(old->second);  // the agent reconnected; its old socket is dead or dying
   }
   const uint64_t id = next_session_++;
-  auto& s = sessions_[id] = Session{host, std::move(send), ""};
+  auto& s = sessions_[id] = Session{host, std::move(send), 0};
   session_of_[host] = id;
   auto& info = agents_[host];
   info.connected = true;
@@ -35,20 +35,121 @@ void AgentHub::detach(uint64_t session) {
   }
 }
 
-void AgentHub::send_if_changed(Session& s, bool force) {
-  auto slice = state_.desired_for(s.host);
-  auto j = to_json(slice);
-  j.erase("generation");
-  auto text = j.dump();
-  if (!force && text == s.last_slice) return;
-  s.last_slice = std::move(text);
-  agents_[s.host].sent_generation = slice.generation;
-  s.send(wire::encode(wire::ControllerMessage{wire::Desired{std::move(slice)}}));
+std::set<NetworkId> AgentHub::networks_of(const HostId& host, const ChangeSet* undo) const {
+  std::set<NetworkId> nets;
+  std::set<PortId> changed;
+  if (undo) {
+    for (const auto& pc : undo->ports) {
+      if (pc.after) changed.insert(pc.after->id);
+      if (pc.before && (pc.before->host == host || pc.before->migrating_to == host)) {
+        nets.insert(pc.before->network);
+      }
+    }
+  }
+  for (const auto& [id, p] : state_.ports()) {
+    if (changed.count(id)) continue;
+    if (p.host == host || p.migrating_to == host) nets.insert(p.network);
+  }
+  return nets;
 }
 
-void AgentHub::publish() {
-  for (auto& [id, s] : sessions_) send_if_changed(s, false);
+std::string AgentHub::slice_message(const HostId& host, size_t& hash) {
+  const uint64_t gen = state_.generation();
+  const auto nets = networks_of(host);
+  std::string body;
+  if (nets.empty()) {
+    auto j = to_json(state_.desired_for(host));
+    j.erase("generation");
+    j.erase("host");
+    body = j.dump();
+  } else {
+    if (cache_generation_ != gen) {
+      slice_cache_.clear();
+      cache_generation_ = gen;
+    }
+    std::string key;
+    for (const auto& n : nets) key += n.str() + ",";
+    auto it = slice_cache_.find(key);
+    if (it == slice_cache_.end()) {
+      auto j = to_json(state_.desired_for(host));
+      j.erase("generation");
+      j.erase("host");
+      it = slice_cache_.emplace(key, j.dump()).first;
+    }
+    body = it->second;
+  }
+  hash = (std::hash<std::string>{}(body) ^ (std::hash<std::string>{}(host.str()) * 31)) | 1;
+  // {"type":"desired","state":{"generation":G,"host":"X", <body without its opening brace>}
+  return R"({"type":"desired","state":{"generation":)" + std::to_string(gen) + R"(,"host":")" +
+         host.str() + "\"," + body.substr(1) + "}";
+}
+
+void AgentHub::send_if_changed(Session& s, bool force) {
+  size_t hash = 0;
+  auto text = slice_message(s.host, hash);
+  if (!force && hash == s.slice_hash) return;
+  s.slice_hash = hash;
+  agents_[s.host].sent_generation = state_.generation();
+  s.send(std::move(text));
+}
+
+void AgentHub::publish(const ChangeSet& change) {
+  if (change.topology) {
+    for (auto& [id, s] : sessions_) send_if_changed(s, false);
+  } else if (!change.ports.empty()) {
+    send_delta(change);
+  }
   check_waiters();
+}
+
+void AgentHub::send_delta(const ChangeSet& change) {
+  // Hosts a changed port was or is bound on: their set of networks may change -> whole slice.
+  std::set<HostId> movers;
+  std::set<NetworkId> nets;
+  wire::Delta delta;
+  delta.generation = state_.generation();
+  std::set<HostId> delta_hosts;
+  for (const auto& pc : change.ports) {
+    for (const auto* p : {pc.before ? &*pc.before : nullptr, pc.after ? &*pc.after : nullptr}) {
+      if (!p) continue;
+      nets.insert(p->network);
+      if (p->host) movers.insert(*p->host);
+      if (p->migrating_to) movers.insert(*p->migrating_to);
+    }
+    if (pc.after) {
+      delta.upsert_ports.push_back(*pc.after);
+      for (const auto& h : {pc.after->host, pc.after->migrating_to}) {
+        if (h && delta_hosts.insert(*h).second && state_.hosts().count(*h)) {
+          delta.upsert_hosts.push_back(state_.hosts().at(*h));
+        }
+      }
+    } else if (pc.before) {
+      delta.remove_ports.push_back(pc.before->id);
+    }
+  }
+  // Every other host with a port on those networks gets the same delta.
+  std::set<HostId> affected;
+  for (const auto& [id, p] : state_.ports()) {
+    if (!nets.count(p.network)) continue;
+    if (p.host) affected.insert(*p.host);
+    if (p.migrating_to) affected.insert(*p.migrating_to);
+  }
+  std::string text;
+  // A mover whose set of networks is unchanged only needs the delta too.
+  std::set<HostId> rejoin;
+  for (const auto& h : movers) {
+    if (networks_of(h) != networks_of(h, &change)) rejoin.insert(h);
+  }
+  for (auto& [id, s] : sessions_) {
+    if (rejoin.count(s.host)) {
+      send_if_changed(s, false);
+    } else if (affected.count(s.host) || movers.count(s.host)) {
+      if (text.empty()) text = wire::encode(wire::ControllerMessage{delta});
+      s.slice_hash = 0;  // the agent's slice moved on by a delta
+      agents_[s.host].sent_generation = delta.generation;
+      s.send(text);
+    }
+  }
 }
 
 void AgentHub::on_message(uint64_t session, const wire::AgentMessage& m) {

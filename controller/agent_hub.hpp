@@ -39,8 +39,10 @@ class AgentHub {
   void detach(uint64_t session);
   void on_message(uint64_t session, const wire::AgentMessage& m);
 
-  // Re-slices every connected host's state after a mutation (hooked to ControllerState).
-  void publish();
+  // After a committed mutation (hooked to ControllerState::on_change): port changes go out as one
+  // delta, encoded once, to every agent whose networks they touch; the hosts a port leaves or
+  // joins, and every agent after a host/network change, get their whole slice if it changed.
+  void publish(const ChangeSet& change = ChangeSet{true, {}});
 
   // True when `host` is connected and has applied everything sent to it up to `generation`.
   bool host_applied(const HostId& host, uint64_t generation) const;
@@ -60,7 +62,7 @@ class AgentHub {
   struct Session {
     HostId host;
     SendFn send;
-    std::string last_slice;  // slice JSON without the generation, to detect changes
+    size_t slice_hash = 0;  // of the last whole slice sent (without generation); 0 = unknown
   };
   struct Waiter {
     std::vector<HostId> hosts;
@@ -68,6 +70,12 @@ class AgentHub {
     WaitFn done;
   };
   void send_if_changed(Session& s, bool force);
+  void send_delta(const ChangeSet& change);
+  // Networks `host` has ports on (bound or arriving); with `undo`, as they were before it.
+  std::set<NetworkId> networks_of(const HostId& host, const ChangeSet* undo = nullptr) const;
+  // The whole "desired" message for a host. Hosts with the same networks get the same slice but
+  // for the "host" field, so the JSON body is built once per network set and generation.
+  std::string slice_message(const HostId& host, size_t& hash);
   void check_waiters();
 
   ControllerState& state_;
@@ -76,6 +84,8 @@ class AgentHub {
   std::map<HostId, uint64_t> session_of_;
   std::map<HostId, AgentInfo> agents_;
   std::vector<Waiter> waiters_;
+  uint64_t cache_generation_ = UINT64_MAX;
+  std::map<std::string, std::string> slice_cache_;  // network set -> slice body JSON
 };
 
 }  // namespace cutover::controller

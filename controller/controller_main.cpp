@@ -2,6 +2,8 @@
 // store. Flags and environment are read only here; everything else takes plain structs.
 #include <utility>  // before Boost.Asio 1.74, which uses std::exchange without it
 
+#include <sys/resource.h>
+
 #include <boost/asio.hpp>
 #include <cstdio>
 #include <fstream>
@@ -137,6 +139,12 @@ int main(int argc, char** argv) {
   }
   setup_logging(log_cfg);
   auto log = logger("controller");
+  // One socket per agent: allow as many as the hard limit does.
+  rlimit nofile{};
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &nofile);
+  }
 
   try {
     boost::asio::io_context io;
@@ -147,7 +155,7 @@ int main(int argc, char** argv) {
     AsioScheduler scheduler(io);
     Metrics metrics;
     MigrationDriver migrations(state, hub, scheduler, metrics, policy);
-    state.on_change = [&](uint64_t) { hub.publish(); };
+    state.on_change = [&](uint64_t, const ChangeSet& c) { hub.publish(c); };
     hub.on_agent_update = [&](const HostId& h) { migrations.on_agent_update(h); };
     migrations.recover();
     RestApi api(state, hub, migrations, metrics, cfg.insecure_no_token ? "" : cfg.token,

@@ -63,7 +63,7 @@ Host ControllerState::put_host(const Host& h) {
   if (it != hosts_.end() && it->second == h) return h;  // unchanged: no new generation
   commit({record("host", h.id.str(), h)}, {});
   hosts_[h.id] = h;
-  if (on_change) on_change(generation_);
+  if (on_change) on_change(generation_, ChangeSet{true, {}});
   return h;
 }
 
@@ -77,7 +77,7 @@ void ControllerState::delete_host(const HostId& id) {
   }
   commit({}, {{"host", id.str()}});
   hosts_.erase(id);
-  if (on_change) on_change(generation_);
+  if (on_change) on_change(generation_, ChangeSet{true, {}});
 }
 
 Network ControllerState::create_network(const Network& n) {
@@ -92,7 +92,7 @@ Network ControllerState::create_network(const Network& n) {
   }
   commit({record("network", n.id.str(), n)}, {});
   networks_[n.id] = n;
-  if (on_change) on_change(generation_);
+  if (on_change) on_change(generation_, ChangeSet{true, {}});
   return n;
 }
 
@@ -106,7 +106,7 @@ void ControllerState::delete_network(const NetworkId& id) {
   }
   commit({}, {{"network", id.str()}});
   networks_.erase(id);
-  if (on_change) on_change(generation_);
+  if (on_change) on_change(generation_, ChangeSet{true, {}});
 }
 
 void ControllerState::validate_port(const Port& p, const std::optional<PortId>& replacing) const {
@@ -142,7 +142,7 @@ Port ControllerState::create_port(const Port& p) {
   validate_port(p, std::nullopt);
   commit({record("port", p.id.str(), p)}, {});
   ports_[p.id] = p;
-  if (on_change) on_change(generation_);
+  if (on_change) on_change(generation_, ChangeSet{false, {{std::nullopt, p}}});
   return p;
 }
 
@@ -152,8 +152,9 @@ Port ControllerState::replace_port(const Port& p) {
   validate_port(p, p.id);
   if (it->second == p) return p;
   commit({record("port", p.id.str(), p)}, {});
+  const Port before = it->second;
   ports_[p.id] = p;
-  if (on_change) on_change(generation_);
+  if (on_change) on_change(generation_, ChangeSet{false, {{before, p}}});
   return p;
 }
 
@@ -165,8 +166,9 @@ void ControllerState::delete_port(const PortId& id) {
     }
   }
   commit({}, {{"port", id.str()}});
+  const Port before = ports_.at(id);
   ports_.erase(id);
-  if (on_change) on_change(generation_);
+  if (on_change) on_change(generation_, ChangeSet{false, {{before, std::nullopt}}});
 }
 
 void ControllerState::append_audit(nlohmann::json entry) {
@@ -184,16 +186,17 @@ void ControllerState::append_audit(nlohmann::json entry) {
 Migration ControllerState::put_migration(const Migration& m) {
   commit({record("migration", m.id.str(), m)}, {});
   migrations_[m.id] = m;
-  if (on_change) on_change(generation_);
+  if (on_change) on_change(generation_, ChangeSet{});  // no agent's slice changed
   return m;
 }
 
 void ControllerState::put_port_and_migration(const Port& p, const Migration& m) {
   validate_port(p, p.id);
   commit({record("port", p.id.str(), p), record("migration", m.id.str(), m)}, {});
+  const Port before = ports_.at(p.id);
   ports_[p.id] = p;
   migrations_[m.id] = m;
-  if (on_change) on_change(generation_);
+  if (on_change) on_change(generation_, ChangeSet{false, {{before, p}}});
 }
 
 DesiredState ControllerState::desired_for(const HostId& id) const {

@@ -18,6 +18,15 @@
 
 namespace cutover::controller {
 
+// What one committed mutation changed, for the AgentHub to decide who needs what.
+struct PortChange {
+  std::optional<Port> before, after;
+};
+struct ChangeSet {
+  bool topology = false;  // hosts or networks changed: re-slice every agent
+  std::vector<PortChange> ports;
+};
+
 class ControllerState {
  public:
   explicit ControllerState(Store& store);  // loads everything; throws on a corrupt store
@@ -48,8 +57,8 @@ class ControllerState {
   // every port on those networks and every host those ports are bound to.
   DesiredState desired_for(const HostId& id) const;
 
-  // Called after each committed mutation with the new generation.
-  std::function<void(uint64_t)> on_change;
+  // Called after each committed mutation with the new generation and what changed.
+  std::function<void(uint64_t, const ChangeSet&)> on_change;
 
  private:
   void validate_port(const Port& p, const std::optional<PortId>& replacing) const;

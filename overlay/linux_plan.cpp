@@ -6,7 +6,8 @@ namespace cutover::overlay {
 std::string linux_bridge_name(uint32_t vni) { return "cvb" + std::to_string(vni); }
 std::string linux_vxlan_name(uint32_t vni) { return "cvx" + std::to_string(vni); }
 
-LinuxDesired plan_linux(const Topology& topo, const std::map<std::string, std::string>& vm_ifnames) {
+LinuxDesired plan_linux(const Topology& topo,
+                        const std::map<std::string, std::string>& vm_ifnames) {
   LinuxDesired out;
   const MacAddress bum;  // all zeros
   for (const auto& [vni, view] : topo.networks) {

@@ -33,8 +33,8 @@ spdlog::level::level_enum parse_log_level(const std::string& text, const std::st
         spdlog::level::err, spdlog::level::critical, spdlog::level::off}) {
     if (text == spdlog::level::to_string_view(l)) return l;
   }
-  if (text == "warning") return spdlog::level::warn;
-  if (text == "error") return spdlog::level::err;
+  if (text == "warn" || text == "warning") return spdlog::level::warn;
+  if (text == "error" || text == "err") return spdlog::level::err;
   throw ParseError(field, "unknown log level '" + text +
                               "': expected trace, debug, info, warn, error, critical or off");
 }

@@ -4,6 +4,8 @@
 #include "json_codec.hpp"
 #include "json_reader.hpp"
 
+#include <algorithm>
+
 namespace cutover::wire {
 
 using nlohmann::json;
@@ -24,8 +26,45 @@ std::string encode(const AgentMessage& m) {
 }
 
 std::string encode(const ControllerMessage& m) {
-  const auto& d = std::get<Desired>(m);
-  return json{{"type", "desired"}, {"state", to_json(d.state)}}.dump();
+  if (const auto* d = std::get_if<Desired>(&m)) {
+    return json{{"type", "desired"}, {"state", to_json(d->state)}}.dump();
+  }
+  const auto& d = std::get<Delta>(m);
+  json hosts = json::array(), ports = json::array(), removed = json::array();
+  for (const auto& h : d.upsert_hosts) hosts.push_back(to_json(h));
+  for (const auto& p : d.upsert_ports) ports.push_back(to_json(p));
+  for (const auto& id : d.remove_ports) removed.push_back(id.str());
+  return json{{"type", "delta"},
+              {"generation", d.generation},
+              {"upsert_hosts", hosts},
+              {"upsert_ports", ports},
+              {"remove_ports", removed}}
+      .dump();
+}
+
+void apply(DesiredState& state, const Delta& delta) {
+  state.generation = delta.generation;
+  for (const auto& h : delta.upsert_hosts) {
+    auto it = std::find_if(state.hosts.begin(), state.hosts.end(),
+                           [&](const Host& x) { return x.id == h.id; });
+    if (it != state.hosts.end()) {
+      *it = h;
+    } else {
+      state.hosts.push_back(h);
+    }
+  }
+  for (const auto& id : delta.remove_ports) {
+    std::erase_if(state.ports, [&](const Port& x) { return x.id == id; });
+  }
+  for (const auto& p : delta.upsert_ports) {
+    auto it = std::find_if(state.ports.begin(), state.ports.end(),
+                           [&](const Port& x) { return x.id == p.id; });
+    if (it != state.ports.end()) {
+      *it = p;
+    } else {
+      state.ports.push_back(p);
+    }
+  }
 }
 
 AgentMessage decode_agent_message(const std::string& text) {
@@ -63,6 +102,26 @@ ControllerMessage decode_controller_message(const std::string& text) {
   auto j = parse_json_text(text);
   JsonReader r(j, "");
   const auto type = r.required_string("type");
+  if (type == "delta") {
+    Delta d;
+    d.generation = static_cast<uint64_t>(r.required_int("generation", 0, INT64_MAX));
+    r.for_each("upsert_hosts", [&](const json& e, const std::string& path) {
+      d.upsert_hosts.push_back(host_from_json(e, path));
+    });
+    r.for_each("upsert_ports", [&](const json& e, const std::string& path) {
+      d.upsert_ports.push_back(port_from_json(e, path));
+    });
+    r.for_each("remove_ports", [&](const json& e, const std::string& path) {
+      if (!e.is_string()) throw ParseError(path, "expected a port id");
+      try {
+        d.remove_ports.push_back(PortId::parse(e.get<std::string>()));
+      } catch (const ParseError& err) {
+        throw ParseError(path, err.message());
+      }
+    });
+    r.finish();
+    return d;
+  }
   if (type != "desired") throw ParseError("type", "unknown message type '" + type + "'");
   const auto* s = r.raw("state");
   if (!s) throw ParseError("state", "required field is missing");

@@ -6,6 +6,11 @@
 //                                              (barrier-confirmed); which local ports are bound
 //                        nack {generation, error, field}
 //   controller -> agent: desired {state}       the host's whole DesiredState with its generation
+//                                              (on connect, and when the host's networks change)
+//                        delta {generation, upsert_hosts, upsert_ports, remove_ports}
+//                                              a change relative to everything sent before on
+//                                              this connection (encoded once, sent to every
+//                                              affected agent)
 #pragma once
 
 #include <cstdint>
@@ -35,9 +40,18 @@ struct Nack {
 struct Desired {
   DesiredState state;
 };
+struct Delta {
+  uint64_t generation = 0;
+  std::vector<Host> upsert_hosts;
+  std::vector<Port> upsert_ports;
+  std::vector<PortId> remove_ports;
+};
 
 using AgentMessage = std::variant<Hello, Ack, Nack>;
-using ControllerMessage = std::variant<Desired>;
+using ControllerMessage = std::variant<Desired, Delta>;
+
+// Applies a delta to the state it follows (hosts and ports replaced by id, ports removed).
+void apply(DesiredState& state, const Delta& delta);
 
 std::string encode(const AgentMessage& m);
 std::string encode(const ControllerMessage& m);

@@ -38,10 +38,13 @@ void check(int err, const std::string& what) {
 }
 
 AddrPtr to_nl(const IpAddress& ip) {
-  return AddrPtr(nl_addr_build(ip.is_v4() ? AF_INET : AF_INET6, ip.bytes().data(), ip.is_v4() ? 4 : 16));
+  return AddrPtr(
+      nl_addr_build(ip.is_v4() ? AF_INET : AF_INET6, ip.bytes().data(), ip.is_v4() ? 4 : 16));
 }
 
-AddrPtr to_nl(const MacAddress& mac) { return AddrPtr(nl_addr_build(AF_LLC, mac.bytes().data(), 6)); }
+AddrPtr to_nl(const MacAddress& mac) {
+  return AddrPtr(nl_addr_build(AF_LLC, mac.bytes().data(), 6));
+}
 
 std::optional<IpAddress> from_nl(nl_addr* a) {
   if (!a) return std::nullopt;
@@ -59,7 +62,8 @@ std::optional<IpAddress> from_nl(nl_addr* a) {
 }
 
 std::string fdb_what(const char* verb, const NlFdb& e) {
-  return std::string(verb) + " fdb " + e.mac.to_string() + " dev " + e.dev + " dst " + e.dst.to_string();
+  return std::string(verb) + " fdb " + e.mac.to_string() + " dev " + e.dev + " dst " +
+         e.dst.to_string();
 }
 
 }  // namespace
@@ -184,8 +188,9 @@ void LibnlTables::add_vxlan(const std::string& name, uint32_t vni, const IpAddre
   rtnl_link_vxlan_set_local(l.get(), addr.get());
   rtnl_link_vxlan_set_port(l.get(), dstport);
   rtnl_link_vxlan_set_learning(l.get(), 0);
-  check(rtnl_link_add(sk_, l.get(), NLM_F_CREATE | NLM_F_EXCL),
-        "add vxlan " + name + " (vni " + std::to_string(vni) + ", local " + local.to_string() + ")");
+  check(
+      rtnl_link_add(sk_, l.get(), NLM_F_CREATE | NLM_F_EXCL),
+      "add vxlan " + name + " (vni " + std::to_string(vni) + ", local " + local.to_string() + ")");
   mark_owned(name);
 }
 

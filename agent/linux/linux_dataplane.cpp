@@ -92,14 +92,16 @@ void LinuxDataplane::run() {
         report.generation = desired->generation;
         report.error = e.what();
       }
-      next_due = Clock::now() + (report.ok || report.rejected ? config_.resync_interval
-                                                              : config_.retry_interval);
+      next_due = Clock::now() +
+                 (report.ok || report.rejected ? config_.resync_interval : config_.retry_interval);
       if (on_report_) on_report_(report);
     }
     int timeout = -1;
     if (next_due != Clock::time_point::max()) {
       timeout = static_cast<int>(std::max<int64_t>(
-          0, std::chrono::duration_cast<std::chrono::milliseconds>(next_due - Clock::now()).count() + 1));
+          0,
+          std::chrono::duration_cast<std::chrono::milliseconds>(next_due - Clock::now()).count() +
+              1));
     }
     pollfd fds[2] = {{wake_fd_, POLLIN, 0}, {events_fd, POLLIN, 0}};
     const int n = poll(fds, events_fd >= 0 ? 2 : 1, timeout);

@@ -15,7 +15,7 @@ struct Rig {
   ControllerState state{store};
   AgentHub hub{state};
   Rig() {
-    state.on_change = [this](uint64_t) { hub.publish(); };
+    state.on_change = [this](uint64_t, const ChangeSet& c) { hub.publish(c); };
     for (auto [id, ip] : {std::pair{"a", "10.0.0.1"}, {"b", "10.0.0.2"}, {"c", "10.0.0.3"}}) {
       Host h;
       h.id = HostId::parse(id);
@@ -101,5 +101,39 @@ TEST(AgentHub, ReconnectResyncsAndResetsApplied) {
   EXPECT_FALSE(rig.hub.host_applied(HostId::parse("a"), rig.state.generation()));
   EXPECT_EQ(a.last.ports.size(), 1u);
   a.ack();
+  EXPECT_TRUE(rig.hub.host_applied(HostId::parse("a"), rig.state.generation()));
+}
+
+TEST(AgentHub, PortChangesGoOutAsOneDeltaAndAgentsStayExact) {
+  Rig rig;
+  FakeAgent a(rig.hub, "a"), b(rig.hub, "b"), c(rig.hub, "c");
+  a.connect();
+  b.connect();
+  c.connect();
+  rig.port("pa", "52:54:00:00:00:01", "a");
+  rig.port("pb", "52:54:00:00:00:02", "b");
+  rig.port("pc", "52:54:00:00:00:03", "c");
+  settle(a, b, c);
+  const int deltas_before = a.deltas;
+  // pb moves b -> c: a is only affected (delta); b and c are movers (whole slices).
+  auto pb = rig.state.ports().at(PortId::parse("pb"));
+  pb.host = HostId::parse("c");
+  rig.state.replace_port(pb);
+  settle(a, b, c);
+  EXPECT_EQ(a.deltas, deltas_before + 1);
+  auto ids = [](const DesiredState& d) {
+    std::set<std::string> s;
+    for (const auto& p : d.ports) s.insert(p.id.str() + "@" + (p.host ? p.host->str() : "-"));
+    return s;
+  };
+  for (FakeAgent* agent : {&a, &b, &c}) {
+    const auto expect = rig.state.desired_for(agent->last.host);
+    EXPECT_EQ(ids(agent->last), ids(expect)) << agent->last.host.str();
+    EXPECT_EQ(agent->last.generation, rig.state.generation());
+  }
+  // A port deleted: removed everywhere by delta.
+  rig.state.delete_port(PortId::parse("pc"));
+  settle(a, b, c);
+  EXPECT_EQ(ids(a.last), ids(rig.state.desired_for(HostId::parse("a"))));
   EXPECT_TRUE(rig.hub.host_applied(HostId::parse("a"), rig.state.generation()));
 }

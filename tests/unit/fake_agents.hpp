@@ -19,7 +19,13 @@ class FakeAgent {
 
   void connect() {
     session_ = hub_.attach(host_, [this](const std::string& text) {
-      last = std::get<wire::Desired>(wire::decode_controller_message(text)).state;
+      auto msg = wire::decode_controller_message(text);
+      if (auto* d = std::get_if<wire::Desired>(&msg)) {
+        last = d->state;
+      } else {
+        wire::apply(last, std::get<wire::Delta>(msg));
+        ++deltas;
+      }
       ++received;
       pending = auto_ack_;
     });
@@ -43,6 +49,7 @@ class FakeAgent {
 
   DesiredState last;
   int received = 0;
+  int deltas = 0;
   bool pending = false;
   std::set<std::string> bound;
 

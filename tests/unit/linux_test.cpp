@@ -14,17 +14,18 @@ using cutover::testing::FakeNetlinkTables;
 
 namespace {
 DesiredState state(bool migrating = false) {
-  nlohmann::json j = {{"generation", 4},
-                      {"host", "h1"},
-                      {"hosts",
-                       {{{"id", "h1"}, {"underlay_ip", "192.168.100.1"}},
-                        {{"id", "h2"}, {"underlay_ip", "192.168.100.2"}},
-                        {{"id", "h3"}, {"underlay_ip", "192.168.100.3"}}}},
-                      {"networks", {{{"id", "blue"}, {"vni", 100}}, {{"id", "red"}, {"vni", 200}}}},
-                      {"ports",
-                       {{{"id", "a"}, {"mac", "52:54:00:00:00:01"}, {"network", "blue"}, {"host", "h1"}},
-                        {{"id", "b"}, {"mac", "52:54:00:00:00:02"}, {"network", "blue"}, {"host", "h2"}},
-                        {{"id", "r"}, {"mac", "52:54:00:00:00:03"}, {"network", "red"}, {"host", "h1"}}}}};
+  nlohmann::json j = {
+      {"generation", 4},
+      {"host", "h1"},
+      {"hosts",
+       {{{"id", "h1"}, {"underlay_ip", "192.168.100.1"}},
+        {{"id", "h2"}, {"underlay_ip", "192.168.100.2"}},
+        {{"id", "h3"}, {"underlay_ip", "192.168.100.3"}}}},
+      {"networks", {{{"id", "blue"}, {"vni", 100}}, {{"id", "red"}, {"vni", 200}}}},
+      {"ports",
+       {{{"id", "a"}, {"mac", "52:54:00:00:00:01"}, {"network", "blue"}, {"host", "h1"}},
+        {{"id", "b"}, {"mac", "52:54:00:00:00:02"}, {"network", "blue"}, {"host", "h2"}},
+        {{"id", "r"}, {"mac", "52:54:00:00:00:03"}, {"network", "red"}, {"host", "h1"}}}}};
   if (migrating) j["ports"][1]["migrating_to"] = "h3";
   return desired_state_from_json(j);
 }
@@ -82,7 +83,8 @@ TEST(LinuxReconciler, RemovesWhatIsNoLongerWantedAndLeavesForeignAlone) {
   FakeNetlinkTables nl;
   nl.add_tap("tap-a", "iface-id=a");
   nl.links_.push_back({"br-foreign", "bridge", "", "", true, 0, std::nullopt, 0, false});
-  nl.links_.push_back({"vx-foreign", "vxlan", "br-foreign", "", true, 9, IpAddress::parse("192.168.100.1"), 4789, false});
+  nl.links_.push_back({"vx-foreign", "vxlan", "br-foreign", "", true, 9,
+                       IpAddress::parse("192.168.100.1"), 4789, false});
   nl.fdb_.insert(fdb("vx-foreign", "00:00:00:00:00:00", "192.168.100.9"));
   LinuxReconciler rec(nl);
   ASSERT_TRUE(rec.reconcile(state()).ok);

@@ -24,7 +24,7 @@ struct Rig {
 
   explicit Rig(MigrationPolicy p = {}) : policy(p) {
     driver = std::make_unique<MigrationDriver>(state, hub, clock, metrics, policy);
-    state.on_change = [this](uint64_t) { hub.publish(); };
+    state.on_change = [this](uint64_t, const ChangeSet& c) { hub.publish(c); };
     hub.on_agent_update = [this](const HostId& h) { driver->on_agent_update(h); };
     for (auto [id, ip, labels] : {std::tuple{"s", "10.0.0.1", Labels{}},
                                   std::tuple{"d", "10.0.0.2", Labels{{"public", "1"}}},

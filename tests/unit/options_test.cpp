@@ -107,3 +107,15 @@ TEST(Options, HelpListsEveryOption) {
     EXPECT_NE(h.find(s), std::string::npos) << s;
   }
 }
+
+#include "logging.hpp"
+
+TEST(Logging, LevelAndFormatNames) {
+  EXPECT_EQ(parse_log_level("warn", "--log-level"), spdlog::level::warn);
+  EXPECT_EQ(parse_log_level("warning", "--log-level"), spdlog::level::warn);
+  EXPECT_EQ(parse_log_level("error", "--log-level"), spdlog::level::err);
+  EXPECT_EQ(parse_log_level("debug", "--log-level"), spdlog::level::debug);
+  EXPECT_THROW(parse_log_level("loud", "--log-level"), ParseError);
+  EXPECT_EQ(parse_log_format("json", "--log-format"), LogFormat::json);
+  EXPECT_THROW(parse_log_format("xml", "--log-format"), ParseError);
+}

@@ -1,0 +1,85 @@
+// Unit tests for the agent-channel wire protocol: round trips, deltas applied in order, and
+// rejection of malformed messages naming the field.
+#include <gtest/gtest.h>
+
+#include "parse_error.hpp"
+#include "wire.hpp"
+
+using namespace cutover;
+using namespace cutover::wire;
+
+namespace {
+std::string field_of(const std::string& text, bool agent) {
+  try {
+    if (agent) {
+      decode_agent_message(text);
+    } else {
+      decode_controller_message(text);
+    }
+  } catch (const ParseError& e) {
+    return e.field();
+  }
+  return "<accepted>";
+}
+}  // namespace
+
+TEST(Wire, AgentMessagesRoundTrip) {
+  Host h;
+  h.id = HostId::parse("hv1");
+  h.underlay_ip = IpAddress::parse("192.0.2.1");
+  auto hello = std::get<Hello>(decode_agent_message(encode(AgentMessage{Hello{h}})));
+  EXPECT_EQ(hello.host, h);
+  auto ack = std::get<Ack>(decode_agent_message(encode(AgentMessage{Ack{7, 1.5, {"p1", "p2"}}})));
+  EXPECT_EQ(ack.generation, 7u);
+  EXPECT_EQ(ack.bound_ports, (std::vector<std::string>{"p1", "p2"}));
+  auto nack = std::get<Nack>(decode_agent_message(encode(AgentMessage{Nack{8, "dup", "ports[1].mac"}})));
+  EXPECT_EQ(nack.field, "ports[1].mac");
+}
+
+TEST(Wire, DeltaAppliesInOrder) {
+  DesiredState s;
+  s.generation = 3;
+  s.host = HostId::parse("a");
+  Port p;
+  p.id = PortId::parse("p1");
+  p.mac = MacAddress::parse("52:54:00:00:00:01");
+  p.network = NetworkId::parse("blue");
+  p.iface_id = "p1";
+  p.host = HostId::parse("b");
+  s.ports.push_back(p);
+  Delta d;
+  d.generation = 4;
+  Port moved = p;
+  moved.host = HostId::parse("c");
+  d.upsert_ports.push_back(moved);
+  Host c;
+  c.id = HostId::parse("c");
+  c.underlay_ip = IpAddress::parse("10.0.0.3");
+  d.upsert_hosts.push_back(c);
+  auto decoded = std::get<Delta>(decode_controller_message(encode(ControllerMessage{d})));
+  apply(s, decoded);
+  EXPECT_EQ(s.generation, 4u);
+  ASSERT_EQ(s.ports.size(), 1u);
+  EXPECT_EQ(s.ports[0].host, HostId::parse("c"));
+  EXPECT_EQ(s.hosts.size(), 1u);
+  Delta rm;
+  rm.generation = 5;
+  rm.remove_ports.push_back(PortId::parse("p1"));
+  apply(s, std::get<Delta>(decode_controller_message(encode(ControllerMessage{rm}))));
+  EXPECT_TRUE(s.ports.empty());
+}
+
+TEST(Wire, RejectsMalformedNamingTheField) {
+  EXPECT_EQ(field_of("{\"type\":\"hello\"}", true), "host");
+  EXPECT_EQ(field_of("{\"type\":\"shout\"}", true), "type");
+  EXPECT_EQ(field_of("{\"type\":\"nack\",\"generation\":1}", true), "error");
+  EXPECT_EQ(field_of("{\"type\":\"ack\",\"generation\":-1}", true), "generation");
+  EXPECT_EQ(field_of("{\"type\":\"ack\",\"generation\":1,\"bound_ports\":[3]}", true), "bound_ports[0]");
+  EXPECT_EQ(field_of("[]", true), "");
+  EXPECT_EQ(field_of("not json", true), "");
+  EXPECT_EQ(field_of("{\"type\":\"delta\",\"generation\":2,\"remove_ports\":[\"bad id\"]}", false),
+            "remove_ports[0]");
+  EXPECT_EQ(field_of("{\"type\":\"desired\"}", false), "state");
+  EXPECT_EQ(field_of("{\"type\":\"desired\",\"state\":{\"generation\":1,\"host\":\"h\",\"ports\":[{}]}}", false),
+            "state.ports[0].id");
+}
