@@ -9,11 +9,15 @@
 #include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <map>
+#include <optional>
+#include <set>
 #include <sstream>
 
 #include "controller_client.hpp"
 #include "desired_state.hpp"
 #include "json_reader.hpp"
+#include "libvirt/libvirt_domain_events.hpp"
 #include "linux/linux_dataplane.hpp"
 #include "logging.hpp"
 #include "options.hpp"
@@ -39,6 +43,7 @@ struct AgentConfig {
   std::string ovsdb;
   std::string openflow;
   std::string backend = "ovs";
+  std::string libvirt_uri;
   std::string bridge = "br-int";
   std::string datapath_type = "netdev";
   int64_t resync_interval_ms = 30000;
@@ -96,6 +101,9 @@ int main(int argc, char** argv) {
            "write {applied_generation, ok, error, ...} here after every apply");
   opts.add("backend", &cfg.backend,
            "dataplane: ovs (Open vSwitch via libopenvswitch) or linux (bridge + vxlan via libnl)");
+  opts.add("libvirt-uri", &cfg.libvirt_uri,
+           "watch this libvirt (e.g. qemu:///system): a port counts as up here only while its "
+           "domain runs here, so a migration cuts over at the destination's resume");
   opts.add("ovs-rundir", &cfg.ovs_rundir,
            "OVS run directory: db.sock and <bridge>.mgmt are looked up here");
   opts.add("ovsdb", &cfg.ovsdb, "OVSDB remote (default: unix:<ovs-rundir>/db.sock)");
@@ -184,6 +192,22 @@ int main(int argc, char** argv) {
   StatusFile status(cfg.status_file);
   ApplyReport last;
   std::unique_ptr<ControllerClient> client;
+  // With --libvirt-uri a port is reported up only while its domain runs here.
+  std::map<std::string, std::string> iface_of_port;  // from the latest desired state
+  std::optional<std::set<std::string>> running;      // iface-ids; nullopt = not watching
+  auto for_controller = [&](ApplyReport r) {
+    if (running) {
+      std::erase_if(r.bound_ports, [&](const std::string& port) {
+        auto it = iface_of_port.find(port);
+        return it == iface_of_port.end() || !running->count(it->second);
+      });
+    }
+    return r;
+  };
+  auto remember = [&](const DesiredState& state) {
+    iface_of_port.clear();
+    for (const auto& p : state.ports) iface_of_port[p.id.str()] = p.iface_id;
+  };
   if (!cfg.controller.empty()) {
     client = std::make_unique<ControllerClient>(io, client_cfg, [&](DesiredState state) {
       if (state.host != client_cfg.self.id) {
@@ -192,6 +216,7 @@ int main(int argc, char** argv) {
         return;
       }
       log->debug("desired state generation {} from controller", state.generation);
+      remember(state);
       dataplane.set_desired(std::move(state));
     });
   }
@@ -202,7 +227,7 @@ int main(int argc, char** argv) {
                            report.added + report.modified + report.removed > 0;
       last = report;
       status.write(report);
-      if (client) client->report(report);
+      if (client) client->report(for_controller(report));
       if (!changed) return;
       if (report.rejected) {
         log->error("generation {} rejected, nothing changed: {}{}{}", report.generation,
@@ -224,6 +249,7 @@ int main(int argc, char** argv) {
       auto state = read_desired_state(cfg.desired_state);
       log->info("desired state generation {} from {}: {} networks, {} ports", state.generation,
                 cfg.desired_state, state.networks.size(), state.ports.size());
+      remember(state);
       dataplane.set_desired(std::move(state));
     } catch (const ParseError& e) {
       log->error("desired state {} rejected, keeping the previous one: {}", cfg.desired_state,
@@ -232,6 +258,19 @@ int main(int argc, char** argv) {
   };
   load();
   if (client) client->start();
+  std::unique_ptr<LibvirtDomainEvents> domains;
+  if (!cfg.libvirt_uri.empty()) {
+    running.emplace();
+    domains =
+        std::make_unique<LibvirtDomainEvents>(cfg.libvirt_uri, [&](std::set<std::string> ids) {
+          boost::asio::post(io, [&, ids = std::move(ids)] {
+            log->info("running here (libvirt): {} interface(s)", ids.size());
+            running = ids;
+            if (client) client->report(for_controller(last));
+          });
+        });
+    domains->start();
+  }
 
   std::function<void(const boost::system::error_code&, int)> on_signal =
       [&](const boost::system::error_code& ec, int sig) {
@@ -256,6 +295,7 @@ int main(int argc, char** argv) {
               ovs.ovsdb_remote, ovs.openflow_target, source);
   }
   io.run();
+  if (domains) domains->stop();
   if (client) client->stop();
   dataplane.stop();
   return 0;

@@ -101,6 +101,7 @@ class Lab:
         self.procs = []
         self.hosts = {}
         self.underlay_ns = None
+        self.cleanups = []  # run first by cleanup(), newest first (e.g. destroy VMs)
 
     # -- lifecycle -----------------------------------------------------------------------------
     def __enter__(self):
@@ -110,6 +111,12 @@ class Lab:
         self.cleanup()
 
     def cleanup(self):
+        for fn in reversed(self.cleanups):
+            try:
+                fn()
+            except Exception as e:  # keep tearing down
+                print(f"cleanup: {e}")
+        self.cleanups.clear()
         for proc in reversed(self.procs):
             if proc.poll() is None:
                 try:

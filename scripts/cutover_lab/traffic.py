@@ -6,6 +6,10 @@ tcp-sink PORT                 accept connections, discard data, report bytes per
 tcp-send IP PORT BYTES [SECS] send BYTES (spread evenly over SECS if given: a live session, not
                               a bulk transfer) and wait for the sink's byte count echo
 bcast-send IFACE COUNT        send COUNT broadcast frames with ethertype 0x88b5 (local experimental)
+udp-probe IP PORT PPS SECS OUT.json   send sequence-numbered datagrams to an echo server, record
+                              every echo's arrival; lost = sent - echoed
+tcp-probe IP PORT N SECS OUT.json     N TCP sessions to an echo server, each sending a message
+                              every 10 ms and checking the echo; records survivors and stalls
 
 Receivers timestamp with the host clock (time.monotonic) so gaps are measured where they happen.
 """
@@ -108,9 +112,109 @@ def bcast_send(iface, count):
     print(json.dumps({"sent": int(count)}))
 
 
+def udp_probe(ip, port, pps, seconds, out_path):
+    import select
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setblocking(False)
+    pps, seconds = float(pps), float(seconds)
+    n = int(pps * seconds)
+    start = time.monotonic()
+    sent_at, echoes = {}, []
+    seq = 0
+    while True:
+        now = time.monotonic()
+        if seq < n and now >= start + seq / pps:
+            sent_at[seq] = now
+            try:
+                sock.sendto(struct.pack("!Q", seq) + b"p" * 56, (ip, int(port)))
+            except OSError:
+                pass
+            seq += 1
+            continue
+        if seq >= n and now > start + seconds + 1.0:
+            break
+        wait = max(0.0, min((start + seq / pps) - now if seq < n else 0.05, 0.05))
+        if select.select([sock], [], [], wait)[0]:
+            while True:
+                try:
+                    data = sock.recv(2048)
+                except BlockingIOError:
+                    break
+                if len(data) >= 8:
+                    echoes.append((time.monotonic(), struct.unpack("!Q", data[:8])[0]))
+    got = {s for _, s in echoes}
+    gaps = [b[0] - a[0] for a, b in zip(echoes, echoes[1:])]
+    gap_at = None
+    if gaps:
+        i = max(range(len(gaps)), key=lambda k: gaps[k])
+        gap_at = round(echoes[i][0] - start, 4)
+    with open(out_path, "w") as f:
+        json.dump({"sent": n, "echoed": len(got), "lost": n - len(got),
+                   "duplicates": len(echoes) - len(got),
+                   "max_gap_ms": round(max(gaps) * 1000, 3) if gaps else None,
+                   "max_gap_at_s": gap_at, "start": start,
+                   "echoes": [[round(t - start, 5), s] for t, s in echoes]}, f)
+
+
+def tcp_probe(ip, port, sessions, seconds, out_path):
+    import select
+    socks = []
+    for _ in range(int(sessions)):
+        s = socket.create_connection((ip, int(port)), timeout=5)
+        s.setblocking(False)
+        socks.append(s)
+    alive = [True] * len(socks)
+    last_echo = [time.monotonic()] * len(socks)
+    stall = [0.0] * len(socks)
+    pending = [b""] * len(socks)
+    start = time.monotonic()
+    next_send = start
+    seq = 0
+    while time.monotonic() < start + float(seconds) + 0.5:
+        now = time.monotonic()
+        if now >= next_send and now < start + float(seconds):
+            seq += 1
+            msg = b"%08d\n" % seq
+            for i, s in enumerate(socks):
+                if alive[i]:
+                    try:
+                        s.send(msg)
+                        pending[i] += msg
+                    except (BlockingIOError, InterruptedError):
+                        pass
+                    except OSError:
+                        alive[i] = False
+            next_send += 0.01
+        ready = select.select([s for i, s in enumerate(socks) if alive[i]], [], [], 0.005)[0]
+        for s in ready:
+            i = socks.index(s)
+            try:
+                data = s.recv(65536)
+            except OSError:
+                alive[i] = False
+                continue
+            if not data:
+                alive[i] = False
+                continue
+            if not pending[i].startswith(data[:len(pending[i])]):
+                alive[i] = False  # corrupted echo
+                continue
+            pending[i] = pending[i][len(data):]
+            t = time.monotonic()
+            stall[i] = max(stall[i], t - last_echo[i])
+            last_echo[i] = t
+    survived = sum(1 for i in range(len(socks)) if alive[i] and not pending[i])
+    with open(out_path, "w") as f:
+        json.dump({"sessions": len(socks), "survived": survived,
+                   "max_stall_ms": round(max(stall) * 1000, 1)}, f)
+    for s in socks:
+        s.close()
+
+
 if __name__ == "__main__":
     cmds = {"udp-recv": udp_recv, "udp-send": udp_send, "tcp-sink": tcp_sink,
-            "tcp-send": tcp_send, "bcast-send": bcast_send}
+            "tcp-send": tcp_send, "bcast-send": bcast_send, "udp-probe": udp_probe,
+            "tcp-probe": tcp_probe}
     if len(sys.argv) < 2 or sys.argv[1] not in cmds:
         print(__doc__)
         sys.exit(2)

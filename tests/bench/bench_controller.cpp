@@ -30,7 +30,8 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 struct Agent : std::enable_shared_from_this<Agent> {
-  Agent(asio::io_context& io, int index, std::string token) : ws(io), index(index), token(std::move(token)) {}
+  Agent(asio::io_context& io, int index, std::string token)
+      : ws(io), index(index), token(std::move(token)) {}
   websocket::stream<beast::tcp_stream> ws;
   beast::flat_buffer buffer;
   std::deque<std::string> queue;
@@ -41,24 +42,25 @@ struct Agent : std::enable_shared_from_this<Agent> {
   bool connected = false;
 
   void start(const tcp::endpoint& ep) {
-    beast::get_lowest_layer(ws).async_connect(ep, [self = shared_from_this()](beast::error_code ec) {
-      if (ec) return;
-      self->ws.set_option(websocket::stream_base::decorator([self](websocket::request_type& r) {
-        r.set(beast::http::field::authorization, "Bearer " + self->token);
-      }));
-      self->ws.read_message_max(64 << 20);
-      self->ws.async_handshake("127.0.0.1", "/v1/agent", [self](beast::error_code ec) {
-        if (ec) return;
-        self->connected = true;
-        char hello[256];
-        std::snprintf(hello, sizeof hello,
-                      R"({"type":"hello","host":{"id":"h%d","underlay_ip":"10.%d.%d.%d"}})",
-                      self->index, 100 + ((self->index >> 16) & 127), (self->index >> 8) & 255,
-                      self->index & 255);
-        self->send(hello);
-        self->read();
-      });
-    });
+    beast::get_lowest_layer(ws).async_connect(
+        ep, [self = shared_from_this()](beast::error_code ec) {
+          if (ec) return;
+          self->ws.set_option(websocket::stream_base::decorator([self](websocket::request_type& r) {
+            r.set(beast::http::field::authorization, "Bearer " + self->token);
+          }));
+          self->ws.read_message_max(64 << 20);
+          self->ws.async_handshake("127.0.0.1", "/v1/agent", [self](beast::error_code ec) {
+            if (ec) return;
+            self->connected = true;
+            char hello[256];
+            std::snprintf(hello, sizeof hello,
+                          R"({"type":"hello","host":{"id":"h%d","underlay_ip":"10.%d.%d.%d"}})",
+                          self->index, 100 + ((self->index >> 16) & 127), (self->index >> 8) & 255,
+                          self->index & 255);
+            self->send(hello);
+            self->read();
+          });
+        });
   }
   void read() {
     ws.async_read(buffer, [self = shared_from_this()](beast::error_code ec, size_t) {
@@ -84,11 +86,12 @@ struct Agent : std::enable_shared_from_this<Agent> {
   }
   void write_next() {
     ws.text(true);
-    ws.async_write(asio::buffer(queue.front()), [self = shared_from_this()](beast::error_code ec, size_t) {
-      if (ec) return;
-      self->queue.pop_front();
-      if (!self->queue.empty()) self->write_next();
-    });
+    ws.async_write(asio::buffer(queue.front()),
+                   [self = shared_from_this()](beast::error_code ec, size_t) {
+                     if (ec) return;
+                     self->queue.pop_front();
+                     if (!self->queue.empty()) self->write_next();
+                   });
   }
 };
 
@@ -124,11 +127,16 @@ int main(int argc, char** argv) {
   must("POST", "/v1/networks", {{"id", "shared"}, {"vni", 4242}});
   for (int i = 0; i < n; ++i) {
     char mac[32], ip[32];
-    std::snprintf(mac, sizeof mac, "52:54:00:%02x:%02x:%02x", (i >> 16) & 255, (i >> 8) & 255, i & 255);
+    std::snprintf(mac, sizeof mac, "52:54:00:%02x:%02x:%02x", (i >> 16) & 255, (i >> 8) & 255,
+                  i & 255);
     std::snprintf(ip, sizeof ip, "10.%d.%d.%d", 100 + ((i >> 16) & 127), (i >> 8) & 255, i & 255);
-    must("PUT", "/v1/hosts/h" + std::to_string(i), {{"id", "h" + std::to_string(i)}, {"underlay_ip", ip}});
+    must("PUT", "/v1/hosts/h" + std::to_string(i),
+         {{"id", "h" + std::to_string(i)}, {"underlay_ip", ip}});
     must("POST", "/v1/ports",
-         {{"id", "p" + std::to_string(i)}, {"mac", mac}, {"network", "shared"}, {"host", "h" + std::to_string(i)}});
+         {{"id", "p" + std::to_string(i)},
+          {"mac", mac},
+          {"network", "shared"},
+          {"host", "h" + std::to_string(i)}});
   }
 
   asio::io_context io;
@@ -144,12 +152,17 @@ int main(int argc, char** argv) {
     return done();
   };
   const auto t_connect = Clock::now();
-  if (!run_until([&] { return std::all_of(agents.begin(), agents.end(), [](auto& a) { return a->generation > 0; }); },
-                 std::chrono::seconds(120))) {
+  if (!run_until(
+          [&] {
+            return std::all_of(agents.begin(), agents.end(),
+                               [](auto& a) { return a->generation > 0; });
+          },
+          std::chrono::seconds(120))) {
     std::fprintf(stderr, "not every agent got its initial state\n");
     return 1;
   }
-  const double connect_ms = std::chrono::duration<double, std::milli>(Clock::now() - t_connect).count();
+  const double connect_ms =
+      std::chrono::duration<double, std::milli>(Clock::now() - t_connect).count();
 
   std::vector<double> samples;
   auto p0 = nlohmann::json::parse(http.request("GET", "/v1/ports/p0").body);
@@ -158,9 +171,14 @@ int main(int argc, char** argv) {
     const auto t0 = Clock::now();
     auto r = http.request("PUT", "/v1/ports/p0", p0.dump());
     if (r.status != 200) return 1;
-    const uint64_t target = nlohmann::json::parse(http.request("GET", "/healthz").body)["generation"];
-    if (!run_until([&] { return std::all_of(agents.begin(), agents.end(), [&](auto& a) { return a->generation >= target; }); },
-                   std::chrono::seconds(60))) {
+    const uint64_t target =
+        nlohmann::json::parse(http.request("GET", "/healthz").body)["generation"];
+    if (!run_until(
+            [&] {
+              return std::all_of(agents.begin(), agents.end(),
+                                 [&](auto& a) { return a->generation >= target; });
+            },
+            std::chrono::seconds(60))) {
       std::fprintf(stderr, "change %d: not every agent reached generation %llu\n", k,
                    static_cast<unsigned long long>(target));
       return 1;
@@ -170,9 +188,10 @@ int main(int argc, char** argv) {
     samples.push_back(std::chrono::duration<double, std::milli>(last - t0).count());
     io.run_for(std::chrono::milliseconds(2));  // let the ACKs drain before the next change
   }
-  std::printf("{\"agents\": %d, \"changes\": %d, \"initial_sync_ms\": %.1f, \"p50_ms\": %.2f, "
-              "\"p99_ms\": %.2f, \"max_ms\": %.2f}\n",
-              n, changes, connect_ms, percentile(samples, 0.5), percentile(samples, 0.99),
-              *std::max_element(samples.begin(), samples.end()));
+  std::printf(
+      "{\"agents\": %d, \"changes\": %d, \"initial_sync_ms\": %.1f, \"p50_ms\": %.2f, "
+      "\"p99_ms\": %.2f, \"max_ms\": %.2f}\n",
+      n, changes, connect_ms, percentile(samples, 0.5), percentile(samples, 0.99),
+      *std::max_element(samples.begin(), samples.end()));
   return 0;
 }

@@ -32,7 +32,8 @@ TEST(Wire, AgentMessagesRoundTrip) {
   auto ack = std::get<Ack>(decode_agent_message(encode(AgentMessage{Ack{7, 1.5, {"p1", "p2"}}})));
   EXPECT_EQ(ack.generation, 7u);
   EXPECT_EQ(ack.bound_ports, (std::vector<std::string>{"p1", "p2"}));
-  auto nack = std::get<Nack>(decode_agent_message(encode(AgentMessage{Nack{8, "dup", "ports[1].mac"}})));
+  auto nack =
+      std::get<Nack>(decode_agent_message(encode(AgentMessage{Nack{8, "dup", "ports[1].mac"}})));
   EXPECT_EQ(nack.field, "ports[1].mac");
 }
 
@@ -74,12 +75,31 @@ TEST(Wire, RejectsMalformedNamingTheField) {
   EXPECT_EQ(field_of("{\"type\":\"shout\"}", true), "type");
   EXPECT_EQ(field_of("{\"type\":\"nack\",\"generation\":1}", true), "error");
   EXPECT_EQ(field_of("{\"type\":\"ack\",\"generation\":-1}", true), "generation");
-  EXPECT_EQ(field_of("{\"type\":\"ack\",\"generation\":1,\"bound_ports\":[3]}", true), "bound_ports[0]");
+  EXPECT_EQ(field_of("{\"type\":\"ack\",\"generation\":1,\"bound_ports\":[3]}", true),
+            "bound_ports[0]");
   EXPECT_EQ(field_of("[]", true), "");
   EXPECT_EQ(field_of("not json", true), "");
   EXPECT_EQ(field_of("{\"type\":\"delta\",\"generation\":2,\"remove_ports\":[\"bad id\"]}", false),
             "remove_ports[0]");
   EXPECT_EQ(field_of("{\"type\":\"desired\"}", false), "state");
-  EXPECT_EQ(field_of("{\"type\":\"desired\",\"state\":{\"generation\":1,\"host\":\"h\",\"ports\":[{}]}}", false),
-            "state.ports[0].id");
+  EXPECT_EQ(
+      field_of("{\"type\":\"desired\",\"state\":{\"generation\":1,\"host\":\"h\",\"ports\":[{}]}}",
+               false),
+      "state.ports[0].id");
+}
+
+#include "libvirt/libvirt_domain_events.hpp"
+
+TEST(LibvirtDomainEvents, FindsOpenvswitchInterfaceIds) {
+  const std::string xml = R"(<domain><devices>
+    <interface type='bridge'><virtualport type='openvswitch'>
+      <parameters interfaceid='6f1c2a9e-0000-4000-8000-00000000000a'/></virtualport></interface>
+    <interface type="bridge"><virtualport type="openvswitch">
+      <parameters interfaceid="11111111-2222-4333-8444-555555555555"/></virtualport></interface>
+    <interface type='network'><source network='default'/></interface>
+  </devices></domain>)";
+  auto ids = cutover::agent::LibvirtDomainEvents::iface_ids_from_xml(xml);
+  EXPECT_EQ(ids, (std::set<std::string>{"6f1c2a9e-0000-4000-8000-00000000000a",
+                                        "11111111-2222-4333-8444-555555555555"}));
+  EXPECT_TRUE(cutover::agent::LibvirtDomainEvents::iface_ids_from_xml("<domain/>").empty());
 }

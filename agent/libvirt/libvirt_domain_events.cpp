@@ -1,0 +1,117 @@
+// LibvirtDomainEvents: libvirt connection, lifecycle events, running-interface computation.
+#include "libvirt_domain_events.hpp"
+
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <mutex>
+#include <regex>
+
+#include "logging.hpp"
+
+namespace cutover::agent {
+
+namespace {
+std::once_flag g_event_impl;
+
+void ignore_errors(void*, virErrorPtr) {}
+
+std::set<std::string> running_ifaces(virConnectPtr conn) {
+  std::set<std::string> out;
+  virDomainPtr* doms = nullptr;
+  const int n = virConnectListAllDomains(conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+  for (int i = 0; i < n; ++i) {
+    int state = 0, reason = 0;
+    if (virDomainGetState(doms[i], &state, &reason, 0) == 0 && state == VIR_DOMAIN_RUNNING) {
+      if (char* xml = virDomainGetXMLDesc(doms[i], 0)) {
+        for (auto& id : LibvirtDomainEvents::iface_ids_from_xml(xml)) out.insert(id);
+        std::free(xml);
+      }
+    }
+    virDomainFree(doms[i]);
+  }
+  std::free(doms);
+  return out;
+}
+
+struct LoopCtx {
+  virConnectPtr conn;
+  LibvirtDomainEvents::RunningFn* fn;
+  std::set<std::string> last;
+  bool first = true;
+  void refresh() {
+    auto now = running_ifaces(conn);
+    if (first || now != last) {
+      first = false;
+      last = now;
+      (*fn)(now);
+    }
+  }
+};
+
+int on_lifecycle(virConnectPtr, virDomainPtr dom, int event, int detail, void* opaque) {
+  logger("libvirt")->debug("domain {} event {} detail {}", virDomainGetName(dom), event, detail);
+  static_cast<LoopCtx*>(opaque)->refresh();
+  return 0;
+}
+}  // namespace
+
+std::set<std::string> LibvirtDomainEvents::iface_ids_from_xml(const std::string& xml) {
+  std::set<std::string> out;
+  static const std::regex re(R"(interfaceid=['"]([^'"]+)['"])");
+  for (auto it = std::sregex_iterator(xml.begin(), xml.end(), re); it != std::sregex_iterator(); ++it) {
+    out.insert((*it)[1]);
+  }
+  return out;
+}
+
+LibvirtDomainEvents::LibvirtDomainEvents(std::string uri, RunningFn on_change)
+    : uri_(std::move(uri)), on_change_(std::move(on_change)) {}
+
+LibvirtDomainEvents::~LibvirtDomainEvents() { stop(); }
+
+void LibvirtDomainEvents::start() { thread_ = std::thread([this] { run(); }); }
+
+void LibvirtDomainEvents::stop() {
+  if (!thread_.joinable()) return;
+  stopping_ = true;
+  thread_.join();
+}
+
+void LibvirtDomainEvents::run() {
+  auto log = logger("libvirt");
+  std::call_once(g_event_impl, [] {
+    virSetErrorFunc(nullptr, ignore_errors);
+    virEventRegisterDefaultImpl();
+  });
+  // Wakes the event loop regularly so that stop() is noticed.
+  const int tick = virEventAddTimeout(200, [](int, void*) {}, nullptr, nullptr);
+  bool warned = false;
+  while (!stopping_) {
+    virConnectPtr conn = virConnectOpen(uri_.c_str());
+    if (!conn) {
+      if (!warned) {
+        virErrorPtr err = virGetLastError();
+        log->warn("libvirt {} not reachable ({}); retrying", uri_, err && err->message ? err->message : "?");
+        warned = true;
+      }
+      for (int i = 0; i < 5 && !stopping_; ++i) virEventRunDefaultImpl();  // ~1 s
+      continue;
+    }
+    warned = false;
+    log->info("watching libvirt {}", uri_);
+    LoopCtx ctx{conn, &on_change_, {}, true};
+    const int cb = virConnectDomainEventRegisterAny(conn, nullptr, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                                                    VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), &ctx, nullptr);
+    ctx.refresh();
+    while (!stopping_ && virConnectIsAlive(conn) == 1) virEventRunDefaultImpl();
+    if (cb >= 0) virConnectDomainEventDeregisterAny(conn, cb);
+    virConnectClose(conn);
+    if (!stopping_) log->warn("libvirt {} connection lost; reconnecting", uri_);
+  }
+  if (tick >= 0) virEventRemoveTimeout(tick);
+}
+
+}  // namespace cutover::agent

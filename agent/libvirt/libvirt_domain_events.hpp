@@ -1,0 +1,36 @@
+// LibvirtDomainEvents: watches this hypervisor's libvirt (its own thread with libvirt's event
+// loop) and reports which VM interfaces are *running* here, by OVS iface-id (the
+// <virtualport type='openvswitch'><parameters interfaceid='...'/> of each running domain). A
+// migrating VM's tap exists on the destination from the prepare phase on, while the VM is still
+// paused there; only RESUMED (state running) means its traffic may move. Reconnects by itself.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <set>
+#include <string>
+#include <thread>
+
+namespace cutover::agent {
+
+class LibvirtDomainEvents {
+ public:
+  using RunningFn = std::function<void(std::set<std::string> running_iface_ids)>;
+  LibvirtDomainEvents(std::string uri, RunningFn on_change);
+  ~LibvirtDomainEvents();
+  void start();
+  void stop();
+
+  // Extracts every interfaceid='...' from a domain's XML (pure; tested directly).
+  static std::set<std::string> iface_ids_from_xml(const std::string& xml);
+
+ private:
+  void run();
+
+  std::string uri_;
+  RunningFn on_change_;
+  std::thread thread_;
+  std::atomic<bool> stopping_{false};
+};
+
+}  // namespace cutover::agent
