@@ -119,6 +119,7 @@ def udp_probe(ip, port, pps, seconds, out_path):
     pps, seconds = float(pps), float(seconds)
     n = int(pps * seconds)
     start = time.monotonic()
+    start_wall = time.time()
     sent_at, echoes = {}, []
     seq = 0
     while True:
@@ -152,7 +153,7 @@ def udp_probe(ip, port, pps, seconds, out_path):
         json.dump({"sent": n, "echoed": len(got), "lost": n - len(got),
                    "duplicates": len(echoes) - len(got),
                    "max_gap_ms": round(max(gaps) * 1000, 3) if gaps else None,
-                   "max_gap_at_s": gap_at, "start": start,
+                   "max_gap_at_s": gap_at, "start": start, "start_wall": start_wall,
                    "echoes": [[round(t - start, 5), s] for t, s in echoes]}, f)
 
 
