@@ -195,12 +195,16 @@ int main(int argc, char** argv) {
   // With --libvirt-uri a port is reported up only while its domain runs here.
   std::map<std::string, std::string> iface_of_port;  // from the latest desired state
   std::optional<std::set<std::string>> running;      // iface-ids; nullopt = not watching
+  std::set<std::string> paused;                      // iface-ids paused for outgoing migration
   auto for_controller = [&](ApplyReport r) {
     if (running) {
       std::erase_if(r.bound_ports, [&](const std::string& port) {
         auto it = iface_of_port.find(port);
         return it == iface_of_port.end() || !running->count(it->second);
       });
+      for (const auto& [port, iface] : iface_of_port) {
+        if (paused.count(iface)) r.paused_ports.push_back(port);
+      }
     }
     return r;
   };
@@ -261,11 +265,13 @@ int main(int argc, char** argv) {
   std::unique_ptr<LibvirtDomainEvents> domains;
   if (!cfg.libvirt_uri.empty()) {
     running.emplace();
-    domains =
-        std::make_unique<LibvirtDomainEvents>(cfg.libvirt_uri, [&](std::set<std::string> ids) {
-          boost::asio::post(io, [&, ids = std::move(ids)] {
-            log->info("running here (libvirt): {} interface(s)", ids.size());
+    domains = std::make_unique<LibvirtDomainEvents>(
+        cfg.libvirt_uri, [&](std::set<std::string> ids, std::set<std::string> paused_ids) {
+          boost::asio::post(io, [&, ids = std::move(ids), paused_ids = std::move(paused_ids)] {
+            log->info("libvirt: {} interface(s) running here, {} paused for migration", ids.size(),
+                      paused_ids.size());
             running = ids;
+            paused = paused_ids;
             if (client) client->report(for_controller(last));
           });
         });

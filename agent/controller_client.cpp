@@ -178,7 +178,8 @@ bool ControllerClient::connected() const { return impl_->is_connected; }
 void ControllerClient::report(const ApplyReport& r) {
   std::string text;
   if (r.ok) {
-    text = wire::encode(wire::AgentMessage{wire::Ack{r.generation, r.apply_ms, r.bound_ports}});
+    text = wire::encode(
+        wire::AgentMessage{wire::Ack{r.generation, r.apply_ms, r.bound_ports, r.paused_ports}});
   } else if (r.rejected) {
     text = wire::encode(wire::AgentMessage{wire::Nack{r.generation, r.error, r.error_field}});
   } else {
@@ -189,6 +190,8 @@ void ControllerClient::report(const ApplyReport& r) {
       std::to_string(r.ok) + "|" + std::to_string(r.generation) + "|" + r.error + "|" + [&] {
         std::string s;
         for (const auto& p : r.bound_ports) s += p + ",";
+        s += "|";
+        for (const auto& p : r.paused_ports) s += p + ",";
         return s;
       }();
   if (key == impl_->last_sent) return;

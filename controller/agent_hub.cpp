@@ -159,6 +159,7 @@ void AgentHub::on_message(uint64_t session, const wire::AgentMessage& m) {
   if (auto* ack = std::get_if<wire::Ack>(&m)) {
     if (ack->generation > info.applied_generation) info.applied_generation = ack->generation;
     info.bound_ports = std::set<std::string>(ack->bound_ports.begin(), ack->bound_ports.end());
+    info.paused_ports = std::set<std::string>(ack->paused_ports.begin(), ack->paused_ports.end());
   } else if (auto* nack = std::get_if<wire::Nack>(&m)) {
     info.nacked_generation = nack->generation;
     info.last_error = nack->field.empty() ? nack->error : nack->field + ": " + nack->error;

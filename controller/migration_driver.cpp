@@ -147,7 +147,7 @@ Migration MigrationDriver::cancel(const MigrationId& id, const std::string& reas
     throw ApiError(404, "not_found", "", "no migration '" + id.str() + "'");
   const auto s = it->second.state;
   if (s != MigrationState::pending_approval && s != MigrationState::preparing &&
-      s != MigrationState::ready) {
+      s != MigrationState::ready && s != MigrationState::migrating) {
     throw ApiError(
         409, "conflict", "state",
         "migration " + id.str() + " is " + to_string(s) + " and can no longer be cancelled");
@@ -208,26 +208,43 @@ void MigrationDriver::start_prepare(Migration m) {
 }
 
 void MigrationDriver::on_agent_update(const HostId& host) {
-  std::vector<MigrationId> ready;
+  std::vector<MigrationId> waiting;
   for (const auto& [id, m] : state_.migrations()) {
-    if (m.state == MigrationState::ready && (m.destination == host || m.source == host)) {
-      ready.push_back(id);
-    }
+    const bool live = m.state == MigrationState::ready || m.state == MigrationState::migrating;
+    if (live && (m.destination == host || m.source == host)) waiting.push_back(id);
   }
-  for (const auto& id : ready) check_activation(id);
+  for (const auto& id : waiting) check_activation(id);
 }
 
 void MigrationDriver::check_activation(const MigrationId& id) {
   auto it = state_.migrations().find(id);
-  if (it == state_.migrations().end() || it->second.state != MigrationState::ready) return;
-  const Migration& m = it->second;
+  if (it == state_.migrations().end()) return;
+  if (it->second.state != MigrationState::ready && it->second.state != MigrationState::migrating) {
+    return;
+  }
+  Migration m = it->second;
   auto agent = hub_.agents().find(m.destination);
   if (agent == hub_.agents().end() || !agent->second.connected) {
     rollback(id, "destination agent " + m.destination.str() + " disconnected");
     return;
   }
   const auto& port = state_.ports().at(m.port);
-  if (agent->second.bound_ports.count(port.id.str())) cut_over(m);
+  if (agent->second.bound_ports.count(port.id.str())) {
+    cut_over(m);
+    return;
+  }
+  // The source VM paused for the final copy: open the destination's gate so that frames from
+  // now on queue in its tap and reach the VM at resume instead of being lost with the source.
+  auto source = hub_.agents().find(m.source);
+  if (m.state == MigrationState::ready && source != hub_.agents().end() &&
+      source->second.paused_ports.count(port.id.str())) {
+    stamp(m, "source_paused");
+    Port p = port;
+    p.gate_open = true;
+    transition(m, MigrationState::migrating, "");
+    stamp(m, "gate_open");
+    state_.put_port_and_migration(p, m);
+  }
 }
 
 void MigrationDriver::cut_over(Migration m) {
@@ -235,6 +252,7 @@ void MigrationDriver::cut_over(Migration m) {
   stamp(m, "destination_bound");
   p.host = m.destination;
   p.migrating_to.reset();
+  p.gate_open = false;
   transition(m, MigrationState::cutting_over, "");
   state_.put_port_and_migration(p, m);
   const uint64_t gen = state_.generation();
@@ -273,6 +291,7 @@ void MigrationDriver::rollback(const MigrationId& id, const std::string& reason)
   Port p = state_.ports().at(m.port);
   if (p.migrating_to) {
     p.migrating_to.reset();
+    p.gate_open = false;
     state_.put_port_and_migration(p, m);
   } else {
     save(m);

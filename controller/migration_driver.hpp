@@ -6,15 +6,17 @@
 //   preparing: port gets migrating_to=D (D binds it, every other VTEP delivers to S and D);
 //       │      wait until S, D and every VTEP of the VNI ACKed that generation
 //       ▼
-//   ready: wait for the port to come up on D (D's agent reports it bound)
+//   ready: wait for the port to come up on D (D's agent reports it bound; with libvirt: the
+//       │  domain *running* on D). If S reports the VM paused for the final copy first:
+//       ├──▶ migrating: D's gate opens (frames queue in D's tap and reach the VM at resume)
 //       ▼
 //   cutting_over: port.host=D, migrating_to cleared; wait until every host applied it
 //       ▼
 //   completed
 //
-//   preparing / ready / pending_approval ──(NACK, agent gone, timeout, cancel)──▶ rolled_back:
-//   migrating_to cleared, the port stays on S. Every transition is logged once, timestamped in
-//   the migration's timeline and appended to the audit log.
+//   preparing / ready / migrating / pending_approval ──(NACK, agent gone, timeout, cancel)──▶
+//   rolled_back: migrating_to and the gate cleared, the port stays on S. Every transition is logged
+//   once, timestamped in the migration's timeline and appended to the audit log.
 #pragma once
 
 #include <chrono>

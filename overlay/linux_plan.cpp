@@ -21,12 +21,16 @@ LinuxDesired plan_linux(const Topology& topo,
         out.unbound_iface_ids.push_back(port.iface_id);
         continue;
       }
-      out.ports.push_back({it->second, br, port.id.str()});
       out.bound_port_ids.push_back(port.id.str());
+      if (view.held_iface_ids.count(port.iface_id)) continue;  // gate closed: not on the bridge yet
+      out.ports.push_back({it->second, br, port.id.str()});
     }
     for (const auto& remote : view.remote_macs) {
       // A migrating port bound here is delivered locally; the other location is its fallback.
-      if (remote.local_iface_id && vm_ifnames.count(*remote.local_iface_id)) continue;
+      if (remote.local_iface_id && vm_ifnames.count(*remote.local_iface_id) &&
+          !view.held_iface_ids.count(*remote.local_iface_id)) {
+        continue;
+      }
       for (const auto& vtep : remote.vteps) out.fdb.insert({vx, remote.mac, vtep});
     }
     for (const auto& vtep : view.flood_vteps) out.fdb.insert({vx, bum, vtep});

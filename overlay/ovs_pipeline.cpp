@@ -53,10 +53,11 @@ OvsDesired translate_ovs(const Topology& topo, const OvsPortMap& ports) {
         continue;
       }
       const std::string ofport = std::to_string(it->second);
-      local_ofports.push_back(it->second);
       out.bound_port_ids.push_back(port.id.str());
       flows.push_back({kClassifyTable, 100, "in_port=" + ofport + ",dl_src=" + port.mac.to_string(),
                        "set_field:" + vni_hex + "->reg0,set_field:0->reg1,goto_table:10"});
+      if (view.held_iface_ids.count(port.iface_id)) continue;  // gate closed: deliver nothing
+      local_ofports.push_back(it->second);
       flows.push_back(
           {kL2Table, 100, in_vni + ",dl_dst=" + port.mac.to_string(), "output:" + ofport});
     }
@@ -73,7 +74,10 @@ OvsDesired translate_ovs(const Topology& topo, const OvsPortMap& ports) {
 
     for (const auto& remote : view.remote_macs) {
       // A migrating port bound here is delivered locally; the other location is its fallback.
-      if (remote.local_iface_id && ports.vm_ofports.count(*remote.local_iface_id)) continue;
+      if (remote.local_iface_id && ports.vm_ofports.count(*remote.local_iface_id) &&
+          !view.held_iface_ids.count(*remote.local_iface_id)) {
+        continue;
+      }
       std::string actions = "set_field:" + vni_hex + "->tun_id";
       bool any = false;
       for (const auto& vtep : remote.vteps) {

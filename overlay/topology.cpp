@@ -91,6 +91,7 @@ Topology build_topology(const DesiredState& state) {
         throw ParseError(at("ports", i, "iface_id"), "duplicate iface_id '" + p.iface_id + "'");
       }
       view.local_ports.push_back(p);
+      if (p.migrating_to == topo.self.id && !p.gate_open) view.held_iface_ids.insert(p.iface_id);
     }
     if (!remote.empty()) {
       std::sort(remote.begin(), remote.end());

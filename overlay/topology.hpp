@@ -29,6 +29,9 @@ struct NetworkView {
   std::vector<Port> local_ports;       // bound to this host, sorted by id
   std::vector<RemoteMac> remote_macs;  // sorted by MAC
   std::set<IpAddress> flood_vteps;     // remote VTEPs with ports in this network
+  // Ports arriving here by migration whose gate is still closed: bind them, accept frames from
+  // them, but deliver nothing to them yet (their traffic keeps going to the source).
+  std::set<std::string> held_iface_ids;
 };
 
 struct Topology {

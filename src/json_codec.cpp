@@ -109,6 +109,7 @@ json to_json(const Port& p) {
       {"network", p.network.str()}, {"iface_id", p.iface_id},   {"labels", to_json(p.labels)}};
   if (p.host) j["host"] = p.host->str();
   if (p.migrating_to) j["migrating_to"] = p.migrating_to->str();
+  if (p.gate_open) j["gate_open"] = true;
   return j;
 }
 
@@ -148,8 +149,13 @@ Port port_from_json(const json& j, const std::string& path) {
     if (!p.host) {
       throw ParseError(r.child("migrating_to"), "a port must be placed (host) to migrate");
     }
-    if (*p.migrating_to == *p.host)
+    if (*p.migrating_to == *p.host) {
       throw ParseError(r.child("migrating_to"), "must differ from host");
+    }
+  }
+  p.gate_open = r.optional_bool("gate_open").value_or(false);
+  if (p.gate_open && !p.migrating_to) {
+    throw ParseError(r.child("gate_open"), "only meaningful while migrating (migrating_to)");
   }
   r.finish();
   return p;

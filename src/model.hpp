@@ -48,6 +48,11 @@ struct Port {
   // Set while a migration prepares/executes: the destination also binds the port, and every
   // other host delivers the port's traffic to both (dual delivery).
   std::optional<HostId> migrating_to;
+  // The destination's gate: until it opens (the source VM has paused for the final copy) the
+  // destination does not deliver the port's frames to the tap, so the resumed VM does not get
+  // copies of frames the source already consumed; from then on they queue in the tap and are
+  // delivered at resume instead of being lost.
+  bool gate_open = false;
   bool operator==(const Port&) const = default;
 };
 

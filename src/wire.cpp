@@ -18,7 +18,8 @@ std::string encode(const AgentMessage& m) {
     j = {{"type", "ack"},
          {"generation", a->generation},
          {"apply_ms", a->apply_ms},
-         {"bound_ports", a->bound_ports}};
+         {"bound_ports", a->bound_ports},
+         {"paused_ports", a->paused_ports}};
   } else if (auto* n = std::get_if<Nack>(&m)) {
     j = {{"type", "nack"}, {"generation", n->generation}, {"error", n->error}, {"field", n->field}};
   }
@@ -83,6 +84,10 @@ AgentMessage decode_agent_message(const std::string& text) {
     r.for_each("bound_ports", [&](const json& e, const std::string& path) {
       if (!e.is_string()) throw ParseError(path, "expected a string");
       a.bound_ports.push_back(e.get<std::string>());
+    });
+    r.for_each("paused_ports", [&](const json& e, const std::string& path) {
+      if (!e.is_string()) throw ParseError(path, "expected a string");
+      a.paused_ports.push_back(e.get<std::string>());
     });
     out = a;
   } else if (type == "nack") {

@@ -30,7 +30,8 @@ struct Hello {
 struct Ack {
   uint64_t generation = 0;
   double apply_ms = 0;
-  std::vector<std::string> bound_ports;  // local ports the dataplane has bound right now
+  std::vector<std::string> bound_ports;   // local ports the dataplane has bound right now
+  std::vector<std::string> paused_ports;  // local ports whose VM paused for outgoing migration
 };
 struct Nack {
   uint64_t generation = 0;

@@ -18,16 +18,26 @@ std::once_flag g_event_impl;
 
 void ignore_errors(void*, virErrorPtr) {}
 
-std::set<std::string> running_ifaces(virConnectPtr conn) {
-  std::set<std::string> out;
+struct Ifaces {
+  std::set<std::string> running, paused;
+  bool operator==(const Ifaces&) const = default;
+};
+
+Ifaces domain_ifaces(virConnectPtr conn) {
+  Ifaces out;
   virDomainPtr* doms = nullptr;
   const int n = virConnectListAllDomains(conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
   for (int i = 0; i < n; ++i) {
     int state = 0, reason = 0;
-    if (virDomainGetState(doms[i], &state, &reason, 0) == 0 && state == VIR_DOMAIN_RUNNING) {
-      if (char* xml = virDomainGetXMLDesc(doms[i], 0)) {
-        for (auto& id : LibvirtDomainEvents::iface_ids_from_xml(xml)) out.insert(id);
-        std::free(xml);
+    if (virDomainGetState(doms[i], &state, &reason, 0) == 0) {
+      std::set<std::string>* into = nullptr;
+      if (state == VIR_DOMAIN_RUNNING) into = &out.running;
+      if (state == VIR_DOMAIN_PAUSED && reason == VIR_DOMAIN_PAUSED_MIGRATION) into = &out.paused;
+      if (into) {
+        if (char* xml = virDomainGetXMLDesc(doms[i], 0)) {
+          for (auto& id : LibvirtDomainEvents::iface_ids_from_xml(xml)) into->insert(id);
+          std::free(xml);
+        }
       }
     }
     virDomainFree(doms[i]);
@@ -39,14 +49,14 @@ std::set<std::string> running_ifaces(virConnectPtr conn) {
 struct LoopCtx {
   virConnectPtr conn;
   LibvirtDomainEvents::RunningFn* fn;
-  std::set<std::string> last;
+  Ifaces last;
   bool first = true;
   void refresh() {
-    auto now = running_ifaces(conn);
-    if (first || now != last) {
+    auto now = domain_ifaces(conn);
+    if (first || !(now == last)) {
       first = false;
       last = now;
-      (*fn)(now);
+      (*fn)(now.running, now.paused);
     }
   }
 };
@@ -61,7 +71,8 @@ int on_lifecycle(virConnectPtr, virDomainPtr dom, int event, int detail, void* o
 std::set<std::string> LibvirtDomainEvents::iface_ids_from_xml(const std::string& xml) {
   std::set<std::string> out;
   static const std::regex re(R"(interfaceid=['"]([^'"]+)['"])");
-  for (auto it = std::sregex_iterator(xml.begin(), xml.end(), re); it != std::sregex_iterator(); ++it) {
+  for (auto it = std::sregex_iterator(xml.begin(), xml.end(), re); it != std::sregex_iterator();
+       ++it) {
     out.insert((*it)[1]);
   }
   return out;
@@ -72,7 +83,9 @@ LibvirtDomainEvents::LibvirtDomainEvents(std::string uri, RunningFn on_change)
 
 LibvirtDomainEvents::~LibvirtDomainEvents() { stop(); }
 
-void LibvirtDomainEvents::start() { thread_ = std::thread([this] { run(); }); }
+void LibvirtDomainEvents::start() {
+  thread_ = std::thread([this] { run(); });
+}
 
 void LibvirtDomainEvents::stop() {
   if (!thread_.joinable()) return;
@@ -87,14 +100,16 @@ void LibvirtDomainEvents::run() {
     virEventRegisterDefaultImpl();
   });
   // Wakes the event loop regularly so that stop() is noticed.
-  const int tick = virEventAddTimeout(200, [](int, void*) {}, nullptr, nullptr);
+  const int tick = virEventAddTimeout(
+      200, [](int, void*) {}, nullptr, nullptr);
   bool warned = false;
   while (!stopping_) {
     virConnectPtr conn = virConnectOpen(uri_.c_str());
     if (!conn) {
       if (!warned) {
         virErrorPtr err = virGetLastError();
-        log->warn("libvirt {} not reachable ({}); retrying", uri_, err && err->message ? err->message : "?");
+        log->warn("libvirt {} not reachable ({}); retrying", uri_,
+                  err && err->message ? err->message : "?");
         warned = true;
       }
       for (int i = 0; i < 5 && !stopping_; ++i) virEventRunDefaultImpl();  // ~1 s
@@ -103,8 +118,9 @@ void LibvirtDomainEvents::run() {
     warned = false;
     log->info("watching libvirt {}", uri_);
     LoopCtx ctx{conn, &on_change_, {}, true};
-    const int cb = virConnectDomainEventRegisterAny(conn, nullptr, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
-                                                    VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), &ctx, nullptr);
+    const int cb =
+        virConnectDomainEventRegisterAny(conn, nullptr, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                                         VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), &ctx, nullptr);
     ctx.refresh();
     while (!stopping_ && virConnectIsAlive(conn) == 1) virEventRunDefaultImpl();
     if (cb >= 0) virConnectDomainEventDeregisterAny(conn, cb);

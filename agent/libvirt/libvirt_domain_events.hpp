@@ -15,7 +15,10 @@ namespace cutover::agent {
 
 class LibvirtDomainEvents {
  public:
-  using RunningFn = std::function<void(std::set<std::string> running_iface_ids)>;
+  // running: interfaces of domains running here; paused: of domains paused here for the final
+  // phase of an outgoing migration (the moment the destination may start buffering).
+  using RunningFn =
+      std::function<void(std::set<std::string> running, std::set<std::string> paused)>;
   LibvirtDomainEvents(std::string uri, RunningFn on_change);
   ~LibvirtDomainEvents();
   void start();

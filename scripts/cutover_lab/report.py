@@ -58,8 +58,8 @@ def text(results, summary):
         lines.append(f"timeline {r['hop']} (ms): {phases}")
     lines.append("")
     lines.append("lost = UDP echoes missing at 1 kpps (both directions); beyond pause = max gap - "
-                 "QEMU downtime; dups = echoes of frames delivered twice (dual delivery without a "
-                 "gate: the destination's tap queues copies while the VM still runs on the source)")
+                 "QEMU downtime; dups = echoes of frames delivered twice (frames the destination "
+                 "delivered although the source had already consumed them)")
     return "\n".join(lines)
 
 

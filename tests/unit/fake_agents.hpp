@@ -36,6 +36,7 @@ class FakeAgent {
     wire::Ack a;
     a.generation = last.generation;
     a.bound_ports.assign(bound.begin(), bound.end());
+    a.paused_ports.assign(paused.begin(), paused.end());
     hub_.on_message(session_, a);
   }
   void nack(const std::string& error) {
@@ -52,6 +53,7 @@ class FakeAgent {
   int deltas = 0;
   bool pending = false;
   std::set<std::string> bound;
+  std::set<std::string> paused;
 
  private:
   controller::AgentHub& hub_;

@@ -143,8 +143,9 @@ TEST(LinuxReconciler, LateTapIsEnslavedAndBadStateRejectedWhole) {
   EXPECT_EQ(nl.ops, ops);
 }
 
-TEST(LinuxReconciler, MigratingPortBoundHereIsDeliveredLocally) {
-  // h1 is the destination of b (h2 -> h1): once b's tap is here, no FDB entry points b away.
+TEST(LinuxReconciler, ArrivingPortIsHeldUntilTheGateOpens) {
+  // h1 is the destination of b (h2 -> h1). Its tap appears at the prepare; until the gate opens
+  // it stays off the bridge and b's traffic keeps going to h2; then it is delivered here.
   auto s = state();
   s.ports[1].migrating_to = HostId::parse("h1");
   FakeNetlinkTables nl;
@@ -153,6 +154,13 @@ TEST(LinuxReconciler, MigratingPortBoundHereIsDeliveredLocally) {
   ASSERT_TRUE(rec.reconcile(s).ok);
   EXPECT_TRUE(nl.fdb_.count(fdb("cvx100", "52:54:00:00:00:02", "192.168.100.2")));
   nl.add_tap("b");
+  auto held = rec.reconcile(s);
+  ASSERT_TRUE(held.ok);
+  EXPECT_EQ(nl.find("b").master, "");
+  EXPECT_TRUE(nl.fdb_.count(fdb("cvx100", "52:54:00:00:00:02", "192.168.100.2")));
+  EXPECT_NE(std::find(held.bound_ports.begin(), held.bound_ports.end(), "b"),
+            held.bound_ports.end());
+  s.ports[1].gate_open = true;
   ASSERT_TRUE(rec.reconcile(s).ok);
   EXPECT_FALSE(nl.fdb_.count(fdb("cvx100", "52:54:00:00:00:02", "192.168.100.2")));
   EXPECT_EQ(nl.find("b").master, "cvb100");

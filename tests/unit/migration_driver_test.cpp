@@ -222,3 +222,28 @@ TEST(MigrationDriver, RecoverAfterRestart) {
   EXPECT_NE(m.reason.find("controller restarted"), std::string::npos);
   EXPECT_FALSE(reloaded.ports().at(PortId::parse("vm")).migrating_to.has_value());
 }
+
+TEST(MigrationDriver, SourcePauseOpensTheDestinationGate) {
+  Rig rig;
+  rig.driver->create(PortId::parse("vm"), HostId::parse("d"));
+  rig.pump();
+  ASSERT_EQ(rig.mig("m1").state, MigrationState::ready);
+  EXPECT_FALSE(rig.vm().gate_open);
+  rig.clock.advance(std::chrono::milliseconds(500));
+  rig.s.paused.insert("vm");  // libvirt on s: paused for the final copy
+  rig.s.ack();
+  EXPECT_EQ(rig.mig("m1").state, MigrationState::migrating);
+  EXPECT_TRUE(rig.vm().gate_open);
+  bool d_sees_open_gate = false;
+  for (const auto& p : rig.d.last.ports) d_sees_open_gate |= p.id.str() == "vm" && p.gate_open;
+  EXPECT_TRUE(d_sees_open_gate) << "the destination must learn that its gate is open";
+  rig.pump();
+  rig.clock.advance(std::chrono::milliseconds(30));
+  rig.d.bind("vm");  // resumed on d
+  rig.pump();
+  const auto& m = rig.mig("m1");
+  EXPECT_EQ(m.state, MigrationState::completed);
+  EXPECT_FALSE(rig.vm().gate_open);
+  EXPECT_EQ(m.timeline.at("destination_bound") - m.timeline.at("gate_open"), 30000);
+  EXPECT_TRUE(m.timeline.count("source_paused"));
+}

@@ -12,7 +12,7 @@ static void forward(int sig) {
   if (child > 0) kill(child, sig);
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
   if (argc < 2) {
     fprintf(stderr, "usage: subreaper PROGRAM [ARGS...]\n");
     return 2;
