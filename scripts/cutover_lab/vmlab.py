@@ -1,0 +1,162 @@
+"""The real-VM cutover lab (used by scripts/lab and tests/e2e): a controller and three emulated
+hypervisors (netns + own OVS + cutover-agent; libvirtd on h1 and h2), a QEMU guest on h1 with
+UDP/TCP echo servers, a client on h3, and live migrations h1 <-> h2 measured from the client -
+through cutover, then (optionally) with plain OVS NORMAL learning + QEMU announce as the
+baseline. Returns the per-migration results and the report text."""
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.path.join(ROOT, "build")
+
+VM_MAC, VM_IP, VM_IFACE = "52:54:00:10:00:0a", "10.1.0.10", "6f1c2a9e-0000-4000-8000-00000000000a"
+CLI_MAC, CLI_IP = "52:54:00:00:00:99", "10.1.0.99"
+PROBE_SECONDS = 6
+
+
+class Progress:
+    def __init__(self, total):
+        self.total, self.n, self.t0 = total, 0, time.monotonic()
+
+    def step(self, msg):
+        self.n += 1
+        print(f"[{self.n}/{self.total} {time.monotonic() - self.t0:6.1f}s] {msg}", flush=True)
+
+
+def migration_state(lab, ctl, mid):
+    return json.loads(lab.ctl(ctl, "--json", "migrations", "show", mid).stdout)
+
+
+def run_hop(ctx, mode, src, dst, tag):
+    from .netlab import LabError, wait_until
+    from . import vmhost
+    lab, cli, env, traffic = ctx["lab"], ctx["cli"], ctx["env"], ctx["traffic"]
+    udp_out = os.path.join(lab.dir, f"udp-{tag}.json")
+    tcp_out = os.path.join(lab.dir, f"tcp-{tag}.json")
+    udp = lab.spawn(cli.ns, traffic + ["udp-probe", VM_IP, "7", "1000", str(PROBE_SECONDS), udp_out],
+                    f"udp-{tag}.log", env=env)
+    tcp = lab.spawn(cli.ns, traffic + ["tcp-probe", VM_IP, "7", "8", str(PROBE_SECONDS), tcp_out],
+                    f"tcp-{tag}.log", env=env)
+    time.sleep(1.0)  # a second of steady traffic before the migration starts
+    timeline = {}
+    if mode == "cutover":
+        m = json.loads(ctx["lab"].ctl(ctx["ctl"], "--json", "migrations", "create", "--port", "vm1",
+                                      "--to", dst).stdout)
+        if m["state"] not in ("preparing", "ready"):
+            raise LabError(f"migration refused: {m}")
+        wait_until("destination and VTEPs ready", lambda: migration_state(lab, ctx["ctl"], m["id"])
+                   ["state"] in ("ready", "rolled_back"), timeout=20)
+    wall, downtime = vmhost.migrate(ctx["libvirt"][src], ctx["libvirt"][dst], "vm1")
+    if mode == "cutover":
+        done = wait_until("migration completed", lambda: (lambda x: x["state"] in (
+            "completed", "rolled_back") and x)(migration_state(lab, ctx["ctl"], m["id"])), timeout=30)
+        if done["state"] != "completed":
+            raise LabError(f"migration rolled back: {done['reason']}")
+        timeline = done["timeline"]
+    udp.wait(timeout=PROBE_SECONDS + 30)
+    tcp.wait(timeout=PROBE_SECONDS + 30)
+    with open(udp_out) as f:
+        u = json.load(f)
+    with open(tcp_out) as f:
+        t = json.load(f)
+    gap = u["max_gap_ms"] or 0.0
+    phases = {k: v / 1e6 - u["start_wall"] for k, v in timeline.items()}
+    return {"mode": mode, "hop": f"{src}->{dst}", "downtime_ms": downtime, "migrate_wall_s": round(wall, 3),
+            "lost": u["lost"], "sent": u["sent"], "duplicates": u["duplicates"], "max_gap_ms": gap,
+            "beyond_pause_ms": max(0.0, gap - (downtime or 0.0)), "tcp_sessions": t["sessions"],
+            "tcp_survived": t["survived"], "tcp_max_stall_ms": t["max_stall_ms"], "timeline": timeline,
+            "phases_s": phases, "echoes": u["echoes"]}
+
+
+def to_baseline(ctx):
+    """Stops cutover's agents and turns every br-int into a plain learning switch over a VXLAN
+    star centred on the client's host (a full mesh with NORMAL would loop)."""
+    lab = ctx["lab"]
+    for a in ctx["agents"].values():
+        lab.stop(a.proc)
+    hub = lab.hosts["h3"]
+    for h in lab.hosts.values():
+        h.ofctl("del-flows", h.mgmt())
+        h.ofctl("add-flow", h.mgmt(), "priority=0,actions=NORMAL")
+        for port in h.vsctl("list-ports", "br-int").stdout.split():
+            if port.startswith("cv-"):
+                h.vsctl("del-port", "br-int", port)
+    for h in (lab.hosts["h1"], lab.hosts["h2"]):
+        h.vsctl("add-port", "br-int", f"bl-{hub.name}", "--", "set", "interface", f"bl-{hub.name}",
+                "type=vxlan", f"options:remote_ip={hub.underlay_ip}", "options:key=100")
+        hub.vsctl("add-port", "br-int", f"bl-{h.name}", "--", "set", "interface", f"bl-{h.name}",
+                  "type=vxlan", f"options:remote_ip={h.underlay_ip}", "options:key=100")
+
+
+def run(cycles=1, baseline=True, out=None, prepare=True, hops=(("h1", "h2"), ("h2", "h1"))):
+    """Runs the lab; returns (results, report text). prepare=False skips install-deps/build."""
+    from .netlab import AgentRunner, Lab, wait_until
+    from . import guest, report, vmhost
+    prog = Progress(6 + (2 if prepare else 0) + len(hops) * cycles * (2 if baseline else 1)
+                    + (1 if baseline else 0))
+    if prepare:
+        prog.step("installing dependencies (idempotent)")
+        subprocess.run([os.path.join(ROOT, "scripts", "install-deps")], check=True)
+        prog.step("building cutover (libopenvswitch is built once and reused)")
+        subprocess.run([os.path.join(ROOT, "scripts", "build")], check=True)
+    prog.step("building the guest (Debian kernel, uncompressed + busybox initramfs)")
+    g = guest.build(os.path.join(BUILD, "lab", "guest"), log=lambda m: print("    " + m))
+    ctl = os.path.join(BUILD, "cli", "cutoverctl")
+    results = []
+    with Lab("lab") as lab:
+        prog.step("starting the controller and hypervisors h1, h2, h3 (netns + OVS + cutover-agent)")
+        lab.add_underlay()
+        lab.start_controller(os.path.join(BUILD, "controller", "cutover-controller"))
+        hosts = {n: lab.add_host(n) for n in ("h1", "h2", "h3")}
+        agents = {}
+        for n, h in hosts.items():
+            extra = ["--libvirt-uri", f"qemu+tcp://{h.underlay_ip}/system"] if n != "h3" else []
+            agents[n] = AgentRunner(lab, h, os.path.join(BUILD, "agent", "cutover-agent"), extra)
+            agents[n].start(controller=True)
+        wait_until("agents connected", lambda: lab.ctl(ctl, "--json", "agents").stdout.count(
+            '"connected": true') == 3, timeout=20)
+        lab.ctl(ctl, "networks", "create", "--id", "blue", "--vni", "100")
+        lab.ctl(ctl, "ports", "create", "--id", "vm1", "--mac", VM_MAC, "--ips", VM_IP, "--network",
+                "blue", "--host", "h1", "--iface-id", VM_IFACE)
+        lab.ctl(ctl, "ports", "create", "--id", "client", "--mac", CLI_MAC, "--ips", CLI_IP,
+                "--network", "blue", "--host", "h3")
+        cli = lab.add_vm(hosts["h3"], "client", CLI_MAC, CLI_IP)
+        prog.step("starting libvirtd on h1 and h2 (private mount namespace each, subreaper)")
+        libvirt = {n: vmhost.Libvirt(lab, hosts[n], g[2]) for n in ("h1", "h2")}
+        for lv in libvirt.values():
+            lv.start()
+        prog.step("booting vm1 on h1 (QEMU TCG) and waiting for its echo servers")
+        vmhost.start_vm(libvirt["h1"], "vm1", g, VM_MAC, VM_IP, VM_IFACE)
+        env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "scripts"))
+        traffic = [sys.executable, "-m", "cutover_lab.traffic"]
+        probe = os.path.join(lab.dir, "boot-probe.json")
+
+        def echoing():
+            cli.exec(*traffic, "udp-probe", VM_IP, "7", "20", "0.2", probe, env=env)
+            with open(probe) as f:
+                return json.load(f)["echoed"] > 0
+        wait_until("guest echo", echoing, timeout=90, interval=0.2)
+        ctx = {"lab": lab, "cli": cli, "env": env, "traffic": traffic, "ctl": ctl, "libvirt": libvirt,
+               "agents": agents}
+        modes = ["cutover"] + (["baseline"] if baseline else [])
+        for mode in modes:
+            if mode == "baseline":
+                prog.step("switching to the baseline: agents stopped, OVS NORMAL learning + QEMU announce")
+                to_baseline(ctx)
+            for c in range(cycles):
+                for src, dst in hops:
+                    prog.step(f"{mode}: live-migrating vm1 {src} -> {dst} under 1 kpps UDP + 8 TCP sessions")
+                    r = run_hop(ctx, mode, src, dst, f"{mode}-{c}-{src}")
+                    print(f"    QEMU downtime {r['downtime_ms']} ms, lost {r['lost']}, max gap "
+                          f"{r['max_gap_ms']} ms, TCP {r['tcp_survived']}/{r['tcp_sessions']}")
+                    results.append(r)
+        prog.step("writing the report")
+        out = out or os.path.join(BUILD, "lab", "report")
+        os.makedirs(out, exist_ok=True)
+        text = report.write(results, out)
+    return results, text + f"\n\nreport: {out}/cutover-report.json, {out}/cutover-report.svg"
+
+
