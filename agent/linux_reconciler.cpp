@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "linux_plan.hpp"
+#include "reconcile_pass.hpp"
 #include "topology.hpp"
 
 namespace cutover::agent {
@@ -28,19 +29,7 @@ std::map<std::string, std::string> LinuxReconciler::vm_ifnames(const std::vector
 }
 
 ApplyReport LinuxReconciler::reconcile(const DesiredState& state) {
-  const auto start = std::chrono::steady_clock::now();
-  ApplyReport report;
-  report.generation = state.generation;
-  overlay::Topology topo;
-  try {
-    topo = overlay::build_topology(state);
-  } catch (const ParseError& e) {
-    report.rejected = true;
-    report.error = e.message();
-    report.error_field = e.field();
-    return report;
-  }
-  try {
+  return reconcile_pass(state, [&](const overlay::Topology& topo, ApplyReport& report) {
     auto links = nl_.links();
     std::map<std::string, NlLink> by_name;
     for (const auto& l : links) by_name[l.name] = l;
@@ -138,13 +127,7 @@ ApplyReport LinuxReconciler::reconcile(const DesiredState& state) {
     }
     for (const auto& id : desired.unbound_iface_ids) report.waiting_for.push_back("port " + id);
     report.bound_ports = desired.bound_port_ids;
-    report.ok = true;
-  } catch (const std::exception& e) {
-    report.error = e.what();
-  }
-  report.apply_ms =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  return report;
+  });
 }
 
 }  // namespace cutover::agent

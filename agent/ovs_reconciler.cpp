@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "logging.hpp"
+#include "reconcile_pass.hpp"
 #include "topology.hpp"
 
 namespace cutover::agent {
@@ -29,39 +30,23 @@ overlay::OvsPortMap OvsReconciler::port_map(const std::vector<OvsInterface>& ifa
 }
 
 ApplyReport OvsReconciler::reconcile(const DesiredState& state) {
-  const auto start = std::chrono::steady_clock::now();
-  ApplyReport report;
-  report.generation = state.generation;
-  overlay::Topology topo;
-  try {
-    topo = overlay::build_topology(state);
-  } catch (const ParseError& e) {
-    report.rejected = true;
-    report.error = e.message();
-    report.error_field = e.field();
-    return report;
-  }
-  try {
+  return reconcile_pass(state, [&](const overlay::Topology& topo, ApplyReport& report) {
     db_.ensure_bridge(config_.bridge, config_.datapath_type);
     auto ifaces = db_.interfaces();
     auto desired = overlay::translate_ovs(topo, port_map(ifaces, config_.bridge));
     sync_tunnels(desired, ifaces);
-    sync_flows(desired, report);
+    try {
+      sync_flows(desired, report);
+    } catch (const std::invalid_argument& e) {
+      // A flow the translation produced was refused by OVS's parser: our bug, not the user's.
+      throw std::runtime_error(std::string("internal translation error: ") + e.what());
+    }
     for (const auto& id : desired.unbound_iface_ids) report.waiting_for.push_back("port " + id);
     report.bound_ports = desired.bound_port_ids;
     for (const auto& ip : desired.unbound_tunnels) {
       report.waiting_for.push_back("tunnel to " + ip.to_string());
     }
-    report.ok = true;
-  } catch (const std::invalid_argument& e) {
-    // A flow the translation produced was refused by OVS's parser: our bug, not the user's.
-    report.error = std::string("internal translation error: ") + e.what();
-  } catch (const std::exception& e) {
-    report.error = e.what();
-  }
-  report.apply_ms =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  return report;
+  });
 }
 
 void OvsReconciler::sync_tunnels(const overlay::OvsDesired& desired,

@@ -4,7 +4,6 @@
 #include <netlink/netlink.h>
 #include <netlink/socket.h>
 #include <poll.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <linux/rtnetlink.h>
@@ -17,41 +16,6 @@
 namespace cutover::agent {
 
 using Clock = std::chrono::steady_clock;
-
-LinuxDataplane::LinuxDataplane(LinuxDataplaneConfig config) : config_(config) {
-  wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (wake_fd_ < 0) throw std::runtime_error("eventfd failed");
-}
-
-LinuxDataplane::~LinuxDataplane() {
-  stop();
-  close(wake_fd_);
-}
-
-void LinuxDataplane::start(ReportFn on_report) {
-  on_report_ = std::move(on_report);
-  thread_ = std::thread([this] { run(); });
-}
-
-void LinuxDataplane::set_desired(DesiredState state) {
-  {
-    std::lock_guard lock(mutex_);
-    pending_ = std::move(state);
-  }
-  wake();
-}
-
-void LinuxDataplane::stop() {
-  if (!thread_.joinable()) return;
-  stopping_ = true;
-  wake();
-  thread_.join();
-}
-
-void LinuxDataplane::wake() {
-  uint64_t one = 1;
-  [[maybe_unused]] auto n = write(wake_fd_, &one, sizeof one);
-}
 
 void LinuxDataplane::run() {
   auto log = logger("linux");
@@ -70,14 +34,10 @@ void LinuxDataplane::run() {
   std::optional<DesiredState> desired;
   bool dirty = false;
   auto next_due = Clock::time_point::max();
-  while (!stopping_) {
-    {
-      std::lock_guard lock(mutex_);
-      if (pending_) {
-        desired = std::move(pending_);
-        pending_.reset();
-        dirty = true;
-      }
+  while (!stopping()) {
+    if (auto next = take_pending()) {
+      desired = std::move(next);
+      dirty = true;
     }
     if (Clock::now() >= next_due) dirty = true;
     if (dirty && desired) {
@@ -94,7 +54,7 @@ void LinuxDataplane::run() {
       }
       next_due = Clock::now() +
                  (report.ok || report.rejected ? config_.resync_interval : config_.retry_interval);
-      if (on_report_) on_report_(report);
+      this->report(report);
     }
     int timeout = -1;
     if (next_due != Clock::time_point::max()) {
@@ -103,12 +63,9 @@ void LinuxDataplane::run() {
           std::chrono::duration_cast<std::chrono::milliseconds>(next_due - Clock::now()).count() +
               1));
     }
-    pollfd fds[2] = {{wake_fd_, POLLIN, 0}, {events_fd, POLLIN, 0}};
+    pollfd fds[2] = {{wake_fd(), POLLIN, 0}, {events_fd, POLLIN, 0}};
     const int n = poll(fds, events_fd >= 0 ? 2 : 1, timeout);
-    if (n > 0 && (fds[0].revents & POLLIN)) {
-      uint64_t drained;
-      [[maybe_unused]] auto r = read(wake_fd_, &drained, sizeof drained);
-    }
+    if (n > 0 && (fds[0].revents & POLLIN)) drain_wake();
     if (n > 0 && events_fd >= 0 && (fds[1].revents & POLLIN)) {
       char buf[16384];
       while (recv(events_fd, buf, sizeof buf, MSG_DONTWAIT) > 0) {

@@ -4,13 +4,9 @@
 // and periodically to heal drift.
 #pragma once
 
-#include <atomic>
 #include <chrono>
-#include <mutex>
-#include <optional>
-#include <thread>
 
-#include "dataplane.hpp"
+#include "dataplane_thread.hpp"
 
 namespace cutover::agent {
 
@@ -19,26 +15,15 @@ struct LinuxDataplaneConfig {
   std::chrono::milliseconds retry_interval{500};
 };
 
-class LinuxDataplane : public Dataplane {
+class LinuxDataplane : public DataplaneThread {
  public:
-  explicit LinuxDataplane(LinuxDataplaneConfig config);
-  ~LinuxDataplane() override;
-
-  void start(ReportFn on_report) override;
-  void set_desired(DesiredState state) override;
-  void stop() override;
+  explicit LinuxDataplane(LinuxDataplaneConfig config) : config_(std::move(config)) {}
+  ~LinuxDataplane() override { stop(); }
 
  private:
-  void run();
-  void wake();
+  void run() override;
 
   LinuxDataplaneConfig config_;
-  ReportFn on_report_;
-  std::thread thread_;
-  int wake_fd_ = -1;
-  std::atomic<bool> stopping_{false};
-  std::mutex mutex_;
-  std::optional<DesiredState> pending_;  // guarded by mutex_
 };
 
 }  // namespace cutover::agent

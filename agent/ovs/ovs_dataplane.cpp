@@ -1,7 +1,6 @@
 // OvsDataplane: the dedicated OVS thread and its wake-up rules.
 #include "ovs_dataplane.hpp"
 
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <stdexcept>
@@ -14,41 +13,6 @@
 namespace cutover::agent {
 
 using Clock = std::chrono::steady_clock;
-
-OvsDataplane::OvsDataplane(OvsDataplaneConfig config) : config_(std::move(config)) {
-  wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (wake_fd_ < 0) throw std::runtime_error("eventfd failed");
-}
-
-OvsDataplane::~OvsDataplane() {
-  stop();
-  close(wake_fd_);
-}
-
-void OvsDataplane::start(ReportFn on_report) {
-  on_report_ = std::move(on_report);
-  thread_ = std::thread([this] { run(); });
-}
-
-void OvsDataplane::set_desired(DesiredState state) {
-  {
-    std::lock_guard lock(mutex_);
-    pending_ = std::move(state);
-  }
-  wake();
-}
-
-void OvsDataplane::stop() {
-  if (!thread_.joinable()) return;
-  stopping_ = true;
-  wake();
-  thread_.join();
-}
-
-void OvsDataplane::wake() {
-  uint64_t one = 1;
-  [[maybe_unused]] auto n = write(wake_fd_, &one, sizeof one);
-}
 
 void OvsDataplane::run() {
   auto log = logger("ovs");
@@ -63,7 +27,7 @@ void OvsDataplane::run() {
   bool dirty = false;
   bool was_connected = false;
   auto next_due = Clock::time_point::max();
-  while (!stopping_) {
+  while (!stopping()) {
     cov_db_run(db);
     const bool connected = cov_db_connected(db) != 0;
     if (connected != was_connected) {
@@ -78,13 +42,9 @@ void OvsDataplane::run() {
         dirty = true;
       }
     }
-    {
-      std::lock_guard lock(mutex_);
-      if (pending_) {
-        desired = std::move(pending_);
-        pending_.reset();
-        dirty = true;
-      }
+    if (auto next = take_pending()) {
+      desired = std::move(next);
+      dirty = true;
     }
     const auto now = Clock::now();
     if (now >= next_due) dirty = true;
@@ -99,7 +59,7 @@ void OvsDataplane::run() {
       } else {
         next_due = Clock::now() + config_.retry_interval;
       }
-      if (on_report_) on_report_(report);
+      this->report(report);
       continue;  // re-run the IDL: our own transactions changed it
     }
     int timeout_ms = -1;
@@ -107,9 +67,8 @@ void OvsDataplane::run() {
       timeout_ms = static_cast<int>(std::max<int64_t>(
           0, std::chrono::duration_cast<std::chrono::milliseconds>(next_due - now).count() + 1));
     }
-    cov_db_wait(db, wake_fd_, timeout_ms);
-    uint64_t drained;
-    [[maybe_unused]] auto n = read(wake_fd_, &drained, sizeof drained);
+    cov_db_wait(db, wake_fd(), timeout_ms);
+    drain_wake();
   }
   cov_db_destroy(db);
 }

@@ -4,14 +4,10 @@
 // the controller), after a failure (with backoff), and periodically to heal drift.
 #pragma once
 
-#include <atomic>
 #include <chrono>
-#include <mutex>
-#include <optional>
 #include <string>
-#include <thread>
 
-#include "dataplane.hpp"
+#include "dataplane_thread.hpp"
 #include "ovs_reconciler.hpp"
 
 namespace cutover::agent {
@@ -24,26 +20,15 @@ struct OvsDataplaneConfig {
   std::chrono::milliseconds retry_interval{500};
 };
 
-class OvsDataplane : public Dataplane {
+class OvsDataplane : public DataplaneThread {
  public:
-  explicit OvsDataplane(OvsDataplaneConfig config);
-  ~OvsDataplane() override;
-
-  void start(ReportFn on_report) override;
-  void set_desired(DesiredState state) override;
-  void stop() override;
+  explicit OvsDataplane(OvsDataplaneConfig config) : config_(std::move(config)) {}
+  ~OvsDataplane() override { stop(); }
 
  private:
-  void run();
-  void wake();
+  void run() override;
 
   OvsDataplaneConfig config_;
-  ReportFn on_report_;
-  std::thread thread_;
-  int wake_fd_ = -1;
-  std::atomic<bool> stopping_{false};
-  std::mutex mutex_;
-  std::optional<DesiredState> pending_;  // guarded by mutex_
 };
 
 }  // namespace cutover::agent
