@@ -176,6 +176,9 @@ class ControllerWithAgents(unittest.TestCase):
                       for h in cls.h}
         for a in cls.agents.values():
             a.start(controller=True)
+        # Agents register their hosts when they connect: ports can only be placed on known hosts.
+        wait_until("3 agents connected", lambda: sum(
+            a["connected"] for a in cls.ctl("agents")) == 3, timeout=20)
         cls.ctl("networks", "create", "--id", "blue", "--vni", "100")
         cls.vms = {}
         for name, host, mac, ip in (("peer", "h1", "52:54:00:00:00:01", "10.1.0.1"),
