@@ -173,8 +173,9 @@ int main(int argc, char** argv) {
   ovs.reconciler.bridge = cfg.bridge;
   ovs.reconciler.datapath_type = cfg.datapath_type;
   ovs.resync_interval = std::chrono::milliseconds(cfg.resync_interval_ms);
-  PreflightConfig checks{cfg.backend == "ovs" ? ovs.ovsdb_remote : "", std::nullopt};
+  PreflightConfig checks{cfg.backend == "ovs" ? ovs.ovsdb_remote : "", std::nullopt, ""};
   if (!cfg.controller.empty()) checks.underlay_ip = client_cfg.self.underlay_ip;
+  checks.libvirt_uri = cfg.libvirt_uri;
   if (auto problems = preflight(checks); !problems.empty()) {
     for (const auto& p : problems) log->critical("preflight: {}", p);
     return 1;

@@ -7,6 +7,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+
 #include <cerrno>
 #include <cstring>
 
@@ -62,6 +65,17 @@ std::vector<std::string> preflight(const PreflightConfig& config) {
   if (config.underlay_ip && !has_local_address(*config.underlay_ip)) {
     problems.push_back("no local interface has the underlay IP " + config.underlay_ip->to_string() +
                        " (--underlay-ip); VXLAN tunnels would have no source");
+  }
+  if (!config.libvirt_uri.empty()) {
+    virSetErrorFunc(nullptr, [](void*, virErrorPtr) {});
+    if (virConnectPtr conn = virConnectOpenReadOnly(config.libvirt_uri.c_str())) {
+      virConnectClose(conn);
+    } else {
+      virErrorPtr err = virGetLastError();
+      problems.push_back("libvirt not reachable at " + config.libvirt_uri + " (" +
+                         (err && err->message ? err->message : "unknown error") +
+                         "); is libvirtd running? (--libvirt-uri)");
+    }
   }
   return problems;
 }

@@ -13,6 +13,7 @@ namespace cutover::agent {
 struct PreflightConfig {
   std::string ovsdb_remote;              // "unix:/path" is checked by connecting to it
   std::optional<IpAddress> underlay_ip;  // must be configured on a local interface
+  std::string libvirt_uri;               // if set, must accept a connection
 };
 
 // Returns one line per problem (empty = all good).

@@ -89,6 +89,10 @@ class Packages(unittest.TestCase):
                   "--underlay-ip", "192.0.2.77", "--ovs-rundir", "/nonexistent-ovs")
         self.assertEqual(res.returncode, 1)
         self.assertIn("underlay IP 192.0.2.77", res.stderr)
+        res = run(agent, "--ovs-rundir", "/nonexistent-ovs", "--desired-state", state,
+                  "--libvirt-uri", "qemu+tcp://127.0.0.1:9/system")
+        self.assertEqual(res.returncode, 1)
+        self.assertIn("libvirt not reachable at qemu+tcp://127.0.0.1:9/system", res.stderr)
         res = run(agent, "--controller", "ws://127.0.0.1:9", "--token-file", token,
                   "--underlay-ip", "not-an-ip")
         self.assertEqual(res.returncode, 2)
