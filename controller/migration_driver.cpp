@@ -250,6 +250,11 @@ void MigrationDriver::check_activation(const MigrationId& id) {
 void MigrationDriver::cut_over(Migration m) {
   Port p = state_.ports().at(m.port);
   stamp(m, "destination_bound");
+  if (m.timeline.count("source_paused")) {
+    // The VM's network pause: from the source's stop to its resume on the destination.
+    metrics_.observe_blackout(
+        static_cast<double>(m.timeline["destination_bound"] - m.timeline["source_paused"]) / 1e6);
+  }
   p.host = m.destination;
   p.migrating_to.reset();
   p.gate_open = false;

@@ -246,4 +246,6 @@ TEST(MigrationDriver, SourcePauseOpensTheDestinationGate) {
   EXPECT_FALSE(rig.vm().gate_open);
   EXPECT_EQ(m.timeline.at("destination_bound") - m.timeline.at("gate_open"), 30000);
   EXPECT_TRUE(m.timeline.count("source_paused"));
+  EXPECT_NE(rig.metrics.render({}).find("cutover_cutover_blackout_seconds_count 1"),
+            std::string::npos);
 }
