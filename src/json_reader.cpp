@@ -114,6 +114,9 @@ nlohmann::json parse_json_text(const std::string& text) {
     return nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
     throw ParseError("", "malformed JSON at byte " + std::to_string(e.byte));
+  } catch (const nlohmann::json::exception& e) {
+    // e.g. a number too large for a double (out_of_range 406): still the sender's fault.
+    throw ParseError("", std::string("invalid JSON: ") + e.what());
   }
 }
 

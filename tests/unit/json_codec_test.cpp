@@ -157,4 +157,6 @@ TEST(JsonCodec, MalformedTextGivesOffset) {
     EXPECT_NE(std::string(e.what()).find("malformed JSON at byte"), std::string::npos);
   }
   EXPECT_NO_THROW(parse_json_text("{}"));
+  // Found by fuzz_wire: a number overflowing a double is out_of_range, not parse_error.
+  EXPECT_THROW(parse_json_text("{\"host\": 66666666e6666666}"), ParseError);
 }
