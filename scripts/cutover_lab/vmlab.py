@@ -111,6 +111,11 @@ def run(cycles=1, baseline=True, out=None, prepare=True, hops=(("h1", "h2"), ("h
         lab.add_underlay()
         lab.start_controller(os.path.join(BUILD, "controller", "cutover-controller"))
         hosts = {n: lab.add_host(n) for n in ("h1", "h2", "h3")}
+        # libvirt first: an agent given --libvirt-uri refuses to start without it (preflight).
+        prog.step("starting libvirtd on h1 and h2 (private mount namespace each, subreaper)")
+        libvirt = {n: vmhost.Libvirt(lab, hosts[n], g[2]) for n in ("h1", "h2")}
+        for lv in libvirt.values():
+            lv.start()
         agents = {}
         for n, h in hosts.items():
             extra = ["--libvirt-uri", f"qemu+tcp://{h.underlay_ip}/system"] if n != "h3" else []
@@ -124,10 +129,6 @@ def run(cycles=1, baseline=True, out=None, prepare=True, hops=(("h1", "h2"), ("h
         lab.ctl(ctl, "ports", "create", "--id", "client", "--mac", CLI_MAC, "--ips", CLI_IP,
                 "--network", "blue", "--host", "h3")
         cli = lab.add_vm(hosts["h3"], "client", CLI_MAC, CLI_IP)
-        prog.step("starting libvirtd on h1 and h2 (private mount namespace each, subreaper)")
-        libvirt = {n: vmhost.Libvirt(lab, hosts[n], g[2]) for n in ("h1", "h2")}
-        for lv in libvirt.values():
-            lv.start()
         prog.step("booting vm1 on h1 (QEMU TCG) and waiting for its echo servers")
         vmhost.start_vm(libvirt["h1"], "vm1", g, VM_MAC, VM_IP, VM_IFACE)
         env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "scripts"))
