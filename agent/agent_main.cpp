@@ -13,11 +13,13 @@
 #include <optional>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "controller_client.hpp"
 #include "desired_state.hpp"
 #include "json_reader.hpp"
 #include "libvirt/libvirt_domain_events.hpp"
+#include "libvirt/libvirt_migrator.hpp"
 #include "linux/linux_dataplane.hpp"
 #include "logging.hpp"
 #include "options.hpp"
@@ -44,6 +46,7 @@ struct AgentConfig {
   std::string openflow;
   std::string backend = "ovs";
   std::string libvirt_uri;
+  std::string migration_uri;
   std::string bridge = "br-int";
   std::string datapath_type = "netdev";
   int64_t resync_interval_ms = 30000;
@@ -104,6 +107,9 @@ int main(int argc, char** argv) {
   opts.add("libvirt-uri", &cfg.libvirt_uri,
            "watch this libvirt (e.g. qemu:///system): a port counts as up here only while its "
            "domain runs here, so a migration cuts over at the destination's resume");
+  opts.add("migration-uri", &cfg.migration_uri,
+           "libvirt URI other hypervisors use to live-migrate VMs here (e.g. "
+           "qemu+tls://hv2/system); given, the controller drives migrations to this host");
   opts.add("ovs-rundir", &cfg.ovs_rundir,
            "OVS run directory: db.sock and <bridge>.mgmt are looked up here");
   opts.add("ovsdb", &cfg.ovsdb, "OVSDB remote (default: unix:<ovs-rundir>/db.sock)");
@@ -148,6 +154,7 @@ int main(int argc, char** argv) {
       }
       client_cfg.self.labels = parse_labels(cfg.labels);
       client_cfg.self.backend = cfg.backend == "linux" ? Backend::linux : Backend::ovs;
+      client_cfg.self.migration_uri = cfg.migration_uri;
     }
     if (cfg.backend != "ovs" && cfg.backend != "linux") {
       throw ParseError("--backend", "expected ovs or linux, got '" + cfg.backend + "'");
@@ -262,7 +269,29 @@ int main(int argc, char** argv) {
     }
   };
   load();
-  if (client) client->start();
+  std::vector<std::thread> migrations;  // libvirt migrations block: one thread each
+  if (client) {
+    client->on_migrate([&](const wire::Migrate& m) {
+      if (cfg.libvirt_uri.empty()) {
+        client->migration_failed(m.migration, "this agent has no --libvirt-uri");
+        return;
+      }
+      log->info("migration {}: live-migrating the VM with interface {} to {}", m.migration,
+                m.iface_id, m.destination_uri);
+      migrations.emplace_back([&, m] {
+        auto error = libvirt_migrate(cfg.libvirt_uri, m.iface_id, m.destination_uri);
+        boost::asio::post(io, [&, m, error] {
+          if (error.empty()) {
+            log->info("migration {}: libvirt finished", m.migration);
+          } else {
+            log->error("migration {}: {}", m.migration, error);
+            client->migration_failed(m.migration, error);
+          }
+        });
+      });
+    });
+    client->start();
+  }
   std::unique_ptr<LibvirtDomainEvents> domains;
   if (!cfg.libvirt_uri.empty()) {
     running.emplace();
@@ -302,6 +331,7 @@ int main(int argc, char** argv) {
               ovs.ovsdb_remote, ovs.openflow_target, source);
   }
   io.run();
+  for (auto& t : migrations) t.join();
   if (domains) domains->stop();
   if (client) client->stop();
   dataplane.stop();

@@ -55,6 +55,7 @@ struct ControllerClient::Impl : std::enable_shared_from_this<Impl> {
   std::chrono::milliseconds backoff{100};
   std::string last_sent;
   std::optional<DesiredState> current;  // what the controller has sent on this connection
+  MigrateFn on_migrate;
   std::shared_ptr<spdlog::logger> log = logger("channel");
 
   void connect() {
@@ -103,6 +104,11 @@ struct ControllerClient::Impl : std::enable_shared_from_this<Impl> {
       self->buffer.consume(self->buffer.size());
       try {
         auto msg = wire::decode_controller_message(text);
+        if (auto* mig = std::get_if<wire::Migrate>(&msg)) {
+          if (self->on_migrate) self->on_migrate(*mig);
+          self->read();
+          return;
+        }
         if (auto* d = std::get_if<wire::Desired>(&msg)) {
           self->current = std::move(d->state);
         } else if (self->current) {
@@ -174,6 +180,12 @@ void ControllerClient::stop() {
 }
 
 bool ControllerClient::connected() const { return impl_->is_connected; }
+
+void ControllerClient::on_migrate(MigrateFn fn) { impl_->on_migrate = std::move(fn); }
+
+void ControllerClient::migration_failed(const std::string& migration, const std::string& error) {
+  impl_->send(wire::encode(wire::AgentMessage{wire::MigrationFailed{migration, error}}));
+}
 
 void ControllerClient::report(const ApplyReport& r) {
   std::string text;

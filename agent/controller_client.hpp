@@ -15,6 +15,7 @@
 #include "apply_report.hpp"
 #include "desired_state.hpp"
 #include "model.hpp"
+#include "wire.hpp"
 
 namespace cutover::agent {
 
@@ -28,6 +29,7 @@ struct ControllerClientConfig {
 class ControllerClient {
  public:
   using DesiredFn = std::function<void(DesiredState)>;
+  using MigrateFn = std::function<void(const wire::Migrate&)>;
   ControllerClient(boost::asio::io_context& io, ControllerClientConfig config,
                    DesiredFn on_desired);
   ~ControllerClient();
@@ -37,6 +39,9 @@ class ControllerClient {
   // the dataplane and not reported. Repeats are suppressed unless something changed.
   void report(const ApplyReport& r);
   bool connected() const;
+  // Commands from the controller to live-migrate a VM (set before start()).
+  void on_migrate(MigrateFn fn);
+  void migration_failed(const std::string& migration, const std::string& error);
 
  private:
   struct Impl;

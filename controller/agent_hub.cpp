@@ -160,6 +160,11 @@ void AgentHub::on_message(uint64_t session, const wire::AgentMessage& m) {
     if (ack->generation > info.applied_generation) info.applied_generation = ack->generation;
     info.bound_ports = std::set<std::string>(ack->bound_ports.begin(), ack->bound_ports.end());
     info.paused_ports = std::set<std::string>(ack->paused_ports.begin(), ack->paused_ports.end());
+  } else if (auto* failed = std::get_if<wire::MigrationFailed>(&m)) {
+    logger("hub")->warn("agent {}: migration {} failed: {}", it->second.host.str(),
+                        failed->migration, failed->error);
+    if (on_migration_failed) on_migration_failed(failed->migration, failed->error);
+    return;
   } else if (auto* nack = std::get_if<wire::Nack>(&m)) {
     info.nacked_generation = nack->generation;
     info.last_error = nack->field.empty() ? nack->error : nack->field + ": " + nack->error;
@@ -212,6 +217,13 @@ void AgentHub::check_waiters() {
     }
   }
   for (auto& [fn, result] : fire) fn(result.first, result.second);
+}
+
+bool AgentHub::send_to(const HostId& host, const std::string& text) {
+  auto it = session_of_.find(host);
+  if (it == session_of_.end()) return false;
+  sessions_.at(it->second).send(text);
+  return true;
 }
 
 size_t AgentHub::connected_count() const { return sessions_.size(); }

@@ -58,6 +58,11 @@ class AgentHub {
 
   // Called after any agent connects, disconnects, ACKs or NACKs (the migration driver listens).
   std::function<void(const HostId&)> on_agent_update;
+  // A source agent reports that the libvirt migration it was asked to run failed.
+  std::function<void(const std::string& migration, const std::string& error)> on_migration_failed;
+
+  // Sends a message to a connected agent; false if it is not connected.
+  bool send_to(const HostId& host, const std::string& text);
 
  private:
   struct Session {

@@ -157,6 +157,9 @@ int main(int argc, char** argv) {
     MigrationDriver migrations(state, hub, scheduler, metrics, policy);
     state.on_change = [&](uint64_t, const ChangeSet& c) { hub.publish(c); };
     hub.on_agent_update = [&](const HostId& h) { migrations.on_agent_update(h); };
+    hub.on_migration_failed = [&](const std::string& id, const std::string& error) {
+      migrations.on_migration_failed(id, error);
+    };
     migrations.recover();
     RestApi api(state, hub, migrations, metrics, cfg.insecure_no_token ? "" : cfg.token,
                 kOpenApiYaml);

@@ -201,10 +201,29 @@ void MigrationDriver::start_prepare(Migration m) {
     stamp(m, "prepared");
     stamp(m, "all_vteps_ready");
     transition(m, MigrationState::ready, "");
+    drive(m);
     save(m);
     arm_timer(id, policy_.activation_timeout, "port never came up on the destination");
     check_activation(id);
   });
+}
+
+void MigrationDriver::drive(Migration& m) {
+  const auto& dest = state_.hosts().at(m.destination);
+  if (dest.migration_uri.empty()) return;  // migrated by someone else (virsh, Nova, a test)
+  const auto& port = state_.ports().at(m.port);
+  wire::Migrate cmd{m.id.str(), port.iface_id, dest.migration_uri};
+  if (hub_.send_to(m.source, wire::encode(wire::ControllerMessage{cmd}))) {
+    stamp(m, "migration_started");
+    audit(m, "migration_started", "source agent asked to live-migrate to " + dest.migration_uri);
+  }
+}
+
+void MigrationDriver::on_migration_failed(const std::string& migration, const std::string& error) {
+  try {
+    rollback(MigrationId::parse(migration), "live migration failed: " + error);
+  } catch (const ParseError&) {
+  }
 }
 
 void MigrationDriver::on_agent_update(const HostId& host) {

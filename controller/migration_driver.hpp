@@ -58,6 +58,8 @@ class MigrationDriver {
 
   // Re-evaluates active migrations after an agent event.
   void on_agent_update(const HostId& host);
+  // The source agent could not run the live migration it was asked for.
+  void on_migration_failed(const std::string& migration, const std::string& error);
   // After a controller restart: finish or roll back migrations that were in flight.
   void recover();
 
@@ -70,6 +72,9 @@ class MigrationDriver {
   std::string policy_refusal(const Port& p, const HostId& to) const;
   void start_prepare(Migration m);
   void check_activation(const MigrationId& id);
+  // When the destination publishes a migration URI, cutover itself starts the live migration:
+  // the source agent calls libvirt (peer-to-peer) once every VTEP is ready.
+  void drive(Migration& m);
   void cut_over(Migration m);
   void rollback(const MigrationId& id, const std::string& reason);
   std::vector<HostId> hosts_involved(const Port& p) const;

@@ -57,10 +57,12 @@ json to_json(const Labels& l) {
 }
 
 json to_json(const Host& h) {
-  return {{"id", h.id.str()},
-          {"underlay_ip", h.underlay_ip.to_string()},
-          {"backend", to_string(h.backend)},
-          {"labels", to_json(h.labels)}};
+  json j = {{"id", h.id.str()},
+            {"underlay_ip", h.underlay_ip.to_string()},
+            {"backend", to_string(h.backend)},
+            {"labels", to_json(h.labels)}};
+  if (!h.migration_uri.empty()) j["migration_uri"] = h.migration_uri;
+  return j;
 }
 
 Host host_from_json(const json& j, const std::string& path) {
@@ -79,6 +81,12 @@ Host host_from_json(const json& j, const std::string& path) {
                      "unknown backend '" + backend + "': expected ovs or linux");
   }
   h.labels = labels_from_json(r, "labels");
+  h.migration_uri = r.optional_string("migration_uri").value_or("");
+  if (!printable(h.migration_uri, 256) || h.migration_uri.find(' ') != std::string::npos ||
+      (!h.migration_uri.empty() && h.migration_uri.find("://") == std::string::npos)) {
+    throw ParseError(r.child("migration_uri"),
+                     "expected a libvirt URI such as qemu+tls://hv2/system");
+  }
   r.finish();
   return h;
 }

@@ -26,6 +26,9 @@ struct Host {
   IpAddress underlay_ip;  // VXLAN tunnel endpoint
   Backend backend = Backend::ovs;
   Labels labels;
+  // How other hypervisors' libvirt reaches this one for a live migration (e.g.
+  // qemu+tls://hv2/system); empty = cutover does not drive migrations to this host.
+  std::string migration_uri;
   bool operator==(const Host&) const = default;
 };
 

@@ -20,6 +20,8 @@ std::string encode(const AgentMessage& m) {
          {"apply_ms", a->apply_ms},
          {"bound_ports", a->bound_ports},
          {"paused_ports", a->paused_ports}};
+  } else if (auto* f = std::get_if<MigrationFailed>(&m)) {
+    j = {{"type", "migration_failed"}, {"migration", f->migration}, {"error", f->error}};
   } else if (auto* n = std::get_if<Nack>(&m)) {
     j = {{"type", "nack"}, {"generation", n->generation}, {"error", n->error}, {"field", n->field}};
   }
@@ -27,6 +29,13 @@ std::string encode(const AgentMessage& m) {
 }
 
 std::string encode(const ControllerMessage& m) {
+  if (const auto* mig = std::get_if<Migrate>(&m)) {
+    return json{{"type", "migrate"},
+                {"migration", mig->migration},
+                {"iface_id", mig->iface_id},
+                {"destination_uri", mig->destination_uri}}
+        .dump();
+  }
   if (const auto* d = std::get_if<Desired>(&m)) {
     return json{{"type", "desired"}, {"state", to_json(d->state)}}.dump();
   }
@@ -96,6 +105,11 @@ AgentMessage decode_agent_message(const std::string& text) {
     n.error = r.required_string("error");
     n.field = r.optional_string("field").value_or("");
     out = n;
+  } else if (type == "migration_failed") {
+    MigrationFailed f;
+    f.migration = r.required_string("migration");
+    f.error = r.required_string("error");
+    out = f;
   } else {
     throw ParseError("type", "unknown message type '" + type + "'");
   }
@@ -126,6 +140,14 @@ ControllerMessage decode_controller_message(const std::string& text) {
     });
     r.finish();
     return d;
+  }
+  if (type == "migrate") {
+    Migrate m;
+    m.migration = r.required_string("migration");
+    m.iface_id = r.required_string("iface_id");
+    m.destination_uri = r.required_string("destination_uri");
+    r.finish();
+    return m;
   }
   if (type != "desired") throw ParseError("type", "unknown message type '" + type + "'");
   const auto* s = r.raw("state");

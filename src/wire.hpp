@@ -41,6 +41,17 @@ struct Nack {
 struct Desired {
   DesiredState state;
 };
+// controller -> source agent: live-migrate the VM owning this interface (libvirt peer-to-peer).
+struct Migrate {
+  std::string migration;
+  std::string iface_id;
+  std::string destination_uri;
+};
+// source agent -> controller: the libvirt migration failed (success shows as the port coming up).
+struct MigrationFailed {
+  std::string migration;
+  std::string error;
+};
 struct Delta {
   uint64_t generation = 0;
   std::vector<Host> upsert_hosts;
@@ -48,8 +59,8 @@ struct Delta {
   std::vector<PortId> remove_ports;
 };
 
-using AgentMessage = std::variant<Hello, Ack, Nack>;
-using ControllerMessage = std::variant<Desired, Delta>;
+using AgentMessage = std::variant<Hello, Ack, Nack, MigrationFailed>;
+using ControllerMessage = std::variant<Desired, Delta, Migrate>;
 
 // Applies a delta to the state it follows (hosts and ports replaced by id, ports removed).
 void apply(DesiredState& state, const Delta& delta);

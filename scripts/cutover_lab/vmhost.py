@@ -153,6 +153,15 @@ def start_vm(lv, name, guest_files, mac, ip, iface_id):
     return console
 
 
+def completed_downtime(dst, name):
+    """QEMU-reported downtime (ms) of the last migration into dst, from libvirt's job info."""
+    info = dst.virsh("domjobinfo", "--completed", name, check=False).stdout
+    for line in info.splitlines():
+        if line.startswith("Total downtime:"):
+            return float(line.split(":")[1].split()[0])
+    return None
+
+
 def migrate(src, dst, name, timeout=120):
     """Live-migrates peer-to-peer; returns (wall seconds, QEMU-reported downtime ms or None)."""
     t0 = time.monotonic()
@@ -160,9 +169,4 @@ def migrate(src, dst, name, timeout=120):
     wall = time.monotonic() - t0
     if res.returncode != 0:
         raise LabError(f"virsh migrate {name} {src.host.name} -> {dst.host.name}: {res.stderr.strip()}")
-    info = dst.virsh("domjobinfo", "--completed", name, check=False).stdout
-    downtime = None
-    for line in info.splitlines():
-        if line.startswith("Total downtime:"):
-            downtime = float(line.split(":")[1].split()[0])
-    return wall, downtime
+    return wall, completed_downtime(dst, name)

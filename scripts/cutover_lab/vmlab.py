@@ -42,20 +42,23 @@ def run_hop(ctx, mode, src, dst, tag):
                     f"tcp-{tag}.log", env=env)
     time.sleep(1.0)  # a second of steady traffic before the migration starts
     timeline = {}
+    t0 = time.monotonic()
     if mode == "cutover":
+        # cutover drives it: prepare, then the source agent live-migrates (libvirt p2p).
         m = json.loads(ctx["lab"].ctl(ctx["ctl"], "--json", "migrations", "create", "--port", "vm1",
                                       "--to", dst).stdout)
         if m["state"] not in ("preparing", "ready"):
             raise LabError(f"migration refused: {m}")
-        wait_until("destination and VTEPs ready", lambda: migration_state(lab, ctx["ctl"], m["id"])
-                   ["state"] in ("ready", "rolled_back"), timeout=20)
-    wall, downtime = vmhost.migrate(ctx["libvirt"][src], ctx["libvirt"][dst], "vm1")
-    if mode == "cutover":
         done = wait_until("migration completed", lambda: (lambda x: x["state"] in (
-            "completed", "rolled_back") and x)(migration_state(lab, ctx["ctl"], m["id"])), timeout=30)
+            "completed", "rolled_back") and x)(migration_state(lab, ctx["ctl"], m["id"])), timeout=60)
         if done["state"] != "completed":
             raise LabError(f"migration rolled back: {done['reason']}")
         timeline = done["timeline"]
+        wall = time.monotonic() - t0
+        downtime = wait_until("libvirt job info", lambda: vmhost.completed_downtime(
+            ctx["libvirt"][dst], "vm1"), timeout=10)
+    else:
+        wall, downtime = vmhost.migrate(ctx["libvirt"][src], ctx["libvirt"][dst], "vm1")
     udp.wait(timeout=PROBE_SECONDS + 30)
     tcp.wait(timeout=PROBE_SECONDS + 30)
     with open(udp_out) as f:
@@ -118,7 +121,8 @@ def run(cycles=1, baseline=True, out=None, prepare=True, hops=(("h1", "h2"), ("h
             lv.start()
         agents = {}
         for n, h in hosts.items():
-            extra = ["--libvirt-uri", f"qemu+tcp://{h.underlay_ip}/system"] if n != "h3" else []
+            uri = f"qemu+tcp://{h.underlay_ip}/system"
+            extra = ["--libvirt-uri", uri, "--migration-uri", uri] if n != "h3" else []
             agents[n] = AgentRunner(lab, h, os.path.join(BUILD, "agent", "cutover-agent"), extra)
             agents[n].start(controller=True)
         wait_until("agents connected", lambda: lab.ctl(ctl, "--json", "agents").stdout.count(

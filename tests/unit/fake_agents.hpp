@@ -22,6 +22,9 @@ class FakeAgent {
       auto msg = wire::decode_controller_message(text);
       if (auto* d = std::get_if<wire::Desired>(&msg)) {
         last = d->state;
+      } else if (auto* m = std::get_if<wire::Migrate>(&msg)) {
+        migrate_commands.push_back(*m);
+        return;
       } else {
         wire::apply(last, std::get<wire::Delta>(msg));
         ++deltas;
@@ -47,10 +50,14 @@ class FakeAgent {
     ack();
   }
   void set_auto_ack(bool v) { auto_ack_ = v; }
+  void report_migration_failed(const std::string& migration, const std::string& error) {
+    hub_.on_message(session_, wire::MigrationFailed{migration, error});
+  }
 
   DesiredState last;
   int received = 0;
   int deltas = 0;
+  std::vector<wire::Migrate> migrate_commands;
   bool pending = false;
   std::set<std::string> bound;
   std::set<std::string> paused;

@@ -26,6 +26,9 @@ struct Rig {
     driver = std::make_unique<MigrationDriver>(state, hub, clock, metrics, policy);
     state.on_change = [this](uint64_t, const ChangeSet& c) { hub.publish(c); };
     hub.on_agent_update = [this](const HostId& h) { driver->on_agent_update(h); };
+    hub.on_migration_failed = [this](const std::string& id, const std::string& e) {
+      driver->on_migration_failed(id, e);
+    };
     for (auto [id, ip, labels] : {std::tuple{"s", "10.0.0.1", Labels{}},
                                   std::tuple{"d", "10.0.0.2", Labels{{"public", "1"}}},
                                   std::tuple{"r", "10.0.0.3", Labels{}}}) {
@@ -248,4 +251,31 @@ TEST(MigrationDriver, SourcePauseOpensTheDestinationGate) {
   EXPECT_TRUE(m.timeline.count("source_paused"));
   EXPECT_NE(rig.metrics.render({}).find("cutover_cutover_blackout_seconds_count 1"),
             std::string::npos);
+}
+
+TEST(MigrationDriver, DrivesTheLiveMigrationWhenTheDestinationPublishesAUri) {
+  Rig rig;
+  auto d = rig.state.hosts().at(HostId::parse("d"));
+  d.migration_uri = "qemu+tls://d/system";
+  rig.state.put_host(d);
+  rig.pump();
+  rig.driver->create(PortId::parse("vm"), HostId::parse("d"));
+  rig.pump();
+  ASSERT_EQ(rig.mig("m1").state, MigrationState::ready);
+  ASSERT_EQ(rig.s.migrate_commands.size(), 1u);
+  EXPECT_EQ(rig.s.migrate_commands[0].destination_uri, "qemu+tls://d/system");
+  EXPECT_EQ(rig.s.migrate_commands[0].iface_id, "vm");
+  EXPECT_TRUE(rig.mig("m1").timeline.count("migration_started"));
+  rig.s.report_migration_failed("m1", "operation failed: migration out of memory");
+  EXPECT_EQ(rig.mig("m1").state, MigrationState::rolled_back);
+  EXPECT_NE(rig.mig("m1").reason.find("out of memory"), std::string::npos);
+  EXPECT_FALSE(rig.vm().migrating_to.has_value());
+}
+
+TEST(MigrationDriver, DoesNotDriveWithoutADestinationUri) {
+  Rig rig;
+  rig.driver->create(PortId::parse("vm"), HostId::parse("d"));
+  rig.pump();
+  EXPECT_TRUE(rig.s.migrate_commands.empty());
+  EXPECT_FALSE(rig.mig("m1").timeline.count("migration_started"));
 }
