@@ -204,6 +204,7 @@ int main(int argc, char** argv) {
   std::map<std::string, std::string> iface_of_port;  // from the latest desired state
   std::optional<std::set<std::string>> running;      // iface-ids; nullopt = not watching
   std::set<std::string> paused;                      // iface-ids paused for outgoing migration
+  std::set<std::string> local_ifaces;                // iface-ids the state places here
   auto for_controller = [&](ApplyReport r) {
     if (running) {
       std::erase_if(r.bound_ports, [&](const std::string& port) {
@@ -213,12 +214,20 @@ int main(int argc, char** argv) {
       for (const auto& [port, iface] : iface_of_port) {
         if (paused.count(iface)) r.paused_ports.push_back(port);
       }
+      // A VM running here whose port the state places elsewhere: migrated by someone else.
+      for (const auto& iface : *running) {
+        if (!local_ifaces.count(iface)) r.foreign_running.push_back(iface);
+      }
     }
     return r;
   };
   auto remember = [&](const DesiredState& state) {
     iface_of_port.clear();
-    for (const auto& p : state.ports) iface_of_port[p.id.str()] = p.iface_id;
+    local_ifaces.clear();
+    for (const auto& p : state.ports) {
+      iface_of_port[p.id.str()] = p.iface_id;
+      if (p.host == state.host || p.migrating_to == state.host) local_ifaces.insert(p.iface_id);
+    }
   };
   if (!cfg.controller.empty()) {
     client = std::make_unique<ControllerClient>(io, client_cfg, [&](DesiredState state) {

@@ -15,9 +15,10 @@ struct ApplyReport {
   std::string error;
   std::string error_field;
   size_t added = 0, modified = 0, removed = 0;
-  std::vector<std::string> waiting_for;   // ports/tunnels the state names but the switch lacks
-  std::vector<std::string> bound_ports;   // ids of local ports the switch has bound
-  std::vector<std::string> paused_ports;  // local ports whose VM paused for outgoing migration
+  std::vector<std::string> waiting_for;      // ports/tunnels the state names but the switch lacks
+  std::vector<std::string> bound_ports;      // ids of local ports the switch has bound
+  std::vector<std::string> paused_ports;     // local ports whose VM paused for outgoing migration
+  std::vector<std::string> foreign_running;  // VMs running here the state does not place here
   double apply_ms = 0;
 };
 

@@ -190,8 +190,8 @@ void ControllerClient::migration_failed(const std::string& migration, const std:
 void ControllerClient::report(const ApplyReport& r) {
   std::string text;
   if (r.ok) {
-    text = wire::encode(
-        wire::AgentMessage{wire::Ack{r.generation, r.apply_ms, r.bound_ports, r.paused_ports}});
+    text = wire::encode(wire::AgentMessage{
+        wire::Ack{r.generation, r.apply_ms, r.bound_ports, r.paused_ports, r.foreign_running}});
   } else if (r.rejected) {
     text = wire::encode(wire::AgentMessage{wire::Nack{r.generation, r.error, r.error_field}});
   } else {
@@ -204,6 +204,8 @@ void ControllerClient::report(const ApplyReport& r) {
         for (const auto& p : r.bound_ports) s += p + ",";
         s += "|";
         for (const auto& p : r.paused_ports) s += p + ",";
+        s += "|";
+        for (const auto& p : r.foreign_running) s += p + ",";
         return s;
       }();
   if (key == impl_->last_sent) return;

@@ -160,6 +160,8 @@ void AgentHub::on_message(uint64_t session, const wire::AgentMessage& m) {
     if (ack->generation > info.applied_generation) info.applied_generation = ack->generation;
     info.bound_ports = std::set<std::string>(ack->bound_ports.begin(), ack->bound_ports.end());
     info.paused_ports = std::set<std::string>(ack->paused_ports.begin(), ack->paused_ports.end());
+    info.foreign_running =
+        std::set<std::string>(ack->foreign_running.begin(), ack->foreign_running.end());
   } else if (auto* failed = std::get_if<wire::MigrationFailed>(&m)) {
     logger("hub")->warn("agent {}: migration {} failed: {}", it->second.host.str(),
                         failed->migration, failed->error);

@@ -19,11 +19,12 @@ namespace cutover::controller {
 
 struct AgentInfo {
   bool connected = false;
-  std::set<std::string> bound_ports;   // from the last ACK
-  std::set<std::string> paused_ports;  // from the last ACK
-  uint64_t sent_generation = 0;        // generation of the last slice sent
-  uint64_t applied_generation = 0;     // last ACKed
-  std::string last_error;              // last NACK
+  std::set<std::string> bound_ports;      // from the last ACK
+  std::set<std::string> paused_ports;     // from the last ACK
+  std::set<std::string> foreign_running;  // iface-ids of VMs running there, placed elsewhere
+  uint64_t sent_generation = 0;           // generation of the last slice sent
+  uint64_t applied_generation = 0;        // last ACKed
+  std::string last_error;                 // last NACK
   uint64_t nacked_generation = 0;
 };
 

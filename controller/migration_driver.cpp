@@ -226,6 +226,37 @@ void MigrationDriver::on_migration_failed(const std::string& migration, const st
   }
 }
 
+void MigrationDriver::adopt_external(const HostId& host) {
+  auto agent = hub_.agents().find(host);
+  if (agent == hub_.agents().end()) return;
+  for (const auto& iface : agent->second.foreign_running) {
+    const Port* port = nullptr;
+    for (const auto& [id, p] : state_.ports()) {
+      if (p.iface_id == iface) port = &p;
+    }
+    if (!port || !port->host || *port->host == host || port->migrating_to) continue;
+    bool active = false;
+    for (const auto& [id, m] : state_.migrations())
+      active |= m.port == port->id && !is_terminal(m.state);
+    if (active) continue;
+    Migration m;
+    m.id = MigrationId::parse("m" + std::to_string(state_.migrations().size() + 1));
+    for (size_t n = state_.migrations().size() + 2; state_.migrations().count(m.id); ++n) {
+      m.id = MigrationId::parse("m" + std::to_string(n));
+    }
+    m.port = port->id;
+    m.source = *port->host;
+    m.destination = host;
+    stamp(m, "requested");
+    stamp(m, "detected_external");
+    audit(m, "detected_external", "running on " + host.str() + " without a cutover migration");
+    Port moved = *port;
+    moved.migrating_to = host;  // cut_over() moves it from here
+    state_.put_port_and_migration(moved, m);
+    cut_over(m);
+  }
+}
+
 void MigrationDriver::on_agent_update(const HostId& host) {
   std::vector<MigrationId> waiting;
   for (const auto& [id, m] : state_.migrations()) {
@@ -233,6 +264,7 @@ void MigrationDriver::on_agent_update(const HostId& host) {
     if (live && (m.destination == host || m.source == host)) waiting.push_back(id);
   }
   for (const auto& id : waiting) check_activation(id);
+  adopt_external(host);
 }
 
 void MigrationDriver::check_activation(const MigrationId& id) {

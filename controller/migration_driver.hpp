@@ -75,6 +75,10 @@ class MigrationDriver {
   // When the destination publishes a migration URI, cutover itself starts the live migration:
   // the source agent calls libvirt (peer-to-peer) once every VTEP is ready.
   void drive(Migration& m);
+  // A VM runs on `host` although its port is placed elsewhere and no migration is under way:
+  // someone migrated it outside cutover (virsh, Nova). Follow it: record the migration and cut
+  // over at once.
+  void adopt_external(const HostId& host);
   void cut_over(Migration m);
   void rollback(const MigrationId& id, const std::string& reason);
   std::vector<HostId> hosts_involved(const Port& p) const;

@@ -19,7 +19,8 @@ std::string encode(const AgentMessage& m) {
          {"generation", a->generation},
          {"apply_ms", a->apply_ms},
          {"bound_ports", a->bound_ports},
-         {"paused_ports", a->paused_ports}};
+         {"paused_ports", a->paused_ports},
+         {"foreign_running", a->foreign_running}};
   } else if (auto* f = std::get_if<MigrationFailed>(&m)) {
     j = {{"type", "migration_failed"}, {"migration", f->migration}, {"error", f->error}};
   } else if (auto* n = std::get_if<Nack>(&m)) {
@@ -97,6 +98,10 @@ AgentMessage decode_agent_message(const std::string& text) {
     r.for_each("paused_ports", [&](const json& e, const std::string& path) {
       if (!e.is_string()) throw ParseError(path, "expected a string");
       a.paused_ports.push_back(e.get<std::string>());
+    });
+    r.for_each("foreign_running", [&](const json& e, const std::string& path) {
+      if (!e.is_string()) throw ParseError(path, "expected a string");
+      a.foreign_running.push_back(e.get<std::string>());
     });
     out = a;
   } else if (type == "nack") {

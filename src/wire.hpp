@@ -30,8 +30,9 @@ struct Hello {
 struct Ack {
   uint64_t generation = 0;
   double apply_ms = 0;
-  std::vector<std::string> bound_ports;   // local ports the dataplane has bound right now
-  std::vector<std::string> paused_ports;  // local ports whose VM paused for outgoing migration
+  std::vector<std::string> bound_ports;      // local ports the dataplane has bound right now
+  std::vector<std::string> paused_ports;     // local ports whose VM paused for outgoing migration
+  std::vector<std::string> foreign_running;  // iface-ids running here that are not ours
 };
 struct Nack {
   uint64_t generation = 0;

@@ -41,7 +41,8 @@ std::string libvirt_migrate(const std::string& local_uri, const std::string& ifa
   } else {
     const unsigned flags = VIR_MIGRATE_LIVE | VIR_MIGRATE_PEER2PEER;
     if (virDomainMigrateToURI3(target, destination_uri.c_str(), nullptr, 0, flags) != 0) {
-      error = last_error(std::string("migrate ") + virDomainGetName(target) + " to " + destination_uri);
+      error =
+          last_error(std::string("migrate ") + virDomainGetName(target) + " to " + destination_uri);
     }
     virDomainFree(target);
   }

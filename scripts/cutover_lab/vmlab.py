@@ -59,6 +59,14 @@ def run_hop(ctx, mode, src, dst, tag):
             ctx["libvirt"][dst], "vm1"), timeout=10)
     else:
         wall, downtime = vmhost.migrate(ctx["libvirt"][src], ctx["libvirt"][dst], "vm1")
+        if mode == "external":
+            # cutover follows: wait until the controller placed the port on the destination.
+            port = wait_until("controller to follow the external migration", lambda: (
+                lambda p: p["host"] == dst and p)(json.loads(lab.ctl(ctx["ctl"], "--json", "ports",
+                                                                      "show", "vm1").stdout)), timeout=30)
+            mig = [m for m in json.loads(lab.ctl(ctx["ctl"], "--json", "migrations").stdout)
+                   if m["port"] == "vm1" and "detected_external" in m["timeline"]]
+            timeline = mig[-1]["timeline"] if mig else {}
     udp.wait(timeout=PROBE_SECONDS + 30)
     tcp.wait(timeout=PROBE_SECONDS + 30)
     with open(udp_out) as f:
@@ -94,12 +102,13 @@ def to_baseline(ctx):
                   "type=vxlan", f"options:remote_ip={h.underlay_ip}", "options:key=100")
 
 
-def run(cycles=1, baseline=True, out=None, prepare=True, hops=(("h1", "h2"), ("h2", "h1"))):
+def run(cycles=1, baseline=True, out=None, prepare=True, hops=(("h1", "h2"), ("h2", "h1")),
+        external=True):
     """Runs the lab; returns (results, report text). prepare=False skips install-deps/build."""
     from .netlab import AgentRunner, Lab, wait_until
     from . import guest, report, vmhost
-    prog = Progress(6 + (2 if prepare else 0) + len(hops) * cycles * (2 if baseline else 1)
-                    + (1 if baseline else 0))
+    nmodes = 1 + (1 if baseline else 0) + (1 if external else 0)
+    prog = Progress(6 + (2 if prepare else 0) + len(hops) * cycles * nmodes + (1 if baseline else 0))
     if prepare:
         prog.step("installing dependencies (idempotent)")
         subprocess.run([os.path.join(ROOT, "scripts", "install-deps")], check=True)
@@ -146,7 +155,9 @@ def run(cycles=1, baseline=True, out=None, prepare=True, hops=(("h1", "h2"), ("h
         wait_until("guest echo", echoing, timeout=90, interval=0.2)
         ctx = {"lab": lab, "cli": cli, "env": env, "traffic": traffic, "ctl": ctl, "libvirt": libvirt,
                "agents": agents}
-        modes = ["cutover"] + (["baseline"] if baseline else [])
+        # external: the same VM migrated with plain virsh while cutover runs - the agents see
+        # it running on the destination and the controller follows (no prepare, no gate).
+        modes = ["cutover"] + (["external"] if external else []) + (["baseline"] if baseline else [])
         for mode in modes:
             if mode == "baseline":
                 prog.step("switching to the baseline: agents stopped, OVS NORMAL learning + QEMU announce")

@@ -23,7 +23,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 class VmMigration(unittest.TestCase):
     def test_live_migration_through_cutover(self):
         from cutover_lab import vmlab
-        results, text = vmlab.run(cycles=1, baseline=False, prepare=False, hops=(("h1", "h2"),))
+        results, text = vmlab.run(cycles=1, baseline=False, prepare=False, hops=(("h1", "h2"),),
+                                  external=False)
         print(text)
         self.assertEqual(len(results), 1)
         r = results[0]

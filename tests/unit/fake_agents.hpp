@@ -40,6 +40,7 @@ class FakeAgent {
     a.generation = last.generation;
     a.bound_ports.assign(bound.begin(), bound.end());
     a.paused_ports.assign(paused.begin(), paused.end());
+    a.foreign_running.assign(foreign.begin(), foreign.end());
     hub_.on_message(session_, a);
   }
   void nack(const std::string& error) {
@@ -61,6 +62,7 @@ class FakeAgent {
   bool pending = false;
   std::set<std::string> bound;
   std::set<std::string> paused;
+  std::set<std::string> foreign;
 
  private:
   controller::AgentHub& hub_;

@@ -279,3 +279,20 @@ TEST(MigrationDriver, DoesNotDriveWithoutADestinationUri) {
   EXPECT_TRUE(rig.s.migrate_commands.empty());
   EXPECT_FALSE(rig.mig("m1").timeline.count("migration_started"));
 }
+
+TEST(MigrationDriver, FollowsAMigrationStartedOutsideCutover) {
+  Rig rig;
+  rig.d.foreign.insert("vm");  // virsh migrate: the VM now runs on d, cutover was not asked
+  rig.d.ack();
+  rig.pump();
+  const auto& m = rig.mig("m1");
+  EXPECT_EQ(m.state, MigrationState::completed);
+  EXPECT_EQ(m.source, HostId::parse("s"));
+  EXPECT_EQ(m.destination, HostId::parse("d"));
+  EXPECT_TRUE(m.timeline.count("detected_external"));
+  EXPECT_EQ(rig.vm().host, HostId::parse("d"));
+  // Once the state places it on d, d no longer reports it as foreign: nothing more happens.
+  rig.d.foreign.clear();
+  rig.d.ack();
+  EXPECT_EQ(rig.state.migrations().size(), 1u);
+}
