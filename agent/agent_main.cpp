@@ -54,15 +54,6 @@ struct AgentConfig {
   std::string log_format = "text";
 };
 
-std::string read_first_line(const std::string& path, const std::string& flag) {
-  std::ifstream in(path);
-  if (!in) throw ParseError(flag, "cannot read '" + path + "'");
-  std::string line;
-  std::getline(in, line);
-  while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
-  return line;
-}
-
 Labels parse_labels(const std::string& text) {
   Labels labels;
   std::stringstream ss(text);
@@ -132,7 +123,7 @@ int main(int argc, char** argv) {
     }
     if (!cfg.controller.empty()) {
       parse_controller_url(cfg.controller, client_cfg);
-      if (!cfg.token_file.empty()) cfg.token = read_first_line(cfg.token_file, "--token-file");
+      if (!cfg.token_file.empty()) cfg.token = read_token_file(cfg.token_file);
       if (cfg.token.empty())
         throw ParseError("--token-file", "the controller needs the shared token");
       client_cfg.token = cfg.token;

@@ -321,9 +321,7 @@ int main(int argc, char** argv) {
     if (!opts.parse(argc, argv)) return 0;
     std::string token;
     if (!f.token_file.empty()) {
-      std::ifstream in(f.token_file);
-      if (!in) throw Fail("--token-file: cannot read '" + f.token_file + "'");
-      std::getline(in, token);
+      token = read_token_file(f.token_file);
     } else if (const char* t = std::getenv("CUTOVER_TOKEN")) {
       token = t;
     }

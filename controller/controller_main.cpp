@@ -44,16 +44,6 @@ struct ControllerConfig {
   std::string log_format = "text";
 };
 
-std::string read_token(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw ParseError("--token-file", "cannot read '" + path + "'");
-  std::string t;
-  std::getline(in, t);
-  while (!t.empty() && (t.back() == '\r' || t.back() == ' ')) t.pop_back();
-  if (t.empty()) throw ParseError("--token-file", "'" + path + "' is empty");
-  return t;
-}
-
 std::vector<PlacementRule> parse_forbid(const std::string& text) {
   std::vector<PlacementRule> rules;
   std::stringstream ss(text);
@@ -120,7 +110,7 @@ int main(int argc, char** argv) {
     log_cfg.level = parse_log_level(cfg.log_level, "--log-level");
     log_cfg.format = parse_log_format(cfg.log_format, "--log-format");
     listen = parse_listen(cfg.listen);
-    if (!cfg.token_file.empty()) cfg.token = read_token(cfg.token_file);
+    if (!cfg.token_file.empty()) cfg.token = read_token_file(cfg.token_file);
     if (cfg.token.empty() && !cfg.insecure_no_token) {
       throw ParseError("--token",
                        "a shared token is required (--token-file FILE or --token T); "

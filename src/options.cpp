@@ -11,6 +11,16 @@
 
 namespace cutover {
 
+std::string read_token_file(const std::string& path, const std::string& flag) {
+  std::ifstream in(path);
+  if (!in) throw ParseError(flag, "cannot read '" + path + "'");
+  std::string token;
+  std::getline(in, token);
+  while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
+  if (token.empty()) throw ParseError(flag, "'" + path + "' is empty");
+  return token;
+}
+
 Options::Options(std::string program, std::string summary)
     : program_(std::move(program)), summary_(std::move(summary)) {}
 

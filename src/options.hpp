@@ -14,6 +14,10 @@
 
 namespace cutover {
 
+// Reads a shared-token file: its first line, trailing blanks removed. Throws ParseError naming
+// `flag` when the file cannot be read or the token is empty.
+std::string read_token_file(const std::string& path, const std::string& flag = "--token-file");
+
 class Options {
  public:
   Options(std::string program, std::string summary);
