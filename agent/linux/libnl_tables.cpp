@@ -217,9 +217,10 @@ void LibnlTables::set_up(const std::string& name) {
   check(rtnl_link_change(sk_, orig.get(), change.get(), 0), "set " + name + " up");
 }
 
-void LibnlTables::fdb_add(const NlFdb& e) {
+// An AF_BRIDGE neighbour (VXLAN FDB entry with a remote) for add or delete.
+static NeighPtr fdb_neigh(int ifindex, const NlFdb& e) {
   NeighPtr n(rtnl_neigh_alloc());
-  rtnl_neigh_set_ifindex(n.get(), ifindex(e.dev));
+  rtnl_neigh_set_ifindex(n.get(), ifindex);
   // The destination first: libnl refuses an address whose family differs from the entry's,
   // and the entry's family must end up AF_BRIDGE.
   auto dst = to_nl(e.dst);
@@ -227,22 +228,18 @@ void LibnlTables::fdb_add(const NlFdb& e) {
   rtnl_neigh_set_family(n.get(), AF_BRIDGE);
   auto ll = to_nl(e.mac);
   rtnl_neigh_set_lladdr(n.get(), ll.get());
-  rtnl_neigh_set_state(n.get(), NUD_NOARP | NUD_PERMANENT);
   rtnl_neigh_set_flags(n.get(), NTF_SELF);
+  return n;
+}
+
+void LibnlTables::fdb_add(const NlFdb& e) {
+  auto n = fdb_neigh(ifindex(e.dev), e);
+  rtnl_neigh_set_state(n.get(), NUD_NOARP | NUD_PERMANENT);
   check(rtnl_neigh_add(sk_, n.get(), NLM_F_CREATE | NLM_F_APPEND), fdb_what("add", e));
 }
 
 void LibnlTables::fdb_del(const NlFdb& e) {
-  NeighPtr n(rtnl_neigh_alloc());
-  rtnl_neigh_set_ifindex(n.get(), ifindex(e.dev));
-  // The destination first: libnl refuses an address whose family differs from the entry's,
-  // and the entry's family must end up AF_BRIDGE.
-  auto dst = to_nl(e.dst);
-  check(rtnl_neigh_set_dst(n.get(), dst.get()), "fdb dst " + e.dst.to_string());
-  rtnl_neigh_set_family(n.get(), AF_BRIDGE);
-  auto ll = to_nl(e.mac);
-  rtnl_neigh_set_lladdr(n.get(), ll.get());
-  rtnl_neigh_set_flags(n.get(), NTF_SELF);
+  auto n = fdb_neigh(ifindex(e.dev), e);
   check(rtnl_neigh_delete(sk_, n.get(), 0), fdb_what("delete", e));
 }
 
