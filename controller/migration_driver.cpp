@@ -16,6 +16,13 @@ MigrationDriver::MigrationDriver(ControllerState& state, AgentHub& hub, Schedule
       metrics_(metrics),
       policy_(std::move(policy)) {}
 
+MigrationId MigrationDriver::next_id() const {
+  for (size_t n = state_.migrations().size() + 1;; ++n) {
+    auto id = MigrationId::parse("m" + std::to_string(n));
+    if (!state_.migrations().count(id)) return id;
+  }
+}
+
 size_t MigrationDriver::active_count() const {
   size_t n = 0;
   for (const auto& [id, m] : state_.migrations()) n += is_terminal(m.state) ? 0 : 1;
@@ -99,10 +106,7 @@ Migration MigrationDriver::create(const PortId& port_id, const HostId& to,
     }
   }
   Migration m;
-  m.id = MigrationId::parse("m" + std::to_string(state_.migrations().size() + 1));
-  for (size_t n = state_.migrations().size() + 2; state_.migrations().count(m.id); ++n) {
-    m.id = MigrationId::parse("m" + std::to_string(n));
-  }
+  m.id = next_id();
   m.port = port_id;
   m.source = *port.host;
   m.destination = to;
@@ -240,10 +244,7 @@ void MigrationDriver::adopt_external(const HostId& host) {
       active |= m.port == port->id && !is_terminal(m.state);
     if (active) continue;
     Migration m;
-    m.id = MigrationId::parse("m" + std::to_string(state_.migrations().size() + 1));
-    for (size_t n = state_.migrations().size() + 2; state_.migrations().count(m.id); ++n) {
-      m.id = MigrationId::parse("m" + std::to_string(n));
-    }
+    m.id = next_id();
     m.port = port->id;
     m.source = *port->host;
     m.destination = host;

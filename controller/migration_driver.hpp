@@ -66,6 +66,7 @@ class MigrationDriver {
   size_t active_count() const;
 
  private:
+  MigrationId next_id() const;  // "m<N>", the first N not taken
   void transition(Migration& m, MigrationState to, const std::string& reason = "");
   void stamp(Migration& m, const std::string& phase);
   void save(const Migration& m);
