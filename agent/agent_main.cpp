@@ -178,7 +178,7 @@ int main(int argc, char** argv) {
     for (const auto& p : problems) log->critical("preflight: {}", p);
     return 1;
   }
-  std::unique_ptr<Dataplane> dataplane_ptr;
+  std::unique_ptr<DataplaneThread> dataplane_ptr;
   if (cfg.backend == "linux") {
     LinuxDataplaneConfig lc;
     lc.resync_interval = ovs.resync_interval;
@@ -186,7 +186,7 @@ int main(int argc, char** argv) {
   } else {
     dataplane_ptr = std::make_unique<OvsDataplane>(ovs);
   }
-  Dataplane& dataplane = *dataplane_ptr;
+  DataplaneThread& dataplane = *dataplane_ptr;
 
   StatusFile status(cfg.status_file);
   ApplyReport last;
@@ -232,6 +232,22 @@ int main(int argc, char** argv) {
       dataplane.set_desired(std::move(state));
     });
   }
+  dataplane.on_announce([&](const AnnounceRound& r) {
+    boost::asio::post(io, [&, r] {
+      if (r.failed) {
+        log->warn("announce {} round {}/{}: {} frames sent, {} failed: {}", r.port, r.round + 1,
+                  r.rounds, r.frames, r.failed, r.error);
+      } else {
+        log->info("announce {} round {}/{}: {} frames sent", r.port, r.round + 1, r.rounds,
+                  r.frames);
+      }
+      if (client) {
+        client->announced(wire::Announced{
+            r.port, static_cast<int64_t>(r.round), static_cast<int64_t>(r.rounds),
+            static_cast<int64_t>(r.frames), static_cast<int64_t>(r.failed), r.error});
+      }
+    });
+  });
   dataplane.start([&](const ApplyReport& report) {
     boost::asio::post(io, [&, report] {
       const bool changed = report.ok != last.ok || report.generation != last.generation ||

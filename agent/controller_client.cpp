@@ -183,6 +183,10 @@ bool ControllerClient::connected() const { return impl_->is_connected; }
 
 void ControllerClient::on_migrate(MigrateFn fn) { impl_->on_migrate = std::move(fn); }
 
+void ControllerClient::announced(const wire::Announced& round) {
+  impl_->send(wire::encode(wire::AgentMessage{round}));
+}
+
 void ControllerClient::migration_failed(const std::string& migration, const std::string& error) {
   impl_->send(wire::encode(wire::AgentMessage{wire::MigrationFailed{migration, error}}));
 }

@@ -42,6 +42,8 @@ class ControllerClient {
   // Commands from the controller to live-migrate a VM (set before start()).
   void on_migrate(MigrateFn fn);
   void migration_failed(const std::string& migration, const std::string& error);
+  // Tells the controller an announcement round went out (dropped while disconnected).
+  void announced(const wire::Announced& round);
 
  private:
   struct Impl;

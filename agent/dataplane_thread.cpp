@@ -4,6 +4,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace cutover::agent {
@@ -53,6 +54,29 @@ std::optional<DesiredState> DataplaneThread::take_pending() {
   std::optional<DesiredState> out = std::move(pending_);
   pending_.reset();
   return out;
+}
+
+void DataplaneThread::announce(const DesiredState& state, const ApplyReport& report,
+                               FrameSink& sink) {
+  if (report.ok) announcer_.after_apply(state, report.bound_ports, Announcer::Clock::now());
+  announce_due(sink);
+}
+
+void DataplaneThread::announce_due(FrameSink& sink) {
+  for (const auto& round : announcer_.run_due(Announcer::Clock::now(), sink)) {
+    if (on_announce_) on_announce_(round);
+  }
+}
+
+int DataplaneThread::announce_timeout(int timeout_ms) const {
+  auto due = announcer_.next_due();
+  if (!due) return timeout_ms;
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(*due - Announcer::Clock::now())
+          .count() +
+      1;
+  const int until = static_cast<int>(std::max<int64_t>(0, ms));
+  return timeout_ms < 0 ? until : std::min(timeout_ms, until);
 }
 
 }  // namespace cutover::agent

@@ -5,10 +5,12 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <thread>
 
+#include "announcer.hpp"
 #include "dataplane.hpp"
 
 namespace cutover::agent {
@@ -20,6 +22,9 @@ class DataplaneThread : public Dataplane {
   void set_desired(DesiredState state) override;
   // Joins the thread; derived destructors must call it before their members go away.
   void stop() override;
+  // Reports of cutover announcement rounds (on the backend's thread). Set before start().
+  using AnnounceFn = std::function<void(const AnnounceRound&)>;
+  void on_announce(AnnounceFn fn) { on_announce_ = std::move(fn); }
 
  protected:
   DataplaneThread();
@@ -31,10 +36,18 @@ class DataplaneThread : public Dataplane {
   void report(const ApplyReport& r) {
     if (on_report_) on_report_(r);
   }
+  // After a reconcile: a confirmed apply may make ports arrive (scheduling their announcement
+  // rounds); then sends the rounds that are due. Call announce_due() when the loop wakes.
+  void announce(const DesiredState& state, const ApplyReport& report, FrameSink& sink);
+  void announce_due(FrameSink& sink);
+  // A poll timeout (ms, -1 = none) shortened to the next announcement round.
+  int announce_timeout(int timeout_ms) const;
 
  private:
   void wake();
   ReportFn on_report_;
+  AnnounceFn on_announce_;
+  Announcer announcer_;
   std::thread thread_;
   int wake_fd_ = -1;
   std::atomic<bool> stopping_{false};

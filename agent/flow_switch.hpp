@@ -40,6 +40,9 @@ class FlowSwitch {
   // Applies all mods atomically, tagging/restricting them to `cookie`; returns once the switch
   // confirmed (bundle commit + barrier). Throws std::runtime_error; then nothing was applied.
   virtual void bundle(const std::vector<FlowMod>& mods, uint64_t cookie) = 0;
+  // Injects a frame as if it had arrived on in_port (it runs through the installed pipeline);
+  // returns once the switch confirmed. Throws std::runtime_error.
+  virtual void packet_out(int64_t in_port, const std::vector<uint8_t>& frame) = 0;
 };
 
 }  // namespace cutover::agent

@@ -230,6 +230,32 @@ void MigrationDriver::on_migration_failed(const std::string& migration, const st
   }
 }
 
+void MigrationDriver::on_announced(const HostId& host, const wire::Announced& round) {
+  auto requested_at = [](const Migration& m) {
+    auto it = m.timeline.find("requested");
+    return it == m.timeline.end() ? int64_t{0} : it->second;
+  };
+  const Migration* latest = nullptr;
+  for (const auto& [id, m] : state_.migrations()) {
+    if (m.port.str() != round.port || m.destination != host) continue;
+    if (m.state == MigrationState::rejected || m.state == MigrationState::rolled_back) continue;
+    if (!latest || requested_at(m) >= requested_at(*latest)) latest = &m;
+  }
+  if (!latest) return;  // not a migration of ours (e.g. placed here by hand)
+  Migration m = *latest;
+  m.announcements += round.frames;
+  stamp(m, "garps_sent");
+  if (round.round + 1 == round.rounds) {
+    stamp(m, "garps_done");
+    audit(
+        m, "announced",
+        std::to_string(m.announcements) + " GARP/NA/RARP frames in " +
+            std::to_string(round.rounds) + " rounds" +
+            (round.failed ? "; " + std::to_string(round.failed) + " failed: " + round.error : ""));
+  }
+  save(m);
+}
+
 void MigrationDriver::adopt_external(const HostId& host) {
   auto agent = hub_.agents().find(host);
   if (agent == hub_.agents().end()) return;

@@ -60,6 +60,9 @@ class MigrationDriver {
   void on_agent_update(const HostId& host);
   // The source agent could not run the live migration it was asked for.
   void on_migration_failed(const std::string& migration, const std::string& error);
+  // The destination sent a round of GARP/NA/RARP for a port that arrived there: counted on the
+  // port's latest migration to that host; timeline garps_sent (first round), garps_done (last).
+  void on_announced(const HostId& host, const wire::Announced& round);
   // After a controller restart: finish or roll back migrations that were in flight.
   void recover();
 

@@ -178,7 +178,8 @@ json to_json(const Migration& m) {
           {"destination", m.destination.str()},
           {"state", to_string(m.state)},
           {"reason", m.reason},
-          {"timeline", timeline}};
+          {"timeline", timeline},
+          {"announcements", m.announcements}};
 }
 
 Migration migration_from_json(const json& j, const std::string& path) {
@@ -193,6 +194,7 @@ Migration migration_from_json(const json& j, const std::string& path) {
   if (!s) throw ParseError(r.child("state"), "unknown migration state '" + state + "'");
   m.state = *s;
   m.reason = r.optional_string("reason").value_or("");
+  if (r.raw("announcements")) m.announcements = r.required_int("announcements", 0, INT64_MAX);
   if (const auto* t = r.raw("timeline")) {
     JsonReader tr(*t, r.child("timeline"));
     for (const auto& [k, v] : t->items()) {

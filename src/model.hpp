@@ -83,6 +83,7 @@ struct Migration {
   MigrationState state = MigrationState::requested;
   std::string reason;                       // why it was rejected / rolled back
   std::map<std::string, int64_t> timeline;  // phase name -> unix time in microseconds
+  int64_t announcements = 0;                // GARP/NA/RARP frames the destination sent at cutover
   bool operator==(const Migration&) const = default;
 };
 

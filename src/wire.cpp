@@ -23,6 +23,10 @@ std::string encode(const AgentMessage& m) {
          {"foreign_running", a->foreign_running}};
   } else if (auto* f = std::get_if<MigrationFailed>(&m)) {
     j = {{"type", "migration_failed"}, {"migration", f->migration}, {"error", f->error}};
+  } else if (auto* an = std::get_if<Announced>(&m)) {
+    j = {{"type", "announced"},  {"port", an->port},     {"round", an->round},
+         {"rounds", an->rounds}, {"frames", an->frames}, {"failed", an->failed}};
+    if (!an->error.empty()) j["error"] = an->error;
   } else if (auto* n = std::get_if<Nack>(&m)) {
     j = {{"type", "nack"}, {"generation", n->generation}, {"error", n->error}, {"field", n->field}};
   }
@@ -115,6 +119,16 @@ AgentMessage decode_agent_message(const std::string& text) {
     f.migration = r.required_string("migration");
     f.error = r.required_string("error");
     out = f;
+  } else if (type == "announced") {
+    Announced an;
+    an.port = r.required_string("port");
+    an.round = r.required_int("round", 0, 1000);
+    an.rounds = r.required_int("rounds", 1, 1000);
+    an.frames = r.required_int("frames", 0, 1000000);
+    an.failed = r.required_int("failed", 0, 1000000);
+    an.error = r.optional_string("error").value_or("");
+    if (an.round >= an.rounds) throw ParseError("round", "must be below rounds");
+    out = an;
   } else {
     throw ParseError("type", "unknown message type '" + type + "'");
   }

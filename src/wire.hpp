@@ -5,6 +5,8 @@
 //                        ack {generation, bound_ports}  that generation is applied
 //                                              (barrier-confirmed); which local ports are bound
 //                        nack {generation, error, field}
+//                        migration_failed {migration, error}
+//                        announced {port, round, rounds, frames, failed, error}
 //   controller -> agent: desired {state}       the host's whole DesiredState with its generation
 //                                              (on connect, and when the host's networks change)
 //                        delta {generation, upsert_hosts, upsert_ports, remove_ports}
@@ -53,6 +55,16 @@ struct MigrationFailed {
   std::string migration;
   std::string error;
 };
+// destination agent -> controller: one paced round of cutover announcements (GARP/NA per IP plus
+// a RARP) went out for a port that just arrived on it.
+struct Announced {
+  std::string port;
+  int64_t round = 0;   // 0-based
+  int64_t rounds = 0;  // in the agent's schedule
+  int64_t frames = 0;  // sent in this round
+  int64_t failed = 0;  // could not be sent
+  std::string error;   // of the last failure, if any
+};
 struct Delta {
   uint64_t generation = 0;
   std::vector<Host> upsert_hosts;
@@ -60,7 +72,7 @@ struct Delta {
   std::vector<PortId> remove_ports;
 };
 
-using AgentMessage = std::variant<Hello, Ack, Nack, MigrationFailed>;
+using AgentMessage = std::variant<Hello, Ack, Nack, MigrationFailed, Announced>;
 using ControllerMessage = std::variant<Desired, Delta, Migrate>;
 
 // Applies a delta to the state it follows (hosts and ports replaced by id, ports removed).

@@ -1,21 +1,57 @@
 // LinuxDataplane: thread, link-event subscription and wake-up rules.
 #include "linux_dataplane.hpp"
 
+#include <linux/if_packet.h>
+#include <net/ethernet.h>
+#include <net/if.h>
 #include <netlink/netlink.h>
 #include <netlink/socket.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <linux/rtnetlink.h>
+#include <cerrno>
+#include <cstring>
 #include <stdexcept>
 
 #include "libnl_tables.hpp"
+#include "linux_plan.hpp"
 #include "linux_reconciler.hpp"
 #include "logging.hpp"
 
 namespace cutover::agent {
 
 using Clock = std::chrono::steady_clock;
+
+namespace {
+// Announcements are transmitted on the network's bridge: the bridge floods them to its ports,
+// the VXLAN device among them (which sends them to every VTEP of the VNI through the all-zero
+// FDB entries).
+class BridgeFrameSink : public FrameSink {
+ public:
+  ~BridgeFrameSink() override {
+    if (fd_ >= 0) close(fd_);
+  }
+  void send(const Port&, uint32_t vni, const overlay::Frame& frame) override {
+    if (fd_ < 0) fd_ = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+    if (fd_ < 0) throw std::runtime_error(std::string("AF_PACKET socket: ") + strerror(errno));
+    const auto bridge = overlay::linux_bridge_name(vni);
+    sockaddr_ll to{};
+    to.sll_family = AF_PACKET;
+    to.sll_ifindex = static_cast<int>(if_nametoindex(bridge.c_str()));
+    to.sll_halen = ETH_ALEN;
+    if (to.sll_ifindex == 0) throw std::runtime_error(bridge + ": no such device");
+    if (sendto(fd_, frame.data(), frame.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to) <
+        0) {
+      throw std::runtime_error("send on " + bridge + ": " + strerror(errno));
+    }
+  }
+
+ private:
+  int fd_ = -1;
+};
+}  // namespace
 
 void LinuxDataplane::run() {
   auto log = logger("linux");
@@ -31,6 +67,7 @@ void LinuxDataplane::run() {
     log->warn("cannot subscribe to link events; relying on periodic resync");
   }
 
+  BridgeFrameSink sink;
   std::optional<DesiredState> desired;
   bool dirty = false;
   auto next_due = Clock::time_point::max();
@@ -55,6 +92,7 @@ void LinuxDataplane::run() {
       next_due = Clock::now() +
                  (report.ok || report.rejected ? config_.resync_interval : config_.retry_interval);
       this->report(report);
+      announce(*desired, report, sink);
     }
     int timeout = -1;
     if (next_due != Clock::time_point::max()) {
@@ -64,7 +102,8 @@ void LinuxDataplane::run() {
               1));
     }
     pollfd fds[2] = {{wake_fd(), POLLIN, 0}, {events_fd, POLLIN, 0}};
-    const int n = poll(fds, events_fd >= 0 ? 2 : 1, timeout);
+    const int n = poll(fds, events_fd >= 0 ? 2 : 1, announce_timeout(timeout));
+    announce_due(sink);
     if (n > 0 && (fds[0].revents & POLLIN)) drain_wake();
     if (n > 0 && events_fd >= 0 && (fds[1].revents & POLLIN)) {
       char buf[16384];

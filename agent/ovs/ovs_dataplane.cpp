@@ -14,6 +14,27 @@ namespace cutover::agent {
 
 using Clock = std::chrono::steady_clock;
 
+namespace {
+// Announcements leave as if the VM sent them: a packet-out with in_port = the VM's ofport through
+// the pipeline, so they reach local ports and every VTEP of the network like its own broadcast.
+class OvsFrameSink : public FrameSink {
+ public:
+  OvsFrameSink(FlowSwitch& flows, OvsdbIdlSwitch& db, std::string bridge)
+      : flows_(flows), db_(db), bridge_(std::move(bridge)) {}
+  void send(const Port& port, uint32_t, const overlay::Frame& frame) override {
+    const auto map = OvsReconciler::port_map(db_.interfaces(), bridge_);
+    auto it = map.vm_ofports.find(port.iface_id);
+    if (it == map.vm_ofports.end()) throw std::runtime_error(port.iface_id + " is not bound");
+    flows_.packet_out(it->second, frame);
+  }
+
+ private:
+  FlowSwitch& flows_;
+  OvsdbIdlSwitch& db_;
+  std::string bridge_;
+};
+}  // namespace
+
 void OvsDataplane::run() {
   auto log = logger("ovs");
   cov_init();
@@ -21,6 +42,7 @@ void OvsDataplane::run() {
   OvsdbIdlSwitch ovsdb(db);
   OvsFlowSwitch flows(config_.openflow_target);
   OvsReconciler reconciler(config_.reconciler, flows, ovsdb);
+  OvsFrameSink sink(flows, ovsdb, config_.reconciler.bridge);
 
   std::optional<DesiredState> desired;
   std::vector<OvsInterface> last_ifaces;
@@ -60,6 +82,7 @@ void OvsDataplane::run() {
         next_due = Clock::now() + config_.retry_interval;
       }
       this->report(report);
+      announce(*desired, report, sink);
       continue;  // re-run the IDL: our own transactions changed it
     }
     int timeout_ms = -1;
@@ -67,8 +90,9 @@ void OvsDataplane::run() {
       timeout_ms = static_cast<int>(std::max<int64_t>(
           0, std::chrono::duration_cast<std::chrono::milliseconds>(next_due - now).count() + 1));
     }
-    cov_db_wait(db, wake_fd(), timeout_ms);
+    cov_db_wait(db, wake_fd(), announce_timeout(timeout_ms));
     drain_wake();
+    if (connected) announce_due(sink);
   }
   cov_db_destroy(db);
 }

@@ -96,4 +96,12 @@ void OvsFlowSwitch::bundle(const std::vector<FlowMod>& mods, uint64_t cookie) {
   }
 }
 
+void OvsFlowSwitch::packet_out(int64_t in_port, const std::vector<uint8_t>& frame) {
+  char* err = nullptr;
+  if (cov_of_packet_out(connection(), in_port, frame.data(), frame.size(), &err) != 0) {
+    disconnect();
+    throw std::runtime_error(take(err));
+  }
+}
+
 }  // namespace cutover::agent

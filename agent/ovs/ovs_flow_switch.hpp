@@ -21,6 +21,7 @@ class OvsFlowSwitch : public FlowSwitch {
   FlowEntry normalize(const std::string& flow, bool canonical = true) override;
   std::vector<FlowEntry> dump(uint64_t cookie) override;
   void bundle(const std::vector<FlowMod>& mods, uint64_t cookie) override;
+  void packet_out(int64_t in_port, const std::vector<uint8_t>& frame) override;
 
  private:
   cov_of* connection();

@@ -24,6 +24,7 @@
 #include "openvswitch/ofp-errors.h"
 #include "openvswitch/ofp-flow.h"
 #include "openvswitch/ofp-msgs.h"
+#include "openvswitch/ofp-packet.h"
 #include "openvswitch/ofp-print.h"
 #include "openvswitch/ofp-protocol.h"
 #include "openvswitch/ofp-util.h"
@@ -167,6 +168,26 @@ static int barrier(cov_of* of, char** err) {
   ofpbuf_delete(reply);
   if (error) return set_err(err, error, "barrier failed: %s", ovs_strerror(error));
   return 0;
+}
+
+int cov_of_packet_out(cov_of* of, int64_t in_port, const void* frame, size_t len, char** err) {
+  uint64_t stub[64 / 8];
+  struct ofpbuf ofpacts = OFPBUF_STUB_INITIALIZER(stub);
+  ofpact_put_OUTPUT(&ofpacts)->port = OFPP_TABLE;
+  struct ofputil_packet_out po;
+  memset(&po, 0, sizeof po);
+  po.packet = frame;
+  po.packet_len = len;
+  po.buffer_id = UINT32_MAX;
+  match_init_catchall(&po.flow_metadata);
+  match_set_in_port(&po.flow_metadata, OFP_PORT_C((uint16_t)in_port));
+  po.ofpacts = ofpacts.data;
+  po.ofpacts_len = ofpacts.size;
+  struct ofpbuf* msg = ofputil_encode_packet_out(&po, of->protocol);
+  ofpbuf_uninit(&ofpacts);
+  int error = vconn_send_block(of->vconn, msg);
+  if (error) return set_err(err, error, "packet-out failed: %s", ovs_strerror(error));
+  return barrier(of, err);
 }
 
 /* ---- Bulk path: our own unix-socket OpenFlow connection for bundles. vconn writes one message

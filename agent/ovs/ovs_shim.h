@@ -51,6 +51,11 @@ int cov_of_bundle(cov_of* of, const int* ops, const char* const* flows, cov_flow
 int cov_of_dump(cov_of* of, uint64_t cookie, uint64_t mask, char*** keys, char*** actions,
                 size_t* n, char** err);
 
+/* Injects a frame as if it had arrived on in_port: a packet-out whose only action is
+ * output:TABLE, so it runs through the installed pipeline (classification, flooding, tunnels).
+ * Returns after a barrier: an error from the switch is reported, not silently dropped. */
+int cov_of_packet_out(cov_of* of, int64_t in_port, const void* frame, size_t len, char** err);
+
 /* ---- OVSDB (Open_vSwitch database through the IDL) ---- */
 typedef struct cov_db cov_db;
 

@@ -10,6 +10,8 @@ udp-probe IP PORT PPS SECS OUT.json   send sequence-numbered datagrams to an ech
                               every echo's arrival; lost = sent - echoed
 tcp-probe IP PORT N SECS OUT.json     N TCP sessions to an echo server, each sending a message
                               every 10 ms and checking the echo; records survivors and stalls
+announce-watch IFACE MAC OUT.json      count GARPs / unsolicited NAs / RARPs announcing MAC
+                              (and the IPs they claim) until SIGTERM, with arrival times
 
 Receivers timestamp with the host clock (time.monotonic) so gaps are measured where they happen.
 """
@@ -212,10 +214,45 @@ def tcp_probe(ip, port, sessions, seconds, out_path):
         s.close()
 
 
+def announce_watch(iface, mac, out_path):
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+    sock.bind((iface, 0))
+    sock.settimeout(0.2)
+    want = bytes.fromhex(mac.replace(":", ""))
+    stop = [False]
+    signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__(0, True))
+    counts = {"garp": 0, "na": 0, "rarp": 0}
+    ips, times = set(), []
+    with open(out_path + ".ready", "w"):
+        pass
+    while not stop[0]:
+        try:
+            f = sock.recv(2048)
+        except socket.timeout:
+            continue
+        if len(f) < 42 or f[6:12] != want:
+            continue
+        etype = struct.unpack("!H", f[12:14])[0]
+        kind = None
+        if etype == 0x0806 and f[22:28] == want and f[28:32] == f[38:42]:
+            kind = "garp"
+            ips.add(socket.inet_ntop(socket.AF_INET, f[28:32]))
+        elif etype == 0x8035 and f[22:28] == want:
+            kind = "rarp"
+        elif etype == 0x86dd and len(f) >= 78 and f[20] == 58 and f[54] == 136:
+            kind = "na"
+            ips.add(socket.inet_ntop(socket.AF_INET6, f[62:78]))
+        if kind:
+            counts[kind] += 1
+            times.append([round(time.monotonic(), 6), kind])
+    with open(out_path, "w") as f:
+        json.dump(dict(counts, ips=sorted(ips), arrivals=times), f)
+
+
 if __name__ == "__main__":
     cmds = {"udp-recv": udp_recv, "udp-send": udp_send, "tcp-sink": tcp_sink,
             "tcp-send": tcp_send, "bcast-send": bcast_send, "udp-probe": udp_probe,
-            "tcp-probe": tcp_probe}
+            "tcp-probe": tcp_probe, "announce-watch": announce_watch}
     if len(sys.argv) < 2 or sys.argv[1] not in cmds:
         print(__doc__)
         sys.exit(2)

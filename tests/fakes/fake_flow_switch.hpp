@@ -38,6 +38,13 @@ class FakeFlowSwitch : public agent::FlowSwitch {
     return out;
   }
 
+  void packet_out(int64_t in_port, const std::vector<uint8_t>& frame) override {
+    if (fail_packet_out) throw std::runtime_error("packet-out refused");
+    packets.emplace_back(in_port, frame);
+  }
+  std::vector<std::pair<int64_t, std::vector<uint8_t>>> packets;
+  bool fail_packet_out = false;
+
   void bundle(const std::vector<agent::FlowMod>& mods, uint64_t cookie) override {
     ++bundles;
     if (fail_next_bundle) {

@@ -229,8 +229,11 @@ class ControllerWithAgents(unittest.TestCase):
         out = os.path.join(self.lab.dir, "mig-udp.json")
         recv = self.lab.spawn(vm.ns, TRAFFIC + ["udp-recv", "7100", out], "mig-recv.log", env=ENV)
         sink = self.lab.spawn(vm.ns, TRAFFIC + ["tcp-sink", "5100"], "mig-sink.log", env=ENV)
-        wait_until("receivers", lambda: os.path.exists(out + ".ready")
-                   and "5100" in vm.exec("ss", "-ltn").stdout)
+        seen = os.path.join(self.lab.dir, "mig-announce.json")
+        watch = self.lab.spawn(peer.ns, TRAFFIC + ["announce-watch", "eth0", vm.mac, seen],
+                               "mig-announce.log", env=ENV)
+        wait_until("receivers", lambda: os.path.exists(out + ".ready") and os.path.exists(
+            seen + ".ready") and "5100" in vm.exec("ss", "-ltn").stdout)
         tcp = self.lab.spawn(peer.ns, TRAFFIC + ["tcp-send", vm.ip, "5100", str(4 << 20), "3"],
                              "mig-tcp.log", env=ENV)
         send = self.lab.spawn(peer.ns, TRAFFIC + ["udp-send", vm.ip, "7100", "1000", "3"],
@@ -250,6 +253,17 @@ class ControllerWithAgents(unittest.TestCase):
         recv.send_signal(signal.SIGTERM)
         recv.wait(timeout=10)
         self.lab.stop(sink)
+        # The destination announced the VM: 4 paced rounds of one GARP + one RARP, seen by the
+        # peer on another host, and counted on the migration.
+        wait_until("announcements counted", lambda: self.migration(m["id"]).get(
+            "announcements") == 8, timeout=5)
+        done = self.migration(m["id"])
+        watch.send_signal(signal.SIGTERM)
+        watch.wait(timeout=10)
+        with open(seen) as f:
+            announced = json.load(f)
+        self.assertEqual((announced["garp"], announced["rarp"]), (4, 4), announced)
+        self.assertEqual(announced["ips"], [vm.ip])
         with open(out) as f:
             stats = json.load(f)
         with open(tcp.log_path) as f:
@@ -259,7 +273,8 @@ class ControllerWithAgents(unittest.TestCase):
         lost = 3000 - stats["received"]
         t = done["timeline"]
         print(f"\n  migration {src.name}->{dst.name}: emulated switchover {move_ms:.0f} ms, UDP lost {lost} "
-              f"(max gap {stats['max_gap_ms']} ms), TCP session (4 MiB over 3 s) intact; prepare "
+              f"(max gap {stats['max_gap_ms']} ms), TCP session (4 MiB over 3 s) intact, "
+              f"{announced['garp']} GARPs + {announced['rarp']} RARPs seen by the peer; prepare "
               f"{(t['ready'] - t['preparing']) / 1000:.1f} ms, bound->converged "
               f"{(t['converged'] - t['destination_bound']) / 1000:.1f} ms")
         # Loss is bounded by the switchover itself (the NIC is unplugged for move_ms) plus

@@ -51,6 +51,9 @@ class FakeAgent {
     ack();
   }
   void set_auto_ack(bool v) { auto_ack_ = v; }
+  void announced(const std::string& port, int64_t round, int64_t rounds, int64_t frames) {
+    hub_.on_message(session_, wire::Announced{port, round, rounds, frames, 0, ""});
+  }
   void report_migration_failed(const std::string& migration, const std::string& error) {
     hub_.on_message(session_, wire::MigrationFailed{migration, error});
   }

@@ -26,6 +26,9 @@ struct Rig {
     driver = std::make_unique<MigrationDriver>(state, hub, clock, metrics, policy);
     state.on_change = [this](uint64_t, const ChangeSet& c) { hub.publish(c); };
     hub.on_agent_update = [this](const HostId& h) { driver->on_agent_update(h); };
+    hub.on_announced = [this](const HostId& h, const wire::Announced& a) {
+      driver->on_announced(h, a);
+    };
     hub.on_migration_failed = [this](const std::string& id, const std::string& e) {
       driver->on_migration_failed(id, e);
     };
@@ -100,6 +103,26 @@ TEST(MigrationDriver, HappyPathWithDualDeliveryAndTimeline) {
   EXPECT_NE(rig.metrics.render({}).find("cutover_migrations_total{outcome=\"completed\"} 1"),
             std::string::npos);
   EXPECT_GE(rig.state.audit().size(), 5u);
+}
+
+TEST(MigrationDriver, CountsTheDestinationsAnnouncementsOnTheMigration) {
+  Rig rig;
+  rig.driver->create(PortId::parse("vm"), HostId::parse("d"));
+  rig.pump();
+  rig.d.bind("vm");
+  rig.pump();
+  ASSERT_EQ(rig.mig("m1").state, MigrationState::completed);
+  rig.clock.advance(std::chrono::milliseconds(1));
+  for (int round = 0; round < 4; ++round) rig.d.announced("vm", round, 4, 2);
+  rig.r.announced("vm", 0, 4, 2);  // not the destination: ignored
+  const auto& m = rig.mig("m1");
+  EXPECT_EQ(m.announcements, 8);
+  EXPECT_TRUE(m.timeline.count("garps_sent"));
+  EXPECT_TRUE(m.timeline.count("garps_done"));
+  EXPECT_GT(m.timeline.at("garps_sent"), m.timeline.at("cutting_over"));
+  bool audited = false;
+  for (const auto& a : rig.state.audit()) audited |= a["event"] == "announced";
+  EXPECT_TRUE(audited);
 }
 
 TEST(MigrationDriver, RollsBackWhenDestinationNeverAcks) {

@@ -37,6 +37,14 @@ TEST(Wire, AgentMessagesRoundTrip) {
   auto nack =
       std::get<Nack>(decode_agent_message(encode(AgentMessage{Nack{8, "dup", "ports[1].mac"}})));
   EXPECT_EQ(nack.field, "ports[1].mac");
+  auto an = std::get<Announced>(
+      decode_agent_message(encode(AgentMessage{Announced{"vm", 2, 4, 3, 1, "not bound"}})));
+  EXPECT_EQ(an.port, "vm");
+  EXPECT_EQ(an.round, 2);
+  EXPECT_EQ(an.rounds, 4);
+  EXPECT_EQ(an.frames, 3);
+  EXPECT_EQ(an.failed, 1);
+  EXPECT_EQ(an.error, "not bound");
 }
 
 TEST(Wire, DeltaAppliesInOrder) {
@@ -79,6 +87,14 @@ TEST(Wire, RejectsMalformedNamingTheField) {
   EXPECT_EQ(field_of("{\"type\":\"ack\",\"generation\":-1}", true), "generation");
   EXPECT_EQ(field_of("{\"type\":\"ack\",\"generation\":1,\"bound_ports\":[3]}", true),
             "bound_ports[0]");
+  EXPECT_EQ(field_of("{\"type\":\"announced\",\"port\":\"vm\",\"round\":4,\"rounds\":4,"
+                     "\"frames\":1,\"failed\":0}",
+                     true),
+            "round");
+  EXPECT_EQ(field_of("{\"type\":\"announced\",\"port\":\"vm\",\"round\":0,\"rounds\":4,"
+                     "\"frames\":-1,\"failed\":0}",
+                     true),
+            "frames");
   EXPECT_EQ(field_of("[]", true), "");
   EXPECT_EQ(field_of("not json", true), "");
   EXPECT_EQ(field_of("{\"type\":\"delta\",\"generation\":2,\"remove_ports\":[\"bad id\"]}", false),

@@ -1,0 +1,62 @@
+// Announcer: arrival tracking, pacing and reporting of cutover announcements.
+#include "announcer.hpp"
+
+#include <algorithm>
+#include <exception>
+#include <set>
+
+namespace cutover::agent {
+
+void Announcer::after_apply(const DesiredState& state, const std::vector<std::string>& bound_ports,
+                            Clock::time_point now) {
+  const std::set<std::string> bound(bound_ports.begin(), bound_ports.end());
+  // Rounds of a port that is no longer delivered here (rolled back, gone) stop.
+  std::erase_if(pending_, [&](const Pending& p) {
+    auto it = std::find_if(state.ports.begin(), state.ports.end(),
+                           [&](const Port& q) { return q.id == p.port.id; });
+    if (it == state.ports.end()) return true;
+    return it->migrating_to ? !(*it->migrating_to == state.host && it->gate_open)
+                            : !(it->host && *it->host == state.host);
+  });
+  for (const auto& id : tracker_.observe(state, bound)) {
+    auto port = std::find_if(state.ports.begin(), state.ports.end(),
+                             [&](const Port& q) { return q.id == id; });
+    auto net = std::find_if(state.networks.begin(), state.networks.end(),
+                            [&](const Network& n) { return n.id == port->network; });
+    if (net == state.networks.end()) continue;
+    pending_.push_back(Pending{*port, net->vni.value(), now, 0});
+  }
+}
+
+std::vector<AnnounceRound> Announcer::run_due(Clock::time_point now, FrameSink& sink) {
+  std::vector<AnnounceRound> out;
+  for (auto& p : pending_) {
+    while (p.next_round < schedule_.size() && p.start + schedule_[p.next_round] <= now) {
+      AnnounceRound r{p.port.id.str(), p.next_round, schedule_.size(), 0, 0, {}};
+      for (const auto& frame : overlay::announcement_frames(p.port)) {
+        try {
+          sink.send(p.port, p.vni, frame);
+          ++r.frames;
+        } catch (const std::exception& e) {
+          ++r.failed;
+          r.error = e.what();
+        }
+      }
+      ++p.next_round;  // a round that fell behind (slow apply) still goes out, late
+      out.push_back(std::move(r));
+    }
+  }
+  std::erase_if(pending_, [&](const Pending& p) { return p.next_round >= schedule_.size(); });
+  return out;
+}
+
+std::optional<Announcer::Clock::time_point> Announcer::next_due() const {
+  std::optional<Clock::time_point> best;
+  for (const auto& p : pending_) {
+    const auto t = p.start + schedule_[p.next_round];
+    if (!best || t < *best) best = t;
+  }
+  return best;
+}
+
+}  // namespace cutover::agent

@@ -1,0 +1,53 @@
+// Announcements at cutover: the frames a destination sends for a port that has just become
+// active on it (gratuitous ARP per IPv4 address, unsolicited neighbour advertisement per IPv6
+// address, and a RARP for the MAC, as QEMU's own announce does), and the tracker that decides
+// when a port has just arrived. Pure: bytes and sets, no sockets and no clocks of its own.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "desired_state.hpp"
+
+namespace cutover::overlay {
+
+using Frame = std::vector<uint8_t>;
+
+// RFC 5227 ARP announcement: broadcast ARP request with sender = target = ip.
+Frame garp_frame(const MacAddress& mac, const IpAddress& ipv4);
+// RFC 903 reverse request with sender = target = mac (the frame QEMU announces with).
+Frame rarp_frame(const MacAddress& mac);
+// RFC 4861 unsolicited neighbour advertisement to ff02::1, Override set, target link-layer
+// address option, ICMPv6 checksum filled in.
+Frame unsolicited_na_frame(const MacAddress& mac, const IpAddress& ipv6);
+// Every frame one announcement round sends for a port: GARP/NA per IP, then one RARP.
+std::vector<Frame> announcement_frames(const Port& port);
+
+// Pacing of the rounds after activation (the first goes out at once).
+inline const std::vector<std::chrono::milliseconds> kAnnounceSchedule = {
+    std::chrono::milliseconds(0), std::chrono::milliseconds(10), std::chrono::milliseconds(50),
+    std::chrono::milliseconds(200)};
+
+// Decides which ports just became active on this host: delivered here now (hosted here and not
+// leaving, or arriving with the gate open) and bound by the dataplane, after having been held
+// here (gate closed) or placed on another host in an earlier state. A port newly placed here
+// without a migration, or every port on the agent's first state, is not announced: nothing
+// about its location changed for the network.
+class ArrivalTracker {
+ public:
+  // Returns the ids of ports to announce now, in id order.
+  std::vector<PortId> observe(const DesiredState& state, const std::set<std::string>& bound_ids);
+
+ private:
+  bool initialized_ = false;
+  std::set<PortId> active_;     // delivered here in the last state
+  std::set<PortId> arriving_;   // held here or placed elsewhere in an earlier state
+  std::set<PortId> announced_;  // active and already announced (until it leaves)
+};
+
+}  // namespace cutover::overlay
