@@ -15,6 +15,7 @@
 #include <sstream>
 #include <thread>
 
+#include "conntrack_carrier.hpp"
 #include "controller_client.hpp"
 #include "desired_state.hpp"
 #include "json_reader.hpp"
@@ -23,6 +24,7 @@
 #include "linux/linux_dataplane.hpp"
 #include "logging.hpp"
 #include "options.hpp"
+#include "ovs/ovs_appctl.hpp"
 #include "ovs/ovs_dataplane.hpp"
 #include "preflight.hpp"
 #include "status_file.hpp"
@@ -212,7 +214,25 @@ int main(int argc, char** argv) {
     }
     return r;
   };
+  std::optional<DesiredState> latest;  // the newest desired state handed to the dataplane
+  ConntrackCarrier carrier(
+      [&](int64_t zone) {
+        return ovs_appctl(vswitchd_ctl_path(cfg.ovs_rundir), "dpctl/dump-conntrack",
+                          {"zone=" + std::to_string(zone)});
+      },
+      [&](const wire::Conntrack& ct) {
+        log->info("carrying {} connection(s) of port {} to its destination", ct.conns.size(),
+                  ct.port);
+        if (client) client->conntrack(ct);
+      });
+  // Before any report that may open the destination's gate (a pause), so the carried entries
+  // reach the controller first.
+  auto carry = [&] {
+    if (cfg.backend != "ovs" || !latest || !client) return;
+    for (const auto& e : carrier.update(*latest, last.ct_zones, paused)) log->warn("{}", e);
+  };
   auto remember = [&](const DesiredState& state) {
+    latest = state;
     iface_of_port.clear();
     local_ifaces.clear();
     for (const auto& p : state.ports) {
@@ -255,6 +275,7 @@ int main(int argc, char** argv) {
                            report.added + report.modified + report.removed > 0;
       last = report;
       status.write(report);
+      carry();
       if (client) client->report(for_controller(report));
       if (!changed) return;
       if (report.rejected) {
@@ -318,6 +339,7 @@ int main(int argc, char** argv) {
                       paused_ids.size());
             running = ids;
             paused = paused_ids;
+            carry();
             if (client) client->report(for_controller(last));
           });
         });

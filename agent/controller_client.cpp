@@ -187,6 +187,10 @@ void ControllerClient::announced(const wire::Announced& round) {
   impl_->send(wire::encode(wire::AgentMessage{round}));
 }
 
+void ControllerClient::conntrack(const wire::Conntrack& ct) {
+  impl_->send(wire::encode(wire::AgentMessage{ct}));
+}
+
 void ControllerClient::migration_failed(const std::string& migration, const std::string& error) {
   impl_->send(wire::encode(wire::AgentMessage{wire::MigrationFailed{migration, error}}));
 }

@@ -44,6 +44,8 @@ class ControllerClient {
   void migration_failed(const std::string& migration, const std::string& error);
   // Tells the controller an announcement round went out (dropped while disconnected).
   void announced(const wire::Announced& round);
+  // Sends a migrating port's conntrack entries (dropped while disconnected).
+  void conntrack(const wire::Conntrack& ct);
 
  private:
   struct Impl;

@@ -43,6 +43,7 @@ ApplyReport OvsReconciler::reconcile(const DesiredState& state) {
     }
     for (const auto& id : desired.unbound_iface_ids) report.waiting_for.push_back("port " + id);
     report.bound_ports = desired.bound_port_ids;
+    report.ct_zones = desired.ct_zones;
     for (const auto& ip : desired.unbound_tunnels) {
       report.waiting_for.push_back("tunnel to " + ip.to_string());
     }

@@ -27,10 +27,12 @@ Commands:
   networks create --id ID --vni N [--mtu N] [--name NAME]
   ports list | show ID | delete ID
   ports create --id ID --mac MAC --network NET [--ips IP,...] [--host H] [--iface-id X] [--labels k=v,...]
+               [--allow PROTO[:PORT],...]   stateful firewall: new connections allowed only for
+                                            these (tcp, udp, icmp); replies always; "none" = none
   ports place ID --host H
   migrations list | show ID | cancel ID | approve ID
-  migrations create --port P --to HOST
-  migrate PORT --to HOST [--wait] [--timeout-s N]
+  migrations create --port P --to HOST [--no-conntrack-carry]
+  migrate PORT --to HOST [--wait] [--timeout-s N] [--no-conntrack-carry]
   agents
   audit
 
@@ -43,8 +45,9 @@ struct Flags {
   std::string token_file;
   bool json_out = false;
   std::string id, underlay_ip, backend, labels, vni, mtu, name, mac, network, ips, host, iface_id,
-      port, to;
+      port, to, allow;
   bool wait = false;
+  bool no_conntrack_carry = false;
   int64_t timeout_s = 600;
 };
 
@@ -227,6 +230,27 @@ class Ctl {
     return 0;
   }
 
+  // "tcp:22,udp:53,icmp" -> [{"protocol":"tcp","port":22}, ...]; "none" -> [] (deny all new).
+  static json allow_json(const std::string& text) {
+    json rules = json::array();
+    if (text == "none") return rules;
+    for (const auto& item : list_json(text)) {
+      const std::string s = item;
+      const auto colon = s.find(':');
+      json rule = {{"protocol", s.substr(0, colon)}};
+      if (colon != std::string::npos) {
+        const std::string port = s.substr(colon + 1);
+        if (port.empty() || port.find_first_not_of("0123456789") != std::string::npos ||
+            port.size() > 5) {
+          throw Fail("--allow: '" + s + "': the port must be a number");
+        }
+        rule["port"] = std::stoi(port);
+      }
+      rules.push_back(rule);
+    }
+    return rules;
+  }
+
   json create_body(const std::string& kind) {
     json b;
     if (kind == "hosts") {
@@ -251,17 +275,21 @@ class Ctl {
            {"labels", labels_json(f_.labels)}};
       if (!f_.host.empty()) b["host"] = f_.host;
       if (!f_.iface_id.empty()) b["iface_id"] = f_.iface_id;
+      if (!f_.allow.empty()) b["ingress_allow"] = allow_json(f_.allow);
     } else {
       need(f_.port, "--port");
       need(f_.to, "--to");
       b = {{"port", f_.port}, {"to_host", f_.to}};
+      if (f_.no_conntrack_carry) b["carry_conntrack"] = false;
     }
     return b;
   }
 
   int migrate(const std::string& port) {
     need(f_.to, "--to");
-    auto m = call("POST", "/v1/migrations", {{"port", port}, {"to_host", f_.to}});
+    json body = {{"port", port}, {"to_host", f_.to}};
+    if (f_.no_conntrack_carry) body["carry_conntrack"] = false;
+    auto m = call("POST", "/v1/migrations", body);
     const std::string id = m["id"];
     if (!f_.wait) {
       show("migrations", m);
@@ -312,10 +340,13 @@ int main(int argc, char** argv) {
                                                                    {"host", &f.host},
                                                                    {"iface-id", &f.iface_id},
                                                                    {"port", &f.port},
-                                                                   {"to", &f.to}}) {
+                                                                   {"to", &f.to},
+                                                                   {"allow", &f.allow}}) {
     opts.add(name, target, "see Commands");
   }
   opts.add("wait", &f.wait, "migrate: follow the migration until it ends");
+  opts.add("no-conntrack-carry", &f.no_conntrack_carry,
+           "migrate: leave the source's connection tracking behind (for comparisons)");
   opts.add("timeout-s", &f.timeout_s, "migrate --wait: give up after this many seconds");
   try {
     if (!opts.parse(argc, argv)) return 0;

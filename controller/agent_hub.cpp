@@ -167,6 +167,9 @@ void AgentHub::on_message(uint64_t session, const wire::AgentMessage& m) {
                         failed->migration, failed->error);
     if (on_migration_failed) on_migration_failed(failed->migration, failed->error);
     return;
+  } else if (auto* ct = std::get_if<wire::Conntrack>(&m)) {
+    if (on_conntrack) on_conntrack(it->second.host, *ct);
+    return;
   } else if (auto* an = std::get_if<wire::Announced>(&m)) {
     if (on_announced) on_announced(it->second.host, *an);
     return;

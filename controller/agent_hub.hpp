@@ -62,6 +62,7 @@ class AgentHub {
   // A source agent reports that the libvirt migration it was asked to run failed.
   std::function<void(const std::string& migration, const std::string& error)> on_migration_failed;
   std::function<void(const HostId& host, const wire::Announced& round)> on_announced;
+  std::function<void(const HostId& host, const wire::Conntrack& ct)> on_conntrack;
 
   // Sends a message to a connected agent; false if it is not connected.
   bool send_to(const HostId& host, const std::string& text);

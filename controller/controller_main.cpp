@@ -147,6 +147,9 @@ int main(int argc, char** argv) {
     MigrationDriver migrations(state, hub, scheduler, metrics, policy);
     state.on_change = [&](uint64_t, const ChangeSet& c) { hub.publish(c); };
     hub.on_agent_update = [&](const HostId& h) { migrations.on_agent_update(h); };
+    hub.on_conntrack = [&](const HostId& host, const wire::Conntrack& ct) {
+      migrations.on_conntrack(host, ct);
+    };
     hub.on_announced = [&](const HostId& host, const wire::Announced& round) {
       migrations.on_announced(host, round);
     };

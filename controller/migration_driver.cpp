@@ -1,6 +1,8 @@
 // MigrationDriver: transitions, waits, timeouts and rollback (see the diagram in the header).
 #include "migration_driver.hpp"
 
+#include <algorithm>
+
 #include <set>
 
 #include "json_codec.hpp"
@@ -61,6 +63,10 @@ void MigrationDriver::save(const Migration& m) { state_.put_migration(m); }
 
 std::string MigrationDriver::policy_refusal(const Port& p, const HostId& to) const {
   const auto& host = state_.hosts().at(to);
+  if (p.ingress_allow && host.backend != Backend::ovs) {
+    return "policy: port '" + p.id.str() + "' has a stateful firewall (ingress_allow), which " +
+           "needs an ovs host; " + to.str() + " runs the " + to_string(host.backend) + " backend";
+  }
   for (const auto& rule : policy_.forbid) {
     if (p.labels.count(rule.port_label) && host.labels.count(rule.host_label)) {
       return "policy: a port labelled '" + rule.port_label + "' must not run on a host labelled '" +
@@ -83,7 +89,7 @@ std::string MigrationDriver::policy_refusal(const Port& p, const HostId& to) con
 }
 
 Migration MigrationDriver::create(const PortId& port_id, const HostId& to,
-                                  const std::string& requested_by) {
+                                  const std::string& requested_by, bool carry_conntrack) {
   auto pit = state_.ports().find(port_id);
   if (pit == state_.ports().end()) {
     throw ApiError(422, "unknown_reference", "port", "no port '" + port_id.str() + "'");
@@ -111,6 +117,7 @@ Migration MigrationDriver::create(const PortId& port_id, const HostId& to,
   m.source = *port.host;
   m.destination = to;
   m.state = MigrationState::requested;
+  m.carry_conntrack = carry_conntrack;
   stamp(m, "requested");
   audit(m, "requested", requested_by.empty() ? "" : "by " + requested_by);
 
@@ -189,6 +196,7 @@ void MigrationDriver::disarm_timer(const MigrationId& id) {
 void MigrationDriver::start_prepare(Migration m) {
   Port p = state_.ports().at(m.port);
   p.migrating_to = m.destination;
+  p.carried_conns.clear();  // what an earlier migration carried is the source's own state now
   transition(m, MigrationState::preparing, "");
   state_.put_port_and_migration(p, m);  // one generation: D binds, VTEPs deliver to both
   const uint64_t gen = state_.generation();
@@ -227,6 +235,30 @@ void MigrationDriver::on_migration_failed(const std::string& migration, const st
   try {
     rollback(MigrationId::parse(migration), "live migration failed: " + error);
   } catch (const ParseError&) {
+  }
+}
+
+void MigrationDriver::on_conntrack(const HostId& host, const wire::Conntrack& ct) {
+  for (const auto& [id, mig] : state_.migrations()) {
+    if (mig.port.str() != ct.port || mig.source != host || is_terminal(mig.state)) continue;
+    if (!mig.carry_conntrack) return;
+    Migration m = mig;
+    Port p = state_.ports().at(m.port);
+    std::vector<CarriedConn> conns;
+    for (const auto& c : ct.conns) {
+      // Only connections of the port's own addresses: an agent cannot widen another port's ACL.
+      if (std::find(p.ips.begin(), p.ips.end(), c.local_ip) != p.ips.end()) conns.push_back(c);
+    }
+    const bool changed = conns != p.carried_conns;
+    p.carried_conns = std::move(conns);
+    m.conntrack_carried = static_cast<int64_t>(p.carried_conns.size());
+    stamp(m, "conntrack_carried");
+    if (changed) {
+      audit(m, "conntrack_carried",
+            std::to_string(p.carried_conns.size()) + " connections from " + host.str());
+    }
+    state_.put_port_and_migration(p, m);  // reaches D before (or with) its gate opening
+    return;
   }
 }
 

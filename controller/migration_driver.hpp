@@ -52,7 +52,10 @@ class MigrationDriver {
 
   // Throws ApiError naming the field for bad requests; a policy refusal is not an error: the
   // migration is stored as rejected with the reason.
-  Migration create(const PortId& port, const HostId& to, const std::string& requested_by = "");
+  // carry_conntrack=false leaves the source's connection tracking behind (for comparing cutovers
+  // with and without carry-over; established flows to a stateful port then break on D).
+  Migration create(const PortId& port, const HostId& to, const std::string& requested_by = "",
+                   bool carry_conntrack = true);
   Migration approve(const MigrationId& id);
   Migration cancel(const MigrationId& id, const std::string& reason = "cancelled by request");
 
@@ -63,6 +66,9 @@ class MigrationDriver {
   // The destination sent a round of GARP/NA/RARP for a port that arrived there: counted on the
   // port's latest migration to that host; timeline garps_sent (first round), garps_done (last).
   void on_announced(const HostId& host, const wire::Announced& round);
+  // The source reported the connections the port has in its conntrack: while its migration is
+  // active (and carries conntrack) they go to the destination with the port (carried_conns).
+  void on_conntrack(const HostId& host, const wire::Conntrack& ct);
   // After a controller restart: finish or roll back migrations that were in flight.
   void recover();
 

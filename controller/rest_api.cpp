@@ -138,6 +138,16 @@ HttpResponse RestApi::handle(const HttpRequest& req) {
   }
 }
 
+void RestApi::check_firewall_host(const Port& port) const {
+  if (!port.ingress_allow || !port.host) return;
+  auto h = state_.hosts().find(*port.host);
+  if (h != state_.hosts().end() && h->second.backend != Backend::ovs) {
+    throw ApiError(422, "invalid", "ingress_allow",
+                   "host '" + port.host->str() + "' runs the " + to_string(h->second.backend) +
+                       " backend, which does not enforce stateful firewalls; use an ovs host");
+  }
+}
+
 HttpResponse RestApi::route(const HttpRequest& req, const std::vector<std::string>& p) {
   const auto& m = req.method;
   const size_t n = p.size();
@@ -228,6 +238,10 @@ HttpResponse RestApi::route(const HttpRequest& req, const std::vector<std::strin
       if (port.migrating_to) {
         throw ApiError(422, "invalid", "migrating_to", "set by migrations only");
       }
+      if (!port.carried_conns.empty()) {
+        throw ApiError(422, "invalid", "carried_conns", "set by migrations only");
+      }
+      check_firewall_host(port);
       return ok(to_json(state_.create_port(port)), 201);
     }
     if (n == 3) {
@@ -244,6 +258,13 @@ HttpResponse RestApi::route(const HttpRequest& req, const std::vector<std::strin
         if (it != state_.ports().end() && port.migrating_to != it->second.migrating_to) {
           throw ApiError(422, "invalid", "migrating_to", "set by migrations only");
         }
+        // carried_conns is the controller's: a PUT keeps what the last migration carried.
+        if (it != state_.ports().end() && !port.carried_conns.empty() &&
+            port.carried_conns != it->second.carried_conns) {
+          throw ApiError(422, "invalid", "carried_conns", "set by migrations only");
+        }
+        if (it != state_.ports().end()) port.carried_conns = it->second.carried_conns;
+        check_firewall_host(port);
         return ok(to_json(state_.replace_port(port)));
       }
       if (m == "DELETE") {
@@ -257,16 +278,17 @@ HttpResponse RestApi::route(const HttpRequest& req, const std::vector<std::strin
   if (kind == "migrations") {
     if (n == 2 && m == "GET") return ok(list(state_.migrations()));
     if (n == 2 && m == "POST") {
-      auto [port, to] = decode<std::pair<PortId, HostId>>(req, [](const json& j) {
+      auto [port, to, carry] = decode<std::tuple<PortId, HostId, bool>>(req, [](const json& j) {
         JsonReader r(j, "");
         auto port = r.parse_field<PortId>("port", r.required_string("port"),
                                           [](const std::string& s) { return PortId::parse(s); });
         auto to = r.parse_field<HostId>("to_host", r.required_string("to_host"),
                                         [](const std::string& s) { return HostId::parse(s); });
+        const bool carry = r.optional_bool("carry_conntrack").value_or(true);
         r.finish();
-        return std::make_pair(port, to);
+        return std::make_tuple(port, to, carry);
       });
-      auto mig = migrations_.create(port, to);
+      auto mig = migrations_.create(port, to, "", carry);
       return ok(to_json(mig), mig.state == MigrationState::rejected ? 403 : 201);
     }
     if (n >= 3) {

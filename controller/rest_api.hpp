@@ -41,6 +41,9 @@ class RestApi {
 
  private:
   HttpResponse route(const HttpRequest& req, const std::vector<std::string>& path);
+  // A stateful firewall (ingress_allow) is enforced by OVS conntrack only: refuse to place such
+  // a port on a Linux-backend host rather than run it unfiltered.
+  void check_firewall_host(const Port& port) const;
 
   ControllerState& state_;
   AgentHub& hub_;

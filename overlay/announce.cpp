@@ -21,8 +21,9 @@ void ethernet(Frame& f, const std::array<uint8_t, 6>& dst, const MacAddress& src
 }
 constexpr std::array<uint8_t, 6> kBroadcast = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
 
-Frame arp_like(uint16_t ethertype, uint16_t op, const MacAddress& mac, const std::array<uint8_t, 4>& spa,
-               const std::array<uint8_t, 6>& tha, const std::array<uint8_t, 4>& tpa) {
+Frame arp_like(uint16_t ethertype, uint16_t op, const MacAddress& mac,
+               const std::array<uint8_t, 4>& spa, const std::array<uint8_t, 6>& tha,
+               const std::array<uint8_t, 4>& tpa) {
   Frame f;
   f.reserve(60);
   ethernet(f, kBroadcast, mac, ethertype);
@@ -77,7 +78,7 @@ Frame unsolicited_na_frame(const MacAddress& mac, const IpAddress& ipv6) {
   const size_t icmp_start = f.size();
   f.push_back(136);  // neighbour advertisement
   f.push_back(0);
-  put16(f, 0);  // checksum, below
+  put16(f, 0);        // checksum, below
   f.push_back(0x20);  // Override
   f.push_back(0);
   put16(f, 0);

@@ -2,6 +2,7 @@
 #include "ovs_pipeline.hpp"
 
 #include <cstdio>
+#include <set>
 
 namespace cutover::overlay {
 
@@ -15,6 +16,59 @@ uint32_t fnv1a(const std::string& s) {
   uint32_t h = 2166136261u;
   for (unsigned char c : s) h = (h ^ c) * 16777619u;
   return h;
+}
+
+// The flows that make one port stateful (see the table layout in ovs_pipeline.hpp). Zone and
+// reg2 are the port's ofport, unique on this switch.
+void stateful_flows(const Port& port, int64_t ofport_num, const std::string& in_vni,
+                    const std::string& classify, std::vector<OvsFlow>& flows) {
+  const std::string ofport = std::to_string(ofport_num);
+  const std::string zone = "zone=" + ofport;
+  const std::string mac = port.mac.to_string();
+  const std::string deliver = "output:" + ofport;
+  const std::string commit = "ct(commit," + zone + ")," + deliver;
+  for (const char* family : {"ip", "ipv6"}) {
+    // Out of the VM: committed, so that replies come back established.
+    flows.push_back({kClassifyTable, 110,
+                     std::string(family) + ",in_port=" + ofport + ",dl_src=" + mac,
+                     "ct(commit," + zone + ")," + classify});
+    // Into the VM: tracked, then judged in the ACL table.
+    flows.push_back({kL2Table, 110, std::string(family) + "," + in_vni + ",dl_dst=" + mac,
+                     "set_field:" + ofport + "->reg2,ct(" + zone + ",table=20)"});
+  }
+  // Neighbour discovery is not connection state: always delivered.
+  for (const char* type : {"135", "136"}) {
+    flows.push_back(
+        {kL2Table, 120, "icmp6," + in_vni + ",dl_dst=" + mac + ",icmp_type=" + type, deliver});
+  }
+  const std::string reg = "reg2=" + ofport;
+  std::set<std::string> seen;  // duplicate rules / connections yield one flow
+  auto acl = [&](int priority, const std::string& match, const std::string& actions) {
+    if (seen.insert(match).second) flows.push_back({kAclTable, priority, match, actions});
+  };
+  acl(100, "ct_state=+est+trk," + reg, deliver);
+  acl(100, "ct_state=+rel+trk," + reg, deliver);
+  for (const auto& rule : *port.ingress_allow) {
+    const bool icmp = rule.protocol == "icmp";
+    const std::string dport = rule.port ? ",tp_dst=" + std::to_string(rule.port) : "";
+    for (const std::string& proto : {icmp ? std::string("icmp") : rule.protocol,
+                                     icmp ? std::string("icmp6") : rule.protocol + "6"}) {
+      acl(90, "ct_state=+new+trk," + reg + "," + proto + dport, commit);
+    }
+  }
+  for (const auto& c : port.carried_conns) {
+    const bool v4 = c.local_ip.is_v4();
+    const std::string proto = v4 ? c.protocol : c.protocol + "6";
+    const std::string src = v4 ? ",nw_src=" : ",ipv6_src=";
+    const std::string dst = v4 ? ",nw_dst=" : ",ipv6_dst=";
+    // The remote side's next packet arrives as "new" on this switch: admit exactly this one
+    // connection and commit it (OVS's userspace conntrack picks up established TCP mid-stream).
+    acl(95,
+        "ct_state=+new+trk," + reg + "," + proto + src + c.remote_ip.to_string() + dst +
+            c.local_ip.to_string() + ",tp_src=" + std::to_string(c.remote_port) +
+            ",tp_dst=" + std::to_string(c.local_port),
+        commit);
+  }
 }
 }  // namespace
 
@@ -40,6 +94,7 @@ OvsDesired translate_ovs(const Topology& topo, const OvsPortMap& ports) {
   auto& flows = out.flows;
   flows.push_back({kClassifyTable, 0, "", "drop"});
   flows.push_back({kL2Table, 0, "", "drop"});
+  bool any_stateful = false;
 
   for (const auto& [vni, view] : topo.networks) {
     const std::string vni_hex = hex(vni);
@@ -54,8 +109,15 @@ OvsDesired translate_ovs(const Topology& topo, const OvsPortMap& ports) {
       }
       const std::string ofport = std::to_string(it->second);
       out.bound_port_ids.push_back(port.id.str());
-      flows.push_back({kClassifyTable, 100, "in_port=" + ofport + ",dl_src=" + port.mac.to_string(),
-                       "set_field:" + vni_hex + "->reg0,set_field:0->reg1,goto_table:10"});
+      const std::string classify =
+          "set_field:" + vni_hex + "->reg0,set_field:0->reg1,goto_table:10";
+      flows.push_back(
+          {kClassifyTable, 100, "in_port=" + ofport + ",dl_src=" + port.mac.to_string(), classify});
+      if (port.ingress_allow) {
+        any_stateful = true;
+        out.ct_zones[port.id.str()] = it->second;
+        stateful_flows(port, it->second, in_vni, classify, flows);
+      }
       if (view.held_iface_ids.count(port.iface_id)) continue;  // gate closed: deliver nothing
       local_ofports.push_back(it->second);
       flows.push_back(
@@ -109,6 +171,7 @@ OvsDesired translate_ovs(const Topology& topo, const OvsPortMap& ports) {
                        local_actions});
     }
   }
+  if (any_stateful) flows.push_back({kAclTable, 0, "", "drop"});
   return out;
 }
 

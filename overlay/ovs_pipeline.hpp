@@ -6,6 +6,11 @@
 //   table 10 L2: (VNI, dl_dst) -> local port, or tun_id=VNI + output to the MAC's VTEP(s);
 //            flooding with split horizon: local source -> local ports + every VTEP of the VNI;
 //            tunnel source -> local ports only, and only broadcast/multicast. Miss -> drop.
+//   table 20 stateful ingress (ports with ingress_allow; conntrack zone = the port's ofport):
+//            IP unicast to such a port goes through ct(zone) into this table with reg2 = ofport;
+//            established/related -> the port; new + an allow rule -> commit + the port; new +
+//            a carried connection (migrated with the VM) -> commit + the port; else drop. Its
+//            IP traffic out is committed in table 0, so replies to it are established.
 #pragma once
 
 #include <cstdint>
@@ -43,10 +48,12 @@ struct OvsDesired {
   std::vector<std::string> unbound_iface_ids;
   std::vector<std::string> bound_port_ids;  // local ports OVS has bound (ofport, link up)
   std::vector<IpAddress> unbound_tunnels;
+  std::map<std::string, int64_t> ct_zones;  // stateful local port id -> its conntrack zone
 };
 
 constexpr int kClassifyTable = 0;
 constexpr int kL2Table = 10;
+constexpr int kAclTable = 20;
 
 std::string tunnel_port_name(const IpAddress& remote);
 OvsDesired translate_ovs(const Topology& topo, const OvsPortMap& ports);

@@ -1,6 +1,8 @@
 // Strict JSON codecs for Host, Network, Port and Migration.
 #include "json_codec.hpp"
 
+#include <algorithm>
+
 #include "json_reader.hpp"
 
 namespace cutover {
@@ -118,7 +120,50 @@ json to_json(const Port& p) {
   if (p.host) j["host"] = p.host->str();
   if (p.migrating_to) j["migrating_to"] = p.migrating_to->str();
   if (p.gate_open) j["gate_open"] = true;
+  if (p.ingress_allow) {
+    json rules = json::array();
+    for (const auto& r : *p.ingress_allow) {
+      json rule = {{"protocol", r.protocol}};
+      if (r.port) rule["port"] = r.port;
+      rules.push_back(rule);
+    }
+    j["ingress_allow"] = rules;
+  }
+  if (!p.carried_conns.empty()) {
+    json conns = json::array();
+    for (const auto& c : p.carried_conns) conns.push_back(to_json(c));
+    j["carried_conns"] = conns;
+  }
   return j;
+}
+
+CarriedConn carried_conn_from_json(const json& j, const std::string& path) {
+  JsonReader r(j, path);
+  CarriedConn c;
+  c.protocol = r.required_string("protocol");
+  if (c.protocol != "tcp" && c.protocol != "udp") {
+    throw ParseError(r.child("protocol"), "expected tcp or udp");
+  }
+  auto ip = [&](const char* key) {
+    return r.parse_field<IpAddress>(key, r.required_string(key), IpAddress::parse);
+  };
+  c.local_ip = ip("local_ip");
+  c.remote_ip = ip("remote_ip");
+  if (c.local_ip.is_v4() != c.remote_ip.is_v4()) {
+    throw ParseError(r.child("remote_ip"), "address family differs from local_ip");
+  }
+  c.local_port = static_cast<int>(r.required_int("local_port", 1, 65535));
+  c.remote_port = static_cast<int>(r.required_int("remote_port", 1, 65535));
+  r.finish();
+  return c;
+}
+
+json to_json(const CarriedConn& c) {
+  return {{"protocol", c.protocol},
+          {"local_ip", c.local_ip.to_string()},
+          {"local_port", c.local_port},
+          {"remote_ip", c.remote_ip.to_string()},
+          {"remote_port", c.remote_port}};
 }
 
 Port port_from_json(const json& j, const std::string& path) {
@@ -165,6 +210,37 @@ Port port_from_json(const json& j, const std::string& path) {
   if (p.gate_open && !p.migrating_to) {
     throw ParseError(r.child("gate_open"), "only meaningful while migrating (migrating_to)");
   }
+  if (const auto* rules = r.raw("ingress_allow"); rules && !rules->is_null()) {
+    p.ingress_allow.emplace();
+    r.for_each("ingress_allow", [&](const json& e, const std::string& epath) {
+      JsonReader er(e, epath);
+      IngressRule rule;
+      rule.protocol = er.required_string("protocol");
+      if (rule.protocol != "tcp" && rule.protocol != "udp" && rule.protocol != "icmp") {
+        throw ParseError(er.child("protocol"), "expected tcp, udp or icmp");
+      }
+      rule.port = static_cast<int>(er.optional_int("port", 0, 65535).value_or(0));
+      if (rule.port && rule.protocol == "icmp") {
+        throw ParseError(er.child("port"), "icmp has no ports");
+      }
+      er.finish();
+      p.ingress_allow->push_back(rule);
+    });
+    if (p.ingress_allow->size() > 256) {
+      throw ParseError(r.child("ingress_allow"), "at most 256 rules");
+    }
+  }
+  r.for_each("carried_conns", [&](const json& e, const std::string& epath) {
+    if (p.carried_conns.size() >= kMaxCarriedConns) {
+      throw ParseError(epath,
+                       "at most " + std::to_string(kMaxCarriedConns) + " carried connections");
+    }
+    p.carried_conns.push_back(carried_conn_from_json(e, epath));
+    const auto& c = p.carried_conns.back();
+    if (std::find(p.ips.begin(), p.ips.end(), c.local_ip) == p.ips.end()) {
+      throw ParseError(epath + ".local_ip", "not one of the port's ips");
+    }
+  });
   r.finish();
   return p;
 }
@@ -179,7 +255,9 @@ json to_json(const Migration& m) {
           {"state", to_string(m.state)},
           {"reason", m.reason},
           {"timeline", timeline},
-          {"announcements", m.announcements}};
+          {"announcements", m.announcements},
+          {"carry_conntrack", m.carry_conntrack},
+          {"conntrack_carried", m.conntrack_carried}};
 }
 
 Migration migration_from_json(const json& j, const std::string& path) {
@@ -195,6 +273,10 @@ Migration migration_from_json(const json& j, const std::string& path) {
   m.state = *s;
   m.reason = r.optional_string("reason").value_or("");
   if (r.raw("announcements")) m.announcements = r.required_int("announcements", 0, INT64_MAX);
+  m.carry_conntrack = r.optional_bool("carry_conntrack").value_or(true);
+  if (r.raw("conntrack_carried")) {
+    m.conntrack_carried = r.required_int("conntrack_carried", -1, INT64_MAX);
+  }
   if (const auto* t = r.raw("timeline")) {
     JsonReader tr(*t, r.child("timeline"));
     for (const auto& [k, v] : t->items()) {

@@ -19,6 +19,8 @@ nlohmann::json to_json(const Labels& l);
 Host host_from_json(const nlohmann::json& j, const std::string& path = "");
 Network network_from_json(const nlohmann::json& j, const std::string& path = "");
 Port port_from_json(const nlohmann::json& j, const std::string& path = "");
+nlohmann::json to_json(const CarriedConn& c);
+CarriedConn carried_conn_from_json(const nlohmann::json& j, const std::string& path = "");
 Migration migration_from_json(const nlohmann::json& j, const std::string& path = "");
 
 // Label keys: 1-63 of [A-Za-z0-9._/-]; values: up to 253 printable ASCII characters.

@@ -40,6 +40,27 @@ struct Network {
   bool operator==(const Network&) const = default;
 };
 
+// Stateful ingress filter entry: new connections to the port are allowed for these; replies and
+// related traffic always are. protocol: tcp, udp, icmp (v4 and v6); port 0 = any (tcp/udp).
+struct IngressRule {
+  std::string protocol;
+  int port = 0;
+  bool operator==(const IngressRule&) const = default;
+};
+
+// A connection the port had on its source host, seen from the VM (local = the VM's side), carried
+// to the destination so that its firewall treats the connection as established there too.
+struct CarriedConn {
+  std::string protocol;  // tcp or udp
+  IpAddress local_ip;
+  int local_port = 0;
+  IpAddress remote_ip;
+  int remote_port = 0;
+  auto operator<=>(const CarriedConn&) const = default;
+};
+
+constexpr size_t kMaxCarriedConns = 4096;
+
 struct Port {
   PortId id;
   MacAddress mac;
@@ -56,6 +77,10 @@ struct Port {
   // copies of frames the source already consumed; from then on they queue in the tap and are
   // delivered at resume instead of being lost.
   bool gate_open = false;
+  // Stateful firewall (OVS conntrack) on the port's ingress when set; absent = no filtering.
+  std::optional<std::vector<IngressRule>> ingress_allow;
+  // Set by the controller from the source's conntrack during a migration (see CarriedConn).
+  std::vector<CarriedConn> carried_conns;
   bool operator==(const Port&) const = default;
 };
 
@@ -84,6 +109,8 @@ struct Migration {
   std::string reason;                       // why it was rejected / rolled back
   std::map<std::string, int64_t> timeline;  // phase name -> unix time in microseconds
   int64_t announcements = 0;                // GARP/NA/RARP frames the destination sent at cutover
+  bool carry_conntrack = true;     // carry the source\'s conntrack entries to the destination
+  int64_t conntrack_carried = -1;  // how many were carried (-1: none reported)
   bool operator==(const Migration&) const = default;
 };
 

@@ -27,6 +27,10 @@ std::string encode(const AgentMessage& m) {
     j = {{"type", "announced"},  {"port", an->port},     {"round", an->round},
          {"rounds", an->rounds}, {"frames", an->frames}, {"failed", an->failed}};
     if (!an->error.empty()) j["error"] = an->error;
+  } else if (auto* ct = std::get_if<Conntrack>(&m)) {
+    json conns = json::array();
+    for (const auto& c : ct->conns) conns.push_back(to_json(c));
+    j = {{"type", "conntrack"}, {"port", ct->port}, {"conns", conns}};
   } else if (auto* n = std::get_if<Nack>(&m)) {
     j = {{"type", "nack"}, {"generation", n->generation}, {"error", n->error}, {"field", n->field}};
   }
@@ -129,6 +133,17 @@ AgentMessage decode_agent_message(const std::string& text) {
     an.error = r.optional_string("error").value_or("");
     if (an.round >= an.rounds) throw ParseError("round", "must be below rounds");
     out = an;
+  } else if (type == "conntrack") {
+    Conntrack ct;
+    ct.port = r.required_string("port");
+    if (!r.raw("conns")) throw ParseError("conns", "required field is missing");
+    r.for_each("conns", [&](const json& e, const std::string& path) {
+      if (ct.conns.size() >= kMaxCarriedConns) {
+        throw ParseError(path, "at most " + std::to_string(kMaxCarriedConns) + " connections");
+      }
+      ct.conns.push_back(carried_conn_from_json(e, path));
+    });
+    out = ct;
   } else {
     throw ParseError("type", "unknown message type '" + type + "'");
   }

@@ -7,6 +7,7 @@
 //                        nack {generation, error, field}
 //                        migration_failed {migration, error}
 //                        announced {port, round, rounds, frames, failed, error}
+//                        conntrack {port, conns}
 //   controller -> agent: desired {state}       the host's whole DesiredState with its generation
 //                                              (on connect, and when the host's networks change)
 //                        delta {generation, upsert_hosts, upsert_ports, remove_ports}
@@ -65,6 +66,12 @@ struct Announced {
   int64_t failed = 0;  // could not be sent
   std::string error;   // of the last failure, if any
 };
+// source agent -> controller: the connections a migrating port has in the source's conntrack
+// (OVS dpctl/dump-conntrack of its zone), to be carried to the destination.
+struct Conntrack {
+  std::string port;
+  std::vector<CarriedConn> conns;
+};
 struct Delta {
   uint64_t generation = 0;
   std::vector<Host> upsert_hosts;
@@ -72,7 +79,7 @@ struct Delta {
   std::vector<PortId> remove_ports;
 };
 
-using AgentMessage = std::variant<Hello, Ack, Nack, MigrationFailed, Announced>;
+using AgentMessage = std::variant<Hello, Ack, Nack, MigrationFailed, Announced, Conntrack>;
 using ControllerMessage = std::variant<Desired, Delta, Migrate>;
 
 // Applies a delta to the state it follows (hosts and ports replaced by id, ports removed).

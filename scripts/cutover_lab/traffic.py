@@ -10,6 +10,9 @@ udp-probe IP PORT PPS SECS OUT.json   send sequence-numbered datagrams to an ech
                               every echo's arrival; lost = sent - echoed
 tcp-probe IP PORT N SECS OUT.json     N TCP sessions to an echo server, each sending a message
                               every 10 ms and checking the echo; records survivors and stalls
+tcp-source PORT BYTES_PER_S   accept connections and stream data to each at that rate until it
+                              closes (the server side of a download)
+tcp-pull IP PORT SECS OUT.json        connect and read for SECS; record bytes, arrivals, max gap
 announce-watch IFACE MAC OUT.json      count GARPs / unsolicited NAs / RARPs announcing MAC
                               (and the IPs they claim) until SIGTERM, with arrival times
 
@@ -214,6 +217,59 @@ def tcp_probe(ip, port, sessions, seconds, out_path):
         s.close()
 
 
+def tcp_source(port, rate):
+    import threading
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("0.0.0.0", int(port)))
+    srv.listen(16)
+    chunk = b"x" * max(1, int(rate) // 100)
+
+    def serve(conn):
+        try:
+            start, n = time.monotonic(), 0
+            while True:
+                conn.sendall(chunk)
+                n += 1
+                delay = start + n / 100 - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+    while True:
+        conn, _ = srv.accept()
+        threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+
+def tcp_pull(ip, port, seconds, out_path):
+    sock = socket.create_connection((ip, int(port)), timeout=5)
+    sock.settimeout(0.2)
+    end = time.monotonic() + float(seconds)
+    total, last, max_gap, arrivals = 0, time.monotonic(), 0.0, []
+    with open(out_path + ".ready", "w"):
+        pass
+    while time.monotonic() < end:
+        try:
+            data = sock.recv(65536)
+        except socket.timeout:
+            continue
+        if not data:
+            break
+        t = time.monotonic()
+        max_gap = max(max_gap, t - last)
+        last = t
+        total += len(data)
+        arrivals.append([round(t, 6), total])
+    max_gap = max(max_gap, time.monotonic() - last)
+    sock.close()
+    with open(out_path, "w") as f:
+        json.dump({"bytes": total, "max_gap_ms": round(max_gap * 1000, 1),
+                   "last_arrival": arrivals[-1][0] if arrivals else None,
+                   "arrivals": arrivals}, f)
+
+
 def announce_watch(iface, mac, out_path):
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
     sock.bind((iface, 0))
@@ -252,7 +308,8 @@ def announce_watch(iface, mac, out_path):
 if __name__ == "__main__":
     cmds = {"udp-recv": udp_recv, "udp-send": udp_send, "tcp-sink": tcp_sink,
             "tcp-send": tcp_send, "bcast-send": bcast_send, "udp-probe": udp_probe,
-            "tcp-probe": tcp_probe, "announce-watch": announce_watch}
+            "tcp-probe": tcp_probe, "announce-watch": announce_watch,
+            "tcp-source": tcp_source, "tcp-pull": tcp_pull}
     if len(sys.argv) < 2 or sys.argv[1] not in cmds:
         print(__doc__)
         sys.exit(2)

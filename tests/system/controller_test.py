@@ -319,6 +319,71 @@ class ControllerWithAgents(unittest.TestCase):
         self.assertIn((m["id"], "rolled_back"), events)
         self.assertIn((rej["id"], "rejected"), events)
 
+    def connects(self, vm, ip, port):
+        probe = ("import socket,sys\ntry:\n socket.create_connection((sys.argv[1], int(sys.argv[2])),"
+                 " timeout=1).close()\nexcept OSError:\n sys.exit(1)")
+        return vm.exec(sys.executable, "-c", probe, ip, str(port), check=False).returncode == 0
+
+    def pull_across_migration(self, fw, to, carry):
+        """A download from the peer to fw (fw connected out, so only conntrack lets the peer's
+        segments in) while fw migrates to `to`. Returns (migration, stats, moved_at)."""
+        peer = self.vms["peer"]
+        out = os.path.join(self.lab.dir, f"pull-{to.name}.json")
+        pull = self.lab.spawn(fw.ns, TRAFFIC + ["tcp-pull", peer.ip, "6000", "4", out],
+                              f"pull-{to.name}.log", env=ENV)
+        wait_until("download flowing", lambda: os.path.exists(out + ".ready"))
+        time.sleep(0.5)  # traffic, not synchronisation: half a second of download before the move
+        args = ["migrations", "create", "--port", "fw", "--to", to.name]
+        m = self.ctl(*(args + ([] if carry else ["--no-conntrack-carry"])))
+        self.wait_state(m["id"], "ready")
+        if carry:
+            wait_until("conntrack carried", lambda: self.migration(m["id"])[
+                "conntrack_carried"] >= 1, timeout=5)
+        self.lab.move_vm(fw, to)
+        moved_at = time.monotonic()
+        done = self.wait_state(m["id"], "completed", "rolled_back")
+        self.assertEqual(done["state"], "completed", done)
+        pull.wait(timeout=30)
+        with open(out) as f:
+            return done, json.load(f), moved_at
+
+    def test_6_stateful_firewall_carries_conntrack(self):
+        peer = self.vms["peer"]
+        h2, h3 = self.lab.hosts["h2"], self.lab.hosts["h3"]
+        self.ctl("ports", "create", "--id", "fw", "--mac", "52:54:00:00:00:03", "--ips",
+                 "10.1.0.3", "--network", "blue", "--host", "h2", "--allow", "tcp:5100,icmp")
+        fw = self.lab.add_vm(h2, "fw", "52:54:00:00:00:03", "10.1.0.3")
+        self.wait_bound("h2", "fw")
+        self.lab.spawn(fw.ns, TRAFFIC + ["tcp-sink", "5100"], "fw-5100.log", env=ENV)
+        self.lab.spawn(fw.ns, TRAFFIC + ["tcp-sink", "7000"], "fw-7000.log", env=ENV)
+        self.lab.spawn(peer.ns, TRAFFIC + ["tcp-source", "6000", "200000"], "source.log", env=ENV)
+        wait_until("listeners", lambda: "5100" in fw.exec("ss", "-ltn").stdout
+                   and "7000" in fw.exec("ss", "-ltn").stdout
+                   and "6000" in peer.exec("ss", "-ltn").stdout)
+        # The firewall: new connections only to tcp/5100 (and ping); fw's own connections out
+        # and their replies always.
+        self.assertTrue(peer.ping(fw.ip))
+        self.assertTrue(self.connects(peer, fw.ip, 5100))
+        self.assertFalse(self.connects(peer, fw.ip, 7000))
+        self.assertTrue(self.connects(fw, peer.ip, 6000))
+
+        # Without carry-over the destination sees the peer's next segment as a new connection
+        # to a port nobody allowed, and drops it: the download stops at the move.
+        m1, lost, moved1 = self.pull_across_migration(fw, h3, carry=False)
+        after1 = sum(1 for t, _ in lost["arrivals"] if t > moved1 + 0.5)
+        # With carry-over the source's entry goes along and the download continues.
+        m2, kept, moved2 = self.pull_across_migration(fw, h2, carry=True)
+        after2 = sum(1 for t, _ in kept["arrivals"] if t > moved2 + 0.5)
+        print(f"\n  stateful port, download across a migration: without conntrack carry-over "
+              f"{after1} reads after the move (max gap {lost['max_gap_ms']} ms); with carry-over "
+              f"({m2['conntrack_carried']} connection(s) carried) {after2} reads, max gap "
+              f"{kept['max_gap_ms']} ms")
+        self.assertEqual(m1["conntrack_carried"], -1)
+        self.assertEqual(after1, 0, "established download survived without carry-over?")
+        self.assertGreater(after2, 10)
+        self.assertLess(kept["max_gap_ms"], 1500)
+        self.assertGreater(kept["bytes"], 4 * 200000 * 0.6)
+
 
 def main():
     global BUILD

@@ -55,7 +55,7 @@ TEST(AnnounceFrames, GarpIsABroadcastArpRequestForItsOwnAddress) {
   EXPECT_EQ(Frame(f.begin(), f.begin() + 6), Frame(6, 0xff));
   EXPECT_EQ(Frame(f.begin() + 6, f.begin() + 12), (Frame{0x52, 0x54, 0, 0x12, 0x34, 0x56}));
   EXPECT_EQ(be16(f, 12), 0x0806);
-  EXPECT_EQ(be16(f, 20), 1);                                       // request
+  EXPECT_EQ(be16(f, 20), 1);                                               // request
   EXPECT_EQ(Frame(f.begin() + 28, f.begin() + 32), (Frame{10, 0, 0, 5}));  // sender IP
   EXPECT_EQ(Frame(f.begin() + 32, f.begin() + 38), Frame(6, 0));           // target MAC
   EXPECT_EQ(Frame(f.begin() + 38, f.begin() + 42), (Frame{10, 0, 0, 5}));  // target IP
@@ -74,10 +74,10 @@ TEST(AnnounceFrames, NeighbourAdvertisementHasOverrideTargetOptionAndValidChecks
   ASSERT_EQ(f.size(), 14u + 40 + 32);
   EXPECT_EQ(Frame(f.begin(), f.begin() + 6), (Frame{0x33, 0x33, 0, 0, 0, 1}));
   EXPECT_EQ(be16(f, 12), 0x86dd);
-  EXPECT_EQ(f[14 + 6], 58);    // next header ICMPv6
-  EXPECT_EQ(f[14 + 7], 255);   // hop limit, required for ND
-  EXPECT_EQ(f[54], 136);       // neighbour advertisement
-  EXPECT_EQ(f[58], 0x20);      // Override, not Solicited, not Router
+  EXPECT_EQ(f[14 + 6], 58);   // next header ICMPv6
+  EXPECT_EQ(f[14 + 7], 255);  // hop limit, required for ND
+  EXPECT_EQ(f[54], 136);      // neighbour advertisement
+  EXPECT_EQ(f[58], 0x20);     // Override, not Solicited, not Router
   EXPECT_EQ(Frame(f.begin() + 62, f.begin() + 78), Frame(ip.bytes().begin(), ip.bytes().end()));
   EXPECT_EQ(f[78], 2);  // target link-layer address option
   // One's complement sum over pseudo-header + message including the checksum must be 0xffff.
@@ -112,12 +112,12 @@ TEST(ArrivalTracker, AnnouncesWhenTheGateOpensOnlyOnceAndOnlyWhenBound) {
 TEST(ArrivalTracker, AnnouncesAPortMovedHereWithoutGateButNotOnFirstStateOrNewPorts) {
   ArrivalTracker t;
   EXPECT_TRUE(t.observe(state(1, {port("vm", "d"), port("x", "s")}), {"vm"}).empty());
-  EXPECT_TRUE(t.observe(state(2, {port("vm", "d"), port("x", "s"), port("new", "d")}),
-                        {"vm", "new"})
-                  .empty());
-  EXPECT_EQ(t.observe(state(3, {port("vm", "d"), port("x", "d"), port("new", "d")}),
-                      {"vm", "new", "x"}),
-            std::vector<PortId>{PortId::parse("x")});
+  EXPECT_TRUE(
+      t.observe(state(2, {port("vm", "d"), port("x", "s"), port("new", "d")}), {"vm", "new"})
+          .empty());
+  EXPECT_EQ(
+      t.observe(state(3, {port("vm", "d"), port("x", "d"), port("new", "d")}), {"vm", "new", "x"}),
+      std::vector<PortId>{PortId::parse("x")});
 }
 
 TEST(ArrivalTracker, RolledBackMigrationIsNotAnnounced) {

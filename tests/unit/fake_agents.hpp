@@ -54,6 +54,9 @@ class FakeAgent {
   void announced(const std::string& port, int64_t round, int64_t rounds, int64_t frames) {
     hub_.on_message(session_, wire::Announced{port, round, rounds, frames, 0, ""});
   }
+  void conntrack(const std::string& port, std::vector<CarriedConn> conns) {
+    hub_.on_message(session_, wire::Conntrack{port, std::move(conns)});
+  }
   void report_migration_failed(const std::string& migration, const std::string& error) {
     hub_.on_message(session_, wire::MigrationFailed{migration, error});
   }

@@ -111,6 +111,46 @@ TEST(JsonCodec, PortRejectsNamingTheField) {
   EXPECT_EQ(with("iface_id", ""), "ports[3].iface_id");
   EXPECT_EQ(with("host", 5), "ports[3].host");
   EXPECT_EQ(with("extra", true), "ports[3].extra");
+  EXPECT_EQ(with("ingress_allow", json::array({{{"protocol", "sctp"}}})),
+            "ports[3].ingress_allow[0].protocol");
+  EXPECT_EQ(with("ingress_allow", json::array({{{"protocol", "tcp"}, {"port", 70000}}})),
+            "ports[3].ingress_allow[0].port");
+  EXPECT_EQ(with("ingress_allow", json::array({{{"protocol", "icmp"}, {"port", 1}}})),
+            "ports[3].ingress_allow[0].port");
+  const json conn = {{"protocol", "tcp"},
+                     {"local_ip", "10.1.0.1"},
+                     {"local_port", 40000},
+                     {"remote_ip", "10.9.9.9"},
+                     {"remote_port", 80}};
+  auto conn_with = [&](const char* key, json value) {
+    json c = conn;
+    c[key] = value;
+    return with("carried_conns", json::array({conn, c}));
+  };
+  EXPECT_EQ(conn_with("local_ip", "10.1.0.2"), "ports[3].carried_conns[1].local_ip");
+  EXPECT_EQ(conn_with("remote_ip", "fd00::9"), "ports[3].carried_conns[1].remote_ip");
+  EXPECT_EQ(conn_with("remote_port", 0), "ports[3].carried_conns[1].remote_port");
+  EXPECT_EQ(conn_with("protocol", "icmp"), "ports[3].carried_conns[1].protocol");
+}
+
+TEST(JsonCodec, StatefulPortRoundTrip) {
+  auto j = good_port();
+  j["ingress_allow"] = json::array({{{"protocol", "tcp"}, {"port", 22}}, {{"protocol", "icmp"}}});
+  j["carried_conns"] = json::array({{{"protocol", "udp"},
+                                     {"local_ip", "fd00::1"},
+                                     {"local_port", 5353},
+                                     {"remote_ip", "fd00::9"},
+                                     {"remote_port", 53}}});
+  auto p = port_from_json(j);
+  ASSERT_TRUE(p.ingress_allow.has_value());
+  EXPECT_EQ(p.ingress_allow->size(), 2u);
+  EXPECT_EQ(p.carried_conns.size(), 1u);
+  EXPECT_EQ(port_from_json(to_json(p)), p);
+  j["ingress_allow"] = json::array();  // stateful, nothing new allowed: differs from absent
+  auto closed = port_from_json(j);
+  ASSERT_TRUE(closed.ingress_allow.has_value());
+  EXPECT_TRUE(closed.ingress_allow->empty());
+  EXPECT_EQ(port_from_json(to_json(closed)), closed);
 }
 
 TEST(JsonCodec, MigrationRoundTripAndRejects) {

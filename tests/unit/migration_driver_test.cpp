@@ -26,6 +26,9 @@ struct Rig {
     driver = std::make_unique<MigrationDriver>(state, hub, clock, metrics, policy);
     state.on_change = [this](uint64_t, const ChangeSet& c) { hub.publish(c); };
     hub.on_agent_update = [this](const HostId& h) { driver->on_agent_update(h); };
+    hub.on_conntrack = [this](const HostId& h, const wire::Conntrack& c) {
+      driver->on_conntrack(h, c);
+    };
     hub.on_announced = [this](const HostId& h, const wire::Announced& a) {
       driver->on_announced(h, a);
     };
@@ -123,6 +126,70 @@ TEST(MigrationDriver, CountsTheDestinationsAnnouncementsOnTheMigration) {
   bool audited = false;
   for (const auto& a : rig.state.audit()) audited |= a["event"] == "announced";
   EXPECT_TRUE(audited);
+}
+
+namespace {
+CarriedConn conn(const char* local_ip, int local_port) {
+  return {"tcp", IpAddress::parse(local_ip), local_port, IpAddress::parse("10.0.9.9"), 6000};
+}
+}  // namespace
+
+TEST(MigrationDriver, CarriesTheSourcesConntrackToTheDestinationOnlyForItsOwnAddresses) {
+  Rig rig;
+  Port vm = rig.vm();
+  vm.ips = {IpAddress::parse("10.0.1.1")};
+  vm.ingress_allow = std::vector<IngressRule>{};
+  rig.state.replace_port(vm);
+  rig.pump();
+  rig.driver->create(PortId::parse("vm"), HostId::parse("d"));
+  rig.pump();
+  rig.d.conntrack("vm", {conn("10.0.1.1", 40000)});  // not the source: ignored
+  EXPECT_TRUE(rig.vm().carried_conns.empty());
+  rig.s.conntrack("vm", {conn("10.0.1.1", 40000), conn("10.0.1.2", 40001)});
+  rig.pump();
+  ASSERT_EQ(rig.vm().carried_conns.size(), 1u) << "another address is not the port's to carry";
+  EXPECT_EQ(rig.vm().carried_conns[0].local_port, 40000);
+  EXPECT_EQ(rig.mig("m1").conntrack_carried, 1);
+  EXPECT_TRUE(rig.mig("m1").timeline.count("conntrack_carried"));
+  bool at_destination = false;
+  for (const auto& p : rig.d.last.ports)
+    at_destination |= p.id.str() == "vm" && !p.carried_conns.empty();
+  EXPECT_TRUE(at_destination);
+  rig.d.bind("vm");
+  rig.pump();
+  EXPECT_EQ(rig.mig("m1").state, MigrationState::completed);
+  EXPECT_EQ(rig.vm().carried_conns.size(), 1u) << "kept until the next migration";
+  rig.driver->create(PortId::parse("vm"), HostId::parse("s"));
+  EXPECT_TRUE(rig.vm().carried_conns.empty());
+}
+
+TEST(MigrationDriver, CarryOverCanBeTurnedOffPerMigration) {
+  Rig rig;
+  Port vm = rig.vm();
+  vm.ips = {IpAddress::parse("10.0.1.1")};
+  vm.ingress_allow = std::vector<IngressRule>{};
+  rig.state.replace_port(vm);
+  rig.driver->create(PortId::parse("vm"), HostId::parse("d"), "", false);
+  rig.pump();
+  rig.s.conntrack("vm", {conn("10.0.1.1", 40000)});
+  EXPECT_TRUE(rig.vm().carried_conns.empty());
+  EXPECT_EQ(rig.mig("m1").conntrack_carried, -1);
+  EXPECT_FALSE(rig.mig("m1").carry_conntrack);
+}
+
+TEST(MigrationDriver, StatefulPortIsNotMovedToALinuxHost) {
+  Rig rig;
+  Host lin;
+  lin.id = HostId::parse("lin");
+  lin.underlay_ip = IpAddress::parse("10.0.0.9");
+  lin.backend = Backend::linux;
+  rig.state.put_host(lin);
+  Port vm = rig.vm();
+  vm.ingress_allow = std::vector<IngressRule>{{"tcp", 22}};
+  rig.state.replace_port(vm);
+  auto m = rig.driver->create(PortId::parse("vm"), HostId::parse("lin"));
+  EXPECT_EQ(m.state, MigrationState::rejected);
+  EXPECT_NE(m.reason.find("ingress_allow"), std::string::npos);
 }
 
 TEST(MigrationDriver, RollsBackWhenDestinationNeverAcks) {

@@ -60,7 +60,7 @@ TEST_P(OvsGolden, MatchesFixture) {
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, OvsGolden,
                          ::testing::Values("two_hosts", "two_vnis_three_hosts", "nothing_bound_yet",
-                                           "migrating_port"));
+                                           "migrating_port", "stateful_port"));
 
 TEST(OvsPipeline, TunnelNamesAreStableAndShort) {
   EXPECT_EQ(tunnel_port_name(IpAddress::parse("192.168.100.2")), "cv-c0a86402");

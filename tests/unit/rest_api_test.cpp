@@ -79,6 +79,16 @@ TEST(RestApi, EveryRefusalNamesCodeAndField) {
        "unknown_reference", "network"},
       {"POST", "/v1/ports", R"({"id":"p1","mac":"52:54:00:00:00:03","network":"blue"})", 409,
        "conflict", "id"},
+      {"POST", "/v1/ports",
+       R"({"id":"p2","mac":"52:54:00:00:00:02","ips":["10.0.0.2"],"network":"blue",)"
+       R"("carried_conns":[{"protocol":"tcp","local_ip":"10.0.0.2","local_port":1,)"
+       R"("remote_ip":"10.0.0.9","remote_port":2}]})",
+       422, "invalid", "carried_conns"},
+      {"POST", "/v1/ports",
+       R"({"id":"p2","mac":"52:54:00:00:00:02","network":"blue","ingress_allow":[{"protocol":"gre"}]})",
+       422, "invalid", "ingress_allow[0].protocol"},
+      {"POST", "/v1/migrations", R"({"port":"p1","to_host":"h9","carry_conntrack":"no"})", 422,
+       "invalid", "carry_conntrack"},
       {"POST", "/v1/networks", R"({"id":"red","vni":16777216})", 422, "invalid", "vni"},
       {"POST", "/v1/networks", R"({"id":"red","vni":"7"})", 422, "invalid", "vni"},
       {"POST", "/v1/networks", R"({"id":"red","vni":100})", 409, "conflict", "vni"},

@@ -1,0 +1,37 @@
+// ConntrackCarrier: on the source host, sends the controller the connections a migrating port
+// with a stateful firewall has in this host's conntrack, so the destination can admit them as
+// established. Sent once when the migration is prepared and once more when the VM pauses for the
+// final copy (the freshest state, just before the destination's gate opens). The dump itself is
+// injected (OVS: `dpctl/dump-conntrack zone=N` over the unixctl socket; tests: canned text).
+#pragma once
+
+#include <functional>
+#include <map>
+#include <set>
+#include <string>
+
+#include "desired_state.hpp"
+#include "wire.hpp"
+
+namespace cutover::agent {
+
+class ConntrackCarrier {
+ public:
+  using DumpFn = std::function<std::string(int64_t zone)>;  // throws on failure
+  using SendFn = std::function<void(const wire::Conntrack&)>;
+  ConntrackCarrier(DumpFn dump, SendFn send) : dump_(std::move(dump)), send_(std::move(send)) {}
+
+  // After each apply report (zones: stateful port id -> conntrack zone) and whenever the set of
+  // iface-ids paused for outgoing migration changes. Returns errors to log (one per failed
+  // dump); a failed dump is retried on the next call.
+  std::vector<std::string> update(const DesiredState& state,
+                                  const std::map<std::string, int64_t>& zones,
+                                  const std::set<std::string>& paused_ifaces);
+
+ private:
+  DumpFn dump_;
+  SendFn send_;
+  std::set<std::string> sent_;  // port|destination|phase
+};
+
+}  // namespace cutover::agent

@@ -1,0 +1,27 @@
+// libFuzzer target: the parser of OVS conntrack dumps (text from ovs-vswitchd that decides which
+// connections a migrating VM takes along). Any input must parse without crashing or throwing;
+// every entry it accepts must have valid ports, and the connections chosen from it must be
+// addressed to the given local IPs and fit the carried-connections limit.
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <string_view>
+
+#include "conntrack.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const std::string_view text(reinterpret_cast<const char*>(data), size);
+  const auto dump = cutover::overlay::parse_conntrack_dump(text);
+  for (const auto& e : dump.entries) {
+    if (e.sport < 0 || e.sport > 65535 || e.dport < 0 || e.dport > 65535) std::abort();
+  }
+  const std::vector<cutover::IpAddress> local = {cutover::IpAddress::parse("10.0.0.5"),
+                                                 cutover::IpAddress::parse("2001:db8::5")};
+  const auto conns = cutover::overlay::connections_to_carry(dump.entries, local);
+  if (conns.size() > cutover::kMaxCarriedConns) std::abort();
+  for (const auto& c : conns) {
+    if (c.local_ip != local[0] && c.local_ip != local[1]) std::abort();
+    if (c.local_port <= 0 || c.remote_port <= 0) std::abort();
+  }
+  return 0;
+}
