@@ -21,7 +21,7 @@ uint32_t fnv1a(const std::string& s) {
 // The flows that make one port stateful (see the table layout in ovs_pipeline.hpp). Zone and
 // reg2 are the port's ofport, unique on this switch.
 void stateful_flows(const Port& port, int64_t ofport_num, const std::string& in_vni,
-                    const std::string& classify, std::vector<OvsFlow>& flows) {
+                    const std::string& classify, bool deliver_here, std::vector<OvsFlow>& flows) {
   const std::string ofport = std::to_string(ofport_num);
   const std::string zone = "zone=" + ofport;
   const std::string mac = port.mac.to_string();
@@ -32,12 +32,15 @@ void stateful_flows(const Port& port, int64_t ofport_num, const std::string& in_
     flows.push_back({kClassifyTable, 110,
                      std::string(family) + ",in_port=" + ofport + ",dl_src=" + mac,
                      "ct(commit," + zone + ")," + classify});
-    // Into the VM: tracked, then judged in the ACL table.
-    flows.push_back({kL2Table, 110, std::string(family) + "," + in_vni + ",dl_dst=" + mac,
-                     "set_field:" + ofport + "->reg2,ct(" + zone + ",table=20)"});
+    // Into the VM: tracked, then judged in the ACL table (not while the gate is closed).
+    if (deliver_here) {
+      flows.push_back({kL2Table, 110, std::string(family) + "," + in_vni + ",dl_dst=" + mac,
+                       "set_field:" + ofport + "->reg2,ct(" + zone + ",table=20)"});
+    }
   }
-  // Neighbour discovery is not connection state: always delivered.
+  // Neighbour discovery is not connection state: always delivered (once the gate is open).
   for (const char* type : {"135", "136"}) {
+    if (!deliver_here) break;
     flows.push_back(
         {kL2Table, 120, "icmp6," + in_vni + ",dl_dst=" + mac + ",icmp_type=" + type, deliver});
   }
@@ -116,7 +119,8 @@ OvsDesired translate_ovs(const Topology& topo, const OvsPortMap& ports) {
       if (port.ingress_allow) {
         any_stateful = true;
         out.ct_zones[port.id.str()] = it->second;
-        stateful_flows(port, it->second, in_vni, classify, flows);
+        stateful_flows(port, it->second, in_vni, classify,
+                       !view.held_iface_ids.count(port.iface_id), flows);
       }
       if (view.held_iface_ids.count(port.iface_id)) continue;  // gate closed: deliver nothing
       local_ofports.push_back(it->second);

@@ -22,8 +22,8 @@ std::string vswitchd_ctl_path(const std::string& rundir) {
   // Started with --unixctl=<rundir>/ovs-vswitchd.ctl and no pidfile (as the lab does).
   const std::string fixed = rundir + "/ovs-vswitchd.ctl";
   if (access(fixed.c_str(), F_OK) == 0) return fixed;
-  throw std::runtime_error("no ovs-vswitchd control socket: neither a pid in " + pidfile +
-                           " nor " + fixed);
+  throw std::runtime_error("no ovs-vswitchd control socket: neither a pid in " + pidfile + " nor " +
+                           fixed);
 }
 
 std::string ovs_appctl(const std::string& ctl_path, const std::string& command,
@@ -37,7 +37,8 @@ std::string ovs_appctl(const std::string& ctl_path, const std::string& command,
   } closer{fd};
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
-  if (ctl_path.size() >= sizeof addr.sun_path) throw std::runtime_error(ctl_path + ": path too long");
+  if (ctl_path.size() >= sizeof addr.sun_path)
+    throw std::runtime_error(ctl_path + ": path too long");
   std::memcpy(addr.sun_path, ctl_path.c_str(), ctl_path.size() + 1);
   if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     throw std::runtime_error(ctl_path + ": " + strerror(errno));

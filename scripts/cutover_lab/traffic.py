@@ -97,8 +97,9 @@ def tcp_send(ip, port, nbytes, seconds="0"):
     while left > 0:
         if seconds:
             due = start + seconds * (1 - left / nbytes)
-            if due > time.monotonic():
-                time.sleep(due - time.monotonic())
+            wait = due - time.monotonic()  # read the clock once: it moves between two reads
+            if wait > 0:
+                time.sleep(wait)
         sock.sendall(chunk[: min(left, len(chunk))])
         left -= min(left, len(chunk))
     sock.sendall(b"\n")

@@ -63,8 +63,8 @@ TEST(ConntrackDump, ChoosesLiveTcpAndUdpOfThePortOrientedFromTheVm) {
       connections_to_carry(parse_conntrack_dump(kDump).entries,
                            {IpAddress::parse("10.1.0.3"), IpAddress::parse("fd00::3")});
   ASSERT_EQ(conns.size(), 3u);  // not TIME_WAIT, not icmp, not another address's connection
-  const CarriedConn inbound{"tcp", IpAddress::parse("10.1.0.3"), 40012, IpAddress::parse("10.1.0.9"),
-                            6000};
+  const CarriedConn inbound{"tcp", IpAddress::parse("10.1.0.3"), 40012,
+                            IpAddress::parse("10.1.0.9"), 6000};
   const CarriedConn outbound{"tcp", IpAddress::parse("10.1.0.3"), 40100,
                              IpAddress::parse("10.1.0.9"), 80};
   const CarriedConn dns{"udp", IpAddress::parse("fd00::3"), 5353, IpAddress::parse("fd00::9"), 53};
@@ -75,11 +75,12 @@ TEST(ConntrackDump, ChoosesLiveTcpAndUdpOfThePortOrientedFromTheVm) {
 
 TEST(ConntrackDump, EmptyAndHostileInputNeverThrows) {
   EXPECT_TRUE(parse_conntrack_dump("").entries.empty());
-  EXPECT_EQ(parse_conntrack_dump("tcp,orig=(src=1.2.3.4,dst=1.2.3.5,sport=-1,dport=2)").skipped, 1u);
-  EXPECT_EQ(parse_conntrack_dump(",orig=(").skipped, 1u);
-  EXPECT_EQ(parse_conntrack_dump("tcp,orig=(src=1.2.3.4,dst=1.2.3.5,sport=1,dport=2),zone=x")
-                .skipped,
+  EXPECT_EQ(parse_conntrack_dump("tcp,orig=(src=1.2.3.4,dst=1.2.3.5,sport=-1,dport=2)").skipped,
             1u);
+  EXPECT_EQ(parse_conntrack_dump(",orig=(").skipped, 1u);
+  EXPECT_EQ(
+      parse_conntrack_dump("tcp,orig=(src=1.2.3.4,dst=1.2.3.5,sport=1,dport=2),zone=x").skipped,
+      1u);
 }
 
 TEST(ConntrackCarrier, SendsAtPrepareAndAgainAtPauseOnlyForLeavingStatefulPorts) {
