@@ -40,6 +40,7 @@ struct ControllerConfig {
   std::string forbid;  // "portlabel:hostlabel,..."
   int64_t prepare_timeout_ms = 30000;
   int64_t activation_timeout_ms = 300000;
+  std::string gate_trigger = "source-paused";
   std::string log_level = "info";
   std::string log_format = "text";
 };
@@ -99,6 +100,10 @@ int main(int argc, char** argv) {
            "roll back when the destination and VTEPs have not ACKed the prepare by then");
   opts.add("activation-timeout-ms", &cfg.activation_timeout_ms,
            "roll back when the port has not come up on the destination by then");
+  opts.add("gate-trigger", &cfg.gate_trigger,
+           "when the destination starts delivering to an arriving VM: source-paused (default: "
+           "frames sent during the final copy queue in its tap) or destination-running "
+           "(only once it runs there; for comparison)");
   opts.add("log-level", &cfg.log_level, "trace, debug, info, warn, error");
   opts.add("log-format", &cfg.log_format, "text or json");
 
@@ -123,6 +128,14 @@ int main(int argc, char** argv) {
     policy.max_concurrent_per_host = cfg.max_concurrent_per_host;
     policy.prepare_timeout = std::chrono::milliseconds(cfg.prepare_timeout_ms);
     policy.activation_timeout = std::chrono::milliseconds(cfg.activation_timeout_ms);
+    if (cfg.gate_trigger == "source-paused") {
+      policy.gate_on_source_pause = true;
+    } else if (cfg.gate_trigger == "destination-running") {
+      policy.gate_on_source_pause = false;
+    } else {
+      throw ParseError("--gate-trigger", "expected source-paused or destination-running, got '" +
+                                             cfg.gate_trigger + "'");
+    }
   } catch (const ParseError& e) {
     std::fprintf(stderr, "cutover-controller: %s\n", e.what());
     return 2;

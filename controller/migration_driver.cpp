@@ -348,7 +348,12 @@ void MigrationDriver::check_activation(const MigrationId& id) {
   auto source = hub_.agents().find(m.source);
   if (m.state == MigrationState::ready && source != hub_.agents().end() &&
       source->second.paused_ports.count(port.id.str())) {
+    const bool first = !m.timeline.count("source_paused");
     stamp(m, "source_paused");
+    if (!policy_.gate_on_source_pause) {
+      if (first) save(m);  // the pause is on the timeline; the gate waits for the VM on D
+      return;
+    }
     Port p = port;
     p.gate_open = true;
     transition(m, MigrationState::migrating, "");

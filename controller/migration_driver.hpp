@@ -40,6 +40,9 @@ struct MigrationPolicy {
   std::vector<PlacementRule> forbid;
   int64_t max_concurrent_per_host = 4;  // active migrations touching a host (as source or dest)
   bool require_approval = false;
+  // Open the destination's gate when the source VM pauses for the final copy (frames from then
+  // on queue in the destination's tap); false: only when the VM runs there (cut over).
+  bool gate_on_source_pause = true;
   std::chrono::milliseconds prepare_timeout{30000};
   std::chrono::milliseconds activation_timeout{300000};
   std::chrono::milliseconds converge_timeout{30000};

@@ -42,6 +42,7 @@ def run_hop(ctx, mode, src, dst, tag):
                     f"tcp-{tag}.log", env=env)
     time.sleep(1.0)  # a second of steady traffic before the migration starts
     timeline = {}
+    mid = None
     t0 = time.monotonic()
     if mode == "cutover":
         # cutover drives it: prepare, then the source agent live-migrates (libvirt p2p).
@@ -54,6 +55,7 @@ def run_hop(ctx, mode, src, dst, tag):
         if done["state"] != "completed":
             raise LabError(f"migration rolled back: {done['reason']}")
         timeline = done["timeline"]
+        mid = m["id"]
         wall = time.monotonic() - t0
         downtime = wait_until("libvirt job info", lambda: vmhost.completed_downtime(
             ctx["libvirt"][dst], "vm1"), timeout=10)
@@ -67,8 +69,13 @@ def run_hop(ctx, mode, src, dst, tag):
             mig = [m for m in json.loads(lab.ctl(ctx["ctl"], "--json", "migrations").stdout)
                    if m["port"] == "vm1" and "detected_external" in m["timeline"]]
             timeline = mig[-1]["timeline"] if mig else {}
+            mid = mig[-1]["id"] if mig else None
     udp.wait(timeout=PROBE_SECONDS + 30)
     tcp.wait(timeout=PROBE_SECONDS + 30)
+    garps = None
+    if mid:  # the destination's announcement rounds end 200 ms after activation: read them now
+        final = migration_state(lab, ctx["ctl"], mid)
+        timeline, garps = final["timeline"], final.get("announcements")
     with open(udp_out) as f:
         u = json.load(f)
     with open(tcp_out) as f:
@@ -79,6 +86,7 @@ def run_hop(ctx, mode, src, dst, tag):
             "lost": u["lost"], "sent": u["sent"], "duplicates": u["duplicates"], "max_gap_ms": gap,
             "beyond_pause_ms": max(0.0, gap - (downtime or 0.0)), "tcp_sessions": t["sessions"],
             "tcp_survived": t["survived"], "tcp_max_stall_ms": t["max_stall_ms"], "timeline": timeline,
+            "garps": garps,
             "phases_s": phases, "echoes": u["echoes"]}
 
 
@@ -103,7 +111,7 @@ def to_baseline(ctx):
 
 
 def run(cycles=1, baseline=True, out=None, prepare=True, hops=(("h1", "h2"), ("h2", "h1")),
-        external=True):
+        external=True, gate_trigger="source-paused"):
     """Runs the lab; returns (results, report text). prepare=False skips install-deps/build."""
     from .netlab import AgentRunner, Lab, wait_until
     from . import guest, report, vmhost
@@ -121,7 +129,8 @@ def run(cycles=1, baseline=True, out=None, prepare=True, hops=(("h1", "h2"), ("h
     with Lab("lab") as lab:
         prog.step("starting the controller and hypervisors h1, h2, h3 (netns + OVS + cutover-agent)")
         lab.add_underlay()
-        lab.start_controller(os.path.join(BUILD, "controller", "cutover-controller"))
+        lab.start_controller(os.path.join(BUILD, "controller", "cutover-controller"),
+                             extra_args=["--gate-trigger", gate_trigger])
         hosts = {n: lab.add_host(n) for n in ("h1", "h2", "h3")}
         # libvirt first: an agent given --libvirt-uri refuses to start without it (preflight).
         prog.step("starting libvirtd on h1 and h2 (private mount namespace each, subreaper)")

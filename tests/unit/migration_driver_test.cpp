@@ -343,6 +343,23 @@ TEST(MigrationDriver, SourcePauseOpensTheDestinationGate) {
             std::string::npos);
 }
 
+TEST(MigrationDriver, WithGateOnDestinationRunningThePauseOnlyGoesOnTheTimeline) {
+  MigrationPolicy policy;
+  policy.gate_on_source_pause = false;
+  Rig rig(policy);
+  rig.driver->create(PortId::parse("vm"), HostId::parse("d"));
+  rig.pump();
+  rig.s.paused.insert("vm");
+  rig.s.ack();
+  EXPECT_EQ(rig.mig("m1").state, MigrationState::ready);
+  EXPECT_FALSE(rig.vm().gate_open);
+  EXPECT_TRUE(rig.mig("m1").timeline.count("source_paused"));
+  rig.d.bind("vm");
+  rig.pump();
+  EXPECT_EQ(rig.mig("m1").state, MigrationState::completed);
+  EXPECT_FALSE(rig.mig("m1").timeline.count("gate_open"));
+}
+
 TEST(MigrationDriver, DrivesTheLiveMigrationWhenTheDestinationPublishesAUri) {
   Rig rig;
   auto d = rig.state.hosts().at(HostId::parse("d"));
