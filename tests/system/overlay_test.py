@@ -98,6 +98,32 @@ class OvsOverlay(unittest.TestCase):
         for a in cls.agents.values():
             a.wait_applied(cls.generation, complete=complete)
 
+    def test_port_moved_here_is_announced(self):
+        # r2 moves h2 -> h3 (NIC moved, then the state says so): h3's agent announces it - one
+        # GARP and one RARP per round, 4 paced rounds - and r1 on h1 sees them over the overlay.
+        r1, r2 = self.vms["r1"], self.vms["r2"]
+        src, dst = r2.host, self.h[2]
+        out = os.path.join(self.lab.dir, "announce-r2.json")
+        watch = self.lab.spawn(r1.ns, TRAFFIC + ["announce-watch", "eth0", r2.mac, out],
+                               "announce-r2.log", env=ENV)
+        try:
+            wait_until("watcher ready", lambda: os.path.exists(out + ".ready"))
+            self.lab.move_vm(r2, dst)
+            self.push()
+            wait_until("announcements logged", lambda: "round 4/4" in self.agents[dst.name].log())
+            self.assertIn("announce r2 round 1/4: 2 frames sent", self.agents[dst.name].log())
+        finally:
+            watch.send_signal(signal.SIGTERM)
+            watch.wait(timeout=10)
+        with open(out) as f:
+            seen = json.load(f)
+        self.assertEqual((seen["garp"], seen["rarp"]), (4, 4), seen)
+        self.assertEqual(seen["ips"], [r2.ip])
+        self.assertTrue(r1.ping(r2.ip))
+        self.lab.move_vm(r2, src)
+        self.push()
+        self.assertTrue(r1.ping(r2.ip))
+
     def test_same_vni_ping_tcp_and_full_size_frames(self):
         b1, b2, b3 = self.vms["b1"], self.vms["b2"], self.vms["b3"]
         self.assertTrue(b1.ping(b2.ip), "b1 -> b2 (h1 -> h2) same VNI")
