@@ -50,7 +50,8 @@ class Session {
   void connect() {
     boost::system::error_code addr_ec;
     const auto addr = asio::ip::make_address(target_.traddr, addr_ec);
-    if (addr_ec) throw Failure{ProbeError::protocol, "traddr '" + target_.traddr + "' is not an IP address"};
+    if (addr_ec)
+      throw Failure{ProbeError::protocol, "traddr '" + target_.traddr + "' is not an IP address"};
     boost::system::error_code ec;
     bool done = false;
     socket_.async_connect(tcp::endpoint(addr, target_.trsvcid), [&](auto e) {
@@ -85,8 +86,9 @@ class Session {
         if (auto pdu = reader_.next()) {
           if (static_cast<PduType>((*pdu)[0]) == PduType::c2h_term_req) {
             const auto t = parse_c2h_term_req(*pdu);
-            throw Failure{ProbeError::protocol, std::string("target terminated the connection during ") +
-                                                    what + " (FES " + std::to_string(t.fes) + ")"};
+            throw Failure{ProbeError::protocol,
+                          std::string("target terminated the connection during ") + what +
+                              " (FES " + std::to_string(t.fes) + ")"};
           }
           return std::move(*pdu);
         }
@@ -104,14 +106,16 @@ class Session {
       });
       wait(done, what);
       if (ec) {
-        throw Failure{ProbeError::protocol, std::string(what) + ": connection lost (" + ec.message() + ")"};
+        throw Failure{ProbeError::protocol,
+                      std::string(what) + ": connection lost (" + ec.message() + ")"};
       }
       reader_.feed(std::span(buf.data(), n));
     }
   }
 
   // Sends a command capsule and collects its C2H data (if any) and its completion.
-  std::pair<Cqe, Bytes> command(const Sqe& sqe, const char* what, std::span<const uint8_t> data = {}) {
+  std::pair<Cqe, Bytes> command(const Sqe& sqe, const char* what,
+                                std::span<const uint8_t> data = {}) {
     send(encode_capsule_cmd(sqe, data));
     const uint16_t cid = static_cast<uint16_t>(sqe[2] | (sqe[3] << 8));
     Bytes collected;
@@ -123,7 +127,8 @@ class Session {
           auto d = parse_c2h_data(pdu);
           if (d.cccid != cid) throw ProtocolError("c2h_data.cccid", "not the command's id");
           if (d.offset != collected.size()) throw ProtocolError("c2h_data.datao", "out of order");
-          if (collected.size() + d.data.size() > (1u << 20)) throw ProtocolError("c2h_data", "too much data");
+          if (collected.size() + d.data.size() > (1u << 20))
+            throw ProtocolError("c2h_data", "too much data");
           collected.insert(collected.end(), d.data.begin(), d.data.end());
           if (d.success) return {Cqe{0, 0, 0, 0, cid, 0}, std::move(collected)};
           continue;
@@ -201,9 +206,11 @@ ProbeResult probe_path(const ProbeTarget& target, const ProbeConfig& config) {
     check(s.command(property_set_sqe(++cid, kRegCc, kCcEnable, false), "Property Set CC").first,
           ProbeError::command_failed, "enabling the controller");
     for (;;) {
-      auto [csts, unused] = s.command(property_get_sqe(++cid, kRegCsts, false), "Property Get CSTS");
+      auto [csts, unused] =
+          s.command(property_get_sqe(++cid, kRegCsts, false), "Property Get CSTS");
       check(csts, ProbeError::command_failed, "reading CSTS");
-      if (csts.dw0 & 0x2) throw Failure{ProbeError::command_failed, "controller fatal status (CSTS.CFS)"};
+      if (csts.dw0 & 0x2)
+        throw Failure{ProbeError::command_failed, "controller fatal status (CSTS.CFS)"};
       if (csts.dw0 & 0x1) break;  // ready
       if (s.expired()) throw Failure{ProbeError::timeout, "controller never became ready"};
     }
@@ -220,15 +227,16 @@ ProbeResult probe_path(const ProbeTarget& target, const ProbeConfig& config) {
       r.namespaces.emplace_back(nsid, parse_identify_namespace(ns));
     }
     if (r.namespaces.empty()) {
-      throw Failure{ProbeError::namespace_missing, target.subsystem_nqn + " has no active namespace"};
+      throw Failure{ProbeError::namespace_missing,
+                    target.subsystem_nqn + " has no active namespace"};
     }
     if (config.expect_nguid) {
       bool found = false;
       for (const auto& [id, ns] : r.namespaces) found |= ns.nguid == *config.expect_nguid;
       if (!found) {
-        throw Failure{ProbeError::namespace_missing,
-                      "no namespace with NGUID " + hex(*config.expect_nguid) + " in " +
-                          target.subsystem_nqn};
+        throw Failure{
+            ProbeError::namespace_missing,
+            "no namespace with NGUID " + hex(*config.expect_nguid) + " in " + target.subsystem_nqn};
       }
     }
     if (r.controller.ana_reporting) {

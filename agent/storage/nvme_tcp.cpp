@@ -306,7 +306,8 @@ std::vector<AnaGroup> parse_ana_log(std::span<const uint8_t> d) {
       throw ProtocolError(field + ".state", "undefined ANA state " + std::to_string(state));
     }
     a.state = static_cast<AnaState>(state);
-    if (n > (d.size() - at - 32) / 4) throw ProtocolError(field + ".nnsids", "more than the data holds");
+    if (n > (d.size() - at - 32) / 4)
+      throw ProtocolError(field + ".nnsids", "more than the data holds");
     for (uint32_t i = 0; i < n; ++i) a.nsids.push_back(le<uint32_t>(d, at + 32 + 4 * i));
     at += 32 + 4 * static_cast<size_t>(n);
     out.push_back(std::move(a));

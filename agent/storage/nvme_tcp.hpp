@@ -125,7 +125,7 @@ TermReq parse_c2h_term_req(std::span<const uint8_t> pdu);
 struct ControllerInfo {
   std::string serial, model, firmware, subsystem_nqn;
   uint16_t cntlid = 0;
-  uint32_t namespaces = 0;   // NN
+  uint32_t namespaces = 0;     // NN
   bool ana_reporting = false;  // CMIC bit 3
 };
 ControllerInfo parse_identify_controller(std::span<const uint8_t> data);  // 4096 bytes

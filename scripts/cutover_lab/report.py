@@ -99,10 +99,36 @@ def svg(results, path):
         f.write("\n".join(out))
 
 
-def write(results, directory):
+def storage_text(results, probes):
+    lines = []
+    if probes:
+        lines.append("")
+        lines.append("NVMe/TCP path probe (userspace, from the client's host):")
+        for name, p in probes.items():
+            detail = p.get("message") or ""
+            if p.get("ok"):
+                ns = p.get("namespaces", [])
+                ana = ", ".join(f"group {g['group']} {g['state']}" for g in p.get("ana", []))
+                detail = (f"{len(ns)} namespace(s), nguid {ns[0]['nguid'] if ns else '-'}, ANA {ana}, "
+                          f"{p.get('elapsed_ms', 0):.0f} ms")
+            lines.append(f"  {name:<12} {p.get('error')}: {detail}")
+    io = [r for r in results if "io_stall_ms" in r]
+    if io:
+        lines.append("")
+        lines.append("Storage through the migrations (in-guest NVMe/TCP volume, verified 4 KiB "
+                     "write+read loop, host-side timestamps):")
+        for r in io:
+            lines.append(f"  {r['mode']:<9} {r['hop']:<9} I/O stall {r['io_stall_ms']:>7.1f} ms, "
+                         f"{r['io_completed']} I/Os, {r['io_errors']} errors")
+        lines.append(f"  median I/O stall {statistics.median(r['io_stall_ms'] for r in io):.1f} ms, "
+                     f"{sum(r['io_errors'] for r in io)} I/O errors in all")
+    return lines
+
+
+def write(results, directory, probes=None):
     summary = summarize(results)
     slim = [{k: v for k, v in r.items() if k != "echoes"} for r in results]
     with open(f"{directory}/cutover-report.json", "w") as f:
-        json.dump({"migrations": slim, "summary": summary}, f, indent=1)
+        json.dump({"migrations": slim, "summary": summary, "storage_probe": probes}, f, indent=1)
     svg(results, f"{directory}/cutover-report.svg")
-    return text(results, summary)
+    return text(results, summary) + "\n".join([""] + storage_text(results, probes))

@@ -13,6 +13,8 @@ tcp-probe IP PORT N SECS OUT.json     N TCP sessions to an echo server, each sen
 tcp-source PORT BYTES_PER_S   accept connections and stream data to each at that rate until it
                               closes (the server side of a download)
 tcp-pull IP PORT SECS OUT.json        connect and read for SECS; record bytes, arrivals, max gap
+io-recv PORT OUT.json         collect the storage workload's reports (nvmeio in a guest: one datagram
+                              per verified 4 KiB write+read) with host-clock arrival times
 announce-watch IFACE MAC OUT.json      count GARPs / unsolicited NAs / RARPs announcing MAC
                               (and the IPs they claim) until SIGTERM, with arrival times
 
@@ -271,6 +273,27 @@ def tcp_pull(ip, port, seconds, out_path):
                    "arrivals": arrivals}, f)
 
 
+def io_recv(port, out_path):
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("0.0.0.0", int(port)))
+    sock.settimeout(0.2)
+    stop = [False]
+    signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__(0, True))
+    reports = []
+    with open(out_path + ".ready", "w"):
+        pass
+    while not stop[0]:
+        try:
+            data, _ = sock.recvfrom(64)
+        except socket.timeout:
+            continue
+        if len(data) == 13:
+            seq, status, took = struct.unpack("!QBI", data)
+            reports.append([round(time.monotonic(), 6), seq, status, took])
+    with open(out_path, "w") as f:
+        json.dump({"reports": reports}, f)
+
+
 def announce_watch(iface, mac, out_path):
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
     sock.bind((iface, 0))
@@ -310,7 +333,7 @@ if __name__ == "__main__":
     cmds = {"udp-recv": udp_recv, "udp-send": udp_send, "tcp-sink": tcp_sink,
             "tcp-send": tcp_send, "bcast-send": bcast_send, "udp-probe": udp_probe,
             "tcp-probe": tcp_probe, "announce-watch": announce_watch,
-            "tcp-source": tcp_source, "tcp-pull": tcp_pull}
+            "tcp-source": tcp_source, "tcp-pull": tcp_pull, "io-recv": io_recv}
     if len(sys.argv) < 2 or sys.argv[1] not in cmds:
         print(__doc__)
         sys.exit(2)

@@ -107,7 +107,7 @@ class Libvirt:
         self.proc = None
 
 
-def domain_xml(name, vmlinux, initrd, mac, ip, iface_id, console_log, memory_mib=128):
+def domain_xml(name, vmlinux, initrd, mac, ip, iface_id, console_log, memory_mib=128, cmdline=""):
     return f"""<domain type='qemu'>
   <name>{name}</name>
   <memory unit='MiB'>{memory_mib}</memory>
@@ -116,7 +116,7 @@ def domain_xml(name, vmlinux, initrd, mac, ip, iface_id, console_log, memory_mib
     <type arch='x86_64' machine='pc'>hvm</type>
     <kernel>{vmlinux}</kernel>
     <initrd>{initrd}</initrd>
-    <cmdline>console=ttyS0 quiet mitigations=off nowatchdog tsc=reliable no_timer_check cryptomgr.notests audit=0 apparmor=0 security=none vmip={ip}/24 vmmtu=1450</cmdline>
+    <cmdline>console=ttyS0 quiet mitigations=off nowatchdog tsc=reliable no_timer_check cryptomgr.notests audit=0 apparmor=0 security=none vmip={ip}/24 vmmtu=1450 {cmdline}</cmdline>
   </os>
   <features><acpi/></features>
   <clock offset='utc'/>
@@ -142,13 +142,15 @@ def domain_xml(name, vmlinux, initrd, mac, ip, iface_id, console_log, memory_mib
 """
 
 
-def start_vm(lv, name, guest_files, mac, ip, iface_id):
+def start_vm(lv, name, guest_files, mac, ip, iface_id, cmdline="", memory_mib=128):
+    """cmdline: extra guest parameters (nvmet=NQN for a storage target, nvmeconn=... for a VM
+    whose data disk is an NVMe/TCP volume; see guest.py)."""
     vmlinux, initrd, _ = guest_files
     xml_path = os.path.join(lv.dir, f"{name}.xml")
     console = os.path.join(lv.lab.dir, f"{name}-console.log")
     with open(xml_path, "w") as f:
         f.write(domain_xml(name, os.path.abspath(vmlinux), os.path.abspath(initrd), mac, ip, iface_id,
-                           console))
+                           console, memory_mib=memory_mib, cmdline=cmdline))
     lv.virsh("create", xml_path)
     return console
 

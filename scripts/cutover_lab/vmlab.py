@@ -5,6 +5,7 @@ through cutover, then (optionally) with plain OVS NORMAL learning + QEMU announc
 baseline. Returns the per-migration results and the report text."""
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -14,6 +15,12 @@ BUILD = os.path.join(ROOT, "build")
 
 VM_MAC, VM_IP, VM_IFACE = "52:54:00:10:00:0a", "10.1.0.10", "6f1c2a9e-0000-4000-8000-00000000000a"
 CLI_MAC, CLI_IP = "52:54:00:00:00:99", "10.1.0.99"
+# Storage (--storage): an NVMe/TCP target guest on h3; vm1's data disk is its namespace, attached
+# from inside vm1 (this machine's kernel has no nvme-tcp), I/O reports to the client on IO_PORT.
+STOR_MAC, STOR_IP, STOR_IFACE = "52:54:00:10:00:14", "10.1.0.20", "6f1c2a9e-0000-4000-8000-000000000014"
+STOR_NQN = "nqn.2026-11.dev.cutover:lab-volume"
+STOR_NGUID = "c07e0000000040008000000000000001"
+IO_PORT = 9100
 PROBE_SECONDS = 6
 
 
@@ -40,6 +47,10 @@ def run_hop(ctx, mode, src, dst, tag):
                     f"udp-{tag}.log", env=env)
     tcp = lab.spawn(cli.ns, traffic + ["tcp-probe", VM_IP, "7", "8", str(PROBE_SECONDS), tcp_out],
                     f"tcp-{tag}.log", env=env)
+    io = None
+    if ctx.get("storage"):
+        io_out = os.path.join(lab.dir, f"io-{tag}.json")
+        io = lab.spawn(cli.ns, traffic + ["io-recv", str(IO_PORT), io_out], f"io-{tag}.log", env=env)
     time.sleep(1.0)  # a second of steady traffic before the migration starts
     timeline = {}
     mid = None
@@ -82,11 +93,20 @@ def run_hop(ctx, mode, src, dst, tag):
         t = json.load(f)
     gap = u["max_gap_ms"] or 0.0
     phases = {k: v / 1e6 - u["start_wall"] for k, v in timeline.items()}
+    storage = {}
+    if io:
+        io.send_signal(signal.SIGTERM)
+        io.wait(timeout=10)
+        with open(io_out) as f:
+            reports = json.load(f)["reports"]
+        times = [r[0] for r in reports]
+        storage = {"io_completed": len(reports), "io_errors": sum(1 for r in reports if r[2]),
+                   "io_stall_ms": round(max((b - a for a, b in zip(times, times[1:])), default=0) * 1000, 1)}
     return {"mode": mode, "hop": f"{src}->{dst}", "downtime_ms": downtime, "migrate_wall_s": round(wall, 3),
             "lost": u["lost"], "sent": u["sent"], "duplicates": u["duplicates"], "max_gap_ms": gap,
             "beyond_pause_ms": max(0.0, gap - (downtime or 0.0)), "tcp_sessions": t["sessions"],
             "tcp_survived": t["survived"], "tcp_max_stall_ms": t["max_stall_ms"], "timeline": timeline,
-            "garps": garps,
+            "garps": garps, **storage,
             "phases_s": phases, "echoes": u["echoes"]}
 
 
@@ -110,8 +130,27 @@ def to_baseline(ctx):
                   "type=vxlan", f"options:remote_ip={h.underlay_ip}", "options:key=100")
 
 
+def probe_storage(lab, cli, env):
+    """The userspace NVMe/TCP path probe from the client's namespace against the lab's target:
+    the volume, a wrong NQN, a closed port and an address nobody answers - each must be reported
+    as what it is. Returns {case: probe JSON}."""
+    probe = os.path.join(BUILD, "agent", "cutover-nvme-probe")
+    cases = {
+        "volume": ["--traddr", STOR_IP, "--nqn", STOR_NQN, "--expect-nguid", STOR_NGUID],
+        "wrong_nqn": ["--traddr", STOR_IP, "--nqn", STOR_NQN + "-nope"],
+        "closed_port": ["--traddr", STOR_IP, "--trsvcid", "4421", "--nqn", STOR_NQN],
+        "no_answer": ["--traddr", "10.1.0.77", "--nqn", STOR_NQN, "--timeout-ms", "1500"],
+    }
+    out = {}
+    for name, args in cases.items():
+        res = cli.exec(probe, "--json", "--host-nqn", "nqn.2014-08.org.nvmexpress:uuid:lab-h3", *args,
+                       check=False)
+        out[name] = json.loads(res.stdout) if res.stdout.strip() else {"error": res.stderr.strip()}
+    return out
+
+
 def run(cycles=1, baseline=True, out=None, prepare=True, hops=(("h1", "h2"), ("h2", "h1")),
-        external=True, gate_trigger="source-paused"):
+        external=True, gate_trigger="source-paused", storage=False):
     """Runs the lab; returns (results, report text). prepare=False skips install-deps/build."""
     from .netlab import AgentRunner, Lab, wait_until
     from . import guest, report, vmhost
@@ -133,8 +172,9 @@ def run(cycles=1, baseline=True, out=None, prepare=True, hops=(("h1", "h2"), ("h
                              extra_args=["--gate-trigger", gate_trigger])
         hosts = {n: lab.add_host(n) for n in ("h1", "h2", "h3")}
         # libvirt first: an agent given --libvirt-uri refuses to start without it (preflight).
-        prog.step("starting libvirtd on h1 and h2 (private mount namespace each, subreaper)")
-        libvirt = {n: vmhost.Libvirt(lab, hosts[n], g[2]) for n in ("h1", "h2")}
+        lv_hosts = ("h1", "h2", "h3") if storage else ("h1", "h2")
+        prog.step(f"starting libvirtd on {', '.join(lv_hosts)} (private mount namespace each, subreaper)")
+        libvirt = {n: vmhost.Libvirt(lab, hosts[n], g[2]) for n in lv_hosts}
         for lv in libvirt.values():
             lv.start()
         agents = {}
@@ -151,8 +191,22 @@ def run(cycles=1, baseline=True, out=None, prepare=True, hops=(("h1", "h2"), ("h
         lab.ctl(ctl, "ports", "create", "--id", "client", "--mac", CLI_MAC, "--ips", CLI_IP,
                 "--network", "blue", "--host", "h3")
         cli = lab.add_vm(hosts["h3"], "client", CLI_MAC, CLI_IP)
+        vm_cmdline, probes = "", None
+        if storage:
+            prog.step("booting the NVMe/TCP target guest on h3 (nvmet, 16 MiB namespace in RAM)")
+            lab.ctl(ctl, "ports", "create", "--id", "stor", "--mac", STOR_MAC, "--ips", STOR_IP,
+                    "--network", "blue", "--host", "h3", "--iface-id", STOR_IFACE)
+            console = vmhost.start_vm(libvirt["h3"], "stor", g, STOR_MAC, STOR_IP, STOR_IFACE,
+                                      cmdline=f"nvmet={STOR_NQN}", memory_mib=160)
+            wait_until("the target listening", lambda: "CUTOVER-NVMET-READY" in open(console).read(),
+                       timeout=120, interval=0.2)
+            probes = probe_storage(lab, cli, dict(os.environ))
+            for name, p in probes.items():
+                print(f"    path probe {name}: {p.get('error')} {p.get('message', '')}".rstrip())
+            vm_cmdline = f"nvmeconn={STOR_IP},{STOR_NQN},{CLI_IP},{IO_PORT}"
         prog.step("booting vm1 on h1 (QEMU TCG) and waiting for its echo servers")
-        vmhost.start_vm(libvirt["h1"], "vm1", g, VM_MAC, VM_IP, VM_IFACE)
+        vm_console = vmhost.start_vm(libvirt["h1"], "vm1", g, VM_MAC, VM_IP, VM_IFACE,
+                                     cmdline=vm_cmdline, memory_mib=192 if storage else 128)
         env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "scripts"))
         traffic = [sys.executable, "-m", "cutover_lab.traffic"]
         probe = os.path.join(lab.dir, "boot-probe.json")
@@ -162,8 +216,11 @@ def run(cycles=1, baseline=True, out=None, prepare=True, hops=(("h1", "h2"), ("h
             with open(probe) as f:
                 return json.load(f)["echoed"] > 0
         wait_until("guest echo", echoing, timeout=90, interval=0.2)
+        if storage:
+            wait_until("vm1's NVMe/TCP volume attached", lambda: "CUTOVER-NVME-READY" in open(
+                vm_console).read(), timeout=120, interval=0.2)
         ctx = {"lab": lab, "cli": cli, "env": env, "traffic": traffic, "ctl": ctl, "libvirt": libvirt,
-               "agents": agents}
+               "agents": agents, "storage": storage}
         # external: the same VM migrated with plain virsh while cutover runs - the agents see
         # it running on the destination and the controller follows (no prepare, no gate).
         modes = ["cutover"] + (["external"] if external else []) + (["baseline"] if baseline else [])
@@ -181,7 +238,7 @@ def run(cycles=1, baseline=True, out=None, prepare=True, hops=(("h1", "h2"), ("h
         prog.step("writing the report")
         out = out or os.path.join(BUILD, "lab", "report")
         os.makedirs(out, exist_ok=True)
-        text = report.write(results, out)
+        text = report.write(results, out, probes=probes)
     return results, text + f"\n\nreport: {out}/cutover-report.json, {out}/cutover-report.svg"
 
 

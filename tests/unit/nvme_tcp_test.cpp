@@ -157,11 +157,11 @@ class FakeTarget {
       } else if (op == 0x02 && (le32(sqe + 40) & 0xff) == 0x0c) {
         const uint32_t len = ((le32(sqe + 40) >> 16) + 1) * 4;
         std::vector<uint8_t> d(len, 0);
-        put16(&d[8], 1);      // one group
-        put32(&d[16], 1);     // group id
-        put32(&d[20], 1);     // one namespace
-        d[32] = 0x01;         // optimized
-        put32(&d[48], 1);     // nsid 1
+        put16(&d[8], 1);   // one group
+        put32(&d[16], 1);  // group id
+        put32(&d[20], 1);  // one namespace
+        d[32] = 0x01;      // optimized
+        put32(&d[48], 1);  // nsid 1
         data(c, cid, d);
       } else {
         resp(c, cid, 0x01);  // invalid opcode
@@ -200,8 +200,8 @@ TEST(NvmeTcpCodec, IcReqAndConnectCapsuleLayout) {
   EXPECT_EQ(pdu[8 + 4], 0x01);   // FCTYPE Connect
   EXPECT_EQ(pdu[8 + 39], 0x01);  // in-capsule data block
   EXPECT_EQ(le32(&pdu[8 + 32]), 1024u);
-  EXPECT_EQ(pdu[8 + 44], 31);                  // SQSIZE
-  EXPECT_EQ(le32(&pdu[8 + 48]), 30000u);       // KATO
+  EXPECT_EQ(pdu[8 + 44], 31);             // SQSIZE
+  EXPECT_EQ(le32(&pdu[8 + 48]), 30000u);  // KATO
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(&pdu[72 + 256])), "nqn.sub");
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(&pdu[72 + 512])), "nqn.host");
   EXPECT_EQ(pdu[72 + 16], 0xff);  // CNTLID: dynamic
@@ -244,10 +244,10 @@ TEST(NvmeTcpCodec, ReaderFramesAStreamAndRejectsBadHeaders) {
 TEST(NvmeTcpCodec, AnaLogRejectsDescriptorsPastTheData) {
   Bytes d(16 + 32 + 4, 0);
   d[8] = 1;
-  d[16] = 5;      // group 5
-  d[20] = 1;      // one nsid
-  d[32] = 0x02;   // non-optimized
-  d[48] = 9;      // nsid 9
+  d[16] = 5;     // group 5
+  d[20] = 1;     // one nsid
+  d[32] = 0x02;  // non-optimized
+  d[48] = 9;     // nsid 9
   auto groups = parse_ana_log(d);
   ASSERT_EQ(groups.size(), 1u);
   EXPECT_EQ(groups[0].id, 5u);
