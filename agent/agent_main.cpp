@@ -18,6 +18,7 @@
 #include "conntrack_carrier.hpp"
 #include "controller_client.hpp"
 #include "desired_state.hpp"
+#include "json_codec.hpp"
 #include "json_reader.hpp"
 #include "libvirt/libvirt_domain_events.hpp"
 #include "libvirt/libvirt_migrator.hpp"
@@ -28,6 +29,7 @@
 #include "ovs/ovs_dataplane.hpp"
 #include "preflight.hpp"
 #include "status_file.hpp"
+#include "storage/storage_coordinator.hpp"
 
 using namespace cutover;
 using namespace cutover::agent;
@@ -49,6 +51,8 @@ struct AgentConfig {
   std::string backend = "ovs";
   std::string libvirt_uri;
   std::string migration_uri;
+  std::string storage = "none";
+  std::string host_nqn;
   std::string bridge = "br-int";
   std::string datapath_type = "netdev";
   int64_t resync_interval_ms = 30000;
@@ -103,6 +107,11 @@ int main(int argc, char** argv) {
   opts.add("migration-uri", &cfg.migration_uri,
            "libvirt URI other hypervisors use to live-migrate VMs here (e.g. "
            "qemu+tls://hv2/system); given, the controller drives migrations to this host");
+  opts.add("storage", &cfg.storage,
+           "NVMe/TCP volumes of arriving VMs: kernel (attach with the kernel's nvme-tcp via "
+           "libnvme), probe (verify the path with the userspace probe) or none");
+  opts.add("host-nqn", &cfg.host_nqn,
+           "this host's NVMe NQN (default nqn.2014-08.dev.cutover:host:<host id>)");
   opts.add("ovs-rundir", &cfg.ovs_rundir,
            "OVS run directory: db.sock and <bridge>.mgmt are looked up here");
   opts.add("ovsdb", &cfg.ovsdb, "OVSDB remote (default: unix:<ovs-rundir>/db.sock)");
@@ -152,6 +161,13 @@ int main(int argc, char** argv) {
     if (cfg.backend != "ovs" && cfg.backend != "linux") {
       throw ParseError("--backend", "expected ovs or linux, got '" + cfg.backend + "'");
     }
+    if (cfg.storage != "none" && cfg.storage != "kernel" && cfg.storage != "probe") {
+      throw ParseError("--storage", "expected kernel, probe or none, got '" + cfg.storage + "'");
+    }
+    if (cfg.host_nqn.empty()) cfg.host_nqn = "nqn.2014-08.dev.cutover:host:" + cfg.host;
+    if (!valid_nqn(cfg.host_nqn)) {
+      throw ParseError("--host-nqn", "expected 'nqn.' and up to 223 printable characters");
+    }
     if (cfg.resync_interval_ms < 100) {
       throw ParseError("--resync-interval-ms", "must be at least 100");
     }
@@ -190,6 +206,29 @@ int main(int argc, char** argv) {
   }
   DataplaneThread& dataplane = *dataplane_ptr;
 
+  // Storage: what this agent can do for VMs' NVMe/TCP volumes, announced with its host so the
+  // controller refuses migrations that would need more (rather than failing midway).
+  std::unique_ptr<NvmeFabric> fabric;
+  std::unique_ptr<StorageAttacher> attacher;
+  if (cfg.storage == "kernel") {
+    std::string why;
+    fabric = make_libnvme_fabric(why);
+    if (!fabric) {
+      log->critical(
+          "storage: {}: NVMe/TCP volumes cannot be attached on this host; migrations of "
+          "VMs with volumes to it will be refused",
+          why);
+    } else {
+      attacher = std::make_unique<KernelAttacher>(
+          *fabric, std::chrono::milliseconds(10000),
+          [](std::chrono::milliseconds d) { std::this_thread::sleep_for(d); });
+    }
+  } else if (cfg.storage == "probe") {
+    attacher = std::make_unique<ProbeAttacher>(std::chrono::milliseconds(3000));
+  }
+  client_cfg.self.storage = attacher ? attacher->kind() : "";
+  client_cfg.self.host_nqn = cfg.storage == "none" ? "" : cfg.host_nqn;
+
   StatusFile status(cfg.status_file);
   ApplyReport last;
   std::unique_ptr<ControllerClient> client;
@@ -198,7 +237,10 @@ int main(int argc, char** argv) {
   std::optional<std::set<std::string>> running;      // iface-ids; nullopt = not watching
   std::set<std::string> paused;                      // iface-ids paused for outgoing migration
   std::set<std::string> local_ifaces;                // iface-ids the state places here
+  StorageReport storage_report;                      // the storage thread's latest
   auto for_controller = [&](ApplyReport r) {
+    r.storage_ready = storage_report.ready;
+    r.storage_failed = storage_report.failed;
     if (running) {
       std::erase_if(r.bound_ports, [&](const std::string& port) {
         auto it = iface_of_port.find(port);
@@ -231,8 +273,22 @@ int main(int argc, char** argv) {
     if (cfg.backend != "ovs" || !latest || !client) return;
     for (const auto& e : carrier.update(*latest, last.ct_zones, paused)) log->warn("{}", e);
   };
+  std::unique_ptr<StorageThread> storage;
+  if (attacher) {
+    storage = std::make_unique<StorageThread>(*attacher, cfg.host_nqn, [&](const StorageReport& r) {
+      boost::asio::post(io, [&, r] {
+        if (r == storage_report) return;
+        for (const auto& [key, why] : r.failed) log->warn("storage: {} not ready: {}", key, why);
+        log->info("storage: {} volume(s) ready here{}", r.ready.size(),
+                  r.detach_failed.empty() ? "" : ", some still attached after a failed detach");
+        storage_report = r;
+        if (client) client->report(for_controller(last));
+      });
+    });
+  }
   auto remember = [&](const DesiredState& state) {
     latest = state;
+    if (storage) storage->set_desired(state);
     iface_of_port.clear();
     local_ifaces.clear();
     for (const auto& p : state.ports) {

@@ -198,8 +198,9 @@ void ControllerClient::migration_failed(const std::string& migration, const std:
 void ControllerClient::report(const ApplyReport& r) {
   std::string text;
   if (r.ok) {
-    text = wire::encode(wire::AgentMessage{
-        wire::Ack{r.generation, r.apply_ms, r.bound_ports, r.paused_ports, r.foreign_running}});
+    text = wire::encode(
+        wire::AgentMessage{wire::Ack{r.generation, r.apply_ms, r.bound_ports, r.paused_ports,
+                                     r.foreign_running, r.storage_ready, r.storage_failed}});
   } else if (r.rejected) {
     text = wire::encode(wire::AgentMessage{wire::Nack{r.generation, r.error, r.error_field}});
   } else {

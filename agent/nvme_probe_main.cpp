@@ -18,22 +18,25 @@ std::array<uint8_t, 16> parse_hex16(const std::string& flag, std::string text) {
     throw ParseError(flag, "expected 32 hex digits (dashes allowed), got '" + text + "'");
   }
   std::array<uint8_t, 16> out{};
-  for (size_t i = 0; i < 16; ++i) out[i] = static_cast<uint8_t>(std::stoi(text.substr(2 * i, 2), nullptr, 16));
+  for (size_t i = 0; i < 16; ++i)
+    out[i] = static_cast<uint8_t>(std::stoi(text.substr(2 * i, 2), nullptr, 16));
   return out;
 }
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string traddr, nqn, host_nqn = "nqn.2014-08.org.nvmexpress:uuid:00000000-0000-0000-0000-000000000000",
-                           host_id, nguid;
+  std::string traddr, nqn,
+      host_nqn = "nqn.2014-08.org.nvmexpress:uuid:00000000-0000-0000-0000-000000000000", host_id,
+      nguid;
   int64_t trsvcid = 4420, timeout_ms = 3000;
   bool json_out = false;
-  Options opts("cutover-nvme-probe",
-               "Usage: cutover-nvme-probe --traddr IP --nqn SUBSYSTEM_NQN [--trsvcid 4420]\n"
-               "       [--host-nqn NQN] [--host-id UUID] [--expect-nguid HEX] [--timeout-ms N] [--json]\n\n"
-               "Checks that an NVMe/TCP volume is reachable from here: ICReq, admin Connect with the\n"
-               "host NQN, controller enable, Identify, ANA log. Exit 0 = reachable, 1 = not (the\n"
-               "reason: refused, unreachable, timeout, connect rejected, namespace missing, protocol).\n");
+  Options opts(
+      "cutover-nvme-probe",
+      "Usage: cutover-nvme-probe --traddr IP --nqn SUBSYSTEM_NQN [--trsvcid 4420]\n"
+      "       [--host-nqn NQN] [--host-id UUID] [--expect-nguid HEX] [--timeout-ms N] [--json]\n\n"
+      "Checks that an NVMe/TCP volume is reachable from here: ICReq, admin Connect with the\n"
+      "host NQN, controller enable, Identify, ANA log. Exit 0 = reachable, 1 = not (the\n"
+      "reason: refused, unreachable, timeout, connect rejected, namespace missing, protocol).\n");
   opts.add("traddr", &traddr, "target address");
   opts.add("trsvcid", &trsvcid, "target TCP port");
   opts.add("nqn", &nqn, "subsystem NQN");
@@ -65,7 +68,8 @@ int main(int argc, char** argv) {
                         {"error", nvme::to_string(r.error)},
                         {"message", r.message},
                         {"elapsed_ms", r.elapsed_ms}};
-    if (r.error == nvme::ProbeError::connect_rejected || r.error == nvme::ProbeError::command_failed) {
+    if (r.error == nvme::ProbeError::connect_rejected ||
+        r.error == nvme::ProbeError::command_failed) {
       j["sct"] = r.sct;
       j["sc"] = r.sc;
     }
@@ -76,7 +80,9 @@ int main(int argc, char** argv) {
                          {"subsystem_nqn", r.controller.subsystem_nqn}};
       auto& ns = j["namespaces"] = nlohmann::json::array();
       for (const auto& [id, n] : r.namespaces) {
-        ns.push_back({{"nsid", id}, {"blocks", n.size_blocks}, {"nguid", nvme::hex(n.nguid)},
+        ns.push_back({{"nsid", id},
+                      {"blocks", n.size_blocks},
+                      {"nguid", nvme::hex(n.nguid)},
                       {"ana_group", n.ana_group}});
       }
       auto& ana = j["ana"] = nlohmann::json::array();
@@ -90,7 +96,8 @@ int main(int argc, char** argv) {
                 r.controller.model.c_str(), r.controller.cntlid, r.elapsed_ms);
     for (const auto& [id, n] : r.namespaces) {
       std::printf("  namespace %u: %llu blocks, nguid %s, ANA group %u\n", id,
-                  static_cast<unsigned long long>(n.size_blocks), nvme::hex(n.nguid).c_str(), n.ana_group);
+                  static_cast<unsigned long long>(n.size_blocks), nvme::hex(n.nguid).c_str(),
+                  n.ana_group);
     }
     for (const auto& g : r.ana) std::printf("  ANA group %u: %s\n", g.id, nvme::to_string(g.state));
   } else {

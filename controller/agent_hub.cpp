@@ -162,6 +162,9 @@ void AgentHub::on_message(uint64_t session, const wire::AgentMessage& m) {
     info.paused_ports = std::set<std::string>(ack->paused_ports.begin(), ack->paused_ports.end());
     info.foreign_running =
         std::set<std::string>(ack->foreign_running.begin(), ack->foreign_running.end());
+    info.storage_ready =
+        std::set<std::string>(ack->storage_ready.begin(), ack->storage_ready.end());
+    info.storage_failed = ack->storage_failed;
   } else if (auto* failed = std::get_if<wire::MigrationFailed>(&m)) {
     logger("hub")->warn("agent {}: migration {} failed: {}", it->second.host.str(),
                         failed->migration, failed->error);

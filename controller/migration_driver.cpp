@@ -63,6 +63,10 @@ void MigrationDriver::save(const Migration& m) { state_.put_migration(m); }
 
 std::string MigrationDriver::policy_refusal(const Port& p, const HostId& to) const {
   const auto& host = state_.hosts().at(to);
+  if (!p.volumes.empty() && host.storage.empty()) {
+    return "policy: port '" + p.id.str() + "' has NVMe/TCP volumes and " + to.str() +
+           "'s agent cannot attach or probe them (no --storage, or its kernel lacks nvme-tcp)";
+  }
   if (p.ingress_allow && host.backend != Backend::ovs) {
     return "policy: port '" + p.id.str() + "' has a stateful firewall (ingress_allow), which " +
            "needs an ovs host; " + to.str() + " runs the " + to_string(host.backend) + " backend";
@@ -212,12 +216,61 @@ void MigrationDriver::start_prepare(Migration m) {
     Migration m = it->second;
     stamp(m, "prepared");
     stamp(m, "all_vteps_ready");
-    transition(m, MigrationState::ready, "");
-    drive(m);
     save(m);
-    arm_timer(id, policy_.activation_timeout, "port never came up on the destination");
-    check_activation(id);
+    finish_prepare(id);
   });
+}
+
+void MigrationDriver::finish_prepare(const MigrationId& id) {
+  auto it = state_.migrations().find(id);
+  if (it == state_.migrations().end() || it->second.state != MigrationState::preparing ||
+      !it->second.timeline.count("all_vteps_ready")) {
+    return;
+  }
+  Migration m = it->second;
+  const auto& port = state_.ports().at(m.port);
+  if (!port.volumes.empty()) {
+    auto agent = hub_.agents().find(m.destination);
+    if (agent == hub_.agents().end()) return;
+    for (const auto& v : port.volumes) {
+      const std::string key = port.id.str() + "/" + v.id;
+      if (auto f = agent->second.storage_failed.find(key);
+          f != agent->second.storage_failed.end()) {
+        rollback(id, "storage on " + m.destination.str() + ": " + f->second);
+        return;
+      }
+      if (!agent->second.storage_ready.count(key)) return;  // still attaching
+    }
+    stamp(m, "storage_ready");
+  }
+  transition(m, MigrationState::ready, "");
+  drive(m);
+  save(m);
+  arm_timer(id, policy_.activation_timeout, "port never came up on the destination");
+  check_activation(id);
+}
+
+void MigrationDriver::check_released(const HostId& host) {
+  auto agent = hub_.agents().find(host);
+  if (agent == hub_.agents().end() || !agent->second.connected) return;
+  std::vector<Migration> done;
+  for (const auto& [id, m] : state_.migrations()) {
+    if (m.timeline.count("storage_released")) continue;
+    const bool left = (m.state == MigrationState::completed && m.source == host) ||
+                      (m.state == MigrationState::rolled_back && m.destination == host);
+    if (!left) continue;
+    auto port = state_.ports().find(m.port);
+    if (port == state_.ports().end() || port->second.volumes.empty()) continue;
+    bool held = false;
+    for (const auto& v : port->second.volumes) {
+      held |= agent->second.storage_ready.count(m.port.str() + "/" + v.id) > 0;
+    }
+    if (!held) done.push_back(m);
+  }
+  for (auto& m : done) {
+    stamp(m, "storage_released");
+    save(m);
+  }
 }
 
 void MigrationDriver::drive(Migration& m) {
@@ -323,6 +376,12 @@ void MigrationDriver::on_agent_update(const HostId& host) {
     if (live && (m.destination == host || m.source == host)) waiting.push_back(id);
   }
   for (const auto& id : waiting) check_activation(id);
+  std::vector<MigrationId> preparing;
+  for (const auto& [id, m] : state_.migrations()) {
+    if (m.state == MigrationState::preparing && m.destination == host) preparing.push_back(id);
+  }
+  for (const auto& id : preparing) finish_prepare(id);
+  check_released(host);
   adopt_external(host);
 }
 

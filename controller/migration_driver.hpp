@@ -84,6 +84,11 @@ class MigrationDriver {
   void save(const Migration& m);
   std::string policy_refusal(const Port& p, const HostId& to) const;
   void start_prepare(Migration m);
+  // Prepared (every VTEP ACKed): ready once the destination also reports the port's volumes
+  // attached; a storage failure there rolls back. Called again on the destination's updates.
+  void finish_prepare(const MigrationId& id);
+  // Stamps storage_released once the host the VM no longer uses stopped reporting its volumes.
+  void check_released(const HostId& host);
   void check_activation(const MigrationId& id);
   // When the destination publishes a migration URI, cutover itself starts the live migration:
   // the source agent calls libvirt (peer-to-peer) once every VTEP is ready.

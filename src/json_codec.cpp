@@ -58,12 +58,83 @@ json to_json(const Labels& l) {
   return j;
 }
 
+bool valid_nqn(const std::string& s) {
+  return s.size() > 4 && s.size() <= 223 && s.rfind("nqn.", 0) == 0 && printable(s, 223) &&
+         s.find(' ') == std::string::npos;
+}
+
+std::string hex16(const std::array<uint8_t, 16>& b) {
+  static const char* digits = "0123456789abcdef";
+  std::string s;
+  for (auto x : b) {
+    s.push_back(digits[x >> 4]);
+    s.push_back(digits[x & 15]);
+  }
+  return s;
+}
+
+std::optional<std::array<uint8_t, 16>> parse_hex16(std::string text) {
+  std::erase(text, '-');
+  if (text.size() != 32 || text.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
+    return std::nullopt;
+  }
+  std::array<uint8_t, 16> out{};
+  for (size_t i = 0; i < 16; ++i) {
+    out[i] = static_cast<uint8_t>(std::stoi(text.substr(2 * i, 2), nullptr, 16));
+  }
+  return out;
+}
+
+Volume volume_from_json(const json& j, const std::string& path) {
+  JsonReader r(j, path);
+  Volume v;
+  v.id = r.required_string("id");
+  if (v.id.empty() || v.id.size() > 63 ||
+      v.id.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
+          std::string::npos) {
+    throw ParseError(r.child("id"), "expected 1-63 of [A-Za-z0-9._-]");
+  }
+  v.nqn = r.required_string("nqn");
+  if (!valid_nqn(v.nqn)) {
+    throw ParseError(r.child("nqn"), "expected an NQN: 'nqn.' and up to 223 printable characters");
+  }
+  r.for_each("paths", [&](const json& e, const std::string& epath) {
+    JsonReader pr(e, epath);
+    VolumePath p;
+    p.traddr = pr.parse_field<IpAddress>("traddr", pr.required_string("traddr"), IpAddress::parse);
+    p.trsvcid = static_cast<int>(pr.optional_int("trsvcid", 1, 65535).value_or(4420));
+    pr.finish();
+    v.paths.push_back(p);
+  });
+  if (v.paths.empty() || v.paths.size() > 8) {
+    throw ParseError(r.child("paths"), "expected 1 to 8 target paths");
+  }
+  if (auto nguid = r.optional_string("nguid")) {
+    v.nguid = parse_hex16(*nguid);
+    if (!v.nguid) throw ParseError(r.child("nguid"), "expected 32 hex digits (dashes allowed)");
+  }
+  r.finish();
+  return v;
+}
+
+json to_json(const Volume& v) {
+  json paths = json::array();
+  for (const auto& p : v.paths) {
+    paths.push_back({{"traddr", p.traddr.to_string()}, {"trsvcid", p.trsvcid}});
+  }
+  json j = {{"id", v.id}, {"nqn", v.nqn}, {"paths", paths}};
+  if (v.nguid) j["nguid"] = hex16(*v.nguid);
+  return j;
+}
+
 json to_json(const Host& h) {
   json j = {{"id", h.id.str()},
             {"underlay_ip", h.underlay_ip.to_string()},
             {"backend", to_string(h.backend)},
             {"labels", to_json(h.labels)}};
   if (!h.migration_uri.empty()) j["migration_uri"] = h.migration_uri;
+  if (!h.host_nqn.empty()) j["host_nqn"] = h.host_nqn;
+  if (!h.storage.empty()) j["storage"] = h.storage;
   return j;
 }
 
@@ -88,6 +159,15 @@ Host host_from_json(const json& j, const std::string& path) {
       (!h.migration_uri.empty() && h.migration_uri.find("://") == std::string::npos)) {
     throw ParseError(r.child("migration_uri"),
                      "expected a libvirt URI such as qemu+tls://hv2/system");
+  }
+  h.host_nqn = r.optional_string("host_nqn").value_or("");
+  if (!h.host_nqn.empty() && !valid_nqn(h.host_nqn)) {
+    throw ParseError(r.child("host_nqn"),
+                     "expected an NQN: 'nqn.' and up to 223 printable characters");
+  }
+  h.storage = r.optional_string("storage").value_or("");
+  if (h.storage != "" && h.storage != "kernel" && h.storage != "probe") {
+    throw ParseError(r.child("storage"), "expected kernel or probe (or absent)");
   }
   r.finish();
   return h;
@@ -133,6 +213,11 @@ json to_json(const Port& p) {
     json conns = json::array();
     for (const auto& c : p.carried_conns) conns.push_back(to_json(c));
     j["carried_conns"] = conns;
+  }
+  if (!p.volumes.empty()) {
+    json vols = json::array();
+    for (const auto& v : p.volumes) vols.push_back(to_json(v));
+    j["volumes"] = vols;
   }
   return j;
 }
@@ -240,6 +325,14 @@ Port port_from_json(const json& j, const std::string& path) {
     if (std::find(p.ips.begin(), p.ips.end(), c.local_ip) == p.ips.end()) {
       throw ParseError(epath + ".local_ip", "not one of the port's ips");
     }
+  });
+  r.for_each("volumes", [&](const json& e, const std::string& epath) {
+    if (p.volumes.size() >= 16) throw ParseError(epath, "at most 16 volumes per port");
+    auto v = volume_from_json(e, epath);
+    for (const auto& other : p.volumes) {
+      if (other.id == v.id) throw ParseError(epath + ".id", "volume id '" + v.id + "' used twice");
+    }
+    p.volumes.push_back(std::move(v));
   });
   r.finish();
   return p;

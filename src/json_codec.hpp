@@ -21,6 +21,11 @@ Network network_from_json(const nlohmann::json& j, const std::string& path = "")
 Port port_from_json(const nlohmann::json& j, const std::string& path = "");
 nlohmann::json to_json(const CarriedConn& c);
 CarriedConn carried_conn_from_json(const nlohmann::json& j, const std::string& path = "");
+nlohmann::json to_json(const Volume& v);
+Volume volume_from_json(const nlohmann::json& j, const std::string& path = "");
+bool valid_nqn(const std::string& s);
+std::string hex16(const std::array<uint8_t, 16>& bytes);
+std::optional<std::array<uint8_t, 16>> parse_hex16(std::string text);  // dashes allowed
 Migration migration_from_json(const nlohmann::json& j, const std::string& path = "");
 
 // Label keys: 1-63 of [A-Za-z0-9._/-]; values: up to 253 printable ASCII characters.

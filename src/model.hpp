@@ -3,6 +3,7 @@
 // JSON codecs (json_codec.hpp) and in the overlay translation (consistency across objects).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -29,6 +30,10 @@ struct Host {
   // How other hypervisors' libvirt reaches this one for a live migration (e.g.
   // qemu+tls://hv2/system); empty = cutover does not drive migrations to this host.
   std::string migration_uri;
+  // NVMe/TCP: this host's NQN and what its agent can do for volumes: "kernel" (attaches them with
+  // the kernel's nvme-tcp), "probe" (verifies the path with the userspace probe), "" (nothing).
+  std::string host_nqn;
+  std::string storage;
   bool operator==(const Host&) const = default;
 };
 
@@ -61,6 +66,21 @@ struct CarriedConn {
 
 constexpr size_t kMaxCarriedConns = 4096;
 
+// An NVMe/TCP volume a VM uses (its data disk), reached through one or more target paths. A
+// migration's prepare makes it ready on the destination; its end releases it on the host left.
+struct VolumePath {
+  IpAddress traddr;
+  int trsvcid = 4420;
+  bool operator==(const VolumePath&) const = default;
+};
+struct Volume {
+  std::string id;   // unique within the port, e.g. "data"
+  std::string nqn;  // subsystem NQN
+  std::vector<VolumePath> paths;
+  std::optional<std::array<uint8_t, 16>> nguid;  // the namespace that must be there
+  bool operator==(const Volume&) const = default;
+};
+
 struct Port {
   PortId id;
   MacAddress mac;
@@ -81,6 +101,7 @@ struct Port {
   std::optional<std::vector<IngressRule>> ingress_allow;
   // Set by the controller from the source's conntrack during a migration (see CarriedConn).
   std::vector<CarriedConn> carried_conns;
+  std::vector<Volume> volumes;  // NVMe/TCP volumes of the VM behind this port
   bool operator==(const Port&) const = default;
 };
 

@@ -21,6 +21,8 @@ std::string encode(const AgentMessage& m) {
          {"bound_ports", a->bound_ports},
          {"paused_ports", a->paused_ports},
          {"foreign_running", a->foreign_running}};
+    if (!a->storage_ready.empty()) j["storage_ready"] = a->storage_ready;
+    if (!a->storage_failed.empty()) j["storage_failed"] = a->storage_failed;
   } else if (auto* f = std::get_if<MigrationFailed>(&m)) {
     j = {{"type", "migration_failed"}, {"migration", f->migration}, {"error", f->error}};
   } else if (auto* an = std::get_if<Announced>(&m)) {
@@ -111,6 +113,17 @@ AgentMessage decode_agent_message(const std::string& text) {
       if (!e.is_string()) throw ParseError(path, "expected a string");
       a.foreign_running.push_back(e.get<std::string>());
     });
+    r.for_each("storage_ready", [&](const json& e, const std::string& path) {
+      if (!e.is_string()) throw ParseError(path, "expected a string");
+      a.storage_ready.push_back(e.get<std::string>());
+    });
+    if (const auto* failed = r.raw("storage_failed")) {
+      if (!failed->is_object()) throw ParseError("storage_failed", "expected an object");
+      for (const auto& [k, v] : failed->items()) {
+        if (!v.is_string()) throw ParseError("storage_failed." + k, "expected a string");
+        a.storage_failed[k] = v.get<std::string>();
+      }
+    }
     out = a;
   } else if (type == "nack") {
     Nack n;

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <variant>
@@ -36,6 +37,8 @@ struct Ack {
   std::vector<std::string> bound_ports;      // local ports the dataplane has bound right now
   std::vector<std::string> paused_ports;     // local ports whose VM paused for outgoing migration
   std::vector<std::string> foreign_running;  // iface-ids running here that are not ours
+  std::vector<std::string> storage_ready;    // "port/volume" attached (or path-probed) here
+  std::map<std::string, std::string> storage_failed;  // "port/volume" -> why not
 };
 struct Nack {
   uint64_t generation = 0;

@@ -41,6 +41,8 @@ class FakeAgent {
     a.bound_ports.assign(bound.begin(), bound.end());
     a.paused_ports.assign(paused.begin(), paused.end());
     a.foreign_running.assign(foreign.begin(), foreign.end());
+    a.storage_ready.assign(storage_ready.begin(), storage_ready.end());
+    a.storage_failed = storage_failed;
     hub_.on_message(session_, a);
   }
   void nack(const std::string& error) {
@@ -69,6 +71,8 @@ class FakeAgent {
   std::set<std::string> bound;
   std::set<std::string> paused;
   std::set<std::string> foreign;
+  std::set<std::string> storage_ready;
+  std::map<std::string, std::string> storage_failed;
 
  private:
   controller::AgentHub& hub_;

@@ -192,6 +192,81 @@ TEST(MigrationDriver, StatefulPortIsNotMovedToALinuxHost) {
   EXPECT_NE(m.reason.find("ingress_allow"), std::string::npos);
 }
 
+namespace {
+// Gives the rig's port a volume and the hosts a storage attacher (as their agents would report).
+void with_volume(Rig& rig, const char* storage_on_d = "probe") {
+  for (const char* id : {"s", "d"}) {
+    auto h = rig.state.hosts().at(HostId::parse(id));
+    h.storage = std::string(id) == "d" ? storage_on_d : "kernel";
+    rig.state.put_host(h);
+  }
+  Port vm = rig.vm();
+  Volume v;
+  v.id = "data";
+  v.nqn = "nqn.2026-11.dev.cutover:vol";
+  v.paths = {VolumePath{IpAddress::parse("10.0.5.1"), 4420}};
+  vm.volumes = {v};
+  rig.state.replace_port(vm);
+  rig.s.storage_ready.insert("vm/data");
+  rig.pump();
+}
+}  // namespace
+
+TEST(MigrationDriver, PrepareIsReadyOnlyOnceTheDestinationHasTheVolumes) {
+  Rig rig;
+  with_volume(rig);
+  rig.driver->create(PortId::parse("vm"), HostId::parse("d"));
+  rig.pump();
+  EXPECT_EQ(rig.mig("m1").state, MigrationState::preparing) << "VTEPs ready, storage not yet";
+  EXPECT_TRUE(rig.mig("m1").timeline.count("all_vteps_ready"));
+  rig.clock.advance(std::chrono::milliseconds(25));
+  rig.d.storage_ready.insert("vm/data");
+  rig.d.ack();
+  EXPECT_EQ(rig.mig("m1").state, MigrationState::ready);
+  const auto& t = rig.mig("m1").timeline;
+  EXPECT_EQ(t.at("storage_ready") - t.at("all_vteps_ready"), 25000);
+  rig.d.bind("vm");
+  rig.pump();
+  EXPECT_EQ(rig.mig("m1").state, MigrationState::completed);
+  EXPECT_FALSE(rig.mig("m1").timeline.count("storage_released")) << "the source still has it";
+  rig.s.storage_ready.clear();  // the source detached once the VM left
+  rig.s.ack();
+  EXPECT_TRUE(rig.mig("m1").timeline.count("storage_released"));
+}
+
+TEST(MigrationDriver, StorageFailureOnTheDestinationRollsBackAndReleases) {
+  Rig rig;
+  with_volume(rig);
+  rig.driver->create(PortId::parse("vm"), HostId::parse("d"));
+  rig.pump();
+  rig.d.storage_failed["vm/data"] = "10.0.5.1:4420: connect rejected (sct 1, sc 0x82)";
+  rig.d.ack();
+  EXPECT_EQ(rig.mig("m1").state, MigrationState::rolled_back);
+  EXPECT_NE(rig.mig("m1").reason.find("sc 0x82"), std::string::npos) << rig.mig("m1").reason;
+  EXPECT_FALSE(rig.vm().migrating_to.has_value());
+  rig.d.storage_failed.clear();
+  rig.d.ack();
+  EXPECT_TRUE(rig.mig("m1").timeline.count("storage_released"));
+}
+
+TEST(MigrationDriver, PrepareTimesOutWhileStorageNeverBecomesReady) {
+  Rig rig;
+  with_volume(rig);
+  rig.driver->create(PortId::parse("vm"), HostId::parse("d"));
+  rig.pump();
+  rig.clock.advance(std::chrono::milliseconds(30001));
+  EXPECT_EQ(rig.mig("m1").state, MigrationState::rolled_back);
+  EXPECT_NE(rig.mig("m1").reason.find("timed out"), std::string::npos);
+}
+
+TEST(MigrationDriver, VolumesNeedAStorageCapableDestination) {
+  Rig rig;
+  with_volume(rig, "");
+  auto m = rig.driver->create(PortId::parse("vm"), HostId::parse("d"));
+  EXPECT_EQ(m.state, MigrationState::rejected);
+  EXPECT_NE(m.reason.find("nvme-tcp"), std::string::npos) << m.reason;
+}
+
 TEST(MigrationDriver, RollsBackWhenDestinationNeverAcks) {
   Rig rig;
   rig.d.set_auto_ack(false);

@@ -29,11 +29,13 @@ TEST(Wire, AgentMessagesRoundTrip) {
   h.underlay_ip = IpAddress::parse("192.0.2.1");
   auto hello = std::get<Hello>(decode_agent_message(encode(AgentMessage{Hello{h}})));
   EXPECT_EQ(hello.host, h);
-  auto ack = std::get<Ack>(
-      decode_agent_message(encode(AgentMessage{Ack{7, 1.5, {"p1", "p2"}, {"p2"}, {"x"}}})));
+  auto ack = std::get<Ack>(decode_agent_message(encode(AgentMessage{
+      Ack{7, 1.5, {"p1", "p2"}, {"p2"}, {"x"}, {"p1/data"}, {{"p2/logs", "refused"}}}})));
   EXPECT_EQ(ack.generation, 7u);
   EXPECT_EQ(ack.bound_ports, (std::vector<std::string>{"p1", "p2"}));
   EXPECT_EQ(ack.paused_ports, std::vector<std::string>{"p2"});
+  EXPECT_EQ(ack.storage_ready, std::vector<std::string>{"p1/data"});
+  EXPECT_EQ(ack.storage_failed.at("p2/logs"), "refused");
   auto nack =
       std::get<Nack>(decode_agent_message(encode(AgentMessage{Nack{8, "dup", "ports[1].mac"}})));
   EXPECT_EQ(nack.field, "ports[1].mac");

@@ -42,7 +42,8 @@ int main(int argc, char** argv) {
   to.sin_port = htons((uint16_t)atoi(argv[3]));
   inet_pton(AF_INET, argv[2], &to.sin_addr);
   unsigned char *wbuf, *rbuf;
-  if (posix_memalign((void**)&wbuf, BLOCK, BLOCK) || posix_memalign((void**)&rbuf, BLOCK, BLOCK)) return 1;
+  if (posix_memalign((void**)&wbuf, BLOCK, BLOCK) || posix_memalign((void**)&rbuf, BLOCK, BLOCK))
+    return 1;
   for (uint64_t seq = 0;; ++seq) {
     const off_t off = (off_t)(seq % SPAN) * BLOCK;
     for (int i = 0; i < BLOCK; i += 8) memcpy(wbuf + i, &seq, 8);
