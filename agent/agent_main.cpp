@@ -259,8 +259,10 @@ int main(int argc, char** argv) {
   std::optional<DesiredState> latest;  // the newest desired state handed to the dataplane
   ConntrackCarrier carrier(
       [&](int64_t zone) {
-        return ovs_appctl(vswitchd_ctl_path(cfg.ovs_rundir), "dpctl/dump-conntrack",
-                          {"zone=" + std::to_string(zone)});
+        // Name the datapath: with more than one (system and netdev), OVS wants to be told.
+        return ovs_appctl(
+            vswitchd_ctl_path(cfg.ovs_rundir), "dpctl/dump-conntrack",
+            {cfg.datapath_type + "@ovs-" + cfg.datapath_type, "zone=" + std::to_string(zone)});
       },
       [&](const wire::Conntrack& ct) {
         log->info("carrying {} connection(s) of port {} to its destination", ct.conns.size(),

@@ -1,6 +1,8 @@
 // RestApi: routing, JSON bodies, validation errors.
 #include "rest_api.hpp"
 
+#include <algorithm>
+
 #include "json_codec.hpp"
 #include "json_reader.hpp"
 #include "logging.hpp"
@@ -263,7 +265,14 @@ HttpResponse RestApi::route(const HttpRequest& req, const std::vector<std::strin
             port.carried_conns != it->second.carried_conns) {
           throw ApiError(422, "invalid", "carried_conns", "set by migrations only");
         }
-        if (it != state_.ports().end()) port.carried_conns = it->second.carried_conns;
+        if (it != state_.ports().end() && port.ingress_allow) {
+          // Kept only for addresses the port still has (and only while it is stateful).
+          for (const auto& c : it->second.carried_conns) {
+            if (std::find(port.ips.begin(), port.ips.end(), c.local_ip) != port.ips.end()) {
+              port.carried_conns.push_back(c);
+            }
+          }
+        }
         check_firewall_host(port);
         return ok(to_json(state_.replace_port(port)));
       }

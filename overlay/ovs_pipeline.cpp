@@ -104,6 +104,7 @@ OvsDesired translate_ovs(const Topology& topo, const OvsPortMap& ports) {
     const std::string in_vni = "reg0=" + vni_hex;
 
     std::vector<int64_t> local_ofports;
+    std::set<int64_t> stateful_ofports;  // delivered here, behind their firewall
     for (const auto& port : view.local_ports) {
       auto it = ports.vm_ofports.find(port.iface_id);
       if (it == ports.vm_ofports.end()) {
@@ -124,6 +125,7 @@ OvsDesired translate_ovs(const Topology& topo, const OvsPortMap& ports) {
       }
       if (view.held_iface_ids.count(port.iface_id)) continue;  // gate closed: deliver nothing
       local_ofports.push_back(it->second);
+      if (port.ingress_allow) stateful_ofports.insert(it->second);
       flows.push_back(
           {kL2Table, 100, in_vni + ",dl_dst=" + port.mac.to_string(), "output:" + ofport});
     }
@@ -170,9 +172,38 @@ OvsDesired translate_ovs(const Topology& topo, const OvsPortMap& ports) {
     if (!from_local.empty()) {
       flows.push_back({kL2Table, 50, in_vni + ",reg1=0", from_local});
     }
+    const std::string from_tunnel_bum = ",reg1=1,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00";
     if (!local_actions.empty() && !flood_tunnels.empty()) {
-      flows.push_back({kL2Table, 50, in_vni + ",reg1=1,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00",
-                       local_actions});
+      flows.push_back({kL2Table, 50, in_vni + from_tunnel_bum, local_actions});
+    }
+    if (!stateful_ofports.empty()) {
+      // Flooded IP (broadcast, multicast, unknown unicast) reaches stateful ports through their
+      // firewall as well; ARP and neighbour discovery are flooded to them directly.
+      std::string local_ip;
+      for (auto ofport : local_ofports) {
+        const std::string n = std::to_string(ofport);
+        local_ip += (local_ip.empty() ? "" : ",") +
+                    (stateful_ofports.count(ofport)
+                         ? "set_field:" + n + "->reg2,ct(zone=" + n + ",table=20)"
+                         : "output:" + n);
+      }
+      std::string from_local_ip = local_ip + from_local.substr(local_actions.size());
+      for (const char* family : {"ip", "ipv6"}) {
+        flows.push_back(
+            {kL2Table, 60, std::string(family) + "," + in_vni + ",reg1=0", from_local_ip});
+        if (!flood_tunnels.empty()) {
+          flows.push_back(
+              {kL2Table, 60, std::string(family) + "," + in_vni + from_tunnel_bum, local_ip});
+        }
+      }
+      for (const char* type : {"133", "134", "135", "136"}) {
+        const std::string nd = "icmp6," + in_vni;
+        flows.push_back({kL2Table, 65, nd + ",reg1=0,icmp_type=" + type, from_local});
+        if (!flood_tunnels.empty()) {
+          flows.push_back(
+              {kL2Table, 65, nd + from_tunnel_bum + ",icmp_type=" + type, local_actions});
+        }
+      }
     }
   }
   if (any_stateful) flows.push_back({kAclTable, 0, "", "drop"});

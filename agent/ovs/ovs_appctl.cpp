@@ -50,21 +50,52 @@ std::string ovs_appctl(const std::string& ctl_path, const std::string& command,
     if (n < 0) throw std::runtime_error(ctl_path + ": send: " + strerror(errno));
     off += static_cast<size_t>(n);
   }
+  // The reply is one JSON object: scan for its closing brace once, as bytes arrive (outside
+  // strings, honouring escapes), and parse it once.
   std::string buf;
+  size_t scanned = 0;
+  int depth = 0;
+  bool in_string = false, escaped = false, complete = false;
   for (;;) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
                           deadline - std::chrono::steady_clock::now())
                           .count();
     if (left <= 0) throw std::runtime_error(ctl_path + ": " + command + " timed out");
     pollfd p{fd, POLLIN, 0};
-    if (poll(&p, 1, static_cast<int>(left)) <= 0) continue;
+    const int ready = poll(&p, 1, static_cast<int>(left));
+    if (ready < 0 && errno != EINTR)
+      throw std::runtime_error(ctl_path + ": poll: " + strerror(errno));
+    if (ready <= 0) continue;
     char chunk[65536];
     const ssize_t n = recv(fd, chunk, sizeof chunk, 0);
     if (n < 0) throw std::runtime_error(ctl_path + ": recv: " + strerror(errno));
     if (n == 0) throw std::runtime_error(ctl_path + ": closed before replying to " + command);
     buf.append(chunk, static_cast<size_t>(n));
-    if (!nlohmann::json::accept(buf)) continue;  // the reply is one JSON object; not complete yet
-    const auto reply = nlohmann::json::parse(buf);
+    for (; scanned < buf.size() && !complete; ++scanned) {
+      const char c = buf[scanned];
+      if (in_string) {
+        if (escaped) {
+          escaped = false;
+        } else if (c == '\\') {
+          escaped = true;
+        } else if (c == '"') {
+          in_string = false;
+        }
+      } else if (c == '"') {
+        in_string = true;
+      } else if (c == '{') {
+        ++depth;
+      } else if (c == '}' && --depth == 0) {
+        complete = true;
+      }
+    }
+    if (!complete) continue;
+    nlohmann::json reply;
+    try {
+      reply = nlohmann::json::parse(buf.substr(0, scanned));
+    } catch (const nlohmann::json::exception& e) {
+      throw std::runtime_error(ctl_path + ": malformed reply to " + command + ": " + e.what());
+    }
     if (reply.contains("error") && !reply["error"].is_null()) {
       const auto& e = reply["error"];
       throw std::runtime_error(command + ": " + (e.is_string() ? e.get<std::string>() : e.dump()));

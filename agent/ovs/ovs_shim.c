@@ -185,9 +185,19 @@ int cov_of_packet_out(cov_of* of, int64_t in_port, const void* frame, size_t len
   po.ofpacts_len = ofpacts.size;
   struct ofpbuf* msg = ofputil_encode_packet_out(&po, of->protocol);
   ofpbuf_uninit(&ofpacts);
-  int error = vconn_send_block(of->vconn, msg);
+  /* Sends it and a barrier; an error reply to the packet-out comes back in `reply`. */
+  struct ofpbuf* reply = NULL;
+  int error = vconn_transact_noreply(of->vconn, msg, &reply);
   if (error) return set_err(err, error, "packet-out failed: %s", ovs_strerror(error));
-  return barrier(of, err);
+  if (reply) {
+    struct ds s = DS_EMPTY_INITIALIZER;
+    format_ofp_error(reply, &s);
+    ofpbuf_delete(reply);
+    error = set_err(err, EPROTO, "packet-out refused: %s", ds_cstr(&s));
+    ds_destroy(&s);
+    return error;
+  }
+  return 0;
 }
 
 /* ---- Bulk path: our own unix-socket OpenFlow connection for bundles. vconn writes one message

@@ -82,7 +82,8 @@ class LibnvmeFabric : public NvmeFabric {
 
 std::unique_ptr<NvmeFabric> make_libnvme_fabric(std::string& why) {
   if (access("/sys/module/nvme_tcp", F_OK) != 0) {
-    why = "this kernel has no nvme-tcp loaded (/sys/module/nvme_tcp missing; try modprobe nvme-tcp)";
+    why =
+        "this kernel has no nvme-tcp loaded (/sys/module/nvme_tcp missing; try modprobe nvme-tcp)";
     return nullptr;
   }
   if (access("/dev/nvme-fabrics", W_OK) != 0) {

@@ -42,9 +42,10 @@ void KernelAttacher::attach(const Volume& v, const std::string& host_nqn) {
       if (has_volume(ctrl)) return;
       pause_(kScan);
     }
-    errors += (errors.empty() ? "" : "; ") + where(path) + ": connected as " + ctrl + " but " +
-              (v.nguid ? "no namespace with NGUID " + hex16(*v.nguid) : std::string("no namespace")) +
-              " appeared within " + std::to_string(namespace_timeout_.count()) + " ms";
+    errors +=
+        (errors.empty() ? "" : "; ") + where(path) + ": connected as " + ctrl + " but " +
+        (v.nguid ? "no namespace with NGUID " + hex16(*v.nguid) : std::string("no namespace")) +
+        " appeared within " + std::to_string(namespace_timeout_.count()) + " ms";
     try {
       fabric_.disconnect(ctrl);  // do not leave a useless controller behind
     } catch (const StorageError&) {
@@ -72,8 +73,8 @@ void ProbeAttacher::attach(const Volume& v, const std::string& host_nqn) {
     config.host_nqn = host_nqn;
     config.timeout = timeout_;
     config.expect_nguid = v.nguid;
-    const auto r = nvme::probe_path({path.traddr.to_string(), static_cast<uint16_t>(path.trsvcid), v.nqn},
-                                    config);
+    const auto r = nvme::probe_path(
+        {path.traddr.to_string(), static_cast<uint16_t>(path.trsvcid), v.nqn}, config);
     if (r.ok()) return;
     errors += (errors.empty() ? "" : "; ") + where(path) + ": " + nvme::to_string(r.error) + ": " +
               r.message;

@@ -22,7 +22,7 @@
 namespace cutover::agent {
 
 struct StorageReport {
-  std::vector<std::string> ready;            // "port/volume"
+  std::vector<std::string> ready;             // "port/volume"
   std::map<std::string, std::string> failed;  // "port/volume" -> reason
   std::vector<std::string> detach_failed;
   bool operator==(const StorageReport&) const = default;

@@ -372,6 +372,29 @@ class ControllerWithAgents(unittest.TestCase):
         self.assertTrue(self.connects(peer, fw.ip, 5100))
         self.assertFalse(self.connects(peer, fw.ip, 7000))
         self.assertTrue(self.connects(fw, peer.ip, 6000))
+        # Broadcast IP is filtered too: a UDP broadcast reaches the plain VM, not fw.
+        got = {}
+        for name, target in (("fw", fw), ("vm", self.vms["vm"])):
+            out = os.path.join(self.lab.dir, f"bcast-{name}.json")
+            got[name] = (self.lab.spawn(target.ns, TRAFFIC + ["udp-recv", "7300", out],
+                                        f"bcast-{name}.log", env=ENV), out)
+            wait_until("receiver", lambda: os.path.exists(out + ".ready"))
+        vm_rx = lambda: int(self.vms["vm"].exec(  # noqa: E731
+            "cat", "/sys/class/net/eth0/statistics/rx_packets").stdout)
+        before = vm_rx()
+        peer.exec(sys.executable, "-c", (
+            "import socket,struct\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+            "s.setsockopt(socket.SOL_SOCKET,socket.SO_BROADCAST,1)\n"
+            "[s.sendto(struct.pack('!Q',i)+b'x'*8,('10.1.0.255',7300)) for i in range(20)]"))
+        wait_until("the broadcasts to reach the plain VM", lambda: vm_rx() - before >= 20)
+        received = {}
+        for name, (proc, out) in got.items():
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=10)
+            with open(out) as f:
+                received[name] = json.load(f)["received"]
+        self.assertEqual(received["vm"], 20, received)
+        self.assertEqual(received["fw"], 0, f"broadcast bypassed fw's firewall: {received}")
 
         # Without carry-over the destination sees the peer's next segment as a new connection
         # to a port nobody allowed, and drops it: the download stops at the move.

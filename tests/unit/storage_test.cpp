@@ -103,7 +103,8 @@ TEST(KernelAttacher, ConnectsWithTimeoutsThatSurviveAMigrationAndWaitsForTheName
   Rig rig;
   rig.fabric.namespace_after_scans = 3;
   rig.attacher.attach(volume(), "nqn.2014-08.dev.cutover:host:d");
-  EXPECT_EQ(rig.fabric.log, std::vector<std::string>{"connect 10.0.5.1 as nqn.2014-08.dev.cutover:host:d"});
+  EXPECT_EQ(rig.fabric.log,
+            std::vector<std::string>{"connect 10.0.5.1 as nqn.2014-08.dev.cutover:host:d"});
   EXPECT_EQ(rig.fabric.last_options.keep_alive_tmo_s, 30);
   EXPECT_EQ(rig.fabric.last_options.reconnect_delay_s, 1);
   EXPECT_EQ(rig.pauses, 3);
@@ -124,7 +125,8 @@ TEST(KernelAttacher, FallsBackToTheNextPathAndDisconnectsWhatDidNotShowTheVolume
     FAIL() << "attached without the expected namespace";
   } catch (const StorageError& e) {
     const std::string what = e.what();
-    EXPECT_NE(what.find("no namespace with NGUID c07e0000000040008000000000000001"), std::string::npos)
+    EXPECT_NE(what.find("no namespace with NGUID c07e0000000040008000000000000001"),
+              std::string::npos)
         << what;
     EXPECT_NE(what.find("within 500 ms"), std::string::npos) << what;
   }
