@@ -27,6 +27,7 @@ Commands:
   networks create --id ID --vni N [--mtu N] [--name NAME]
   ports list | show ID | delete ID
   ports create --id ID --mac MAC --network NET [--ips IP,...] [--host H] [--iface-id X] [--labels k=v,...]
+               [--volume ID=NQN@TRADDR[:TRSVCID]]  the VM's NVMe/TCP volume ([v6addr]:port)
                [--allow PROTO[:PORT],...]   stateful firewall: new connections allowed only for
                                             these (tcp, udp, icmp); replies always; "none" = none
   ports place ID --host H
@@ -45,7 +46,7 @@ struct Flags {
   std::string token_file;
   bool json_out = false;
   std::string id, underlay_ip, backend, labels, vni, mtu, name, mac, network, ips, host, iface_id,
-      port, to, allow;
+      port, to, allow, volume;
   bool wait = false;
   bool no_conntrack_carry = false;
   int64_t timeout_s = 600;
@@ -251,6 +252,38 @@ class Ctl {
     return rules;
   }
 
+  // "data=nqn.2014-08.org.example:vol@10.0.0.20:4420" -> {"id", "nqn", "paths": [...]}.
+  static json volume_json(const std::string& text) {
+    const auto eq = text.find('=');
+    const auto at = text.rfind('@');
+    if (eq == std::string::npos || at == std::string::npos || at < eq) {
+      throw Fail("--volume: expected ID=NQN@TRADDR[:TRSVCID], got '" + text + "'");
+    }
+    std::string addr = text.substr(at + 1);
+    json path;
+    std::string port;
+    if (!addr.empty() && addr[0] == '[') {  // [v6]:port
+      const auto close = addr.find(']');
+      if (close == std::string::npos) throw Fail("--volume: unterminated [ in '" + addr + "'");
+      if (close + 1 < addr.size() && addr[close + 1] == ':') port = addr.substr(close + 2);
+      addr = addr.substr(1, close - 1);
+    } else if (auto colon = addr.find(':');
+               colon != std::string::npos && addr.find(':', colon + 1) == std::string::npos) {
+      port = addr.substr(colon + 1);
+      addr = addr.substr(0, colon);
+    }
+    path["traddr"] = addr;
+    if (!port.empty()) {
+      if (port.find_first_not_of("0123456789") != std::string::npos || port.size() > 5) {
+        throw Fail("--volume: the port must be a number, got '" + port + "'");
+      }
+      path["trsvcid"] = std::stoi(port);
+    }
+    return {{"id", text.substr(0, eq)},
+            {"nqn", text.substr(eq + 1, at - eq - 1)},
+            {"paths", json::array({path})}};
+  }
+
   json create_body(const std::string& kind) {
     json b;
     if (kind == "hosts") {
@@ -276,6 +309,7 @@ class Ctl {
       if (!f_.host.empty()) b["host"] = f_.host;
       if (!f_.iface_id.empty()) b["iface_id"] = f_.iface_id;
       if (!f_.allow.empty()) b["ingress_allow"] = allow_json(f_.allow);
+      if (!f_.volume.empty()) b["volumes"] = json::array({volume_json(f_.volume)});
     } else {
       need(f_.port, "--port");
       need(f_.to, "--to");
@@ -341,7 +375,8 @@ int main(int argc, char** argv) {
                                                                    {"iface-id", &f.iface_id},
                                                                    {"port", &f.port},
                                                                    {"to", &f.to},
-                                                                   {"allow", &f.allow}}) {
+                                                                   {"allow", &f.allow},
+                                                                   {"volume", &f.volume}}) {
     opts.add(name, target, "see Commands");
   }
   opts.add("wait", &f.wait, "migrate: follow the migration until it ends");

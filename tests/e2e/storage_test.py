@@ -13,12 +13,13 @@ slow start and at most one TCP retransmission; a controller reconnect would cost
 
 Usage: storage_test.py   (exit 77 = skipped, with the reason printed)
 """
+import json
 import os
-import shutil
 import sys
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
 class StorageThroughMigration(unittest.TestCase):
@@ -27,7 +28,6 @@ class StorageThroughMigration(unittest.TestCase):
         results, text = vmlab.run(cycles=1, baseline=False, prepare=False, external=False,
                                   storage=True, hops=(("h1", "h2"), ("h2", "h1")))
         print(text)
-        import json
         with open(os.path.join(vmlab.BUILD, "lab", "report", "cutover-report.json")) as f:
             probes = json.load(f)["storage_probe"]
         vol = probes["volume"]
@@ -46,20 +46,6 @@ class StorageThroughMigration(unittest.TestCase):
             self.assertLess(r["io_stall_ms"], 3000, f"I/O stalled too long across {r['hop']}")
 
 
-def main():
-    if os.geteuid() != 0:
-        print("SKIP: needs root (network namespaces, OVS, libvirt)")
-        return 77
-    for tool in ("qemu-system-x86_64", "libvirtd", "virsh", "ovs-vswitchd", "busybox", "cpio"):
-        if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
-            print(f"SKIP: {tool} not installed (run scripts/install-deps)")
-            return 77
-    if not os.listdir("/lib/modules") if os.path.isdir("/lib/modules") else True:
-        print("SKIP: no guest kernel in /lib/modules (linux-image-amd64; scripts/install-deps)")
-        return 77
-    prog = unittest.main(argv=[sys.argv[0], "-v"], exit=False)
-    return 0 if prog.result.wasSuccessful() else 1
-
-
 if __name__ == "__main__":
+    from e2e_common import main
     sys.exit(main())

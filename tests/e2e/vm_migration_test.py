@@ -13,11 +13,11 @@ source pauses).
 Usage: vm_migration_test.py   (exit 77 = skipped, with the reason printed)
 """
 import os
-import shutil
 import sys
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
 class VmMigration(unittest.TestCase):
@@ -43,20 +43,6 @@ class VmMigration(unittest.TestCase):
         self.assertLessEqual(r["duplicates"], 5, "frames delivered twice: the gate opened early")
 
 
-def main():
-    if os.geteuid() != 0:
-        print("SKIP: needs root (network namespaces, OVS, libvirt)")
-        return 77
-    for tool in ("qemu-system-x86_64", "libvirtd", "virsh", "ovs-vswitchd", "busybox", "cpio"):
-        if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
-            print(f"SKIP: {tool} not installed (run scripts/install-deps)")
-            return 77
-    if not os.listdir("/lib/modules") if os.path.isdir("/lib/modules") else True:
-        print("SKIP: no guest kernel in /lib/modules (linux-image-amd64; scripts/install-deps)")
-        return 77
-    prog = unittest.main(argv=[sys.argv[0], "-v"], exit=False)
-    return 0 if prog.result.wasSuccessful() else 1
-
-
 if __name__ == "__main__":
+    from e2e_common import main
     sys.exit(main())

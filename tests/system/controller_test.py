@@ -473,6 +473,38 @@ class ControllerWithAgents(unittest.TestCase):
         self.assertLessEqual(lost, 5)
         self.assertLess(stats["max_gap_ms"], 100)
 
+    def test_8_storage_failure_on_the_destination_rolls_back(self):
+        """h3's agent runs with --storage probe: it registers as storage-capable and, during a
+        prepare, proves the volume's path with the userspace NVMe/TCP probe from its own host
+        namespace. The path points at the underlay's controller address, where nothing listens
+        on 4420: the probe is refused, the migration rolls back naming the reason, and a host
+        without storage is refused up front."""
+        h3 = self.lab.hosts["h3"]
+        self.agents["h3"].kill9()
+        self.agents["h3"] = AgentRunner(self.lab, h3, os.path.join(BUILD, "agent", "cutover-agent"),
+                                        ["--storage", "probe"])
+        self.agents["h3"].start(controller=True)
+        wait_until("h3 registered with storage", lambda: self.ctl("hosts", "show", "h3").get(
+            "storage") == "probe", timeout=20)
+        self.assertTrue(self.ctl("hosts", "show", "h3")["host_nqn"].endswith(":host:h3"))
+        self.ctl("ports", "create", "--id", "disk", "--mac", "52:54:00:00:00:44", "--ips",
+                 "10.1.0.44", "--network", "blue", "--host", "h2", "--volume",
+                 f"data=nqn.2026-11.dev.cutover:missing@{Lab.CONTROLLER_IP}:4420")
+        m = self.ctl("migrations", "create", "--port", "disk", "--to", "h3")
+        done = self.wait_state(m["id"], "rolled_back", "completed", timeout=20)
+        self.assertEqual(done["state"], "rolled_back", done)
+        self.assertIn("storage on h3", done["reason"])
+        self.assertIn("refused", done["reason"])
+        wait_until("storage released on h3", lambda: "storage_released" in self.migration(
+            m["id"])["timeline"], timeout=10)
+        port = self.ctl("ports", "show", "disk")
+        self.assertEqual(port["host"], "h2")
+        self.assertNotIn("migrating_to", port)
+        rej = self.ctl("migrate", "disk", "--to", "h1", check=False)
+        self.assertEqual(rej["state"], "rejected")
+        self.assertIn("nvme-tcp", rej["reason"])
+        print(f"\n  storage: prepare rolled back: {done['reason']}")
+
 
 def main():
     global BUILD
