@@ -215,6 +215,10 @@ void ControllerClient::report(const ApplyReport& r) {
         for (const auto& p : r.paused_ports) s += p + ",";
         s += "|";
         for (const auto& p : r.foreign_running) s += p + ",";
+        s += "|";  // storage changes on its own thread: a change must reach the controller
+        for (const auto& p : r.storage_ready) s += p + ",";
+        s += "|";
+        for (const auto& [k, why] : r.storage_failed) s += k + "=" + why + ",";
         return s;
       }();
   if (key == impl_->last_sent) return;

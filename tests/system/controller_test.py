@@ -399,7 +399,7 @@ class ControllerWithAgents(unittest.TestCase):
         # Without carry-over the destination sees the peer's next segment as a new connection
         # to a port nobody allowed, and drops it: the download stops at the move.
         m1, lost, moved1 = self.pull_across_migration(fw, h3, carry=False)
-        after1 = sum(1 for t, _ in lost["arrivals"] if t > moved1 + 0.5)
+        after1 = sum(1 for t, _ in lost["arrivals"] if t > moved1 + 0.5)  # printed below
         # With carry-over the source's entry goes along and the download continues.
         m2, kept, moved2 = self.pull_across_migration(fw, h2, carry=True)
         after2 = sum(1 for t, _ in kept["arrivals"] if t > moved2 + 0.5)
@@ -408,9 +408,12 @@ class ControllerWithAgents(unittest.TestCase):
               f"({m2['conntrack_carried']} connection(s) carried) {after2} reads, max gap "
               f"{kept['max_gap_ms']} ms")
         self.assertEqual(m1["conntrack_carried"], -1)
-        self.assertEqual(after1, 0, "established download survived without carry-over?")
+        # Without carry-over the peer's segments are dropped as new on the destination until the
+        # VM itself sends something (its own packets are committed and re-create the entry):
+        # the download stalls for at least one retransmission timeout, or for good.
+        self.assertGreaterEqual(lost["max_gap_ms"], 900, "no stall without carry-over?")
         self.assertGreater(after2, 10)
-        self.assertLess(kept["max_gap_ms"], 1500)
+        self.assertLess(kept["max_gap_ms"], 600, "carried connection stalled")
         self.assertGreater(kept["bytes"], 4 * 200000 * 0.6)
 
     def test_7_rollbacks_under_traffic_keep_the_port_on_its_source(self):
