@@ -503,6 +503,17 @@ class ControllerWithAgents(unittest.TestCase):
         port = self.ctl("ports", "show", "disk")
         self.assertEqual(port["host"], "h2")
         self.assertNotIn("migrating_to", port)
+        # h1 asks for kernel attachment on a kernel without nvme-tcp: its agent says so at start,
+        # by name, and registers without storage, so the controller refuses up front.
+        h1 = self.lab.hosts["h1"]
+        self.agents["h1"].kill9()
+        self.agents["h1"] = AgentRunner(self.lab, h1, os.path.join(BUILD, "agent", "cutover-agent"),
+                                        ["--storage", "kernel"])
+        self.agents["h1"].start(controller=True)
+        wait_until("h1 back", lambda: (self.agents["h1"].status() or {}).get("ok"), timeout=20)
+        if not os.path.exists("/sys/module/nvme_tcp"):
+            self.assertIn("storage: this kernel has no nvme-tcp", self.agents["h1"].log())
+            self.assertNotIn("storage", self.ctl("hosts", "show", "h1"))
         rej = self.ctl("migrate", "disk", "--to", "h1", check=False)
         self.assertEqual(rej["state"], "rejected")
         self.assertIn("nvme-tcp", rej["reason"])
