@@ -14,9 +14,7 @@ void Announcer::after_apply(const DesiredState& state, const std::vector<std::st
   std::erase_if(pending_, [&](const Pending& p) {
     auto it = std::find_if(state.ports.begin(), state.ports.end(),
                            [&](const Port& q) { return q.id == p.port.id; });
-    if (it == state.ports.end()) return true;
-    return it->migrating_to ? !(*it->migrating_to == state.host && it->gate_open)
-                            : !(it->host && *it->host == state.host);
+    return it == state.ports.end() || !overlay::delivered_here(*it, state.host);
   });
   for (const auto& id : tracker_.observe(state, bound)) {
     auto port = std::find_if(state.ports.begin(), state.ports.end(),

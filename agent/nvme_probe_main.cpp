@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "json_codec.hpp"
 #include "options.hpp"
 #include "parse_error.hpp"
 #include "storage/nvme_path_probe.hpp"
@@ -12,15 +13,10 @@
 using namespace cutover;
 
 namespace {
-std::array<uint8_t, 16> parse_hex16(const std::string& flag, std::string text) {
-  std::erase(text, '-');
-  if (text.size() != 32 || text.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
-    throw ParseError(flag, "expected 32 hex digits (dashes allowed), got '" + text + "'");
-  }
-  std::array<uint8_t, 16> out{};
-  for (size_t i = 0; i < 16; ++i)
-    out[i] = static_cast<uint8_t>(std::stoi(text.substr(2 * i, 2), nullptr, 16));
-  return out;
+std::array<uint8_t, 16> hex16_flag(const std::string& flag, const std::string& text) {
+  auto bytes = parse_hex16(text);
+  if (!bytes) throw ParseError(flag, "expected 32 hex digits (dashes allowed), got '" + text + "'");
+  return *bytes;
 }
 }  // namespace
 
@@ -55,8 +51,8 @@ int main(int argc, char** argv) {
     if (timeout_ms < 1) throw ParseError("--timeout-ms", "must be positive");
     target = {traddr, static_cast<uint16_t>(trsvcid), nqn};
     config.host_nqn = host_nqn;
-    if (!host_id.empty()) config.host_id = parse_hex16("--host-id", host_id);
-    if (!nguid.empty()) config.expect_nguid = parse_hex16("--expect-nguid", nguid);
+    if (!host_id.empty()) config.host_id = hex16_flag("--host-id", host_id);
+    if (!nguid.empty()) config.expect_nguid = hex16_flag("--expect-nguid", nguid);
     config.timeout = std::chrono::milliseconds(timeout_ms);
   } catch (const ParseError& e) {
     std::fprintf(stderr, "cutover-nvme-probe: %s\n", e.what());
@@ -82,7 +78,7 @@ int main(int argc, char** argv) {
       for (const auto& [id, n] : r.namespaces) {
         ns.push_back({{"nsid", id},
                       {"blocks", n.size_blocks},
-                      {"nguid", nvme::hex(n.nguid)},
+                      {"nguid", hex16(n.nguid)},
                       {"ana_group", n.ana_group}});
       }
       auto& ana = j["ana"] = nlohmann::json::array();
@@ -96,7 +92,7 @@ int main(int argc, char** argv) {
                 r.controller.model.c_str(), r.controller.cntlid, r.elapsed_ms);
     for (const auto& [id, n] : r.namespaces) {
       std::printf("  namespace %u: %llu blocks, nguid %s, ANA group %u\n", id,
-                  static_cast<unsigned long long>(n.size_blocks), nvme::hex(n.nguid).c_str(),
+                  static_cast<unsigned long long>(n.size_blocks), hex16(n.nguid).c_str(),
                   n.ana_group);
     }
     for (const auto& g : r.ana) std::printf("  ANA group %u: %s\n", g.id, nvme::to_string(g.state));

@@ -44,10 +44,6 @@ std::array<uint8_t, 4> v4_bytes(const IpAddress& ip) {
   return {ip.bytes()[0], ip.bytes()[1], ip.bytes()[2], ip.bytes()[3]};
 }
 
-bool delivered_here(const Port& p, const HostId& self) {
-  if (p.migrating_to) return *p.migrating_to == self && p.gate_open;
-  return p.host && *p.host == self;
-}
 bool arriving_here(const Port& p, const HostId& self) {
   if (p.migrating_to && *p.migrating_to == self) return !p.gate_open;
   return p.host && *p.host != self;
@@ -102,6 +98,10 @@ Frame unsolicited_na_frame(const MacAddress& mac, const IpAddress& ipv6) {
   return f;
 }
 
+bool delivered_here(const Port& p, const HostId& self) {
+  if (p.migrating_to) return *p.migrating_to == self && p.gate_open;
+  return p.host && *p.host == self;
+}
 std::vector<Frame> announcement_frames(const Port& port) {
   std::vector<Frame> out;
   for (const auto& ip : port.ips) {
@@ -144,7 +144,6 @@ std::vector<PortId> ArrivalTracker::observe(const DesiredState& state,
   for (auto it = announced_.begin(); it != announced_.end();) {
     it = active.count(*it) ? std::next(it) : announced_.erase(it);
   }
-  active_ = std::move(active);
   return out;
 }
 

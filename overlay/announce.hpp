@@ -28,6 +28,10 @@ Frame unsolicited_na_frame(const MacAddress& mac, const IpAddress& ipv6);
 // Every frame one announcement round sends for a port: GARP/NA per IP, then one RARP.
 std::vector<Frame> announcement_frames(const Port& port);
 
+// Whether this host delivers the port's frames: hosted here and not leaving, or arriving here
+// with its gate open.
+bool delivered_here(const Port& port, const HostId& self);
+
 // Pacing of the rounds after activation (the first goes out at once).
 inline const std::vector<std::chrono::milliseconds> kAnnounceSchedule = {
     std::chrono::milliseconds(0), std::chrono::milliseconds(10), std::chrono::milliseconds(50),
@@ -45,7 +49,6 @@ class ArrivalTracker {
 
  private:
   bool initialized_ = false;
-  std::set<PortId> active_;     // delivered here in the last state
   std::set<PortId> arriving_;   // held here or placed elsewhere in an earlier state
   std::set<PortId> announced_;  // active and already announced (until it leaves)
 };

@@ -88,6 +88,17 @@ void apply(DesiredState& state, const Delta& delta) {
   }
 }
 
+namespace {
+std::vector<std::string> strings(JsonReader& r, const std::string& key) {
+  std::vector<std::string> out;
+  r.for_each(key, [&](const json& e, const std::string& path) {
+    if (!e.is_string()) throw ParseError(path, "expected a string");
+    out.push_back(e.get<std::string>());
+  });
+  return out;
+}
+}  // namespace
+
 AgentMessage decode_agent_message(const std::string& text) {
   auto j = parse_json_text(text);
   JsonReader r(j, "");
@@ -101,22 +112,10 @@ AgentMessage decode_agent_message(const std::string& text) {
     Ack a;
     a.generation = static_cast<uint64_t>(r.required_int("generation", 0, INT64_MAX));
     if (const auto* ms = r.raw("apply_ms"); ms && ms->is_number()) a.apply_ms = ms->get<double>();
-    r.for_each("bound_ports", [&](const json& e, const std::string& path) {
-      if (!e.is_string()) throw ParseError(path, "expected a string");
-      a.bound_ports.push_back(e.get<std::string>());
-    });
-    r.for_each("paused_ports", [&](const json& e, const std::string& path) {
-      if (!e.is_string()) throw ParseError(path, "expected a string");
-      a.paused_ports.push_back(e.get<std::string>());
-    });
-    r.for_each("foreign_running", [&](const json& e, const std::string& path) {
-      if (!e.is_string()) throw ParseError(path, "expected a string");
-      a.foreign_running.push_back(e.get<std::string>());
-    });
-    r.for_each("storage_ready", [&](const json& e, const std::string& path) {
-      if (!e.is_string()) throw ParseError(path, "expected a string");
-      a.storage_ready.push_back(e.get<std::string>());
-    });
+    a.bound_ports = strings(r, "bound_ports");
+    a.paused_ports = strings(r, "paused_ports");
+    a.foreign_running = strings(r, "foreign_running");
+    a.storage_ready = strings(r, "storage_ready");
     if (const auto* failed = r.raw("storage_failed")) {
       if (!failed->is_object()) throw ParseError("storage_failed", "expected an object");
       for (const auto& [k, v] : failed->items()) {

@@ -6,6 +6,8 @@
 #include <boost/asio.hpp>
 #include <functional>
 
+#include "json_codec.hpp"
+
 namespace cutover::nvme {
 
 namespace asio = boost::asio;
@@ -234,9 +236,9 @@ ProbeResult probe_path(const ProbeTarget& target, const ProbeConfig& config) {
       bool found = false;
       for (const auto& [id, ns] : r.namespaces) found |= ns.nguid == *config.expect_nguid;
       if (!found) {
-        throw Failure{
-            ProbeError::namespace_missing,
-            "no namespace with NGUID " + hex(*config.expect_nguid) + " in " + target.subsystem_nqn};
+        throw Failure{ProbeError::namespace_missing, "no namespace with NGUID " +
+                                                         hex16(*config.expect_nguid) + " in " +
+                                                         target.subsystem_nqn};
       }
     }
     if (r.controller.ana_reporting) {

@@ -4,7 +4,6 @@
 #include "nvme_tcp.hpp"
 
 #include <algorithm>
-#include <cstdio>
 
 namespace cutover::nvme {
 
@@ -45,11 +44,12 @@ uint8_t expected_hlen(uint8_t type) {
   }
   return 0;
 }
-void need(std::span<const uint8_t> pdu, PduType type, const char* what) {
+CommonHeader need(std::span<const uint8_t> pdu, PduType type, const char* what) {
   if (pdu.size() < kCommonHeaderLen) throw ProtocolError(what, "truncated PDU");
   const auto h = parse_common_header(pdu.first(kCommonHeaderLen));
   if (h.type != type) throw ProtocolError(what, "unexpected PDU type " + std::to_string(pdu[0]));
   if (pdu.size() != h.plen) throw ProtocolError(what, "PDU length differs from its header");
+  return h;
 }
 std::string ascii(std::span<const uint8_t> b, size_t at, size_t n) {
   std::string s;
@@ -219,8 +219,7 @@ Cqe parse_capsule_resp(std::span<const uint8_t> pdu) {
 }
 
 C2HData parse_c2h_data(std::span<const uint8_t> pdu) {
-  need(pdu, PduType::c2h_data, "c2h_data");
-  const auto h = parse_common_header(pdu.first(kCommonHeaderLen));
+  const auto h = need(pdu, PduType::c2h_data, "c2h_data");
   if (h.flags & 0x02) throw ProtocolError("c2h_data.flags", "data digest was not negotiated");
   C2HData d;
   d.cccid = le<uint16_t>(pdu, 8);
@@ -313,16 +312,6 @@ std::vector<AnaGroup> parse_ana_log(std::span<const uint8_t> d) {
     out.push_back(std::move(a));
   }
   return out;
-}
-
-std::string hex(std::span<const uint8_t> bytes) {
-  std::string s;
-  char buf[3];
-  for (auto b : bytes) {
-    std::snprintf(buf, sizeof buf, "%02x", b);
-    s += buf;
-  }
-  return s;
 }
 
 }  // namespace cutover::nvme

@@ -155,6 +155,4 @@ struct AnaGroup {
 // Throws ProtocolError if a descriptor runs past the data or the state is not a defined one.
 std::vector<AnaGroup> parse_ana_log(std::span<const uint8_t> data);
 
-std::string hex(std::span<const uint8_t> bytes);
-
 }  // namespace cutover::nvme

@@ -13,6 +13,9 @@ std::string describe(const Volume& v) { return "volume " + v.id + " (" + v.nqn +
 std::string where(const VolumePath& p) {
   return p.traddr.to_string() + ":" + std::to_string(p.trsvcid);
 }
+void add_error(std::string& errors, const std::string& what) {
+  errors += (errors.empty() ? "" : "; ") + what;
+}
 }  // namespace
 
 KernelAttacher::KernelAttacher(NvmeFabric& fabric, std::chrono::milliseconds namespace_timeout,
@@ -35,17 +38,17 @@ void KernelAttacher::attach(const Volume& v, const std::string& host_nqn) {
     try {
       ctrl = fabric_.connect(v.nqn, path, host_nqn, NvmeFabric::Options{});
     } catch (const StorageError& e) {
-      errors += (errors.empty() ? "" : "; ") + where(path) + ": " + e.what();
+      add_error(errors, where(path) + ": " + e.what());
       continue;
     }
     for (int64_t i = 0; i < scans; ++i) {
       if (has_volume(ctrl)) return;
       pause_(kScan);
     }
-    errors +=
-        (errors.empty() ? "" : "; ") + where(path) + ": connected as " + ctrl + " but " +
-        (v.nguid ? "no namespace with NGUID " + hex16(*v.nguid) : std::string("no namespace")) +
-        " appeared within " + std::to_string(namespace_timeout_.count()) + " ms";
+    add_error(errors, where(path) + ": connected as " + ctrl + " but " +
+                          (v.nguid ? "no namespace with NGUID " + hex16(*v.nguid)
+                                   : std::string("no namespace")) +
+                          " appeared within " + std::to_string(namespace_timeout_.count()) + " ms");
     try {
       fabric_.disconnect(ctrl);  // do not leave a useless controller behind
     } catch (const StorageError&) {
@@ -60,7 +63,7 @@ void KernelAttacher::detach(const Volume& v, const std::string&) {
     try {
       fabric_.disconnect(ctrl);
     } catch (const StorageError& e) {
-      errors += (errors.empty() ? "" : "; ") + ctrl + ": " + e.what();
+      add_error(errors, ctrl + ": " + e.what());
     }
   }
   if (!errors.empty()) throw StorageError(describe(v) + " still attached: " + errors);
@@ -76,8 +79,7 @@ void ProbeAttacher::attach(const Volume& v, const std::string& host_nqn) {
     const auto r = nvme::probe_path(
         {path.traddr.to_string(), static_cast<uint16_t>(path.trsvcid), v.nqn}, config);
     if (r.ok()) return;
-    errors += (errors.empty() ? "" : "; ") + where(path) + ": " + nvme::to_string(r.error) + ": " +
-              r.message;
+    add_error(errors, where(path) + ": " + nvme::to_string(r.error) + ": " + r.message);
   }
   throw StorageError(describe(v) + " not reachable: " + errors);
 }

@@ -6,9 +6,8 @@ namespace cutover::agent {
 StorageReport StorageCoordinator::reconcile(const DesiredState& state) {
   std::map<std::string, Volume> needed;
   for (const auto& p : state.ports) {
-    const bool here = (p.host && *p.host == state.host && !p.migrating_to) ||
-                      (p.migrating_to && *p.migrating_to == state.host) ||
-                      (p.host && *p.host == state.host);
+    const bool here =
+        (p.host && *p.host == state.host) || (p.migrating_to && *p.migrating_to == state.host);
     if (!here) continue;
     for (const auto& v : p.volumes) needed[p.id.str() + "/" + v.id] = v;
   }

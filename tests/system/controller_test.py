@@ -476,6 +476,13 @@ class ControllerWithAgents(unittest.TestCase):
         self.assertLessEqual(lost, 5)
         self.assertLess(stats["max_gap_ms"], 100)
 
+    def restart_agent(self, host, *args):
+        """kill -9 the host's agent and start it again with extra arguments."""
+        self.agents[host.name].kill9()
+        self.agents[host.name] = AgentRunner(self.lab, host, os.path.join(
+            BUILD, "agent", "cutover-agent"), list(args))
+        self.agents[host.name].start(controller=True)
+
     def test_8_storage_failure_on_the_destination_rolls_back(self):
         """h3's agent runs with --storage probe: it registers as storage-capable and, during a
         prepare, proves the volume's path with the userspace NVMe/TCP probe from its own host
@@ -483,10 +490,7 @@ class ControllerWithAgents(unittest.TestCase):
         on 4420: the probe is refused, the migration rolls back naming the reason, and a host
         without storage is refused up front."""
         h3 = self.lab.hosts["h3"]
-        self.agents["h3"].kill9()
-        self.agents["h3"] = AgentRunner(self.lab, h3, os.path.join(BUILD, "agent", "cutover-agent"),
-                                        ["--storage", "probe"])
-        self.agents["h3"].start(controller=True)
+        self.restart_agent(h3, "--storage", "probe")
         wait_until("h3 registered with storage", lambda: self.ctl("hosts", "show", "h3").get(
             "storage") == "probe", timeout=20)
         self.assertTrue(self.ctl("hosts", "show", "h3")["host_nqn"].endswith(":host:h3"))
@@ -506,10 +510,7 @@ class ControllerWithAgents(unittest.TestCase):
         # h1 asks for kernel attachment on a kernel without nvme-tcp: its agent says so at start,
         # by name, and registers without storage, so the controller refuses up front.
         h1 = self.lab.hosts["h1"]
-        self.agents["h1"].kill9()
-        self.agents["h1"] = AgentRunner(self.lab, h1, os.path.join(BUILD, "agent", "cutover-agent"),
-                                        ["--storage", "kernel"])
-        self.agents["h1"].start(controller=True)
+        self.restart_agent(h1, "--storage", "kernel")
         wait_until("h1 back", lambda: (self.agents["h1"].status() or {}).get("ok"), timeout=20)
         if not os.path.exists("/sys/module/nvme_tcp"):
             self.assertIn("storage: this kernel has no nvme-tcp", self.agents["h1"].log())
