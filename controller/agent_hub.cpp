@@ -1,6 +1,7 @@
 // AgentHub: slicing, sending, ACK bookkeeping and generation waits.
 #include "agent_hub.hpp"
 
+#include "json_codec.hpp"
 #include "logging.hpp"
 
 namespace cutover::controller {
@@ -53,29 +54,53 @@ std::set<NetworkId> AgentHub::networks_of(const HostId& host, const ChangeSet* u
   return nets;
 }
 
+const std::string& AgentHub::encoded(const Port& p) {
+  auto& [value, text] = port_json_[p.id];
+  if (text.empty() || !(value == p)) {
+    value = p;
+    text = to_json(p).dump();
+  }
+  return text;
+}
+
+std::string AgentHub::slice_body(const HostId& host, const std::set<NetworkId>& nets) {
+  std::string ports = "[";
+  std::set<HostId> host_ids{host};
+  for (const auto& [id, p] : state_.ports()) {
+    if (!nets.count(p.network)) continue;
+    if (ports.size() > 1) ports += ',';
+    ports += encoded(p);
+    if (p.host) host_ids.insert(*p.host);
+    if (p.migrating_to) host_ids.insert(*p.migrating_to);
+  }
+  ports += ']';
+  nlohmann::json hosts = nlohmann::json::array(), networks = nlohmann::json::array();
+  for (const auto& h : host_ids) {
+    if (auto it = state_.hosts().find(h); it != state_.hosts().end()) {
+      hosts.push_back(to_json(it->second));
+    }
+  }
+  for (const auto& n : nets) networks.push_back(to_json(state_.networks().at(n)));
+  // Keys in nlohmann's (sorted) order, as to_json(DesiredState).dump() writes them.
+  return R"({"hosts":)" + hosts.dump() + R"(,"networks":)" + networks.dump() + R"(,"ports":)" +
+         ports + "}";
+}
+
 std::string AgentHub::slice_message(const HostId& host, size_t& hash) {
   const uint64_t gen = state_.generation();
   const auto nets = networks_of(host);
+  if (cache_generation_ != gen) {
+    slice_cache_.clear();
+    cache_generation_ = gen;
+  }
   std::string body;
   if (nets.empty()) {
-    auto j = to_json(state_.desired_for(host));
-    j.erase("generation");
-    j.erase("host");
-    body = j.dump();
+    body = slice_body(host, nets);  // just the host itself: not shared, not cached
   } else {
-    if (cache_generation_ != gen) {
-      slice_cache_.clear();
-      cache_generation_ = gen;
-    }
     std::string key;
     for (const auto& n : nets) key += n.str() + ",";
     auto it = slice_cache_.find(key);
-    if (it == slice_cache_.end()) {
-      auto j = to_json(state_.desired_for(host));
-      j.erase("generation");
-      j.erase("host");
-      it = slice_cache_.emplace(key, j.dump()).first;
-    }
+    if (it == slice_cache_.end()) it = slice_cache_.emplace(key, slice_body(host, nets)).first;
     body = it->second;
   }
   hash = (std::hash<std::string>{}(body) ^ (std::hash<std::string>{}(host.str()) * 31)) | 1;
@@ -94,6 +119,9 @@ void AgentHub::send_if_changed(Session& s, bool force) {
 }
 
 void AgentHub::publish(const ChangeSet& change) {
+  for (const auto& pc : change.ports) {
+    if (!pc.after && pc.before) port_json_.erase(pc.before->id);
+  }
   if (change.topology) {
     for (auto& [id, s] : sessions_) send_if_changed(s, false);
   } else if (!change.ports.empty()) {

@@ -87,6 +87,10 @@ class AgentHub {
   // The whole "desired" message for a host. Hosts with the same networks get the same slice but
   // for the "host" field, so the JSON body is built once per network set and generation.
   std::string slice_message(const HostId& host, size_t& hash);
+  // The slice body {"hosts","networks","ports"}: exactly to_json(desired_for(host)) without
+  // "generation" and "host", assembled from each port's cached encoding.
+  std::string slice_body(const HostId& host, const std::set<NetworkId>& nets);
+  const std::string& encoded(const Port& p);
   void check_waiters();
 
   ControllerState& state_;
@@ -97,6 +101,9 @@ class AgentHub {
   std::vector<Waiter> waiters_;
   uint64_t cache_generation_ = UINT64_MAX;
   std::map<std::string, std::string> slice_cache_;  // network set -> slice body JSON
+  // Each port's JSON, with the value it was encoded from: a host joining a busy network gets
+  // thousands of ports, and encoding them again on every change dominated the fan-out.
+  std::map<PortId, std::pair<Port, std::string>> port_json_;
 };
 
 }  // namespace cutover::controller

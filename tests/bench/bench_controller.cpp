@@ -8,15 +8,18 @@
 #include <utility>  // before Boost.Asio 1.74, which uses std::exchange without it
 
 #include <algorithm>
+#include <atomic>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
 #include <chrono>
 #include <cstdio>
 #include <deque>
+#include <future>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "http_client.hpp"
@@ -31,14 +34,14 @@ namespace {
 
 struct Agent : std::enable_shared_from_this<Agent> {
   Agent(asio::io_context& io, int index, std::string token)
-      : ws(io), index(index), token(std::move(token)) {}
+      : ws(asio::make_strand(io)), index(index), token(std::move(token)) {}
   websocket::stream<beast::tcp_stream> ws;
   beast::flat_buffer buffer;
   std::deque<std::string> queue;
   int index;
   std::string token;
-  uint64_t generation = 0;
-  Clock::time_point seen_at;
+  std::atomic<uint64_t> generation{0};
+  std::atomic<Clock::rep> seen_at{0};
   bool connected = false;
 
   void start(const tcp::endpoint& ep) {
@@ -73,9 +76,10 @@ struct Agent : std::enable_shared_from_this<Agent> {
       self->buffer.consume(self->buffer.size());
       const auto pos = data.rfind("\"generation\":");
       if (pos != std::string::npos) {
-        self->generation = std::strtoull(data.c_str() + pos + 13, nullptr, 10);
-        self->seen_at = Clock::now();
-        self->send(R"({"type":"ack","generation":)" + std::to_string(self->generation) + "}");
+        const uint64_t gen = std::strtoull(data.c_str() + pos + 13, nullptr, 10);
+        self->seen_at = Clock::now().time_since_epoch().count();
+        self->generation = gen;
+        self->send(R"({"type":"ack","generation":)" + std::to_string(gen) + "}");
       }
       self->read();
     });
@@ -104,7 +108,7 @@ double percentile(std::vector<double> v, double p) {
 
 int main(int argc, char** argv) {
   if (argc < 5) {
-    std::fprintf(stderr, "usage: bench_controller PORT TOKEN AGENTS CHANGES\n");
+    std::fprintf(stderr, "usage: bench_controller PORT TOKEN AGENTS CHANGES [THREADS]\n");
     return 2;
   }
   const int port = std::atoi(argv[1]);
@@ -139,7 +143,21 @@ int main(int argc, char** argv) {
           {"host", "h" + std::to_string(i)}});
   }
 
+  // The simulated agents run on `threads` threads (the main one included), each agent on its own
+  // strand, so that the fleet is not limited to one core.
+  const int threads = argc > 5 ? std::max(1, std::atoi(argv[5])) : 1;
   asio::io_context io;
+  auto guard = asio::make_work_guard(io);
+  std::vector<std::thread> workers;
+  for (int t = 1; t < threads; ++t) workers.emplace_back([&io] { io.run(); });
+  struct Join {
+    asio::io_context& io;
+    std::vector<std::thread>& w;
+    ~Join() {
+      io.stop();
+      for (auto& t : w) t.join();
+    }
+  } join{io, workers};
   const tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), static_cast<uint16_t>(port));
   std::vector<std::shared_ptr<Agent>> agents;
   for (int i = 0; i < n; ++i) {
@@ -148,7 +166,7 @@ int main(int argc, char** argv) {
   }
   auto run_until = [&](auto&& done, std::chrono::seconds limit) {
     const auto deadline = Clock::now() + limit;
-    while (!done() && Clock::now() < deadline) io.run_for(std::chrono::milliseconds(1));
+    while (!done() && Clock::now() < deadline) io.run_for(std::chrono::microseconds(200));
     return done();
   };
   const auto t_connect = Clock::now();
@@ -165,14 +183,27 @@ int main(int argc, char** argv) {
       std::chrono::duration<double, std::milli>(Clock::now() - t_connect).count();
 
   std::vector<double> samples;
+  std::vector<double> write_samples;  // the REST write alone (includes the store's commit)
   auto p0 = nlohmann::json::parse(http.request("GET", "/v1/ports/p0").body);
   for (int k = 0; k < changes; ++k) {
     p0["host"] = (k % 2 == 0) ? "h1" : "h0";
     const auto t0 = Clock::now();
-    auto r = http.request("PUT", "/v1/ports/p0", p0.dump());
-    if (r.status != 200) return 1;
-    const uint64_t target =
-        nlohmann::json::parse(http.request("GET", "/healthz").body)["generation"];
+    // The REST client runs on its own thread, like an operator's: the agents read and ACK while
+    // the controller is still answering it.
+    auto write = std::async(std::launch::async, [&, body = p0.dump()] {
+      auto r = http.request("PUT", "/v1/ports/p0", body);
+      const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+      if (r.status != 200) return std::make_pair(ms, uint64_t{0});
+      return std::make_pair(
+          ms, nlohmann::json::parse(http.request("GET", "/healthz").body)["generation"]
+                  .get<uint64_t>());
+    });
+    while (write.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+      io.run_for(std::chrono::microseconds(200));
+    }
+    const auto [write_ms, target] = write.get();
+    if (target == 0) return 1;
+    write_samples.push_back(write_ms);
     if (!run_until(
             [&] {
               return std::all_of(agents.begin(), agents.end(),
@@ -184,14 +215,15 @@ int main(int argc, char** argv) {
       return 1;
     }
     Clock::time_point last = t0;
-    for (auto& a : agents) last = std::max(last, a->seen_at);
+    for (auto& a : agents) last = std::max(last, Clock::time_point(Clock::duration(a->seen_at)));
     samples.push_back(std::chrono::duration<double, std::milli>(last - t0).count());
     io.run_for(std::chrono::milliseconds(2));  // let the ACKs drain before the next change
   }
   std::printf(
       "{\"agents\": %d, \"changes\": %d, \"initial_sync_ms\": %.1f, \"p50_ms\": %.2f, "
-      "\"p99_ms\": %.2f, \"max_ms\": %.2f}\n",
+      "\"p99_ms\": %.2f, \"max_ms\": %.2f, \"write_p50_ms\": %.2f, \"write_p99_ms\": %.2f}\n",
       n, changes, connect_ms, percentile(samples, 0.5), percentile(samples, 0.99),
-      *std::max_element(samples.begin(), samples.end()));
+      *std::max_element(samples.begin(), samples.end()), percentile(write_samples, 0.5),
+      percentile(write_samples, 0.99));
   return 0;
 }

@@ -137,3 +137,35 @@ TEST(AgentHub, PortChangesGoOutAsOneDeltaAndAgentsStayExact) {
   EXPECT_EQ(ids(a.last), ids(rig.state.desired_for(HostId::parse("a"))));
   EXPECT_TRUE(rig.hub.host_applied(HostId::parse("a"), rig.state.generation()));
 }
+
+TEST(AgentHub, WholeSlicesFromCachedPortEncodingsMatchTheDesiredState) {
+  Rig rig;
+  FakeAgent a(rig.hub, "a"), b(rig.hub, "b"), c(rig.hub, "c");
+  a.connect();
+  b.connect();
+  c.connect();
+  rig.port("pa", "52:54:00:00:00:01", "a");
+  rig.port("pb", "52:54:00:00:00:02", "b");
+  settle(a, b, c);
+  // pa changes after its encoding was cached; then c joins the network and gets a whole slice.
+  Port pa = rig.state.ports().at(PortId::parse("pa"));
+  pa.labels["tier"] = "web";
+  rig.state.replace_port(pa);
+  rig.port("pc", "52:54:00:00:00:03", "c");
+  settle(a, b, c);
+  for (auto* agent : {&a, &b, &c}) {
+    auto want = rig.state.desired_for(agent->last.host);
+    want.generation = agent->last.generation;
+    EXPECT_EQ(agent->last, want) << agent->last.host.str();
+  }
+  EXPECT_EQ(c.last.ports.size(), 3u);
+  EXPECT_EQ(c.last.ports[0].labels.at("tier"), "web") << "a stale cached encoding was sent";
+  // A port deleted and created again with other values is not served from the cache.
+  rig.state.delete_port(PortId::parse("pa"));
+  rig.port("pa", "52:54:00:00:00:09", "a");
+  settle(a, b, c);
+  const auto same = [](const Port& p) { return p.id.str() == "pa"; };
+  auto it = std::find_if(c.last.ports.begin(), c.last.ports.end(), same);
+  ASSERT_NE(it, c.last.ports.end());
+  EXPECT_EQ(it->mac, MacAddress::parse("52:54:00:00:00:09"));
+}
