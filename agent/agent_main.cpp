@@ -236,6 +236,7 @@ int main(int argc, char** argv) {
   std::map<std::string, std::string> iface_of_port;  // from the latest desired state
   std::optional<std::set<std::string>> running;      // iface-ids; nullopt = not watching
   std::set<std::string> paused;                      // iface-ids paused for outgoing migration
+  LibvirtDomainEvents::Vms vms;                      // running domains -> their iface-ids
   std::set<std::string> local_ifaces;                // iface-ids the state places here
   StorageReport storage_report;                      // the storage thread's latest
   auto for_controller = [&](ApplyReport r) {
@@ -253,6 +254,7 @@ int main(int argc, char** argv) {
       for (const auto& iface : *running) {
         if (!local_ifaces.count(iface)) r.foreign_running.push_back(iface);
       }
+      for (const auto& [vm, ifaces] : vms) r.vms[vm].assign(ifaces.begin(), ifaces.end());
     }
     return r;
   };
@@ -391,12 +393,15 @@ int main(int argc, char** argv) {
   if (!cfg.libvirt_uri.empty()) {
     running.emplace();
     domains = std::make_unique<LibvirtDomainEvents>(
-        cfg.libvirt_uri, [&](std::set<std::string> ids, std::set<std::string> paused_ids) {
-          boost::asio::post(io, [&, ids = std::move(ids), paused_ids = std::move(paused_ids)] {
+        cfg.libvirt_uri, [&](std::set<std::string> ids, std::set<std::string> paused_ids,
+                             LibvirtDomainEvents::Vms domains_now) {
+          boost::asio::post(io, [&, ids = std::move(ids), paused_ids = std::move(paused_ids),
+                                 domains_now = std::move(domains_now)] {
             log->info("libvirt: {} interface(s) running here, {} paused for migration", ids.size(),
                       paused_ids.size());
             running = ids;
             paused = paused_ids;
+            vms = domains_now;
             carry();
             if (client) client->report(for_controller(last));
           });

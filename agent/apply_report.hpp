@@ -21,7 +21,8 @@ struct ApplyReport {
   std::vector<std::string> paused_ports;     // local ports whose VM paused for outgoing migration
   std::vector<std::string> foreign_running;  // VMs running here the state does not place here
   std::vector<std::string> storage_ready;    // "port/volume" (StorageThread)
-  std::map<std::string, std::string> storage_failed;  // "port/volume" -> reason
+  std::map<std::string, std::string> storage_failed;    // "port/volume" -> reason
+  std::map<std::string, std::vector<std::string>> vms;  // running domain -> iface-ids (libvirt)
   std::map<std::string, int64_t> ct_zones;  // stateful local port id -> conntrack zone (OVS)
   double apply_ms = 0;
 };

@@ -200,7 +200,7 @@ void ControllerClient::report(const ApplyReport& r) {
   if (r.ok) {
     text = wire::encode(
         wire::AgentMessage{wire::Ack{r.generation, r.apply_ms, r.bound_ports, r.paused_ports,
-                                     r.foreign_running, r.storage_ready, r.storage_failed}});
+                                     r.foreign_running, r.storage_ready, r.storage_failed, r.vms}});
   } else if (r.rejected) {
     text = wire::encode(wire::AgentMessage{wire::Nack{r.generation, r.error, r.error_field}});
   } else {
@@ -219,6 +219,12 @@ void ControllerClient::report(const ApplyReport& r) {
         for (const auto& p : r.storage_ready) s += p + ",";
         s += "|";
         for (const auto& [k, why] : r.storage_failed) s += k + "=" + why + ",";
+        s += "|";
+        for (const auto& [vm, ifaces] : r.vms) {
+          s += vm + "=";
+          for (const auto& i : ifaces) s += i + ";";
+          s += ",";
+        }
         return s;
       }();
   if (key == impl_->last_sent) return;

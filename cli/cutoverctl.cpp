@@ -1,5 +1,6 @@
 // cutoverctl: command-line client for the controller's REST API. Tables by default, --json for
-// scripts; `migrate PORT --to HOST --wait` follows a migration to its end and prints its timeline.
+// scripts; `migrate PORT|VM --to HOST --wait` follows a migration to its end and prints its
+// timeline.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -32,8 +33,9 @@ Commands:
                                             these (tcp, udp, icmp); replies always; "none" = none
   ports place ID --host H
   migrations list | show ID | cancel ID | approve ID
-  migrations create --port P --to HOST [--no-conntrack-carry]
-  migrate PORT --to HOST [--wait] [--timeout-s N] [--no-conntrack-carry]
+  migrations create (--port P | --vm DOMAIN) --to HOST [--no-conntrack-carry]
+  migrate PORT|VM --to HOST [--wait] [--timeout-s N] [--no-conntrack-carry]
+                                 a name that is not a port is taken as a libvirt domain name
   agents
   audit
 
@@ -46,7 +48,7 @@ struct Flags {
   std::string token_file;
   bool json_out = false;
   std::string id, underlay_ip, backend, labels, vni, mtu, name, mac, network, ips, host, iface_id,
-      port, to, allow, volume;
+      port, to, allow, volume, vm;
   bool wait = false;
   bool no_conntrack_carry = false;
   int64_t timeout_s = 600;
@@ -136,7 +138,7 @@ const std::vector<std::string>& columns(const std::string& kind) {
       {"hosts", {"id", "underlay_ip", "backend", "labels"}},
       {"networks", {"id", "name", "vni", "mtu"}},
       {"ports", {"id", "mac", "ips", "network", "host", "migrating_to", "iface_id"}},
-      {"migrations", {"id", "port", "source", "destination", "state", "reason"}},
+      {"migrations", {"id", "port", "vm", "source", "destination", "state", "reason"}},
       {"agents", {"host", "connected", "sent_generation", "applied_generation", "bound_ports"}},
       {"audit", {"seq", "migration", "port", "event", "detail"}},
   };
@@ -198,7 +200,7 @@ class Ctl {
       return 0;
     }
     if (kind == "migrate") {
-      if (args.size() < 2) throw Fail("migrate PORT --to HOST");
+      if (args.size() < 2) throw Fail("migrate PORT|VM --to HOST");
       return migrate(args[1]);
     }
     if (kind != "hosts" && kind != "networks" && kind != "ports" && kind != "migrations") {
@@ -311,17 +313,21 @@ class Ctl {
       if (!f_.allow.empty()) b["ingress_allow"] = allow_json(f_.allow);
       if (!f_.volume.empty()) b["volumes"] = json::array({volume_json(f_.volume)});
     } else {
-      need(f_.port, "--port");
+      if (f_.port.empty() == f_.vm.empty()) throw Fail("give one of --port and --vm");
       need(f_.to, "--to");
-      b = {{"port", f_.port}, {"to_host", f_.to}};
+      b = {{"to_host", f_.to}};
+      if (!f_.port.empty()) b["port"] = f_.port;
+      if (!f_.vm.empty()) b["vm"] = f_.vm;
       if (f_.no_conntrack_carry) b["carry_conntrack"] = false;
     }
     return b;
   }
 
-  int migrate(const std::string& port) {
+  int migrate(const std::string& name) {
     need(f_.to, "--to");
-    json body = {{"port", port}, {"to_host", f_.to}};
+    // A port id if there is such a port, else a libvirt domain the controller resolves.
+    const bool is_port = http_.request("GET", "/v1/ports/" + name).status != 404;
+    json body = {{is_port ? "port" : "vm", name}, {"to_host", f_.to}};
     if (f_.no_conntrack_carry) body["carry_conntrack"] = false;
     auto m = call("POST", "/v1/migrations", body);
     const std::string id = m["id"];
@@ -376,7 +382,8 @@ int main(int argc, char** argv) {
                                                                    {"port", &f.port},
                                                                    {"to", &f.to},
                                                                    {"allow", &f.allow},
-                                                                   {"volume", &f.volume}}) {
+                                                                   {"volume", &f.volume},
+                                                                   {"vm", &f.vm}}) {
     opts.add(name, target, "see Commands");
   }
   opts.add("wait", &f.wait, "migrate: follow the migration until it ends");

@@ -92,8 +92,47 @@ std::string MigrationDriver::policy_refusal(const Port& p, const HostId& to) con
   return "";
 }
 
+PortId MigrationDriver::port_of_vm(const std::string& vm) const {
+  std::vector<std::string> hosts;
+  std::set<std::string> ifaces;
+  for (const auto& [host, info] : hub_.agents()) {
+    auto it = info.vms.find(vm);
+    if (!info.connected || it == info.vms.end()) continue;
+    hosts.push_back(host.str());
+    ifaces.insert(it->second.begin(), it->second.end());
+  }
+  if (hosts.empty()) {
+    throw ApiError(422, "unknown_reference", "vm",
+                   "no connected agent reports a running libvirt domain '" + vm + "'");
+  }
+  if (hosts.size() > 1) {
+    throw ApiError(409, "conflict", "vm",
+                   "domain '" + vm + "' runs on more than one host (" + hosts[0] + ", " + hosts[1] +
+                       "): a migration is under way or the name is not unique");
+  }
+  std::vector<PortId> ports;
+  for (const auto& [id, p] : state_.ports()) {
+    if (ifaces.count(p.iface_id)) ports.push_back(id);
+  }
+  if (ports.empty()) {
+    throw ApiError(422, "invalid", "vm",
+                   "domain '" + vm + "' on " + hosts[0] +
+                       " has no interface that is a cutover port (no port's iface_id matches "
+                       "its <virtualport> interfaceid)");
+  }
+  if (ports.size() > 1) {
+    std::string names;
+    for (const auto& p : ports) names += (names.empty() ? "" : ", ") + p.str();
+    throw ApiError(422, "invalid", "vm",
+                   "domain '" + vm + "' has " + std::to_string(ports.size()) + " ports (" + names +
+                       "); migrating multi-NIC VMs is not supported yet, migrate by port");
+  }
+  return ports.front();
+}
+
 Migration MigrationDriver::create(const PortId& port_id, const HostId& to,
-                                  const std::string& requested_by, bool carry_conntrack) {
+                                  const std::string& requested_by, bool carry_conntrack,
+                                  const std::string& vm) {
   auto pit = state_.ports().find(port_id);
   if (pit == state_.ports().end()) {
     throw ApiError(422, "unknown_reference", "port", "no port '" + port_id.str() + "'");
@@ -118,6 +157,7 @@ Migration MigrationDriver::create(const PortId& port_id, const HostId& to,
   Migration m;
   m.id = next_id();
   m.port = port_id;
+  m.vm = vm;
   m.source = *port.host;
   m.destination = to;
   m.state = MigrationState::requested;

@@ -58,7 +58,12 @@ class MigrationDriver {
   // carry_conntrack=false leaves the source's connection tracking behind (for comparing cutovers
   // with and without carry-over; established flows to a stateful port then break on D).
   Migration create(const PortId& port, const HostId& to, const std::string& requested_by = "",
-                   bool carry_conntrack = true);
+                   bool carry_conntrack = true, const std::string& vm = "");
+  // The port of a libvirt domain by name, from what the agents report running (the domain's
+  // <virtualport> interfaceid is a port's iface_id). Throws ApiError (field "vm") when no
+  // connected host runs it, when none of its interfaces is a port, or when several are: one
+  // libvirt migration moves every NIC, and cutover migrates one port at a time.
+  PortId port_of_vm(const std::string& vm) const;
   Migration approve(const MigrationId& id);
   Migration cancel(const MigrationId& id, const std::string& reason = "cancelled by request");
 

@@ -287,17 +287,29 @@ HttpResponse RestApi::route(const HttpRequest& req, const std::vector<std::strin
   if (kind == "migrations") {
     if (n == 2 && m == "GET") return ok(list(state_.migrations()));
     if (n == 2 && m == "POST") {
-      auto [port, to, carry] = decode<std::tuple<PortId, HostId, bool>>(req, [](const json& j) {
-        JsonReader r(j, "");
-        auto port = r.parse_field<PortId>("port", r.required_string("port"),
-                                          [](const std::string& s) { return PortId::parse(s); });
-        auto to = r.parse_field<HostId>("to_host", r.required_string("to_host"),
-                                        [](const std::string& s) { return HostId::parse(s); });
-        const bool carry = r.optional_bool("carry_conntrack").value_or(true);
-        r.finish();
-        return std::make_tuple(port, to, carry);
-      });
-      auto mig = migrations_.create(port, to, "", carry);
+      // Exactly one of "port" and "vm" (a libvirt domain name, resolved to its port).
+      auto [port, vm, to, carry] =
+          decode<std::tuple<std::optional<PortId>, std::string, HostId, bool>>(
+              req, [](const json& j) {
+                JsonReader r(j, "");
+                std::optional<PortId> port;
+                const auto vm = r.optional_string("vm");
+                if (r.raw("port") || !vm) {
+                  if (vm) throw ParseError("vm", "give either \"port\" or \"vm\", not both");
+                  port =
+                      r.parse_field<PortId>("port", r.required_string("port"),
+                                            [](const std::string& s) { return PortId::parse(s); });
+                } else if (vm->empty()) {
+                  throw ParseError("vm", "must not be empty");
+                }
+                auto to =
+                    r.parse_field<HostId>("to_host", r.required_string("to_host"),
+                                          [](const std::string& s) { return HostId::parse(s); });
+                const bool carry = r.optional_bool("carry_conntrack").value_or(true);
+                r.finish();
+                return std::make_tuple(port, vm.value_or(""), to, carry);
+              });
+      auto mig = migrations_.create(port ? *port : migrations_.port_of_vm(vm), to, "", carry, vm);
       return ok(to_json(mig), mig.state == MigrationState::rejected ? 403 : 201);
     }
     if (n >= 3) {

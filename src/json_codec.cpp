@@ -343,6 +343,7 @@ json to_json(const Migration& m) {
   for (const auto& [k, v] : m.timeline) timeline[k] = v;
   return {{"id", m.id.str()},
           {"port", m.port.str()},
+          {"vm", m.vm},
           {"source", m.source.str()},
           {"destination", m.destination.str()},
           {"state", to_string(m.state)},
@@ -358,6 +359,7 @@ Migration migration_from_json(const json& j, const std::string& path) {
   Migration m;
   m.id = id_field<MigrationId>(r, "id");
   m.port = id_field<PortId>(r, "port");
+  m.vm = r.optional_string("vm").value_or("");
   m.source = id_field<HostId>(r, "source");
   m.destination = id_field<HostId>(r, "destination");
   const auto state = r.required_string("state");

@@ -124,6 +124,7 @@ bool is_terminal(MigrationState s);
 struct Migration {
   MigrationId id;
   PortId port;
+  std::string vm;  // the libvirt domain it was asked for by, if any (POST {"vm"})
   HostId source;
   HostId destination;
   MigrationState state = MigrationState::requested;

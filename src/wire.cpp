@@ -23,6 +23,7 @@ std::string encode(const AgentMessage& m) {
          {"foreign_running", a->foreign_running}};
     if (!a->storage_ready.empty()) j["storage_ready"] = a->storage_ready;
     if (!a->storage_failed.empty()) j["storage_failed"] = a->storage_failed;
+    if (!a->vms.empty()) j["vms"] = a->vms;
   } else if (auto* f = std::get_if<MigrationFailed>(&m)) {
     j = {{"type", "migration_failed"}, {"migration", f->migration}, {"error", f->error}};
   } else if (auto* an = std::get_if<Announced>(&m)) {
@@ -121,6 +122,18 @@ AgentMessage decode_agent_message(const std::string& text) {
       for (const auto& [k, v] : failed->items()) {
         if (!v.is_string()) throw ParseError("storage_failed." + k, "expected a string");
         a.storage_failed[k] = v.get<std::string>();
+      }
+    }
+    if (const auto* vms = r.raw("vms")) {
+      if (!vms->is_object()) throw ParseError("vms", "expected an object");
+      for (const auto& [name, ifaces] : vms->items()) {
+        if (name.empty()) throw ParseError("vms", "empty domain name");
+        if (!ifaces.is_array()) throw ParseError("vms." + name, "expected an array");
+        auto& out_ifaces = a.vms[name];
+        for (const auto& i : ifaces) {
+          if (!i.is_string()) throw ParseError("vms." + name, "expected strings");
+          out_ifaces.push_back(i.get<std::string>());
+        }
       }
     }
     out = a;

@@ -39,6 +39,8 @@ struct Ack {
   std::vector<std::string> foreign_running;  // iface-ids running here that are not ours
   std::vector<std::string> storage_ready;    // "port/volume" attached (or path-probed) here
   std::map<std::string, std::string> storage_failed;  // "port/volume" -> why not
+  // libvirt domains running here -> their interfaces' iface-ids (POST /v1/migrations {"vm"})
+  std::map<std::string, std::vector<std::string>> vms;
 };
 struct Nack {
   uint64_t generation = 0;

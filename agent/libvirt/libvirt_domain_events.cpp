@@ -20,6 +20,7 @@ void ignore_errors(void*, virErrorPtr) {}
 
 struct Ifaces {
   std::set<std::string> running, paused;
+  std::map<std::string, std::set<std::string>> vms;  // running domain -> its iface-ids
   bool operator==(const Ifaces&) const = default;
 };
 
@@ -35,7 +36,10 @@ Ifaces domain_ifaces(virConnectPtr conn) {
       if (state == VIR_DOMAIN_PAUSED && reason == VIR_DOMAIN_PAUSED_MIGRATION) into = &out.paused;
       if (into) {
         if (char* xml = virDomainGetXMLDesc(doms[i], 0)) {
-          for (auto& id : LibvirtDomainEvents::iface_ids_from_xml(xml)) into->insert(id);
+          for (auto& id : LibvirtDomainEvents::iface_ids_from_xml(xml)) {
+            into->insert(id);
+            if (into == &out.running) out.vms[virDomainGetName(doms[i])].insert(id);
+          }
           std::free(xml);
         }
       }
@@ -56,7 +60,7 @@ struct LoopCtx {
     if (first || !(now == last)) {
       first = false;
       last = now;
-      (*fn)(now.running, now.paused);
+      (*fn)(now.running, now.paused, now.vms);
     }
   }
 };

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
 #include <set>
 #include <string>
 #include <thread>
@@ -16,9 +17,11 @@ namespace cutover::agent {
 class LibvirtDomainEvents {
  public:
   // running: interfaces of domains running here; paused: of domains paused here for the final
-  // phase of an outgoing migration (the moment the destination may start buffering).
+  // phase of an outgoing migration (the moment the destination may start buffering); vms: each
+  // running domain's name with its interfaces.
+  using Vms = std::map<std::string, std::set<std::string>>;
   using RunningFn =
-      std::function<void(std::set<std::string> running, std::set<std::string> paused)>;
+      std::function<void(std::set<std::string> running, std::set<std::string> paused, Vms vms)>;
   LibvirtDomainEvents(std::string uri, RunningFn on_change);
   ~LibvirtDomainEvents();
   void start();

@@ -57,7 +57,7 @@ def run_hop(ctx, mode, src, dst, tag):
     t0 = time.monotonic()
     if mode == "cutover":
         # cutover drives it: prepare, then the source agent live-migrates (libvirt p2p).
-        m = json.loads(ctx["lab"].ctl(ctx["ctl"], "--json", "migrations", "create", "--port", "vm1",
+        m = json.loads(ctx["lab"].ctl(ctx["ctl"], "--json", "migrations", "create", "--vm", "vm1",
                                       "--to", dst).stdout)
         if m["state"] not in ("preparing", "ready"):
             raise LabError(f"migration refused: {m}")

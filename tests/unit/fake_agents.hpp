@@ -43,6 +43,7 @@ class FakeAgent {
     a.foreign_running.assign(foreign.begin(), foreign.end());
     a.storage_ready.assign(storage_ready.begin(), storage_ready.end());
     a.storage_failed = storage_failed;
+    a.vms = vms;
     hub_.on_message(session_, a);
   }
   void nack(const std::string& error) {
@@ -73,6 +74,7 @@ class FakeAgent {
   std::set<std::string> foreign;
   std::set<std::string> storage_ready;
   std::map<std::string, std::string> storage_failed;
+  std::map<std::string, std::vector<std::string>> vms;  // libvirt domains "running" here
 
  private:
   controller::AgentHub& hub_;

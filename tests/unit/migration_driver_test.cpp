@@ -478,3 +478,43 @@ TEST(MigrationDriver, FollowsAMigrationStartedOutsideCutover) {
   rig.d.ack();
   EXPECT_EQ(rig.state.migrations().size(), 1u);
 }
+
+TEST(MigrationDriver, AVmIsMigratedThroughItsOnePort) {
+  Rig rig;
+  // s reports libvirt domain "web" running with the port's interface (and one cutover ignores).
+  rig.s.vms["web"] = {"vm", "not-a-port"};
+  rig.s.ack();
+  auto port = rig.driver->port_of_vm("web");
+  EXPECT_EQ(port.str(), "vm");
+  auto m = rig.driver->create(port, HostId::parse("d"), "", true, "web");
+  EXPECT_EQ(m.vm, "web");
+  EXPECT_EQ(m.state, MigrationState::preparing);
+  rig.pump();
+  EXPECT_EQ(rig.mig(m.id.str()).vm, "web") << "the stored migration keeps the domain name";
+
+  auto refused = [&](const std::string& vm) {
+    try {
+      rig.driver->port_of_vm(vm);
+    } catch (const ApiError& e) {
+      EXPECT_EQ(e.field(), "vm");
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  EXPECT_NE(refused("db").find("no connected agent"), std::string::npos) << refused("db");
+  rig.r.vms["bare"] = {"unknown-iface"};
+  rig.r.ack();
+  EXPECT_NE(refused("bare").find("no interface that is a cutover port"), std::string::npos);
+  rig.add_port("second", "52:54:00:00:00:03", "r");
+  rig.r.vms["multi"] = {"peer", "second"};
+  rig.r.ack();
+  EXPECT_NE(refused("multi").find("multi-NIC"), std::string::npos) << refused("multi");
+  rig.d.vms["multi"] = {"peer"};
+  rig.d.ack();
+  EXPECT_NE(refused("multi").find("more than one host"), std::string::npos) << refused("multi");
+  rig.r.disconnect();
+  rig.d.vms.clear();
+  rig.d.ack();
+  EXPECT_NE(refused("multi").find("no connected agent"), std::string::npos)
+      << "a disconnected host's report does not count";
+}

@@ -105,6 +105,12 @@ TEST(RestApi, EveryRefusalNamesCodeAndField) {
       {"POST", "/v1/migrations", R"({"port":"p1","to_host":"h1"})", 422, "invalid", "to_host"},
       {"POST", "/v1/migrations", R"({"port":"p1","to_host":"h1","now":true})", 422, "invalid",
        "now"},
+      {"POST", "/v1/migrations", R"({"port":"p1","vm":"web","to_host":"h1"})", 422, "invalid",
+       "vm"},
+      {"POST", "/v1/migrations", R"({"vm":"","to_host":"h1"})", 422, "invalid", "vm"},
+      {"POST", "/v1/migrations", R"({"vm":7,"to_host":"h1"})", 422, "invalid", "vm"},
+      {"POST", "/v1/migrations", R"({"to_host":"h1"})", 422, "invalid", "port"},
+      {"POST", "/v1/migrations", R"({"vm":"web","to_host":"h1"})", 422, "unknown_reference", "vm"},
       {"PATCH", "/v1/ports/p1", "", 405, "method_not_allowed", nullptr},
       {"GET", "/v2/ports", "", 404, "not_found", nullptr},
   };

@@ -29,13 +29,32 @@ TEST(Wire, AgentMessagesRoundTrip) {
   h.underlay_ip = IpAddress::parse("192.0.2.1");
   auto hello = std::get<Hello>(decode_agent_message(encode(AgentMessage{Hello{h}})));
   EXPECT_EQ(hello.host, h);
-  auto ack = std::get<Ack>(decode_agent_message(encode(AgentMessage{
-      Ack{7, 1.5, {"p1", "p2"}, {"p2"}, {"x"}, {"p1/data"}, {{"p2/logs", "refused"}}}})));
+  auto ack = std::get<Ack>(
+      decode_agent_message(encode(AgentMessage{Ack{7,
+                                                   1.5,
+                                                   {"p1", "p2"},
+                                                   {"p2"},
+                                                   {"x"},
+                                                   {"p1/data"},
+                                                   {{"p2/logs", "refused"}},
+                                                   {{"web-1", {"iface-a", "iface-b"}}}}})));
   EXPECT_EQ(ack.generation, 7u);
   EXPECT_EQ(ack.bound_ports, (std::vector<std::string>{"p1", "p2"}));
   EXPECT_EQ(ack.paused_ports, std::vector<std::string>{"p2"});
   EXPECT_EQ(ack.storage_ready, std::vector<std::string>{"p1/data"});
   EXPECT_EQ(ack.storage_failed.at("p2/logs"), "refused");
+  EXPECT_EQ(ack.vms.at("web-1"), (std::vector<std::string>{"iface-a", "iface-b"}));
+  for (const char* bad : {R"({"type":"ack","generation":1,"vms":[]})",
+                          R"({"type":"ack","generation":1,"vms":{"a":"x"}})",
+                          R"({"type":"ack","generation":1,"vms":{"a":[1]}})",
+                          R"({"type":"ack","generation":1,"vms":{"":[]}})"}) {
+    try {
+      decode_agent_message(bad);
+      ADD_FAILURE() << "accepted " << bad;
+    } catch (const ParseError& e) {
+      EXPECT_NE(std::string(e.what()).find("vms"), std::string::npos) << e.what();
+    }
+  }
   auto nack =
       std::get<Nack>(decode_agent_message(encode(AgentMessage{Nack{8, "dup", "ports[1].mac"}})));
   EXPECT_EQ(nack.field, "ports[1].mac");
