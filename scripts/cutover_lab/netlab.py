@@ -45,6 +45,54 @@ def wait_until(what, fn, timeout=10.0, interval=0.02):
         time.sleep(interval)
 
 
+def _start_time(pid):
+    """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat), or None
+    if it is gone or a zombie: with the PID it identifies a process even after PID reuse."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return None if fields[0] == "Z" else int(fields[19])
+
+
+class PidProc:
+    """A process started by an earlier `scripts/lab up`, known by PID and start time: the same
+    calls as subprocess.Popen that Lab uses (poll, send_signal, wait, kill), and it never signals
+    a different process that reused the PID."""
+
+    def __init__(self, pid, start_time, log_path=None):
+        self.pid, self.start_time, self.log_path = pid, start_time, log_path
+        self.returncode = None
+
+    @classmethod
+    def of(cls, proc):
+        return cls(proc.pid, _start_time(proc.pid), getattr(proc, "log_path", None))
+
+    def poll(self):
+        if self.returncode is None and _start_time(self.pid) != self.start_time:
+            self.returncode = 0  # not ours to know: it was reaped by whoever adopted it
+        return self.returncode
+
+    def send_signal(self, sig):
+        if self.poll() is None:
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def kill(self):
+        self.send_signal(signal.SIGKILL)
+
+    def wait(self, timeout=None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(f"pid {self.pid}", timeout)
+            time.sleep(0.05)
+        return self.returncode
+
+
 class Host:
     """An emulated hypervisor: a namespace with its own OVS and an underlay address."""
 
@@ -102,6 +150,39 @@ class Lab:
         self.hosts = {}
         self.underlay_ns = None
         self.cleanups = []  # run first by cleanup(), newest first (e.g. destroy VMs)
+
+    # -- persistence (scripts/lab up ... down) ---------------------------------------------------
+    def to_state(self):
+        """What a later process needs to use and tear down this lab: every namespace, every
+        process by PID + start time, the hosts and the controller."""
+        return {"prefix": self.prefix, "dir": self.dir, "namespaces": self.namespaces,
+                "procs": [{"pid": p.pid, "start_time": getattr(p, "start_time", None)
+                           or _start_time(p.pid), "log": getattr(p, "log_path", None)}
+                          for p in self.procs],
+                "underlay_ns": self.underlay_ns,
+                "controller_port": getattr(self, "controller_port", None),
+                "token_file": getattr(self, "token_file", None),
+                "hosts": [{"name": h.name, "ns": h.ns, "underlay_ip": h.underlay_ip,
+                           "index": h.index, "backend": h.backend} for h in self.hosts.values()]}
+
+    @classmethod
+    def from_state(cls, st):
+        lab = cls.__new__(cls)
+        lab.prefix, lab.dir = st["prefix"], st["dir"]
+        lab.namespaces = list(st["namespaces"])
+        lab.procs = [PidProc(p["pid"], p["start_time"], p["log"]) for p in st["procs"]]
+        lab.underlay_ns = st["underlay_ns"]
+        lab.controller_port, lab.token_file = st["controller_port"], st["token_file"]
+        lab.cleanups = []
+        lab.hosts = {}
+        for h in st["hosts"]:
+            host = Host(lab, h["name"], h["ns"], h["underlay_ip"], h["index"])
+            host.backend = h["backend"]
+            lab.hosts[host.name] = host
+        return lab
+
+    def find_proc(self, pid):
+        return next((p for p in self.procs if p.pid == pid), None)
 
     # -- lifecycle -----------------------------------------------------------------------------
     def __enter__(self):

@@ -149,78 +149,97 @@ def probe_storage(lab, cli, env):
     return out
 
 
+def prepare_build(prog):
+    prog.step("installing dependencies (idempotent)")
+    subprocess.run([os.path.join(ROOT, "scripts", "install-deps")], check=True)
+    prog.step("building cutover (libopenvswitch is built once and reused)")
+    subprocess.run([os.path.join(ROOT, "scripts", "build")], check=True)
+
+
+def bring_up(lab, prog, g, n_hosts=3, storage=False, gate_trigger="source-paused",
+             libvirt_everywhere=False):
+    """Controller + hosts h1..hN (netns + OVS + cutover-agent; libvirtd on h1, h2 - or on every
+    host), the client on the last host, vm1 booted on h1 and echoing. Returns the context
+    run_hop() needs. Three progress steps, plus one with storage."""
+    from .netlab import AgentRunner, wait_until
+    from . import vmhost
+    ctl = os.path.join(BUILD, "cli", "cutoverctl")
+    names = [f"h{i}" for i in range(1, n_hosts + 1)]
+    client_host = names[-1]
+    prog.step(f"starting the controller and hypervisors {', '.join(names)} (netns + OVS + "
+              "cutover-agent)")
+    lab.add_underlay()
+    lab.start_controller(os.path.join(BUILD, "controller", "cutover-controller"),
+                         extra_args=["--gate-trigger", gate_trigger])
+    hosts = {n: lab.add_host(n) for n in names}
+    # libvirt first: an agent given --libvirt-uri refuses to start without it (preflight).
+    lv_hosts = names if libvirt_everywhere else ["h1", "h2"] + ([client_host] if storage else [])
+    prog.step(f"starting libvirtd on {', '.join(lv_hosts)} (private mount namespace each, subreaper)")
+    libvirt = {n: vmhost.Libvirt(lab, hosts[n], g[2]) for n in lv_hosts}
+    for lv in libvirt.values():
+        lv.start()
+    agents = {}
+    for n, h in hosts.items():
+        uri = f"qemu+tcp://{h.underlay_ip}/system"
+        extra = ["--libvirt-uri", uri, "--migration-uri", uri] if n in libvirt else []
+        agents[n] = AgentRunner(lab, h, os.path.join(BUILD, "agent", "cutover-agent"), extra)
+        agents[n].start(controller=True)
+    wait_until("agents connected", lambda: lab.ctl(ctl, "--json", "agents").stdout.count(
+        '"connected": true') == n_hosts, timeout=20)
+    lab.ctl(ctl, "networks", "create", "--id", "blue", "--vni", "100")
+    lab.ctl(ctl, "ports", "create", "--id", "vm1", "--mac", VM_MAC, "--ips", VM_IP, "--network",
+            "blue", "--host", "h1", "--iface-id", VM_IFACE)
+    lab.ctl(ctl, "ports", "create", "--id", "client", "--mac", CLI_MAC, "--ips", CLI_IP,
+            "--network", "blue", "--host", client_host)
+    cli = lab.add_vm(hosts[client_host], "client", CLI_MAC, CLI_IP)
+    vm_cmdline, probes = "", None
+    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "scripts"))
+    if storage:
+        prog.step(f"booting the NVMe/TCP target guest on {client_host} (nvmet, 16 MiB namespace "
+                  "in RAM)")
+        lab.ctl(ctl, "ports", "create", "--id", "stor", "--mac", STOR_MAC, "--ips", STOR_IP,
+                "--network", "blue", "--host", client_host, "--iface-id", STOR_IFACE)
+        console = vmhost.start_vm(libvirt[client_host], "stor", g, STOR_MAC, STOR_IP, STOR_IFACE,
+                                  cmdline=f"nvmet={STOR_NQN}", memory_mib=160)
+        wait_until("the target listening", lambda: "CUTOVER-NVMET-READY" in open(console).read(),
+                   timeout=120, interval=0.2)
+        probes = probe_storage(lab, cli, env)
+        for name, p in probes.items():
+            print(f"    path probe {name}: {p.get('error')} {p.get('message', '')}".rstrip())
+        vm_cmdline = f"nvmeconn={STOR_IP},{STOR_NQN},{CLI_IP},{IO_PORT}"
+    prog.step("booting vm1 on h1 (QEMU TCG) and waiting for its echo servers")
+    vm_console = vmhost.start_vm(libvirt["h1"], "vm1", g, VM_MAC, VM_IP, VM_IFACE,
+                                 cmdline=vm_cmdline, memory_mib=192 if storage else 128)
+    traffic = [sys.executable, "-m", "cutover_lab.traffic"]
+    probe = os.path.join(lab.dir, "boot-probe.json")
+
+    def echoing():
+        cli.exec(*traffic, "udp-probe", VM_IP, "7", "20", "0.2", probe, env=env)
+        with open(probe) as f:
+            return json.load(f)["echoed"] > 0
+    wait_until("guest echo", echoing, timeout=90, interval=0.2)
+    if storage:
+        wait_until("vm1's NVMe/TCP volume attached", lambda: "CUTOVER-NVME-READY" in open(
+            vm_console).read(), timeout=120, interval=0.2)
+    return {"lab": lab, "cli": cli, "env": env, "traffic": traffic, "ctl": ctl, "libvirt": libvirt,
+            "agents": agents, "storage": storage, "probes": probes, "guest": g}
+
+
 def run(cycles=1, baseline=True, out=None, prepare=True, hops=(("h1", "h2"), ("h2", "h1")),
         external=True, gate_trigger="source-paused", storage=False):
     """Runs the lab; returns (results, report text). prepare=False skips install-deps/build."""
-    from .netlab import AgentRunner, Lab, wait_until
-    from . import guest, report, vmhost
+    from .netlab import Lab
+    from . import guest, report
     nmodes = 1 + (1 if baseline else 0) + (1 if external else 0)
-    prog = Progress(6 + (2 if prepare else 0) + len(hops) * cycles * nmodes + (1 if baseline else 0))
+    prog = Progress(5 + (1 if storage else 0) + (2 if prepare else 0) + len(hops) * cycles * nmodes
+                    + (1 if baseline else 0))
     if prepare:
-        prog.step("installing dependencies (idempotent)")
-        subprocess.run([os.path.join(ROOT, "scripts", "install-deps")], check=True)
-        prog.step("building cutover (libopenvswitch is built once and reused)")
-        subprocess.run([os.path.join(ROOT, "scripts", "build")], check=True)
+        prepare_build(prog)
     prog.step("building the guest (Debian kernel, uncompressed + busybox initramfs)")
     g = guest.build(os.path.join(BUILD, "lab", "guest"), log=lambda m: print("    " + m))
-    ctl = os.path.join(BUILD, "cli", "cutoverctl")
     results = []
     with Lab("lab") as lab:
-        prog.step("starting the controller and hypervisors h1, h2, h3 (netns + OVS + cutover-agent)")
-        lab.add_underlay()
-        lab.start_controller(os.path.join(BUILD, "controller", "cutover-controller"),
-                             extra_args=["--gate-trigger", gate_trigger])
-        hosts = {n: lab.add_host(n) for n in ("h1", "h2", "h3")}
-        # libvirt first: an agent given --libvirt-uri refuses to start without it (preflight).
-        lv_hosts = ("h1", "h2", "h3") if storage else ("h1", "h2")
-        prog.step(f"starting libvirtd on {', '.join(lv_hosts)} (private mount namespace each, subreaper)")
-        libvirt = {n: vmhost.Libvirt(lab, hosts[n], g[2]) for n in lv_hosts}
-        for lv in libvirt.values():
-            lv.start()
-        agents = {}
-        for n, h in hosts.items():
-            uri = f"qemu+tcp://{h.underlay_ip}/system"
-            extra = ["--libvirt-uri", uri, "--migration-uri", uri] if n != "h3" else []
-            agents[n] = AgentRunner(lab, h, os.path.join(BUILD, "agent", "cutover-agent"), extra)
-            agents[n].start(controller=True)
-        wait_until("agents connected", lambda: lab.ctl(ctl, "--json", "agents").stdout.count(
-            '"connected": true') == 3, timeout=20)
-        lab.ctl(ctl, "networks", "create", "--id", "blue", "--vni", "100")
-        lab.ctl(ctl, "ports", "create", "--id", "vm1", "--mac", VM_MAC, "--ips", VM_IP, "--network",
-                "blue", "--host", "h1", "--iface-id", VM_IFACE)
-        lab.ctl(ctl, "ports", "create", "--id", "client", "--mac", CLI_MAC, "--ips", CLI_IP,
-                "--network", "blue", "--host", "h3")
-        cli = lab.add_vm(hosts["h3"], "client", CLI_MAC, CLI_IP)
-        vm_cmdline, probes = "", None
-        if storage:
-            prog.step("booting the NVMe/TCP target guest on h3 (nvmet, 16 MiB namespace in RAM)")
-            lab.ctl(ctl, "ports", "create", "--id", "stor", "--mac", STOR_MAC, "--ips", STOR_IP,
-                    "--network", "blue", "--host", "h3", "--iface-id", STOR_IFACE)
-            console = vmhost.start_vm(libvirt["h3"], "stor", g, STOR_MAC, STOR_IP, STOR_IFACE,
-                                      cmdline=f"nvmet={STOR_NQN}", memory_mib=160)
-            wait_until("the target listening", lambda: "CUTOVER-NVMET-READY" in open(console).read(),
-                       timeout=120, interval=0.2)
-            probes = probe_storage(lab, cli, dict(os.environ))
-            for name, p in probes.items():
-                print(f"    path probe {name}: {p.get('error')} {p.get('message', '')}".rstrip())
-            vm_cmdline = f"nvmeconn={STOR_IP},{STOR_NQN},{CLI_IP},{IO_PORT}"
-        prog.step("booting vm1 on h1 (QEMU TCG) and waiting for its echo servers")
-        vm_console = vmhost.start_vm(libvirt["h1"], "vm1", g, VM_MAC, VM_IP, VM_IFACE,
-                                     cmdline=vm_cmdline, memory_mib=192 if storage else 128)
-        env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "scripts"))
-        traffic = [sys.executable, "-m", "cutover_lab.traffic"]
-        probe = os.path.join(lab.dir, "boot-probe.json")
-
-        def echoing():
-            cli.exec(*traffic, "udp-probe", VM_IP, "7", "20", "0.2", probe, env=env)
-            with open(probe) as f:
-                return json.load(f)["echoed"] > 0
-        wait_until("guest echo", echoing, timeout=90, interval=0.2)
-        if storage:
-            wait_until("vm1's NVMe/TCP volume attached", lambda: "CUTOVER-NVME-READY" in open(
-                vm_console).read(), timeout=120, interval=0.2)
-        ctx = {"lab": lab, "cli": cli, "env": env, "traffic": traffic, "ctl": ctl, "libvirt": libvirt,
-               "agents": agents, "storage": storage}
+        ctx = bring_up(lab, prog, g, storage=storage, gate_trigger=gate_trigger)
         # external: the same VM migrated with plain virsh while cutover runs - the agents see
         # it running on the destination and the controller follows (no prepare, no gate).
         modes = ["cutover"] + (["external"] if external else []) + (["baseline"] if baseline else [])
@@ -232,13 +251,149 @@ def run(cycles=1, baseline=True, out=None, prepare=True, hops=(("h1", "h2"), ("h
                 for src, dst in hops:
                     prog.step(f"{mode}: live-migrating vm1 {src} -> {dst} under 1 kpps UDP + 8 TCP sessions")
                     r = run_hop(ctx, mode, src, dst, f"{mode}-{c}-{src}")
-                    print(f"    QEMU downtime {r['downtime_ms']} ms, lost {r['lost']}, max gap "
-                          f"{r['max_gap_ms']} ms, TCP {r['tcp_survived']}/{r['tcp_sessions']}")
+                    print(hop_line(r))
                     results.append(r)
         prog.step("writing the report")
         out = out or os.path.join(BUILD, "lab", "report")
         os.makedirs(out, exist_ok=True)
-        text = report.write(results, out, probes=probes)
+        text = report.write(results, out, probes=ctx["probes"])
     return results, text + f"\n\nreport: {out}/cutover-report.json, {out}/cutover-report.svg"
 
 
+def hop_line(r):
+    return (f"    QEMU downtime {r['downtime_ms']} ms, lost {r['lost']}, max gap "
+            f"{r['max_gap_ms']} ms, TCP {r['tcp_survived']}/{r['tcp_sessions']}")
+
+
+# -- the persistent lab: scripts/lab up | migrate | report | down ---------------------------------
+# Where `up` records the lab; CUTOVER_LAB_STATE points elsewhere (the e2e test's own lab).
+STATE_FILE = os.environ.get("CUTOVER_LAB_STATE", "/run/cutover-lab/state.json")
+
+
+class LabDown(RuntimeError):
+    pass
+
+
+def _save(st):
+    os.makedirs(os.path.dirname(STATE_FILE), exist_ok=True)
+    tmp = STATE_FILE + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(st, f, indent=1)
+    os.rename(tmp, STATE_FILE)
+
+
+def _load():
+    try:
+        with open(STATE_FILE) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise LabDown("no lab is up (scripts/lab up starts one)") from None
+
+
+def _restore(st):
+    """The lab recorded by `up`, as objects run_hop() can use."""
+    from .netlab import AgentRunner, Lab
+    from . import vmhost
+    lab = Lab.from_state(st["lab"])
+    libvirt = {}
+    for name, pid in st["libvirt"].items():
+        lv = vmhost.Libvirt(lab, lab.hosts[name], st["guest"][2])
+        lv.proc = lab.find_proc(pid)
+        libvirt[name] = lv
+    agents = {}
+    for name, a in st["agents"].items():
+        agents[name] = AgentRunner(lab, lab.hosts[name], os.path.join(BUILD, "agent", "cutover-agent"))
+        agents[name].proc = lab.find_proc(a)
+    client_host = lab.hosts[st["client_host"]]
+    from .netlab import Vm
+    cli = Vm(lab, "client", st["client_ns"], client_host, "t-client", CLI_MAC, CLI_IP, "client")
+    return {"lab": lab, "cli": cli, "env": dict(os.environ, PYTHONPATH=os.path.join(ROOT, "scripts")),
+            "traffic": [sys.executable, "-m", "cutover_lab.traffic"],
+            "ctl": os.path.join(BUILD, "cli", "cutoverctl"), "libvirt": libvirt, "agents": agents,
+            "storage": False, "probes": None}
+
+
+def up(n_hosts=3, gate_trigger="source-paused", prepare=True):
+    """Brings a lab up and leaves it running; records it in STATE_FILE."""
+    from .netlab import Lab, PidProc, _start_time
+    from . import guest
+    if n_hosts < 2:
+        raise LabDown("--hosts: a migration needs at least 2 hosts")
+    if os.path.exists(STATE_FILE):
+        st = _load()
+        alive = _start_time(st["controller_pid"]) == st["controller_start"]
+        raise LabDown("a lab is already up (" + STATE_FILE + "); scripts/lab down removes it" if alive
+                      else "a lab recorded in " + STATE_FILE + " lost its controller; scripts/lab "
+                      "down removes what is left of it")
+    prog = Progress(4 + (2 if prepare else 0))
+    if prepare:
+        prepare_build(prog)
+    prog.step("building the guest (Debian kernel, uncompressed + busybox initramfs)")
+    g = guest.build(os.path.join(BUILD, "lab", "guest"), log=lambda m: print("    " + m))
+    lab = Lab("lab")
+    try:
+        ctx = bring_up(lab, prog, g, n_hosts=n_hosts, gate_trigger=gate_trigger,
+                       libvirt_everywhere=True)
+        ctl = lab.controller
+        st = {"lab": lab.to_state(), "guest": list(g),
+              "libvirt": {n: lv.proc.pid for n, lv in ctx["libvirt"].items()},
+              "agents": {n: a.proc.pid for n, a in ctx["agents"].items()},
+              "client_host": ctx["cli"].host.name, "client_ns": ctx["cli"].ns,
+              "controller_pid": ctl.pid, "controller_start": PidProc.of(ctl).start_time,
+              "results": []}
+        _save(st)
+    except BaseException:
+        lab.cleanup()
+        raise
+    hosts = ", ".join(f"{h.name} {h.underlay_ip}" for h in lab.hosts.values())
+    return (f"lab up: hosts {hosts}; vm1 ({VM_IP}) runs on h1, the client ({CLI_IP}) on "
+            f"{st['client_host']}; controller on 127.0.0.1:{lab.controller_port} in namespace "
+            f"{lab.underlay_ns}; files in {lab.dir}\n"
+            "next: scripts/lab migrate vm1 h2 | scripts/lab report | scripts/lab down")
+
+
+def migrate(vm, dst, mode="cutover"):
+    """One live migration of the lab's VM under traffic; the result is kept for `report`."""
+    st = _load()
+    ctx = _restore(st)
+    if vm != "vm1":
+        raise LabDown(f"no VM '{vm}' in this lab (it has vm1)")
+    if dst not in ctx["lab"].hosts:
+        raise LabDown(f"no host '{dst}' in this lab (hosts: {', '.join(ctx['lab'].hosts)})")
+    src = json.loads(ctx["lab"].ctl(ctx["ctl"], "--json", "ports", "show", "vm1").stdout)["host"]
+    if src == dst:
+        raise LabDown(f"vm1 already runs on {dst}")
+    prog = Progress(1)
+    prog.step(f"{mode}: live-migrating vm1 {src} -> {dst} under 1 kpps UDP + 8 TCP sessions")
+    r = run_hop(ctx, mode, src, dst, f"{mode}-{len(st['results'])}-{src}")
+    print(hop_line(r))
+    st = _load()  # re-read: only the results change
+    st["results"].append(r)
+    _save(st)
+    return r
+
+
+def report_now(out=None):
+    from . import report
+    st = _load()
+    if not st["results"]:
+        raise LabDown("no migrations yet (scripts/lab migrate vm1 h2)")
+    out = out or os.path.join(BUILD, "lab", "report")
+    os.makedirs(out, exist_ok=True)
+    text = report.write(st["results"], out)
+    return text + f"\n\nreport: {out}/cutover-report.json, {out}/cutover-report.svg"
+
+
+def down():
+    """Destroys the VMs, stops every process `up` started (by PID and start time), removes the
+    namespaces and the lab's files, and forgets the lab."""
+    st = _load()
+    ctx = _restore(st)
+    lab = ctx["lab"]
+    for lv in ctx["libvirt"].values():
+        if lv.proc:
+            lab.cleanups.append(lv.stop)
+    lab.cleanup()
+    os.unlink(STATE_FILE)
+    return f"lab down: {len(st['lab']['namespaces'])} namespaces and {len(st['lab']['procs'])} " \
+           "processes removed"
