@@ -31,6 +31,13 @@ LinuxDesired plan_linux(const Topology& topo,
           !view.held_iface_ids.count(*remote.local_iface_id)) {
         continue;
       }
+      // The kernel keeps one remote per unicast MAC (NLM_F_APPEND only adds remotes to the
+      // all-zeros and multicast entries): a port delivered to two hosts gets no unicast entry,
+      // so its frames take the all-zeros entry and reach both, as unknown unicast does.
+      if (remote.vteps.size() > 1) {
+        for (const auto& vtep : remote.vteps) out.fdb.insert({vx, bum, vtep});
+        continue;
+      }
       for (const auto& vtep : remote.vteps) out.fdb.insert({vx, remote.mac, vtep});
     }
     for (const auto& vtep : view.flood_vteps) out.fdb.insert({vx, bum, vtep});

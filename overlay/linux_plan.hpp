@@ -1,9 +1,12 @@
 // Linux kernel translation: Topology + which kernel interface carries each local VM port ->
 // the desired Linux objects: per VNI a bridge (cvb<vni>) and a VXLAN device (cvx<vni>: that VNI,
 // local underlay IP, dstport 4789, learning off) enslaved to it; VM taps enslaved to their VNI's
-// bridge; static VXLAN FDB entries for every remote MAC (two while a port migrates: dual
-// delivery) and head-end replication entries (00:00:00:00:00:00 -> every VTEP of the VNI) for
-// BUM traffic. Split horizon comes with the bridge: a frame from the VXLAN port never goes back
+// bridge; a static VXLAN FDB entry for every remote MAC and head-end replication entries
+// (00:00:00:00:00:00 -> every VTEP of the VNI) for BUM traffic. While a port migrates it has no
+// unicast entry (the kernel keeps one remote per unicast MAC): its frames go by the all-zeros
+// entries to every VTEP of the VNI, source and destination included (dual delivery by flooding;
+// the other VTEPs' bridges have no port for that MAC and flood it to their local taps, whose
+// NICs drop it). Split horizon comes with the bridge: a frame from the VXLAN port never goes back
 // out of it. Pure: no I/O, no libnl.
 #pragma once
 

@@ -79,6 +79,16 @@ std::set<std::string> LibvirtDomainEvents::iface_ids_from_xml(const std::string&
        ++it) {
     out.insert((*it)[1]);
   }
+  // <interface type='ethernet'> (a plain tap, the Linux dataplane's way): its iface-id is the
+  // tap's name, <target dev='...'/>, as the Linux backend binds taps named after their iface-id.
+  static const std::regex eth(R"(<interface\s+type=['"]ethernet['"][^>]*>([\s\S]*?)</interface>)");
+  static const std::regex dev(R"(<target\s+dev=['"]([^'"]+)['"])");
+  for (auto it = std::sregex_iterator(xml.begin(), xml.end(), eth); it != std::sregex_iterator();
+       ++it) {
+    const std::string body = (*it)[1];
+    std::smatch m;
+    if (std::regex_search(body, m, dev)) out.insert(m[1]);
+  }
   return out;
 }
 

@@ -1,8 +1,9 @@
 // LibvirtDomainEvents: watches this hypervisor's libvirt (its own thread with libvirt's event
-// loop) and reports which VM interfaces are *running* here, by OVS iface-id (the
-// <virtualport type='openvswitch'><parameters interfaceid='...'/> of each running domain). A
-// migrating VM's tap exists on the destination from the prepare phase on, while the VM is still
-// paused there; only RESUMED (state running) means its traffic may move. Reconnects by itself.
+// loop) and reports which VM interfaces are *running* here, by iface-id (the
+// <virtualport type='openvswitch'><parameters interfaceid='...'/> of each running domain, or the
+// tap name of an <interface type='ethernet'>). A migrating VM's tap exists on the destination from
+// the prepare phase on, while the VM is still paused there; only RESUMED (state running) means its
+// traffic may move. Reconnects by itself.
 #pragma once
 
 #include <atomic>

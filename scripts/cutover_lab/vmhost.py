@@ -107,7 +107,30 @@ class Libvirt:
         self.proc = None
 
 
-def domain_xml(name, vmlinux, initrd, mac, ip, iface_id, console_log, memory_mib=128, cmdline=""):
+def interface_xml(mac, iface_id, backend):
+    """OVS: libvirt plugs the tap into br-int with external_ids:iface-id (<virtualport>). Linux:
+    a plain tap named after the iface-id (<= 15 characters), which the agent enslaves to the
+    VNI's bridge."""
+    if backend == "linux":
+        return f"""<interface type='ethernet'>
+      <mac address='{mac}'/>
+      <target dev='{iface_id}' managed='yes'/>
+      <model type='virtio'/>
+      <mtu size='1450'/>
+    </interface>"""
+    return f"""<interface type='bridge'>
+      <mac address='{mac}'/>
+      <source bridge='br-int'/>
+      <virtualport type='openvswitch'><parameters interfaceid='{iface_id}'/></virtualport>
+      <model type='virtio'/>
+      <!-- OVS userspace reads the tap with AF_PACKET and forwards offloaded checksums unfinished -->
+      <driver><host csum='off'/></driver>
+      <mtu size='1450'/>
+    </interface>"""
+
+
+def domain_xml(name, vmlinux, initrd, mac, ip, iface_id, console_log, memory_mib=128, cmdline="",
+               backend="ovs"):
     return f"""<domain type='qemu'>
   <name>{name}</name>
   <memory unit='MiB'>{memory_mib}</memory>
@@ -126,15 +149,7 @@ def domain_xml(name, vmlinux, initrd, mac, ip, iface_id, console_log, memory_mib
   <devices>
     <emulator>/usr/bin/qemu-system-x86_64</emulator>
     <controller type='usb' model='none'/>
-    <interface type='bridge'>
-      <mac address='{mac}'/>
-      <source bridge='br-int'/>
-      <virtualport type='openvswitch'><parameters interfaceid='{iface_id}'/></virtualport>
-      <model type='virtio'/>
-      <!-- OVS userspace reads the tap with AF_PACKET and forwards offloaded checksums unfinished -->
-      <driver><host csum='off'/></driver>
-      <mtu size='1450'/>
-    </interface>
+    {interface_xml(mac, iface_id, backend)}
     <serial type='file'><source path='{console_log}' append='on'/><target port='0'/></serial>
     <memballoon model='none'/>
   </devices>
@@ -143,6 +158,7 @@ def domain_xml(name, vmlinux, initrd, mac, ip, iface_id, console_log, memory_mib
 
 
 def start_vm(lv, name, guest_files, mac, ip, iface_id, cmdline="", memory_mib=128):
+    backend = lv.host.backend
     """cmdline: extra guest parameters (nvmet=NQN for a storage target, nvmeconn=... for a VM
     whose data disk is an NVMe/TCP volume; see guest.py)."""
     vmlinux, initrd, _ = guest_files
@@ -150,7 +166,7 @@ def start_vm(lv, name, guest_files, mac, ip, iface_id, cmdline="", memory_mib=12
     console = os.path.join(lv.lab.dir, f"{name}-console.log")
     with open(xml_path, "w") as f:
         f.write(domain_xml(name, os.path.abspath(vmlinux), os.path.abspath(initrd), mac, ip, iface_id,
-                           console, memory_mib=memory_mib, cmdline=cmdline))
+                           console, memory_mib=memory_mib, cmdline=cmdline, backend=backend))
     lv.virsh("create", xml_path)
     return console
 

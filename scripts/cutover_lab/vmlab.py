@@ -14,6 +14,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BUILD = os.path.join(ROOT, "build")
 
 VM_MAC, VM_IP, VM_IFACE = "52:54:00:10:00:0a", "10.1.0.10", "6f1c2a9e-0000-4000-8000-00000000000a"
+VM_TAP = "cvt-vm1"  # the Linux dataplane's iface-id for vm1: its tap's name (<= 15 characters)
 CLI_MAC, CLI_IP = "52:54:00:00:00:99", "10.1.0.99"
 # Storage (--storage): an NVMe/TCP target guest on h3; vm1's data disk is its namespace, attached
 # from inside vm1 (this machine's kernel has no nvme-tcp), I/O reports to the client on IO_PORT.
@@ -157,7 +158,7 @@ def prepare_build(prog):
 
 
 def bring_up(lab, prog, g, n_hosts=3, storage=False, gate_trigger="source-paused",
-             libvirt_everywhere=False):
+             libvirt_everywhere=False, backend="ovs"):
     """Controller + hosts h1..hN (netns + OVS + cutover-agent; libvirtd on h1, h2 - or on every
     host), the client on the last host, vm1 booted on h1 and echoing. Returns the context
     run_hop() needs. Three progress steps, plus one with storage."""
@@ -166,12 +167,13 @@ def bring_up(lab, prog, g, n_hosts=3, storage=False, gate_trigger="source-paused
     ctl = os.path.join(BUILD, "cli", "cutoverctl")
     names = [f"h{i}" for i in range(1, n_hosts + 1)]
     client_host = names[-1]
-    prog.step(f"starting the controller and hypervisors {', '.join(names)} (netns + OVS + "
-              "cutover-agent)")
+    prog.step(f"starting the controller and hypervisors {', '.join(names)} (netns + "
+              f"{'OVS' if backend == 'ovs' else 'Linux bridge/VXLAN'} + cutover-agent)")
     lab.add_underlay()
     lab.start_controller(os.path.join(BUILD, "controller", "cutover-controller"),
                          extra_args=["--gate-trigger", gate_trigger])
-    hosts = {n: lab.add_host(n) for n in names}
+    hosts = {n: lab.add_host(n, backend) for n in names}
+    vm_iface = VM_IFACE if backend == "ovs" else VM_TAP
     # libvirt first: an agent given --libvirt-uri refuses to start without it (preflight).
     lv_hosts = names if libvirt_everywhere else ["h1", "h2"] + ([client_host] if storage else [])
     prog.step(f"starting libvirtd on {', '.join(lv_hosts)} (private mount namespace each, subreaper)")
@@ -188,7 +190,7 @@ def bring_up(lab, prog, g, n_hosts=3, storage=False, gate_trigger="source-paused
         '"connected": true') == n_hosts, timeout=20)
     lab.ctl(ctl, "networks", "create", "--id", "blue", "--vni", "100")
     lab.ctl(ctl, "ports", "create", "--id", "vm1", "--mac", VM_MAC, "--ips", VM_IP, "--network",
-            "blue", "--host", "h1", "--iface-id", VM_IFACE)
+            "blue", "--host", "h1", "--iface-id", vm_iface)
     lab.ctl(ctl, "ports", "create", "--id", "client", "--mac", CLI_MAC, "--ips", CLI_IP,
             "--network", "blue", "--host", client_host)
     cli = lab.add_vm(hosts[client_host], "client", CLI_MAC, CLI_IP)
@@ -208,7 +210,7 @@ def bring_up(lab, prog, g, n_hosts=3, storage=False, gate_trigger="source-paused
             print(f"    path probe {name}: {p.get('error')} {p.get('message', '')}".rstrip())
         vm_cmdline = f"nvmeconn={STOR_IP},{STOR_NQN},{CLI_IP},{IO_PORT}"
     prog.step("booting vm1 on h1 (QEMU TCG) and waiting for its echo servers")
-    vm_console = vmhost.start_vm(libvirt["h1"], "vm1", g, VM_MAC, VM_IP, VM_IFACE,
+    vm_console = vmhost.start_vm(libvirt["h1"], "vm1", g, VM_MAC, VM_IP, vm_iface,
                                  cmdline=vm_cmdline, memory_mib=192 if storage else 128)
     traffic = [sys.executable, "-m", "cutover_lab.traffic"]
     probe = os.path.join(lab.dir, "boot-probe.json")
@@ -313,7 +315,7 @@ def _restore(st):
             "storage": False, "probes": None}
 
 
-def up(n_hosts=3, gate_trigger="source-paused", prepare=True):
+def up(n_hosts=3, gate_trigger="source-paused", prepare=True, backend="ovs"):
     """Brings a lab up and leaves it running; records it in STATE_FILE."""
     from .netlab import Lab, PidProc, _start_time
     from . import guest
@@ -333,7 +335,7 @@ def up(n_hosts=3, gate_trigger="source-paused", prepare=True):
     lab = Lab("lab")
     try:
         ctx = bring_up(lab, prog, g, n_hosts=n_hosts, gate_trigger=gate_trigger,
-                       libvirt_everywhere=True)
+                       libvirt_everywhere=True, backend=backend)
         ctl = lab.controller
         st = {"lab": lab.to_state(), "guest": list(g),
               "libvirt": {n: lv.proc.pid for n, lv in ctx["libvirt"].items()},
@@ -346,7 +348,7 @@ def up(n_hosts=3, gate_trigger="source-paused", prepare=True):
         lab.cleanup()
         raise
     hosts = ", ".join(f"{h.name} {h.underlay_ip}" for h in lab.hosts.values())
-    return (f"lab up: hosts {hosts}; vm1 ({VM_IP}) runs on h1, the client ({CLI_IP}) on "
+    return (f"lab up ({backend}): hosts {hosts}; vm1 ({VM_IP}) runs on h1, the client ({CLI_IP}) on "
             f"{st['client_host']}; controller on 127.0.0.1:{lab.controller_port} in namespace "
             f"{lab.underlay_ns}; files in {lab.dir}\n"
             "next: scripts/lab migrate vm1 h2 | scripts/lab report | scripts/lab down")

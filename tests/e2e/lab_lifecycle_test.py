@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """e2e: the persistent lab as a user drives it - `scripts/lab up --hosts 4`, two measured live
 migrations of the real guest (h1 -> h3 through cutover by domain name, h3 -> h2 with plain virsh
-while cutover follows), `report`, `down`.
+while cutover follows), `report`, `down`; and the same guest on the Linux dataplane
+(`up --backend linux`: a plain tap the agent enslaves to the VNI's bridge), migrated h1 -> h2.
 
 Asserts: each command succeeds and the refusals name what is wrong (an unknown host, a second
 `up`); both migrations keep every TCP session and land where asked; the report holds both with
 their figures; after `down` none of the lab's namespaces and none of its recorded processes is
 left (a process that exited but was not yet reaped by init counts as gone), and the state file
 is removed. The lab is recorded in a state file of its own (CUTOVER_LAB_STATE), so a lab the user
-has up is never touched; `down` runs in a finally block.
+has up is never touched; `down` runs in tearDown, also when a test fails.
 
 Usage: lab_lifecycle_test.py   (exit 77 = skipped, with the reason printed)
 """
@@ -49,46 +50,60 @@ class LabLifecycle(unittest.TestCase):
             self.assertEqual(res.returncode, 0, f"scripts/lab {' '.join(args)}: {res.stderr}")
         return res
 
-    def test_up_migrate_report_down(self):
-        try:
-            self.lab("up", "--no-prepare", "--hosts", "4")
-            with open(self.state) as f:
-                st = json.load(f)
-            self.assertEqual([h["name"] for h in st["lab"]["hosts"]], ["h1", "h2", "h3", "h4"])
-            again = self.lab("up", "--no-prepare", ok=False)
-            self.assertEqual(again.returncode, 2)
-            self.assertIn("already up", again.stderr)
-            bad = self.lab("migrate", "vm1", "h9", ok=False)
-            self.assertEqual(bad.returncode, 2)
-            self.assertIn("no host 'h9'", bad.stderr)
+    def tearDown(self):
+        if not os.path.exists(self.state):
+            return
+        with open(self.state) as f:
+            st = json.load(f)
+        self.lab("down")
+        left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        for ns in st["lab"]["namespaces"]:
+            self.assertNotIn(ns, left)
+        for p in st["lab"]["procs"]:
+            self.assertFalse(alive(p["pid"], p["start_time"]), p)
+        self.assertFalse(os.path.exists(self.state))
+        self.assertFalse(os.path.exists(st["lab"]["dir"]))
 
-            self.lab("migrate", "vm1", "h3")
-            self.lab("migrate", "vm1", "h2", "--via", "virsh")
-            out = os.path.join(self.tmp, "report")
-            rep = self.lab("report", "--out", out)
-            self.assertIn("CUTOVER REPORT", rep.stdout)
-            with open(os.path.join(out, "cutover-report.json")) as f:
-                migrations = json.load(f)["migrations"]
-            self.assertEqual([(m["mode"], m["hop"]) for m in migrations],
-                             [("cutover", "h1->h3"), ("external", "h3->h2")])
-            for m in migrations:
-                self.assertEqual(m["tcp_survived"], m["tcp_sessions"], m["hop"])
-                self.assertIsNotNone(m["downtime_ms"], m["hop"])
-                self.assertLessEqual(m["lost"], m["sent"])
-            self.assertTrue(os.path.exists(os.path.join(out, "cutover-report.svg")))
-        finally:
-            if os.path.exists(self.state):
-                with open(self.state) as f:
-                    st = json.load(f)
-                self.lab("down")
-                left = subprocess.run(["ip", "netns", "list"], capture_output=True,
-                                      text=True).stdout
-                for ns in st["lab"]["namespaces"]:
-                    self.assertNotIn(ns, left)
-                for p in st["lab"]["procs"]:
-                    self.assertFalse(alive(p["pid"], p["start_time"]), p)
-                self.assertFalse(os.path.exists(self.state))
-                self.assertFalse(os.path.exists(st["lab"]["dir"]))
+    def test_linux_backend(self):
+        self.lab("up", "--no-prepare", "--backend", "linux")
+        self.lab("migrate", "vm1", "h2")
+        out = os.path.join(self.tmp, "report")
+        self.lab("report", "--out", out)
+        with open(os.path.join(out, "cutover-report.json")) as f:
+            (m,) = json.load(f)["migrations"]
+        self.assertEqual((m["mode"], m["hop"]), ("cutover", "h1->h2"))
+        self.assertEqual(m["tcp_survived"], m["tcp_sessions"])
+        self.assertIn("gate_open", m["timeline"])
+        # As on OVS (vm_migration_test): at 1 kpps, what is lost beyond the VM's own pause stays
+        # within 100 echoes (measured here: 8-156 lost with 113-202 ms downtime over 6 hops).
+        self.assertLessEqual(m["lost"], m["downtime_ms"] + 100)
+
+    def test_up_migrate_report_down(self):
+        self.lab("up", "--no-prepare", "--hosts", "4")
+        with open(self.state) as f:
+            st = json.load(f)
+        self.assertEqual([h["name"] for h in st["lab"]["hosts"]], ["h1", "h2", "h3", "h4"])
+        again = self.lab("up", "--no-prepare", ok=False)
+        self.assertEqual(again.returncode, 2)
+        self.assertIn("already up", again.stderr)
+        bad = self.lab("migrate", "vm1", "h9", ok=False)
+        self.assertEqual(bad.returncode, 2)
+        self.assertIn("no host 'h9'", bad.stderr)
+
+        self.lab("migrate", "vm1", "h3")
+        self.lab("migrate", "vm1", "h2", "--via", "virsh")
+        out = os.path.join(self.tmp, "report")
+        rep = self.lab("report", "--out", out)
+        self.assertIn("CUTOVER REPORT", rep.stdout)
+        with open(os.path.join(out, "cutover-report.json")) as f:
+            migrations = json.load(f)["migrations"]
+        self.assertEqual([(m["mode"], m["hop"]) for m in migrations],
+                         [("cutover", "h1->h3"), ("external", "h3->h2")])
+        for m in migrations:
+            self.assertEqual(m["tcp_survived"], m["tcp_sessions"], m["hop"])
+            self.assertIsNotNone(m["downtime_ms"], m["hop"])
+            self.assertLessEqual(m["lost"], m["sent"])
+        self.assertTrue(os.path.exists(os.path.join(out, "cutover-report.svg")))
 
 
 if __name__ == "__main__":

@@ -50,6 +50,13 @@ class FakeNetlinkTables : public agent::NetlinkTables {
   void fdb_add(const agent::NlFdb& e) override {
     op("add fdb");
     find(e.dev);
+    // Like the kernel's VXLAN: a unicast MAC keeps its one remote; appending is silently ignored
+    // (only the all-zeros and multicast entries take several).
+    if (!e.mac.is_zero() && !e.mac.is_multicast()) {
+      for (const auto& have : fdb_) {
+        if (have.dev == e.dev && have.mac == e.mac) return;
+      }
+    }
     fdb_.insert(e);
     ++fdb_adds;
   }

@@ -47,14 +47,17 @@ TEST(LinuxPlan, BridgesVxlansFdbAndDualDelivery) {
   EXPECT_EQ(plan.unbound_iface_ids, std::vector<std::string>{"r"});
   const MacAddress b = MacAddress::parse("52:54:00:00:00:02");
   const MacAddress zero;
-  // b moves h2 -> h3: delivered to both; BUM replicated to both VTEPs of blue.
+  // b moves h2 -> h3: no unicast entry (the kernel would keep only one of two remotes), so its
+  // frames take the BUM entries, replicated to both VTEPs of blue.
   std::set<LinuxFdb> expected = {
-      {"cvx100", b, IpAddress::parse("192.168.100.2")},
-      {"cvx100", b, IpAddress::parse("192.168.100.3")},
       {"cvx100", zero, IpAddress::parse("192.168.100.2")},
       {"cvx100", zero, IpAddress::parse("192.168.100.3")},
   };
   EXPECT_EQ(plan.fdb, expected);  // red has no remote VTEP: no entries at all
+  // Not migrating: one unicast entry to its one host.
+  auto still = plan_linux(build_topology(state(false)), {{"a", "tap-a"}});
+  EXPECT_TRUE(still.fdb.count({"cvx100", b, IpAddress::parse("192.168.100.2")}));
+  EXPECT_FALSE(still.fdb.count({"cvx100", b, IpAddress::parse("192.168.100.3")}));
 }
 
 TEST(LinuxReconciler, ConvergesThenAdoptsWithoutChanges) {

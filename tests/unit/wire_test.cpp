@@ -135,10 +135,13 @@ TEST(LibvirtDomainEvents, FindsOpenvswitchInterfaceIds) {
       <parameters interfaceid='6f1c2a9e-0000-4000-8000-00000000000a'/></virtualport></interface>
     <interface type="bridge"><virtualport type="openvswitch">
       <parameters interfaceid="11111111-2222-4333-8444-555555555555"/></virtualport></interface>
-    <interface type='network'><source network='default'/></interface>
+    <interface type='network'><source network='default'/><target dev='vnet3'/></interface>
+    <interface type='ethernet'>
+      <mac address='52:54:00:10:00:0a'/><target dev='cvtap-vm1' managed='yes'/></interface>
   </devices></domain>)";
   auto ids = cutover::agent::LibvirtDomainEvents::iface_ids_from_xml(xml);
   EXPECT_EQ(ids, (std::set<std::string>{"6f1c2a9e-0000-4000-8000-00000000000a",
-                                        "11111111-2222-4333-8444-555555555555"}));
+                                        "11111111-2222-4333-8444-555555555555", "cvtap-vm1"}))
+      << "openvswitch interfaceids and ethernet taps' names; other taps are not ports";
   EXPECT_TRUE(cutover::agent::LibvirtDomainEvents::iface_ids_from_xml("<domain/>").empty());
 }
