@@ -237,6 +237,7 @@ int main(int argc, char** argv) {
   std::optional<std::set<std::string>> running;      // iface-ids; nullopt = not watching
   std::set<std::string> paused;                      // iface-ids paused for outgoing migration
   LibvirtDomainEvents::Vms vms;                      // running domains -> their iface-ids
+  std::map<std::string, int64_t> precopy;            // iface-id -> outgoing pre-copy iteration
   std::set<std::string> local_ifaces;                // iface-ids the state places here
   StorageReport storage_report;                      // the storage thread's latest
   auto for_controller = [&](ApplyReport r) {
@@ -255,6 +256,11 @@ int main(int argc, char** argv) {
         if (!local_ifaces.count(iface)) r.foreign_running.push_back(iface);
       }
       for (const auto& [vm, ifaces] : vms) r.vms[vm].assign(ifaces.begin(), ifaces.end());
+      for (const auto& [port, iface] : iface_of_port) {
+        if (auto it = precopy.find(iface); it != precopy.end()) {
+          r.precopy_iterations[port] = it->second;
+        }
+      }
     }
     return r;
   };
@@ -393,15 +399,14 @@ int main(int argc, char** argv) {
   if (!cfg.libvirt_uri.empty()) {
     running.emplace();
     domains = std::make_unique<LibvirtDomainEvents>(
-        cfg.libvirt_uri, [&](std::set<std::string> ids, std::set<std::string> paused_ids,
-                             LibvirtDomainEvents::Vms domains_now) {
-          boost::asio::post(io, [&, ids = std::move(ids), paused_ids = std::move(paused_ids),
-                                 domains_now = std::move(domains_now)] {
-            log->info("libvirt: {} interface(s) running here, {} paused for migration", ids.size(),
-                      paused_ids.size());
-            running = ids;
-            paused = paused_ids;
-            vms = domains_now;
+        cfg.libvirt_uri, [&](LibvirtDomainEvents::DomainsNow now) {
+          boost::asio::post(io, [&, now = std::move(now)] {
+            log->info("libvirt: {} interface(s) running here, {} paused for migration",
+                      now.running.size(), now.paused.size());
+            running = now.running;
+            paused = now.paused;
+            vms = now.vms;
+            precopy = now.precopy_iterations;
             carry();
             if (client) client->report(for_controller(last));
           });

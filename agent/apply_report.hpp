@@ -23,6 +23,7 @@ struct ApplyReport {
   std::vector<std::string> storage_ready;    // "port/volume" (StorageThread)
   std::map<std::string, std::string> storage_failed;    // "port/volume" -> reason
   std::map<std::string, std::vector<std::string>> vms;  // running domain -> iface-ids (libvirt)
+  std::map<std::string, int64_t> precopy_iterations;    // local port -> outgoing pre-copy pass
   std::map<std::string, int64_t> ct_zones;  // stateful local port id -> conntrack zone (OVS)
   double apply_ms = 0;
 };

@@ -198,9 +198,9 @@ void ControllerClient::migration_failed(const std::string& migration, const std:
 void ControllerClient::report(const ApplyReport& r) {
   std::string text;
   if (r.ok) {
-    text = wire::encode(
-        wire::AgentMessage{wire::Ack{r.generation, r.apply_ms, r.bound_ports, r.paused_ports,
-                                     r.foreign_running, r.storage_ready, r.storage_failed, r.vms}});
+    text = wire::encode(wire::AgentMessage{
+        wire::Ack{r.generation, r.apply_ms, r.bound_ports, r.paused_ports, r.foreign_running,
+                  r.storage_ready, r.storage_failed, r.vms, r.precopy_iterations}});
   } else if (r.rejected) {
     text = wire::encode(wire::AgentMessage{wire::Nack{r.generation, r.error, r.error_field}});
   } else {
@@ -219,6 +219,8 @@ void ControllerClient::report(const ApplyReport& r) {
         for (const auto& p : r.storage_ready) s += p + ",";
         s += "|";
         for (const auto& [k, why] : r.storage_failed) s += k + "=" + why + ",";
+        s += "|";
+        for (const auto& [port, n] : r.precopy_iterations) s += port + "#" + std::to_string(n);
         s += "|";
         for (const auto& [vm, ifaces] : r.vms) {
           s += vm + "=";

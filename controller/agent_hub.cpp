@@ -193,6 +193,7 @@ void AgentHub::on_message(uint64_t session, const wire::AgentMessage& m) {
     info.storage_ready =
         std::set<std::string>(ack->storage_ready.begin(), ack->storage_ready.end());
     info.storage_failed = ack->storage_failed;
+    info.precopy_iterations = ack->precopy_iterations;
     info.vms.clear();
     for (const auto& [vm, ifaces] : ack->vms) info.vms[vm].insert(ifaces.begin(), ifaces.end());
   } else if (auto* failed = std::get_if<wire::MigrationFailed>(&m)) {

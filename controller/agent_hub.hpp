@@ -24,10 +24,11 @@ struct AgentInfo {
   std::set<std::string> foreign_running;  // iface-ids of VMs running there, placed elsewhere
   std::set<std::string> storage_ready;    // "port/volume" attached (or probed) there
   std::map<std::string, std::string> storage_failed;
-  std::map<std::string, std::set<std::string>> vms;  // libvirt domain running there -> iface-ids
-  uint64_t sent_generation = 0;                      // generation of the last slice sent
-  uint64_t applied_generation = 0;                   // last ACKed
-  std::string last_error;                            // last NACK
+  std::map<std::string, std::set<std::string>> vms;   // libvirt domain running there -> iface-ids
+  std::map<std::string, int64_t> precopy_iterations;  // port -> pre-copy pass of its VM leaving
+  uint64_t sent_generation = 0;                       // generation of the last slice sent
+  uint64_t applied_generation = 0;                    // last ACKed
+  std::string last_error;                             // last NACK
   uint64_t nacked_generation = 0;
 };
 

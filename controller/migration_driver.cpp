@@ -409,7 +409,25 @@ void MigrationDriver::adopt_external(const HostId& host) {
   }
 }
 
+void MigrationDriver::note_precopy(const HostId& host) {
+  auto agent = hub_.agents().find(host);
+  if (agent == hub_.agents().end() || agent->second.precopy_iterations.empty()) return;
+  std::vector<Migration> changed;
+  for (const auto& [id, m] : state_.migrations()) {
+    if (m.source != host || is_terminal(m.state)) continue;
+    auto it = agent->second.precopy_iterations.find(m.port.str());
+    if (it == agent->second.precopy_iterations.end()) continue;
+    // One stamp per pass (bounded: a migration that never converges should not grow forever).
+    const auto phase = "precopy_pass_" + std::to_string(std::min<int64_t>(it->second, 30));
+    if (m.timeline.count(phase)) continue;
+    changed.push_back(m);
+    stamp(changed.back(), phase);
+  }
+  for (auto& m : changed) save(m);
+}
+
 void MigrationDriver::on_agent_update(const HostId& host) {
+  note_precopy(host);
   std::vector<MigrationId> waiting;
   for (const auto& [id, m] : state_.migrations()) {
     const bool live = m.state == MigrationState::ready || m.state == MigrationState::migrating;

@@ -69,6 +69,9 @@ class MigrationDriver {
 
   // Re-evaluates active migrations after an agent event.
   void on_agent_update(const HostId& host);
+  // Stamps precopy_pass_<n> on the timeline of the source's migrations as libvirt reports each
+  // pre-copy iteration (how many passes over memory before the VM paused).
+  void note_precopy(const HostId& host);
   // The source agent could not run the live migration it was asked for.
   void on_migration_failed(const std::string& migration, const std::string& error);
   // The destination sent a round of GARP/NA/RARP for a port that arrived there: counted on the

@@ -24,6 +24,7 @@ std::string encode(const AgentMessage& m) {
     if (!a->storage_ready.empty()) j["storage_ready"] = a->storage_ready;
     if (!a->storage_failed.empty()) j["storage_failed"] = a->storage_failed;
     if (!a->vms.empty()) j["vms"] = a->vms;
+    if (!a->precopy_iterations.empty()) j["precopy_iterations"] = a->precopy_iterations;
   } else if (auto* f = std::get_if<MigrationFailed>(&m)) {
     j = {{"type", "migration_failed"}, {"migration", f->migration}, {"error", f->error}};
   } else if (auto* an = std::get_if<Announced>(&m)) {
@@ -134,6 +135,13 @@ AgentMessage decode_agent_message(const std::string& text) {
           if (!i.is_string()) throw ParseError("vms." + name, "expected strings");
           out_ifaces.push_back(i.get<std::string>());
         }
+      }
+    }
+    if (const auto* it = r.raw("precopy_iterations")) {
+      if (!it->is_object()) throw ParseError("precopy_iterations", "expected an object");
+      JsonReader ir(*it, "precopy_iterations");
+      for (const auto& [port, n] : it->items()) {
+        a.precopy_iterations[port] = ir.required_int(port, 0, INT32_MAX);
       }
     }
     out = a;

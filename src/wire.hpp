@@ -41,6 +41,8 @@ struct Ack {
   std::map<std::string, std::string> storage_failed;  // "port/volume" -> why not
   // libvirt domains running here -> their interfaces' iface-ids (POST /v1/migrations {"vm"})
   std::map<std::string, std::vector<std::string>> vms;
+  // local port -> the pre-copy iteration of its VM's outgoing live migration (libvirt)
+  std::map<std::string, int64_t> precopy_iterations;
 };
 struct Nack {
   uint64_t generation = 0;

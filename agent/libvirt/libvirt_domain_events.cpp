@@ -18,11 +18,16 @@ std::once_flag g_event_impl;
 
 void ignore_errors(void*, virErrorPtr) {}
 
-struct Ifaces {
-  std::set<std::string> running, paused;
-  std::map<std::string, std::set<std::string>> vms;  // running domain -> its iface-ids
-  bool operator==(const Ifaces&) const = default;
-};
+using Ifaces = LibvirtDomainEvents::DomainsNow;
+
+std::set<std::string> domain_iface_ids(virDomainPtr dom) {
+  std::set<std::string> ids;
+  if (char* xml = virDomainGetXMLDesc(dom, 0)) {
+    ids = LibvirtDomainEvents::iface_ids_from_xml(xml);
+    std::free(xml);
+  }
+  return ids;
+}
 
 Ifaces domain_ifaces(virConnectPtr conn) {
   Ifaces out;
@@ -35,12 +40,9 @@ Ifaces domain_ifaces(virConnectPtr conn) {
       if (state == VIR_DOMAIN_RUNNING) into = &out.running;
       if (state == VIR_DOMAIN_PAUSED && reason == VIR_DOMAIN_PAUSED_MIGRATION) into = &out.paused;
       if (into) {
-        if (char* xml = virDomainGetXMLDesc(doms[i], 0)) {
-          for (auto& id : LibvirtDomainEvents::iface_ids_from_xml(xml)) {
-            into->insert(id);
-            if (into == &out.running) out.vms[virDomainGetName(doms[i])].insert(id);
-          }
-          std::free(xml);
+        for (const auto& id : domain_iface_ids(doms[i])) {
+          into->insert(id);
+          if (into == &out.running) out.vms[virDomainGetName(doms[i])].insert(id);
         }
       }
     }
@@ -55,12 +57,18 @@ struct LoopCtx {
   LibvirtDomainEvents::RunningFn* fn;
   Ifaces last;
   bool first = true;
+  std::map<std::string, int64_t> iterations;  // from MIGRATION_ITERATION events
   void refresh() {
     auto now = domain_ifaces(conn);
+    // An iteration counts while its domain is still here, running or paused for the last copy.
+    std::erase_if(iterations, [&](const auto& kv) {
+      return !now.running.count(kv.first) && !now.paused.count(kv.first);
+    });
+    now.precopy_iterations = iterations;
     if (first || !(now == last)) {
       first = false;
       last = now;
-      (*fn)(now.running, now.paused, now.vms);
+      (*fn)(now);
     }
   }
 };
@@ -69,6 +77,14 @@ int on_lifecycle(virConnectPtr, virDomainPtr dom, int event, int detail, void* o
   logger("libvirt")->debug("domain {} event {} detail {}", virDomainGetName(dom), event, detail);
   static_cast<LoopCtx*>(opaque)->refresh();
   return 0;
+}
+
+void on_iteration(virConnectPtr, virDomainPtr dom, int iteration, void* opaque) {
+  logger("libvirt")->info("domain {}: outgoing migration, pre-copy iteration {}",
+                          virDomainGetName(dom), iteration);
+  auto* ctx = static_cast<LoopCtx*>(opaque);
+  for (const auto& id : domain_iface_ids(dom)) ctx->iterations[id] = iteration;
+  ctx->refresh();
 }
 }  // namespace
 
@@ -131,13 +147,17 @@ void LibvirtDomainEvents::run() {
     }
     warned = false;
     log->info("watching libvirt {}", uri_);
-    LoopCtx ctx{conn, &on_change_, {}, true};
+    LoopCtx ctx{conn, &on_change_, {}, true, {}};
     const int cb =
         virConnectDomainEventRegisterAny(conn, nullptr, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
                                          VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), &ctx, nullptr);
+    const int iter_cb =
+        virConnectDomainEventRegisterAny(conn, nullptr, VIR_DOMAIN_EVENT_ID_MIGRATION_ITERATION,
+                                         VIR_DOMAIN_EVENT_CALLBACK(on_iteration), &ctx, nullptr);
     ctx.refresh();
     while (!stopping_ && virConnectIsAlive(conn) == 1) virEventRunDefaultImpl();
     if (cb >= 0) virConnectDomainEventDeregisterAny(conn, cb);
+    if (iter_cb >= 0) virConnectDomainEventDeregisterAny(conn, iter_cb);
     virConnectClose(conn);
     if (!stopping_) log->warn("libvirt {} connection lost; reconnecting", uri_);
   }

@@ -17,12 +17,19 @@ namespace cutover::agent {
 
 class LibvirtDomainEvents {
  public:
-  // running: interfaces of domains running here; paused: of domains paused here for the final
-  // phase of an outgoing migration (the moment the destination may start buffering); vms: each
-  // running domain's name with its interfaces.
   using Vms = std::map<std::string, std::set<std::string>>;
-  using RunningFn =
-      std::function<void(std::set<std::string> running, std::set<std::string> paused, Vms vms)>;
+  struct DomainsNow {
+    std::set<std::string> running;  // iface-ids of domains running here
+    // of domains paused here for the final phase of an outgoing migration (the moment the
+    // destination may start buffering)
+    std::set<std::string> paused;
+    Vms vms;  // each running domain's name with its iface-ids
+    // iface-id -> the pre-copy iteration an outgoing migration of its domain is in (libvirt's
+    // MIGRATION_ITERATION event: 1 = the first pass over memory, then one per dirty re-copy)
+    std::map<std::string, int64_t> precopy_iterations;
+    bool operator==(const DomainsNow&) const = default;
+  };
+  using RunningFn = std::function<void(DomainsNow)>;
   LibvirtDomainEvents(std::string uri, RunningFn on_change);
   ~LibvirtDomainEvents();
   void start();

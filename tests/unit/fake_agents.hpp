@@ -44,6 +44,7 @@ class FakeAgent {
     a.storage_ready.assign(storage_ready.begin(), storage_ready.end());
     a.storage_failed = storage_failed;
     a.vms = vms;
+    a.precopy_iterations = precopy;
     hub_.on_message(session_, a);
   }
   void nack(const std::string& error) {
@@ -75,6 +76,7 @@ class FakeAgent {
   std::set<std::string> storage_ready;
   std::map<std::string, std::string> storage_failed;
   std::map<std::string, std::vector<std::string>> vms;  // libvirt domains "running" here
+  std::map<std::string, int64_t> precopy;  // port -> pre-copy pass of an outgoing migration
 
  private:
   controller::AgentHub& hub_;

@@ -518,3 +518,23 @@ TEST(MigrationDriver, AVmIsMigratedThroughItsOnePort) {
   EXPECT_NE(refused("multi").find("no connected agent"), std::string::npos)
       << "a disconnected host's report does not count";
 }
+
+TEST(MigrationDriver, PreCopyPassesReachTheTimeline) {
+  Rig rig;
+  auto m = rig.driver->create(PortId::parse("vm"), HostId::parse("d"));
+  rig.pump();
+  ASSERT_EQ(rig.mig(m.id.str()).state, MigrationState::ready);
+  for (int64_t pass : {1, 1, 2, 3}) {
+    rig.s.precopy["vm"] = pass;
+    rig.s.ack();
+  }
+  const auto& t = rig.mig(m.id.str()).timeline;
+  for (const char* phase : {"precopy_pass_1", "precopy_pass_2", "precopy_pass_3"}) {
+    EXPECT_TRUE(t.count(phase)) << phase;
+  }
+  EXPECT_FALSE(t.count("precopy_pass_4"));
+  EXPECT_LE(t.at("precopy_pass_1"), t.at("precopy_pass_2"));
+  rig.r.precopy["peer"] = 1;  // another host's VM leaving: not this migration's
+  rig.r.ack();
+  EXPECT_EQ(rig.mig(m.id.str()).timeline.size(), t.size());
+}

@@ -37,13 +37,20 @@ TEST(Wire, AgentMessagesRoundTrip) {
                                                    {"x"},
                                                    {"p1/data"},
                                                    {{"p2/logs", "refused"}},
-                                                   {{"web-1", {"iface-a", "iface-b"}}}}})));
+                                                   {{"web-1", {"iface-a", "iface-b"}}},
+                                                   {{"p2", 3}}}})));
   EXPECT_EQ(ack.generation, 7u);
   EXPECT_EQ(ack.bound_ports, (std::vector<std::string>{"p1", "p2"}));
   EXPECT_EQ(ack.paused_ports, std::vector<std::string>{"p2"});
   EXPECT_EQ(ack.storage_ready, std::vector<std::string>{"p1/data"});
   EXPECT_EQ(ack.storage_failed.at("p2/logs"), "refused");
   EXPECT_EQ(ack.vms.at("web-1"), (std::vector<std::string>{"iface-a", "iface-b"}));
+  EXPECT_EQ(ack.precopy_iterations.at("p2"), 3);
+  for (const char* bad : {R"({"type":"ack","generation":1,"precopy_iterations":[1]})",
+                          R"({"type":"ack","generation":1,"precopy_iterations":{"p":-1}})",
+                          R"({"type":"ack","generation":1,"precopy_iterations":{"p":"2"}})"}) {
+    EXPECT_THROW(decode_agent_message(bad), ParseError) << bad;
+  }
   for (const char* bad : {R"({"type":"ack","generation":1,"vms":[]})",
                           R"({"type":"ack","generation":1,"vms":{"a":"x"}})",
                           R"({"type":"ack","generation":1,"vms":{"a":[1]}})",
