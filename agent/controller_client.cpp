@@ -206,29 +206,15 @@ void ControllerClient::report(const ApplyReport& r) {
   } else {
     return;
   }
-  // apply_ms differs every time; compare without it.
-  const std::string key =
-      std::to_string(r.ok) + "|" + std::to_string(r.generation) + "|" + r.error + "|" + [&] {
-        std::string s;
-        for (const auto& p : r.bound_ports) s += p + ",";
-        s += "|";
-        for (const auto& p : r.paused_ports) s += p + ",";
-        s += "|";
-        for (const auto& p : r.foreign_running) s += p + ",";
-        s += "|";  // storage changes on its own thread: a change must reach the controller
-        for (const auto& p : r.storage_ready) s += p + ",";
-        s += "|";
-        for (const auto& [k, why] : r.storage_failed) s += k + "=" + why + ",";
-        s += "|";
-        for (const auto& [port, n] : r.precopy_iterations) s += port + "#" + std::to_string(n);
-        s += "|";
-        for (const auto& [vm, ifaces] : r.vms) {
-          s += vm + "=";
-          for (const auto& i : ifaces) s += i + ";";
-          s += ",";
-        }
-        return s;
-      }();
+  // apply_ms differs every time; compare the message without it. Everything else (storage,
+  // which changes on its own thread, libvirt's domains and pre-copy passes) must reach the
+  // controller when it changes, even within one generation.
+  std::string key = text;
+  if (r.ok) {
+    key = wire::encode(wire::AgentMessage{
+        wire::Ack{r.generation, 0, r.bound_ports, r.paused_ports, r.foreign_running,
+                  r.storage_ready, r.storage_failed, r.vms, r.precopy_iterations}});
+  }
   if (key == impl_->last_sent) return;
   impl_->last_sent = key;
   impl_->send(std::move(text));

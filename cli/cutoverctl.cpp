@@ -1,6 +1,7 @@
 // cutoverctl: command-line client for the controller's REST API. Tables by default, --json for
 // scripts; `migrate PORT|VM --to HOST --wait` follows a migration to its end and prints its
 // timeline.
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -53,6 +54,21 @@ struct Flags {
   bool no_conntrack_carry = false;
   int64_t timeout_s = 600;
 };
+
+// Percent-encodes everything but RFC 3986 unreserved characters (for a name in a URL path).
+std::string url_escape(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      char buf[4];
+      std::snprintf(buf, sizeof buf, "%%%02X", c);
+      out += buf;
+    }
+  }
+  return out;
+}
 
 class Fail : public std::runtime_error {
  public:
@@ -326,7 +342,7 @@ class Ctl {
   int migrate(const std::string& name) {
     need(f_.to, "--to");
     // A port id if there is such a port, else a libvirt domain the controller resolves.
-    const bool is_port = http_.request("GET", "/v1/ports/" + name).status != 404;
+    const bool is_port = http_.request("GET", "/v1/ports/" + url_escape(name)).status != 404;
     json body = {{is_port ? "port" : "vm", name}, {"to_host", f_.to}};
     if (f_.no_conntrack_carry) body["carry_conntrack"] = false;
     auto m = call("POST", "/v1/migrations", body);

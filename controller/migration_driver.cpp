@@ -127,6 +127,13 @@ PortId MigrationDriver::port_of_vm(const std::string& vm) const {
                    "domain '" + vm + "' has " + std::to_string(ports.size()) + " ports (" + names +
                        "); migrating multi-NIC VMs is not supported yet, migrate by port");
   }
+  const auto& port = state_.ports().at(ports.front());
+  if (!port.host || port.host->str() != hosts[0]) {
+    throw ApiError(409, "conflict", "vm",
+                   "domain '" + vm + "' runs on " + hosts[0] + " but its port '" + port.id.str() +
+                       "' is placed on " + (port.host ? port.host->str() : std::string("no host")) +
+                       " (a migration the controller has not caught up with?)");
+  }
   return ports.front();
 }
 
@@ -414,7 +421,10 @@ void MigrationDriver::note_precopy(const HostId& host) {
   if (agent == hub_.agents().end() || agent->second.precopy_iterations.empty()) return;
   std::vector<Migration> changed;
   for (const auto& [id, m] : state_.migrations()) {
-    if (m.source != host || is_terminal(m.state)) continue;
+    // Only once the live migration is under way: nothing left over from an earlier one.
+    if (m.source != host || is_terminal(m.state) || !m.timeline.count("migration_started")) {
+      continue;
+    }
     auto it = agent->second.precopy_iterations.find(m.port.str());
     if (it == agent->second.precopy_iterations.end()) continue;
     // One stamp per pass (bounded: a migration that never converges should not grow forever).

@@ -294,7 +294,11 @@ HttpResponse RestApi::route(const HttpRequest& req, const std::vector<std::strin
                 JsonReader r(j, "");
                 std::optional<PortId> port;
                 const auto vm = r.optional_string("vm");
-                if (r.raw("port") || !vm) {
+                if (!r.raw("port") && !vm) {
+                  throw ParseError("port",
+                                   "required: the port to migrate (or \"vm\", a libvirt domain)");
+                }
+                if (r.raw("port")) {
                   if (vm) throw ParseError("vm", "give either \"port\" or \"vm\", not both");
                   port =
                       r.parse_field<PortId>("port", r.required_string("port"),

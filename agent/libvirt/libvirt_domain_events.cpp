@@ -71,20 +71,40 @@ struct LoopCtx {
       (*fn)(now);
     }
   }
+  // A pre-copy pass of a domain leaving: no libvirt call here (the source daemon is busy with
+  // the migration, and this runs up to the pause), the interfaces come from the last refresh.
+  void iteration(const std::string& domain, int64_t n) {
+    auto it = last.vms.find(domain);
+    if (it == last.vms.end()) return;
+    for (const auto& id : it->second) iterations[id] = n;
+    Ifaces now = last;
+    now.precopy_iterations = iterations;
+    if (!(now == last)) {
+      last = now;
+      (*fn)(now);
+    }
+  }
+  // Any lifecycle change but the pause ends what the count described (a migration that failed
+  // and resumed here, a stop): the next migration starts counting again.
+  void forget(const std::string& domain) {
+    auto it = last.vms.find(domain);
+    if (it == last.vms.end()) return;
+    for (const auto& id : it->second) iterations.erase(id);
+  }
 };
 
 int on_lifecycle(virConnectPtr, virDomainPtr dom, int event, int detail, void* opaque) {
   logger("libvirt")->debug("domain {} event {} detail {}", virDomainGetName(dom), event, detail);
-  static_cast<LoopCtx*>(opaque)->refresh();
+  auto* ctx = static_cast<LoopCtx*>(opaque);
+  if (event != VIR_DOMAIN_EVENT_SUSPENDED) ctx->forget(virDomainGetName(dom));
+  ctx->refresh();
   return 0;
 }
 
 void on_iteration(virConnectPtr, virDomainPtr dom, int iteration, void* opaque) {
   logger("libvirt")->info("domain {}: outgoing migration, pre-copy iteration {}",
                           virDomainGetName(dom), iteration);
-  auto* ctx = static_cast<LoopCtx*>(opaque);
-  for (const auto& id : domain_iface_ids(dom)) ctx->iterations[id] = iteration;
-  ctx->refresh();
+  static_cast<LoopCtx*>(opaque)->iteration(virDomainGetName(dom), iteration);
 }
 }  // namespace
 

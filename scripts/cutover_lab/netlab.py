@@ -70,7 +70,8 @@ class PidProc:
         return cls(proc.pid, _start_time(proc.pid), getattr(proc, "log_path", None))
 
     def poll(self):
-        if self.returncode is None and _start_time(self.pid) != self.start_time:
+        if self.returncode is None and (self.start_time is None
+                                        or _start_time(self.pid) != self.start_time):
             self.returncode = 0  # not ours to know: it was reaped by whoever adopted it
         return self.returncode
 
@@ -158,7 +159,7 @@ class Lab:
         return {"prefix": self.prefix, "dir": self.dir, "namespaces": self.namespaces,
                 "procs": [{"pid": p.pid, "start_time": getattr(p, "start_time", None)
                            or _start_time(p.pid), "log": getattr(p, "log_path", None)}
-                          for p in self.procs],
+                          for p in self.procs if p.poll() is None],
                 "underlay_ns": self.underlay_ns,
                 "controller_port": getattr(self, "controller_port", None),
                 "token_file": getattr(self, "token_file", None),

@@ -95,14 +95,21 @@ class Libvirt:
             for name in os.listdir(qemu_dir):
                 if name.endswith(".pid"):
                     try:
-                        pids.append(int(open(os.path.join(qemu_dir, name)).read().strip()))
+                        pids.append((int(open(os.path.join(qemu_dir, name)).read().strip()),
+                                     name[:-4]))
                     except (OSError, ValueError):
                         pass
         self.lab.stop(self.proc)
-        for pid in pids:
+        for pid, domain in pids:
+            # A stale pid file may name a PID reused since: only that domain's QEMU.
             try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    cmd = f.read().split(b"\0")
+                if not cmd[0].endswith(b"qemu-system-x86_64") or not any(
+                        a.startswith(f"guest={domain},".encode()) for a in cmd):
+                    continue
                 os.kill(pid, 9)
-            except ProcessLookupError:
+            except (OSError, IndexError):
                 pass
         self.proc = None
 
@@ -158,9 +165,10 @@ def domain_xml(name, vmlinux, initrd, mac, ip, iface_id, console_log, memory_mib
 
 
 def start_vm(lv, name, guest_files, mac, ip, iface_id, cmdline="", memory_mib=128):
-    backend = lv.host.backend
     """cmdline: extra guest parameters (nvmet=NQN for a storage target, nvmeconn=... for a VM
-    whose data disk is an NVMe/TCP volume; see guest.py)."""
+    whose data disk is an NVMe/TCP volume; see guest.py). The interface follows the host's
+    backend (see interface_xml)."""
+    backend = lv.host.backend
     vmlinux, initrd, _ = guest_files
     xml_path = os.path.join(lv.dir, f"{name}.xml")
     console = os.path.join(lv.lab.dir, f"{name}-console.log")

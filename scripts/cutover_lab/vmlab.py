@@ -333,6 +333,8 @@ def up(n_hosts=3, gate_trigger="source-paused", prepare=True, backend="ovs"):
     prog.step("building the guest (Debian kernel, uncompressed + busybox initramfs)")
     g = guest.build(os.path.join(BUILD, "lab", "guest"), log=lambda m: print("    " + m))
     lab = Lab("lab")
+    # SIGTERM (a timeout, a service manager) tears down what was built so far, as Ctrl-C does.
+    old_term = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         ctx = bring_up(lab, prog, g, n_hosts=n_hosts, gate_trigger=gate_trigger,
                        libvirt_everywhere=True, backend=backend)
@@ -347,6 +349,8 @@ def up(n_hosts=3, gate_trigger="source-paused", prepare=True, backend="ovs"):
     except BaseException:
         lab.cleanup()
         raise
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
     hosts = ", ".join(f"{h.name} {h.underlay_ip}" for h in lab.hosts.values())
     return (f"lab up ({backend}): hosts {hosts}; vm1 ({VM_IP}) runs on h1, the client ({CLI_IP}) on "
             f"{st['client_host']}; controller on 127.0.0.1:{lab.controller_port} in namespace "

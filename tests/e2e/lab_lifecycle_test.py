@@ -15,6 +15,7 @@ Usage: lab_lifecycle_test.py   (exit 77 = skipped, with the reason printed)
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -51,6 +52,7 @@ class LabLifecycle(unittest.TestCase):
         return res
 
     def tearDown(self):
+        self.addCleanup(shutil.rmtree, self.tmp, True)
         if not os.path.exists(self.state):
             return
         with open(self.state) as f:
@@ -74,6 +76,7 @@ class LabLifecycle(unittest.TestCase):
         self.assertEqual((m["mode"], m["hop"]), ("cutover", "h1->h2"))
         self.assertEqual(m["tcp_survived"], m["tcp_sessions"])
         self.assertIn("gate_open", m["timeline"])
+        self.assertIsNotNone(m["downtime_ms"], "QEMU did not report a downtime")
         # As on OVS (vm_migration_test): at 1 kpps, what is lost beyond the VM's own pause stays
         # within 100 echoes (measured here: 8-156 lost with 113-202 ms downtime over 6 hops).
         self.assertLessEqual(m["lost"], m["downtime_ms"] + 100)

@@ -512,6 +512,9 @@ TEST(MigrationDriver, AVmIsMigratedThroughItsOnePort) {
   rig.d.vms["multi"] = {"peer"};
   rig.d.ack();
   EXPECT_NE(refused("multi").find("more than one host"), std::string::npos) << refused("multi");
+  rig.d.vms = {{"stale", {"vm"}}};  // d runs a domain with vm's interface; vm is placed on s
+  rig.d.ack();
+  EXPECT_NE(refused("stale").find("placed on s"), std::string::npos) << refused("stale");
   rig.r.disconnect();
   rig.d.vms.clear();
   rig.d.ack();
@@ -521,6 +524,12 @@ TEST(MigrationDriver, AVmIsMigratedThroughItsOnePort) {
 
 TEST(MigrationDriver, PreCopyPassesReachTheTimeline) {
   Rig rig;
+  rig.s.precopy["vm"] = 7;  // left over from an earlier migration: never stamped
+  rig.s.ack();
+  Host d = rig.state.hosts().at(HostId::parse("d"));
+  d.migration_uri = "qemu+tcp://10.0.0.2/system";  // cutover drives the live migration
+  rig.state.put_host(d);
+  rig.pump();
   auto m = rig.driver->create(PortId::parse("vm"), HostId::parse("d"));
   rig.pump();
   ASSERT_EQ(rig.mig(m.id.str()).state, MigrationState::ready);
@@ -533,6 +542,8 @@ TEST(MigrationDriver, PreCopyPassesReachTheTimeline) {
     EXPECT_TRUE(t.count(phase)) << phase;
   }
   EXPECT_FALSE(t.count("precopy_pass_4"));
+  EXPECT_FALSE(t.count("precopy_pass_7"));
+  EXPECT_LE(t.at("migration_started"), t.at("precopy_pass_1"));
   EXPECT_LE(t.at("precopy_pass_1"), t.at("precopy_pass_2"));
   rig.r.precopy["peer"] = 1;  // another host's VM leaving: not this migration's
   rig.r.ack();
