@@ -11,6 +11,8 @@
 namespace cutover::agent {
 
 namespace {
+// libvirt's error of the call that just failed. Read it before any other libvirt call: every
+// public API call (even virDomainGetName) resets the thread's last error.
 std::string last_error(const std::string& what) {
   virErrorPtr err = virGetLastError();
   return what + ": " + (err && err->message ? err->message : "unknown libvirt error");
@@ -40,9 +42,9 @@ std::string libvirt_migrate(const std::string& local_uri, const std::string& ifa
     error = "no running domain here has interface " + iface_id;
   } else {
     const unsigned flags = VIR_MIGRATE_LIVE | VIR_MIGRATE_PEER2PEER;
+    const std::string name = virDomainGetName(target);
     if (virDomainMigrateToURI3(target, destination_uri.c_str(), nullptr, 0, flags) != 0) {
-      error =
-          last_error(std::string("migrate ") + virDomainGetName(target) + " to " + destination_uri);
+      error = last_error("migrate " + name + " to " + destination_uri);
     }
     virDomainFree(target);
   }

@@ -276,6 +276,10 @@ class LabDown(RuntimeError):
     pass
 
 
+class HopFailed(RuntimeError):
+    """A migration that did not complete (rolled back, refused): the lab is still up."""
+
+
 def _save(st):
     os.makedirs(os.path.dirname(STATE_FILE), exist_ok=True)
     tmp = STATE_FILE + ".tmp"
@@ -371,7 +375,15 @@ def migrate(vm, dst, mode="cutover"):
         raise LabDown(f"vm1 already runs on {dst}")
     prog = Progress(1)
     prog.step(f"{mode}: live-migrating vm1 {src} -> {dst} under 1 kpps UDP + 8 TCP sessions")
-    r = run_hop(ctx, mode, src, dst, f"{mode}-{len(st['results'])}-{src}")
+    from .netlab import LabError
+    lab = ctx["lab"]
+    ours = len(lab.procs)  # what this hop starts (probes): stopped if it fails, nothing else
+    try:
+        r = run_hop(ctx, mode, src, dst, f"{mode}-{len(st['results'])}-{src}")
+    except LabError as e:
+        for proc in lab.procs[ours:]:
+            lab.stop(proc)
+        raise HopFailed(str(e)) from None
     print(hop_line(r))
     st = _load()  # re-read: only the results change
     st["results"].append(r)

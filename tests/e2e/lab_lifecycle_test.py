@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """e2e: the persistent lab as a user drives it - `scripts/lab up --hosts 4`, two measured live
 migrations of the real guest (h1 -> h3 through cutover by domain name, h3 -> h2 with plain virsh
-while cutover follows), `report`, `down`; and the same guest on the Linux dataplane
+while cutover follows) after one libvirt refuses (a domain of the same name on h3: rolled back
+with libvirt's reason), `report`, `down`; and the same guest on the Linux dataplane
 (`up --backend linux`: a plain tap the agent enslaves to the VNI's bridge), migrated h1 -> h2.
 
 Asserts: each command succeeds and the refusals name what is wrong (an unknown host, a second
@@ -92,6 +93,22 @@ class LabLifecycle(unittest.TestCase):
         bad = self.lab("migrate", "vm1", "h9", ok=False)
         self.assertEqual(bad.returncode, 2)
         self.assertIn("no host 'h9'", bad.stderr)
+
+        # libvirt refuses: h3 has another domain named vm1. The migration rolls back with
+        # libvirt's own words, and vm1 stays up on h1 (the next migration works from there).
+        h3 = next(h for h in st["lab"]["hosts"] if h["name"] == "h3")
+        xml = os.path.join(self.tmp, "vm1-conflict.xml")
+        with open(xml, "w") as f:
+            f.write("<domain type='qemu'><name>vm1</name><memory unit='MiB'>64</memory>"
+                    "<os><type arch='x86_64'>hvm</type></os></domain>")
+        virsh = ["ip", "netns", "exec", h3["ns"], "virsh", "-q", "-c",
+                 f"qemu+tcp://{h3['underlay_ip']}/system"]
+        subprocess.run(virsh + ["define", xml], check=True, capture_output=True)
+        refused = self.lab("migrate", "vm1", "h3", ok=False)
+        self.assertEqual(refused.returncode, 1)
+        self.assertIn("live migration failed", refused.stderr)
+        self.assertIn("already exists", refused.stderr, "libvirt's reason was lost")
+        subprocess.run(virsh + ["undefine", "vm1"], check=True, capture_output=True)
 
         self.lab("migrate", "vm1", "h3")
         self.lab("migrate", "vm1", "h2", "--via", "virsh")
