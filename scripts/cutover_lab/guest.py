@@ -1,7 +1,8 @@
 """The lab's guest: Debian's own kernel, uncompressed (boots in ~2 s under TCG instead of ~5 s:
 no xz decompression in emulation), and a busybox-static initramfs with the virtio-net modules,
-a UDP echo and a TCP echo (static C, built here). /init configures eth0 from the kernel command
-line (vmip=A.B.C.D/NN, vmmtu=N) and starts both echo servers on port 7. Built once into
+a UDP echo and a TCP echo (static C, built here) and busybox's HTTP server. /init configures eth0
+from the kernel command line (vmip=A.B.C.D/NN, vmmtu=N), starts both echo servers on port 7 and
+serves /www on port 80 (index.html names the guest and its address). Built once into
 build/lab/guest and reused while its inputs are unchanged."""
 import glob
 import gzip
@@ -34,6 +35,8 @@ ip link set eth0 up
 [ -n "$vmip" ] && ip addr add "$vmip" dev eth0
 /bin/udpecho 7 &
 /bin/tcpecho 7 &
+mkdir -p /www && echo "cutover lab guest $vmip" > /www/index.html
+/bin/busybox httpd -p 80 -h /www
 if [ -n "$nvmet" ]; then
   # NVMe/TCP target: one namespace backed by a 16 MiB file in RAM (buffered: no O_DIRECT on
   # tmpfs), any host allowed, listening on our address, port 4420.
@@ -121,7 +124,8 @@ def build(outdir, log=print):
     moddir = f"/lib/modules/{kver}"
     deps = open(os.path.join(moddir, "modules.dep")).read().splitlines()
     with tempfile.TemporaryDirectory() as root:
-        for d in ("bin", "sbin", "dev", "proc", "sys", "tmp", "etc", "lib/modules"):
+        for d in ("bin", "sbin", "usr/bin", "usr/sbin", "dev", "proc", "sys", "tmp", "etc",
+                  "lib/modules"):
             os.makedirs(os.path.join(root, d))
         shutil.copy("/bin/busybox", os.path.join(root, "bin/busybox"))
         for name in ("udpecho", "tcpecho", "nvmeio"):

@@ -34,12 +34,13 @@ def summarize(results):
 def text(results, summary):
     lines = ["", "CUTOVER REPORT", "",
              f"{'mode':<9} {'hop':<9} {'QEMU downtime':>13} {'lost':>6} {'max gap':>9} "
-             f"{'beyond pause':>12} {'TCP':>7} {'dups':>5} {'GARPs':>5}"]
+             f"{'beyond pause':>12} {'TCP':>7} {'dups':>5} {'GARPs':>5} {'HTTP':>5}"]
     for r in results:
         lines.append(f"{r['mode']:<9} {r['hop']:<9} {r['downtime_ms'] or 0:>10.0f} ms {r['lost']:>6} "
                      f"{r['max_gap_ms'] or 0:>6.0f} ms {r['beyond_pause_ms']:>9.0f} ms "
                      f"{r['tcp_survived']:>3}/{r['tcp_sessions']:<3} {r['duplicates']:>5} "
-                     f"{'-' if r.get('garps') is None else r['garps']:>5}")
+                     f"{'-' if r.get('garps') is None else r['garps']:>5} "
+                     f"{'-' if r.get('http_ok') is None else ('ok' if r['http_ok'] else 'FAIL'):>5}")
     lines.append("")
     for mode, s in summary.items():
         if mode == "baseline_over_cutover":
@@ -59,7 +60,8 @@ def text(results, summary):
         lines.append(f"timeline {r['hop']} (ms): {phases}")
     lines.append("")
     lines.append("GARPs = gratuitous ARP + RARP frames the destination agent sent in its paced "
-                 "rounds at activation (- = not cutover's migration)")
+                 "rounds at activation (- = not cutover's migration); HTTP = a new TCP connection to "
+                 "the guest's web server from the client after the hop")
     lines.append("lost = UDP echoes missing at 1 kpps (both directions); beyond pause = max gap - "
                  "QEMU downtime; dups = echoes of frames delivered twice (frames the destination "
                  "delivered although the source had already consumed them)")

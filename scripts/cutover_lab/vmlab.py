@@ -103,12 +103,22 @@ def run_hop(ctx, mode, src, dst, tag):
         times = [r[0] for r in reports]
         storage = {"io_completed": len(reports), "io_errors": sum(1 for r in reports if r[2]),
                    "io_stall_ms": round(max((b - a for a, b in zip(times, times[1:])), default=0) * 1000, 1)}
-    return {"mode": mode, "hop": f"{src}->{dst}", "downtime_ms": downtime, "migrate_wall_s": round(wall, 3),
+    http_ok = http_get(ctx)
+    return {"mode": mode, "hop": f"{src}->{dst}", "downtime_ms": downtime, "http_ok": http_ok, "migrate_wall_s": round(wall, 3),
             "lost": u["lost"], "sent": u["sent"], "duplicates": u["duplicates"], "max_gap_ms": gap,
             "beyond_pause_ms": max(0.0, gap - (downtime or 0.0)), "tcp_sessions": t["sessions"],
             "tcp_survived": t["survived"], "tcp_max_stall_ms": t["max_stall_ms"], "timeline": timeline,
             "garps": garps, **storage,
             "phases_s": phases, "echoes": u["echoes"]}
+
+
+def http_get(ctx):
+    """A fresh TCP connection to the guest's HTTP server from the client, after a hop: True if
+    it answered with its page."""
+    get = ("import urllib.request as u; print(u.build_opener(u.ProxyHandler({})).open("
+           f"'http://{VM_IP}/', timeout=5).read().decode())")
+    res = ctx["cli"].exec(sys.executable, "-c", get, check=False, timeout=15)
+    return res.returncode == 0 and "cutover lab guest" in res.stdout
 
 
 def to_baseline(ctx):
@@ -220,6 +230,7 @@ def bring_up(lab, prog, g, n_hosts=3, storage=False, gate_trigger="source-paused
         with open(probe) as f:
             return json.load(f)["echoed"] > 0
     wait_until("guest echo", echoing, timeout=90, interval=0.2)
+    wait_until("guest HTTP server", lambda: http_get({"cli": cli}), timeout=30, interval=0.2)
     if storage:
         wait_until("vm1's NVMe/TCP volume attached", lambda: "CUTOVER-NVME-READY" in open(
             vm_console).read(), timeout=120, interval=0.2)

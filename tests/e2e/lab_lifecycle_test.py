@@ -76,6 +76,7 @@ class LabLifecycle(unittest.TestCase):
             (m,) = json.load(f)["migrations"]
         self.assertEqual((m["mode"], m["hop"]), ("cutover", "h1->h2"))
         self.assertEqual(m["tcp_survived"], m["tcp_sessions"])
+        self.assertTrue(m["http_ok"])
         self.assertIn("gate_open", m["timeline"])
         self.assertIsNotNone(m["downtime_ms"], "QEMU did not report a downtime")
         # As on OVS (vm_migration_test): at 1 kpps, what is lost beyond the VM's own pause stays
@@ -121,6 +122,7 @@ class LabLifecycle(unittest.TestCase):
                          [("cutover", "h1->h3"), ("external", "h3->h2")])
         for m in migrations:
             self.assertEqual(m["tcp_survived"], m["tcp_sessions"], m["hop"])
+            self.assertTrue(m["http_ok"], m["hop"])
             self.assertIsNotNone(m["downtime_ms"], m["hop"])
             self.assertLessEqual(m["lost"], m["sent"])
         self.assertTrue(os.path.exists(os.path.join(out, "cutover-report.svg")))

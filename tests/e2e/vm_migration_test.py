@@ -33,6 +33,7 @@ class VmMigration(unittest.TestCase):
             self.assertIn(key, r)
         self.assertIsNotNone(r["downtime_ms"], "QEMU did not report a downtime")
         self.assertEqual(r["tcp_survived"], r["tcp_sessions"], "a TCP session broke")
+        self.assertTrue(r["http_ok"], "no new connection to the guest's HTTP server afterwards")
         self.assertEqual(r["tcp_sessions"], 8)
         self.assertLessEqual(r["lost"], r["sent"])
         self.assertAlmostEqual(r["beyond_pause_ms"], max(0.0, r["max_gap_ms"] - r["downtime_ms"]), 3)
