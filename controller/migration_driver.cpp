@@ -409,6 +409,13 @@ void MigrationDriver::adopt_external(const HostId& host) {
     stamp(m, "requested");
     stamp(m, "detected_external");
     audit(m, "detected_external", "running on " + host.str() + " without a cutover migration");
+    // The VM already runs there: following it is the only way to keep it reachable, but say
+    // what cutover would have refused (e.g. a stateful port on a host that cannot filter it).
+    if (auto why = policy_refusal(*port, host); !why.empty()) {
+      audit(m, "policy_violated", why + " (followed anyway: the VM already runs there)");
+      logger("migration")
+          ->warn("{}: followed a migration cutover would have refused: {}", m.id.str(), why);
+    }
     Port moved = *port;
     moved.migrating_to = host;  // cut_over() moves it from here
     state_.put_port_and_migration(moved, m);

@@ -549,3 +549,24 @@ TEST(MigrationDriver, PreCopyPassesReachTheTimeline) {
   rig.r.ack();
   EXPECT_EQ(rig.mig(m.id.str()).timeline.size(), t.size());
 }
+
+TEST(MigrationDriver, FollowingAnExternalMigrationSaysWhatPolicyWouldHaveRefused) {
+  Rig rig;
+  Host d = rig.state.hosts().at(HostId::parse("d"));
+  d.backend = Backend::linux;  // cannot enforce a stateful firewall
+  rig.state.put_host(d);
+  Port vm = rig.vm();
+  vm.ingress_allow = std::vector<IngressRule>{};
+  rig.state.replace_port(vm);
+  rig.pump();
+  rig.d.foreign.insert("vm");  // virsh migrate to d anyway
+  rig.d.ack();
+  rig.pump();
+  EXPECT_EQ(rig.mig("m1").state, MigrationState::completed) << "the VM runs there: follow it";
+  bool said = false;
+  for (const auto& e : rig.state.audit()) {
+    said |= e["event"] == "policy_violated" &&
+            e["detail"].get<std::string>().find("stateful firewall") != std::string::npos;
+  }
+  EXPECT_TRUE(said) << nlohmann::json(rig.state.audit()).dump();
+}
