@@ -37,14 +37,16 @@ struct Rig {
     state.create_port(p);
   }
 };
+template <class... Agents>
+void connect(Agents&... agents) {
+  (agents.connect(), ...);
+}
 }  // namespace
 
 TEST(AgentHub, SendsFullStateOnConnectAndOnlyChangedSlices) {
   Rig rig;
   FakeAgent a(rig.hub, "a"), b(rig.hub, "b"), c(rig.hub, "c");
-  a.connect();
-  b.connect();
-  c.connect();
+  connect(a, b, c);
   EXPECT_EQ(a.received, 1);
   rig.port("pa", "52:54:00:00:00:01", "a");
   rig.port("pb", "52:54:00:00:00:02", "b");
@@ -107,9 +109,7 @@ TEST(AgentHub, ReconnectResyncsAndResetsApplied) {
 TEST(AgentHub, PortChangesGoOutAsOneDeltaAndAgentsStayExact) {
   Rig rig;
   FakeAgent a(rig.hub, "a"), b(rig.hub, "b"), c(rig.hub, "c");
-  a.connect();
-  b.connect();
-  c.connect();
+  connect(a, b, c);
   rig.port("pa", "52:54:00:00:00:01", "a");
   rig.port("pb", "52:54:00:00:00:02", "b");
   rig.port("pc", "52:54:00:00:00:03", "c");
@@ -141,9 +141,7 @@ TEST(AgentHub, PortChangesGoOutAsOneDeltaAndAgentsStayExact) {
 TEST(AgentHub, WholeSlicesFromCachedPortEncodingsMatchTheDesiredState) {
   Rig rig;
   FakeAgent a(rig.hub, "a"), b(rig.hub, "b"), c(rig.hub, "c");
-  a.connect();
-  b.connect();
-  c.connect();
+  connect(a, b, c);
   rig.port("pa", "52:54:00:00:00:01", "a");
   rig.port("pb", "52:54:00:00:00:02", "b");
   settle(a, b, c);
