@@ -28,6 +28,8 @@ void AgentHub::detach(uint64_t session) {
   const HostId host = it->second.host;
   sessions_.erase(it);
   if (session_of_[host] == session) {
+    // A generation it had not ACKed yet no longer measures a fan-out: drop it.
+    std::erase_if(fanouts_, [&](const auto& f) { return f.second.waiting.count(host) > 0; });
     session_of_.erase(host);
     agents_[host].connected = false;
     logger("hub")->info("agent {} disconnected", host.str());
@@ -115,10 +117,33 @@ void AgentHub::send_if_changed(Session& s, bool force) {
   if (!force && hash == s.slice_hash) return;
   s.slice_hash = hash;
   agents_[s.host].sent_generation = state_.generation();
+  expect_ack(s.host, state_.generation());
   s.send(std::move(text));
 }
 
+void AgentHub::expect_ack(const HostId& host, uint64_t generation) {
+  if (!publishing_ || !on_fanout_acked) return;
+  auto [it, fresh] = fanouts_.try_emplace(generation);
+  if (fresh) it->second.sent = std::chrono::steady_clock::now();
+  it->second.waiting.insert(host);
+  while (fanouts_.size() > 64) fanouts_.erase(fanouts_.begin());  // agents that never answer
+}
+
+void AgentHub::acked(const HostId& host, uint64_t generation) {
+  for (auto it = fanouts_.begin(); it != fanouts_.end() && it->first <= generation;) {
+    it->second.waiting.erase(host);
+    if (it->second.waiting.empty()) {
+      const std::chrono::duration<double> took = std::chrono::steady_clock::now() - it->second.sent;
+      it = fanouts_.erase(it);
+      on_fanout_acked(took.count());
+    } else {
+      ++it;
+    }
+  }
+}
+
 void AgentHub::publish(const ChangeSet& change) {
+  publishing_ = true;
   for (const auto& pc : change.ports) {
     if (!pc.after && pc.before) port_json_.erase(pc.before->id);
   }
@@ -127,6 +152,7 @@ void AgentHub::publish(const ChangeSet& change) {
   } else if (!change.ports.empty()) {
     send_delta(change);
   }
+  publishing_ = false;
   check_waiters();
 }
 
@@ -175,6 +201,7 @@ void AgentHub::send_delta(const ChangeSet& change) {
       if (text.empty()) text = wire::encode(wire::ControllerMessage{delta});
       s.slice_hash = 0;  // the agent's slice moved on by a delta
       agents_[s.host].sent_generation = delta.generation;
+      expect_ack(s.host, delta.generation);
       s.send(text);
     }
   }
@@ -186,6 +213,7 @@ void AgentHub::on_message(uint64_t session, const wire::AgentMessage& m) {
   auto& info = agents_[it->second.host];
   if (auto* ack = std::get_if<wire::Ack>(&m)) {
     if (ack->generation > info.applied_generation) info.applied_generation = ack->generation;
+    if (!fanouts_.empty()) acked(it->second.host, ack->generation);
     info.bound_ports = std::set<std::string>(ack->bound_ports.begin(), ack->bound_ports.end());
     info.paused_ports = std::set<std::string>(ack->paused_ports.begin(), ack->paused_ports.end());
     info.foreign_running =

@@ -67,6 +67,9 @@ class AgentHub {
   std::function<void(const std::string& migration, const std::string& error)> on_migration_failed;
   std::function<void(const HostId& host, const wire::Announced& round)> on_announced;
   std::function<void(const HostId& host, const wire::Conntrack& ct)> on_conntrack;
+  // A generation that publish() sent to some agents has been ACKed by all of them: the seconds
+  // from sending to the last ACK (not called if one of them disconnected first).
+  std::function<void(double seconds)> on_fanout_acked;
 
   // Sends a message to a connected agent; false if it is not connected.
   bool send_to(const HostId& host, const std::string& text);
@@ -83,6 +86,8 @@ class AgentHub {
     WaitFn done;
   };
   void send_if_changed(Session& s, bool force);
+  void expect_ack(const HostId& host, uint64_t generation);  // during publish() only
+  void acked(const HostId& host, uint64_t generation);
   void send_delta(const ChangeSet& change);
   // Networks `host` has ports on (bound or arriving); with `undo`, as they were before it.
   std::set<NetworkId> networks_of(const HostId& host, const ChangeSet* undo = nullptr) const;
@@ -103,6 +108,12 @@ class AgentHub {
   std::vector<Waiter> waiters_;
   uint64_t cache_generation_ = UINT64_MAX;
   std::map<std::string, std::string> slice_cache_;  // network set -> slice body JSON
+  struct Fanout {
+    std::chrono::steady_clock::time_point sent;
+    std::set<HostId> waiting;
+  };
+  bool publishing_ = false;
+  std::map<uint64_t, Fanout> fanouts_;  // generation -> hosts it was sent to, not yet ACKed
   // Each port's JSON, with the value it was encoded from: a host joining a busy network gets
   // thousands of ports, and encoding them again on every change dominated the fan-out.
   std::map<PortId, std::pair<Port, std::string>> port_json_;

@@ -158,6 +158,7 @@ int main(int argc, char** argv) {
     AsioScheduler scheduler(io);
     Metrics metrics;
     MigrationDriver migrations(state, hub, scheduler, metrics, policy);
+    hub.on_fanout_acked = [&](double seconds) { metrics.observe_fanout(seconds); };
     state.on_change = [&](uint64_t, const ChangeSet& c) { hub.publish(c); };
     hub.on_agent_update = [&](const HostId& h) { migrations.on_agent_update(h); };
     hub.on_conntrack = [&](const HostId& host, const wire::Conntrack& ct) {

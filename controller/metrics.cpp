@@ -61,6 +61,8 @@ std::string Metrics::render(const Gauges& g) const {
                    "Network blackout of a port at cutover (source pause to gate open).");
   convergence_.render(out, "cutover_convergence_seconds",
                       "Cutover to every remote VTEP having applied the new location.");
+  fanout_.render(out, "cutover_generation_ack_seconds",
+                 "From sending a generation to the last ACK of the agents it was sent to.");
   return out;
 }
 

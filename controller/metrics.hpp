@@ -14,6 +14,7 @@ class Metrics {
   void migration_finished(const std::string& outcome) { ++migrations_[outcome]; }
   void observe_blackout(double seconds);
   void observe_convergence(double seconds);
+  void observe_fanout(double seconds) { fanout_.observe(seconds); }
 
   struct Gauges {
     uint64_t generation = 0;
@@ -34,7 +35,7 @@ class Metrics {
     void render(std::string& out, const std::string& name, const std::string& help) const;
   };
   std::map<std::string, uint64_t> migrations_;
-  Histogram blackout_, convergence_;
+  Histogram blackout_, convergence_, fanout_;
 };
 
 }  // namespace cutover::controller

@@ -167,3 +167,30 @@ TEST(AgentHub, WholeSlicesFromCachedPortEncodingsMatchTheDesiredState) {
   ASSERT_NE(it, c.last.ports.end());
   EXPECT_EQ(it->mac, MacAddress::parse("52:54:00:00:00:09"));
 }
+
+TEST(AgentHub, AFanOutIsTimedUntilTheLastAgentItWasSentToAcks) {
+  Rig rig;
+  std::vector<double> took;
+  rig.hub.on_fanout_acked = [&](double s) { took.push_back(s); };
+  FakeAgent a(rig.hub, "a"), b(rig.hub, "b"), c(rig.hub, "c", /*auto_ack=*/false);
+  connect(a, b, c);
+  settle(a, b, c);
+  c.ack();
+  EXPECT_TRUE(took.empty()) << "connecting is a resync, not a fan-out";
+  rig.port("pa", "52:54:00:00:00:01", "a");
+  rig.port("pb", "52:54:00:00:00:02", "b");
+  settle(a, b, c);
+  EXPECT_EQ(took.size(), 2u) << "two changes, each ACKed by the agents it reached";
+  rig.port("pc", "52:54:00:00:00:03", "c");  // reaches a, b and c; c does not answer yet
+  settle(a, b, c);
+  EXPECT_EQ(took.size(), 2u);
+  c.ack();
+  ASSERT_EQ(took.size(), 3u);
+  EXPECT_GE(took.back(), 0.0);
+  Port pa = rig.state.ports().at(PortId::parse("pa"));
+  pa.labels["x"] = "y";
+  rig.state.replace_port(pa);
+  settle(a, b, c);
+  c.disconnect();  // never ACKs: that fan-out is not measured
+  EXPECT_EQ(took.size(), 3u);
+}
