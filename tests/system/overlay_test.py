@@ -148,9 +148,11 @@ class OvsOverlay(unittest.TestCase):
         wait_until("b2 to receive the broadcast burst", lambda: self.rx(b2) - before["b2"] >= 200)
         wait_until("b3 to receive the broadcast burst",
                    lambda: self.rx(self.vms["b3"]) - before["b3"] >= 200)
-        # The blue VMs got all 200; the red ones (one on b1's own host) must have got none.
-        self.assertEqual(self.rx(r1) - before["r1"], 0, "broadcast leaked to red VM on same host")
-        self.assertEqual(self.rx(r2) - before["r2"], 0, "broadcast leaked to red VM on other host")
+        # The blue VMs got all 200; the red ones (one on b1's own host) must have got none of
+        # them. Their own VNI is not silent (r1 and r2 exchange IPv6 MLD/ND now and then, which
+        # once counted here: 1 frame), so allow a few frames but never the burst.
+        self.assertLess(self.rx(r1) - before["r1"], 5, "broadcast leaked to red VM on same host")
+        self.assertLess(self.rx(r2) - before["r2"], 5, "broadcast leaked to red VM on other host")
 
     @staticmethod
     def rx(vm):
