@@ -234,28 +234,30 @@ int main(int argc, char** argv) {
   std::unique_ptr<ControllerClient> client;
   // With --libvirt-uri a port is reported up only while its domain runs here.
   std::map<std::string, std::string> iface_of_port;  // from the latest desired state
-  std::optional<std::set<std::string>> running;      // iface-ids; nullopt = not watching
-  std::set<std::string> paused;                      // iface-ids paused for outgoing migration
-  LibvirtDomainEvents::Vms vms;                      // running domains -> their iface-ids
-  std::map<std::string, int64_t> precopy;            // iface-id -> outgoing pre-copy iteration
-  std::set<std::string> local_ifaces;                // iface-ids the state places here
-  StorageReport storage_report;                      // the storage thread's latest
+  // What libvirt last said runs (or paused to leave) here; nullopt = not watching libvirt.
+  std::optional<LibvirtDomainEvents::DomainsNow> domains_now;
+  std::set<std::string> local_ifaces;  // iface-ids the state places here
+  StorageReport storage_report;        // the storage thread's latest
   auto for_controller = [&](ApplyReport r) {
     r.storage_ready = storage_report.ready;
     r.storage_failed = storage_report.failed;
-    if (running) {
+    if (domains_now) {
+      const auto& running = domains_now->running;
       std::erase_if(r.bound_ports, [&](const std::string& port) {
         auto it = iface_of_port.find(port);
-        return it == iface_of_port.end() || !running->count(it->second);
+        return it == iface_of_port.end() || !running.count(it->second);
       });
       for (const auto& [port, iface] : iface_of_port) {
-        if (paused.count(iface)) r.paused_ports.push_back(port);
+        if (domains_now->paused.count(iface)) r.paused_ports.push_back(port);
       }
       // A VM running here whose port the state places elsewhere: migrated by someone else.
-      for (const auto& iface : *running) {
+      for (const auto& iface : running) {
         if (!local_ifaces.count(iface)) r.foreign_running.push_back(iface);
       }
-      for (const auto& [vm, ifaces] : vms) r.vms[vm].assign(ifaces.begin(), ifaces.end());
+      for (const auto& [vm, ifaces] : domains_now->vms) {
+        r.vms[vm].assign(ifaces.begin(), ifaces.end());
+      }
+      const auto& precopy = domains_now->precopy_iterations;
       for (const auto& [port, iface] : iface_of_port) {
         if (auto it = precopy.find(iface); it != precopy.end()) {
           r.precopy_iterations[port] = it->second;
@@ -281,6 +283,7 @@ int main(int argc, char** argv) {
   // reach the controller first.
   auto carry = [&] {
     if (cfg.backend != "ovs" || !latest || !client) return;
+    const auto paused = domains_now ? domains_now->paused : std::set<std::string>{};
     for (const auto& e : carrier.update(*latest, last.ct_zones, paused)) log->warn("{}", e);
   };
   std::unique_ptr<StorageThread> storage;
@@ -397,16 +400,13 @@ int main(int argc, char** argv) {
   }
   std::unique_ptr<LibvirtDomainEvents> domains;
   if (!cfg.libvirt_uri.empty()) {
-    running.emplace();
+    domains_now.emplace();
     domains = std::make_unique<LibvirtDomainEvents>(
         cfg.libvirt_uri, [&](LibvirtDomainEvents::DomainsNow now) {
           boost::asio::post(io, [&, now = std::move(now)] {
             log->info("libvirt: {} interface(s) running here, {} paused for migration",
                       now.running.size(), now.paused.size());
-            running = now.running;
-            paused = now.paused;
-            vms = now.vms;
-            precopy = now.precopy_iterations;
+            domains_now = now;
             carry();
             if (client) client->report(for_controller(last));
           });

@@ -196,24 +196,23 @@ void ControllerClient::migration_failed(const std::string& migration, const std:
 }
 
 void ControllerClient::report(const ApplyReport& r) {
-  std::string text;
+  // The key is the message without apply_ms, which differs every time. Everything else
+  // (storage, which changes on its own thread, libvirt's domains and pre-copy passes) must reach
+  // the controller when it changes, even within one generation.
+  std::string text, key;
   if (r.ok) {
-    text = wire::encode(wire::AgentMessage{
-        wire::Ack{r.generation, r.apply_ms, r.bound_ports, r.paused_ports, r.foreign_running,
-                  r.storage_ready, r.storage_failed, r.vms, r.precopy_iterations}});
+    wire::Ack ack{r.generation,        0,
+                  r.bound_ports,       r.paused_ports,
+                  r.foreign_running,   r.storage_ready,
+                  r.storage_failed,    r.vms,
+                  r.precopy_iterations};
+    key = wire::encode(wire::AgentMessage{ack});
+    ack.apply_ms = r.apply_ms;
+    text = wire::encode(wire::AgentMessage{ack});
   } else if (r.rejected) {
-    text = wire::encode(wire::AgentMessage{wire::Nack{r.generation, r.error, r.error_field}});
+    text = key = wire::encode(wire::AgentMessage{wire::Nack{r.generation, r.error, r.error_field}});
   } else {
     return;
-  }
-  // apply_ms differs every time; compare the message without it. Everything else (storage,
-  // which changes on its own thread, libvirt's domains and pre-copy passes) must reach the
-  // controller when it changes, even within one generation.
-  std::string key = text;
-  if (r.ok) {
-    key = wire::encode(wire::AgentMessage{
-        wire::Ack{r.generation, 0, r.bound_ports, r.paused_ports, r.foreign_running,
-                  r.storage_ready, r.storage_failed, r.vms, r.precopy_iterations}});
   }
   if (key == impl_->last_sent) return;
   impl_->last_sent = key;

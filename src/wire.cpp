@@ -127,14 +127,10 @@ AgentMessage decode_agent_message(const std::string& text) {
     }
     if (const auto* vms = r.raw("vms")) {
       if (!vms->is_object()) throw ParseError("vms", "expected an object");
+      JsonReader vr(*vms, "vms");
       for (const auto& [name, ifaces] : vms->items()) {
         if (name.empty()) throw ParseError("vms", "empty domain name");
-        if (!ifaces.is_array()) throw ParseError("vms." + name, "expected an array");
-        auto& out_ifaces = a.vms[name];
-        for (const auto& i : ifaces) {
-          if (!i.is_string()) throw ParseError("vms." + name, "expected strings");
-          out_ifaces.push_back(i.get<std::string>());
-        }
+        a.vms[name] = strings(vr, name);
       }
     }
     if (const auto* it = r.raw("precopy_iterations")) {

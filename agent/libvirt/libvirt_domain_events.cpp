@@ -65,10 +65,13 @@ struct LoopCtx {
       return !now.running.count(kv.first) && !now.paused.count(kv.first);
     });
     now.precopy_iterations = iterations;
+    emit(std::move(now));
+  }
+  void emit(Ifaces now) {
     if (first || !(now == last)) {
       first = false;
       last = now;
-      (*fn)(now);
+      (*fn)(std::move(now));
     }
   }
   // A pre-copy pass of a domain leaving: no libvirt call here (the source daemon is busy with
@@ -79,10 +82,7 @@ struct LoopCtx {
     for (const auto& id : it->second) iterations[id] = n;
     Ifaces now = last;
     now.precopy_iterations = iterations;
-    if (!(now == last)) {
-      last = now;
-      (*fn)(now);
-    }
+    emit(std::move(now));
   }
   // Any lifecycle change but the pause ends what the count described (a migration that failed
   // and resumed here, a stop): the next migration starts counting again.

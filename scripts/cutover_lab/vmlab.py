@@ -160,11 +160,17 @@ def probe_storage(lab, cli, env):
     return out
 
 
-def prepare_build(prog):
-    prog.step("installing dependencies (idempotent)")
-    subprocess.run([os.path.join(ROOT, "scripts", "install-deps")], check=True)
-    prog.step("building cutover (libopenvswitch is built once and reused)")
-    subprocess.run([os.path.join(ROOT, "scripts", "build")], check=True)
+def get_ready(prog, install_and_build=True):
+    """Dependencies and the build (unless told not to), then the guest; returns the guest's
+    (vmlinux, initrd, bindir). Two progress steps more with install_and_build."""
+    from . import guest
+    if install_and_build:
+        prog.step("installing dependencies (idempotent)")
+        subprocess.run([os.path.join(ROOT, "scripts", "install-deps")], check=True)
+        prog.step("building cutover (libopenvswitch is built once and reused)")
+        subprocess.run([os.path.join(ROOT, "scripts", "build")], check=True)
+    prog.step("building the guest (Debian kernel, uncompressed + busybox initramfs)")
+    return guest.build(os.path.join(BUILD, "lab", "guest"), log=lambda m: print("    " + m))
 
 
 def bring_up(lab, prog, g, n_hosts=3, storage=False, gate_trigger="source-paused",
@@ -242,14 +248,11 @@ def run(cycles=1, baseline=True, out=None, prepare=True, hops=(("h1", "h2"), ("h
         external=True, gate_trigger="source-paused", storage=False):
     """Runs the lab; returns (results, report text). prepare=False skips install-deps/build."""
     from .netlab import Lab
-    from . import guest, report
+    from . import report
     nmodes = 1 + (1 if baseline else 0) + (1 if external else 0)
     prog = Progress(5 + (1 if storage else 0) + (2 if prepare else 0) + len(hops) * cycles * nmodes
                     + (1 if baseline else 0))
-    if prepare:
-        prepare_build(prog)
-    prog.step("building the guest (Debian kernel, uncompressed + busybox initramfs)")
-    g = guest.build(os.path.join(BUILD, "lab", "guest"), log=lambda m: print("    " + m))
+    g = get_ready(prog, install_and_build=prepare)
     results = []
     with Lab("lab") as lab:
         ctx = bring_up(lab, prog, g, storage=storage, gate_trigger=gate_trigger)
@@ -333,7 +336,6 @@ def _restore(st):
 def up(n_hosts=3, gate_trigger="source-paused", prepare=True, backend="ovs"):
     """Brings a lab up and leaves it running; records it in STATE_FILE."""
     from .netlab import Lab, PidProc, _start_time
-    from . import guest
     if n_hosts < 2:
         raise LabDown("--hosts: a migration needs at least 2 hosts")
     if os.path.exists(STATE_FILE):
@@ -343,10 +345,7 @@ def up(n_hosts=3, gate_trigger="source-paused", prepare=True, backend="ovs"):
                       else "a lab recorded in " + STATE_FILE + " lost its controller; scripts/lab "
                       "down removes what is left of it")
     prog = Progress(4 + (2 if prepare else 0))
-    if prepare:
-        prepare_build(prog)
-    prog.step("building the guest (Debian kernel, uncompressed + busybox initramfs)")
-    g = guest.build(os.path.join(BUILD, "lab", "guest"), log=lambda m: print("    " + m))
+    g = get_ready(prog, install_and_build=prepare)
     lab = Lab("lab")
     # SIGTERM (a timeout, a service manager) tears down what was built so far, as Ctrl-C does.
     old_term = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

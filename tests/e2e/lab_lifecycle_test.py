@@ -30,12 +30,8 @@ LAB = os.path.join(ROOT, "scripts", "lab")
 
 
 def alive(pid, start_time):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return False
-    return fields[0] != "Z" and int(fields[19]) == start_time
+    from cutover_lab.netlab import _start_time
+    return _start_time(pid) == start_time
 
 
 class LabLifecycle(unittest.TestCase):
