@@ -3,7 +3,10 @@
 // Creates one network and one port per agent, then moves one port back and forth between two
 // hosts K times and measures, per change, the time from the REST write until every agent has
 // received and ACKed the new generation. Prints JSON; never passes or fails on time.
+#include <sys/epoll.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <utility>  // before Boost.Asio 1.74, which uses std::exchange without it
 
@@ -12,13 +15,18 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
+#include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
-#include <deque>
-#include <future>
+#include <cstring>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <random>
+#include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -32,72 +40,181 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-struct Agent : std::enable_shared_from_this<Agent> {
-  Agent(asio::io_context& io, int index, std::string token)
-      : ws(asio::make_strand(io)), index(index), token(std::move(token)) {}
-  websocket::stream<beast::tcp_stream> ws;
-  beast::flat_buffer buffer;
-  std::deque<std::string> queue;
-  int index;
-  std::string token;
+// One simulated agent after its handshake: a non-blocking socket speaking RFC 6455 frames
+// directly. The fleet shares this machine's two cores with the controller, so an agent here costs
+// one read and one write per generation and nothing else; real agents run on their own hosts.
+struct Agent {
+  int fd = -1;
+  int index = 0;
+  std::string in;       // bytes read, not yet a whole frame
+  std::string message;  // payload of a fragmented message so far
   std::atomic<uint64_t> generation{0};
   std::atomic<Clock::rep> seen_at{0};
-  bool connected = false;
+  std::atomic<bool> closed{false};
+  std::atomic<size_t> last_bytes{0};  // size of the last message (a delta, once changes run)
+  uint32_t mask_state = 0;
 
-  void start(const tcp::endpoint& ep) {
-    beast::get_lowest_layer(ws).async_connect(
-        ep, [self = shared_from_this()](beast::error_code ec) {
-          if (ec) return;
-          self->ws.set_option(websocket::stream_base::decorator([self](websocket::request_type& r) {
-            r.set(beast::http::field::authorization, "Bearer " + self->token);
-          }));
-          self->ws.read_message_max(64 << 20);
-          self->ws.async_handshake("127.0.0.1", "/v1/agent", [self](beast::error_code ec) {
-            if (ec) return;
-            self->connected = true;
-            char hello[256];
-            std::snprintf(hello, sizeof hello,
-                          R"({"type":"hello","host":{"id":"h%d","underlay_ip":"10.%d.%d.%d"}})",
-                          self->index, 100 + ((self->index >> 16) & 127), (self->index >> 8) & 255,
-                          self->index & 255);
-            self->send(hello);
-            self->read();
-          });
-        });
-  }
-  void read() {
-    ws.async_read(buffer, [self = shared_from_this()](beast::error_code ec, size_t) {
-      if (ec) {
-        self->connected = false;
+  // A client frame: masked, as RFC 6455 5.3 requires of clients.
+  void send_frame(uint8_t opcode, std::string_view payload) {
+    std::string f;
+    f.push_back(static_cast<char>(0x80 | opcode));
+    if (payload.size() < 126) {
+      f.push_back(static_cast<char>(0x80 | payload.size()));
+    } else {
+      f.push_back(static_cast<char>(0x80 | 126));
+      f.push_back(static_cast<char>(payload.size() >> 8));
+      f.push_back(static_cast<char>(payload.size() & 0xff));
+    }
+    mask_state = mask_state * 1664525u + 1013904223u;
+    char key[4];
+    std::memcpy(key, &mask_state, 4);
+    f.append(key, 4);
+    for (size_t i = 0; i < payload.size(); ++i) f.push_back(payload[i] ^ key[i & 3]);
+    for (size_t off = 0; off < f.size();) {
+      const ssize_t n = ::send(fd, f.data() + off, f.size() - off, MSG_NOSIGNAL);
+      if (n > 0) {
+        off += static_cast<size_t>(n);
+      } else if (n < 0 && errno == EAGAIN) {
+        std::this_thread::yield();  // the controller is slow to read; an ACK is tiny
+      } else {
+        closed = true;
         return;
       }
-      // Like an agent with a fast dataplane: take the generation, ACK it.
-      const auto data = beast::buffers_to_string(self->buffer.data());
-      self->buffer.consume(self->buffer.size());
-      const auto pos = data.rfind("\"generation\":");
-      if (pos != std::string::npos) {
-        const uint64_t gen = std::strtoull(data.c_str() + pos + 13, nullptr, 10);
-        self->seen_at = Clock::now().time_since_epoch().count();
-        self->generation = gen;
-        self->send(R"({"type":"ack","generation":)" + std::to_string(gen) + "}");
+    }
+  }
+
+  // Like an agent with a fast dataplane: take the generation, ACK it.
+  void on_message() {
+    const auto pos = message.find("\"generation\":");
+    if (pos == std::string::npos) return;
+    const uint64_t gen = std::strtoull(message.c_str() + pos + 13, nullptr, 10);
+    seen_at = Clock::now().time_since_epoch().count();
+    last_bytes = message.size();
+    generation = gen;
+    send_frame(0x1, R"({"type":"ack","generation":)" + std::to_string(gen) + "}");
+  }
+
+  // Reads what is there and handles every whole frame; false once the connection is gone.
+  bool readable() {
+    char buf[65536];
+    for (;;) {
+      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n > 0) {
+        in.append(buf, static_cast<size_t>(n));
+        if (static_cast<size_t>(n) < sizeof buf) break;
+      } else if (n < 0 && errno == EAGAIN) {
+        break;
+      } else {
+        return false;
       }
-      self->read();
-    });
-  }
-  void send(std::string text) {
-    queue.push_back(std::move(text));
-    if (queue.size() == 1) write_next();
-  }
-  void write_next() {
-    ws.text(true);
-    ws.async_write(asio::buffer(queue.front()),
-                   [self = shared_from_this()](beast::error_code ec, size_t) {
-                     if (ec) return;
-                     self->queue.pop_front();
-                     if (!self->queue.empty()) self->write_next();
-                   });
+    }
+    size_t off = 0;
+    for (;;) {
+      const size_t avail = in.size() - off;
+      if (avail < 2) break;
+      const auto* b = reinterpret_cast<const uint8_t*>(in.data() + off);
+      const bool fin = b[0] & 0x80;
+      const uint8_t opcode = b[0] & 0x0f;
+      if (b[1] & 0x80) return false;  // a server never masks
+      uint64_t len = b[1] & 0x7f;
+      size_t header = 2;
+      if (len == 126) {
+        if (avail < 4) break;
+        len = (uint64_t{b[2]} << 8) | b[3];
+        header = 4;
+      } else if (len == 127) {
+        if (avail < 10) break;
+        len = 0;
+        for (int i = 2; i < 10; ++i) len = (len << 8) | b[i];
+        header = 10;
+      }
+      if (avail < header + len) break;
+      const std::string_view payload(in.data() + off + header, len);
+      off += header + len;
+      if (opcode <= 0x2) {  // continuation, text, binary
+        message.append(payload);
+        if (fin) {
+          on_message();
+          message.clear();
+        }
+      } else if (opcode == 0x8) {
+        return false;
+      } else if (opcode == 0x9) {
+        send_frame(0xA, payload);  // pong
+      }
+    }
+    in.erase(0, off);
+    return true;
   }
 };
+
+// The WebSocket handshake through Beast (a real client handshake with the bearer token), then
+// the socket is handed over to the frame loop above.
+int connect_agent(const tcp::endpoint& ep, int index, const std::string& token) {
+  asio::io_context io;
+  websocket::stream<tcp::socket> ws(io);
+  ws.next_layer().connect(ep);
+  ws.set_option(websocket::stream_base::decorator([&](websocket::request_type& r) {
+    r.set(beast::http::field::authorization, "Bearer " + token);
+  }));
+  ws.handshake("127.0.0.1", "/v1/agent");
+  char hello[256];
+  std::snprintf(hello, sizeof hello,
+                R"({"type":"hello","host":{"id":"h%d","underlay_ip":"10.%d.%d.%d"}})", index,
+                100 + ((index >> 16) & 127), (index >> 8) & 255, index & 255);
+  ws.text(true);
+  ws.write(asio::buffer(std::string(hello)));
+  const int fd = ::dup(ws.next_layer().native_handle());
+  if (fd < 0) throw std::runtime_error("dup failed");
+  return fd;  // the io_context and its socket close their copy; this one stays connected
+}
+
+// Runs a share of the agents on one thread until `stop`.
+void run_agents(std::vector<Agent*> agents, const std::atomic<bool>& stop) {
+  const int ep = epoll_create1(EPOLL_CLOEXEC);
+  for (auto* a : agents) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.ptr = a;
+    epoll_ctl(ep, EPOLL_CTL_ADD, a->fd, &ev);
+  }
+  std::vector<epoll_event> events(256);
+  while (!stop) {
+    const int n = epoll_wait(ep, events.data(), static_cast<int>(events.size()), 5);
+    for (int i = 0; i < n; ++i) {
+      auto* a = static_cast<Agent*>(events[i].data.ptr);
+      if (!a->readable()) {
+        a->closed = true;
+        epoll_ctl(ep, EPOLL_CTL_DEL, a->fd, nullptr);
+      }
+    }
+  }
+  ::close(ep);
+}
+
+// CPU seconds (user + system) of a process, from /proc; 0 when it cannot be read.
+double process_cpu(int pid) {
+  std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "r");
+  if (!f) return 0;
+  char buf[1024];
+  const size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+  std::fclose(f);
+  buf[n] = 0;
+  const char* p = std::strrchr(buf, ')');  // the command name may hold spaces
+  unsigned long utime = 0, stime = 0;
+  if (!p || std::sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime,
+                        &stime) != 2) {
+    return 0;
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+double self_cpu() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
 
 double percentile(std::vector<double> v, double p) {
   std::sort(v.begin(), v.end());
@@ -108,7 +225,8 @@ double percentile(std::vector<double> v, double p) {
 
 int main(int argc, char** argv) {
   if (argc < 5) {
-    std::fprintf(stderr, "usage: bench_controller PORT TOKEN AGENTS CHANGES [THREADS]\n");
+    std::fprintf(stderr,
+                 "usage: bench_controller PORT TOKEN AGENTS CHANGES [THREADS [CONTROLLER_PID]]\n");
     return 2;
   }
   const int port = std::atoi(argv[1]);
@@ -143,39 +261,51 @@ int main(int argc, char** argv) {
           {"host", "h" + std::to_string(i)}});
   }
 
-  // The simulated agents run on `threads` threads (the main one included), each agent on its own
-  // strand, so that the fleet is not limited to one core.
+  // The simulated agents run on `threads` threads of their own; this one makes the REST writes.
   const int threads = argc > 5 ? std::max(1, std::atoi(argv[5])) : 1;
-  asio::io_context io;
-  auto guard = asio::make_work_guard(io);
+  const tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), static_cast<uint16_t>(port));
+  std::vector<std::unique_ptr<Agent>> agents;
+  const auto t_connect = Clock::now();
+  for (int i = 0; i < n; ++i) {
+    agents.push_back(std::make_unique<Agent>());
+    agents.back()->index = i;
+    agents.back()->mask_state = static_cast<uint32_t>(std::random_device{}()) + i;
+    agents.back()->fd = connect_agent(ep, i, token);
+  }
+  std::atomic<bool> stop{false};
   std::vector<std::thread> workers;
-  for (int t = 1; t < threads; ++t) workers.emplace_back([&io] { io.run(); });
+  for (int t = 0; t < threads; ++t) {
+    std::vector<Agent*> share;
+    for (int i = t; i < n; i += threads) share.push_back(agents[i].get());
+    workers.emplace_back(run_agents, std::move(share), std::cref(stop));
+  }
   struct Join {
-    asio::io_context& io;
+    std::atomic<bool>& stop;
     std::vector<std::thread>& w;
     ~Join() {
-      io.stop();
+      stop = true;
       for (auto& t : w) t.join();
     }
-  } join{io, workers};
-  const tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), static_cast<uint16_t>(port));
-  std::vector<std::shared_ptr<Agent>> agents;
-  for (int i = 0; i < n; ++i) {
-    agents.push_back(std::make_shared<Agent>(io, i, token));
-    agents.back()->start(ep);
-  }
-  auto run_until = [&](auto&& done, std::chrono::seconds limit) {
+  } join{stop, workers};
+  // Waits (polling every 0.5 ms: the agents timestamp what they see themselves) until every
+  // agent has seen `target`, or a connection is gone, or the limit passes.
+  auto all_at = [&](uint64_t target, std::chrono::seconds limit) {
     const auto deadline = Clock::now() + limit;
-    while (!done() && Clock::now() < deadline) io.run_for(std::chrono::microseconds(200));
-    return done();
+    for (;;) {
+      bool all = true;
+      for (auto& a : agents) {
+        if (a->closed) {
+          std::fprintf(stderr, "agent h%d: the controller closed the connection\n", a->index);
+          return false;
+        }
+        all = all && a->generation >= target;
+      }
+      if (all) return true;
+      if (Clock::now() > deadline) return false;
+      std::this_thread::sleep_for(std::chrono::microseconds(500));
+    }
   };
-  const auto t_connect = Clock::now();
-  if (!run_until(
-          [&] {
-            return std::all_of(agents.begin(), agents.end(),
-                               [](auto& a) { return a->generation > 0; });
-          },
-          std::chrono::seconds(120))) {
+  if (!all_at(1, std::chrono::seconds(120))) {
     std::fprintf(stderr, "not every agent got its initial state\n");
     return 1;
   }
@@ -185,31 +315,23 @@ int main(int argc, char** argv) {
   std::vector<double> samples;
   std::vector<double> write_samples;  // the REST write alone (includes the store's commit)
   auto p0 = nlohmann::json::parse(http.request("GET", "/v1/ports/p0").body);
+  // CPU spent during the changes alone: the controller's (when its PID is given) and this
+  // process's (the simulated fleet plus the REST client), per change.
+  const int controller_pid = argc > 6 ? std::atoi(argv[6]) : 0;
+  const double controller_cpu0 = controller_pid ? process_cpu(controller_pid) : 0;
+  const double self_cpu0 = self_cpu();
   for (int k = 0; k < changes; ++k) {
     p0["host"] = (k % 2 == 0) ? "h1" : "h0";
     const auto t0 = Clock::now();
-    // The REST client runs on its own thread, like an operator's: the agents read and ACK while
-    // the controller is still answering it.
-    auto write = std::async(std::launch::async, [&, body = p0.dump()] {
-      auto r = http.request("PUT", "/v1/ports/p0", body);
-      const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-      if (r.status != 200) return std::make_pair(ms, uint64_t{0});
-      return std::make_pair(
-          ms, nlohmann::json::parse(http.request("GET", "/healthz").body)["generation"]
-                  .get<uint64_t>());
-    });
-    while (write.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
-      io.run_for(std::chrono::microseconds(200));
+    auto r = http.request("PUT", "/v1/ports/p0", p0.dump());
+    write_samples.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+    if (r.status != 200) {
+      std::fprintf(stderr, "PUT /v1/ports/p0 -> %d %s\n", r.status, r.body.c_str());
+      return 1;
     }
-    const auto [write_ms, target] = write.get();
-    if (target == 0) return 1;
-    write_samples.push_back(write_ms);
-    if (!run_until(
-            [&] {
-              return std::all_of(agents.begin(), agents.end(),
-                                 [&](auto& a) { return a->generation >= target; });
-            },
-            std::chrono::seconds(60))) {
+    const auto target =
+        nlohmann::json::parse(http.request("GET", "/healthz").body)["generation"].get<uint64_t>();
+    if (!all_at(target, std::chrono::seconds(60))) {
       std::fprintf(stderr, "change %d: not every agent reached generation %llu\n", k,
                    static_cast<unsigned long long>(target));
       return 1;
@@ -217,13 +339,19 @@ int main(int argc, char** argv) {
     Clock::time_point last = t0;
     for (auto& a : agents) last = std::max(last, Clock::time_point(Clock::duration(a->seen_at)));
     samples.push_back(std::chrono::duration<double, std::milli>(last - t0).count());
-    io.run_for(std::chrono::milliseconds(2));  // let the ACKs drain before the next change
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));  // let the ACKs drain
   }
+  const double controller_cpu_ms =
+      controller_pid ? (process_cpu(controller_pid) - controller_cpu0) * 1000 / changes : -1;
+  const double fleet_cpu_ms = (self_cpu() - self_cpu0) * 1000 / changes;
   std::printf(
       "{\"agents\": %d, \"changes\": %d, \"initial_sync_ms\": %.1f, \"p50_ms\": %.2f, "
-      "\"p99_ms\": %.2f, \"max_ms\": %.2f, \"write_p50_ms\": %.2f, \"write_p99_ms\": %.2f}\n",
+      "\"p99_ms\": %.2f, \"max_ms\": %.2f, \"write_p50_ms\": %.2f, \"write_p99_ms\": %.2f, "
+      "\"controller_cpu_ms_per_change\": %.2f, \"fleet_cpu_ms_per_change\": %.2f, "
+      "\"delta_bytes\": %zu}\n",
       n, changes, connect_ms, percentile(samples, 0.5), percentile(samples, 0.99),
       *std::max_element(samples.begin(), samples.end()), percentile(write_samples, 0.5),
-      percentile(write_samples, 0.99));
+      percentile(write_samples, 0.99), controller_cpu_ms, fleet_cpu_ms,
+      agents.back()->last_bytes.load());
   return 0;
 }

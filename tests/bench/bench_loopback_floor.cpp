@@ -1,0 +1,160 @@
+// bench_loopback_floor: what one fan-out costs this machine's kernel with no controller at all.
+// N loopback TCP connections; a "server" thread writes one message to every connection and waits
+// for a short reply on each; a "fleet" thread answers every message it reads. Raw sockets and
+// epoll, no framing, no JSON: the lower bound for bench_controller's figures on the same machine
+// (scripts/bench-controller prints both). Prints JSON; never passes or fails.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double thread_cpu_ms() {
+  rusage u{};
+  getrusage(RUSAGE_THREAD, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) * 1e3 +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e3;
+}
+
+void check(bool ok, const char* what) {
+  if (!ok) throw std::runtime_error(std::string(what) + ": " + std::strerror(errno));
+}
+
+int epoll_of(const std::vector<int>& fds) {
+  const int ep = epoll_create1(EPOLL_CLOEXEC);
+  check(ep >= 0, "epoll_create1");
+  for (size_t i = 0; i < fds.size(); ++i) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u32 = static_cast<uint32_t>(i);
+    check(epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &ev) == 0, "epoll_ctl");
+  }
+  return ep;
+}
+
+double percentile(std::vector<double> v, double p) {
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5))];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 3) {
+    std::fprintf(stderr, "usage: bench_loopback_floor CONNECTIONS ROUNDS [MESSAGE_BYTES]\n");
+    return 2;
+  }
+  const int n = std::atoi(argv[1]);
+  const int rounds = std::atoi(argv[2]);
+  const size_t message_bytes = argc > 3 ? static_cast<size_t>(std::atoi(argv[3])) : 400;
+  if (n < 1 || rounds < 1 || message_bytes < 1 || message_bytes > 65536) {
+    std::fprintf(stderr, "bench_loopback_floor: CONNECTIONS, ROUNDS >= 1, MESSAGE_BYTES 1..65536\n");
+    return 2;
+  }
+  rlimit rl{};
+  getrlimit(RLIMIT_NOFILE, &rl);
+  rl.rlim_cur = rl.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &rl);
+
+  std::vector<int> server(n), fleet(n);
+  try {
+    const int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    check(listener >= 0, "socket");
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);  // port 0: any free one
+    check(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0, "bind");
+    check(listen(listener, 4096) == 0, "listen");
+    socklen_t len = sizeof addr;
+    check(getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len) == 0, "getsockname");
+    const int one = 1;
+    for (int i = 0; i < n; ++i) {
+      fleet[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      check(fleet[i] >= 0, "socket");
+      check(connect(fleet[i], reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0, "connect");
+      server[i] = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      check(server[i] >= 0, "accept4");
+      for (int fd : {fleet[i], server[i]}) {
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // as Beast's sockets
+      }
+      check(fcntl(fleet[i], F_SETFL, O_NONBLOCK) == 0, "fcntl");
+    }
+    close(listener);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_loopback_floor: %s\n", e.what());
+    return 1;
+  }
+
+  std::atomic<bool> stop{false};
+  std::atomic<double> fleet_cpu{0};
+  std::thread answering([&] {
+    const int ep = epoll_of(fleet);
+    const double cpu0 = thread_cpu_ms();
+    std::vector<epoll_event> events(256);
+    std::vector<char> buf(65536);
+    const char reply[] = R"({"type":"ack","generation":123456})";
+    while (!stop) {
+      const int k = epoll_wait(ep, events.data(), static_cast<int>(events.size()), 5);
+      for (int j = 0; j < k; ++j) {
+        const int fd = fleet[events[j].data.u32];
+        if (recv(fd, buf.data(), buf.size(), 0) > 0) send(fd, reply, sizeof reply - 1, MSG_NOSIGNAL);
+      }
+    }
+    fleet_cpu = thread_cpu_ms() - cpu0;
+    close(ep);
+  });
+
+  const int ep = epoll_of(server);
+  const std::string message(message_bytes, 'x');
+  std::vector<epoll_event> events(256);
+  std::vector<char> buf(65536);
+  std::vector<double> samples;
+  const double cpu0 = thread_cpu_ms();
+  for (int r = 0; r < rounds; ++r) {
+    const auto t0 = Clock::now();
+    for (int i = 0; i < n; ++i) send(server[i], message.data(), message.size(), MSG_NOSIGNAL);
+    int replies = 0;
+    while (replies < n) {
+      const int k = epoll_wait(ep, events.data(), static_cast<int>(events.size()), 1000);
+      if (k == 0) {
+        std::fprintf(stderr, "bench_loopback_floor: round %d got %d of %d replies\n", r, replies, n);
+        stop = true;
+        answering.join();
+        return 1;
+      }
+      for (int j = 0; j < k; ++j) {
+        if (recv(server[events[j].data.u32], buf.data(), buf.size(), 0) > 0) ++replies;
+      }
+    }
+    samples.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));  // as bench_controller between changes
+  }
+  const double server_cpu = thread_cpu_ms() - cpu0;  // sleeping costs none
+  stop = true;
+  answering.join();
+  std::printf(
+      "{\"connections\": %d, \"rounds\": %d, \"message_bytes\": %zu, \"p50_ms\": %.2f, "
+      "\"p99_ms\": %.2f, \"server_cpu_ms_per_round\": %.2f, \"fleet_cpu_ms_per_round\": %.2f}\n",
+      n, rounds, message_bytes, percentile(samples, 0.5), percentile(samples, 0.99),
+      server_cpu / rounds, fleet_cpu.load() / rounds);
+  return 0;
+}
