@@ -3,6 +3,7 @@
 // Creates one network and one port per agent, then moves one port back and forth between two
 // hosts K times and measures, per change, the time from the REST write until every agent has
 // received and ACKed the new generation. Prints JSON; never passes or fails on time.
+#include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -165,7 +166,11 @@ int connect_agent(const tcp::endpoint& ep, int index, const std::string& token) 
   ws.text(true);
   ws.write(asio::buffer(std::string(hello)));
   const int fd = ::dup(ws.next_layer().native_handle());
-  if (fd < 0) throw std::runtime_error("dup failed");
+  // Asio left the descriptor blocking for its synchronous calls: a read would wait for the rest
+  // of a large slice instead of serving the other agents.
+  if (fd < 0 || ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK) != 0) {
+    throw std::runtime_error(std::string("cannot take over the socket: ") + std::strerror(errno));
+  }
   return fd;  // the io_context and its socket close their copy; this one stays connected
 }
 
@@ -313,6 +318,9 @@ int main(int argc, char** argv) {
       std::chrono::duration<double, std::milli>(Clock::now() - t_connect).count();
 
   std::vector<double> samples;
+  // h0 holds only p0: moving p0 to h1 sends every agent the same delta (h0 leaves the VNI and gets
+  // its small slice); moving it back makes h0 rejoin, and h0 gets the whole slice of n ports.
+  std::vector<double> to_h1, to_h0;
   std::vector<double> write_samples;  // the REST write alone (includes the store's commit)
   auto p0 = nlohmann::json::parse(http.request("GET", "/v1/ports/p0").body);
   // CPU spent during the changes alone: the controller's (when its PID is given) and this
@@ -339,6 +347,7 @@ int main(int argc, char** argv) {
     Clock::time_point last = t0;
     for (auto& a : agents) last = std::max(last, Clock::time_point(Clock::duration(a->seen_at)));
     samples.push_back(std::chrono::duration<double, std::milli>(last - t0).count());
+    (k % 2 == 0 ? to_h1 : to_h0).push_back(samples.back());
     std::this_thread::sleep_for(std::chrono::milliseconds(2));  // let the ACKs drain
   }
   const double controller_cpu_ms =
@@ -348,10 +357,11 @@ int main(int argc, char** argv) {
       "{\"agents\": %d, \"changes\": %d, \"initial_sync_ms\": %.1f, \"p50_ms\": %.2f, "
       "\"p99_ms\": %.2f, \"max_ms\": %.2f, \"write_p50_ms\": %.2f, \"write_p99_ms\": %.2f, "
       "\"controller_cpu_ms_per_change\": %.2f, \"fleet_cpu_ms_per_change\": %.2f, "
-      "\"delta_bytes\": %zu}\n",
+      "\"delta_bytes\": %zu, \"p50_ms_delta_only\": %.2f, \"p50_ms_rejoin\": %.2f}\n",
       n, changes, connect_ms, percentile(samples, 0.5), percentile(samples, 0.99),
       *std::max_element(samples.begin(), samples.end()), percentile(write_samples, 0.5),
       percentile(write_samples, 0.99), controller_cpu_ms, fleet_cpu_ms,
-      agents.back()->last_bytes.load());
+      agents.back()->last_bytes.load(), percentile(to_h1, 0.5),
+      to_h0.empty() ? 0.0 : percentile(to_h0, 0.5));
   return 0;
 }

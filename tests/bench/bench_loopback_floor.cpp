@@ -53,7 +53,8 @@ int epoll_of(const std::vector<int>& fds) {
 
 double percentile(std::vector<double> v, double p) {
   std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5))];
+  return v[std::min(v.size() - 1,
+                    static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5))];
 }
 
 }  // namespace
@@ -67,7 +68,8 @@ int main(int argc, char** argv) {
   const int rounds = std::atoi(argv[2]);
   const size_t message_bytes = argc > 3 ? static_cast<size_t>(std::atoi(argv[3])) : 400;
   if (n < 1 || rounds < 1 || message_bytes < 1 || message_bytes > 65536) {
-    std::fprintf(stderr, "bench_loopback_floor: CONNECTIONS, ROUNDS >= 1, MESSAGE_BYTES 1..65536\n");
+    std::fprintf(stderr,
+                 "bench_loopback_floor: CONNECTIONS, ROUNDS >= 1, MESSAGE_BYTES 1..65536\n");
     return 2;
   }
   rlimit rl{};
@@ -116,7 +118,8 @@ int main(int argc, char** argv) {
       const int k = epoll_wait(ep, events.data(), static_cast<int>(events.size()), 5);
       for (int j = 0; j < k; ++j) {
         const int fd = fleet[events[j].data.u32];
-        if (recv(fd, buf.data(), buf.size(), 0) > 0) send(fd, reply, sizeof reply - 1, MSG_NOSIGNAL);
+        if (recv(fd, buf.data(), buf.size(), 0) > 0)
+          send(fd, reply, sizeof reply - 1, MSG_NOSIGNAL);
       }
     }
     fleet_cpu = thread_cpu_ms() - cpu0;
@@ -136,7 +139,8 @@ int main(int argc, char** argv) {
     while (replies < n) {
       const int k = epoll_wait(ep, events.data(), static_cast<int>(events.size()), 1000);
       if (k == 0) {
-        std::fprintf(stderr, "bench_loopback_floor: round %d got %d of %d replies\n", r, replies, n);
+        std::fprintf(stderr, "bench_loopback_floor: round %d got %d of %d replies\n", r, replies,
+                     n);
         stop = true;
         answering.join();
         return 1;
@@ -146,7 +150,8 @@ int main(int argc, char** argv) {
       }
     }
     samples.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));  // as bench_controller between changes
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(2));  // as bench_controller between changes
   }
   const double server_cpu = thread_cpu_ms() - cpu0;  // sleeping costs none
   stop = true;
