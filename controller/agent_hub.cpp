@@ -76,16 +76,23 @@ std::string AgentHub::slice_body(const HostId& host, const std::set<NetworkId>& 
     if (p.migrating_to) host_ids.insert(*p.migrating_to);
   }
   ports += ']';
-  nlohmann::json hosts = nlohmann::json::array(), networks = nlohmann::json::array();
+  std::string hosts = "[";
   for (const auto& h : host_ids) {
     if (auto it = state_.hosts().find(h); it != state_.hosts().end()) {
-      hosts.push_back(to_json(it->second));
+      if (hosts.size() > 1) hosts += ',';
+      auto& text = host_json_[h];
+      if (text.empty()) text = to_json(it->second).dump();
+      hosts += text;
     }
   }
+  hosts += ']';
+  nlohmann::json networks = nlohmann::json::array();
   for (const auto& n : nets) networks.push_back(to_json(state_.networks().at(n)));
   // Keys in nlohmann's (sorted) order, as to_json(DesiredState).dump() writes them.
-  return R"({"hosts":)" + hosts.dump() + R"(,"networks":)" + networks.dump() + R"(,"ports":)" +
-         ports + "}";
+  std::string body = R"({"hosts":)" + hosts + R"(,"networks":)" + networks.dump() + R"(,"ports":)";
+  body += ports;
+  body += '}';
+  return body;
 }
 
 std::string AgentHub::slice_message(const HostId& host, size_t& hash) {
@@ -148,6 +155,7 @@ void AgentHub::publish(const ChangeSet& change) {
     if (!pc.after && pc.before) port_json_.erase(pc.before->id);
   }
   if (change.topology) {
+    host_json_.clear();  // a host changed (which one is not said)
     for (auto& [id, s] : sessions_) send_if_changed(s, false);
   } else if (!change.ports.empty()) {
     send_delta(change);
