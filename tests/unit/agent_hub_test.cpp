@@ -138,7 +138,7 @@ TEST(AgentHub, PortChangesGoOutAsOneDeltaAndAgentsStayExact) {
   EXPECT_TRUE(rig.hub.host_applied(HostId::parse("a"), rig.state.generation()));
 }
 
-TEST(AgentHub, WholeSlicesFromCachedPortEncodingsMatchTheDesiredState) {
+TEST(AgentHub, WholeSlicesFromCachedEncodingsMatchTheDesiredState) {
   Rig rig;
   FakeAgent a(rig.hub, "a"), b(rig.hub, "b"), c(rig.hub, "c");
   connect(a, b, c);
@@ -166,6 +166,17 @@ TEST(AgentHub, WholeSlicesFromCachedPortEncodingsMatchTheDesiredState) {
   auto it = std::find_if(c.last.ports.begin(), c.last.ports.end(), same);
   ASSERT_NE(it, c.last.ports.end());
   EXPECT_EQ(it->mac, MacAddress::parse("52:54:00:00:00:09"));
+  // Host b moves to another underlay address after its encoding was cached: every agent that
+  // lists b gets the new one.
+  Host hb = rig.state.hosts().at(HostId::parse("b"));
+  hb.underlay_ip = IpAddress::parse("10.0.9.2");
+  rig.state.put_host(hb);
+  settle(a, b, c);
+  for (auto* agent : {&a, &b, &c}) {
+    auto want = rig.state.desired_for(agent->last.host);
+    want.generation = agent->last.generation;
+    EXPECT_EQ(agent->last, want) << agent->last.host.str() << " has a stale host encoding";
+  }
 }
 
 TEST(AgentHub, AFanOutIsTimedUntilTheLastAgentItWasSentToAcks) {
