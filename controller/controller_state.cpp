@@ -40,6 +40,20 @@ ControllerState::ControllerState(Store& store) : store_(store) {
       throw std::runtime_error(where + " is corrupt: " + e.what());
     }
   }
+  for (const auto& [id, m] : migrations_) index_migration(m);  // after the ports are loaded
+}
+
+void ControllerState::index_migration(const Migration& m) {
+  bool open = !is_terminal(m.state);
+  if (!open && !m.timeline.count("storage_released")) {
+    auto p = ports_.find(m.port);
+    open = p != ports_.end() && !p->second.volumes.empty();
+  }
+  if (open) {
+    open_migrations_.insert(m.id);
+  } else {
+    open_migrations_.erase(m.id);
+  }
 }
 
 void ControllerState::commit(std::vector<StoredRecord> upserts,
@@ -186,6 +200,7 @@ void ControllerState::append_audit(nlohmann::json entry) {
 Migration ControllerState::put_migration(const Migration& m) {
   commit({record("migration", m.id.str(), m)}, {});
   migrations_[m.id] = m;
+  index_migration(m);
   if (on_change) on_change(generation_, ChangeSet{});  // no agent's slice changed
   return m;
 }
@@ -196,6 +211,7 @@ void ControllerState::put_port_and_migration(const Port& p, const Migration& m) 
   const Port before = ports_.at(p.id);
   ports_[p.id] = p;
   migrations_[m.id] = m;
+  index_migration(m);
   if (on_change) on_change(generation_, ChangeSet{false, {{before, p}}});
 }
 

@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <vector>
 
 #include "api_error.hpp"
@@ -36,6 +37,10 @@ class ControllerState {
   const std::map<NetworkId, Network>& networks() const { return networks_; }
   const std::map<PortId, Port>& ports() const { return ports_; }
   const std::map<MigrationId, Migration>& migrations() const { return migrations_; }
+  // The migrations the driver still has to look at on every agent report: not finished, or
+  // finished while their port had volumes not yet reported released. Finished history, which
+  // only grows, is not in it.
+  const std::set<MigrationId>& open_migrations() const { return open_migrations_; }
 
   // All throw ApiError (4xx for the caller's mistakes, 500 when the store fails).
   Host put_host(const Host& h);  // create or replace
@@ -70,6 +75,8 @@ class ControllerState {
   std::map<HostId, Host> hosts_;
   std::map<NetworkId, Network> networks_;
   std::map<PortId, Port> ports_;
+  void index_migration(const Migration& m);  // keeps open_migrations_ exact
+  std::set<MigrationId> open_migrations_;
   std::map<MigrationId, Migration> migrations_;
   std::vector<nlohmann::json> audit_;
 };

@@ -25,6 +25,12 @@ MigrationId MigrationDriver::next_id() const {
   }
 }
 
+std::vector<const Migration*> MigrationDriver::open_migrations() const {
+  std::vector<const Migration*> out;
+  for (const auto& id : state_.open_migrations()) out.push_back(&state_.migrations().at(id));
+  return out;
+}
+
 size_t MigrationDriver::active_count() const {
   size_t n = 0;
   for (const auto& [id, m] : state_.migrations()) n += is_terminal(m.state) ? 0 : 1;
@@ -301,7 +307,8 @@ void MigrationDriver::check_released(const HostId& host) {
   auto agent = hub_.agents().find(host);
   if (agent == hub_.agents().end() || !agent->second.connected) return;
   std::vector<Migration> done;
-  for (const auto& [id, m] : state_.migrations()) {
+  for (const auto* open : open_migrations()) {
+    const Migration& m = *open;
     if (m.timeline.count("storage_released")) continue;
     const bool left = (m.state == MigrationState::completed && m.source == host) ||
                       (m.state == MigrationState::rolled_back && m.destination == host);
@@ -398,8 +405,7 @@ void MigrationDriver::adopt_external(const HostId& host) {
     }
     if (!port || !port->host || *port->host == host || port->migrating_to) continue;
     bool active = false;
-    for (const auto& [id, m] : state_.migrations())
-      active |= m.port == port->id && !is_terminal(m.state);
+    for (const auto* m : open_migrations()) active |= m->port == port->id && !is_terminal(m->state);
     if (active) continue;
     Migration m;
     m.id = next_id();
@@ -427,7 +433,8 @@ void MigrationDriver::note_precopy(const HostId& host) {
   auto agent = hub_.agents().find(host);
   if (agent == hub_.agents().end() || agent->second.precopy_iterations.empty()) return;
   std::vector<Migration> changed;
-  for (const auto& [id, m] : state_.migrations()) {
+  for (const auto* open : open_migrations()) {
+    const Migration& m = *open;
     // Only once the live migration is under way: nothing left over from an earlier one.
     if (m.source != host || is_terminal(m.state) || !m.timeline.count("migration_started")) {
       continue;
@@ -446,14 +453,14 @@ void MigrationDriver::note_precopy(const HostId& host) {
 void MigrationDriver::on_agent_update(const HostId& host) {
   note_precopy(host);
   std::vector<MigrationId> waiting;
-  for (const auto& [id, m] : state_.migrations()) {
-    const bool live = m.state == MigrationState::ready || m.state == MigrationState::migrating;
-    if (live && (m.destination == host || m.source == host)) waiting.push_back(id);
+  for (const auto* m : open_migrations()) {
+    const bool live = m->state == MigrationState::ready || m->state == MigrationState::migrating;
+    if (live && (m->destination == host || m->source == host)) waiting.push_back(m->id);
   }
   for (const auto& id : waiting) check_activation(id);
   std::vector<MigrationId> preparing;
-  for (const auto& [id, m] : state_.migrations()) {
-    if (m.state == MigrationState::preparing && m.destination == host) preparing.push_back(id);
+  for (const auto* m : open_migrations()) {
+    if (m->state == MigrationState::preparing && m->destination == host) preparing.push_back(m->id);
   }
   for (const auto& id : preparing) finish_prepare(id);
   check_released(host);

@@ -86,6 +86,8 @@ class MigrationDriver {
   size_t active_count() const;
 
  private:
+  // state_.open_migrations(): all an agent's report can still affect, without the history.
+  std::vector<const Migration*> open_migrations() const;
   MigrationId next_id() const;  // "m<N>", the first N not taken
   void transition(Migration& m, MigrationState to, const std::string& reason = "");
   void stamp(Migration& m, const std::string& phase);

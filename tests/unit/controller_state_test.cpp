@@ -146,3 +146,55 @@ TEST(ControllerState, SlicesPerHost) {
   EXPECT_TRUE(idle.ports.empty());
   EXPECT_EQ(idle.generation, s.generation());
 }
+
+TEST(ControllerState, OpenMigrationsLeaveOutFinishedHistoryAlsoAfterAReopen) {
+  auto path =
+      std::filesystem::temp_directory_path() / ("cutover-open-" + std::to_string(getpid()) + ".db");
+  std::filesystem::remove(path);
+  auto migration = [](const char* id, const char* of, MigrationState state) {
+    Migration m;
+    m.id = MigrationId::parse(id);
+    m.port = PortId::parse(of);
+    m.source = HostId::parse("h1");
+    m.destination = HostId::parse("h2");
+    m.state = state;
+    return m;
+  };
+  const auto ids = [](const ControllerState& s) {
+    std::vector<std::string> out;
+    for (const auto& id : s.open_migrations()) out.push_back(id.str());
+    return out;
+  };
+  {
+    SqliteStore store(path.string());
+    ControllerState s(store);
+    s.put_host(host("h1", "192.168.0.1"));
+    s.put_host(host("h2", "192.168.0.2"));
+    s.create_network(net("blue", 100));
+    s.create_port(port("plain", "52:54:00:00:00:01", "blue", "h1"));
+    auto disk = port("disk", "52:54:00:00:00:02", "blue", "h1");
+    disk.volumes.push_back(Volume{"data",
+                                  "nqn.2014-08.org.example:data",
+                                  {{IpAddress::parse("10.0.0.9"), 4420}},
+                                  std::nullopt});
+    s.create_port(disk);
+    s.put_migration(migration("m1", "plain", MigrationState::completed));
+    s.put_migration(migration("m2", "plain", MigrationState::migrating));
+    s.put_migration(migration("m3", "disk", MigrationState::completed));  // storage still held
+    s.put_migration(migration("m4", "disk", MigrationState::rolled_back));
+    EXPECT_EQ(ids(s), (std::vector<std::string>{"m2", "m3", "m4"}));
+    auto done = migration("m2", "plain", MigrationState::completed);
+    s.put_migration(done);
+    auto released = migration("m4", "disk", MigrationState::rolled_back);
+    released.timeline["storage_released"] = 1;
+    s.put_migration(released);
+    EXPECT_EQ(ids(s), (std::vector<std::string>{"m3"}));
+  }
+  SqliteStore store(path.string());
+  ControllerState s(store);  // migrations load before the ports they name: indexed after both
+  EXPECT_EQ(s.migrations().size(), 4u);
+  EXPECT_EQ(ids(s), (std::vector<std::string>{"m3"}));
+  std::filesystem::remove(path);
+  std::filesystem::remove(path.string() + "-wal");
+  std::filesystem::remove(path.string() + "-shm");
+}
