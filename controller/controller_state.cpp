@@ -44,8 +44,12 @@ ControllerState::ControllerState(Store& store) : store_(store) {
 }
 
 void ControllerState::index_migration(const Migration& m) {
+  // Finished: only a completed or rolled-back one can still wait for its storage to be released
+  // (MigrationDriver::check_released), and only if its port has volumes when it is written.
   bool open = !is_terminal(m.state);
-  if (!open && !m.timeline.count("storage_released")) {
+  const bool may_hold_storage =
+      m.state == MigrationState::completed || m.state == MigrationState::rolled_back;
+  if (!open && may_hold_storage && !m.timeline.count("storage_released")) {
     auto p = ports_.find(m.port);
     open = p != ports_.end() && !p->second.volumes.empty();
   }

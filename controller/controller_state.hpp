@@ -38,8 +38,9 @@ class ControllerState {
   const std::map<PortId, Port>& ports() const { return ports_; }
   const std::map<MigrationId, Migration>& migrations() const { return migrations_; }
   // The migrations the driver still has to look at on every agent report: not finished, or
-  // finished while their port had volumes not yet reported released. Finished history, which
-  // only grows, is not in it.
+  // completed/rolled back while their port had volumes not yet reported released. Finished
+  // history, which only grows, is not in it. Judged when a migration is written (and on load):
+  // a port's volumes changing later does not move its finished migrations in or out.
   const std::set<MigrationId>& open_migrations() const { return open_migrations_; }
 
   // All throw ApiError (4xx for the caller's mistakes, 500 when the store fails).
@@ -75,7 +76,7 @@ class ControllerState {
   std::map<HostId, Host> hosts_;
   std::map<NetworkId, Network> networks_;
   std::map<PortId, Port> ports_;
-  void index_migration(const Migration& m);  // keeps open_migrations_ exact
+  void index_migration(const Migration& m);  // updates open_migrations_ for m
   std::set<MigrationId> open_migrations_;
   std::map<MigrationId, Migration> migrations_;
   std::vector<nlohmann::json> audit_;

@@ -182,6 +182,7 @@ TEST(ControllerState, OpenMigrationsLeaveOutFinishedHistoryAlsoAfterAReopen) {
     s.put_migration(migration("m2", "plain", MigrationState::migrating));
     s.put_migration(migration("m3", "disk", MigrationState::completed));  // storage still held
     s.put_migration(migration("m4", "disk", MigrationState::rolled_back));
+    s.put_migration(migration("m5", "disk", MigrationState::rejected));  // never held storage
     EXPECT_EQ(ids(s), (std::vector<std::string>{"m2", "m3", "m4"}));
     auto done = migration("m2", "plain", MigrationState::completed);
     s.put_migration(done);
@@ -192,7 +193,7 @@ TEST(ControllerState, OpenMigrationsLeaveOutFinishedHistoryAlsoAfterAReopen) {
   }
   SqliteStore store(path.string());
   ControllerState s(store);  // migrations load before the ports they name: indexed after both
-  EXPECT_EQ(s.migrations().size(), 4u);
+  EXPECT_EQ(s.migrations().size(), 5u);
   EXPECT_EQ(ids(s), (std::vector<std::string>{"m3"}));
   std::filesystem::remove(path);
   std::filesystem::remove(path.string() + "-wal");
