@@ -2,7 +2,8 @@
 // channel (hello, then ACK every generation it receives), against a running cutover-controller.
 // Creates one network and one port per agent, then moves one port back and forth between two
 // hosts K times and measures, per change, the time from the REST write until every agent has
-// received and ACKed the new generation. Prints JSON; never passes or fails on time.
+// received the new generation (the controller's own figure, sending to the last ACK, is in its
+// /metrics). Prints JSON; never passes or fails on time.
 #include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
@@ -61,10 +62,15 @@ struct Agent {
     f.push_back(static_cast<char>(0x80 | opcode));
     if (payload.size() < 126) {
       f.push_back(static_cast<char>(0x80 | payload.size()));
-    } else {
+    } else if (payload.size() <= 0xffff) {
       f.push_back(static_cast<char>(0x80 | 126));
       f.push_back(static_cast<char>(payload.size() >> 8));
       f.push_back(static_cast<char>(payload.size() & 0xff));
+    } else {
+      f.push_back(static_cast<char>(0x80 | 127));
+      for (int shift = 56; shift >= 0; shift -= 8) {
+        f.push_back(static_cast<char>((uint64_t{payload.size()} >> shift) & 0xff));
+      }
     }
     mask_state = mask_state * 1664525u + 1013904223u;
     char key[4];
