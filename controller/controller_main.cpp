@@ -40,6 +40,7 @@ struct ControllerConfig {
   std::string forbid;  // "portlabel:hostlabel,..."
   int64_t prepare_timeout_ms = 30000;
   int64_t activation_timeout_ms = 300000;
+  int64_t conntrack_carry_ttl_s = 600;
   std::string gate_trigger = "source-paused";
   std::string log_level = "info";
   std::string log_format = "text";
@@ -100,6 +101,10 @@ int main(int argc, char** argv) {
            "roll back when the destination and VTEPs have not ACKed the prepare by then");
   opts.add("activation-timeout-ms", &cfg.activation_timeout_ms,
            "roll back when the port has not come up on the destination by then");
+  opts.add("conntrack-carry-ttl", &cfg.conntrack_carry_ttl_s,
+           "seconds after a migration ends that the destination keeps admitting the connections "
+           "carried from the source's conntrack (by then the VM's own packets have committed "
+           "them there)");
   opts.add("gate-trigger", &cfg.gate_trigger,
            "when the destination starts delivering to an arriving VM: source-paused (default: "
            "frames sent during the final copy queue in its tap) or destination-running "
@@ -128,6 +133,8 @@ int main(int argc, char** argv) {
     policy.max_concurrent_per_host = cfg.max_concurrent_per_host;
     policy.prepare_timeout = std::chrono::milliseconds(cfg.prepare_timeout_ms);
     policy.activation_timeout = std::chrono::milliseconds(cfg.activation_timeout_ms);
+    if (cfg.conntrack_carry_ttl_s < 1) throw ParseError("--conntrack-carry-ttl", "must be >= 1");
+    policy.carried_conns_ttl = std::chrono::seconds(cfg.conntrack_carry_ttl_s);
     if (cfg.gate_trigger == "source-paused") {
       policy.gate_on_source_pause = true;
     } else if (cfg.gate_trigger == "destination-running") {

@@ -62,7 +62,40 @@ void MigrationDriver::transition(Migration& m, MigrationState to, const std::str
   if (is_terminal(to)) {
     metrics_.migration_finished(to_string(to));
     disarm_timer(m.id);
+    // Only these can leave carried connections behind (a rejected one never started).
+    auto port = state_.ports().find(m.port);
+    if ((to == MigrationState::completed || to == MigrationState::rolled_back) &&
+        port != state_.ports().end() && !port->second.carried_conns.empty()) {
+      expire_carried_later(m.port);
+    }
   }
+}
+
+void MigrationDriver::expire_carried_later(const PortId& port) {
+  if (auto old = carried_timers_.find(port); old != carried_timers_.end()) {
+    scheduler_.cancel(old->second);
+  }
+  carried_timers_[port] = scheduler_.after(policy_.carried_conns_ttl, [this, port] {
+    carried_timers_.erase(port);
+    auto it = state_.ports().find(port);
+    if (it == state_.ports().end() || it->second.carried_conns.empty()) return;
+    for (const auto* m : open_migrations()) {
+      if (m->port == port && !is_terminal(m->state)) return;  // its end sets a new timer
+    }
+    Port p = it->second;
+    const size_t n = p.carried_conns.size();
+    p.carried_conns.clear();
+    try {
+      state_.replace_port(p);
+      logger("migration")
+          ->info(
+              "port {}: dropped the admits of {} carried connections ({} ms after its "
+              "migration)",
+              port.str(), n, policy_.carried_conns_ttl.count());
+    } catch (const std::exception& e) {
+      logger("migration")->warn("port {}: carried connections kept: {}", port.str(), e.what());
+    }
+  });
 }
 
 void MigrationDriver::save(const Migration& m) { state_.put_migration(m); }
@@ -563,6 +596,10 @@ void MigrationDriver::recover() {
   std::vector<MigrationId> active;
   for (const auto& [id, m] : state_.migrations()) {
     if (!is_terminal(m.state)) active.push_back(id);
+  }
+  // Admits carried by migrations that ended before the restart: their timers died with it.
+  for (const auto& [id, p] : state_.ports()) {
+    if (!p.carried_conns.empty()) expire_carried_later(id);
   }
   for (const auto& id : active) {
     const auto& m = state_.migrations().at(id);

@@ -46,6 +46,11 @@ struct MigrationPolicy {
   std::chrono::milliseconds prepare_timeout{30000};
   std::chrono::milliseconds activation_timeout{300000};
   std::chrono::milliseconds converge_timeout{30000};
+  // The destination's admission flows for connections carried from the source's conntrack go
+  // this long after the migration ends: by then the VM's own packets (ACKs suffice) have
+  // committed every connection that carried traffic there, and the admits would only keep
+  // closed tuples admitted. A connection idle for the whole time is new afterwards.
+  std::chrono::milliseconds carried_conns_ttl{600000};
 };
 
 class MigrationDriver {
@@ -120,6 +125,9 @@ class MigrationDriver {
   Metrics& metrics_;
   MigrationPolicy policy_;
   std::map<MigrationId, uint64_t> timers_;
+  // Drops the port's carried_conns after policy_.carried_conns_ttl (one timer per port).
+  void expire_carried_later(const PortId& port);
+  std::map<PortId, uint64_t> carried_timers_;
 };
 
 }  // namespace cutover::controller

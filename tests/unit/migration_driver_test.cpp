@@ -163,6 +163,70 @@ TEST(MigrationDriver, CarriesTheSourcesConntrackToTheDestinationOnlyForItsOwnAdd
   EXPECT_TRUE(rig.vm().carried_conns.empty());
 }
 
+TEST(MigrationDriver, CarriedConnectionsExpireAfterTheirTtlUnlessAMigrationIsUnderWay) {
+  MigrationPolicy policy;
+  policy.carried_conns_ttl = std::chrono::seconds(60);
+  policy.forbid = {PlacementRule{"pci", "public"}};
+  Rig rig(policy);
+  Port vm = rig.vm();
+  vm.ips = {IpAddress::parse("10.0.1.1")};
+  vm.ingress_allow = std::vector<IngressRule>{};
+  rig.state.replace_port(vm);
+  rig.pump();
+  auto carry = [&](FakeAgent& source, int local_port) {
+    source.conntrack("vm", {conn("10.0.1.1", local_port)});
+    rig.pump();
+    ASSERT_EQ(rig.vm().carried_conns.size(), 1u);
+  };
+  // m1: s -> d carries one connection; its admits go 60 s after it completes.
+  rig.driver->create(PortId::parse("vm"), HostId::parse("d"));
+  rig.pump();
+  carry(rig.s, 40000);
+  rig.d.bind("vm");
+  rig.s.bound.erase("vm");
+  rig.pump();
+  ASSERT_EQ(rig.mig("m1").state, MigrationState::completed);
+  rig.clock.advance(std::chrono::seconds(59));
+  EXPECT_EQ(rig.vm().carried_conns.size(), 1u) << "expired early";
+  rig.clock.advance(std::chrono::seconds(1));
+  rig.pump();
+  EXPECT_TRUE(rig.vm().carried_conns.empty());
+  bool admitted_at_d = false;
+  for (const auto& p : rig.d.last.ports) admitted_at_d |= !p.carried_conns.empty();
+  EXPECT_FALSE(admitted_at_d) << "the destination still has the admits";
+
+  // m2: d -> s carries again. m3 starts 30 s after m2 ended; when m2's expiry comes, m3 is under
+  // way with connections of its own, which stay.
+  rig.driver->create(PortId::parse("vm"), HostId::parse("s"));
+  rig.pump();
+  carry(rig.d, 40001);
+  rig.s.bind("vm");
+  rig.d.bound.erase("vm");
+  rig.pump();
+  ASSERT_EQ(rig.mig("m2").state, MigrationState::completed);
+  rig.clock.advance(std::chrono::seconds(30));
+  rig.driver->create(PortId::parse("vm"), HostId::parse("r"));
+  rig.pump();
+  carry(rig.s, 40002);
+  rig.clock.advance(std::chrono::seconds(40));
+  ASSERT_FALSE(is_terminal(rig.mig("m3").state));
+  EXPECT_EQ(rig.vm().carried_conns.size(), 1u) << "an older expiry dropped m3's connections";
+  rig.r.bind("vm");
+  rig.s.bound.erase("vm");
+  rig.pump();
+  ASSERT_EQ(rig.mig("m3").state, MigrationState::completed);
+
+  // A refused request does not restart the countdown.
+  rig.clock.advance(std::chrono::seconds(30));
+  Port labelled = rig.vm();
+  labelled.labels["pci"] = "1";
+  rig.state.replace_port(labelled);
+  rig.driver->create(PortId::parse("vm"), HostId::parse("d"));
+  EXPECT_EQ(rig.mig("m4").state, MigrationState::rejected);
+  rig.clock.advance(std::chrono::seconds(30));
+  EXPECT_TRUE(rig.vm().carried_conns.empty()) << "a refused request restarted the countdown";
+}
+
 TEST(MigrationDriver, CarryOverCanBeTurnedOffPerMigration) {
   Rig rig;
   Port vm = rig.vm();
@@ -569,4 +633,20 @@ TEST(MigrationDriver, FollowingAnExternalMigrationSaysWhatPolicyWouldHaveRefused
             e["detail"].get<std::string>().find("stateful firewall") != std::string::npos;
   }
   EXPECT_TRUE(said) << nlohmann::json(rig.state.audit()).dump();
+}
+
+TEST(MigrationDriver, CarriedConnectionsFromBeforeARestartExpireToo) {
+  MigrationPolicy policy;
+  policy.carried_conns_ttl = std::chrono::seconds(60);
+  Rig rig(policy);
+  Port vm = rig.vm();  // as a controller that stopped after a migration carried connections
+  vm.ips = {IpAddress::parse("10.0.1.1")};
+  vm.ingress_allow = std::vector<IngressRule>{};
+  vm.carried_conns = {conn("10.0.1.1", 40000)};
+  rig.state.replace_port(vm);
+  rig.driver->recover();
+  rig.clock.advance(std::chrono::seconds(59));
+  EXPECT_EQ(rig.vm().carried_conns.size(), 1u);
+  rig.clock.advance(std::chrono::seconds(1));
+  EXPECT_TRUE(rig.vm().carried_conns.empty());
 }
