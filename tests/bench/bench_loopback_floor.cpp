@@ -53,6 +53,15 @@ int epoll_of(const std::vector<int>& fds) {
   return ep;
 }
 
+// Reads what `fd` has and calls `whole` once per complete unit of `unit` bytes (messages here
+// have no framing: a fixed size each way).
+template <typename Whole>
+void read_units(int fd, std::vector<char>& buf, size_t& pending, size_t unit, Whole&& whole) {
+  const ssize_t got = recv(fd, buf.data(), buf.size(), 0);
+  if (got <= 0) return;
+  for (pending += static_cast<size_t>(got); pending >= unit; pending -= unit) whole();
+}
+
 double percentile(std::vector<double> v, double p) {
   std::sort(v.begin(), v.end());
   return v[std::min(v.size() - 1,
@@ -123,13 +132,10 @@ int main(int argc, char** argv) {
       const int k = epoll_wait(ep, events.data(), static_cast<int>(events.size()), 5);
       for (int j = 0; j < k; ++j) {
         const auto i = events[j].data.u32;
-        const ssize_t got = recv(fleet[i], buf.data(), buf.size(), 0);
-        if (got <= 0) continue;
-        for (pending[i] += static_cast<size_t>(got); pending[i] >= message_bytes;
-             pending[i] -= message_bytes) {
+        read_units(fleet[i], buf, pending[i], message_bytes, [&] {
           last_seen = Clock::now().time_since_epoch().count();
           send(fleet[i], reply, reply_bytes, MSG_NOSIGNAL);
-        }
+        });
       }
     }
     fleet_cpu = thread_cpu_ms() - cpu0;
@@ -166,12 +172,7 @@ int main(int argc, char** argv) {
       }
       for (int j = 0; j < k; ++j) {
         const auto i = events[j].data.u32;
-        const ssize_t got = recv(server[i], buf.data(), buf.size(), 0);
-        if (got <= 0) continue;
-        for (pending[i] += static_cast<size_t>(got); pending[i] >= reply_bytes;
-             pending[i] -= reply_bytes) {
-          ++replies;
-        }
+        read_units(server[i], buf, pending[i], reply_bytes, [&] { ++replies; });
       }
     }
     samples.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
