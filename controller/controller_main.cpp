@@ -133,7 +133,9 @@ int main(int argc, char** argv) {
     policy.max_concurrent_per_host = cfg.max_concurrent_per_host;
     policy.prepare_timeout = std::chrono::milliseconds(cfg.prepare_timeout_ms);
     policy.activation_timeout = std::chrono::milliseconds(cfg.activation_timeout_ms);
-    if (cfg.conntrack_carry_ttl_s < 1) throw ParseError("--conntrack-carry-ttl", "must be >= 1");
+    if (cfg.conntrack_carry_ttl_s < 1 || cfg.conntrack_carry_ttl_s > 30 * 86400) {
+      throw ParseError("--conntrack-carry-ttl", "must be 1 to 2592000 (30 days)");
+    }
     policy.carried_conns_ttl = std::chrono::seconds(cfg.conntrack_carry_ttl_s);
     if (cfg.gate_trigger == "source-paused") {
       policy.gate_on_source_pause = true;

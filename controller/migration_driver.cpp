@@ -62,10 +62,11 @@ void MigrationDriver::transition(Migration& m, MigrationState to, const std::str
   if (is_terminal(to)) {
     metrics_.migration_finished(to_string(to));
     disarm_timer(m.id);
-    // Only these can leave carried connections behind (a rejected one never started).
+    // Only a migration that started can leave carried connections behind: not a rejected one,
+    // nor one cancelled while it waited for approval (that would restart an earlier countdown).
     auto port = state_.ports().find(m.port);
-    if ((to == MigrationState::completed || to == MigrationState::rolled_back) &&
-        port != state_.ports().end() && !port->second.carried_conns.empty()) {
+    const bool started = m.timeline.count("preparing") > 0 || m.timeline.count("cutting_over") > 0;
+    if (started && port != state_.ports().end() && !port->second.carried_conns.empty()) {
       expire_carried_later(m.port);
     }
   }
@@ -80,7 +81,12 @@ void MigrationDriver::expire_carried_later(const PortId& port) {
     auto it = state_.ports().find(port);
     if (it == state_.ports().end() || it->second.carried_conns.empty()) return;
     for (const auto* m : open_migrations()) {
-      if (m->port == port && !is_terminal(m->state)) return;  // its end sets a new timer
+      // One under way may have carried these itself; its end sets a new timer. One waiting for
+      // approval has not started (preparing clears them): it does not hold them.
+      if (m->port == port && !is_terminal(m->state) &&
+          m->state != MigrationState::pending_approval) {
+        return;
+      }
     }
     Port p = it->second;
     const size_t n = p.carried_conns.size();
@@ -456,7 +462,8 @@ void MigrationDriver::adopt_external(const HostId& host) {
           ->warn("{}: followed a migration cutover would have refused: {}", m.id.str(), why);
     }
     Port moved = *port;
-    moved.migrating_to = host;  // cut_over() moves it from here
+    moved.migrating_to = host;    // cut_over() moves it from here
+    moved.carried_conns.clear();  // as start_prepare(): the old ones are the source's own now
     state_.put_port_and_migration(moved, m);
     cut_over(m);
   }

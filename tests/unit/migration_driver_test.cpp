@@ -178,14 +178,19 @@ TEST(MigrationDriver, CarriedConnectionsExpireAfterTheirTtlUnlessAMigrationIsUnd
     rig.pump();
     ASSERT_EQ(rig.vm().carried_conns.size(), 1u);
   };
-  // m1: s -> d carries one connection; its admits go 60 s after it completes.
-  rig.driver->create(PortId::parse("vm"), HostId::parse("d"));
-  rig.pump();
-  carry(rig.s, 40000);
-  rig.d.bind("vm");
-  rig.s.bound.erase("vm");
-  rig.pump();
-  ASSERT_EQ(rig.mig("m1").state, MigrationState::completed);
+  // A whole migration from `from` to `to` that carries one connection.
+  auto hop = [&](FakeAgent& from, FakeAgent& to, const char* to_host, const char* id,
+                 int local_port) {
+    rig.driver->create(PortId::parse("vm"), HostId::parse(to_host));
+    rig.pump();
+    carry(from, local_port);
+    to.bind("vm");
+    from.bound.erase("vm");
+    rig.pump();
+    ASSERT_EQ(rig.mig(id).state, MigrationState::completed);
+  };
+  // m1: s -> d; its admits go 60 s after it completes.
+  hop(rig.s, rig.d, "d", "m1", 40000);
   rig.clock.advance(std::chrono::seconds(59));
   EXPECT_EQ(rig.vm().carried_conns.size(), 1u) << "expired early";
   rig.clock.advance(std::chrono::seconds(1));
@@ -197,13 +202,7 @@ TEST(MigrationDriver, CarriedConnectionsExpireAfterTheirTtlUnlessAMigrationIsUnd
 
   // m2: d -> s carries again. m3 starts 30 s after m2 ended; when m2's expiry comes, m3 is under
   // way with connections of its own, which stay.
-  rig.driver->create(PortId::parse("vm"), HostId::parse("s"));
-  rig.pump();
-  carry(rig.d, 40001);
-  rig.s.bind("vm");
-  rig.d.bound.erase("vm");
-  rig.pump();
-  ASSERT_EQ(rig.mig("m2").state, MigrationState::completed);
+  hop(rig.d, rig.s, "s", "m2", 40001);
   rig.clock.advance(std::chrono::seconds(30));
   rig.driver->create(PortId::parse("vm"), HostId::parse("r"));
   rig.pump();
@@ -649,4 +648,42 @@ TEST(MigrationDriver, CarriedConnectionsFromBeforeARestartExpireToo) {
   EXPECT_EQ(rig.vm().carried_conns.size(), 1u);
   rig.clock.advance(std::chrono::seconds(1));
   EXPECT_TRUE(rig.vm().carried_conns.empty());
+}
+
+TEST(MigrationDriver, ARequestWaitingForApprovalNeitherHoldsNorRestartsTheCarriedExpiry) {
+  MigrationPolicy policy;
+  policy.carried_conns_ttl = std::chrono::seconds(60);
+  policy.require_approval = true;
+  Rig rig(policy);
+  Port vm = rig.vm();
+  vm.ips = {IpAddress::parse("10.0.1.1")};
+  vm.ingress_allow = std::vector<IngressRule>{};
+  rig.state.replace_port(vm);
+  rig.pump();
+  auto hop = [&](FakeAgent& from, FakeAgent& to, const char* to_host, const char* id) {
+    rig.driver->create(PortId::parse("vm"), HostId::parse(to_host));
+    rig.driver->approve(MigrationId::parse(id));
+    rig.pump();
+    from.conntrack("vm", {conn("10.0.1.1", 40000)});
+    to.bind("vm");
+    from.bound.erase("vm");
+    rig.pump();
+    ASSERT_EQ(rig.mig(id).state, MigrationState::completed);
+    ASSERT_EQ(rig.vm().carried_conns.size(), 1u);
+  };
+  hop(rig.s, rig.d, "d", "m1");
+  rig.clock.advance(std::chrono::seconds(30));
+  rig.driver->create(PortId::parse("vm"), HostId::parse("s"));  // m2 waits for approval
+  rig.clock.advance(std::chrono::seconds(10));
+  rig.driver->cancel(MigrationId::parse("m2"));
+  ASSERT_EQ(rig.mig("m2").state, MigrationState::rolled_back);
+  rig.clock.advance(std::chrono::seconds(20));
+  EXPECT_TRUE(rig.vm().carried_conns.empty()) << "cancelling a request restarted the countdown";
+
+  hop(rig.d, rig.s, "s", "m3");
+  rig.clock.advance(std::chrono::seconds(30));
+  rig.driver->create(PortId::parse("vm"), HostId::parse("d"));  // m4 waits for approval
+  rig.clock.advance(std::chrono::seconds(30));
+  ASSERT_EQ(rig.mig("m4").state, MigrationState::pending_approval);
+  EXPECT_TRUE(rig.vm().carried_conns.empty()) << "a request waiting for approval held them";
 }
