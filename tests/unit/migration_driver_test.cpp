@@ -72,6 +72,13 @@ struct Rig {
     return state.migrations().at(MigrationId::parse(id));
   }
   const Port& vm() { return state.ports().at(PortId::parse("vm")); }
+  // vm gets an address and a stateful firewall (so conntrack is carried when it moves).
+  void make_vm_stateful() {
+    Port p = vm();
+    p.ips = {IpAddress::parse("10.0.1.1")};
+    p.ingress_allow = std::vector<IngressRule>{};
+    state.replace_port(p);
+  }
 };
 
 }  // namespace
@@ -136,10 +143,7 @@ CarriedConn conn(const char* local_ip, int local_port) {
 
 TEST(MigrationDriver, CarriesTheSourcesConntrackToTheDestinationOnlyForItsOwnAddresses) {
   Rig rig;
-  Port vm = rig.vm();
-  vm.ips = {IpAddress::parse("10.0.1.1")};
-  vm.ingress_allow = std::vector<IngressRule>{};
-  rig.state.replace_port(vm);
+  rig.make_vm_stateful();
   rig.pump();
   rig.driver->create(PortId::parse("vm"), HostId::parse("d"));
   rig.pump();
@@ -168,10 +172,7 @@ TEST(MigrationDriver, CarriedConnectionsExpireAfterTheirTtlUnlessAMigrationIsUnd
   policy.carried_conns_ttl = std::chrono::seconds(60);
   policy.forbid = {PlacementRule{"pci", "public"}};
   Rig rig(policy);
-  Port vm = rig.vm();
-  vm.ips = {IpAddress::parse("10.0.1.1")};
-  vm.ingress_allow = std::vector<IngressRule>{};
-  rig.state.replace_port(vm);
+  rig.make_vm_stateful();
   rig.pump();
   auto carry = [&](FakeAgent& source, int local_port) {
     source.conntrack("vm", {conn("10.0.1.1", local_port)});
@@ -228,10 +229,7 @@ TEST(MigrationDriver, CarriedConnectionsExpireAfterTheirTtlUnlessAMigrationIsUnd
 
 TEST(MigrationDriver, CarryOverCanBeTurnedOffPerMigration) {
   Rig rig;
-  Port vm = rig.vm();
-  vm.ips = {IpAddress::parse("10.0.1.1")};
-  vm.ingress_allow = std::vector<IngressRule>{};
-  rig.state.replace_port(vm);
+  rig.make_vm_stateful();
   rig.driver->create(PortId::parse("vm"), HostId::parse("d"), "", false);
   rig.pump();
   rig.s.conntrack("vm", {conn("10.0.1.1", 40000)});
@@ -655,10 +653,7 @@ TEST(MigrationDriver, ARequestWaitingForApprovalNeitherHoldsNorRestartsTheCarrie
   policy.carried_conns_ttl = std::chrono::seconds(60);
   policy.require_approval = true;
   Rig rig(policy);
-  Port vm = rig.vm();
-  vm.ips = {IpAddress::parse("10.0.1.1")};
-  vm.ingress_allow = std::vector<IngressRule>{};
-  rig.state.replace_port(vm);
+  rig.make_vm_stateful();
   rig.pump();
   auto hop = [&](FakeAgent& from, FakeAgent& to, const char* to_host, const char* id) {
     rig.driver->create(PortId::parse("vm"), HostId::parse(to_host));
