@@ -56,14 +56,20 @@ std::set<NetworkId> AgentHub::networks_of(const HostId& host, const ChangeSet* u
   return nets;
 }
 
-const std::string& AgentHub::encoded(const Port& p) {
-  auto& [value, text] = port_json_[p.id];
-  if (text.empty() || !(value == p)) {
-    value = p;
-    text = to_json(p).dump();
+namespace {
+// The JSON of `v` from `cache`, encoded again only when the value differs from the cached one.
+template <typename Id, typename T>
+const std::string& cached_json(std::map<Id, std::pair<T, std::string>>& cache, const T& v) {
+  auto& [value, text] = cache[v.id];
+  if (text.empty() || !(value == v)) {
+    value = v;
+    text = to_json(v).dump();
   }
   return text;
 }
+}  // namespace
+
+const std::string& AgentHub::encoded(const Port& p) { return cached_json(port_json_, p); }
 
 std::string AgentHub::slice_body(const HostId& host, const std::set<NetworkId>& nets) {
   std::string ports = "[";
@@ -80,9 +86,7 @@ std::string AgentHub::slice_body(const HostId& host, const std::set<NetworkId>& 
   for (const auto& h : host_ids) {
     if (auto it = state_.hosts().find(h); it != state_.hosts().end()) {
       if (hosts.size() > 1) hosts += ',';
-      auto& text = host_json_[h];
-      if (text.empty()) text = to_json(it->second).dump();
-      hosts += text;
+      hosts += cached_json(host_json_, it->second);
     }
   }
   hosts += ']';
@@ -155,7 +159,6 @@ void AgentHub::publish(const ChangeSet& change) {
     if (!pc.after && pc.before) port_json_.erase(pc.before->id);
   }
   if (change.topology) {
-    host_json_.clear();  // a host changed (which one is not said)
     for (auto& [id, s] : sessions_) send_if_changed(s, false);
   } else if (!change.ports.empty()) {
     send_delta(change);

@@ -117,8 +117,8 @@ class AgentHub {
   // Each port's JSON, with the value it was encoded from: a host joining a busy network gets
   // thousands of ports, and encoding them again on every change dominated the fan-out.
   std::map<PortId, std::pair<Port, std::string>> port_json_;
-  // Each host's JSON, for the same reason; hosts change only in topology changes (cleared then).
-  std::map<HostId, std::string> host_json_;
+  // Each host's JSON, for the same reason (a whole slice lists every host of its networks).
+  std::map<HostId, std::pair<Host, std::string>> host_json_;
 };
 
 }  // namespace cutover::controller
