@@ -70,6 +70,10 @@ struct ControllerClient::Impl : std::enable_shared_from_this<Impl> {
               r, [self](beast::error_code ec, const tcp::endpoint&) {
                 if (ec) return self->retry("connect: " + ec.message());
                 beast::get_lowest_layer(*self->ws).expires_never();
+                // Reports go out as they happen, often two in a row (a partial apply, then the
+                // rest; conntrack, then a pause): without this, Nagle holds the second until
+                // the controller's delayed ACK, ~40 ms.
+                beast::get_lowest_layer(*self->ws).socket().set_option(tcp::no_delay(true));
                 self->ws->set_option(
                     websocket::stream_base::timeout::suggested(beast::role_type::client));
                 self->ws->set_option(
@@ -201,7 +205,10 @@ void ControllerClient::report(const ApplyReport& r) {
   // the controller when it changes, even within one generation.
   std::string text, key;
   if (r.ok) {
+    // A partially applied generation goes out too (with what it waits for): the controller
+    // learns the rest of the report (bound ports, libvirt's domains) and does not count it.
     wire::Ack ack{r.generation,        0,
+                  r.waiting_for,       r.awaiting_taps,
                   r.bound_ports,       r.paused_ports,
                   r.foreign_running,   r.storage_ready,
                   r.storage_failed,    r.vms,
