@@ -341,6 +341,7 @@ int main(int argc, char** argv) {
     boost::asio::post(io, [&, report] {
       const bool changed = report.ok != last.ok || report.generation != last.generation ||
                            report.error != last.error || report.waiting_for != last.waiting_for ||
+                           report.awaiting_taps != last.awaiting_taps ||
                            report.added + report.modified + report.removed > 0;
       last = report;
       status.write(report);
@@ -352,11 +353,17 @@ int main(int argc, char** argv) {
                    report.error_field, report.error_field.empty() ? "" : ": ", report.error);
       } else if (!report.ok) {
         log->warn("generation {} not applied (will retry): {}", report.generation, report.error);
+      } else if (!report.applied()) {
+        log->info(
+            "generation {} partially applied (+{} ~{} -{} objects in {:.1f} ms), not "
+            "acknowledged yet: waiting for {}",
+            report.generation, report.added, report.modified, report.removed, report.apply_ms,
+            fmt::join(report.waiting_for, ", "));
       } else {
         log->info("generation {} applied: +{} ~{} -{} objects in {:.1f} ms{}{}", report.generation,
                   report.added, report.modified, report.removed, report.apply_ms,
-                  report.waiting_for.empty() ? "" : "; waiting for ",
-                  fmt::join(report.waiting_for, ", "));
+                  report.awaiting_taps.empty() ? "" : "; VM taps not here yet: ",
+                  fmt::join(report.awaiting_taps, ", "));
       }
     });
   });

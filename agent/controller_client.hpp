@@ -35,8 +35,9 @@ class ControllerClient {
   ~ControllerClient();
   void start();
   void stop();
-  // ACK (applied) or NACK (rejected) the report's generation; transient failures are retried by
-  // the dataplane and not reported. Repeats are suppressed unless something changed.
+  // ACK (applied, or partially with what it waits for) or NACK (rejected) the report's
+  // generation; transient failures are retried by the dataplane and not reported. Repeats are
+  // suppressed unless something changed.
   void report(const ApplyReport& r);
   bool connected() const;
   // Commands from the controller to live-migrate a VM (set before start()).

@@ -125,7 +125,7 @@ ApplyReport LinuxReconciler::reconcile(const DesiredState& state) {
         }
       }
     }
-    for (const auto& id : desired.unbound_iface_ids) report.waiting_for.push_back("port " + id);
+    for (const auto& id : desired.unbound_iface_ids) report.awaiting_taps.push_back(id);
     report.bound_ports = desired.bound_port_ids;
   });
 }

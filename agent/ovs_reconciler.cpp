@@ -41,7 +41,7 @@ ApplyReport OvsReconciler::reconcile(const DesiredState& state) {
       // A flow the translation produced was refused by OVS's parser: our bug, not the user's.
       throw std::runtime_error(std::string("internal translation error: ") + e.what());
     }
-    for (const auto& id : desired.unbound_iface_ids) report.waiting_for.push_back("port " + id);
+    for (const auto& id : desired.unbound_iface_ids) report.awaiting_taps.push_back(id);
     report.bound_ports = desired.bound_port_ids;
     report.ct_zones = desired.ct_zones;
     for (const auto& ip : desired.unbound_tunnels) {

@@ -9,7 +9,7 @@ namespace cutover::agent {
 
 void StatusFile::write(const ApplyReport& r) const {
   if (path_.empty()) return;
-  nlohmann::json j = {{"applied_generation", r.ok ? r.generation : 0},
+  nlohmann::json j = {{"applied_generation", r.applied() ? r.generation : 0},
                       {"generation", r.generation},
                       {"ok", r.ok},
                       {"rejected", r.rejected},
@@ -19,6 +19,7 @@ void StatusFile::write(const ApplyReport& r) const {
                       {"modified", r.modified},
                       {"removed", r.removed},
                       {"waiting_for", r.waiting_for},
+                      {"awaiting_taps", r.awaiting_taps},
                       {"bound_ports", r.bound_ports},
                       {"apply_ms", r.apply_ms}};
   const std::string tmp = path_ + ".tmp";

@@ -155,7 +155,9 @@ const std::vector<std::string>& columns(const std::string& kind) {
       {"networks", {"id", "name", "vni", "mtu"}},
       {"ports", {"id", "mac", "ips", "network", "host", "migrating_to", "iface_id"}},
       {"migrations", {"id", "port", "vm", "source", "destination", "state", "reason"}},
-      {"agents", {"host", "connected", "sent_generation", "applied_generation", "bound_ports"}},
+      {"agents",
+       {"host", "connected", "sent_generation", "applied_generation", "waiting_for",
+        "bound_ports"}},
       {"audit", {"seq", "migration", "port", "event", "detail"}},
   };
   return cols.at(kind);

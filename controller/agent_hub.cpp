@@ -16,6 +16,8 @@ uint64_t AgentHub::attach(const HostId& host, SendFn send) {
   auto& info = agents_[host];
   info.connected = true;
   info.applied_generation = 0;  // full resync: nothing counts as applied until it ACKs again
+  info.partial_generation = 0;
+  info.waiting_for.clear();
   logger("hub")->info("agent {} connected", host.str());
   send_if_changed(s, true);
   if (on_agent_update) on_agent_update(host);
@@ -223,8 +225,26 @@ void AgentHub::on_message(uint64_t session, const wire::AgentMessage& m) {
   if (it == sessions_.end()) return;
   auto& info = agents_[it->second.host];
   if (auto* ack = std::get_if<wire::Ack>(&m)) {
-    if (ack->generation > info.applied_generation) info.applied_generation = ack->generation;
-    if (!fanouts_.empty()) acked(it->second.host, ack->generation);
+    if (!ack->waiting_for.empty()) {
+      // Partially applied: remembered (and shown) with what it waits for, not counted.
+      if (ack->generation > info.applied_generation) {
+        if (info.partial_generation != ack->generation || info.waiting_for != ack->waiting_for) {
+          logger("hub")->info("agent {} applied generation {} partially; waiting for {}",
+                              it->second.host.str(), ack->generation,
+                              fmt::join(ack->waiting_for, ", "));
+        }
+        info.partial_generation = ack->generation;
+        info.waiting_for = ack->waiting_for;
+      }
+    } else {
+      if (ack->generation > info.applied_generation) info.applied_generation = ack->generation;
+      if (info.partial_generation <= info.applied_generation) {
+        info.partial_generation = 0;
+        info.waiting_for.clear();
+      }
+      if (!fanouts_.empty()) acked(it->second.host, ack->generation);
+    }
+    info.awaiting_taps = ack->awaiting_taps;
     info.bound_ports = std::set<std::string>(ack->bound_ports.begin(), ack->bound_ports.end());
     info.paused_ports = std::set<std::string>(ack->paused_ports.begin(), ack->paused_ports.end());
     info.foreign_running =
@@ -308,6 +328,12 @@ bool AgentHub::send_to(const HostId& host, const std::string& text) {
 }
 
 size_t AgentHub::connected_count() const { return sessions_.size(); }
+
+size_t AgentHub::waiting_count() const {
+  size_t n = 0;
+  for (const auto& [host, info] : agents_) n += info.connected && !info.waiting_for.empty();
+  return n;
+}
 
 uint64_t AgentHub::max_generation_lag() const {
   uint64_t lag = 0;

@@ -27,8 +27,13 @@ struct AgentInfo {
   std::map<std::string, std::set<std::string>> vms;   // libvirt domain running there -> iface-ids
   std::map<std::string, int64_t> precopy_iterations;  // port -> pre-copy pass of its VM leaving
   uint64_t sent_generation = 0;                       // generation of the last slice sent
-  uint64_t applied_generation = 0;                    // last ACKed
-  std::string last_error;                             // last NACK
+  uint64_t applied_generation = 0;                    // last ACKed with nothing missing
+  // A generation it applied only partially (0: none) and what it still waits for: not counted
+  // as applied until an ACK of it (or a later one) comes with nothing missing.
+  uint64_t partial_generation = 0;
+  std::vector<std::string> waiting_for;
+  std::vector<std::string> awaiting_taps;  // its ports without a VM tap yet (not a wait)
+  std::string last_error;                  // last NACK
   uint64_t nacked_generation = 0;
 };
 
@@ -60,6 +65,8 @@ class AgentHub {
   size_t connected_count() const;
   // Max over connected agents of (current generation - applied generation).
   uint64_t max_generation_lag() const;
+  // Connected agents that applied their latest generation only partially (waiting for objects).
+  size_t waiting_count() const;
 
   // Called after any agent connects, disconnects, ACKs or NACKs (the migration driver listens).
   std::function<void(const HostId&)> on_agent_update;

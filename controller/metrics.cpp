@@ -47,6 +47,10 @@ std::string Metrics::render(const Gauges& g) const {
   gauge("cutover_generation_lag_max",
         "Largest gap between the generation sent to a connected agent and the one it applied.",
         static_cast<double>(g.generation_lag));
+  gauge("cutover_agents_waiting",
+        "Connected agents that applied their latest generation only partially (objects such as "
+        "tunnels still missing; GET /v1/agents says which).",
+        static_cast<double>(g.agents_waiting));
   gauge("cutover_migrations_active", "Migrations not yet finished.",
         static_cast<double>(g.migrations_active));
   out +=

@@ -21,6 +21,7 @@ class Metrics {
     size_t agents_connected = 0;
     uint64_t generation_lag = 0;
     size_t migrations_active = 0;
+    size_t agents_waiting = 0;  // applied their latest generation only partially
   };
   std::string render(const Gauges& g) const;
 

@@ -164,7 +164,7 @@ HttpResponse RestApi::route(const HttpRequest& req, const std::vector<std::strin
   if (n == 1 && p[0] == "metrics") {
     if (m != "GET") return method_not_allowed();
     Metrics::Gauges g{state_.generation(), hub_.connected_count(), hub_.max_generation_lag(),
-                      migrations_.active_count()};
+                      migrations_.active_count(), hub_.waiting_count()};
     return {200, metrics_.render(g), "text/plain; version=0.0.4"};
   }
   if (n < 2 || p[0] != "v1") return error(404, "not_found", "no route " + req.target);
@@ -342,6 +342,9 @@ HttpResponse RestApi::route(const HttpRequest& req, const std::vector<std::strin
                      {"connected", info.connected},
                      {"sent_generation", info.sent_generation},
                      {"applied_generation", info.applied_generation},
+                     {"partial_generation", info.partial_generation},
+                     {"waiting_for", info.waiting_for},
+                     {"awaiting_taps", info.awaiting_taps},
                      {"bound_ports", info.bound_ports},
                      {"last_error", info.last_error}});
     }

@@ -21,6 +21,8 @@ std::string encode(const AgentMessage& m) {
          {"bound_ports", a->bound_ports},
          {"paused_ports", a->paused_ports},
          {"foreign_running", a->foreign_running}};
+    if (!a->waiting_for.empty()) j["waiting_for"] = a->waiting_for;
+    if (!a->awaiting_taps.empty()) j["awaiting_taps"] = a->awaiting_taps;
     if (!a->storage_ready.empty()) j["storage_ready"] = a->storage_ready;
     if (!a->storage_failed.empty()) j["storage_failed"] = a->storage_failed;
     if (!a->vms.empty()) j["vms"] = a->vms;
@@ -114,6 +116,8 @@ AgentMessage decode_agent_message(const std::string& text) {
     Ack a;
     a.generation = static_cast<uint64_t>(r.required_int("generation", 0, INT64_MAX));
     if (const auto* ms = r.raw("apply_ms"); ms && ms->is_number()) a.apply_ms = ms->get<double>();
+    a.waiting_for = strings(r, "waiting_for");
+    a.awaiting_taps = strings(r, "awaiting_taps");
     a.bound_ports = strings(r, "bound_ports");
     a.paused_ports = strings(r, "paused_ports");
     a.foreign_running = strings(r, "foreign_running");

@@ -2,8 +2,13 @@
 // WebSocket (/v1/agent, authenticated by the shared token in the upgrade request).
 //   agent -> controller: hello {host}         on every (re)connect; the controller answers with
 //                                              the full desired state for that host
-//                        ack {generation, bound_ports}  that generation is applied
-//                                              (barrier-confirmed); which local ports are bound
+//                        ack {generation, waiting_for, awaiting_taps, bound_ports, ...}
+//                                              that generation is applied (every object in the
+//                                              dataplane, barrier-confirmed) when waiting_for is
+//                                              empty; otherwise only partially (the controller
+//                                              does not count it). awaiting_taps: local ports
+//                                              whose VM tap does not exist yet (the one exception
+//                                              an applied generation may have)
 //                        nack {generation, error, field}
 //                        migration_failed {migration, error}
 //                        announced {port, round, rounds, frames, failed, error}
@@ -34,6 +39,8 @@ struct Hello {
 struct Ack {
   uint64_t generation = 0;
   double apply_ms = 0;
+  std::vector<std::string> waiting_for;      // objects still missing: partially applied if any
+  std::vector<std::string> awaiting_taps;    // iface-ids of local ports without a VM tap yet
   std::vector<std::string> bound_ports;      // local ports the dataplane has bound right now
   std::vector<std::string> paused_ports;     // local ports whose VM paused for outgoing migration
   std::vector<std::string> foreign_running;  // iface-ids running here that are not ours

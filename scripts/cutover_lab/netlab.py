@@ -466,7 +466,8 @@ class AgentRunner:
                 raise LabError(f"agent on {self.host.name} exited ({self.proc.returncode}); "
                                f"log: {self.log()[-2000:]}")
             return (s and s["ok"] and s["generation"] >= generation
-                    and (not complete or not s["waiting_for"])) and s
+                    and not s["waiting_for"]
+                    and (not complete or not s["awaiting_taps"])) and s
         return wait_until(f"{self.host.name} agent to apply generation {generation}", ok, timeout)
 
     def log(self):

@@ -1,6 +1,7 @@
 // FakeOvsdbSwitch: an in-memory Bridge/Port/Interface view. add_port assigns the next ofport and
-// link up at once (tests that want "appears later" add interfaces themselves); del_port refuses
-// ports not tagged cutover-owned, as the real one does.
+// link up at once, or - with defer_ofports - only when the test calls assign_ofports(), as the
+// real switch does a little after the transaction; del_port refuses ports not tagged
+// cutover-owned, as the real one does.
 #pragma once
 
 #include <algorithm>
@@ -29,7 +30,7 @@ class FakeOvsdbSwitch : public agent::OvsdbSwitch {
     if (auto it = options.find("remote_ip"); it != options.end()) {
       i.remote_ip = IpAddress::parse(it->second);
     }
-    i.ofport = next_ofport++;
+    i.ofport = defer_ofports ? -1 : next_ofport++;
     i.link_up = true;
     i.owned = true;
     ifaces.push_back(i);
@@ -58,6 +59,17 @@ class FakeOvsdbSwitch : public agent::OvsdbSwitch {
     ifaces.push_back(i);
   }
 
+  // As ovs-vswitchd does some time after the transaction: ports added while defer_ofports was
+  // set get their ofport now.
+  void assign_ofports() {
+    for (auto& i : ifaces) {
+      if (i.ofport < 0) i.ofport = next_ofport++;
+    }
+  }
+
+  // Set: new ports get no ofport until assign_ofports() (OVSDB commits the row at once, the
+  // switch assigns the OpenFlow port number later).
+  bool defer_ofports = false;
   std::set<std::string> bridges;
   std::vector<agent::OvsInterface> ifaces;
   int64_t next_ofport = 100;

@@ -13,9 +13,11 @@
 
 Usage: controller_test.py BUILD_DIR   (exit 77 = skipped, with the reason printed)
 """
+import datetime
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -31,6 +33,11 @@ BUILD = None
 SCRIPTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts")
 ENV = dict(os.environ, PYTHONPATH=SCRIPTS)
 TRAFFIC = [sys.executable, "-m", "cutover_lab.traffic"]
+
+
+def read_text(path):
+    with open(path) as f:
+        return f.read()
 
 
 def free_port():
@@ -519,6 +526,61 @@ class ControllerWithAgents(unittest.TestCase):
         self.assertEqual(rej["state"], "rejected")
         self.assertIn("nvme-tcp", rej["reason"])
         print(f"\n  storage: prepare rolled back: {done['reason']}")
+
+
+    def test_9_ready_means_every_vtep_has_the_tunnel_and_its_flows(self):
+        """A port migrates to a host no VTEP has a tunnel to yet: each VTEP must add the tunnel
+        (OVSDB; the switch assigns its ofport a little later) before the flows that use it can
+        exist. Every flow addition is watched as it happens (ovs-ofctl monitor, timestamped):
+        the flows from the new tunnel must all be in place when the controller stamps
+        all_vteps_ready - an ACK means the whole generation is in the switch."""
+        h4 = self.lab.add_host("h4")
+        self.agents["h4"] = AgentRunner(self.lab, h4, os.path.join(BUILD, "agent", "cutover-agent"))
+        self.agents["h4"].start(controller=True)
+        wait_until("h4 connected", lambda: any(a["host"] == "h4" and a["connected"]
+                                               for a in self.ctl("agents")), timeout=20)
+        self.ctl("ports", "create", "--id", "newvtep", "--mac", "52:54:00:00:00:55", "--ips",
+                 "10.1.0.55", "--network", "blue", "--host", "h1")
+        vteps = sorted({p["host"] for p in self.ctl("ports") if p["network"] == "blue"
+                        and p.get("host") and p["host"] != "h4"})
+        self.assertIn("h1", vteps)
+        pairs = [(self.lab.hosts[v], h4) for v in vteps] + [(h4, self.lab.hosts["h1"])]
+        monitors = {}
+        for h, _ in pairs:
+            monitors[h.name] = self.lab.spawn(h.ns, ["ovs-ofctl", "--timestamp", "monitor",
+                                                     h.mgmt(), "watch:"], f"monitor-{h.name}.log",
+                                              env=h.env)
+        wait_until("flow monitors attached", lambda: all(
+            "NXST_FLOW_MONITOR reply" in read_text(p.log_path) for p in monitors.values()))
+        m = self.ctl("migrations", "create", "--port", "newvtep", "--to", "h4")
+        ready = self.wait_state(m["id"], "ready", "rolled_back", timeout=15)
+        self.assertEqual(ready["state"], "ready", ready)
+        ready_at = ready["timeline"]["all_vteps_ready"] / 1e6
+        for p in monitors.values():
+            self.lab.stop(p)
+        late = {}
+        for h, remote in pairs:
+            tunnel = "cv-%08x" % int.from_bytes(socket.inet_aton(remote.underlay_ip), "big")
+            ofport = int(h.vsctl("get", "interface", tunnel, "ofport").stdout.strip())
+            self.assertGreater(ofport, 0, f"{h.name}: no ofport for its tunnel to {remote.name}")
+            # "<date> <time>.<ms>: NXST_FLOW_MONITOR reply" then " event=ADDED table=0 ... in_port=N"
+            added, stamp = None, None
+            for line in read_text(monitors[h.name].log_path).splitlines():
+                if ": NXST_FLOW_MONITOR reply" in line and line[:4].isdigit():
+                    stamp = datetime.datetime.strptime(line.split(": NXST")[0],
+                                                       "%Y-%m-%d %H:%M:%S.%f").timestamp()
+                elif "event=ADDED" in line and re.search(rf"in_port={ofport}\b", line):
+                    added = stamp
+            self.assertIsNotNone(added, f"{h.name}: no flow from its tunnel to {remote.name} added")
+            late[h.name] = round((added - ready_at) * 1000, 1)
+        t = ready["timeline"]
+        print(f"\n  destination new to every VTEP: publication -> all_vteps_ready "
+              f"{(t['all_vteps_ready'] - t['preparing']) / 1000:.1f} ms; each VTEP's flows from "
+              f"the new tunnel added at (ms, relative to it) {late}")
+        for host, ms in late.items():
+            # The monitor prints milliseconds, and sees a commit a little after the agent does.
+            self.assertLessEqual(ms, 1.0, f"{host} added flows {ms} ms after all_vteps_ready")
+        self.ctl("migrations", "cancel", m["id"])
 
 
 def main():

@@ -164,7 +164,9 @@ class OvsOverlay(unittest.TestCase):
                 "host": "h3"}
         self.push([late], complete=False)  # the controller knows b4 before its tap exists
         status = self.agents["h3"].status()
-        self.assertIn("port b4", status["waiting_for"])
+        self.assertIn("b4", status["awaiting_taps"])
+        self.assertEqual(status["waiting_for"], [])
+        self.assertEqual(status["applied_generation"], status["generation"])
         t0 = time.monotonic()
         vm = self.lab.add_vm(h3, "b4", late["mac"], "10.1.0.4")
         wait_until("b4 bound on h3", lambda: port_bound(h3, vm), timeout=5)

@@ -205,3 +205,30 @@ TEST(AgentHub, AFanOutIsTimedUntilTheLastAgentItWasSentToAcks) {
   c.disconnect();  // never ACKs: that fan-out is not measured
   EXPECT_EQ(took.size(), 3u);
 }
+
+TEST(AgentHub, APartiallyAppliedGenerationIsNotCountedUntilNothingIsMissing) {
+  Rig rig;
+  FakeAgent a(rig.hub, "a", false), b(rig.hub, "b", false);
+  connect(a, b);
+  rig.port("pa", "52:54:00:00:00:01", "a");
+  rig.port("pb", "52:54:00:00:00:02", "b");  // b joins the VNI: a needs a tunnel to b
+  const auto gen = rig.state.generation();
+  std::vector<bool> results;
+  rig.hub.wait_applied({HostId::parse("a"), HostId::parse("b")}, gen,
+                       [&](bool ok, const std::string&) { results.push_back(ok); });
+  b.ack();
+  a.waiting_for = {"tunnel to 10.0.0.2"};
+  a.ack();
+  EXPECT_TRUE(results.empty()) << "a still lacks its tunnel to b";
+  EXPECT_FALSE(rig.hub.host_applied(HostId::parse("a"), gen));
+  const auto& info = rig.hub.agents().at(HostId::parse("a"));
+  EXPECT_EQ(info.partial_generation, gen);
+  EXPECT_EQ(info.waiting_for, std::vector<std::string>{"tunnel to 10.0.0.2"});
+  EXPECT_EQ(rig.hub.waiting_count(), 1u);
+  a.waiting_for.clear();
+  a.ack();
+  ASSERT_EQ(results, std::vector<bool>{true});
+  EXPECT_TRUE(rig.hub.host_applied(HostId::parse("a"), gen));
+  EXPECT_EQ(rig.hub.agents().at(HostId::parse("a")).partial_generation, 0u);
+  EXPECT_EQ(rig.hub.waiting_count(), 0u);
+}

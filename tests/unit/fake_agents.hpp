@@ -38,6 +38,7 @@ class FakeAgent {
     pending = false;
     wire::Ack a;
     a.generation = last.generation;
+    a.waiting_for = waiting_for;
     a.bound_ports.assign(bound.begin(), bound.end());
     a.paused_ports.assign(paused.begin(), paused.end());
     a.foreign_running.assign(foreign.begin(), foreign.end());
@@ -70,6 +71,7 @@ class FakeAgent {
   int deltas = 0;
   std::vector<wire::Migrate> migrate_commands;
   bool pending = false;
+  std::vector<std::string> waiting_for;  // non-empty: ACKs say "applied partially"
   std::set<std::string> bound;
   std::set<std::string> paused;
   std::set<std::string> foreign;

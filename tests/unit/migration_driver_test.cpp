@@ -115,6 +115,21 @@ TEST(MigrationDriver, HappyPathWithDualDeliveryAndTimeline) {
   EXPECT_GE(rig.state.audit().size(), 5u);
 }
 
+TEST(MigrationDriver, NotReadyWhileAVtepHasAppliedThePrepareOnlyPartially) {
+  Rig rig;
+  rig.r.waiting_for = {"tunnel to 10.0.0.2"};  // r has no tunnel to the new VTEP d yet
+  rig.driver->create(PortId::parse("vm"), HostId::parse("d"));
+  rig.pump();
+  EXPECT_EQ(rig.mig("m1").state, MigrationState::preparing);
+  EXPECT_FALSE(rig.mig("m1").timeline.count("all_vteps_ready"));
+  rig.clock.advance(std::chrono::milliseconds(25));
+  rig.r.waiting_for.clear();
+  rig.r.ack();
+  EXPECT_EQ(rig.mig("m1").state, MigrationState::ready);
+  EXPECT_EQ(rig.mig("m1").timeline.at("all_vteps_ready") - rig.mig("m1").timeline.at("preparing"),
+            25000);
+}
+
 TEST(MigrationDriver, CountsTheDestinationsAnnouncementsOnTheMigration) {
   Rig rig;
   rig.driver->create(PortId::parse("vm"), HostId::parse("d"));

@@ -32,6 +32,8 @@ TEST(Wire, AgentMessagesRoundTrip) {
   auto ack = std::get<Ack>(
       decode_agent_message(encode(AgentMessage{Ack{7,
                                                    1.5,
+                                                   {"tunnel to 10.0.0.9"},
+                                                   {"p3"},
                                                    {"p1", "p2"},
                                                    {"p2"},
                                                    {"x"},
@@ -40,6 +42,8 @@ TEST(Wire, AgentMessagesRoundTrip) {
                                                    {{"web-1", {"iface-a", "iface-b"}}},
                                                    {{"p2", 3}}}})));
   EXPECT_EQ(ack.generation, 7u);
+  EXPECT_EQ(ack.waiting_for, std::vector<std::string>{"tunnel to 10.0.0.9"});
+  EXPECT_EQ(ack.awaiting_taps, std::vector<std::string>{"p3"});
   EXPECT_EQ(ack.bound_ports, (std::vector<std::string>{"p1", "p2"}));
   EXPECT_EQ(ack.paused_ports, std::vector<std::string>{"p2"});
   EXPECT_EQ(ack.storage_ready, std::vector<std::string>{"p1/data"});
