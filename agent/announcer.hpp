@@ -1,5 +1,5 @@
-// Announcer: when a port becomes active on this host by migration (gate opened, or the
-// controller moved it here), sends its gratuitous ARPs / unsolicited NAs and a RARP onto the
+// Announcer: when a port becomes active on this host by migration (the controller moved it
+// here at cutover), sends its gratuitous ARPs / unsolicited NAs and a RARP onto the
 // overlay in paced rounds (kAnnounceSchedule: 0, 10, 50, 200 ms) and reports every round. Runs on
 // the dataplane thread: after_apply() after each confirmed apply, run_due() whenever next_due()
 // passes. Frames go out through an injected FrameSink (OVS: packet-out through the pipeline as

@@ -25,7 +25,8 @@ struct ApplyReport {
   // Local ports whose VM tap does not exist (yet), e.g. a migration's destination before QEMU
   // starts: the one deliberate exception, applied without them (they bind when the tap appears).
   std::vector<std::string> awaiting_taps;
-  std::vector<std::string> bound_ports;      // ids of local ports the switch has bound
+  std::vector<std::string> bound_ports;          // ids of local ports the switch has bound
+  std::map<std::string, std::string> tap_names;  // iface-id -> its bound tap's interface name
   std::vector<std::string> paused_ports;     // local ports whose VM paused for outgoing migration
   std::vector<std::string> foreign_running;  // VMs running here the state does not place here
   std::vector<std::string> storage_ready;    // "port/volume" (StorageThread)

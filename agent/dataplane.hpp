@@ -5,6 +5,8 @@
 #pragma once
 
 #include <functional>
+#include <set>
+#include <string>
 
 #include "apply_report.hpp"
 #include "desired_state.hpp"
@@ -18,6 +20,9 @@ class Dataplane {
   virtual void start(ReportFn on_report) = 0;
   // Thread-safe; the newest state wins (intermediate ones may be skipped).
   virtual void set_desired(DesiredState state) = 0;
+  // Thread-safe. iface-ids of local ports whose VM has stopped here for the final copy of an
+  // outgoing migration (libvirt): their frames go to the migration's destination from now on.
+  virtual void set_departed(std::set<std::string> iface_ids) = 0;
   virtual void stop() = 0;
 };
 

@@ -32,6 +32,21 @@ void DataplaneThread::set_desired(DesiredState state) {
   wake();
 }
 
+void DataplaneThread::set_departed(std::set<std::string> iface_ids) {
+  {
+    std::lock_guard lock(mutex_);
+    departed_ = std::move(iface_ids);
+  }
+  wake();
+}
+
+std::optional<std::set<std::string>> DataplaneThread::take_departed() {
+  std::lock_guard lock(mutex_);
+  std::optional<std::set<std::string>> out = std::move(departed_);
+  departed_.reset();
+  return out;
+}
+
 void DataplaneThread::stop() {
   if (!thread_.joinable()) return;
   stopping_ = true;

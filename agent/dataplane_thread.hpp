@@ -20,6 +20,7 @@ class DataplaneThread : public Dataplane {
   ~DataplaneThread() override;
   void start(ReportFn on_report) override;
   void set_desired(DesiredState state) override;
+  void set_departed(std::set<std::string> iface_ids) override;
   // Joins the thread; derived destructors must call it before their members go away.
   void stop() override;
   // Reports of cutover announcement rounds (on the backend's thread). Set before start().
@@ -33,6 +34,7 @@ class DataplaneThread : public Dataplane {
   int wake_fd() const { return wake_fd_; }
   void drain_wake();
   std::optional<DesiredState> take_pending();
+  std::optional<std::set<std::string>> take_departed();
   void report(const ApplyReport& r) {
     if (on_report_) on_report_(r);
   }
@@ -52,7 +54,8 @@ class DataplaneThread : public Dataplane {
   int wake_fd_ = -1;
   std::atomic<bool> stopping_{false};
   std::mutex mutex_;
-  std::optional<DesiredState> pending_;  // guarded by mutex_
+  std::optional<DesiredState> pending_;            // guarded by mutex_
+  std::optional<std::set<std::string>> departed_;  // guarded by mutex_
 };
 
 }  // namespace cutover::agent

@@ -33,7 +33,15 @@ ApplyReport LinuxReconciler::reconcile(const DesiredState& state) {
     auto links = nl_.links();
     std::map<std::string, NlLink> by_name;
     for (const auto& l : links) by_name[l.name] = l;
-    auto desired = overlay::plan_linux(topo, vm_ifnames(links));
+    const auto ifnames = vm_ifnames(links);
+    auto desired = overlay::plan_linux(topo, ifnames);
+    for (const auto& [vni, view] : topo.networks) {
+      for (const auto& p : view.local_ports) {
+        if (auto it = ifnames.find(p.iface_id); it != ifnames.end()) {
+          report.tap_names[p.iface_id] = it->second;
+        }
+      }
+    }
 
     auto ensure_up = [&](const std::string& name) {
       auto it = by_name.find(name);

@@ -29,11 +29,18 @@ overlay::OvsPortMap OvsReconciler::port_map(const std::vector<OvsInterface>& ifa
   return map;
 }
 
-ApplyReport OvsReconciler::reconcile(const DesiredState& state) {
+ApplyReport OvsReconciler::reconcile(const DesiredState& state,
+                                     const std::set<std::string>& departed) {
   return reconcile_pass(state, [&](const overlay::Topology& topo, ApplyReport& report) {
     db_.ensure_bridge(config_.bridge, config_.datapath_type);
     auto ifaces = db_.interfaces();
-    auto desired = overlay::translate_ovs(topo, port_map(ifaces, config_.bridge));
+    const auto map = port_map(ifaces, config_.bridge);
+    auto desired = overlay::translate_ovs(topo, map, departed);
+    for (const auto& i : ifaces) {
+      if (i.bridge == config_.bridge && map.vm_ofports.count(i.iface_id)) {
+        report.tap_names[i.iface_id] = i.name;
+      }
+    }
     sync_tunnels(desired, ifaces);
     try {
       sync_flows(desired, report);

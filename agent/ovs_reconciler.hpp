@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <set>
 #include <string>
 
 #include "apply_report.hpp"
@@ -28,7 +29,8 @@ class OvsReconciler {
   OvsReconciler(OvsReconcilerConfig config, FlowSwitch& flows, OvsdbSwitch& db);
 
   // Never throws: failures come back as a report (rejected = bad input, nothing touched).
-  ApplyReport reconcile(const DesiredState& state);
+  // departed: local iface-ids whose VM has stopped here for an outgoing migration.
+  ApplyReport reconcile(const DesiredState& state, const std::set<std::string>& departed = {});
 
   // Which VM iface-ids and tunnels OVS has bound on our bridge (ofport > 0, link up).
   static overlay::OvsPortMap port_map(const std::vector<OvsInterface>& ifaces,

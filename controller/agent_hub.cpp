@@ -1,10 +1,19 @@
 // AgentHub: slicing, sending, ACK bookkeeping and generation waits.
 #include "agent_hub.hpp"
 
+#include <algorithm>
+
 #include "json_codec.hpp"
 #include "logging.hpp"
 
 namespace cutover::controller {
+
+namespace {
+bool is_location(const Port& p, const HostId& host) {
+  const auto where = port_locations(p);
+  return std::find(where.begin(), where.end(), host) != where.end();
+}
+}  // namespace
 
 uint64_t AgentHub::attach(const HostId& host, SendFn send) {
   if (auto old = session_of_.find(host); old != session_of_.end()) {
@@ -46,14 +55,12 @@ std::set<NetworkId> AgentHub::networks_of(const HostId& host, const ChangeSet* u
   if (undo) {
     for (const auto& pc : undo->ports) {
       if (pc.after) changed.insert(pc.after->id);
-      if (pc.before && (pc.before->host == host || pc.before->migrating_to == host)) {
-        nets.insert(pc.before->network);
-      }
+      if (pc.before && is_location(*pc.before, host)) nets.insert(pc.before->network);
     }
   }
   for (const auto& [id, p] : state_.ports()) {
     if (changed.count(id)) continue;
-    if (p.host == host || p.migrating_to == host) nets.insert(p.network);
+    if (is_location(p, host)) nets.insert(p.network);
   }
   return nets;
 }
@@ -80,8 +87,7 @@ std::string AgentHub::slice_body(const HostId& host, const std::set<NetworkId>& 
     if (!nets.count(p.network)) continue;
     if (ports.size() > 1) ports += ',';
     ports += encoded(p);
-    if (p.host) host_ids.insert(*p.host);
-    if (p.migrating_to) host_ids.insert(*p.migrating_to);
+    for (const auto& h : port_locations(p)) host_ids.insert(h);
   }
   ports += ']';
   std::string hosts = "[";
@@ -180,14 +186,13 @@ void AgentHub::send_delta(const ChangeSet& change) {
     for (const auto* p : {pc.before ? &*pc.before : nullptr, pc.after ? &*pc.after : nullptr}) {
       if (!p) continue;
       nets.insert(p->network);
-      if (p->host) movers.insert(*p->host);
-      if (p->migrating_to) movers.insert(*p->migrating_to);
+      for (const auto& h : port_locations(*p)) movers.insert(h);
     }
     if (pc.after) {
       delta.upsert_ports.push_back(*pc.after);
-      for (const auto& h : {pc.after->host, pc.after->migrating_to}) {
-        if (h && delta_hosts.insert(*h).second && state_.hosts().count(*h)) {
-          delta.upsert_hosts.push_back(state_.hosts().at(*h));
+      for (const auto& h : port_locations(*pc.after)) {
+        if (delta_hosts.insert(h).second && state_.hosts().count(h)) {
+          delta.upsert_hosts.push_back(state_.hosts().at(h));
         }
       }
     } else if (pc.before) {
@@ -198,8 +203,7 @@ void AgentHub::send_delta(const ChangeSet& change) {
   std::set<HostId> affected;
   for (const auto& [id, p] : state_.ports()) {
     if (!nets.count(p.network)) continue;
-    if (p.host) affected.insert(*p.host);
-    if (p.migrating_to) affected.insert(*p.migrating_to);
+    for (const auto& h : port_locations(p)) affected.insert(h);
   }
   std::string text;
   // A mover whose set of networks is unchanged only needs the delta too.

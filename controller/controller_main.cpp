@@ -41,7 +41,7 @@ struct ControllerConfig {
   int64_t prepare_timeout_ms = 30000;
   int64_t activation_timeout_ms = 300000;
   int64_t conntrack_carry_ttl_s = 600;
-  std::string gate_trigger = "source-paused";
+  int64_t forward_grace_ms = 2000;
   std::string log_level = "info";
   std::string log_format = "text";
 };
@@ -105,10 +105,9 @@ int main(int argc, char** argv) {
            "seconds after a migration ends that the destination keeps admitting the connections "
            "carried from the source's conntrack (by then the VM's own packets have committed "
            "them there)");
-  opts.add("gate-trigger", &cfg.gate_trigger,
-           "when the destination starts delivering to an arriving VM: source-paused (default: "
-           "frames sent during the final copy queue in its tap) or destination-running "
-           "(only once it runs there; for comparison)");
+  opts.add("forward-grace-ms", &cfg.forward_grace_ms,
+           "how long the host a VM left keeps forwarding its frames to the new host after every "
+           "VTEP applied the new location (frames in flight when they switched)");
   opts.add("log-level", &cfg.log_level, "trace, debug, info, warn, error");
   opts.add("log-format", &cfg.log_format, "text or json");
 
@@ -137,14 +136,10 @@ int main(int argc, char** argv) {
       throw ParseError("--conntrack-carry-ttl", "must be 1 to 2592000 (30 days)");
     }
     policy.carried_conns_ttl = std::chrono::seconds(cfg.conntrack_carry_ttl_s);
-    if (cfg.gate_trigger == "source-paused") {
-      policy.gate_on_source_pause = true;
-    } else if (cfg.gate_trigger == "destination-running") {
-      policy.gate_on_source_pause = false;
-    } else {
-      throw ParseError("--gate-trigger", "expected source-paused or destination-running, got '" +
-                                             cfg.gate_trigger + "'");
+    if (cfg.forward_grace_ms < 0 || cfg.forward_grace_ms > 3600000) {
+      throw ParseError("--forward-grace-ms", "must be 0 to 3600000 (an hour)");
     }
+    policy.forward_grace = std::chrono::milliseconds(cfg.forward_grace_ms);
   } catch (const ParseError& e) {
     std::fprintf(stderr, "cutover-controller: %s\n", e.what());
     return 2;

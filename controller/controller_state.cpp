@@ -1,6 +1,7 @@
 // ControllerState: validation, persistence and per-host slicing of the desired state.
 #include "controller_state.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <set>
 
@@ -88,7 +89,8 @@ Host ControllerState::put_host(const Host& h) {
 void ControllerState::delete_host(const HostId& id) {
   if (!hosts_.count(id)) throw ApiError(404, "not_found", "", "no host '" + id.str() + "'");
   for (const auto& [pid, p] : ports_) {
-    if (p.host == id) {
+    const auto where = port_locations(p);
+    if (std::find(where.begin(), where.end(), id) != where.end()) {
       throw ApiError(409, "in_use", "",
                      "host '" + id.str() + "' still has port '" + pid.str() + "'");
     }
@@ -138,6 +140,10 @@ void ControllerState::validate_port(const Port& p, const std::optional<PortId>& 
   if (p.migrating_to && !hosts_.count(*p.migrating_to)) {
     throw ApiError(422, "unknown_reference", "migrating_to",
                    "no host '" + p.migrating_to->str() + "'");
+  }
+  if (p.previous_host && !hosts_.count(*p.previous_host)) {
+    throw ApiError(422, "unknown_reference", "previous_host",
+                   "no host '" + p.previous_host->str() + "'");
   }
   for (const auto& [id, other] : ports_) {
     if (replacing && id == *replacing) continue;
@@ -225,15 +231,16 @@ DesiredState ControllerState::desired_for(const HostId& id) const {
   d.host = id;
   std::set<NetworkId> nets;
   for (const auto& [pid, p] : ports_) {
-    if (p.host == id || p.migrating_to == id) nets.insert(p.network);
+    for (const auto& h : port_locations(p)) {
+      if (h == id) nets.insert(p.network);
+    }
   }
   std::set<HostId> host_ids{id};
   for (const auto& nid : nets) d.networks.push_back(networks_.at(nid));
   for (const auto& [pid, p] : ports_) {
     if (!nets.count(p.network)) continue;
     d.ports.push_back(p);
-    if (p.host) host_ids.insert(*p.host);
-    if (p.migrating_to) host_ids.insert(*p.migrating_to);
+    for (const auto& h : port_locations(p)) host_ids.insert(h);
   }
   for (const auto& hid : host_ids) {
     auto it = hosts_.find(hid);

@@ -69,7 +69,38 @@ void MigrationDriver::transition(Migration& m, MigrationState to, const std::str
     if (started && port != state_.ports().end() && !port->second.carried_conns.empty()) {
       expire_carried_later(m.port);
     }
+    if (to == MigrationState::completed && port != state_.ports().end() &&
+        port->second.previous_host) {
+      end_forwarding_later(m.port);
+    }
   }
+}
+
+void MigrationDriver::end_forwarding_later(const PortId& port) {
+  if (auto old = forward_timers_.find(port); old != forward_timers_.end()) {
+    scheduler_.cancel(old->second);
+  }
+  forward_timers_[port] = scheduler_.after(policy_.forward_grace, [this, port] {
+    forward_timers_.erase(port);
+    auto it = state_.ports().find(port);
+    if (it == state_.ports().end() || !it->second.previous_host) return;
+    for (const auto* m : open_migrations()) {
+      // Still converging on the location the previous host forwards to: its end re-arms this.
+      if (m->port == port && m->state == MigrationState::cutting_over) return;
+    }
+    Port p = it->second;
+    const HostId left = *p.previous_host;
+    p.previous_host.reset();
+    try {
+      state_.replace_port(p);
+      logger("migration")
+          ->info("port {}: {} stopped forwarding for it ({} ms after its migration)", port.str(),
+                 left.str(), policy_.forward_grace.count());
+    } catch (const std::exception& e) {
+      logger("migration")
+          ->warn("port {}: {} still forwards for it: {}", port.str(), left.str(), e.what());
+    }
+  });
 }
 
 void MigrationDriver::expire_carried_later(const PortId& port) {
@@ -267,8 +298,7 @@ std::vector<HostId> MigrationDriver::hosts_involved(const Port& p) const {
   std::set<HostId> hosts;
   for (const auto& [id, other] : state_.ports()) {
     if (other.network != p.network) continue;
-    if (other.host) hosts.insert(*other.host);
-    if (other.migrating_to) hosts.insert(*other.migrating_to);
+    for (const auto& h : port_locations(other)) hosts.insert(h);
   }
   return {hosts.begin(), hosts.end()};
 }
@@ -292,6 +322,8 @@ void MigrationDriver::disarm_timer(const MigrationId& id) {
 void MigrationDriver::start_prepare(Migration m) {
   Port p = state_.ports().at(m.port);
   p.migrating_to = m.destination;
+  // Back to where it just left: that host receives it now, it no longer forwards for it.
+  if (p.previous_host == m.destination) p.previous_host.reset();
   p.carried_conns.clear();  // what an earlier migration carried is the source's own state now
   transition(m, MigrationState::preparing, "");
   state_.put_port_and_migration(p, m);  // one generation: D binds, VTEPs deliver to both
@@ -524,22 +556,15 @@ void MigrationDriver::check_activation(const MigrationId& id) {
     cut_over(m);
     return;
   }
-  // The source VM paused for the final copy: open the destination's gate so that frames from
-  // now on queue in its tap and reach the VM at resume instead of being lost with the source.
+  // The source VM paused for the final copy. Nothing waits for this report: the source
+  // forwards the port's frames to the destination by itself from the pause on. It goes on the
+  // timeline (and the state) for the operator.
   auto source = hub_.agents().find(m.source);
   if (m.state == MigrationState::ready && source != hub_.agents().end() &&
       source->second.paused_ports.count(port.id.str())) {
-    const bool first = !m.timeline.count("source_paused");
     stamp(m, "source_paused");
-    if (!policy_.gate_on_source_pause) {
-      if (first) save(m);  // the pause is on the timeline; the gate waits for the VM on D
-      return;
-    }
-    Port p = port;
-    p.gate_open = true;
     transition(m, MigrationState::migrating, "");
-    stamp(m, "gate_open");
-    state_.put_port_and_migration(p, m);
+    save(m);
   }
 }
 
@@ -553,7 +578,8 @@ void MigrationDriver::cut_over(Migration m) {
   }
   p.host = m.destination;
   p.migrating_to.reset();
-  p.gate_open = false;
+  // The source forwards what the other VTEPs still send it until they have all switched.
+  p.previous_host = m.source;
   transition(m, MigrationState::cutting_over, "");
   state_.put_port_and_migration(p, m);
   const uint64_t gen = state_.generation();
@@ -592,7 +618,6 @@ void MigrationDriver::rollback(const MigrationId& id, const std::string& reason)
   Port p = state_.ports().at(m.port);
   if (p.migrating_to) {
     p.migrating_to.reset();
-    p.gate_open = false;
     state_.put_port_and_migration(p, m);
   } else {
     save(m);
@@ -604,9 +629,11 @@ void MigrationDriver::recover() {
   for (const auto& [id, m] : state_.migrations()) {
     if (!is_terminal(m.state)) active.push_back(id);
   }
-  // Admits carried by migrations that ended before the restart: their timers died with it.
+  // Admits carried, and forwarding set up, by migrations that ended before the restart: their
+  // timers died with it.
   for (const auto& [id, p] : state_.ports()) {
     if (!p.carried_conns.empty()) expire_carried_later(id);
+    if (p.previous_host) end_forwarding_later(id);
   }
   for (const auto& id : active) {
     const auto& m = state_.migrations().at(id);

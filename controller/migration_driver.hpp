@@ -3,20 +3,24 @@
 //   requested ──policy──▶ rejected
 //       │ └─approval required─▶ pending_approval ──approve──┐
 //       ▼                                                   ▼
-//   preparing: port gets migrating_to=D (D binds it, every other VTEP delivers to S and D);
-//       │      wait until S, D and every VTEP of the VNI ACKed that generation
+//   preparing: port gets migrating_to=D: D binds it held (delivers it only what S forwards by
+//       │      tunnel), every VTEP of the VNI adds D (tunnel, flooding); traffic still goes to S.
+//       │      Wait until S, D and every VTEP applied that generation completely
 //       ▼
 //   ready: wait for the port to come up on D (D's agent reports it bound; with libvirt: the
-//       │  domain *running* on D). If S reports the VM paused for the final copy first:
-//       ├──▶ migrating: D's gate opens (frames queue in D's tap and reach the VM at resume)
+//       │  domain *running* on D). When S's VM pauses for the final copy, S itself forwards
+//       │  the port's frames to D and relays what reached its tap unread - no controller in
+//       │  that path; the pause only goes on the timeline:
+//       ├──▶ migrating (S reported the pause)
 //       ▼
-//   cutting_over: port.host=D, migrating_to cleared; wait until every host applied it
+//   cutting_over: port.host=D, migrating_to cleared, previous_host=S (S forwards what still
+//       │         arrives there); wait until every host applied it
 //       ▼
-//   completed
+//   completed (previous_host cleared forward_grace later)
 //
 //   preparing / ready / migrating / pending_approval ──(NACK, agent gone, timeout, cancel)──▶
-//   rolled_back: migrating_to and the gate cleared, the port stays on S. Every transition is logged
-//   once, timestamped in the migration's timeline and appended to the audit log.
+//   rolled_back: migrating_to cleared, the port stays on S. Every transition is logged once,
+//   timestamped in the migration's timeline and appended to the audit log.
 #pragma once
 
 #include <chrono>
@@ -40,9 +44,9 @@ struct MigrationPolicy {
   std::vector<PlacementRule> forbid;
   int64_t max_concurrent_per_host = 4;  // active migrations touching a host (as source or dest)
   bool require_approval = false;
-  // Open the destination's gate when the source VM pauses for the final copy (frames from then
-  // on queue in the destination's tap); false: only when the VM runs there (cut over).
-  bool gate_on_source_pause = true;
+  // How long the host a VM left keeps forwarding its frames (previous_host) after every VTEP
+  // applied the new location: frames already in flight when they switched still get through.
+  std::chrono::milliseconds forward_grace{2000};
   std::chrono::milliseconds prepare_timeout{30000};
   std::chrono::milliseconds activation_timeout{300000};
   std::chrono::milliseconds converge_timeout{30000};
@@ -128,6 +132,9 @@ class MigrationDriver {
   // Drops the port's carried_conns after policy_.carried_conns_ttl (one timer per port).
   void expire_carried_later(const PortId& port);
   std::map<PortId, uint64_t> carried_timers_;
+  // Clears the port's previous_host after policy_.forward_grace (one timer per port).
+  void end_forwarding_later(const PortId& port);
+  std::map<PortId, uint64_t> forward_timers_;
 };
 
 }  // namespace cutover::controller

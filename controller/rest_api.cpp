@@ -240,6 +240,9 @@ HttpResponse RestApi::route(const HttpRequest& req, const std::vector<std::strin
       if (port.migrating_to) {
         throw ApiError(422, "invalid", "migrating_to", "set by migrations only");
       }
+      if (port.previous_host) {
+        throw ApiError(422, "invalid", "previous_host", "set by migrations only");
+      }
       if (!port.carried_conns.empty()) {
         throw ApiError(422, "invalid", "carried_conns", "set by migrations only");
       }
@@ -259,6 +262,9 @@ HttpResponse RestApi::route(const HttpRequest& req, const std::vector<std::strin
         if (port.id != id) throw ApiError(422, "invalid", "id", "body id differs from the URL");
         if (it != state_.ports().end() && port.migrating_to != it->second.migrating_to) {
           throw ApiError(422, "invalid", "migrating_to", "set by migrations only");
+        }
+        if (it != state_.ports().end() && port.previous_host != it->second.previous_host) {
+          throw ApiError(422, "invalid", "previous_host", "set by migrations only");
         }
         // carried_conns is the controller's: a PUT keeps what the last migration carried.
         if (it != state_.ports().end() && !port.carried_conns.empty() &&

@@ -45,7 +45,7 @@ std::array<uint8_t, 4> v4_bytes(const IpAddress& ip) {
 }
 
 bool arriving_here(const Port& p, const HostId& self) {
-  if (p.migrating_to && *p.migrating_to == self) return !p.gate_open;
+  if (p.migrating_to && *p.migrating_to == self) return true;
   return p.host && *p.host != self;
 }
 }  // namespace
@@ -99,8 +99,7 @@ Frame unsolicited_na_frame(const MacAddress& mac, const IpAddress& ipv6) {
 }
 
 bool delivered_here(const Port& p, const HostId& self) {
-  if (p.migrating_to) return *p.migrating_to == self && p.gate_open;
-  return p.host && *p.host == self;
+  return p.host && *p.host == self && !p.migrating_to;
 }
 std::vector<Frame> announcement_frames(const Port& port) {
   std::vector<Frame> out;

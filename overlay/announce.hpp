@@ -28,8 +28,8 @@ Frame unsolicited_na_frame(const MacAddress& mac, const IpAddress& ipv6);
 // Every frame one announcement round sends for a port: GARP/NA per IP, then one RARP.
 std::vector<Frame> announcement_frames(const Port& port);
 
-// Whether this host delivers the port's frames: hosted here and not leaving, or arriving here
-// with its gate open.
+// Whether the port is active here: hosted here and not leaving (the network sends its frames
+// here). An arriving port becomes active at cutover.
 bool delivered_here(const Port& port, const HostId& self);
 
 // Pacing of the rounds after activation (the first goes out at once).
@@ -38,8 +38,8 @@ inline const std::vector<std::chrono::milliseconds> kAnnounceSchedule = {
     std::chrono::milliseconds(200)};
 
 // Decides which ports just became active on this host: delivered here now (hosted here and not
-// leaving, or arriving with the gate open) and bound by the dataplane, after having been held
-// here (gate closed) or placed on another host in an earlier state. A port newly placed here
+// leaving) and bound by the dataplane, after having been arriving here (held) or placed on
+// another host in an earlier state. A port newly placed here
 // without a migration, or every port on the agent's first state, is not announced: nothing
 // about its location changed for the network.
 class ArrivalTracker {

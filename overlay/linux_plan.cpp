@@ -26,19 +26,12 @@ LinuxDesired plan_linux(const Topology& topo,
       out.ports.push_back({it->second, br, port.id.str()});
     }
     for (const auto& remote : view.remote_macs) {
-      // A migrating port bound here is delivered locally; the other location is its fallback.
-      if (remote.local_iface_id && vm_ifnames.count(*remote.local_iface_id) &&
-          !view.held_iface_ids.count(*remote.local_iface_id)) {
+      // A leaving port whose VM still runs here is delivered locally.
+      if (remote.local_iface_id && view.leaving_iface_ids.count(*remote.local_iface_id) &&
+          vm_ifnames.count(*remote.local_iface_id)) {
         continue;
       }
-      // The kernel keeps one remote per unicast MAC (NLM_F_APPEND only adds remotes to the
-      // all-zeros and multicast entries): a port delivered to two hosts gets no unicast entry,
-      // so its frames take the all-zeros entry and reach both, as unknown unicast does.
-      if (remote.vteps.size() > 1) {
-        for (const auto& vtep : remote.vteps) out.fdb.insert({vx, bum, vtep});
-        continue;
-      }
-      for (const auto& vtep : remote.vteps) out.fdb.insert({vx, remote.mac, vtep});
+      out.fdb.insert({vx, remote.mac, remote.vtep});
     }
     for (const auto& vtep : view.flood_vteps) out.fdb.insert({vx, bum, vtep});
   }

@@ -18,39 +18,46 @@ uint32_t fnv1a(const std::string& s) {
   return h;
 }
 
+// Which frames for a local port are delivered to it: all, only those arriving by tunnel (a
+// port arriving here: what the source forwards once the VM stopped there), or none (a port
+// whose VM has left: its frames are forwarded to the destination).
+enum class Deliver { all, from_tunnels, none };
+
 // The flows that make one port stateful (see the table layout in ovs_pipeline.hpp). Zone and
 // reg2 are the port's ofport, unique on this switch.
 void stateful_flows(const Port& port, int64_t ofport_num, const std::string& in_vni,
-                    const std::string& classify, bool deliver_here, std::vector<OvsFlow>& flows) {
+                    const std::string& classify, Deliver deliver, std::vector<OvsFlow>& flows) {
+  const bool deliver_here = deliver != Deliver::none;
+  const std::string to_port = in_vni + (deliver == Deliver::from_tunnels ? ",reg1=1" : "");
   const std::string ofport = std::to_string(ofport_num);
   const std::string zone = "zone=" + ofport;
   const std::string mac = port.mac.to_string();
-  const std::string deliver = "output:" + ofport;
-  const std::string commit = "ct(commit," + zone + ")," + deliver;
+  const std::string output = "output:" + ofport;
+  const std::string commit = "ct(commit," + zone + ")," + output;
   for (const char* family : {"ip", "ipv6"}) {
     // Out of the VM: committed, so that replies come back established.
     flows.push_back({kClassifyTable, 110,
                      std::string(family) + ",in_port=" + ofport + ",dl_src=" + mac,
                      "ct(commit," + zone + ")," + classify});
-    // Into the VM: tracked, then judged in the ACL table (not while the gate is closed).
+    // Into the VM: tracked, then judged in the ACL table.
     if (deliver_here) {
-      flows.push_back({kL2Table, 110, std::string(family) + "," + in_vni + ",dl_dst=" + mac,
+      flows.push_back({kL2Table, 110, std::string(family) + "," + to_port + ",dl_dst=" + mac,
                        "set_field:" + ofport + "->reg2,ct(" + zone + ",table=20)"});
     }
   }
-  // Neighbour discovery is not connection state: always delivered (once the gate is open).
+  // Neighbour discovery is not connection state: always delivered (where anything is).
   for (const char* type : {"135", "136"}) {
     if (!deliver_here) break;
     flows.push_back(
-        {kL2Table, 120, "icmp6," + in_vni + ",dl_dst=" + mac + ",icmp_type=" + type, deliver});
+        {kL2Table, 120, "icmp6," + to_port + ",dl_dst=" + mac + ",icmp_type=" + type, output});
   }
   const std::string reg = "reg2=" + ofport;
   std::set<std::string> seen;  // duplicate rules / connections yield one flow
   auto acl = [&](int priority, const std::string& match, const std::string& actions) {
     if (seen.insert(match).second) flows.push_back({kAclTable, priority, match, actions});
   };
-  acl(100, "ct_state=+est+trk," + reg, deliver);
-  acl(100, "ct_state=+rel+trk," + reg, deliver);
+  acl(100, "ct_state=+est+trk," + reg, output);
+  acl(100, "ct_state=+rel+trk," + reg, output);
   for (const auto& rule : *port.ingress_allow) {
     const bool icmp = rule.protocol == "icmp";
     const std::string dport = rule.port ? ",tp_dst=" + std::to_string(rule.port) : "";
@@ -88,7 +95,8 @@ std::string tunnel_port_name(const IpAddress& remote) {
   return buf;
 }
 
-OvsDesired translate_ovs(const Topology& topo, const OvsPortMap& ports) {
+OvsDesired translate_ovs(const Topology& topo, const OvsPortMap& ports,
+                         const std::set<std::string>& departed) {
   OvsDesired out;
   for (const auto& vtep : topo.remote_vteps) {
     out.tunnels.push_back(OvsTunnelPort{tunnel_port_name(vtep), vtep});
@@ -102,6 +110,12 @@ OvsDesired translate_ovs(const Topology& topo, const OvsPortMap& ports) {
   for (const auto& [vni, view] : topo.networks) {
     const std::string vni_hex = hex(vni);
     const std::string in_vni = "reg0=" + vni_hex;
+    // A leaving port whose VM stopped here, or whose tap is gone: forwarded, not delivered.
+    const auto& leaving = view.leaving_iface_ids;  // (structured bindings can't be captured)
+    auto gone = [&](const std::string& iface_id) {
+      return leaving.count(iface_id) &&
+             (departed.count(iface_id) || !ports.vm_ofports.count(iface_id));
+    };
 
     std::vector<int64_t> local_ofports;
     std::set<int64_t> stateful_ofports;  // delivered here, behind their firewall
@@ -117,13 +131,23 @@ OvsDesired translate_ovs(const Topology& topo, const OvsPortMap& ports) {
           "set_field:" + vni_hex + "->reg0,set_field:0->reg1,goto_table:10";
       flows.push_back(
           {kClassifyTable, 100, "in_port=" + ofport + ",dl_src=" + port.mac.to_string(), classify});
+      const bool held = view.held_iface_ids.count(port.iface_id) > 0;
+      const Deliver deliver = gone(port.iface_id) ? Deliver::none
+                              : held              ? Deliver::from_tunnels
+                                                  : Deliver::all;
       if (port.ingress_allow) {
         any_stateful = true;
         out.ct_zones[port.id.str()] = it->second;
-        stateful_flows(port, it->second, in_vni, classify,
-                       !view.held_iface_ids.count(port.iface_id), flows);
+        stateful_flows(port, it->second, in_vni, classify, deliver, flows);
       }
-      if (view.held_iface_ids.count(port.iface_id)) continue;  // gate closed: deliver nothing
+      if (deliver == Deliver::none) continue;  // the remote location below forwards it
+      if (deliver == Deliver::from_tunnels) {
+        // Arriving: what the source forwards (the VM stopped there) queues in the tap until
+        // the VM resumes here. Local senders' frames go to the source (remote location below).
+        flows.push_back(
+            {kL2Table, 100, in_vni + ",reg1=1,dl_dst=" + port.mac.to_string(), "output:" + ofport});
+        continue;
+      }
       local_ofports.push_back(it->second);
       if (port.ingress_allow) stateful_ofports.insert(it->second);
       flows.push_back(
@@ -141,22 +165,20 @@ OvsDesired translate_ovs(const Topology& topo, const OvsPortMap& ports) {
     }
 
     for (const auto& remote : view.remote_macs) {
-      // A migrating port bound here is delivered locally; the other location is its fallback.
-      if (remote.local_iface_id && ports.vm_ofports.count(*remote.local_iface_id) &&
-          !view.held_iface_ids.count(*remote.local_iface_id)) {
-        continue;
+      bool forward = remote.forward;
+      if (remote.local_iface_id) {
+        const auto& iface = *remote.local_iface_id;
+        if (view.leaving_iface_ids.count(iface)) {
+          if (!gone(iface)) continue;  // its VM still runs here: delivered locally
+          forward = true;              // everything for it, from anywhere, to the destination
+        }
+        // An arriving port: local senders' frames go to the source, where its VM runs.
       }
-      std::string actions = "set_field:" + vni_hex + "->tun_id";
-      bool any = false;
-      for (const auto& vtep : remote.vteps) {
-        auto it = ports.tunnel_ofports.find(vtep);
-        if (it == ports.tunnel_ofports.end()) continue;
-        actions += ",output:" + std::to_string(it->second);
-        any = true;
-      }
-      if (!any) continue;  // tunnel not up yet: flooding covers it meanwhile
-      flows.push_back(
-          {kL2Table, 100, in_vni + ",reg1=0,dl_dst=" + remote.mac.to_string(), actions});
+      auto it = ports.tunnel_ofports.find(remote.vtep);
+      if (it == ports.tunnel_ofports.end()) continue;  // tunnel not up yet: flooding covers it
+      flows.push_back({kL2Table, 100,
+                       in_vni + (forward ? "" : ",reg1=0") + ",dl_dst=" + remote.mac.to_string(),
+                       "set_field:" + vni_hex + "->tun_id,output:" + std::to_string(it->second)});
     }
 
     // Flooding with split horizon. OVS never outputs a frame back to its in_port.

@@ -3,9 +3,13 @@
 // headers; flow text in ovs-ofctl syntax. Pipeline (all flows carry the agent's cookie):
 //   table 0  classify: VM port + its MAC -> reg0=VNI, reg1=0; tunnel + tun_id -> reg0=VNI, reg1=1;
 //            anything else dropped (unknown VNI, spoofed MAC).
-//   table 10 L2: (VNI, dl_dst) -> local port, or tun_id=VNI + output to the MAC's VTEP(s);
+//   table 10 L2: (VNI, dl_dst) -> local port, or tun_id=VNI + output to the MAC's VTEP;
 //            flooding with split horizon: local source -> local ports + every VTEP of the VNI;
 //            tunnel source -> local ports only, and only broadcast/multicast. Miss -> drop.
+//            Migrations: an arriving (held) port gets only unicast that came by tunnel (reg1=1);
+//            a leaving port whose VM stopped here (or whose tap is gone), and a port whose VM
+//            left here at cutover (previous_host), have a forwarding pointer instead: their MAC
+//            from anywhere (local or tunnel) -> the VTEP where the VM is now.
 //   table 20 stateful ingress (ports with ingress_allow; conntrack zone = the port's ofport):
 //            IP unicast to such a port goes through ct(zone) into this table with reg2 = ofport;
 //            established/related -> the port; new + an allow rule -> commit + the port; new +
@@ -15,6 +19,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -56,6 +61,9 @@ constexpr int kL2Table = 10;
 constexpr int kAclTable = 20;
 
 std::string tunnel_port_name(const IpAddress& remote);
-OvsDesired translate_ovs(const Topology& topo, const OvsPortMap& ports);
+// departed: iface-ids of local ports whose VM has stopped here for an outgoing migration's final
+// copy (libvirt: paused for migration); their frames go to the migration's destination.
+OvsDesired translate_ovs(const Topology& topo, const OvsPortMap& ports,
+                         const std::set<std::string>& departed = {});
 
 }  // namespace cutover::overlay

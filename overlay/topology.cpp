@@ -70,38 +70,43 @@ Topology build_topology(const DesiredState& state) {
                                                   it->second.str() + "'");
     }
     if (!p.host) continue;  // known but not placed: no location to program
-    std::vector<IpAddress> remote;
-    bool local = false;
-    for (const auto* where : {&*p.host, p.migrating_to ? &*p.migrating_to : nullptr}) {
-      if (!where) continue;
-      auto host = hosts.find(*where);
+    auto vtep_of = [&](const HostId& h, const char* field) {
+      auto host = hosts.find(h);
       if (host == hosts.end()) {
-        throw ParseError(at("ports", i, where == &*p.host ? "host" : "migrating_to"),
-                         "unknown host '" + where->str() + "'");
+        throw ParseError(at("ports", i, field), "unknown host '" + h.str() + "'");
       }
-      if (*where == topo.self.id) {
-        local = true;
-      } else {
-        remote.push_back(host->second.underlay_ip);
-      }
-    }
+      return host->second.underlay_ip;
+    };
+    const HostId& self_id = topo.self.id;
     auto& view = topo.networks[vni->second];
-    if (local) {
+    // Every other location is a VTEP of the network: it floods there and accepts from there.
+    for (const auto& [where, field] : {std::pair{&p.host, "host"},
+                                       {&p.migrating_to, "migrating_to"},
+                                       {&p.previous_host, "previous_host"}}) {
+      if (!*where) continue;
+      const auto vtep = vtep_of(**where, field);
+      if (**where == self_id) continue;
+      view.flood_vteps.insert(vtep);
+      topo.remote_vteps.insert(vtep);
+    }
+    const bool arriving = p.migrating_to == self_id;
+    const bool leaving = *p.host == self_id && p.migrating_to && !arriving;
+    if (*p.host == self_id || arriving) {
       if (!iface_ids.insert(p.iface_id).second) {
         throw ParseError(at("ports", i, "iface_id"), "duplicate iface_id '" + p.iface_id + "'");
       }
       view.local_ports.push_back(p);
-      if (p.migrating_to == topo.self.id && !p.gate_open) view.held_iface_ids.insert(p.iface_id);
     }
-    if (!remote.empty()) {
-      std::sort(remote.begin(), remote.end());
-      RemoteMac rm{p.mac, p.id, remote, std::nullopt};
-      if (local) rm.local_iface_id = p.iface_id;
-      view.remote_macs.push_back(rm);
-      for (const auto& vtep : remote) {
-        view.flood_vteps.insert(vtep);
-        topo.remote_vteps.insert(vtep);
-      }
+    if (arriving) {
+      view.held_iface_ids.insert(p.iface_id);
+      view.remote_macs.push_back({p.mac, p.id, vtep_of(*p.host, "host"), p.iface_id, false});
+    } else if (leaving) {
+      view.leaving_iface_ids.insert(p.iface_id);
+      view.remote_macs.push_back(
+          {p.mac, p.id, vtep_of(*p.migrating_to, "migrating_to"), p.iface_id, true});
+    } else if (*p.host != self_id) {
+      view.remote_macs.push_back(
+          {p.mac, p.id, vtep_of(*p.host, "host"), std::nullopt, p.previous_host == self_id});
     }
   }
   for (auto& [vni, view] : topo.networks) {

@@ -1,8 +1,10 @@
 // Topology: a validated, indexed view of one host's DesiredState, shared by every dataplane
 // translation (OVS flows, Linux bridge/vxlan/FDB). It answers: which networks this host serves,
-// which ports are local, where every remote MAC lives (one or more VTEPs: more than one while a
-// port is being migrated and delivered to both hosts), and which VTEPs a network floods to.
-// Pure: no I/O. Building it rejects inconsistent state as a whole (ParseError naming the field).
+// which ports are local (running here, leaving by migration, or arriving held), where frames for
+// every other MAC go (the VTEP of its port's host - one place, no dual delivery), which MACs this
+// host forwards for (it is, or was until cutover, where their VM ran), and which VTEPs a network
+// floods to. Pure: no I/O. Building it rejects inconsistent state as a whole (ParseError naming
+// the field).
 #pragma once
 
 #include <map>
@@ -18,20 +20,30 @@ namespace cutover::overlay {
 struct RemoteMac {
   MacAddress mac;
   PortId port;
-  std::vector<IpAddress> vteps;  // sorted, unique; two while the port migrates (dual delivery)
-  // Set when the port is also bound here (this host is the migration's source or destination):
-  // the remote location is then only used while the local port is not bound.
+  IpAddress vtep;  // where its frames go: its host's VTEP (for a port leaving here: the
+                   // destination's, used once the VM has stopped here)
+  // Set when the port is also local (leaving or arriving here): a leaving port's remote location
+  // is used once its VM has stopped here or its tap is gone; an arriving (held) port's for the
+  // frames of local senders, which belong to the VM where it still runs.
   std::optional<std::string> local_iface_id;
+  // This host forwards the MAC's frames that arrive by tunnel as well (a forwarding pointer): it
+  // is the source of a migration whose VM has left, or the host the VM left at cutover
+  // (previous_host) while the other VTEPs catch up.
+  bool forward = false;
 };
 
 struct NetworkView {
   Network network;
-  std::vector<Port> local_ports;       // bound to this host, sorted by id
+  std::vector<Port> local_ports;       // running, leaving or arriving here, sorted by id
   std::vector<RemoteMac> remote_macs;  // sorted by MAC
-  std::set<IpAddress> flood_vteps;     // remote VTEPs with ports in this network
-  // Ports arriving here by migration whose gate is still closed: bind them, accept frames from
-  // them, but deliver nothing to them yet (their traffic keeps going to the source).
+  std::set<IpAddress> flood_vteps;     // remote VTEPs where this network's ports are
+  // Ports arriving here by migration (held): bound, their frames accepted, and only what comes
+  // by tunnel for them delivered to them (the source's forwarding once their VM stopped there);
+  // frames of local senders still go to the source, where the VM runs. Not flooded to.
   std::set<std::string> held_iface_ids;
+  // Ports migrating away from here: delivered to while their VM runs here; once it has stopped
+  // for the final copy (departed) or its tap is gone, their frames go to the destination.
+  std::set<std::string> leaving_iface_ids;
 };
 
 struct Topology {

@@ -199,7 +199,7 @@ json to_json(const Port& p) {
       {"network", p.network.str()}, {"iface_id", p.iface_id},   {"labels", to_json(p.labels)}};
   if (p.host) j["host"] = p.host->str();
   if (p.migrating_to) j["migrating_to"] = p.migrating_to->str();
-  if (p.gate_open) j["gate_open"] = true;
+  if (p.previous_host) j["previous_host"] = p.previous_host->str();
   if (p.ingress_allow) {
     json rules = json::array();
     for (const auto& r : *p.ingress_allow) {
@@ -291,9 +291,15 @@ Port port_from_json(const json& j, const std::string& path) {
       throw ParseError(r.child("migrating_to"), "must differ from host");
     }
   }
-  p.gate_open = r.optional_bool("gate_open").value_or(false);
-  if (p.gate_open && !p.migrating_to) {
-    throw ParseError(r.child("gate_open"), "only meaningful while migrating (migrating_to)");
+  if (auto prev = r.optional_string("previous_host")) {
+    p.previous_host = r.parse_field<HostId>("previous_host", *prev,
+                                            [](const std::string& s) { return HostId::parse(s); });
+    if (!p.host) {
+      throw ParseError(r.child("previous_host"), "a port must be placed (host) to have left one");
+    }
+    if (*p.previous_host == *p.host) {
+      throw ParseError(r.child("previous_host"), "must differ from host");
+    }
   }
   if (const auto* rules = r.raw("ingress_allow"); rules && !rules->is_null()) {
     p.ingress_allow.emplace();

@@ -1,12 +1,21 @@
 // Name tables for the model's enums.
 #include "model.hpp"
 
+#include <algorithm>
 #include <array>
 #include <utility>
 
 namespace cutover {
 
 const char* to_string(Backend b) { return b == Backend::ovs ? "ovs" : "linux"; }
+
+std::vector<HostId> port_locations(const Port& p) {
+  std::vector<HostId> out;
+  for (const auto* h : {&p.host, &p.migrating_to, &p.previous_host}) {
+    if (*h && std::find(out.begin(), out.end(), **h) == out.end()) out.push_back(**h);
+  }
+  return out;
+}
 
 namespace {
 constexpr std::array<std::pair<MigrationState, const char*>, 10> kStateNames{{

@@ -89,14 +89,18 @@ struct Port {
   std::string iface_id;  // OVS external_ids:iface-id (libvirt interfaceid); defaults to the id
   Labels labels;
   std::optional<HostId> host;  // where the VM runs now; none = not placed
-  // Set while a migration prepares/executes: the destination also binds the port, and every
-  // other host delivers the port's traffic to both (dual delivery).
+  // Set while a migration prepares/executes. The destination binds the port *held*: it accepts
+  // the VM's frames and delivers it only what arrives by tunnel for its MAC - which nobody sends
+  // there but the source, once the VM has stopped on it (the source forwards the port's frames
+  // to the destination from its pause on, and relays what reached the tap too late for the VM).
+  // Everyone else keeps sending to `host`. Frames sent during the pause queue in the
+  // destination's tap and reach the VM at resume; each frame takes one path, so none arrives
+  // twice.
   std::optional<HostId> migrating_to;
-  // The destination's gate: until it opens (the source VM has paused for the final copy) the
-  // destination does not deliver the port's frames to the tap, so the resumed VM does not get
-  // copies of frames the source already consumed; from then on they queue in the tap and are
-  // delivered at resume instead of being lost.
-  bool gate_open = false;
+  // Set at cutover to the host the VM left, until every VTEP has applied the new location (and a
+  // grace period after): that host forwards frames still arriving there for the port to `host`,
+  // so what was in flight when the VTEPs switched is not lost.
+  std::optional<HostId> previous_host;
   // Stateful firewall (OVS conntrack) on the port's ingress when set; absent = no filtering.
   std::optional<std::vector<IngressRule>> ingress_allow;
   // Set by the controller from the source's conntrack during a migration (see CarriedConn).
@@ -104,6 +108,10 @@ struct Port {
   std::vector<Volume> volumes;  // NVMe/TCP volumes of the VM behind this port
   bool operator==(const Port&) const = default;
 };
+
+// Every host that must program the port: where it runs, where it is arriving, and the host it
+// just left (which forwards for it). The one place that says which hosts see a port.
+std::vector<HostId> port_locations(const Port& p);
 
 enum class MigrationState {
   requested,

@@ -76,6 +76,9 @@ void LinuxDataplane::run() {
       desired = std::move(next);
       dirty = true;
     }
+    // The kernel dataplane needs nothing of a VM's pause: its tap stays on the bridge and the
+    // agent relays what reaches it (MigrationRelay).
+    take_departed();
     if (Clock::now() >= next_due) dirty = true;
     if (dirty && desired) {
       dirty = false;

@@ -45,6 +45,7 @@ void OvsDataplane::run() {
   OvsFrameSink sink(flows, ovsdb, config_.reconciler.bridge);
 
   std::optional<DesiredState> desired;
+  std::set<std::string> departed;
   std::vector<OvsInterface> last_ifaces;
   bool dirty = false;
   bool was_connected = false;
@@ -68,6 +69,10 @@ void OvsDataplane::run() {
       desired = std::move(next);
       dirty = true;
     }
+    if (auto d = take_departed()) {
+      dirty = dirty || *d != departed;
+      departed = std::move(*d);
+    }
     const auto now = Clock::now();
     if (now >= next_due) dirty = true;
 
@@ -75,7 +80,7 @@ void OvsDataplane::run() {
     // tear down flows of ports we simply have not heard about yet.
     if (dirty && connected && desired) {
       dirty = false;
-      auto report = reconciler.reconcile(*desired);
+      auto report = reconciler.reconcile(*desired, departed);
       if (report.ok || report.rejected) {
         next_due = Clock::now() + config_.resync_interval;
       } else {

@@ -73,7 +73,7 @@ class LabLifecycle(unittest.TestCase):
         self.assertEqual((m["mode"], m["hop"]), ("cutover", "h1->h2"))
         self.assertEqual(m["tcp_survived"], m["tcp_sessions"])
         self.assertTrue(m["http_ok"])
-        self.assertIn("gate_open", m["timeline"])
+        self.assertIn("source_paused", m["timeline"])
         self.assertIsNotNone(m["downtime_ms"], "QEMU did not report a downtime")
         # As on OVS (vm_migration_test): at 1 kpps, what is lost beyond the VM's own pause stays
         # within 100 echoes (measured here: 8-156 lost with 113-202 ms downtime over 6 hops).

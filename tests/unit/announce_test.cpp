@@ -97,19 +97,19 @@ TEST(AnnounceFrames, OneFramePerAddressPlusRarp) {
   EXPECT_EQ(be16(frames[2], 12), 0x8035);
 }
 
-TEST(ArrivalTracker, AnnouncesWhenTheGateOpensOnlyOnceAndOnlyWhenBound) {
+TEST(ArrivalTracker, AnnouncesAtCutoverOnlyOnceAndOnlyWhenBound) {
   ArrivalTracker t;
   const std::set<std::string> bound{"vm"};
   EXPECT_TRUE(t.observe(state(1, {port("vm", "s")}), {}).empty());
   EXPECT_TRUE(t.observe(state(2, {held_on_d(port("vm", "s"))}), bound).empty()) << "held";
-  auto open = held_on_d(port("vm", "s"));
-  open.gate_open = true;
-  EXPECT_TRUE(t.observe(state(3, {open}), {}).empty()) << "not bound yet";
-  EXPECT_EQ(t.observe(state(3, {open}), bound), std::vector<PortId>{PortId::parse("vm")});
+  auto here = port("vm", "d");
+  here.previous_host = HostId::parse("s");
+  EXPECT_TRUE(t.observe(state(3, {here}), {}).empty()) << "not bound yet";
+  EXPECT_EQ(t.observe(state(3, {here}), bound), std::vector<PortId>{PortId::parse("vm")});
   EXPECT_TRUE(t.observe(state(4, {port("vm", "d")}), bound).empty()) << "already announced";
 }
 
-TEST(ArrivalTracker, AnnouncesAPortMovedHereWithoutGateButNotOnFirstStateOrNewPorts) {
+TEST(ArrivalTracker, AnnouncesAPortMovedHereWithoutPrepareButNotOnFirstStateOrNewPorts) {
   ArrivalTracker t;
   EXPECT_TRUE(t.observe(state(1, {port("vm", "d"), port("x", "s")}), {"vm"}).empty());
   EXPECT_TRUE(

@@ -34,7 +34,7 @@ NlFdb fdb(const char* dev, const char* mac, const char* dst) {
 }
 }  // namespace
 
-TEST(LinuxPlan, BridgesVxlansFdbAndDualDelivery) {
+TEST(LinuxPlan, BridgesVxlansAndFdbToEachMacsOneHost) {
   auto topo = build_topology(state(true));
   auto plan = plan_linux(topo, {{"a", "tap-a"}});
   ASSERT_EQ(plan.bridges.size(), 2u);
@@ -47,9 +47,10 @@ TEST(LinuxPlan, BridgesVxlansFdbAndDualDelivery) {
   EXPECT_EQ(plan.unbound_iface_ids, std::vector<std::string>{"r"});
   const MacAddress b = MacAddress::parse("52:54:00:00:00:02");
   const MacAddress zero;
-  // b moves h2 -> h3: no unicast entry (the kernel would keep only one of two remotes), so its
-  // frames take the BUM entries, replicated to both VTEPs of blue.
+  // b moves h2 -> h3: its frames still go to h2 only (no dual delivery; h2 forwards them once
+  // its VM has stopped); h3 is a VTEP of blue for BUM traffic.
   std::set<LinuxFdb> expected = {
+      {"cvx100", b, IpAddress::parse("192.168.100.2")},
       {"cvx100", zero, IpAddress::parse("192.168.100.2")},
       {"cvx100", zero, IpAddress::parse("192.168.100.3")},
   };
@@ -149,9 +150,10 @@ TEST(LinuxReconciler, LateTapIsEnslavedAndBadStateRejectedWhole) {
   EXPECT_EQ(nl.ops, ops);
 }
 
-TEST(LinuxReconciler, ArrivingPortIsHeldUntilTheGateOpens) {
-  // h1 is the destination of b (h2 -> h1). Its tap appears at the prepare; until the gate opens
-  // it stays off the bridge and b's traffic keeps going to h2; then it is delivered here.
+TEST(LinuxReconciler, ArrivingPortIsHeldOffTheBridgeUntilCutover) {
+  // h1 is the destination of b (h2 -> h1). Its tap appears at the prepare; until cutover it
+  // stays off the bridge (what h2 relays is written into it by the agent) and local senders'
+  // frames for b keep going to h2; then it is delivered here.
   auto s = state();
   s.ports[1].migrating_to = HostId::parse("h1");
   FakeNetlinkTables nl;
@@ -166,7 +168,9 @@ TEST(LinuxReconciler, ArrivingPortIsHeldUntilTheGateOpens) {
   EXPECT_TRUE(nl.fdb_.count(fdb("cvx100", "52:54:00:00:00:02", "192.168.100.2")));
   EXPECT_NE(std::find(held.bound_ports.begin(), held.bound_ports.end(), "b"),
             held.bound_ports.end());
-  s.ports[1].gate_open = true;
+  s.ports[1].host = HostId::parse("h1");  // cut over
+  s.ports[1].migrating_to.reset();
+  s.ports[1].previous_host = HostId::parse("h2");
   ASSERT_TRUE(rec.reconcile(s).ok);
   EXPECT_FALSE(nl.fdb_.count(fdb("cvx100", "52:54:00:00:00:02", "192.168.100.2")));
   EXPECT_EQ(nl.find("b").master, "cvb100");

@@ -83,15 +83,15 @@ struct Rig {
 
 }  // namespace
 
-TEST(MigrationDriver, HappyPathWithDualDeliveryAndTimeline) {
+TEST(MigrationDriver, HappyPathWithTimelineAndForwardingAfterCutover) {
   Rig rig;
   auto m = rig.driver->create(PortId::parse("vm"), HostId::parse("d"));
   EXPECT_EQ(m.state, MigrationState::preparing);
   EXPECT_EQ(rig.vm().migrating_to, HostId::parse("d"));
-  // The remote VTEP's slice now delivers the port to both s and d.
-  bool dual = false;
-  for (const auto& p : rig.r.last.ports) dual |= p.id.str() == "vm" && p.migrating_to.has_value();
-  EXPECT_TRUE(dual);
+  // The remote VTEP learns of the migration (d joins the VNI there) with the same generation.
+  bool seen = false;
+  for (const auto& p : rig.r.last.ports) seen |= p.id.str() == "vm" && p.migrating_to.has_value();
+  EXPECT_TRUE(seen);
   EXPECT_EQ(rig.mig("m1").state, MigrationState::preparing);  // no ACK yet
   rig.pump();
   EXPECT_EQ(rig.mig("m1").state, MigrationState::ready);
@@ -100,9 +100,17 @@ TEST(MigrationDriver, HappyPathWithDualDeliveryAndTimeline) {
   EXPECT_EQ(rig.mig("m1").state, MigrationState::cutting_over);
   EXPECT_EQ(rig.vm().host, HostId::parse("d"));
   EXPECT_FALSE(rig.vm().migrating_to.has_value());
+  EXPECT_EQ(rig.vm().previous_host, HostId::parse("s")) << "s forwards what still reaches it";
   rig.pump();
   const auto& done = rig.mig("m1");
   EXPECT_EQ(done.state, MigrationState::completed);
+  // Every VTEP has the new location: s stops forwarding forward_grace later.
+  EXPECT_EQ(rig.clock.pending(), 1u);
+  rig.clock.advance(rig.policy.forward_grace - std::chrono::milliseconds(1));
+  EXPECT_TRUE(rig.vm().previous_host.has_value());
+  rig.clock.advance(std::chrono::milliseconds(1));
+  EXPECT_FALSE(rig.vm().previous_host.has_value());
+  rig.pump();
   for (const char* phase :
        {"requested", "admitted", "preparing", "prepared", "all_vteps_ready", "ready",
         "destination_bound", "cutting_over", "converged", "source_cleaned", "completed"}) {
@@ -467,48 +475,46 @@ TEST(MigrationDriver, RecoverAfterRestart) {
   EXPECT_FALSE(reloaded.ports().at(PortId::parse("vm")).migrating_to.has_value());
 }
 
-TEST(MigrationDriver, SourcePauseOpensTheDestinationGate) {
+TEST(MigrationDriver, TheSourcePauseGoesOnTheTimelineAndChangesNoPort) {
   Rig rig;
   rig.driver->create(PortId::parse("vm"), HostId::parse("d"));
   rig.pump();
   ASSERT_EQ(rig.mig("m1").state, MigrationState::ready);
-  EXPECT_FALSE(rig.vm().gate_open);
+  const int sent = rig.s.received + rig.d.received + rig.r.received;
+  const Port before = rig.vm();
   rig.clock.advance(std::chrono::milliseconds(500));
   rig.s.paused.insert("vm");  // libvirt on s: paused for the final copy
   rig.s.ack();
+  // s forwards by itself from its pause on: the controller's report is not on that path.
   EXPECT_EQ(rig.mig("m1").state, MigrationState::migrating);
-  EXPECT_TRUE(rig.vm().gate_open);
-  bool d_sees_open_gate = false;
-  for (const auto& p : rig.d.last.ports) d_sees_open_gate |= p.id.str() == "vm" && p.gate_open;
-  EXPECT_TRUE(d_sees_open_gate) << "the destination must learn that its gate is open";
-  rig.pump();
+  EXPECT_EQ(rig.s.received + rig.d.received + rig.r.received, sent) << "nothing sent to agents";
+  EXPECT_EQ(rig.vm(), before);
   rig.clock.advance(std::chrono::milliseconds(30));
   rig.d.bind("vm");  // resumed on d
   rig.pump();
   const auto& m = rig.mig("m1");
   EXPECT_EQ(m.state, MigrationState::completed);
-  EXPECT_FALSE(rig.vm().gate_open);
-  EXPECT_EQ(m.timeline.at("destination_bound") - m.timeline.at("gate_open"), 30000);
-  EXPECT_TRUE(m.timeline.count("source_paused"));
+  EXPECT_EQ(m.timeline.at("destination_bound") - m.timeline.at("source_paused"), 30000);
   EXPECT_NE(rig.metrics.render({}).find("cutover_cutover_blackout_seconds_count 1"),
             std::string::npos);
 }
 
-TEST(MigrationDriver, WithGateOnDestinationRunningThePauseOnlyGoesOnTheTimeline) {
-  MigrationPolicy policy;
-  policy.gate_on_source_pause = false;
-  Rig rig(policy);
+TEST(MigrationDriver, MigratingBackToWhereItJustWasEndsThatHostsForwarding) {
+  Rig rig;
   rig.driver->create(PortId::parse("vm"), HostId::parse("d"));
   rig.pump();
-  rig.s.paused.insert("vm");
-  rig.s.ack();
-  EXPECT_EQ(rig.mig("m1").state, MigrationState::ready);
-  EXPECT_FALSE(rig.vm().gate_open);
-  EXPECT_TRUE(rig.mig("m1").timeline.count("source_paused"));
   rig.d.bind("vm");
   rig.pump();
-  EXPECT_EQ(rig.mig("m1").state, MigrationState::completed);
-  EXPECT_FALSE(rig.mig("m1").timeline.count("gate_open"));
+  ASSERT_EQ(rig.vm().previous_host, HostId::parse("s"));
+  rig.s.bound.erase("vm");
+  rig.driver->create(PortId::parse("vm"), HostId::parse("s"));
+  EXPECT_EQ(rig.vm().migrating_to, HostId::parse("s"));
+  EXPECT_FALSE(rig.vm().previous_host.has_value()) << "s receives it now: held, not forwarding";
+  rig.pump();
+  rig.s.bind("vm");
+  rig.pump();
+  EXPECT_EQ(rig.vm().host, HostId::parse("s"));
+  EXPECT_EQ(rig.vm().previous_host, HostId::parse("d"));
 }
 
 TEST(MigrationDriver, DrivesTheLiveMigrationWhenTheDestinationPublishesAUri) {

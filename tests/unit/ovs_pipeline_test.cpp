@@ -31,7 +31,11 @@ std::string render(const nlohmann::json& fixture) {
   for (const auto& [k, v] : fixture.at("tunnel_ofports").items()) {
     ports.tunnel_ofports[IpAddress::parse(k)] = v.get<int64_t>();
   }
-  auto desired = translate_ovs(topo, ports);
+  std::set<std::string> departed;  // VMs stopped here for an outgoing migration (libvirt)
+  if (fixture.contains("departed")) {
+    for (const auto& id : fixture.at("departed")) departed.insert(id.get<std::string>());
+  }
+  auto desired = translate_ovs(topo, ports, departed);
   std::string out;
   for (const auto& t : desired.tunnels) {
     out += "# tunnel " + t.name + " remote_ip=" + t.remote_ip.to_string() + "\n";
