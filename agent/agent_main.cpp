@@ -24,6 +24,7 @@
 #include "libvirt/libvirt_migrator.hpp"
 #include "linux/linux_dataplane.hpp"
 #include "logging.hpp"
+#include "migration_relay.hpp"
 #include "options.hpp"
 #include "ovs/ovs_appctl.hpp"
 #include "ovs/ovs_dataplane.hpp"
@@ -56,6 +57,7 @@ struct AgentConfig {
   std::string bridge = "br-int";
   std::string datapath_type = "netdev";
   int64_t resync_interval_ms = 30000;
+  int64_t relay_port = 4797;
   std::string log_level = "info";
   std::string log_format = "text";
 };
@@ -120,6 +122,9 @@ int main(int argc, char** argv) {
   opts.add("datapath-type", &cfg.datapath_type, "datapath type for a bridge we create");
   opts.add("resync-interval-ms", &cfg.resync_interval_ms,
            "full reconcile at least this often, to heal drift");
+  opts.add("relay-port", &cfg.relay_port,
+           "UDP port on the underlay address for frames a migration's source relays to its "
+           "destination (those that reached the VM's tap after it stopped); 0 = off");
   opts.add("log-level", &cfg.log_level, "trace, debug, info, warn, error");
   opts.add("log-format", &cfg.log_format, "text or json");
 
@@ -170,6 +175,9 @@ int main(int argc, char** argv) {
     }
     if (cfg.resync_interval_ms < 100) {
       throw ParseError("--resync-interval-ms", "must be at least 100");
+    }
+    if (cfg.relay_port < 0 || cfg.relay_port > 65535) {
+      throw ParseError("--relay-port", "must be 0 (off) to 65535");
     }
   } catch (const ParseError& e) {
     std::fprintf(stderr, "cutover-agent: %s\n", e.what());
@@ -231,6 +239,15 @@ int main(int argc, char** argv) {
 
   StatusFile status(cfg.status_file);
   ApplyReport last;
+  MigrationRelayConfig relay_cfg;
+  relay_cfg.port = static_cast<uint16_t>(cfg.relay_port);
+  MigrationRelay relay(io, relay_cfg, [&](const std::string& port, const std::string& what) {
+    if (port.empty()) {
+      log->warn("relay: {}", what);
+    } else {
+      log->info("relay: port {}: {}", port, what);
+    }
+  });
   std::unique_ptr<ControllerClient> client;
   // With --libvirt-uri a port is reported up only while its domain runs here.
   std::map<std::string, std::string> iface_of_port;  // from the latest desired state
@@ -337,8 +354,11 @@ int main(int argc, char** argv) {
       }
     });
   });
+  // What this host's VMs stopped for an outgoing migration's final copy (libvirt's pause).
+  auto departed = [&] { return domains_now ? domains_now->paused : std::set<std::string>{}; };
   dataplane.start([&](const ApplyReport& report) {
     boost::asio::post(io, [&, report] {
+      if (latest) relay.update(*latest, report.tap_names, departed());
       const bool changed = report.ok != last.ok || report.generation != last.generation ||
                            report.error != last.error || report.waiting_for != last.waiting_for ||
                            report.awaiting_taps != last.awaiting_taps ||
@@ -414,6 +434,10 @@ int main(int argc, char** argv) {
             log->info("libvirt: {} interface(s) running here, {} paused for migration",
                       now.running.size(), now.paused.size());
             domains_now = now;
+            // First what the pause needs at once: the relay of what the tap holds unread, and
+            // the dataplane forwarding the port's frames to the destination.
+            if (latest) relay.update(*latest, last.tap_names, now.paused);
+            dataplane.set_departed(now.paused);
             carry();
             if (client) client->report(for_controller(last));
           });

@@ -84,6 +84,20 @@ struct LoopCtx {
     now.precopy_iterations = iterations;
     emit(std::move(now));
   }
+  // The domain paused for an outgoing migration's final copy: said at once, from what the last
+  // refresh knew, without a call to libvirt (its daemon is busy migrating; a round trip there
+  // is time the destination waits for the frames this host relays).
+  void paused_for_migration(const std::string& domain) {
+    auto it = last.vms.find(domain);
+    if (it == last.vms.end()) return;
+    Ifaces now = last;
+    for (const auto& id : it->second) {
+      now.running.erase(id);
+      now.paused.insert(id);
+    }
+    now.vms.erase(domain);
+    emit(std::move(now));
+  }
   // Any lifecycle change but the pause ends what the count described (a migration that failed
   // and resumed here, a stop): the next migration starts counting again.
   void forget(const std::string& domain) {
@@ -96,6 +110,9 @@ struct LoopCtx {
 int on_lifecycle(virConnectPtr, virDomainPtr dom, int event, int detail, void* opaque) {
   logger("libvirt")->debug("domain {} event {} detail {}", virDomainGetName(dom), event, detail);
   auto* ctx = static_cast<LoopCtx*>(opaque);
+  if (event == VIR_DOMAIN_EVENT_SUSPENDED && detail == VIR_DOMAIN_EVENT_SUSPENDED_MIGRATED) {
+    ctx->paused_for_migration(virDomainGetName(dom));
+  }
   if (event != VIR_DOMAIN_EVENT_SUSPENDED) ctx->forget(virDomainGetName(dom));
   ctx->refresh();
   return 0;

@@ -1,0 +1,142 @@
+// TapBacklog: the capture socket and the tap's read counter.
+#include "tap_backlog.hpp"
+
+#include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/if_packet.h>
+#include <net/ethernet.h>
+#include <net/if.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+namespace cutover::agent {
+
+namespace {
+std::runtime_error sys_error(const std::string& what) {
+  return std::runtime_error(what + ": " + std::strerror(errno));
+}
+
+void open_counter(const std::string& tap, int& fd) {
+  const std::string path = "/sys/class/net/" + tap + "/statistics/tx_packets";
+  fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw sys_error(path);
+}
+}  // namespace
+
+TapBacklog::TapBacklog(const std::string& tap) : tap_(tap), ledger_(0) {
+  const unsigned ifindex = if_nametoindex(tap.c_str());
+  if (ifindex == 0) throw sys_error("tap " + tap);
+  // Protocol 0 until bound: no frame of another interface can slip in before the bind.
+  fd_ = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd_ < 0) throw sys_error("AF_PACKET socket for " + tap);
+  // Only what the host sends to the VM: pkt_type == PACKET_OUTGOING.
+  sock_filter code[] = {
+      {BPF_LD | BPF_W | BPF_ABS, 0, 0, static_cast<uint32_t>(SKF_AD_OFF + SKF_AD_PKTTYPE)},
+      {BPF_JMP | BPF_JEQ | BPF_K, 0, 1, PACKET_OUTGOING},
+      {BPF_RET | BPF_K, 0, 0, 0x40000},
+      {BPF_RET | BPF_K, 0, 0, 0},
+  };
+  sock_fprog prog{static_cast<unsigned short>(sizeof code / sizeof code[0]), code};
+  const int buf = 32 << 20;  // a pause's worth of frames at any rate a VM tap takes
+  if (setsockopt(fd_, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) < 0 ||
+      (setsockopt(fd_, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof buf) < 0 &&
+       setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf) < 0)) {
+    const auto e = sys_error("capture options on " + tap);
+    close(fd_);
+    throw e;
+  }
+  sockaddr_ll at{};
+  at.sll_family = AF_PACKET;
+  at.sll_protocol = htons(ETH_P_ALL);
+  at.sll_ifindex = static_cast<int>(ifindex);
+  if (bind(fd_, reinterpret_cast<sockaddr*>(&at), sizeof at) < 0) {
+    const auto e = sys_error("bind to " + tap);
+    close(fd_);
+    throw e;
+  }
+  try {
+    open_counter(tap, tx_fd_);
+  } catch (...) {
+    close(fd_);
+    throw;
+  }
+  // Counted from now: frames queued before the bind are the ledger's q0.
+  auto tx = read_tx();
+  if (!tx) {
+    close(fd_);
+    close(tx_fd_);
+    throw std::runtime_error("tap " + tap + ": cannot read tx_packets");
+  }
+  ledger_ = BacklogLedger(*tx);
+  capture_drops();  // reset the socket's counters
+}
+
+TapBacklog::~TapBacklog() {
+  if (fd_ >= 0) close(fd_);
+  if (tx_fd_ >= 0) close(tx_fd_);
+}
+
+std::optional<uint64_t> TapBacklog::read_tx() {
+  char buf[32];
+  const ssize_t n = pread(tx_fd_, buf, sizeof buf - 1, 0);
+  if (n <= 0) return std::nullopt;
+  buf[n] = 0;
+  char* end = nullptr;
+  const uint64_t v = std::strtoull(buf, &end, 10);
+  if (end == buf) return std::nullopt;
+  return v;
+}
+
+template <typename Fn>
+void TapBacklog::receive(Fn&& fn) {
+  uint8_t buf[65536];
+  for (;;) {
+    sockaddr_ll from{};
+    socklen_t len = sizeof from;
+    const ssize_t n =
+        recvfrom(fd_, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &len);
+    if (n < 0) return;  // EAGAIN: drained (or the tap is gone)
+    if (from.sll_pkttype != PACKET_OUTGOING) continue;
+    fn(Frame(buf, buf + n));
+  }
+}
+
+void TapBacklog::sample() {
+  auto tx = read_tx();
+  receive([&](Frame f) { ledger_.captured(std::move(f)); });
+  if (tx) ledger_.sample(*tx);
+}
+
+std::string TapBacklog::describe() const {
+  return "tx0 " + std::to_string(ledger_.tx0()) + ", tx " + std::to_string(last_tx) + ", q0 " +
+         std::to_string(ledger_.q0_estimate()) + ", captured " +
+         std::to_string(ledger_.captured_total());
+}
+
+std::optional<std::vector<TapBacklog::Frame>> TapBacklog::depart() {
+  auto tx = read_tx();
+  if (tx) last_tx = *tx;
+  receive([&](Frame f) { ledger_.captured(std::move(f)); });
+  if (!tx) return std::nullopt;
+  return ledger_.unread(*tx);
+}
+
+std::vector<TapBacklog::Frame> TapBacklog::drain() {
+  std::vector<Frame> out;
+  receive([&](Frame f) { out.push_back(std::move(f)); });
+  return out;
+}
+
+uint64_t TapBacklog::capture_drops() {
+  tpacket_stats st{};
+  socklen_t len = sizeof st;
+  if (getsockopt(fd_, SOL_PACKET, PACKET_STATISTICS, &st, &len) == 0) drops_ += st.tp_drops;
+  return drops_;
+}
+
+}  // namespace cutover::agent
