@@ -100,6 +100,7 @@ class Host:
     def __init__(self, lab, name, ns, underlay_ip, index):
         self.lab, self.name, self.ns, self.underlay_ip, self.index = lab, name, ns, underlay_ip, index
         self.backend = "ovs"
+        self.migration_ip = None  # add_migration_network()
         self.dir = os.path.join(lab.dir, name)
         self.rundir = os.path.join(self.dir, "run")
         self.env = dict(os.environ, OVS_RUNDIR=self.rundir, OVS_DBDIR=self.dir,
@@ -164,7 +165,8 @@ class Lab:
                 "controller_port": getattr(self, "controller_port", None),
                 "token_file": getattr(self, "token_file", None),
                 "hosts": [{"name": h.name, "ns": h.ns, "underlay_ip": h.underlay_ip,
-                           "index": h.index, "backend": h.backend} for h in self.hosts.values()]}
+                           "index": h.index, "backend": h.backend,
+                           "migration_ip": h.migration_ip} for h in self.hosts.values()]}
 
     @classmethod
     def from_state(cls, st):
@@ -179,6 +181,7 @@ class Lab:
         for h in st["hosts"]:
             host = Host(lab, h["name"], h["ns"], h["underlay_ip"], h["index"])
             host.backend = h["backend"]
+            host.migration_ip = h.get("migration_ip")
             lab.hosts[host.name] = host
         return lab
 
@@ -289,6 +292,24 @@ class Lab:
         vm.host = dst
         dst.exec("ip", "link", "set", vm.tap, "mtu", str(VM_MTU), "up")
         self.plug(vm)
+
+    def add_migration_network(self, host):
+        """Gives host a second link, mig0 (192.168.101.<n>/24), on a plain Linux bridge in the
+        underlay namespace: the network QEMU's live-migration stream takes, as operators keep it
+        apart from the tunnel underlay. Through OVS's userspace datapath here, the stream's final
+        burst overflows ovs-vswitchd's AF_PACKET buffer on the uplink (212 KB) and drops frames of
+        every flow, the overlay's included."""
+        if not getattr(self, "migration_bridge", None):
+            run("ip", "netns", "exec", self.underlay_ns, "ip", "link", "add", "mig", "type", "bridge")
+            run("ip", "netns", "exec", self.underlay_ns, "ip", "link", "set", "mig", "up")
+            self.migration_bridge = "mig"
+        peer = f"mg-{host.name}"[:15]
+        run("ip", "link", "add", "mig0", "netns", host.ns, "type", "veth", "peer", "name", peer,
+            "netns", self.underlay_ns)
+        run("ip", "netns", "exec", self.underlay_ns, "ip", "link", "set", peer, "master", "mig", "up")
+        host.migration_ip = f"192.168.101.{host.index}"
+        host.exec("ip", "addr", "add", f"{host.migration_ip}/24", "dev", "mig0")
+        host.exec("ip", "link", "set", "mig0", "up")
 
     def add_host(self, name, backend="ovs"):
         """Creates host `name` on the underlay (192.168.100.<n>/24). backend "ovs": its own OVS

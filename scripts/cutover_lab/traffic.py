@@ -120,10 +120,50 @@ def bcast_send(iface, count):
     print(json.dumps({"sent": int(count)}))
 
 
-def udp_probe(ip, port, pps, seconds, out_path):
+def guest_stat(sock, ip, port, tries=20):
+    """Asks the lab guest's udpecho for its counters ("CUTOVER-STAT"): returns {"peers": {"ip:port":
+    (received, echoed, send errors)}, "udp": {counter: value} from /proc/net/snmp,
+    "eth0_rx_dropped": n}, or None if it does not answer (an older guest, a host that is not one)."""
+    import select
+    for _ in range(tries):
+        sock.sendto(b"CUTOVER-STAT", (ip, int(port)))
+        deadline = time.monotonic() + 0.1
+        while time.monotonic() < deadline:
+            if not select.select([sock], [], [], max(0.0, deadline - time.monotonic()))[0]:
+                break
+            try:
+                data = sock.recv(8192)
+            except BlockingIOError:
+                break
+            if data.startswith(b"CUTOVER-STAT"):
+                return parse_stat(data.decode(errors="replace"))
+    return None
+
+
+def parse_stat(text):
+    out = {"peers": {}, "udp": {}, "eth0_rx_dropped": None}
+    for part in text.split(" "):
+        if part.startswith("peers="):
+            for p in part[6:].split(","):
+                if p:
+                    addr, rx, tx, err = p.split("/")
+                    out["peers"][addr] = (int(rx), int(tx), int(err))
+        elif part.startswith("snmp="):
+            lines = [line.split() for line in part[5:].split(";") if line.startswith("Udp:")]
+            if len(lines) >= 2:
+                out["udp"] = {k: int(v) for k, v in zip(lines[0][1:], lines[1][1:])}
+        elif part.startswith("eth0_rx_dropped="):
+            out["eth0_rx_dropped"] = int(part.split("=")[1].strip(";") or 0)
+    return out
+
+
+def udp_probe(ip, port, pps, seconds, out_path, stats=None):
+    """stats="stat": also ask the guest for its counters before and after (see guest_stat)."""
     import select
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setblocking(False)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+    before = guest_stat(sock, ip, port) if stats == "stat" else None
     pps, seconds = float(pps), float(seconds)
     n = int(pps * seconds)
     start = time.monotonic()
@@ -149,9 +189,20 @@ def udp_probe(ip, port, pps, seconds, out_path):
                     data = sock.recv(2048)
                 except BlockingIOError:
                     break
-                if len(data) >= 8:
+                if len(data) >= 8 and not data.startswith(b"CUTOVER-STAT"):
                     echoes.append((time.monotonic(), struct.unpack("!Q", data[:8])[0]))
-    got = {s for _, s in echoes}
+    after = guest_stat(sock, ip, port) if stats == "stat" else None
+    guest = None
+    if before and after:
+        mine = [k for k in after["peers"] if k.endswith(":%d" % sock.getsockname()[1])]
+        a = after["peers"].get(mine[0], (0, 0, 0)) if mine else (0, 0, 0)
+        b = before["peers"].get(mine[0], (0, 0, 0)) if mine else (0, 0, 0)
+        udp_diff = {k: after["udp"].get(k, 0) - before["udp"].get(k, 0)
+                    for k in ("InDatagrams", "InErrors", "RcvbufErrors", "SndbufErrors")}
+        guest = {"received": a[0] - b[0], "echoed": a[1] - b[1], "send_errors": a[2] - b[2],
+                 "udp": udp_diff, "eth0_rx_dropped": (after["eth0_rx_dropped"] or 0)
+                 - (before["eth0_rx_dropped"] or 0), "peer": mine[0] if mine else None}
+    got = {s for _, s in echoes if s < n}
     gaps = [b[0] - a[0] for a, b in zip(echoes, echoes[1:])]
     gap_at = None
     if gaps:
@@ -162,6 +213,7 @@ def udp_probe(ip, port, pps, seconds, out_path):
                    "duplicates": len(echoes) - len(got),
                    "max_gap_ms": round(max(gaps) * 1000, 3) if gaps else None,
                    "max_gap_at_s": gap_at, "start": start, "start_wall": start_wall,
+                   "guest": guest,
                    "echoes": [[round(t - start, 5), s] for t, s in echoes]}, f)
 
 

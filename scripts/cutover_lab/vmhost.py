@@ -54,6 +54,8 @@ class Libvirt:
         for d in ("/etc/libvirt", "/var/lib/libvirt", "/var/cache/libvirt", "/var/log/libvirt"):
             os.makedirs(d, exist_ok=True)  # mount points
         addr = self.host.underlay_ip
+        # QEMU's migration stream: on the host's migration network when it has one.
+        mig = self.host.migration_ip or addr
         with open(os.path.join(self.dir, "etc", "libvirtd.conf"), "w") as f:
             f.write(f'listen_tls = 0\nlisten_tcp = 1\nlisten_addr = "{addr}"\ntcp_port = "16509"\n'
                     f'auth_tcp = "none"\nauth_unix_ro = "none"\nauth_unix_rw = "none"\n'
@@ -62,7 +64,7 @@ class Libvirt:
         with open(os.path.join(self.dir, "etc", "qemu.conf"), "w") as f:
             f.write('user = "root"\ngroup = "root"\ndynamic_ownership = 0\nremember_owner = 0\n'
                     'security_driver = "none"\ncgroup_controllers = [ ]\nnamespaces = [ ]\n'
-                    f'stdio_handler = "file"\nmigration_address = "{addr}"\nmigration_host = "{addr}"\n')
+                    f'stdio_handler = "file"\nmigration_address = "{mig}"\nmigration_host = "{mig}"\n')
         wrapper = os.path.join(self.dir, "start-libvirtd")
         with open(wrapper, "w") as f:
             f.write(WRAPPER)

@@ -44,7 +44,8 @@ def run_hop(ctx, mode, src, dst, tag):
     lab, cli, env, traffic = ctx["lab"], ctx["cli"], ctx["env"], ctx["traffic"]
     udp_out = os.path.join(lab.dir, f"udp-{tag}.json")
     tcp_out = os.path.join(lab.dir, f"tcp-{tag}.json")
-    udp = lab.spawn(cli.ns, traffic + ["udp-probe", VM_IP, "7", "1000", str(PROBE_SECONDS), udp_out],
+    udp = lab.spawn(cli.ns, traffic + ["udp-probe", VM_IP, "7", "1000", str(PROBE_SECONDS), udp_out,
+                                      "stat"],
                     f"udp-{tag}.log", env=env)
     tcp = lab.spawn(cli.ns, traffic + ["tcp-probe", VM_IP, "7", "8", str(PROBE_SECONDS), tcp_out],
                     f"tcp-{tag}.log", env=env)
@@ -173,8 +174,8 @@ def get_ready(prog, install_and_build=True):
     return guest.build(os.path.join(BUILD, "lab", "guest"), log=lambda m: print("    " + m))
 
 
-def bring_up(lab, prog, g, n_hosts=3, storage=False, gate_trigger="source-paused",
-             libvirt_everywhere=False, backend="ovs"):
+def bring_up(lab, prog, g, n_hosts=3, storage=False, relay=True, libvirt_everywhere=False,
+             backend="ovs", migration_network=True):
     """Controller + hosts h1..hN (netns + OVS + cutover-agent; libvirtd on h1, h2 - or on every
     host), the client on the last host, vm1 booted on h1 and echoing. Returns the context
     run_hop() needs. Three progress steps, plus one with storage."""
@@ -186,12 +187,14 @@ def bring_up(lab, prog, g, n_hosts=3, storage=False, gate_trigger="source-paused
     prog.step(f"starting the controller and hypervisors {', '.join(names)} (netns + "
               f"{'OVS' if backend == 'ovs' else 'Linux bridge/VXLAN'} + cutover-agent)")
     lab.add_underlay()
-    lab.start_controller(os.path.join(BUILD, "controller", "cutover-controller"),
-                         extra_args=["--gate-trigger", gate_trigger])
+    lab.start_controller(os.path.join(BUILD, "controller", "cutover-controller"))
     hosts = {n: lab.add_host(n, backend) for n in names}
     vm_iface = VM_IFACE if backend == "ovs" else VM_TAP
     # libvirt first: an agent given --libvirt-uri refuses to start without it (preflight).
     lv_hosts = names if libvirt_everywhere else ["h1", "h2"] + ([client_host] if storage else [])
+    if migration_network:
+        for n in lv_hosts:
+            lab.add_migration_network(hosts[n])
     prog.step(f"starting libvirtd on {', '.join(lv_hosts)} (private mount namespace each, subreaper)")
     libvirt = {n: vmhost.Libvirt(lab, hosts[n], g[2]) for n in lv_hosts}
     for lv in libvirt.values():
@@ -200,6 +203,8 @@ def bring_up(lab, prog, g, n_hosts=3, storage=False, gate_trigger="source-paused
     for n, h in hosts.items():
         uri = f"qemu+tcp://{h.underlay_ip}/system"
         extra = ["--libvirt-uri", uri, "--migration-uri", uri] if n in libvirt else []
+        if not relay:
+            extra += ["--relay-port", "0"]
         agents[n] = AgentRunner(lab, h, os.path.join(BUILD, "agent", "cutover-agent"), extra)
         agents[n].start(controller=True)
     wait_until("agents connected", lambda: lab.ctl(ctl, "--json", "agents").stdout.count(
@@ -245,7 +250,7 @@ def bring_up(lab, prog, g, n_hosts=3, storage=False, gate_trigger="source-paused
 
 
 def run(cycles=1, baseline=True, out=None, prepare=True, hops=(("h1", "h2"), ("h2", "h1")),
-        external=True, gate_trigger="source-paused", storage=False):
+        external=True, relay=True, storage=False, migration_network=True):
     """Runs the lab; returns (results, report text). prepare=False skips install-deps/build."""
     from .netlab import Lab
     from . import report
@@ -255,9 +260,10 @@ def run(cycles=1, baseline=True, out=None, prepare=True, hops=(("h1", "h2"), ("h
     g = get_ready(prog, install_and_build=prepare)
     results = []
     with Lab("lab") as lab:
-        ctx = bring_up(lab, prog, g, storage=storage, gate_trigger=gate_trigger)
+        ctx = bring_up(lab, prog, g, storage=storage, relay=relay,
+                       migration_network=migration_network)
         # external: the same VM migrated with plain virsh while cutover runs - the agents see
-        # it running on the destination and the controller follows (no prepare, no gate).
+        # it running on the destination and the controller follows.
         modes = ["cutover"] + (["external"] if external else []) + (["baseline"] if baseline else [])
         for mode in modes:
             if mode == "baseline":
@@ -333,7 +339,7 @@ def _restore(st):
             "storage": False, "probes": None}
 
 
-def up(n_hosts=3, gate_trigger="source-paused", prepare=True, backend="ovs"):
+def up(n_hosts=3, relay=True, prepare=True, backend="ovs", migration_network=True):
     """Brings a lab up and leaves it running; records it in STATE_FILE."""
     from .netlab import Lab, PidProc, _start_time
     if n_hosts < 2:
@@ -350,7 +356,8 @@ def up(n_hosts=3, gate_trigger="source-paused", prepare=True, backend="ovs"):
     # SIGTERM (a timeout, a service manager) tears down what was built so far, as Ctrl-C does.
     old_term = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
-        ctx = bring_up(lab, prog, g, n_hosts=n_hosts, gate_trigger=gate_trigger,
+        ctx = bring_up(lab, prog, g, n_hosts=n_hosts, relay=relay,
+                       migration_network=migration_network,
                        libvirt_everywhere=True, backend=backend)
         ctl = lab.controller
         st = {"lab": lab.to_state(), "guest": list(g),
