@@ -141,19 +141,21 @@ def guest_stat(sock, ip, port, tries=20):
 
 
 def parse_stat(text):
+    """'CUTOVER-STAT peers=A:P/rx/tx/err,... snmp=<file, lines joined by ;> eth0_rx_dropped=N'"""
     out = {"peers": {}, "udp": {}, "eth0_rx_dropped": None}
-    for part in text.split(" "):
-        if part.startswith("peers="):
-            for p in part[6:].split(","):
-                if p:
-                    addr, rx, tx, err = p.split("/")
-                    out["peers"][addr] = (int(rx), int(tx), int(err))
-        elif part.startswith("snmp="):
-            lines = [line.split() for line in part[5:].split(";") if line.startswith("Udp:")]
-            if len(lines) >= 2:
-                out["udp"] = {k: int(v) for k, v in zip(lines[0][1:], lines[1][1:])}
-        elif part.startswith("eth0_rx_dropped="):
-            out["eth0_rx_dropped"] = int(part.split("=")[1].strip(";") or 0)
+    head, _, rest = text.partition(" snmp=")
+    snmp, _, dropped = rest.partition(" eth0_rx_dropped=")
+    for p in head.partition("peers=")[2].split(","):
+        if p.count("/") == 3:
+            addr, rx, tx, err = p.split("/")
+            out["peers"][addr] = (int(rx), int(tx), int(err))
+    lines = [line.split() for line in snmp.split(";") if line.startswith("Udp:")]
+    if len(lines) >= 2:
+        out["udp"] = {k: int(v) for k, v in zip(lines[0][1:], lines[1][1:])}
+    try:
+        out["eth0_rx_dropped"] = int(dropped.strip().strip(";") or 0)
+    except ValueError:
+        pass
     return out
 
 

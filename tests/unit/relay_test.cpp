@@ -1,0 +1,113 @@
+// Unit tests for the migration relay's pure parts: BacklogLedger (which frames a tap's reader did
+// not consume, from captures and its read counter, with the queue that existed before the watch
+// unknown) and the relay datagram codec.
+#include <gtest/gtest.h>
+
+#include "backlog_ledger.hpp"
+#include "parse_error.hpp"
+#include "relay_wire.hpp"
+
+using namespace cutover;
+using namespace cutover::agent;
+
+namespace {
+BacklogLedger::Frame frame(uint8_t n) { return BacklogLedger::Frame(60, n); }
+
+// A tap between the switch (enqueue) and QEMU (read), with the watch's view of it: what the
+// capture saw and what tx_packets says. `queued` frames were there before the watch began.
+struct Tap {
+  explicit Tap(uint64_t queued) : ledger(1000), pending(queued), tx(1000) {}
+  void enqueue(uint8_t n) {
+    ledger.captured(frame(n));
+    ++pending;
+  }
+  void read(int k = 1) {
+    for (int i = 0; i < k && pending > 0; ++i, --pending) ++tx;
+  }
+  void sample() { ledger.sample(tx); }  // the capture is drained as frames arrive here
+  BacklogLedger ledger;
+  uint64_t pending;
+  uint64_t tx;
+};
+
+std::vector<uint8_t> ids(const std::vector<BacklogLedger::Frame>& frames) {
+  std::vector<uint8_t> out;
+  for (const auto& f : frames) out.push_back(f[0]);
+  return out;
+}
+}  // namespace
+
+TEST(BacklogLedger, AtThePauseTheFramesQemuDidNotReadAreTheUnread) {
+  Tap tap(0);
+  for (uint8_t n = 1; n <= 10; ++n) {
+    tap.enqueue(n);
+    tap.read();
+    tap.sample();
+  }
+  tap.enqueue(11);  // the VM stops: 11 and 12 stay in the queue
+  tap.enqueue(12);
+  EXPECT_EQ(ids(tap.ledger.unread(tap.tx)), (std::vector<uint8_t>{11, 12}));
+}
+
+TEST(BacklogLedger, AQueueFromBeforeTheWatchIsLearnedWhenItEmpties) {
+  Tap tap(3);  // three frames nobody captured were already queued
+  tap.enqueue(1);
+  tap.sample();  // nothing read yet: no information
+  EXPECT_EQ(tap.ledger.q0_estimate(), 0u);
+  tap.read(4);  // the three old ones and frame 1
+  tap.sample();
+  EXPECT_EQ(tap.ledger.q0_estimate(), 3u);
+  tap.enqueue(2);
+  tap.enqueue(3);
+  tap.read();
+  EXPECT_EQ(ids(tap.ledger.unread(tap.tx)), std::vector<uint8_t>{3});
+}
+
+TEST(BacklogLedger, AnUnlearnedOldQueueCostsFramesNeverADuplicate) {
+  Tap tap(2);
+  for (uint8_t n = 1; n <= 5; ++n) tap.enqueue(n);  // the queue never empties before the pause
+  tap.read(4);                                      // old 1, old 2, frames 1 and 2
+  tap.sample();
+  // 3, 4, 5 are unread; with q0 unknown (0) the ledger believes 4 of its frames were read and
+  // offers only 5: two frames short, but nothing the VM already had.
+  const auto unread = ids(tap.ledger.unread(tap.tx));
+  EXPECT_EQ(unread, std::vector<uint8_t>{5});
+}
+
+TEST(BacklogLedger, ForgetsWhatWasReadAndBoundsWhatItKeeps) {
+  BacklogLedger ledger(0, 4);
+  for (uint8_t n = 1; n <= 6; ++n) ledger.captured(frame(n));  // a backlog longer than kept
+  EXPECT_EQ(ledger.captured_total(), 6u);
+  EXPECT_EQ(ids(ledger.unread(0)), (std::vector<uint8_t>{3, 4, 5, 6}));
+  EXPECT_TRUE(ledger.unread(0).empty()) << "unread() hands frames over once";
+  ledger.captured(frame(7));
+  ledger.sample(7);  // all seven read
+  EXPECT_TRUE(ledger.unread(7).empty());
+}
+
+TEST(RelayWire, RoundTripsAndRefusesWhatIsNotARelayDatagram) {
+  const std::vector<uint8_t> f(64, 0xab);
+  const auto d = encode_relay("6f1c2a9e-0000-4000-8000-00000000000a", f);
+  const auto back = decode_relay(d.data(), d.size());
+  EXPECT_EQ(back.iface_id, "6f1c2a9e-0000-4000-8000-00000000000a");
+  EXPECT_EQ(back.frame, f);
+  auto field = [](std::vector<uint8_t> bytes) {
+    try {
+      decode_relay(bytes.data(), bytes.size());
+    } catch (const ParseError& e) {
+      return e.field();
+    }
+    return std::string("<accepted>");
+  };
+  EXPECT_EQ(field({'X', 'V', 'R', '1', 1, 'a'}), "magic");
+  auto bad = d;
+  bad[4] = 0;
+  EXPECT_EQ(field(bad), "iface_id");
+  bad = d;
+  bad[4] = 200;
+  EXPECT_EQ(field(bad), "iface_id");
+  bad = encode_relay("a b", f);
+  EXPECT_EQ(field(bad), "iface_id");
+  EXPECT_EQ(field(encode_relay("vm", std::vector<uint8_t>(13))), "frame");
+  EXPECT_EQ(field(encode_relay("vm", std::vector<uint8_t>(kRelayMaxFrame + 1))), "frame");
+}
