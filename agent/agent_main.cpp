@@ -16,8 +16,10 @@
 #include <thread>
 
 #include "conntrack_carrier.hpp"
+#include "control_server.hpp"
 #include "controller_client.hpp"
 #include "desired_state.hpp"
+#include "incoming_waits.hpp"
 #include "json_codec.hpp"
 #include "json_reader.hpp"
 #include "libvirt/libvirt_domain_events.hpp"
@@ -58,6 +60,7 @@ struct AgentConfig {
   std::string datapath_type = "netdev";
   int64_t resync_interval_ms = 30000;
   int64_t relay_port = 4797;
+  std::string control_socket = "/run/cutover/agent.sock";
   std::string log_level = "info";
   std::string log_format = "text";
 };
@@ -122,6 +125,10 @@ int main(int argc, char** argv) {
   opts.add("datapath-type", &cfg.datapath_type, "datapath type for a bridge we create");
   opts.add("resync-interval-ms", &cfg.resync_interval_ms,
            "full reconcile at least this often, to heal drift");
+  opts.add("control-socket", &cfg.control_socket,
+           "unix socket for this host's libvirt hook (cutover-libvirt-hook: hold an incoming "
+           "migration until it is prepared) and hypervisor integrations without libvirt; "
+           "\"\" = none");
   opts.add("relay-port", &cfg.relay_port,
            "UDP port on the underlay address for frames a migration's source relays to its "
            "destination (those that reached the VM's tap after it stopped); 0 = off");
@@ -255,18 +262,29 @@ int main(int argc, char** argv) {
   std::optional<LibvirtDomainEvents::DomainsNow> domains_now;
   std::set<std::string> local_ifaces;  // iface-ids the state places here
   StorageReport storage_report;        // the storage thread's latest
+  // VMs stopped here for an outgoing migration's final copy, as a hypervisor integration without
+  // libvirt said over the control socket (libvirt's own are in domains_now).
+  std::set<std::string> paused_by_integration;
+  auto paused_here = [&] {
+    auto out = paused_by_integration;
+    if (domains_now) out.insert(domains_now->paused.begin(), domains_now->paused.end());
+    return out;
+  };
+  IncomingWaits waits;  // libvirt hooks holding incoming migrations
   auto for_controller = [&](ApplyReport r) {
     r.storage_ready = storage_report.ready;
     r.storage_failed = storage_report.failed;
+    r.incoming = r.unclaimed_taps;
+    const auto paused = paused_here();
+    for (const auto& [port, iface] : iface_of_port) {
+      if (paused.count(iface)) r.paused_ports.push_back(port);
+    }
     if (domains_now) {
       const auto& running = domains_now->running;
       std::erase_if(r.bound_ports, [&](const std::string& port) {
         auto it = iface_of_port.find(port);
         return it == iface_of_port.end() || !running.count(it->second);
       });
-      for (const auto& [port, iface] : iface_of_port) {
-        if (domains_now->paused.count(iface)) r.paused_ports.push_back(port);
-      }
       // A VM running here whose port the state places elsewhere: migrated by someone else.
       for (const auto& iface : running) {
         if (!local_ifaces.count(iface)) r.foreign_running.push_back(iface);
@@ -300,8 +318,17 @@ int main(int argc, char** argv) {
   // reach the controller first.
   auto carry = [&] {
     if (cfg.backend != "ovs" || !latest || !client) return;
-    const auto paused = domains_now ? domains_now->paused : std::set<std::string>{};
-    for (const auto& e : carrier.update(*latest, last.ct_zones, paused)) log->warn("{}", e);
+    for (const auto& e : carrier.update(*latest, last.ct_zones, paused_here())) log->warn("{}", e);
+  };
+  // A VM stopped here for an outgoing migration's final copy, or runs again. First what the
+  // pause needs at once: the relay of what its tap holds unread, and the dataplane forwarding
+  // its port's frames to the destination; then the conntrack carry and the report.
+  auto paused_changed = [&] {
+    const auto paused = paused_here();
+    if (latest) relay.update(*latest, last.tap_names, paused);
+    dataplane.set_departed(paused);
+    carry();
+    if (client) client->report(for_controller(last));
   };
   std::unique_ptr<StorageThread> storage;
   if (attacher) {
@@ -354,11 +381,9 @@ int main(int argc, char** argv) {
       }
     });
   });
-  // What this host's VMs stopped for an outgoing migration's final copy (libvirt's pause).
-  auto departed = [&] { return domains_now ? domains_now->paused : std::set<std::string>{}; };
   dataplane.start([&](const ApplyReport& report) {
     boost::asio::post(io, [&, report] {
-      if (latest) relay.update(*latest, report.tap_names, departed());
+      if (latest) relay.update(*latest, report.tap_names, paused_here());
       const bool changed = report.ok != last.ok || report.generation != last.generation ||
                            report.error != last.error || report.waiting_for != last.waiting_for ||
                            report.awaiting_taps != last.awaiting_taps ||
@@ -425,6 +450,80 @@ int main(int argc, char** argv) {
     });
     client->start();
   }
+  // The control socket: the libvirt hook holding an incoming migration until the controller has
+  // prepared it, and hypervisor integrations without libvirt reporting a VM's pause.
+  boost::asio::steady_timer waits_timer(io);
+  std::function<void()> arm_waits = [&] {
+    auto next = waits.next_deadline();
+    if (!next) return;
+    waits_timer.expires_at(*next);
+    waits_timer.async_wait([&](const boost::system::error_code& ec) {
+      if (ec) return;
+      waits.expire(IncomingWaits::Clock::now());
+      arm_waits();
+    });
+  };
+  if (client) {
+    client->on_prepared([&](const wire::Prepared& p) { waits.resolved(p); });
+  }
+  std::unique_ptr<ControlServer> control;
+  if (!cfg.control_socket.empty()) {
+    try {
+      control = std::make_unique<ControlServer>(
+          io, cfg.control_socket, [&](const ControlRequest& req, ControlServer::Answer answer) {
+            if (req.op == "vm_paused") {
+              for (const auto& id : req.iface_ids) {
+                if (req.paused) {
+                  paused_by_integration.insert(id);
+                } else {
+                  paused_by_integration.erase(id);
+                }
+              }
+              log->info("control: {} {} for an outgoing migration", fmt::join(req.iface_ids, ", "),
+                        req.paused ? "paused" : "no longer paused");
+              paused_changed();
+              answer({{"ok", true}});
+              return;
+            }
+            if (!client) {
+              answer({{"ok", false}, {"error", "this agent has no controller (--desired-state)"}});
+              return;
+            }
+            const auto started = IncomingWaits::Clock::now();
+            log->info(
+                "control: domain '{}' is arriving here ({}); holding it up to {} ms for the "
+                "controller to prepare it",
+                req.domain, fmt::join(req.iface_ids, ", "), req.timeout_ms);
+            waits.add(req.iface_ids, started + std::chrono::milliseconds(req.timeout_ms),
+                      [&, req, started, answer](const IncomingWaits::Result& r) {
+                        const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                            IncomingWaits::Clock::now() - started)
+                                            .count();
+                        if (!r.unanswered.empty()) {
+                          log->warn(
+                              "control: gave up waiting for the prepare of domain '{}' "
+                              "after {} ms (no word on {}); libvirt goes on without it",
+                              req.domain, ms, fmt::join(r.unanswered, ", "));
+                        } else {
+                          log->info(
+                              "control: domain '{}' prepared in {} ms ({} ready, {} not "
+                              "cutover's to prepare)",
+                              req.domain, ms, r.prepared.size(), r.refused.size());
+                        }
+                        answer({{"ok", r.unanswered.empty()},
+                                {"prepared", r.prepared},
+                                {"refused", r.refused},
+                                {"unanswered", r.unanswered},
+                                {"waited_ms", ms}});
+                      });
+            client->incoming(req.iface_ids);
+            arm_waits();
+          });
+      log->info("control socket {}", cfg.control_socket);
+    } catch (const std::exception& e) {
+      log->warn("{}; the libvirt hook cannot reach this agent", e.what());
+    }
+  }
   std::unique_ptr<LibvirtDomainEvents> domains;
   if (!cfg.libvirt_uri.empty()) {
     domains_now.emplace();
@@ -434,12 +533,7 @@ int main(int argc, char** argv) {
             log->info("libvirt: {} interface(s) running here, {} paused for migration",
                       now.running.size(), now.paused.size());
             domains_now = now;
-            // First what the pause needs at once: the relay of what the tap holds unread, and
-            // the dataplane forwarding the port's frames to the destination.
-            if (latest) relay.update(*latest, last.tap_names, now.paused);
-            dataplane.set_departed(now.paused);
-            carry();
-            if (client) client->report(for_controller(last));
+            paused_changed();
           });
         });
     domains->start();

@@ -33,6 +33,11 @@ struct ApplyReport {
   std::map<std::string, std::string> storage_failed;    // "port/volume" -> reason
   std::map<std::string, std::vector<std::string>> vms;  // running domain -> iface-ids (libvirt)
   std::map<std::string, int64_t> precopy_iterations;    // local port -> outgoing pre-copy pass
+  // iface-ids of VM taps here that no local port claims (the dataplane's view), and - after the
+  // agent added what the libvirt hook announced - VMs arriving by a migration cutover did not
+  // start (wire::Ack::incoming)
+  std::vector<std::string> unclaimed_taps;
+  std::vector<std::string> incoming;
   std::map<std::string, int64_t> ct_zones;  // stateful local port id -> conntrack zone (OVS)
   double apply_ms = 0;
 

@@ -56,6 +56,7 @@ struct ControllerClient::Impl : std::enable_shared_from_this<Impl> {
   std::string last_sent;
   std::optional<DesiredState> current;  // what the controller has sent on this connection
   MigrateFn on_migrate;
+  PreparedFn on_prepared;
   std::shared_ptr<spdlog::logger> log = logger("channel");
 
   void connect() {
@@ -110,6 +111,11 @@ struct ControllerClient::Impl : std::enable_shared_from_this<Impl> {
         auto msg = wire::decode_controller_message(text);
         if (auto* mig = std::get_if<wire::Migrate>(&msg)) {
           if (self->on_migrate) self->on_migrate(*mig);
+          self->read();
+          return;
+        }
+        if (auto* p = std::get_if<wire::Prepared>(&msg)) {
+          if (self->on_prepared) self->on_prepared(*p);
           self->read();
           return;
         }
@@ -187,12 +193,18 @@ bool ControllerClient::connected() const { return impl_->is_connected; }
 
 void ControllerClient::on_migrate(MigrateFn fn) { impl_->on_migrate = std::move(fn); }
 
+void ControllerClient::on_prepared(PreparedFn fn) { impl_->on_prepared = std::move(fn); }
+
 void ControllerClient::announced(const wire::Announced& round) {
   impl_->send(wire::encode(wire::AgentMessage{round}));
 }
 
 void ControllerClient::conntrack(const wire::Conntrack& ct) {
   impl_->send(wire::encode(wire::AgentMessage{ct}));
+}
+
+void ControllerClient::incoming(const std::vector<std::string>& iface_ids) {
+  impl_->send(wire::encode(wire::AgentMessage{wire::Incoming{iface_ids}}));
 }
 
 void ControllerClient::migration_failed(const std::string& migration, const std::string& error) {
@@ -207,12 +219,12 @@ void ControllerClient::report(const ApplyReport& r) {
   if (r.ok) {
     // A partially applied generation goes out too (with what it waits for): the controller
     // learns the rest of the report (bound ports, libvirt's domains) and does not count it.
-    wire::Ack ack{r.generation,        0,
-                  r.waiting_for,       r.awaiting_taps,
-                  r.bound_ports,       r.paused_ports,
-                  r.foreign_running,   r.storage_ready,
-                  r.storage_failed,    r.vms,
-                  r.precopy_iterations};
+    wire::Ack ack{r.generation,         0,
+                  r.waiting_for,        r.awaiting_taps,
+                  r.bound_ports,        r.paused_ports,
+                  r.foreign_running,    r.storage_ready,
+                  r.storage_failed,     r.vms,
+                  r.precopy_iterations, r.incoming};
     key = wire::encode(wire::AgentMessage{ack});
     ack.apply_ms = r.apply_ms;
     text = wire::encode(wire::AgentMessage{ack});

@@ -30,6 +30,7 @@ class ControllerClient {
  public:
   using DesiredFn = std::function<void(DesiredState)>;
   using MigrateFn = std::function<void(const wire::Migrate&)>;
+  using PreparedFn = std::function<void(const wire::Prepared&)>;
   ControllerClient(boost::asio::io_context& io, ControllerClientConfig config,
                    DesiredFn on_desired);
   ~ControllerClient();
@@ -42,11 +43,16 @@ class ControllerClient {
   bool connected() const;
   // Commands from the controller to live-migrate a VM (set before start()).
   void on_migrate(MigrateFn fn);
+  // Word from the controller on an arriving port's migration (set before start()).
+  void on_prepared(PreparedFn fn);
   void migration_failed(const std::string& migration, const std::string& error);
   // Tells the controller an announcement round went out (dropped while disconnected).
   void announced(const wire::Announced& round);
   // Sends a migrating port's conntrack entries (dropped while disconnected).
   void conntrack(const wire::Conntrack& ct);
+  // Asks the controller to prepare VMs arriving with these interfaces (dropped while
+  // disconnected: the asker's wait runs out).
+  void incoming(const std::vector<std::string>& iface_ids);
 
  private:
   struct Impl;

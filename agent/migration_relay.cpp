@@ -20,9 +20,7 @@ namespace asio = boost::asio;
 using udp = asio::ip::udp;
 
 namespace {
-asio::ip::address to_asio(const IpAddress& ip) {
-  return asio::ip::make_address(ip.to_string());
-}
+asio::ip::address to_asio(const IpAddress& ip) { return asio::ip::make_address(ip.to_string()); }
 bool dst_is(const std::vector<uint8_t>& frame, const MacAddress& mac) {
   return frame.size() >= 14 && std::equal(frame.begin(), frame.begin() + 6, mac.bytes().begin());
 }
@@ -229,20 +227,20 @@ void MigrationRelay::bind(const IpAddress& self) {
 }
 
 void MigrationRelay::receive() {
-  socket_.async_receive_from(
-      asio::buffer(rx_), from_,
-      [this, alive = alive_](const boost::system::error_code& ec, size_t n) {
-        if (!*alive || ec == asio::error::operation_aborted) return;
-        if (!ec) {
-          try {
-            const auto from = IpAddress::parse(from_.address().to_string());
-            inject(decode_relay(rx_.data(), n), from);
-          } catch (const ParseError&) {
-            // Not ours or malformed: nothing to act on (and nothing to answer).
-          }
-        }
-        receive();
-      });
+  socket_.async_receive_from(asio::buffer(rx_), from_,
+                             [this, alive = alive_](const boost::system::error_code& ec, size_t n) {
+                               if (!*alive || ec == asio::error::operation_aborted) return;
+                               if (!ec) {
+                                 try {
+                                   const auto from = IpAddress::parse(from_.address().to_string());
+                                   inject(decode_relay(rx_.data(), n), from);
+                                 } catch (const ParseError&) {
+                                   // Not ours or malformed: nothing to act on (and nothing to
+                                   // answer).
+                                 }
+                               }
+                               receive();
+                             });
 }
 
 void MigrationRelay::inject(const RelayFrame& f, const IpAddress& from) {
@@ -264,8 +262,8 @@ void MigrationRelay::inject(const RelayFrame& f, const IpAddress& from) {
     return;
   }
   if (c.injected++ == 0) {
-    log_(it->second.port, "relayed frames from " + from.to_string() + " go into its tap " +
-                              it->second.tap);
+    log_(it->second.port,
+         "relayed frames from " + from.to_string() + " go into its tap " + it->second.tap);
   }
 }
 

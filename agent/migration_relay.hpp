@@ -31,7 +31,7 @@
 namespace cutover::agent {
 
 struct MigrationRelayConfig {
-  uint16_t port = 4797;             // UDP, on this host's underlay address; 0 = relay off
+  uint16_t port = 4797;                  // UDP, on this host's underlay address; 0 = relay off
   uint32_t arriving_txqueuelen = 10000;  // frames an arriving tap can hold until the VM resumes
   std::chrono::milliseconds sample_interval{5};
 };
@@ -98,7 +98,7 @@ class MigrationRelay {
   std::map<std::string, Leaving> leaving_;  // by iface-id
   std::map<std::string, Local> local_;      // by iface-id
   std::set<IpAddress> peers_;
-  std::set<std::string> lengthened_;  // taps whose queue was lengthened
+  std::set<std::string> lengthened_;      // taps whose queue was lengthened
   std::map<std::string, Counts> counts_;  // by port id
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

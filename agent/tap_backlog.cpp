@@ -98,8 +98,7 @@ void TapBacklog::receive(Fn&& fn) {
   for (;;) {
     sockaddr_ll from{};
     socklen_t len = sizeof from;
-    const ssize_t n =
-        recvfrom(fd_, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &len);
+    const ssize_t n = recvfrom(fd_, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &len);
     if (n < 0) return;  // EAGAIN: drained (or the tap is gone)
     if (from.sll_pkttype != PACKET_OUTGOING) continue;
     fn(Frame(buf, buf + n));

@@ -3,7 +3,8 @@
 include(GNUInstallDirs)
 set(PKG ${CMAKE_SOURCE_DIR}/packaging)
 
-install(TARGETS cutover-agent cutover-nvme-probe RUNTIME DESTINATION bin COMPONENT agent)
+install(TARGETS cutover-agent cutover-nvme-probe cutover-libvirt-hook RUNTIME DESTINATION bin
+        COMPONENT agent)
 install(TARGETS cutover-controller RUNTIME DESTINATION bin COMPONENT controller)
 install(TARGETS cutoverctl RUNTIME DESTINATION bin COMPONENT cli)
 

@@ -257,6 +257,7 @@ void AgentHub::on_message(uint64_t session, const wire::AgentMessage& m) {
         std::set<std::string>(ack->storage_ready.begin(), ack->storage_ready.end());
     info.storage_failed = ack->storage_failed;
     info.precopy_iterations = ack->precopy_iterations;
+    info.incoming = std::set<std::string>(ack->incoming.begin(), ack->incoming.end());
     info.vms.clear();
     for (const auto& [vm, ifaces] : ack->vms) info.vms[vm].insert(ifaces.begin(), ifaces.end());
   } else if (auto* failed = std::get_if<wire::MigrationFailed>(&m)) {
@@ -266,6 +267,9 @@ void AgentHub::on_message(uint64_t session, const wire::AgentMessage& m) {
     return;
   } else if (auto* ct = std::get_if<wire::Conntrack>(&m)) {
     if (on_conntrack) on_conntrack(it->second.host, *ct);
+    return;
+  } else if (auto* in = std::get_if<wire::Incoming>(&m)) {
+    if (on_incoming) on_incoming(it->second.host, *in);
     return;
   } else if (auto* an = std::get_if<wire::Announced>(&m)) {
     if (on_announced) on_announced(it->second.host, *an);

@@ -26,8 +26,9 @@ struct AgentInfo {
   std::map<std::string, std::string> storage_failed;
   std::map<std::string, std::set<std::string>> vms;   // libvirt domain running there -> iface-ids
   std::map<std::string, int64_t> precopy_iterations;  // port -> pre-copy pass of its VM leaving
-  uint64_t sent_generation = 0;                       // generation of the last slice sent
-  uint64_t applied_generation = 0;                    // last ACKed with nothing missing
+  std::set<std::string> incoming;   // iface-ids of VMs arriving by migrations cutover did not start
+  uint64_t sent_generation = 0;     // generation of the last slice sent
+  uint64_t applied_generation = 0;  // last ACKed with nothing missing
   // A generation it applied only partially (0: none) and what it still waits for: not counted
   // as applied until an ACK of it (or a later one) comes with nothing missing.
   uint64_t partial_generation = 0;
@@ -74,6 +75,7 @@ class AgentHub {
   std::function<void(const std::string& migration, const std::string& error)> on_migration_failed;
   std::function<void(const HostId& host, const wire::Announced& round)> on_announced;
   std::function<void(const HostId& host, const wire::Conntrack& ct)> on_conntrack;
+  std::function<void(const HostId& host, const wire::Incoming& in)> on_incoming;
   // A generation that publish() sent to some agents has been ACKed by all of them: the seconds
   // from sending to the last ACK (not called if one of them disconnected first).
   std::function<void(double seconds)> on_fanout_acked;

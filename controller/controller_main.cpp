@@ -168,6 +168,9 @@ int main(int argc, char** argv) {
     hub.on_conntrack = [&](const HostId& host, const wire::Conntrack& ct) {
       migrations.on_conntrack(host, ct);
     };
+    hub.on_incoming = [&](const HostId& host, const wire::Incoming& in) {
+      migrations.on_incoming(host, in);
+    };
     hub.on_announced = [&](const HostId& host, const wire::Announced& round) {
       migrations.on_announced(host, round);
     };

@@ -370,6 +370,7 @@ void MigrationDriver::finish_prepare(const MigrationId& id) {
   transition(m, MigrationState::ready, "");
   drive(m);
   save(m);
+  tell_prepared(m.destination, port.iface_id, m.id.str(), "");
   arm_timer(id, policy_.activation_timeout, "port never came up on the destination");
   check_activation(id);
 }
@@ -399,6 +400,8 @@ void MigrationDriver::check_released(const HostId& host) {
 }
 
 void MigrationDriver::drive(Migration& m) {
+  // libvirt is already migrating it: asking the source again would only fail.
+  if (m.timeline.count("detected_incoming")) return;
   const auto& dest = state_.hosts().at(m.destination);
   if (dest.migration_uri.empty()) return;  // migrated by someone else (virsh, Nova, a test)
   const auto& port = state_.ports().at(m.port);
@@ -466,6 +469,92 @@ void MigrationDriver::on_announced(const HostId& host, const wire::Announced& ro
   save(m);
 }
 
+void MigrationDriver::tell_prepared(const HostId& host, const std::string& iface_id,
+                                    const std::string& migration, const std::string& error) {
+  hub_.send_to(host, wire::encode(wire::ControllerMessage{
+                         wire::Prepared{iface_id, migration, error.empty(), error}}));
+}
+
+void MigrationDriver::adopt_incoming(const HostId& host) {
+  auto agent = hub_.agents().find(host);
+  if (agent == hub_.agents().end()) return;
+  const auto& incoming = agent->second.incoming;
+  std::erase_if(incoming_seen_,
+                [&](const auto& k) { return k.first == host && !incoming.count(k.second); });
+  for (const auto& iface : incoming) {
+    if (incoming_seen_.insert({host, iface}).second) adopt_incoming(host, iface, false);
+  }
+}
+
+void MigrationDriver::on_incoming(const HostId& host, const wire::Incoming& in) {
+  for (const auto& iface : in.iface_ids) {
+    incoming_seen_.insert({host, iface});
+    adopt_incoming(host, iface, true);
+  }
+}
+
+void MigrationDriver::adopt_incoming(const HostId& host, const std::string& iface, bool asked) {
+  const Port* port = nullptr;
+  for (const auto& [id, p] : state_.ports()) {
+    if (p.iface_id == iface) port = &p;
+  }
+  if (!port) {
+    logger("migration")
+        ->info("a VM is arriving on {} with interface {}, which is no cutover port: ignored",
+               host.str(), iface);
+    tell_prepared(host, iface, "", "no cutover port has iface_id '" + iface + "'");
+    return;
+  }
+  if (!port->host) {
+    tell_prepared(host, iface, "", "port '" + port->id.str() + "' is not placed on a host");
+    return;
+  }
+  // The VM has just left that host (cutover): its tap lingers there until QEMU exits.
+  if (!asked && port->previous_host == host) return;
+  if (*port->host == host) {
+    tell_prepared(host, iface, "", "");  // already here: nothing to prepare
+    return;
+  }
+  const Migration* active = nullptr;
+  for (const auto* m : open_migrations()) {
+    if (m->port == port->id && !is_terminal(m->state)) active = m;
+  }
+  if (active) {
+    // Ours already (or one towards elsewhere). A prepare still running answers when ready.
+    if (active->destination != host) {
+      tell_prepared(host, iface, active->id.str(),
+                    "port '" + port->id.str() + "' is migrating to " + active->destination.str() +
+                        " (" + active->id.str() + ")");
+    } else if (active->state == MigrationState::ready ||
+               active->state == MigrationState::migrating) {
+      tell_prepared(host, iface, active->id.str(), "");
+    }
+    return;
+  }
+  Migration m;
+  m.id = next_id();
+  m.port = port->id;
+  m.source = *port->host;
+  m.destination = host;
+  stamp(m, "requested");
+  stamp(m, "detected_incoming");
+  audit(m, "detected_incoming",
+        "arriving on " + host.str() + " by a live migration cutover did not start");
+  auto why = policy_refusal(*port, host);
+  if (why.empty() && policy_.require_approval) {
+    why = "policy: approval required, and this migration was started outside cutover";
+  }
+  if (!why.empty()) {
+    // Left to libvirt: when the VM runs there, adopt_external follows it (and says so).
+    transition(m, MigrationState::rejected, why);
+    save(m);
+    tell_prepared(host, iface, m.id.str(), why);
+    return;
+  }
+  stamp(m, "admitted");
+  start_prepare(m);
+}
+
 void MigrationDriver::adopt_external(const HostId& host) {
   auto agent = hub_.agents().find(host);
   if (agent == hub_.agents().end()) return;
@@ -524,6 +613,7 @@ void MigrationDriver::note_precopy(const HostId& host) {
 
 void MigrationDriver::on_agent_update(const HostId& host) {
   note_precopy(host);
+  adopt_incoming(host);
   std::vector<MigrationId> waiting;
   for (const auto* m : open_migrations()) {
     const bool live = m->state == MigrationState::ready || m->state == MigrationState::migrating;

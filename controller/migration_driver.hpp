@@ -25,6 +25,7 @@
 
 #include <chrono>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -89,6 +90,9 @@ class MigrationDriver {
   // The source reported the connections the port has in its conntrack: while its migration is
   // active (and carries conntrack) they go to the destination with the port (carried_conns).
   void on_conntrack(const HostId& host, const wire::Conntrack& ct);
+  // The destination's libvirt hook holds an incoming migration: prepare it (as adopt_incoming)
+  // and answer every interface, even one answered before.
+  void on_incoming(const HostId& host, const wire::Incoming& in);
   // After a controller restart: finish or roll back migrations that were in flight.
   void recover();
 
@@ -112,9 +116,19 @@ class MigrationDriver {
   // When the destination publishes a migration URI, cutover itself starts the live migration:
   // the source agent calls libvirt (peer-to-peer) once every VTEP is ready.
   void drive(Migration& m);
+  // A VM is arriving on `host` by a live migration cutover did not start (virsh, Nova: the
+  // agent saw its tap appear, or libvirt's hook asked): prepare it as if it had been asked for,
+  // policy included; a refused one is recorded and left to libvirt.
+  void adopt_incoming(const HostId& host);
+  // asked: the hook asked (answer whatever happens); else a tap was seen (one the VM just left
+  // behind on its previous host is no arrival).
+  void adopt_incoming(const HostId& host, const std::string& iface_id, bool asked);
+  // Tells the destination's agent (and a libvirt hook waiting there) how its prepare went.
+  void tell_prepared(const HostId& host, const std::string& iface_id, const std::string& migration,
+                     const std::string& error);
   // A VM runs on `host` although its port is placed elsewhere and no migration is under way:
-  // someone migrated it outside cutover (virsh, Nova). Follow it: record the migration and cut
-  // over at once.
+  // someone migrated it outside cutover and it was not seen arriving. Follow it: record the
+  // migration and cut over at once.
   void adopt_external(const HostId& host);
   void cut_over(Migration m);
   void rollback(const MigrationId& id, const std::string& reason);
@@ -129,6 +143,8 @@ class MigrationDriver {
   Metrics& metrics_;
   MigrationPolicy policy_;
   std::map<MigrationId, uint64_t> timers_;
+  // (host, iface-id) incoming reports already acted on, until the host stops reporting them.
+  std::set<std::pair<HostId, std::string>> incoming_seen_;
   // Drops the port's carried_conns after policy_.carried_conns_ttl (one timer per port).
   void expire_carried_later(const PortId& port);
   std::map<PortId, uint64_t> carried_timers_;

@@ -27,6 +27,7 @@ std::string encode(const AgentMessage& m) {
     if (!a->storage_failed.empty()) j["storage_failed"] = a->storage_failed;
     if (!a->vms.empty()) j["vms"] = a->vms;
     if (!a->precopy_iterations.empty()) j["precopy_iterations"] = a->precopy_iterations;
+    if (!a->incoming.empty()) j["incoming"] = a->incoming;
   } else if (auto* f = std::get_if<MigrationFailed>(&m)) {
     j = {{"type", "migration_failed"}, {"migration", f->migration}, {"error", f->error}};
   } else if (auto* an = std::get_if<Announced>(&m)) {
@@ -37,6 +38,8 @@ std::string encode(const AgentMessage& m) {
     json conns = json::array();
     for (const auto& c : ct->conns) conns.push_back(to_json(c));
     j = {{"type", "conntrack"}, {"port", ct->port}, {"conns", conns}};
+  } else if (auto* in = std::get_if<Incoming>(&m)) {
+    j = {{"type", "incoming"}, {"iface_ids", in->iface_ids}};
   } else if (auto* n = std::get_if<Nack>(&m)) {
     j = {{"type", "nack"}, {"generation", n->generation}, {"error", n->error}, {"field", n->field}};
   }
@@ -53,6 +56,14 @@ std::string encode(const ControllerMessage& m) {
   }
   if (const auto* d = std::get_if<Desired>(&m)) {
     return json{{"type", "desired"}, {"state", to_json(d->state)}}.dump();
+  }
+  if (const auto* p = std::get_if<Prepared>(&m)) {
+    json j = {{"type", "prepared"},
+              {"iface_id", p->iface_id},
+              {"migration", p->migration},
+              {"ok", p->ok}};
+    if (!p->error.empty()) j["error"] = p->error;
+    return j.dump();
   }
   const auto& d = std::get<Delta>(m);
   json hosts = json::array(), ports = json::array(), removed = json::array();
@@ -122,6 +133,7 @@ AgentMessage decode_agent_message(const std::string& text) {
     a.paused_ports = strings(r, "paused_ports");
     a.foreign_running = strings(r, "foreign_running");
     a.storage_ready = strings(r, "storage_ready");
+    a.incoming = strings(r, "incoming");
     if (const auto* failed = r.raw("storage_failed")) {
       if (!failed->is_object()) throw ParseError("storage_failed", "expected an object");
       for (const auto& [k, v] : failed->items()) {
@@ -166,6 +178,17 @@ AgentMessage decode_agent_message(const std::string& text) {
     an.error = r.optional_string("error").value_or("");
     if (an.round >= an.rounds) throw ParseError("round", "must be below rounds");
     out = an;
+  } else if (type == "incoming") {
+    Incoming in;
+    if (!r.raw("iface_ids")) throw ParseError("iface_ids", "required field is missing");
+    r.for_each("iface_ids", [&](const json& e, const std::string& path) {
+      if (!e.is_string() || e.get<std::string>().empty()) {
+        throw ParseError(path, "expected an iface-id");
+      }
+      if (in.iface_ids.size() >= 64) throw ParseError(path, "at most 64 interfaces");
+      in.iface_ids.push_back(e.get<std::string>());
+    });
+    out = in;
   } else if (type == "conntrack") {
     Conntrack ct;
     ct.port = r.required_string("port");
@@ -207,6 +230,15 @@ ControllerMessage decode_controller_message(const std::string& text) {
     });
     r.finish();
     return d;
+  }
+  if (type == "prepared") {
+    Prepared p;
+    p.iface_id = r.required_string("iface_id");
+    p.migration = r.optional_string("migration").value_or("");
+    p.ok = r.optional_bool("ok").value_or(false);
+    p.error = r.optional_string("error").value_or("");
+    r.finish();
+    return p;
   }
   if (type == "migrate") {
     Migrate m;

@@ -13,8 +13,15 @@
 //                        migration_failed {migration, error}
 //                        announced {port, round, rounds, frames, failed, error}
 //                        conntrack {port, conns}
+//                        incoming {iface_ids}     the libvirt hook holds an incoming migration of
+//                                              a VM with these interfaces: prepare it and answer
+//                                              (prepared) for each, whatever was said before
 //   controller -> agent: desired {state}       the host's whole DesiredState with its generation
 //                                              (on connect, and when the host's networks change)
+//                        prepared {iface_id, migration, ok, error}
+//                                              to a destination: the migration of the port with
+//                                              that iface-id is ready (every VTEP applied the
+//                                              prepare), or (ok false) will not be prepared
 //                        delta {generation, upsert_hosts, upsert_ports, remove_ports}
 //                                              a change relative to everything sent before on
 //                                              this connection (encoded once, sent to every
@@ -50,6 +57,10 @@ struct Ack {
   std::map<std::string, std::vector<std::string>> vms;
   // local port -> the pre-copy iteration of its VM's outgoing live migration (libvirt)
   std::map<std::string, int64_t> precopy_iterations;
+  // iface-ids of VMs arriving here that the state does not make arrive here: a live migration
+  // started outside cutover (virsh, Nova), seen at its start (the VM's tap appeared, or the
+  // libvirt hook asked); the controller prepares it like its own
+  std::vector<std::string> incoming;
 };
 struct Nack {
   uint64_t generation = 0;
@@ -86,6 +97,19 @@ struct Conntrack {
   std::string port;
   std::vector<CarriedConn> conns;
 };
+// controller -> destination agent: the migration of the port with this iface-id is prepared
+// (ok), or will not be (not a port, refused by policy: error says why).
+struct Prepared {
+  std::string iface_id;
+  std::string migration;
+  bool ok = false;
+  std::string error;
+};
+// destination agent -> controller: a VM with these interfaces is about to arrive here by a live
+// migration cutover did not start (libvirt's qemu hook asked); every one is answered (Prepared).
+struct Incoming {
+  std::vector<std::string> iface_ids;
+};
 struct Delta {
   uint64_t generation = 0;
   std::vector<Host> upsert_hosts;
@@ -93,8 +117,9 @@ struct Delta {
   std::vector<PortId> remove_ports;
 };
 
-using AgentMessage = std::variant<Hello, Ack, Nack, MigrationFailed, Announced, Conntrack>;
-using ControllerMessage = std::variant<Desired, Delta, Migrate>;
+using AgentMessage =
+    std::variant<Hello, Ack, Nack, MigrationFailed, Announced, Conntrack, Incoming>;
+using ControllerMessage = std::variant<Desired, Delta, Migrate, Prepared>;
 
 // Applies a delta to the state it follows (hosts and ports replaced by id, ports removed).
 void apply(DesiredState& state, const Delta& delta);

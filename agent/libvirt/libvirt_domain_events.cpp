@@ -7,9 +7,10 @@
 #include <chrono>
 #include <cstdlib>
 #include <mutex>
-#include <regex>
 
+#include "domain_xml.hpp"
 #include "logging.hpp"
+#include "parse_error.hpp"
 
 namespace cutover::agent {
 
@@ -126,23 +127,12 @@ void on_iteration(virConnectPtr, virDomainPtr dom, int iteration, void* opaque) 
 }  // namespace
 
 std::set<std::string> LibvirtDomainEvents::iface_ids_from_xml(const std::string& xml) {
-  std::set<std::string> out;
-  static const std::regex re(R"(interfaceid=['"]([^'"]+)['"])");
-  for (auto it = std::sregex_iterator(xml.begin(), xml.end(), re); it != std::sregex_iterator();
-       ++it) {
-    out.insert((*it)[1]);
+  try {
+    return domain_interface_ids(xml);
+  } catch (const ParseError& e) {
+    logger("libvirt")->warn("a domain's XML could not be read: {}", e.what());
+    return {};
   }
-  // <interface type='ethernet'> (a plain tap, the Linux dataplane's way): its iface-id is the
-  // tap's name, <target dev='...'/>, as the Linux backend binds taps named after their iface-id.
-  static const std::regex eth(R"(<interface\s+type=['"]ethernet['"][^>]*>([\s\S]*?)</interface>)");
-  static const std::regex dev(R"(<target\s+dev=['"]([^'"]+)['"])");
-  for (auto it = std::sregex_iterator(xml.begin(), xml.end(), eth); it != std::sregex_iterator();
-       ++it) {
-    const std::string body = (*it)[1];
-    std::smatch m;
-    if (std::regex_search(body, m, dev)) out.insert(m[1]);
-  }
-  return out;
 }
 
 LibvirtDomainEvents::LibvirtDomainEvents(std::string uri, RunningFn on_change)

@@ -35,7 +35,7 @@ class LibvirtDomainEvents {
   void start();
   void stop();
 
-  // Extracts every interfaceid='...' from a domain's XML (pure; tested directly).
+  // The domain's interfaces' iface-ids (domain_interface_ids; none, logged, if it cannot be read).
   static std::set<std::string> iface_ids_from_xml(const std::string& xml);
 
  private:

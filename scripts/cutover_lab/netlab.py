@@ -445,6 +445,7 @@ class AgentRunner:
         self.lab, self.host, self.binary, self.extra = lab, host, binary, list(extra_args)
         self.state_path = os.path.join(host.dir, "desired-state.json")
         self.status_path = os.path.join(host.dir, "agent-status.json")
+        self.control_socket = os.path.join(host.dir, "agent.sock")
         self.proc = None
 
     def write_state(self, doc, reload=True):
@@ -466,7 +467,8 @@ class AgentRunner:
             source = ["--desired-state", self.state_path]
         self.proc = self.lab.spawn(self.host.ns, [self.binary, *backend, "--ovs-rundir",
                                                   self.host.rundir, *source, "--status-file",
-                                                  self.status_path, *self.extra],
+                                                  self.status_path, "--control-socket",
+                                                  self.control_socket, *self.extra],
                                    f"{self.host.name}-agent.log")
         return self.proc
 

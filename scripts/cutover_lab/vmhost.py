@@ -42,8 +42,10 @@ exec "$SUBREAPER" /usr/sbin/libvirtd --listen
 
 
 class Libvirt:
-    def __init__(self, lab, host, bindir):
-        self.lab, self.host, self.bindir = lab, host, bindir
+    def __init__(self, lab, host, bindir, hook=None):
+        """hook: cutover-libvirt-hook's path, installed as this daemon's qemu hook (it holds an
+        incoming migration until cutover has prepared it), or None."""
+        self.lab, self.host, self.bindir, self.hook = lab, host, bindir, hook
         self.dir = os.path.join(host.dir, "libvirt")
         self.uri = f"qemu+tcp://{host.underlay_ip}/system"
         self.proc = None
@@ -65,6 +67,13 @@ class Libvirt:
             f.write('user = "root"\ngroup = "root"\ndynamic_ownership = 0\nremember_owner = 0\n'
                     'security_driver = "none"\ncgroup_controllers = [ ]\nnamespaces = [ ]\n'
                     f'stdio_handler = "file"\nmigration_address = "{mig}"\nmigration_host = "{mig}"\n')
+        hooks = os.path.join(self.dir, "etc", "hooks")
+        os.makedirs(hooks, exist_ok=True)
+        if self.hook:  # libvirtd looks for hooks when it starts
+            with open(os.path.join(hooks, "qemu"), "w") as f:
+                f.write(f'#!/bin/sh\nexec {self.hook} --socket {self.host.dir}/agent.sock '
+                        '--timeout-ms 5000 "$@"\n')
+            os.chmod(os.path.join(hooks, "qemu"), 0o755)
         wrapper = os.path.join(self.dir, "start-libvirtd")
         with open(wrapper, "w") as f:
             f.write(WRAPPER)

@@ -57,6 +57,7 @@ def run_hop(ctx, mode, src, dst, tag):
     timeline = {}
     mid = None
     t0 = time.monotonic()
+    t_wall = time.time()
     if mode == "cutover":
         # cutover drives it: prepare, then the source agent live-migrates (libvirt p2p).
         m = json.loads(ctx["lab"].ctl(ctx["ctl"], "--json", "migrations", "create", "--vm", "vm1",
@@ -76,13 +77,16 @@ def run_hop(ctx, mode, src, dst, tag):
         wall, downtime = vmhost.migrate(ctx["libvirt"][src], ctx["libvirt"][dst], "vm1")
         if mode == "external":
             # cutover follows: wait until the controller placed the port on the destination.
-            port = wait_until("controller to follow the external migration", lambda: (
-                lambda p: p["host"] == dst and p)(json.loads(lab.ctl(ctx["ctl"], "--json", "ports",
-                                                                      "show", "vm1").stdout)), timeout=30)
-            mig = [m for m in json.loads(lab.ctl(ctx["ctl"], "--json", "migrations").stdout)
-                   if m["port"] == "vm1" and "detected_external" in m["timeline"]]
-            timeline = mig[-1]["timeline"] if mig else {}
-            mid = mig[-1]["id"] if mig else None
+            # cutover saw it start (the tap, or the libvirt hook) and prepared it, or - if not -
+            # followed it once the VM ran there.
+            def followed():
+                ms = [m for m in json.loads(lab.ctl(ctx["ctl"], "--json", "migrations").stdout)
+                      if m["port"] == "vm1" and m["destination"] == dst and m["state"] == "completed"
+                      and ("detected_incoming" in m["timeline"] or "detected_external" in m["timeline"])
+                      and m["timeline"]["requested"] >= t_wall * 1e6]
+                return ms[-1] if ms else None
+            m = wait_until("controller to follow the external migration", followed, timeout=30)
+            timeline, mid = m["timeline"], m["id"]
     udp.wait(timeout=PROBE_SECONDS + 30)
     tcp.wait(timeout=PROBE_SECONDS + 30)
     garps = None
@@ -175,7 +179,7 @@ def get_ready(prog, install_and_build=True):
 
 
 def bring_up(lab, prog, g, n_hosts=3, storage=False, relay=True, libvirt_everywhere=False,
-             backend="ovs", migration_network=True):
+             backend="ovs", migration_network=True, hook=True):
     """Controller + hosts h1..hN (netns + OVS + cutover-agent; libvirtd on h1, h2 - or on every
     host), the client on the last host, vm1 booted on h1 and echoing. Returns the context
     run_hop() needs. Three progress steps, plus one with storage."""
@@ -196,7 +200,8 @@ def bring_up(lab, prog, g, n_hosts=3, storage=False, relay=True, libvirt_everywh
         for n in lv_hosts:
             lab.add_migration_network(hosts[n])
     prog.step(f"starting libvirtd on {', '.join(lv_hosts)} (private mount namespace each, subreaper)")
-    libvirt = {n: vmhost.Libvirt(lab, hosts[n], g[2]) for n in lv_hosts}
+    hook_bin = os.path.join(BUILD, "agent", "cutover-libvirt-hook") if hook else None
+    libvirt = {n: vmhost.Libvirt(lab, hosts[n], g[2], hook=hook_bin) for n in lv_hosts}
     for lv in libvirt.values():
         lv.start()
     agents = {}
@@ -250,7 +255,7 @@ def bring_up(lab, prog, g, n_hosts=3, storage=False, relay=True, libvirt_everywh
 
 
 def run(cycles=1, baseline=True, out=None, prepare=True, hops=(("h1", "h2"), ("h2", "h1")),
-        external=True, relay=True, storage=False, migration_network=True):
+        external=True, relay=True, storage=False, migration_network=True, hook=True):
     """Runs the lab; returns (results, report text). prepare=False skips install-deps/build."""
     from .netlab import Lab
     from . import report
@@ -261,7 +266,7 @@ def run(cycles=1, baseline=True, out=None, prepare=True, hops=(("h1", "h2"), ("h
     results = []
     with Lab("lab") as lab:
         ctx = bring_up(lab, prog, g, storage=storage, relay=relay,
-                       migration_network=migration_network)
+                       migration_network=migration_network, hook=hook)
         # external: the same VM migrated with plain virsh while cutover runs - the agents see
         # it running on the destination and the controller follows.
         modes = ["cutover"] + (["external"] if external else []) + (["baseline"] if baseline else [])
@@ -339,7 +344,7 @@ def _restore(st):
             "storage": False, "probes": None}
 
 
-def up(n_hosts=3, relay=True, prepare=True, backend="ovs", migration_network=True):
+def up(n_hosts=3, relay=True, prepare=True, backend="ovs", migration_network=True, hook=True):
     """Brings a lab up and leaves it running; records it in STATE_FILE."""
     from .netlab import Lab, PidProc, _start_time
     if n_hosts < 2:
@@ -357,7 +362,7 @@ def up(n_hosts=3, relay=True, prepare=True, backend="ovs", migration_network=Tru
     old_term = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         ctx = bring_up(lab, prog, g, n_hosts=n_hosts, relay=relay,
-                       migration_network=migration_network,
+                       migration_network=migration_network, hook=hook,
                        libvirt_everywhere=True, backend=backend)
         ctl = lab.controller
         st = {"lab": lab.to_state(), "guest": list(g),

@@ -25,6 +25,9 @@ class FakeAgent {
       } else if (auto* m = std::get_if<wire::Migrate>(&msg)) {
         migrate_commands.push_back(*m);
         return;
+      } else if (auto* p = std::get_if<wire::Prepared>(&msg)) {
+        prepared.push_back(*p);
+        return;
       } else {
         wire::apply(last, std::get<wire::Delta>(msg));
         ++deltas;
@@ -46,6 +49,7 @@ class FakeAgent {
     a.storage_failed = storage_failed;
     a.vms = vms;
     a.precopy_iterations = precopy;
+    a.incoming.assign(incoming.begin(), incoming.end());
     hub_.on_message(session_, a);
   }
   void nack(const std::string& error) {
@@ -62,6 +66,10 @@ class FakeAgent {
   void conntrack(const std::string& port, std::vector<CarriedConn> conns) {
     hub_.on_message(session_, wire::Conntrack{port, std::move(conns)});
   }
+  // The libvirt hook on this host asks to prepare VMs arriving with these interfaces.
+  void ask_incoming(std::vector<std::string> ifaces) {
+    hub_.on_message(session_, wire::Incoming{std::move(ifaces)});
+  }
   void report_migration_failed(const std::string& migration, const std::string& error) {
     hub_.on_message(session_, wire::MigrationFailed{migration, error});
   }
@@ -70,6 +78,8 @@ class FakeAgent {
   int received = 0;
   int deltas = 0;
   std::vector<wire::Migrate> migrate_commands;
+  std::vector<wire::Prepared> prepared;  // the controller's word on arriving ports
+  std::set<std::string> incoming;        // VM taps here no port claims (arrivals)
   bool pending = false;
   std::vector<std::string> waiting_for;  // non-empty: ACKs say "applied partially"
   std::set<std::string> bound;

@@ -32,6 +32,9 @@ struct Rig {
     hub.on_announced = [this](const HostId& h, const wire::Announced& a) {
       driver->on_announced(h, a);
     };
+    hub.on_incoming = [this](const HostId& h, const wire::Incoming& in) {
+      driver->on_incoming(h, in);
+    };
     hub.on_migration_failed = [this](const std::string& id, const std::string& e) {
       driver->on_migration_failed(id, e);
     };
@@ -702,4 +705,74 @@ TEST(MigrationDriver, ARequestWaitingForApprovalNeitherHoldsNorRestartsTheCarrie
   rig.clock.advance(std::chrono::seconds(30));
   ASSERT_EQ(rig.mig("m4").state, MigrationState::pending_approval);
   EXPECT_TRUE(rig.vm().carried_conns.empty()) << "a request waiting for approval held them";
+}
+
+TEST(MigrationDriver, AMigrationSeenAtItsStartGetsThePrepareBeforeThePause) {
+  Rig rig;
+  auto d = rig.state.hosts().at(HostId::parse("d"));
+  d.migration_uri = "qemu+tcp://d/system";  // cutover could drive it, but virsh already does
+  rig.state.put_host(d);
+  rig.pump();
+  rig.d.incoming.insert("vm");  // virsh migrate: the VM's tap appeared on d
+  rig.d.ack();
+  const auto& m = rig.mig("m1");
+  EXPECT_EQ(m.state, MigrationState::preparing);
+  EXPECT_TRUE(m.timeline.count("detected_incoming"));
+  EXPECT_EQ(rig.vm().migrating_to, HostId::parse("d"));
+  rig.pump();
+  EXPECT_EQ(rig.mig("m1").state, MigrationState::ready);
+  EXPECT_TRUE(rig.s.migrate_commands.empty()) << "libvirt is already migrating it";
+  rig.clock.advance(std::chrono::milliseconds(900));  // pre-copy
+  ASSERT_EQ(rig.d.prepared.size(), 1u);
+  EXPECT_TRUE(rig.d.prepared[0].ok);
+  EXPECT_EQ(rig.d.prepared[0].migration, "m1");
+  rig.s.paused.insert("vm");
+  rig.s.ack();
+  rig.d.incoming.clear();  // the state now places it arriving on d
+  rig.d.bind("vm");
+  rig.pump();
+  const auto& done = rig.mig("m1");
+  EXPECT_EQ(done.state, MigrationState::completed);
+  EXPECT_LT(done.timeline.at("prepared"), done.timeline.at("source_paused"));
+  EXPECT_EQ(rig.state.migrations().size(), 1u);
+}
+
+TEST(MigrationDriver, ArrivalsThatAreNotOursAreAnsweredAndRefusalsRecordedNotPrepared) {
+  MigrationPolicy policy;
+  policy.forbid = {{"pci", "public"}};
+  Rig rig(policy);
+  rig.d.ask_incoming({"stranger"});  // the hook, for a domain without a cutover port
+  ASSERT_EQ(rig.d.prepared.size(), 1u);
+  EXPECT_FALSE(rig.d.prepared[0].ok);
+  EXPECT_NE(rig.d.prepared[0].error.find("no cutover port"), std::string::npos);
+  EXPECT_TRUE(rig.state.migrations().empty());
+  // A port cutover would refuse on d: recorded as rejected, nothing prepared, libvirt goes on.
+  Port p = rig.vm();
+  p.labels["pci"] = "1";
+  rig.state.replace_port(p);
+  rig.pump();
+  rig.d.ask_incoming({"vm"});
+  const auto& m = rig.mig("m1");
+  EXPECT_EQ(m.state, MigrationState::rejected);
+  EXPECT_FALSE(rig.vm().migrating_to.has_value());
+  ASSERT_EQ(rig.d.prepared.size(), 2u);
+  EXPECT_NE(rig.d.prepared[1].error.find("policy"), std::string::npos);
+  // The tap it leaves on d is reported on every ACK: acted on once.
+  rig.d.incoming.insert("vm");
+  rig.d.ack();
+  rig.d.ack();
+  EXPECT_EQ(rig.state.migrations().size(), 1u);
+}
+
+TEST(MigrationDriver, TheTapAVmLeavesBehindIsNoArrival) {
+  Rig rig;
+  rig.driver->create(PortId::parse("vm"), HostId::parse("d"));
+  rig.pump();
+  rig.d.bind("vm");
+  rig.pump();
+  ASSERT_EQ(rig.mig("m1").state, MigrationState::completed);
+  rig.s.bound.erase("vm");
+  rig.s.incoming.insert("vm");  // QEMU on s has not exited yet: its tap is still there
+  rig.s.ack();
+  EXPECT_EQ(rig.state.migrations().size(), 1u) << "no migration back to s";
 }

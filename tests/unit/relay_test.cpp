@@ -111,3 +111,59 @@ TEST(RelayWire, RoundTripsAndRefusesWhatIsNotARelayDatagram) {
   EXPECT_EQ(field(encode_relay("vm", std::vector<uint8_t>(13))), "frame");
   EXPECT_EQ(field(encode_relay("vm", std::vector<uint8_t>(kRelayMaxFrame + 1))), "frame");
 }
+
+#include "control_request.hpp"
+#include "incoming_waits.hpp"
+
+TEST(ControlRequest, DecodesBothOpsAndNamesWhatIsWrong) {
+  auto in = decode_control_request(
+      R"({"op":"incoming","domain":"vm1","iface_ids":["a","b"],"timeout_ms":2500})");
+  EXPECT_EQ(in.op, "incoming");
+  EXPECT_EQ(in.domain, "vm1");
+  EXPECT_EQ(in.iface_ids, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(in.timeout_ms, 2500);
+  EXPECT_EQ(decode_control_request(R"({"op":"incoming","iface_ids":["a"]})").timeout_ms, 5000);
+  auto p = decode_control_request(R"({"op":"vm_paused","iface_ids":["a"],"paused":false})");
+  EXPECT_FALSE(p.paused);
+  auto field = [](const std::string& line) {
+    try {
+      decode_control_request(line);
+    } catch (const ParseError& e) {
+      return e.field();
+    }
+    return std::string("<accepted>");
+  };
+  EXPECT_EQ(field(R"({"op":"reboot"})"), "op");
+  EXPECT_EQ(field(R"({"op":"incoming","iface_ids":[1]})"), "iface_ids[0]");
+  EXPECT_EQ(field(R"({"op":"incoming","iface_ids":["a"],"timeout_ms":0})"), "timeout_ms");
+  EXPECT_EQ(field(R"({"op":"incoming","iface_ids":["a"],"timeout_ms":600000})"), "timeout_ms");
+  EXPECT_EQ(field(R"({"op":"vm_paused"})"), "iface_ids");
+  EXPECT_EQ(field(R"({"op":"incoming","iface_ids":[],"extra":1})"), "extra");
+  EXPECT_EQ(field("{not json"), "");
+}
+
+TEST(IncomingWaits, AnsweredWhenEveryInterfaceHasTheControllersWordOrAtTheDeadline) {
+  using Clock = IncomingWaits::Clock;
+  IncomingWaits w;
+  const auto t0 = Clock::time_point{} + std::chrono::hours(1);
+  std::vector<IncomingWaits::Result> answers;
+  auto record = [&](const IncomingWaits::Result& r) { answers.push_back(r); };
+  w.add({"a", "b"}, t0 + std::chrono::seconds(5), record);
+  w.add({}, t0 + std::chrono::seconds(5), record);  // nothing to wait for: answered at once
+  ASSERT_EQ(answers.size(), 1u);
+  w.resolved(wire::Prepared{"a", "m1", true, ""});
+  EXPECT_EQ(answers.size(), 1u) << "b has no word yet";
+  w.resolved(wire::Prepared{"b", "", false, "no cutover port"});
+  ASSERT_EQ(answers.size(), 2u);
+  EXPECT_EQ(answers[1].prepared, std::vector<std::string>{"a"});
+  EXPECT_EQ(answers[1].refused.at("b"), "no cutover port");
+  EXPECT_TRUE(answers[1].unanswered.empty());
+  w.add({"c"}, t0 + std::chrono::seconds(2), record);
+  EXPECT_EQ(w.next_deadline(), t0 + std::chrono::seconds(2));
+  w.expire(t0 + std::chrono::seconds(1));
+  EXPECT_EQ(answers.size(), 2u);
+  w.expire(t0 + std::chrono::seconds(2));
+  ASSERT_EQ(answers.size(), 3u);
+  EXPECT_EQ(answers[2].unanswered, std::vector<std::string>{"c"});
+  EXPECT_FALSE(w.next_deadline());
+}

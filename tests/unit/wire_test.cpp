@@ -40,7 +40,8 @@ TEST(Wire, AgentMessagesRoundTrip) {
                                                    {"p1/data"},
                                                    {{"p2/logs", "refused"}},
                                                    {{"web-1", {"iface-a", "iface-b"}}},
-                                                   {{"p2", 3}}}})));
+                                                   {{"p2", 3}},
+                                                   {"iface-z"}}})));
   EXPECT_EQ(ack.generation, 7u);
   EXPECT_EQ(ack.waiting_for, std::vector<std::string>{"tunnel to 10.0.0.9"});
   EXPECT_EQ(ack.awaiting_taps, std::vector<std::string>{"p3"});
@@ -50,6 +51,7 @@ TEST(Wire, AgentMessagesRoundTrip) {
   EXPECT_EQ(ack.storage_failed.at("p2/logs"), "refused");
   EXPECT_EQ(ack.vms.at("web-1"), (std::vector<std::string>{"iface-a", "iface-b"}));
   EXPECT_EQ(ack.precopy_iterations.at("p2"), 3);
+  EXPECT_EQ(ack.incoming, std::vector<std::string>{"iface-z"});
   for (const char* bad : {R"({"type":"ack","generation":1,"precopy_iterations":[1]})",
                           R"({"type":"ack","generation":1,"precopy_iterations":{"p":-1}})",
                           R"({"type":"ack","generation":1,"precopy_iterations":{"p":"2"}})"}) {
@@ -155,4 +157,40 @@ TEST(LibvirtDomainEvents, FindsOpenvswitchInterfaceIds) {
                                         "11111111-2222-4333-8444-555555555555", "cvtap-vm1"}))
       << "openvswitch interfaceids and ethernet taps' names; other taps are not ports";
   EXPECT_TRUE(cutover::agent::LibvirtDomainEvents::iface_ids_from_xml("<domain/>").empty());
+}
+
+#include "libvirt/domain_xml.hpp"
+
+TEST(DomainXml, OnlyTheDevicesInterfacesCountAndBadXmlIsNamed) {
+  // An interfaceid= in <metadata> or a comment is no interface (the old regular expression took
+  // both).
+  const std::string xml = R"(<domain><metadata><x interfaceid='not-me'/></metadata>
+    <!-- <parameters interfaceid='nor-me'/> -->
+    <devices><interface type='bridge'><virtualport type='openvswitch'>
+      <parameters interfaceid='real'/></virtualport></interface></devices></domain>)";
+  EXPECT_EQ(cutover::agent::domain_interface_ids(xml), std::set<std::string>{"real"});
+  for (const char* bad : {"<domain>", "", "<network/>", "<domain><devices></domain>"}) {
+    try {
+      cutover::agent::domain_interface_ids(bad);
+      ADD_FAILURE() << "accepted " << bad;
+    } catch (const ParseError& e) {
+      EXPECT_EQ(e.field(), "xml") << bad;
+    }
+  }
+}
+
+TEST(Wire, PreparedRoundTripsAndIsStrict) {
+  const auto p = std::get<Prepared>(decode_controller_message(
+      encode(ControllerMessage{Prepared{"iface-1", "m4", false, "policy: no"}})));
+  EXPECT_EQ(p.iface_id, "iface-1");
+  EXPECT_EQ(p.migration, "m4");
+  EXPECT_FALSE(p.ok);
+  EXPECT_EQ(p.error, "policy: no");
+  EXPECT_TRUE(
+      std::get<Prepared>(decode_controller_message(
+                             R"({"type":"prepared","iface_id":"x","migration":"m1","ok":true})"))
+          .ok);
+  EXPECT_THROW(decode_controller_message(R"({"type":"prepared"})"), ParseError);
+  EXPECT_THROW(decode_controller_message(R"({"type":"prepared","iface_id":"x","extra":1})"),
+               ParseError);
 }
