@@ -57,29 +57,29 @@ ControlServer::~ControlServer() {
 }
 
 void ControlServer::accept() {
-  acceptor_.async_accept([this, alive = alive_](const boost::system::error_code& ec,
-                                                local::socket socket) {
-    if (!*alive) return;
-    if (!ec) {
-      auto c = std::make_shared<Connection>(std::move(socket));
-      asio::async_read_until(
-          c->socket, c->buffer, '\n',
-          [this, c, alive](const boost::system::error_code& ec, size_t n) {
-            if (!*alive || ec) return;  // closed early, or a line longer than allowed
-            std::string line(asio::buffers_begin(c->buffer.data()),
-                             asio::buffers_begin(c->buffer.data()) + static_cast<long>(n));
-            ControlRequest req;
-            try {
-              req = decode_control_request(line);
-            } catch (const ParseError& e) {
-              c->write({{"ok", false}, {"error", e.message()}, {"field", e.field()}});
-              return;
-            }
-            handler_(req, [c](const nlohmann::json& j) { c->write(j); });
-          });
-    }
-    if (acceptor_.is_open()) accept();
-  });
+  acceptor_.async_accept(
+      [this, alive = alive_](const boost::system::error_code& ec, local::socket socket) {
+        if (!*alive) return;
+        if (!ec) {
+          auto c = std::make_shared<Connection>(std::move(socket));
+          asio::async_read_until(
+              c->socket, c->buffer, '\n',
+              [this, c, alive](const boost::system::error_code& ec, size_t n) {
+                if (!*alive || ec) return;  // closed early, or a line longer than allowed
+                std::string line(asio::buffers_begin(c->buffer.data()),
+                                 asio::buffers_begin(c->buffer.data()) + static_cast<long>(n));
+                ControlRequest req;
+                try {
+                  req = decode_control_request(line);
+                } catch (const ParseError& e) {
+                  c->write({{"ok", false}, {"error", e.message()}, {"field", e.field()}});
+                  return;
+                }
+                handler_(req, [c](const nlohmann::json& j) { c->write(j); });
+              });
+        }
+        if (acceptor_.is_open()) accept();
+      });
 }
 
 }  // namespace cutover::agent

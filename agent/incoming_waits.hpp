@@ -20,9 +20,9 @@ class IncomingWaits {
  public:
   using Clock = std::chrono::steady_clock;
   struct Result {
-    std::vector<std::string> prepared;         // iface-ids whose migration is ready
+    std::vector<std::string> prepared;           // iface-ids whose migration is ready
     std::map<std::string, std::string> refused;  // iface-id -> why it will not be prepared
-    std::vector<std::string> unanswered;       // no word by the deadline
+    std::vector<std::string> unanswered;         // no word by the deadline
   };
   using Reply = std::function<void(const Result&)>;
 

@@ -33,8 +33,8 @@ std::string ask_agent(const std::string& path, const std::string& request, int64
     why = std::strerror(errno);
     return "";
   }
-  timeval tv{static_cast<time_t>(timeout_ms / 1000), static_cast<suseconds_t>(timeout_ms % 1000) *
-                                                         1000};
+  timeval tv{static_cast<time_t>(timeout_ms / 1000),
+             static_cast<suseconds_t>(timeout_ms % 1000) * 1000};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   sockaddr_un at{};
   at.sun_family = AF_UNIX;
@@ -90,8 +90,8 @@ int main(int argc, char** argv) {
     if (ids.empty()) return 0;  // no interface cutover could know: nothing to wait for
     request["iface_ids"] = ids;
   } catch (const ParseError& e) {
-    std::fprintf(stderr, "cutover-libvirt-hook: %s: domain XML: %s; not waiting\n",
-                 guest.c_str(), e.what());
+    std::fprintf(stderr, "cutover-libvirt-hook: %s: domain XML: %s; not waiting\n", guest.c_str(),
+                 e.what());
     return 0;
   }
   std::string why;

@@ -152,6 +152,33 @@ class Lab:
         self.hosts = {}
         self.underlay_ns = None
         self.cleanups = []  # run first by cleanup(), newest first (e.g. destroy VMs)
+        self.rmem_restore = None  # (value we set, value before) - see raise_socket_buffers()
+
+    RMEM_PATH = "/proc/sys/net/core/rmem_default"
+
+    def raise_socket_buffers(self, size=4 << 20):
+        """OVS's userspace datapath reads every port through an AF_PACKET socket whose buffer
+        is net.core.rmem_default (212 KB): a VM's burst after its pause (a few hundred frames
+        queued for it, echoed at once) overflows it on the next hop and frames die there. The
+        kernel lets only the initial namespace set it, so it is raised machine-wide while the
+        lab runs and put back by cleanup() (only if nobody changed it meanwhile)."""
+        with open(self.RMEM_PATH) as f:
+            before = int(f.read())
+        if before >= size:
+            return
+        with open(self.RMEM_PATH, "w") as f:
+            f.write(str(size))
+        self.rmem_restore = (size, before)
+
+    def _restore_socket_buffers(self):
+        if not self.rmem_restore:
+            return
+        ours, before = self.rmem_restore
+        with open(self.RMEM_PATH) as f:
+            if int(f.read()) == ours:
+                with open(self.RMEM_PATH, "w") as w:
+                    w.write(str(before))
+        self.rmem_restore = None
 
     # -- persistence (scripts/lab up ... down) ---------------------------------------------------
     def to_state(self):
@@ -161,7 +188,7 @@ class Lab:
                 "procs": [{"pid": p.pid, "start_time": getattr(p, "start_time", None)
                            or _start_time(p.pid), "log": getattr(p, "log_path", None)}
                           for p in self.procs if p.poll() is None],
-                "underlay_ns": self.underlay_ns,
+                "underlay_ns": self.underlay_ns, "rmem_restore": self.rmem_restore,
                 "controller_port": getattr(self, "controller_port", None),
                 "token_file": getattr(self, "token_file", None),
                 "hosts": [{"name": h.name, "ns": h.ns, "underlay_ip": h.underlay_ip,
@@ -175,6 +202,7 @@ class Lab:
         lab.namespaces = list(st["namespaces"])
         lab.procs = [PidProc(p["pid"], p["start_time"], p["log"]) for p in st["procs"]]
         lab.underlay_ns = st["underlay_ns"]
+        lab.rmem_restore = st.get("rmem_restore")
         lab.controller_port, lab.token_file = st["controller_port"], st["token_file"]
         lab.cleanups = []
         lab.hosts = {}
@@ -216,6 +244,7 @@ class Lab:
         for ns in reversed(self.namespaces):
             run("ip", "netns", "del", ns, check=False)
         self.namespaces.clear()
+        self._restore_socket_buffers()
         if os.environ.get("CUTOVER_KEEP_LAB_DIR"):
             print(f"lab files kept in {self.dir}")
         else:

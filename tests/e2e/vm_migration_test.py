@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
-"""e2e: a real QEMU guest live-migrates h1 -> h2 through cutover (libvirt peer-to-peer) while a
-client on h3 runs a 1 kpps UDP echo stream and 8 TCP echo sessions against it.
+"""e2e: a real QEMU guest live-migrates h1 -> h2 through cutover (libvirt peer-to-peer), then back
+h2 -> h1 with plain virsh while cutover runs, each hop under a 1 kpps and a 3 kpps UDP echo stream
+and 8 TCP echo sessions from a client on h3.
 
-Asserts: the migration completes with the full phase timeline; every TCP session survives; the
-report's figures are present and consistent (lost <= sent, beyond_pause = max_gap - downtime);
-packets lost <= QEMU-reported downtime + 100 (at 1 kpps one echo is one millisecond; the gate
-buffers frames from the source pause on, so the network should add nothing beyond the pause; the
-100 ms margin covers the pause->gate relay and TCG resume on a loaded 2-core machine); and no
-frame is delivered twice beyond a handful (the gate keeps the destination closed until the
-source pauses).
+Asserts, per hop: the migration completes with its full phase timeline, every VTEP prepared
+before the VM paused (for the virsh-started hop too: the destination saw it start); every TCP
+session survives and a new connection to the guest works afterwards; no frame is delivered twice
+(each frame takes one path: the source forwards what arrives for the VM from its pause on and
+relays what reached its tap unread); and at most a handful of echoes are lost at 1 kpps (measured
+0-1 per hop: QEMU 7.2's tap backend can read one frame while it pauses the vCPUs and drop it with
+its own queue, which does not migrate; the margin is for a loaded CI machine). The loss split is
+present and consistent.
 
 Usage: vm_migration_test.py   (exit 77 = skipped, with the reason printed)
 """
@@ -21,27 +23,34 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
 class VmMigration(unittest.TestCase):
-    def test_live_migration_through_cutover(self):
+    def test_cutover_driven_and_virsh_started_migrations(self):
         from cutover_lab import vmlab
-        results, text = vmlab.run(cycles=1, baseline=False, prepare=False, hops=(("h1", "h2"),),
-                                  external=False)
+        results, text = vmlab.run(prepare=False, schedule=[("cutover", "h1", "h2"),
+                                                           ("external", "h2", "h1")])
         print(text)
-        self.assertEqual(len(results), 1)
-        r = results[0]
-        for key in ("downtime_ms", "lost", "sent", "max_gap_ms", "beyond_pause_ms", "tcp_survived",
-                    "tcp_sessions", "timeline", "duplicates"):
-            self.assertIn(key, r)
-        self.assertIsNotNone(r["downtime_ms"], "QEMU did not report a downtime")
-        self.assertEqual(r["tcp_survived"], r["tcp_sessions"], "a TCP session broke")
-        self.assertTrue(r["http_ok"], "no new connection to the guest's HTTP server afterwards")
-        self.assertEqual(r["tcp_sessions"], 8)
-        self.assertLessEqual(r["lost"], r["sent"])
-        self.assertAlmostEqual(r["beyond_pause_ms"], max(0.0, r["max_gap_ms"] - r["downtime_ms"]), 3)
-        for phase in ("requested", "prepared", "all_vteps_ready", "ready", "destination_bound",
-                      "cutting_over", "converged", "completed", "precopy_pass_1"):
-            self.assertIn(phase, r["timeline"])  # precopy_pass_*: libvirt MIGRATION_ITERATION
-        self.assertLessEqual(r["lost"], r["downtime_ms"] + 100, "the network lost beyond the VM pause")
-        self.assertLessEqual(r["duplicates"], 5, "frames delivered twice: the gate opened early")
+        self.assertEqual([r["mode"] for r in results], ["cutover", "external"])
+        for r in results:
+            with self.subTest(mode=r["mode"]):
+                self.assertIsNotNone(r["downtime_ms"], "QEMU did not report a downtime")
+                self.assertIsNotNone(r["pause_ms"], "QEMU's STOP/RESUME events were not seen")
+                self.assertEqual((r["tcp_survived"], r["tcp_sessions"]), (8, 8), "a TCP session broke")
+                self.assertTrue(r["http_ok"], "no new connection to the guest's HTTP server afterwards")
+                self.assertLessEqual(r["lost"], r["sent"])
+                t = r["timeline"]
+                for phase in ("requested", "prepared", "all_vteps_ready", "ready", "source_paused",
+                              "destination_bound", "cutting_over", "converged", "completed"):
+                    self.assertIn(phase, t)
+                self.assertLess(t["prepared"], t["source_paused"],
+                                "the VM paused before every VTEP was prepared")
+                self.assertEqual(r["duplicates"], 0, "a frame was delivered twice")
+                self.assertLessEqual(r["lost"], 5, f"lost {r['lost']} at 1 kpps: {r['loss']}")
+                self.assertLessEqual(r["fast"]["lost"], 15, f"fast stream: {r['fast']}")
+                w = r["loss"]
+                self.assertEqual(w["at_pause"] + w["elsewhere"], r["lost"])
+                if w["requests"] is not None:
+                    self.assertEqual(w["requests"] + w["replies"], r["lost"])
+        self.assertIn("precopy_pass_1", results[0]["timeline"])  # libvirt MIGRATION_ITERATION
+        self.assertIn("detected_incoming", results[1]["timeline"])
 
 
 if __name__ == "__main__":

@@ -11,8 +11,8 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
-    const auto ids =
-        cutover::agent::domain_interface_ids(std::string(reinterpret_cast<const char*>(data), size));
+    const auto ids = cutover::agent::domain_interface_ids(
+        std::string(reinterpret_cast<const char*>(data), size));
     for (const auto& id : ids) {
       if (id.empty()) std::abort();
     }
