@@ -262,11 +262,15 @@ int main(int argc, char** argv) {
   std::optional<LibvirtDomainEvents::DomainsNow> domains_now;
   std::set<std::string> local_ifaces;  // iface-ids the state places here
   StorageReport storage_report;        // the storage thread's latest
-  // VMs stopped here for an outgoing migration's final copy, as a hypervisor integration without
-  // libvirt said over the control socket (libvirt's own are in domains_now).
-  std::set<std::string> paused_by_integration;
+  // What a hypervisor integration without libvirt said of its VMs over the control socket:
+  // iface-id -> arriving, running or paused_for_migration (libvirt's own are in domains_now).
+  std::map<std::string, std::string> integration_state;
+  // VMs stopped here for an outgoing migration's final copy.
   auto paused_here = [&] {
-    auto out = paused_by_integration;
+    std::set<std::string> out;
+    for (const auto& [iface, st] : integration_state) {
+      if (st == "paused_for_migration") out.insert(iface);
+    }
     if (domains_now) out.insert(domains_now->paused.begin(), domains_now->paused.end());
     return out;
   };
@@ -279,6 +283,13 @@ int main(int argc, char** argv) {
     for (const auto& [port, iface] : iface_of_port) {
       if (paused.count(iface)) r.paused_ports.push_back(port);
     }
+    // A port is up where its VM runs: an integration that said otherwise is believed.
+    std::erase_if(r.bound_ports, [&](const std::string& port) {
+      auto iface = iface_of_port.find(port);
+      if (iface == iface_of_port.end()) return false;
+      auto st = integration_state.find(iface->second);
+      return st != integration_state.end() && st->second != "running";
+    });
     if (domains_now) {
       const auto& running = domains_now->running;
       std::erase_if(r.bound_ports, [&](const std::string& port) {
@@ -471,16 +482,16 @@ int main(int argc, char** argv) {
     try {
       control = std::make_unique<ControlServer>(
           io, cfg.control_socket, [&](const ControlRequest& req, ControlServer::Answer answer) {
-            if (req.op == "vm_paused") {
+            if (req.op == "vm_state") {
               for (const auto& id : req.iface_ids) {
-                if (req.paused) {
-                  paused_by_integration.insert(id);
+                if (req.state == "gone") {
+                  integration_state.erase(id);
                 } else {
-                  paused_by_integration.erase(id);
+                  integration_state[id] = req.state;
                 }
               }
-              log->info("control: {} {} for an outgoing migration", fmt::join(req.iface_ids, ", "),
-                        req.paused ? "paused" : "no longer paused");
+              log->info("control: VM interface(s) {}: {}", fmt::join(req.iface_ids, ", "),
+                        req.state);
               paused_changed();
               answer({{"ok", true}});
               return;

@@ -11,8 +11,8 @@ ControlRequest decode_control_request(const std::string& line) {
   JsonReader r(j, "");
   ControlRequest out;
   out.op = r.required_string("op");
-  if (out.op != "incoming" && out.op != "vm_paused") {
-    throw ParseError("op", "expected incoming or vm_paused, got '" + out.op + "'");
+  if (out.op != "incoming" && out.op != "vm_state") {
+    throw ParseError("op", "expected incoming or vm_state, got '" + out.op + "'");
   }
   r.for_each("iface_ids", [&](const nlohmann::json& e, const std::string& path) {
     if (!e.is_string() || e.get<std::string>().empty() || e.get<std::string>().size() > 128) {
@@ -26,7 +26,12 @@ ControlRequest decode_control_request(const std::string& line) {
     out.timeout_ms = r.optional_int("timeout_ms", 1, 60000).value_or(5000);
   } else {
     if (!r.raw("iface_ids")) throw ParseError("iface_ids", "required field is missing");
-    out.paused = r.optional_bool("paused").value_or(true);
+    out.state = r.required_string("state");
+    if (out.state != "arriving" && out.state != "running" && out.state != "paused_for_migration" &&
+        out.state != "gone") {
+      throw ParseError("state", "expected arriving, running, paused_for_migration or gone, got '" +
+                                    out.state + "'");
+    }
   }
   r.finish();
   return out;

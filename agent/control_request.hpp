@@ -4,9 +4,11 @@
 //       libvirt's qemu hook (cutover-libvirt-hook): a VM is about to arrive here by a live
 //       migration. Answered once the controller has prepared each interface's port (every VTEP
 //       ready) or said why not, or after timeout_ms (1-60000, default 5000).
-//   {"op":"vm_paused","iface_ids":[...],"paused":true|false}
-//       a hypervisor integration without libvirt: the VM with these interfaces stopped here for
-//       an outgoing migration's final copy (true), or runs again (false).
+//   {"op":"vm_state","iface_ids":[...],"state":S}
+//       a hypervisor integration without libvirt says where the VM with these interfaces is in
+//       its life here, as libvirt's events would: "arriving" (an incoming migration's VM exists
+//       here, not running yet: its port is not up here), "running", "paused_for_migration" (it
+//       stopped here for an outgoing migration's final copy), "gone" (forget what was said).
 // Pure codec; ControlServer does the I/O.
 #pragma once
 
@@ -17,11 +19,11 @@
 namespace cutover::agent {
 
 struct ControlRequest {
-  std::string op;  // "incoming" or "vm_paused"
+  std::string op;  // "incoming" or "vm_state"
   std::string domain;
   std::vector<std::string> iface_ids;
   int64_t timeout_ms = 5000;
-  bool paused = true;
+  std::string state;  // vm_state: arriving, running, paused_for_migration, gone
 };
 
 constexpr size_t kControlMaxLine = 65536;

@@ -17,13 +17,20 @@ io-recv PORT OUT.json         collect the storage workload's reports (nvmeio in 
                               per verified 4 KiB write+read) with host-clock arrival times
 announce-watch IFACE MAC OUT.json      count GARPs / unsolicited NAs / RARPs announcing MAC
                               (and the IPs they claim) until SIGTERM, with arrival times
+tap-vm TAP MAC IP STATE.json [paused]   a "VM" that owns tap TAP (created here) as QEMU does: it
+                              answers ARP and UDP echo (port 7) for IP from the frames it reads;
+                              SIGUSR1 stops reading (frames queue in the tap, as during a
+                              migration's pause), SIGUSR2 reads again; SIGTERM writes what it
+                              echoed (per sequence number) to STATE.json and exits
 
 Receivers timestamp with the host clock (time.monotonic) so gaps are measured where they happen.
 """
 import json
+import os
 import signal
 import socket
 import struct
+import subprocess
 import sys
 import time
 
@@ -383,11 +390,69 @@ def announce_watch(iface, mac, out_path):
         json.dump(dict(counts, ips=sorted(ips), arrivals=times), f)
 
 
+def tap_vm(tap, mac, ip, state_path, start="running"):
+    import fcntl
+    import select
+    TUNSETIFF, IFF_TAP, IFF_NO_PI = 0x400454CA, 0x0002, 0x1000
+    fd = os.open("/dev/net/tun", os.O_RDWR)
+    fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", tap.encode(), IFF_TAP | IFF_NO_PI))
+    subprocess.run(["ip", "link", "set", tap, "mtu", "1450", "up"], check=True)
+    me, my_ip = bytes.fromhex(mac.replace(":", "")), socket.inet_aton(ip)
+    state = {"paused": start == "paused", "stop": False}
+    signal.signal(signal.SIGUSR1, lambda *_: state.__setitem__("paused", True))
+    signal.signal(signal.SIGUSR2, lambda *_: state.__setitem__("paused", False))
+    signal.signal(signal.SIGTERM, lambda *_: state.__setitem__("stop", True))
+    echoed = {}
+
+    def ip_checksum(h):
+        s = sum(struct.unpack("!10H", h))
+        s = (s >> 16) + (s & 0xFFFF)
+        return ~(s + (s >> 16)) & 0xFFFF
+
+    with open(state_path + ".ready", "w"):
+        pass
+    while not state["stop"]:
+        if state["paused"]:
+            time.sleep(0.002)
+            continue
+        if not select.select([fd], [], [], 0.05)[0]:
+            continue
+        try:
+            f = os.read(fd, 2048)
+        except OSError:
+            continue
+        if len(f) < 42 or f[0:6] not in (me, b"\xff" * 6):
+            continue
+        etype = f[12:14]
+        if etype == b"\x08\x06" and f[20:22] == b"\x00\x01" and f[38:42] == my_ip:  # ARP who-has
+            reply = (f[6:12] + me + b"\x08\x06" + f[14:20] + b"\x00\x02" + me + my_ip + f[22:28]
+                     + f[28:32])
+            os.write(fd, reply.ljust(60, b"\0"))
+        elif etype == b"\x08\x00" and f[30:34] == my_ip and f[23] == 17:
+            ihl = (f[14] & 15) * 4
+            udp = 14 + ihl
+            sport, dport = struct.unpack("!HH", f[udp:udp + 4])
+            if dport != 7:
+                continue
+            payload = f[udp + 8:udp + struct.unpack("!H", f[udp + 4:udp + 6])[0]]
+            if len(payload) >= 8:
+                seq = struct.unpack("!Q", payload[:8])[0]
+                echoed[seq] = echoed.get(seq, 0) + 1
+            hdr = bytearray(f[14:14 + 20])
+            hdr[12:16], hdr[16:20] = f[30:34], f[26:30]
+            hdr[10:12] = b"\0\0"
+            hdr[10:12] = struct.pack("!H", ip_checksum(bytes(hdr)))
+            udp_hdr = struct.pack("!HHHH", 7, sport, 8 + len(payload), 0)
+            os.write(fd, f[6:12] + me + b"\x08\x00" + bytes(hdr) + udp_hdr + payload)
+    with open(state_path, "w") as out:
+        json.dump({"echoed": {str(k): v for k, v in echoed.items()}}, out)
+
+
 if __name__ == "__main__":
     cmds = {"udp-recv": udp_recv, "udp-send": udp_send, "tcp-sink": tcp_sink,
             "tcp-send": tcp_send, "bcast-send": bcast_send, "udp-probe": udp_probe,
             "tcp-probe": tcp_probe, "announce-watch": announce_watch,
-            "tcp-source": tcp_source, "tcp-pull": tcp_pull, "io-recv": io_recv}
+            "tcp-source": tcp_source, "tcp-pull": tcp_pull, "io-recv": io_recv, "tap-vm": tap_vm}
     if len(sys.argv) < 2 or sys.argv[1] not in cmds:
         print(__doc__)
         sys.exit(2)

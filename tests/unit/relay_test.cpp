@@ -123,8 +123,8 @@ TEST(ControlRequest, DecodesBothOpsAndNamesWhatIsWrong) {
   EXPECT_EQ(in.iface_ids, (std::vector<std::string>{"a", "b"}));
   EXPECT_EQ(in.timeout_ms, 2500);
   EXPECT_EQ(decode_control_request(R"({"op":"incoming","iface_ids":["a"]})").timeout_ms, 5000);
-  auto p = decode_control_request(R"({"op":"vm_paused","iface_ids":["a"],"paused":false})");
-  EXPECT_FALSE(p.paused);
+  auto p = decode_control_request(R"({"op":"vm_state","iface_ids":["a"],"state":"arriving"})");
+  EXPECT_EQ(p.state, "arriving");
   auto field = [](const std::string& line) {
     try {
       decode_control_request(line);
@@ -137,7 +137,9 @@ TEST(ControlRequest, DecodesBothOpsAndNamesWhatIsWrong) {
   EXPECT_EQ(field(R"({"op":"incoming","iface_ids":[1]})"), "iface_ids[0]");
   EXPECT_EQ(field(R"({"op":"incoming","iface_ids":["a"],"timeout_ms":0})"), "timeout_ms");
   EXPECT_EQ(field(R"({"op":"incoming","iface_ids":["a"],"timeout_ms":600000})"), "timeout_ms");
-  EXPECT_EQ(field(R"({"op":"vm_paused"})"), "iface_ids");
+  EXPECT_EQ(field(R"({"op":"vm_state","state":"running"})"), "iface_ids");
+  EXPECT_EQ(field(R"({"op":"vm_state","iface_ids":["a"],"state":"asleep"})"), "state");
+  EXPECT_EQ(field(R"({"op":"vm_state","iface_ids":["a"]})"), "state");
   EXPECT_EQ(field(R"({"op":"incoming","iface_ids":[],"extra":1})"), "extra");
   EXPECT_EQ(field("{not json"), "");
 }

@@ -15,24 +15,29 @@
 
 struct peer {
   struct sockaddr_in addr;
-  unsigned long rx, tx, tx_errors;
+  unsigned long rx, tx, tx_errors, last; /* last: when it was last heard (a datagram count) */
 };
 
 static struct peer peers[PEERS];
+static unsigned long heard;
 
+/* The peer's slot; a new peer takes a free slot or the one heard from longest ago (a probe that
+ * ended: each probe is a new source port). */
 static struct peer* find(const struct sockaddr_in* a) {
+  struct peer* oldest = &peers[0];
+  ++heard;
   for (int i = 0; i < PEERS; ++i) {
     if (peers[i].addr.sin_port == a->sin_port &&
-        peers[i].addr.sin_addr.s_addr == a->sin_addr.s_addr)
-      return &peers[i];
-  }
-  for (int i = 0; i < PEERS; ++i) {
-    if (peers[i].addr.sin_port == 0) {
-      peers[i].addr = *a;
+        peers[i].addr.sin_addr.s_addr == a->sin_addr.s_addr) {
+      peers[i].last = heard;
       return &peers[i];
     }
+    if (peers[i].last < oldest->last) oldest = &peers[i];
   }
-  return NULL; /* more peers than slots: not counted */
+  memset(oldest, 0, sizeof *oldest);
+  oldest->addr = *a;
+  oldest->last = heard;
+  return oldest;
 }
 
 /* Appends the file's text (newlines as ';') to out. */
@@ -78,6 +83,7 @@ int main(int argc, char** argv) {
     ssize_t n = recvfrom(fd, buf, sizeof buf, 0, (struct sockaddr*)&from, &len);
     if (n <= 0) continue;
     if (n >= 12 && memcmp(buf, "CUTOVER-STAT", 12) == 0) {
+      find(&from); /* the asker keeps (or gets) its slot */
       stat_reply(fd, &from, len);
       continue;
     }
