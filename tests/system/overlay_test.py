@@ -91,12 +91,17 @@ class OvsOverlay(unittest.TestCase):
                              cls.ports(extra))
 
     @classmethod
-    def push(cls, extra=(), complete=True):
+    def push(cls, extra=(), complete=True, last=None):
+        """The next generation to every agent; with `last`, that host's only once every other
+        has applied it (as the controller's prepare would have it: the others accept from it)."""
         cls.generation += 1
-        for a in cls.agents.values():
-            a.write_state(cls.state_for(a.host.name, extra))
-        for a in cls.agents.values():
-            a.wait_applied(cls.generation, complete=complete)
+        agents = sorted(cls.agents.values(), key=lambda a: a.host.name == last)
+        for group in ([a for a in agents if a.host.name != last],
+                      [a for a in agents if a.host.name == last]):
+            for a in group:
+                a.write_state(cls.state_for(a.host.name, extra))
+            for a in group:
+                a.wait_applied(cls.generation, complete=complete)
 
     def test_port_moved_here_is_announced(self):
         # r2 moves h2 -> h3 (NIC moved, then the state says so): h3's agent announces it - one
@@ -109,7 +114,8 @@ class OvsOverlay(unittest.TestCase):
         try:
             wait_until("watcher ready", lambda: os.path.exists(out + ".ready"))
             self.lab.move_vm(r2, dst)
-            self.push()
+            # Announcing starts as soon as h3 applies: h1 must already accept from h3 in red.
+            self.push(last=dst.name)
             wait_until("announcements logged", lambda: "round 4/4" in self.agents[dst.name].log())
             self.assertIn("announce r2 round 1/4: 2 frames sent", self.agents[dst.name].log())
         finally:
