@@ -175,3 +175,17 @@ TEST(LinuxReconciler, ArrivingPortIsHeldOffTheBridgeUntilCutover) {
   EXPECT_FALSE(nl.fdb_.count(fdb("cvx100", "52:54:00:00:00:02", "192.168.100.2")));
   EXPECT_EQ(nl.find("b").master, "cvb100");
 }
+
+TEST(LinuxPlan, ALeavingPortIsDeliveredHereWhileItsTapIsHereThenByTheDestination) {
+  // a moves h1 -> h3. While its tap is here nothing for it goes to a tunnel; once QEMU is gone,
+  // local senders' frames for it take the VXLAN device to h3.
+  auto s = state();
+  s.ports[0].migrating_to = HostId::parse("h3");
+  const auto a = MacAddress::parse("52:54:00:00:00:01");
+  auto with_tap = plan_linux(build_topology(s), {{"a", "tap-a"}});
+  EXPECT_EQ(with_tap.ports.size(), 1u);
+  EXPECT_FALSE(with_tap.fdb.count({"cvx100", a, IpAddress::parse("192.168.100.3")}));
+  auto gone = plan_linux(build_topology(s), {});
+  EXPECT_TRUE(gone.ports.empty());
+  EXPECT_TRUE(gone.fdb.count({"cvx100", a, IpAddress::parse("192.168.100.3")}));
+}
