@@ -248,6 +248,7 @@ int main(int argc, char** argv) {
   ApplyReport last;
   MigrationRelayConfig relay_cfg;
   relay_cfg.port = static_cast<uint16_t>(cfg.relay_port);
+  relay_cfg.forward_tunnel = cfg.backend == "linux";
   MigrationRelay relay(io, relay_cfg, [&](const std::string& port, const std::string& what) {
     if (port.empty()) {
       log->warn("relay: {}", what);

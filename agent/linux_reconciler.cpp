@@ -100,12 +100,21 @@ ApplyReport LinuxReconciler::reconcile(const DesiredState& state) {
       }
     }
     std::set<std::string> bound;
+    std::vector<std::string> tap_names;
+    for (const auto& p : desired.ports) tap_names.push_back(p.ifname);
+    std::set<std::pair<std::string, MacAddress>> pinned;
+    for (const auto& e : nl_.pins(tap_names)) pinned.insert(e);
     for (const auto& p : desired.ports) {
       bound.insert(p.ifname);
       const auto& l = by_name.at(p.ifname);
-      if (l.master != p.bridge) {
+      const bool moved = l.master != p.bridge;
+      if (moved) {
         nl_.set_master(p.ifname, p.bridge);
         ++report.modified;
+      }
+      if (moved || !pinned.count({p.ifname, p.mac})) {
+        nl_.pin(p.ifname, p.mac);
+        ++report.added;
       }
       ensure_up(p.ifname);
     }

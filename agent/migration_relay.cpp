@@ -11,7 +11,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <string_view>
 
+#include "linux_plan.hpp"
 #include "parse_error.hpp"
 
 namespace cutover::agent {
@@ -27,11 +29,21 @@ bool dst_is(const std::vector<uint8_t>& frame, const MacAddress& mac) {
 }  // namespace
 
 MigrationRelay::MigrationRelay(asio::io_context& io, MigrationRelayConfig config, LogFn log)
-    : io_(io), config_(config), log_(std::move(log)), socket_(io), rx_(65536), sampler_(io) {}
+    : io_(io),
+      config_(config),
+      log_(std::move(log)),
+      socket_(io),
+      rx_(65536),
+      sampler_(io),
+      forward_timer_(io) {}
 
 MigrationRelay::~MigrationRelay() {
   *alive_ = false;
   for (auto& [id, l] : leaving_) stop_watch(l);
+  for (auto& [id, f] : forwards_) {
+    boost::system::error_code ec;
+    if (f.readable) f.readable->close(ec);
+  }
   if (inject_fd_ >= 0) close(inject_fd_);
 }
 
@@ -50,8 +62,21 @@ void MigrationRelay::update(const DesiredState& state,
   }
   std::map<std::string, Local> local;
   std::set<std::string> still_leaving;
+  std::map<NetworkId, uint32_t> vni;
+  for (const auto& n : state.networks) vni[n.id] = n.vni.value();
+  forwarding_.clear();
   for (const auto& p : state.ports) {
     if (!p.host) continue;
+    // The kernel dataplane's forwarding pointer: this host's VM stopped (or left at cutover).
+    if (config_.forward_tunnel && vni.count(p.network)) {
+      const auto dev = overlay::linux_vxlan_name(vni.at(p.network));
+      if (*p.host == state.host && p.migrating_to && vtep.count(*p.migrating_to) &&
+          departed.count(p.iface_id)) {
+        want_forward(p.id.str(), p.iface_id, p.mac, vtep.at(*p.migrating_to), dev);
+      } else if (p.previous_host == state.host && *p.host != state.host && vtep.count(*p.host)) {
+        want_forward(p.id.str(), p.iface_id, p.mac, vtep.at(*p.host), dev);
+      }
+    }
     auto tap = taps.find(p.iface_id);
     const bool here = *p.host == state.host;
     if (here && p.migrating_to && vtep.count(*p.migrating_to)) {
@@ -99,6 +124,15 @@ void MigrationRelay::update(const DesiredState& state,
     stop_watch(it->second);
     it = leaving_.erase(it);
   }
+  for (auto it = forwards_.begin(); it != forwards_.end();) {
+    if (forwarding_.count(it->first)) {
+      ++it;
+      continue;
+    }
+    boost::system::error_code ec;
+    if (it->second.readable) it->second.readable->close(ec);
+    it = forwards_.erase(it);
+  }
   local_ = std::move(local);
   std::erase_if(lengthened_, [&](const std::string& tap) {
     return std::none_of(local_.begin(), local_.end(),
@@ -116,6 +150,7 @@ void MigrationRelay::start_watch(Leaving& l) {
     return;
   }
   l.relaying = false;
+  counts_[l.port].relayed = counts_[l.port].backlog = 0;  // this migration's
   l.readable = std::make_unique<asio::posix::stream_descriptor>(io_, dup(l.backlog->fd()));
   arm_read(l.iface_id);
 }
@@ -151,7 +186,104 @@ void MigrationRelay::drain(const std::string& iface_id) {
     l.backlog->sample();
     return;
   }
-  for (const auto& f : l.backlog->drain()) send(l, f, false);
+  for (const auto& f : l.backlog->drain()) relay_from_tap(l, f, false);
+}
+
+void MigrationRelay::relay_from_tap(Leaving& l, const Frame& frame, bool backlog) {
+  if (!dst_is(frame, l.mac)) return;
+  if (auto f = forwards_.find(l.iface_id); f != forwards_.end()) {
+    const size_t h = std::hash<std::string_view>{}(
+        std::string_view(reinterpret_cast<const char*>(frame.data()), frame.size()));
+    f->second.relayed_hashes.insert(h);
+    f->second.relayed_recent.emplace_back(Clock::now(), h);
+  }
+  send(l.port, l.iface_id, l.destination, frame, backlog);
+}
+
+void MigrationRelay::want_forward(const std::string& port, const std::string& iface_id,
+                                  const MacAddress& mac, const IpAddress& destination,
+                                  const std::string& dev) {
+  forwarding_.insert(iface_id);
+  auto [it, fresh] = forwards_.try_emplace(iface_id);
+  Forward& f = it->second;
+  if (!fresh && f.destination == destination && f.capture && f.capture->dev() == dev) return;
+  boost::system::error_code ec;
+  if (f.readable) f.readable->close(ec);
+  f = Forward{};
+  f.port = port;
+  f.iface_id = iface_id;
+  f.destination = destination;
+  try {
+    f.capture = std::make_unique<TunnelCapture>(dev, mac);
+  } catch (const std::exception& e) {
+    log_(port, std::string("cannot forward what arrives from the tunnel: ") + e.what());
+    return;
+  }
+  f.readable = std::make_unique<asio::posix::stream_descriptor>(io_, dup(f.capture->fd()));
+  log_(port, "forwarding what arrives for it on " + dev + " to " + destination.to_string());
+  arm_forward_read(iface_id);
+}
+
+void MigrationRelay::arm_forward_read(const std::string& iface_id) {
+  auto it = forwards_.find(iface_id);
+  if (it == forwards_.end() || !it->second.readable) return;
+  it->second.readable->async_wait(
+      asio::posix::stream_descriptor::wait_read,
+      [this, iface_id, alive = alive_](const boost::system::error_code& ec) {
+        if (ec || !*alive) return;
+        auto f = forwards_.find(iface_id);
+        if (f == forwards_.end() || !f->second.capture) return;
+        const auto now = Clock::now();
+        for (auto& frame : f->second.capture->drain()) {
+          f->second.pending.emplace_back(now, std::move(frame));
+        }
+        settle_forwards();
+        arm_forward_read(iface_id);
+      });
+}
+
+// A frame from the tunnel that the bridge also handed to the VM's tap (still there) shows up
+// in both captures, the tunnel's first: it waits a moment for its twin from the tap, which the
+// tap's watch relays; without one it is relayed from here.
+void MigrationRelay::settle_forwards() {
+  constexpr auto kTwinWait = std::chrono::milliseconds(2);
+  const auto now = Clock::now();
+  bool waiting = false;
+  for (auto& [iface, f] : forwards_) {
+    auto l = leaving_.find(iface);
+    if (l != leaving_.end() && l->second.relaying) drain(iface);  // the tap's side first
+    while (!f.pending.empty() && now - f.pending.front().first >= kTwinWait) {
+      const Frame& frame = f.pending.front().second;
+      const size_t h = std::hash<std::string_view>{}(
+          std::string_view(reinterpret_cast<const char*>(frame.data()), frame.size()));
+      bool twin = false;
+      if (auto t = f.relayed_hashes.find(h); t != f.relayed_hashes.end()) {
+        f.relayed_hashes.erase(t);
+        twin = true;
+      }
+      if (!twin) send(f.port, f.iface_id, f.destination, frame, false);
+      f.pending.pop_front();
+    }
+    waiting |= !f.pending.empty();
+    // Twins older than this will not come.
+    while (!f.relayed_recent.empty() &&
+           now - f.relayed_recent.front().first > std::chrono::milliseconds(200)) {
+      if (auto t = f.relayed_hashes.find(f.relayed_recent.front().second);
+          t != f.relayed_hashes.end()) {
+        f.relayed_hashes.erase(t);
+      }
+      f.relayed_recent.pop_front();
+    }
+  }
+  if (waiting && !forward_timer_armed_) {
+    forward_timer_armed_ = true;
+    forward_timer_.expires_after(kTwinWait);
+    forward_timer_.async_wait([this, alive = alive_](const boost::system::error_code& ec) {
+      if (ec || !*alive) return;
+      forward_timer_armed_ = false;
+      settle_forwards();
+    });
+  }
 }
 
 void MigrationRelay::depart(Leaving& l) {
@@ -166,7 +298,7 @@ void MigrationRelay::depart(Leaving& l) {
   int64_t n = 0;
   for (const auto& f : *unread) {
     if (!dst_is(f, l.mac)) continue;  // flooded traffic stays behind (see README)
-    send(l, f, true);
+    relay_from_tap(l, f, true);
     ++n;
   }
   log_(l.port, "VM stopped for the final copy: relayed the " + std::to_string(n) +
@@ -175,15 +307,15 @@ void MigrationRelay::depart(Leaving& l) {
                    (drops ? "; the capture dropped " + std::to_string(drops) + " frames" : ""));
 }
 
-void MigrationRelay::send(Leaving& l, const std::vector<uint8_t>& frame, bool backlog) {
-  if (!dst_is(frame, l.mac) || !socket_.is_open()) return;
-  const auto datagram = encode_relay(l.iface_id, frame);
+void MigrationRelay::send(const std::string& port, const std::string& iface_id,
+                          const IpAddress& destination, const Frame& frame, bool backlog) {
+  if (!socket_.is_open()) return;
+  const auto datagram = encode_relay(iface_id, frame);
   boost::system::error_code ec;
-  socket_.send_to(asio::buffer(datagram), udp::endpoint(to_asio(l.destination), config_.port), 0,
-                  ec);
-  auto& c = counts_[l.port];
+  socket_.send_to(asio::buffer(datagram), udp::endpoint(to_asio(destination), config_.port), 0, ec);
+  auto& c = counts_[port];
   if (ec) {
-    if (c.relayed == 0) log_(l.port, "relay to " + l.destination.to_string() + ": " + ec.message());
+    if (c.relayed == 0) log_(port, "relay to " + destination.to_string() + ": " + ec.message());
     return;
   }
   ++c.relayed;

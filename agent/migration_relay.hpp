@@ -6,7 +6,9 @@
 // itself, go to the destination's agent over UDP. On the destination it takes such frames - from
 // a VTEP of its desired state, for a port arriving or running here, unicast to that port's MAC -
 // and writes them into the port's tap, where they queue until the VM resumes (the arriving tap's
-// queue is lengthened for that). Runs on the agent's io_context.
+// queue is lengthened for that). On the Linux dataplane (forward_tunnel) it also forwards what
+// arrives from the tunnel for a MAC this host forwards (TunnelCapture), which OVS does with a
+// flow. Runs on the agent's io_context.
 #pragma once
 
 #include <utility>  // before Boost.Asio 1.74, which uses std::exchange without it
@@ -16,6 +18,7 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -27,6 +30,7 @@
 #include "desired_state.hpp"
 #include "relay_wire.hpp"
 #include "tap_backlog.hpp"
+#include "tunnel_capture.hpp"
 
 namespace cutover::agent {
 
@@ -34,6 +38,9 @@ struct MigrationRelayConfig {
   uint16_t port = 4797;                  // UDP, on this host's underlay address; 0 = relay off
   uint32_t arriving_txqueuelen = 10000;  // frames an arriving tap can hold until the VM resumes
   std::chrono::milliseconds sample_interval{5};
+  // Linux dataplane: forward frames arriving from the tunnel for MACs whose VM stopped here or
+  // left at cutover (the bridge cannot send them back out of the VXLAN port).
+  bool forward_tunnel = false;
 };
 
 class MigrationRelay {
@@ -58,6 +65,8 @@ class MigrationRelay {
   const std::map<std::string, Counts>& counts() const { return counts_; }
 
  private:
+  using Clock = std::chrono::steady_clock;
+  using Frame = std::vector<uint8_t>;
   struct Leaving {
     std::string port;
     std::string iface_id;
@@ -67,6 +76,19 @@ class MigrationRelay {
     std::unique_ptr<TapBacklog> backlog;
     std::unique_ptr<boost::asio::posix::stream_descriptor> readable;
     bool relaying = false;  // the VM stopped: everything captured is relayed
+  };
+  struct Forward {  // forward_tunnel: frames for a MAC arriving on the VXLAN device
+    std::string port;
+    std::string iface_id;
+    IpAddress destination;
+    std::unique_ptr<TunnelCapture> capture;
+    std::unique_ptr<boost::asio::posix::stream_descriptor> readable;
+    std::deque<std::pair<Clock::time_point, Frame>> pending;  // waiting for the tap's verdict
+    // What the tap's watch relayed lately (hashes): their tunnel twins went to the tap as well
+    // and must not be relayed twice. Kept here, beyond the tap's watch: cutover ends that watch
+    // while twins may still be pending.
+    std::multiset<size_t> relayed_hashes;
+    std::deque<std::pair<Clock::time_point, size_t>> relayed_recent;
   };
   struct Local {  // a port whose tap takes relayed frames here (arriving or running)
     std::string port;
@@ -79,7 +101,14 @@ class MigrationRelay {
   void drain(const std::string& iface_id);
   void arm_read(const std::string& iface_id);
   void arm_sampler();
-  void send(Leaving& l, const std::vector<uint8_t>& frame, bool backlog);
+  void send(const std::string& port, const std::string& iface_id, const IpAddress& destination,
+            const Frame& frame, bool backlog);
+  // Relays a frame the tap's watch captured (remembering it: its tunnel twin is not relayed).
+  void relay_from_tap(Leaving& l, const Frame& frame, bool backlog);
+  void want_forward(const std::string& port, const std::string& iface_id, const MacAddress& mac,
+                    const IpAddress& destination, const std::string& dev);
+  void arm_forward_read(const std::string& iface_id);
+  void settle_forwards();
   void bind(const IpAddress& self);
   void receive();
   void inject(const RelayFrame& f, const IpAddress& from);
@@ -95,8 +124,12 @@ class MigrationRelay {
   boost::asio::steady_timer sampler_;
   bool sampling_ = false;
   int inject_fd_ = -1;
-  std::map<std::string, Leaving> leaving_;  // by iface-id
-  std::map<std::string, Local> local_;      // by iface-id
+  std::map<std::string, Leaving> leaving_;   // by iface-id
+  std::map<std::string, Forward> forwards_;  // by iface-id
+  std::set<std::string> forwarding_;         // iface-ids wanted by the current update()
+  boost::asio::steady_timer forward_timer_;
+  bool forward_timer_armed_ = false;
+  std::map<std::string, Local> local_;  // by iface-id
   std::set<IpAddress> peers_;
   std::set<std::string> lengthened_;      // taps whose queue was lengthened
   std::map<std::string, Counts> counts_;  // by port id

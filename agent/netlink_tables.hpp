@@ -5,6 +5,7 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ip_address.hpp"
@@ -48,6 +49,12 @@ class NetlinkTables {
   virtual void set_up(const std::string& name) = 0;
   virtual void fdb_add(const NlFdb& e) = 0;  // appends: several remotes per MAC are allowed
   virtual void fdb_del(const NlFdb& e) = 0;
+  // Static bridge FDB entries ("bridge fdb replace MAC dev PORT master static") on these ports:
+  // a local VM's MAC pinned to its tap, so the bridge never sends its frames elsewhere because
+  // it once learned the MAC behind the VXLAN port (the VM ran on another host then).
+  virtual std::vector<std::pair<std::string, MacAddress>> pins(
+      const std::vector<std::string>& ports) = 0;
+  virtual void pin(const std::string& port, const MacAddress& mac) = 0;  // replaces a learned one
 };
 
 }  // namespace cutover::agent

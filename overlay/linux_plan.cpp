@@ -23,7 +23,7 @@ LinuxDesired plan_linux(const Topology& topo,
       }
       out.bound_port_ids.push_back(port.id.str());
       if (view.held_iface_ids.count(port.iface_id)) continue;  // gate closed: not on the bridge yet
-      out.ports.push_back({it->second, br, port.id.str()});
+      out.ports.push_back({it->second, br, port.id.str(), port.mac});
     }
     for (const auto& remote : view.remote_macs) {
       // A leaving port whose VM still runs here is delivered locally.

@@ -40,6 +40,7 @@ struct LinuxPortBinding {
   std::string ifname;
   std::string bridge;
   std::string port_id;
+  MacAddress mac;  // pinned to the tap on the bridge (static FDB entry)
   auto operator<=>(const LinuxPortBinding&) const = default;
 };
 

@@ -243,4 +243,60 @@ void LibnlTables::fdb_del(const NlFdb& e) {
   check(rtnl_neigh_delete(sk_, n.get(), 0), fdb_what("delete", e));
 }
 
+std::vector<std::pair<std::string, MacAddress>> LibnlTables::pins(
+    const std::vector<std::string>& ports) {
+  std::map<int, std::string> wanted;
+  for (const auto& d : ports) {
+    const int idx = static_cast<int>(if_nametoindex(d.c_str()));
+    if (idx > 0) wanted[idx] = d;
+  }
+  std::vector<std::pair<std::string, MacAddress>> out;
+  if (wanted.empty()) return out;
+  ndmsg req{};
+  req.ndm_family = AF_BRIDGE;
+  check(nl_send_simple(sk_, RTM_GETNEIGH, NLM_F_DUMP, &req, sizeof req), "netlink: dump fdb");
+  struct Ctx {
+    std::map<int, std::string>* wanted;
+    std::vector<std::pair<std::string, MacAddress>>* out;
+  } ctx{&wanted, &out};
+  nl_cb* cb = nl_cb_alloc(NL_CB_DEFAULT);
+  nl_cb_set(
+      cb, NL_CB_VALID, NL_CB_CUSTOM,
+      [](nl_msg* msg, void* arg) -> int {
+        auto* c = static_cast<Ctx*>(arg);
+        rtnl_neigh* raw = nullptr;
+        if (rtnl_neigh_parse(nlmsg_hdr(msg), &raw) < 0 || !raw) return NL_OK;
+        NeighPtr n(raw);
+        auto it = c->wanted->find(rtnl_neigh_get_ifindex(n.get()));
+        if (it == c->wanted->end()) return NL_OK;
+        // Static entries the bridge keeps for the port (not learned, not the port's own; the
+        // dump carries the bridge as NDA_MASTER, not as a flag).
+        const int state = rtnl_neigh_get_state(n.get());
+        if (!(state & NUD_NOARP) || (state & NUD_PERMANENT)) return NL_OK;
+        nl_addr* ll = rtnl_neigh_get_lladdr(n.get());
+        if (!ll || nl_addr_get_len(ll) != 6) return NL_OK;
+        std::array<uint8_t, 6> mac{};
+        std::memcpy(mac.data(), nl_addr_get_binary_addr(ll), 6);
+        c->out->push_back({it->second, MacAddress(mac)});
+        return NL_OK;
+      },
+      &ctx);
+  const int err = nl_recvmsgs(sk_, cb);
+  nl_cb_put(cb);
+  check(err, "netlink: read fdb dump");
+  return out;
+}
+
+void LibnlTables::pin(const std::string& port, const MacAddress& mac) {
+  NeighPtr n(rtnl_neigh_alloc());
+  rtnl_neigh_set_ifindex(n.get(), ifindex(port));
+  rtnl_neigh_set_family(n.get(), AF_BRIDGE);
+  auto ll = to_nl(mac);
+  rtnl_neigh_set_lladdr(n.get(), ll.get());
+  rtnl_neigh_set_flags(n.get(), NTF_MASTER);
+  rtnl_neigh_set_state(n.get(), NUD_NOARP);  // static: never aged, never moved by learning
+  check(rtnl_neigh_add(sk_, n.get(), NLM_F_CREATE | NLM_F_REPLACE),
+        "pin " + mac.to_string() + " to " + port + " (bridge fdb replace ... master static)");
+}
+
 }  // namespace cutover::agent

@@ -26,6 +26,9 @@ class LibnlTables : public NetlinkTables {
   void set_up(const std::string& name) override;
   void fdb_add(const NlFdb& e) override;
   void fdb_del(const NlFdb& e) override;
+  std::vector<std::pair<std::string, MacAddress>> pins(
+      const std::vector<std::string>& ports) override;
+  void pin(const std::string& port, const MacAddress& mac) override;
 
  private:
   int ifindex(const std::string& name);

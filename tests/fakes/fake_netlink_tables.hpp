@@ -41,7 +41,11 @@ class FakeNetlinkTables : public agent::NetlinkTables {
   void set_master(const std::string& name, const std::string& master) override {
     op("set master " + name);
     if (!master.empty()) find(master);
-    find(name).master = master;
+    auto& l = find(name);
+    if (l.master != master) {  // a port leaving its bridge loses its entries there
+      std::erase_if(pins_, [&](const auto& p) { return p.first == name; });
+    }
+    l.master = master;
   }
   void set_up(const std::string& name) override {
     op("set up " + name);
@@ -65,6 +69,20 @@ class FakeNetlinkTables : public agent::NetlinkTables {
     if (!fdb_.erase(e)) throw std::runtime_error("delete fdb: No such file or directory");
   }
 
+  std::vector<std::pair<std::string, MacAddress>> pins(
+      const std::vector<std::string>& ports) override {
+    std::vector<std::pair<std::string, MacAddress>> out;
+    for (const auto& p : pins_) {
+      if (std::find(ports.begin(), ports.end(), p.first) != ports.end()) out.push_back(p);
+    }
+    return out;
+  }
+  void pin(const std::string& port, const MacAddress& mac) override {
+    op("pin " + port);
+    if (find(port).master.empty()) throw std::runtime_error(port + " is on no bridge");
+    pins_.insert({port, mac});
+  }
+
   // A VM tap as the hypervisor creates it.
   void add_tap(const std::string& name, const std::string& alias = "") {
     links_.push_back({name, "tun", "", alias, true, 0, std::nullopt, 0, false});
@@ -81,6 +99,7 @@ class FakeNetlinkTables : public agent::NetlinkTables {
 
   std::vector<agent::NlLink> links_;
   std::set<agent::NlFdb> fdb_;
+  std::set<std::pair<std::string, MacAddress>> pins_;
   int fdb_adds = 0;
   int ops = 0;
   int fail_at_op = -1;  // the Nth mutating op throws (as the kernel would refuse it)

@@ -189,3 +189,20 @@ TEST(LinuxPlan, ALeavingPortIsDeliveredHereWhileItsTapIsHereThenByTheDestination
   EXPECT_TRUE(gone.ports.empty());
   EXPECT_TRUE(gone.fdb.count({"cvx100", a, IpAddress::parse("192.168.100.3")}));
 }
+
+TEST(LinuxReconciler, ALocalVmsMacIsPinnedToItsTapOnceAndAgainIfLost) {
+  // Pinned, the bridge never sends the VM's frames where it once learned the MAC (behind the
+  // VXLAN port, while the VM ran on another host).
+  FakeNetlinkTables nl;
+  nl.add_tap("tap-a", "iface-id=a");
+  LinuxReconciler rec(nl);
+  ASSERT_TRUE(rec.reconcile(state()).ok);
+  EXPECT_TRUE(nl.pins_.count({"tap-a", MacAddress::parse("52:54:00:00:00:01")}));
+  const int ops = nl.ops;
+  auto again = rec.reconcile(state());
+  EXPECT_EQ(again.added + again.modified + again.removed, 0u);
+  EXPECT_EQ(nl.ops, ops);
+  nl.pins_.clear();  // e.g. flushed by hand
+  ASSERT_TRUE(rec.reconcile(state()).ok);
+  EXPECT_EQ(nl.pins_.size(), 1u);
+}
