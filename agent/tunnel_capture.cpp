@@ -19,7 +19,8 @@ TunnelCapture::TunnelCapture(const std::string& dev, const MacAddress& mac) : de
   const unsigned ifindex = if_nametoindex(dev.c_str());
   if (ifindex == 0) throw std::runtime_error(dev + ": " + std::strerror(errno));
   fd_ = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd_ < 0) throw std::runtime_error("AF_PACKET socket for " + dev + ": " + std::strerror(errno));
+  if (fd_ < 0)
+    throw std::runtime_error("AF_PACKET socket for " + dev + ": " + std::strerror(errno));
   const auto& m = mac.bytes();
   const uint32_t hi = static_cast<uint32_t>(m[0]) << 24 | static_cast<uint32_t>(m[1]) << 16 |
                       static_cast<uint32_t>(m[2]) << 8 | m[3];

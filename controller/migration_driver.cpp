@@ -76,12 +76,17 @@ void MigrationDriver::transition(Migration& m, MigrationState to, const std::str
   }
 }
 
+void MigrationDriver::per_port_after(std::map<PortId, uint64_t>& timers, const PortId& port,
+                                     std::chrono::milliseconds delay, std::function<void()> fn) {
+  if (auto old = timers.find(port); old != timers.end()) scheduler_.cancel(old->second);
+  timers[port] = scheduler_.after(delay, [&timers, port, fn = std::move(fn)] {
+    timers.erase(port);
+    fn();
+  });
+}
+
 void MigrationDriver::end_forwarding_later(const PortId& port) {
-  if (auto old = forward_timers_.find(port); old != forward_timers_.end()) {
-    scheduler_.cancel(old->second);
-  }
-  forward_timers_[port] = scheduler_.after(policy_.forward_grace, [this, port] {
-    forward_timers_.erase(port);
+  per_port_after(forward_timers_, port, policy_.forward_grace, [this, port] {
     auto it = state_.ports().find(port);
     if (it == state_.ports().end() || !it->second.previous_host) return;
     for (const auto* m : open_migrations()) {
@@ -104,11 +109,7 @@ void MigrationDriver::end_forwarding_later(const PortId& port) {
 }
 
 void MigrationDriver::expire_carried_later(const PortId& port) {
-  if (auto old = carried_timers_.find(port); old != carried_timers_.end()) {
-    scheduler_.cancel(old->second);
-  }
-  carried_timers_[port] = scheduler_.after(policy_.carried_conns_ttl, [this, port] {
-    carried_timers_.erase(port);
+  per_port_after(carried_timers_, port, policy_.carried_conns_ttl, [this, port] {
     auto it = state_.ports().find(port);
     if (it == state_.ports().end() || it->second.carried_conns.empty()) return;
     for (const auto* m : open_migrations()) {

@@ -24,6 +24,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -145,6 +146,9 @@ class MigrationDriver {
   std::map<MigrationId, uint64_t> timers_;
   // (host, iface-id) incoming reports already acted on, until the host stops reporting them.
   std::set<std::pair<HostId, std::string>> incoming_seen_;
+  // Runs fn after delay, replacing the port's timer in `timers` if it had one.
+  void per_port_after(std::map<PortId, uint64_t>& timers, const PortId& port,
+                      std::chrono::milliseconds delay, std::function<void()> fn);
   // Drops the port's carried_conns after policy_.carried_conns_ttl (one timer per port).
   void expire_carried_later(const PortId& port);
   std::map<PortId, uint64_t> carried_timers_;

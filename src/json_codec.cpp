@@ -281,26 +281,18 @@ Port port_from_json(const json& j, const std::string& path) {
     p.host =
         r.parse_field<HostId>("host", *host, [](const std::string& s) { return HostId::parse(s); });
   }
-  if (auto to = r.optional_string("migrating_to")) {
-    p.migrating_to = r.parse_field<HostId>("migrating_to", *to,
-                                           [](const std::string& s) { return HostId::parse(s); });
-    if (!p.host) {
-      throw ParseError(r.child("migrating_to"), "a port must be placed (host) to migrate");
-    }
-    if (*p.migrating_to == *p.host) {
-      throw ParseError(r.child("migrating_to"), "must differ from host");
-    }
-  }
-  if (auto prev = r.optional_string("previous_host")) {
-    p.previous_host = r.parse_field<HostId>("previous_host", *prev,
-                                            [](const std::string& s) { return HostId::parse(s); });
-    if (!p.host) {
-      throw ParseError(r.child("previous_host"), "a port must be placed (host) to have left one");
-    }
-    if (*p.previous_host == *p.host) {
-      throw ParseError(r.child("previous_host"), "must differ from host");
-    }
-  }
+  // Another host of a placed port's migration: where it goes, or the one it just left.
+  auto other_host = [&](const char* key, const char* unplaced) -> std::optional<HostId> {
+    auto text = r.optional_string(key);
+    if (!text) return std::nullopt;
+    auto h =
+        r.parse_field<HostId>(key, *text, [](const std::string& s) { return HostId::parse(s); });
+    if (!p.host) throw ParseError(r.child(key), unplaced);
+    if (h == *p.host) throw ParseError(r.child(key), "must differ from host");
+    return h;
+  };
+  p.migrating_to = other_host("migrating_to", "a port must be placed (host) to migrate");
+  p.previous_host = other_host("previous_host", "a port must be placed (host) to have left one");
   if (const auto* rules = r.raw("ingress_allow"); rules && !rules->is_null()) {
     p.ingress_allow.emplace();
     r.for_each("ingress_allow", [&](const json& e, const std::string& epath) {

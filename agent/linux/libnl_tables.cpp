@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 #include <cstring>
+#include <functional>
 #include <map>
 #include <memory>
 #include <stdexcept>
@@ -120,21 +121,23 @@ std::vector<NlLink> LibnlTables::links() {
   return out;
 }
 
-std::vector<NlFdb> LibnlTables::fdb(const std::vector<std::string>& devs) {
+namespace {
+// Every AF_BRIDGE neighbour (FDB entry) on one of `devs`, handed to fn with its device's name.
+void dump_fdb(nl_sock* sk, const std::vector<std::string>& devs,
+              const std::function<void(rtnl_neigh*, const std::string&)>& fn) {
   std::map<int, std::string> wanted;
   for (const auto& d : devs) {
     const int idx = static_cast<int>(if_nametoindex(d.c_str()));
     if (idx > 0) wanted[idx] = d;
   }
-  std::vector<NlFdb> out;
-  if (wanted.empty()) return out;
+  if (wanted.empty()) return;
   ndmsg req{};
   req.ndm_family = AF_BRIDGE;
-  check(nl_send_simple(sk_, RTM_GETNEIGH, NLM_F_DUMP, &req, sizeof req), "netlink: dump fdb");
+  check(nl_send_simple(sk, RTM_GETNEIGH, NLM_F_DUMP, &req, sizeof req), "netlink: dump fdb");
   struct Ctx {
     std::map<int, std::string>* wanted;
-    std::vector<NlFdb>* out;
-  } ctx{&wanted, &out};
+    const std::function<void(rtnl_neigh*, const std::string&)>* fn;
+  } ctx{&wanted, &fn};
   nl_cb* cb = nl_cb_alloc(NL_CB_DEFAULT);
   nl_cb_set(
       cb, NL_CB_VALID, NL_CB_CUSTOM,
@@ -144,19 +147,31 @@ std::vector<NlFdb> LibnlTables::fdb(const std::vector<std::string>& devs) {
         if (rtnl_neigh_parse(nlmsg_hdr(msg), &raw) < 0 || !raw) return NL_OK;
         NeighPtr n(raw);
         auto it = c->wanted->find(rtnl_neigh_get_ifindex(n.get()));
-        if (it == c->wanted->end()) return NL_OK;
-        nl_addr* ll = rtnl_neigh_get_lladdr(n.get());
-        auto dst = from_nl(rtnl_neigh_get_dst(n.get()));
-        if (!ll || nl_addr_get_len(ll) != 6 || !dst) return NL_OK;
-        std::array<uint8_t, 6> mac{};
-        std::memcpy(mac.data(), nl_addr_get_binary_addr(ll), 6);
-        c->out->push_back({it->second, MacAddress(mac), *dst});
+        if (it != c->wanted->end()) (*c->fn)(n.get(), it->second);
         return NL_OK;
       },
       &ctx);
-  const int err = nl_recvmsgs(sk_, cb);
+  const int err = nl_recvmsgs(sk, cb);
   nl_cb_put(cb);
   check(err, "netlink: read fdb dump");
+}
+
+std::optional<MacAddress> mac_of(rtnl_neigh* n) {
+  nl_addr* ll = rtnl_neigh_get_lladdr(n);
+  if (!ll || nl_addr_get_len(ll) != 6) return std::nullopt;
+  std::array<uint8_t, 6> mac{};
+  std::memcpy(mac.data(), nl_addr_get_binary_addr(ll), 6);
+  return MacAddress(mac);
+}
+}  // namespace
+
+std::vector<NlFdb> LibnlTables::fdb(const std::vector<std::string>& devs) {
+  std::vector<NlFdb> out;
+  dump_fdb(sk_, devs, [&](rtnl_neigh* n, const std::string& dev) {
+    auto mac = mac_of(n);
+    auto dst = from_nl(rtnl_neigh_get_dst(n));
+    if (mac && dst) out.push_back({dev, *mac, *dst});
+  });
   return out;
 }
 
@@ -245,45 +260,14 @@ void LibnlTables::fdb_del(const NlFdb& e) {
 
 std::vector<std::pair<std::string, MacAddress>> LibnlTables::pins(
     const std::vector<std::string>& ports) {
-  std::map<int, std::string> wanted;
-  for (const auto& d : ports) {
-    const int idx = static_cast<int>(if_nametoindex(d.c_str()));
-    if (idx > 0) wanted[idx] = d;
-  }
   std::vector<std::pair<std::string, MacAddress>> out;
-  if (wanted.empty()) return out;
-  ndmsg req{};
-  req.ndm_family = AF_BRIDGE;
-  check(nl_send_simple(sk_, RTM_GETNEIGH, NLM_F_DUMP, &req, sizeof req), "netlink: dump fdb");
-  struct Ctx {
-    std::map<int, std::string>* wanted;
-    std::vector<std::pair<std::string, MacAddress>>* out;
-  } ctx{&wanted, &out};
-  nl_cb* cb = nl_cb_alloc(NL_CB_DEFAULT);
-  nl_cb_set(
-      cb, NL_CB_VALID, NL_CB_CUSTOM,
-      [](nl_msg* msg, void* arg) -> int {
-        auto* c = static_cast<Ctx*>(arg);
-        rtnl_neigh* raw = nullptr;
-        if (rtnl_neigh_parse(nlmsg_hdr(msg), &raw) < 0 || !raw) return NL_OK;
-        NeighPtr n(raw);
-        auto it = c->wanted->find(rtnl_neigh_get_ifindex(n.get()));
-        if (it == c->wanted->end()) return NL_OK;
-        // Static entries the bridge keeps for the port (not learned, not the port's own; the
-        // dump carries the bridge as NDA_MASTER, not as a flag).
-        const int state = rtnl_neigh_get_state(n.get());
-        if (!(state & NUD_NOARP) || (state & NUD_PERMANENT)) return NL_OK;
-        nl_addr* ll = rtnl_neigh_get_lladdr(n.get());
-        if (!ll || nl_addr_get_len(ll) != 6) return NL_OK;
-        std::array<uint8_t, 6> mac{};
-        std::memcpy(mac.data(), nl_addr_get_binary_addr(ll), 6);
-        c->out->push_back({it->second, MacAddress(mac)});
-        return NL_OK;
-      },
-      &ctx);
-  const int err = nl_recvmsgs(sk_, cb);
-  nl_cb_put(cb);
-  check(err, "netlink: read fdb dump");
+  dump_fdb(sk_, ports, [&](rtnl_neigh* n, const std::string& port) {
+    // Static entries the bridge keeps for the port (not learned, not the port's own; the dump
+    // carries the bridge as NDA_MASTER, not as a flag).
+    const int state = rtnl_neigh_get_state(n);
+    if (!(state & NUD_NOARP) || (state & NUD_PERMANENT)) return;
+    if (auto mac = mac_of(n)) out.push_back({port, *mac});
+  });
   return out;
 }
 
