@@ -102,12 +102,30 @@ int main(int argc, char** argv) {
     return 0;
   }
   const auto j = nlohmann::json::parse(answer, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || !j.value("ok", false)) {
+  const bool understood = !j.is_discarded() && j.is_object() && j.contains("prepared") &&
+                          j["prepared"].is_array() && j.contains("refused") &&
+                          j["refused"].is_object();
+  if (!understood) {
     std::fprintf(stderr, "cutover-libvirt-hook: %s: not prepared (%s); the migration goes on\n",
                  guest.c_str(), answer.substr(0, answer.find('\n')).c_str());
     return 0;
   }
-  std::fprintf(stderr, "cutover-libvirt-hook: %s: prepared in %lld ms\n", guest.c_str(),
-               static_cast<long long>(j.value("waited_ms", int64_t{0})));
+  // One line for what was prepared, one for what cutover will not prepare, one for silence.
+  const auto waited = static_cast<long long>(j.value("waited_ms", int64_t{0}));
+  if (!j["prepared"].empty()) {
+    std::fprintf(stderr, "cutover-libvirt-hook: %s: prepared in %lld ms (%s)\n", guest.c_str(),
+                 waited, j["prepared"].dump().c_str());
+  }
+  for (const auto& [iface, why] : j["refused"].items()) {
+    std::fprintf(stderr, "cutover-libvirt-hook: %s: %s not prepared: %s; the migration goes on\n",
+                 guest.c_str(), iface.c_str(),
+                 why.is_string() ? why.get<std::string>().c_str() : "");
+  }
+  if (j.contains("unanswered") && j["unanswered"].is_array() && !j["unanswered"].empty()) {
+    std::fprintf(stderr,
+                 "cutover-libvirt-hook: %s: no word from cutover on %s after %lld ms; the "
+                 "migration goes on unprepared\n",
+                 guest.c_str(), j["unanswered"].dump().c_str(), waited);
+  }
   return 0;
 }

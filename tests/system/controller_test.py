@@ -601,6 +601,39 @@ class ControllerWithAgents(unittest.TestCase):
         self.lab.stop(dst)
         h3.vsctl("--if-exists", "del-port", "tz-dst")
 
+    def test_91_the_libvirt_hook_holds_an_incoming_migration_until_it_is_prepared(self):
+        """cutover-libvirt-hook as libvirt calls it on a destination ("GUEST migrate begin -",
+        the domain XML on stdin): for a domain whose interface is no cutover port it returns at
+        once; for a cutover port it returns once the controller has prepared the migration -
+        which is then there, detected_incoming, before QEMU would even start."""
+        hook = os.path.join(BUILD, "agent", "cutover-libvirt-hook")
+
+        def call(guest, iface):
+            xml = (f"<domain><name>{guest}</name><devices><interface type='bridge'><virtualport "
+                   f"type='openvswitch'><parameters interfaceid='{iface}'/></virtualport>"
+                   "</interface></devices></domain>")
+            t0 = time.monotonic()
+            res = subprocess.run([hook, "--socket", self.agents["h3"].control_socket,
+                                  "--timeout-ms", "5000", guest, "migrate", "begin", "-"],
+                                 input=xml, capture_output=True, text=True, timeout=20)
+            self.assertEqual((res.returncode, res.stdout), (0, ""), res.stderr)
+            return res.stderr, time.monotonic() - t0
+
+        said, unknown_took = call("stranger", "no-such-port")
+        self.assertIn("not prepared", said)
+        self.assertIn("no cutover port", said)
+        self.assertLess(unknown_took, 2.0, "an unknown domain must not be held")
+        self.ctl("ports", "create", "--id", "hooked", "--mac", "52:54:00:00:00:77", "--ips",
+                 "10.1.0.77", "--network", "blue", "--host", "h1", "--iface-id", "hooked-1")
+        said, took = call("hooked-vm", "hooked-1")
+        self.assertIn("prepared in", said)
+        (m,) = [m for m in self.ctl("migrations") if m["port"] == "hooked"]
+        self.assertEqual((m["source"], m["destination"], m["state"]), ("h1", "h3", "ready"), m)
+        self.assertIn("detected_incoming", m["timeline"])
+        print(f"\n  libvirt hook: an unknown domain answered in {unknown_took * 1000:.0f} ms; a "
+              f"cutover port prepared in {took * 1000:.0f} ms, before the hook returned")
+        self.ctl("migrations", "cancel", m["id"])
+
     def test_9_ready_means_every_vtep_has_the_tunnel_and_its_flows(self):
         """A port migrates to a host no VTEP has a tunnel to yet: each VTEP must add the tunnel
         (OVSDB; the switch assigns its ofport a little later) before the flows that use it can
