@@ -20,7 +20,8 @@ announce-watch IFACE MAC OUT.json      count GARPs / unsolicited NAs / RARPs ann
 tap-vm TAP MAC IP STATE.json [paused]   a "VM" that owns tap TAP (created here) as QEMU does: it
                               answers ARP and UDP echo (port 7) for IP from the frames it reads;
                               SIGUSR1 stops reading (frames queue in the tap, as during a
-                              migration's pause), SIGUSR2 reads again; SIGTERM writes what it
+                              migration's pause; STATE.json.paused exists once it has
+                              stopped), SIGUSR2 reads again; SIGTERM writes what it
                               echoed (per sequence number) to STATE.json and exits
 
 Receivers timestamp with the host clock (time.monotonic) so gaps are measured where they happen.
@@ -411,10 +412,16 @@ def tap_vm(tap, mac, ip, state_path, start="running"):
 
     with open(state_path + ".ready", "w"):
         pass
+    paused_mark = state_path + ".paused"
     while not state["stop"]:
         if state["paused"]:
+            # Like QEMU's STOP event, which comes once it has stopped reading: the mark says so.
+            if not os.path.exists(paused_mark):
+                open(paused_mark, "w").close()
             time.sleep(0.002)
             continue
+        if os.path.exists(paused_mark):
+            os.unlink(paused_mark)
         if not select.select([fd], [], [], 0.05)[0]:
             continue
         try:
