@@ -495,10 +495,7 @@ void MigrationDriver::on_incoming(const HostId& host, const wire::Incoming& in) 
 }
 
 void MigrationDriver::adopt_incoming(const HostId& host, const std::string& iface, bool asked) {
-  const Port* port = nullptr;
-  for (const auto& [id, p] : state_.ports()) {
-    if (p.iface_id == iface) port = &p;
-  }
+  const Port* port = port_by_iface(iface);
   if (!port) {
     logger("migration")
         ->info("a VM is arriving on {} with interface {}, which is no cutover port: ignored",
@@ -532,15 +529,9 @@ void MigrationDriver::adopt_incoming(const HostId& host, const std::string& ifac
     }
     return;
   }
-  Migration m;
-  m.id = next_id();
-  m.port = port->id;
-  m.source = *port->host;
-  m.destination = host;
-  stamp(m, "requested");
-  stamp(m, "detected_incoming");
-  audit(m, "detected_incoming",
-        "arriving on " + host.str() + " by a live migration cutover did not start");
+  Migration m =
+      detected(*port, host, "detected_incoming",
+               "arriving on " + host.str() + " by a live migration cutover did not start");
   auto why = policy_refusal(*port, host);
   if (why.empty() && policy_.require_approval) {
     why = "policy: approval required, and this migration was started outside cutover";
@@ -556,26 +547,37 @@ void MigrationDriver::adopt_incoming(const HostId& host, const std::string& ifac
   start_prepare(m);
 }
 
+Migration MigrationDriver::detected(const Port& port, const HostId& to, const std::string& phase,
+                                    const std::string& detail) {
+  Migration m;
+  m.id = next_id();
+  m.port = port.id;
+  m.source = *port.host;
+  m.destination = to;
+  stamp(m, "requested");
+  stamp(m, phase);
+  audit(m, phase, detail);
+  return m;
+}
+
+const Port* MigrationDriver::port_by_iface(const std::string& iface_id) const {
+  for (const auto& [id, p] : state_.ports()) {
+    if (p.iface_id == iface_id) return &p;
+  }
+  return nullptr;
+}
+
 void MigrationDriver::adopt_external(const HostId& host) {
   auto agent = hub_.agents().find(host);
   if (agent == hub_.agents().end()) return;
   for (const auto& iface : agent->second.foreign_running) {
-    const Port* port = nullptr;
-    for (const auto& [id, p] : state_.ports()) {
-      if (p.iface_id == iface) port = &p;
-    }
+    const Port* port = port_by_iface(iface);
     if (!port || !port->host || *port->host == host || port->migrating_to) continue;
     bool active = false;
     for (const auto* m : open_migrations()) active |= m->port == port->id && !is_terminal(m->state);
     if (active) continue;
-    Migration m;
-    m.id = next_id();
-    m.port = port->id;
-    m.source = *port->host;
-    m.destination = host;
-    stamp(m, "requested");
-    stamp(m, "detected_external");
-    audit(m, "detected_external", "running on " + host.str() + " without a cutover migration");
+    Migration m = detected(*port, host, "detected_external",
+                           "running on " + host.str() + " without a cutover migration");
     // The VM already runs there: following it is the only way to keep it reachable, but say
     // what cutover would have refused (e.g. a stateful port on a host that cannot filter it).
     if (auto why = policy_refusal(*port, host); !why.empty()) {

@@ -131,6 +131,10 @@ class MigrationDriver {
   // someone migrated it outside cutover and it was not seen arriving. Follow it: record the
   // migration and cut over at once.
   void adopt_external(const HostId& host);
+  // A migration cutover did not start, recorded as `phase` (detected_incoming/_external).
+  Migration detected(const Port& port, const HostId& to, const std::string& phase,
+                     const std::string& detail);
+  const Port* port_by_iface(const std::string& iface_id) const;  // nullptr: none
   void cut_over(Migration m);
   void rollback(const MigrationId& id, const std::string& reason);
   std::vector<HostId> hosts_involved(const Port& p) const;
