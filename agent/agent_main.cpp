@@ -326,8 +326,7 @@ int main(int argc, char** argv) {
                   ct.port);
         if (client) client->conntrack(ct);
       });
-  // Before any report that may open the destination's gate (a pause), so the carried entries
-  // reach the controller first.
+  // Before any report of a pause, so the carried entries reach the controller first.
   auto carry = [&] {
     if (cfg.backend != "ovs" || !latest || !client) return;
     for (const auto& e : carrier.update(*latest, last.ct_zones, paused_here())) log->warn("{}", e);

@@ -1,8 +1,9 @@
 // ConntrackCarrier: on the source host, sends the controller the connections a migrating port
 // with a stateful firewall has in this host's conntrack, so the destination can admit them as
 // established. Sent once when the migration is prepared and once more when the VM pauses for the
-// final copy (the freshest state, just before the destination's gate opens). The dump itself is
-// injected (OVS: `dpctl/dump-conntrack zone=N` over the unixctl socket; tests: canned text).
+// final copy (the freshest state, as the port's frames start going to the destination). The dump
+// itself is injected (OVS: `dpctl/dump-conntrack zone=N` over the unixctl socket; tests: canned
+// text).
 #pragma once
 
 #include <functional>

@@ -62,7 +62,7 @@ std::string Metrics::render(const Gauges& g) const {
            std::to_string(it == migrations_.end() ? 0 : it->second) + "\n";
   }
   blackout_.render(out, "cutover_cutover_blackout_seconds",
-                   "Network blackout of a port at cutover (source pause to gate open).");
+                   "From the source's reported pause to the destination's reported resume.");
   convergence_.render(out, "cutover_convergence_seconds",
                       "Cutover to every remote VTEP having applied the new location.");
   fanout_.render(out, "cutover_generation_ack_seconds",

@@ -439,7 +439,7 @@ void MigrationDriver::on_conntrack(const HostId& host, const wire::Conntrack& ct
       audit(m, "conntrack_carried",
             std::to_string(p.carried_conns.size()) + " connections from " + host.str());
     }
-    state_.put_port_and_migration(p, m);  // reaches D before (or with) its gate opening
+    state_.put_port_and_migration(p, m);  // D admits them through the held port's firewall
     return;
   }
 }

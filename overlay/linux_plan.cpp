@@ -22,7 +22,8 @@ LinuxDesired plan_linux(const Topology& topo,
         continue;
       }
       out.bound_port_ids.push_back(port.id.str());
-      if (view.held_iface_ids.count(port.iface_id)) continue;  // gate closed: not on the bridge yet
+      // Arriving (held): off the bridge until cutover; the agent writes what is relayed to it.
+      if (view.held_iface_ids.count(port.iface_id)) continue;
       out.ports.push_back({it->second, br, port.id.str(), port.mac});
     }
     for (const auto& remote : view.remote_macs) {

@@ -1,13 +1,13 @@
 // Linux kernel translation: Topology + which kernel interface carries each local VM port ->
 // the desired Linux objects: per VNI a bridge (cvb<vni>) and a VXLAN device (cvx<vni>: that VNI,
 // local underlay IP, dstport 4789, learning off) enslaved to it; VM taps enslaved to their VNI's
-// bridge; a static VXLAN FDB entry for every remote MAC and head-end replication entries
-// (00:00:00:00:00:00 -> every VTEP of the VNI) for BUM traffic. While a port migrates it has no
-// unicast entry (the kernel keeps one remote per unicast MAC): its frames go by the all-zeros
-// entries to every VTEP of the VNI, source and destination included (dual delivery by flooding;
-// the other VTEPs' bridges have no port for that MAC and flood it to their local taps, whose
-// NICs drop it). Split horizon comes with the bridge: a frame from the VXLAN port never goes back
-// out of it. Pure: no I/O, no libnl.
+// bridge with their MAC pinned there (static bridge FDB entry); a static VXLAN FDB entry for
+// every remote MAC (to its one host's VTEP) and head-end replication entries
+// (00:00:00:00:00:00 -> every VTEP of the VNI) for BUM traffic. A port arriving by migration
+// stays off the bridge until cutover; one leaving is delivered here while its tap is here, then
+// its MAC's entry points at the destination. Split horizon comes with the bridge: a frame from
+// the VXLAN port never goes back out of it (the agent forwards what a departed VM still gets:
+// MigrationRelay). Pure: no I/O, no libnl.
 #pragma once
 
 #include <compare>
