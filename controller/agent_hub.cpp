@@ -1,19 +1,10 @@
 // AgentHub: slicing, sending, ACK bookkeeping and generation waits.
 #include "agent_hub.hpp"
 
-#include <algorithm>
-
 #include "json_codec.hpp"
 #include "logging.hpp"
 
 namespace cutover::controller {
-
-namespace {
-bool is_location(const Port& p, const HostId& host) {
-  const auto where = port_locations(p);
-  return std::find(where.begin(), where.end(), host) != where.end();
-}
-}  // namespace
 
 uint64_t AgentHub::attach(const HostId& host, SendFn send) {
   if (auto old = session_of_.find(host); old != session_of_.end()) {
@@ -55,12 +46,12 @@ std::set<NetworkId> AgentHub::networks_of(const HostId& host, const ChangeSet* u
   if (undo) {
     for (const auto& pc : undo->ports) {
       if (pc.after) changed.insert(pc.after->id);
-      if (pc.before && is_location(*pc.before, host)) nets.insert(pc.before->network);
+      if (pc.before && port_is_at(*pc.before, host)) nets.insert(pc.before->network);
     }
   }
   for (const auto& [id, p] : state_.ports()) {
     if (changed.count(id)) continue;
-    if (is_location(p, host)) nets.insert(p.network);
+    if (port_is_at(p, host)) nets.insert(p.network);
   }
   return nets;
 }

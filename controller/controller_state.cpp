@@ -1,7 +1,6 @@
 // ControllerState: validation, persistence and per-host slicing of the desired state.
 #include "controller_state.hpp"
 
-#include <algorithm>
 #include <cstdio>
 #include <set>
 
@@ -89,8 +88,7 @@ Host ControllerState::put_host(const Host& h) {
 void ControllerState::delete_host(const HostId& id) {
   if (!hosts_.count(id)) throw ApiError(404, "not_found", "", "no host '" + id.str() + "'");
   for (const auto& [pid, p] : ports_) {
-    const auto where = port_locations(p);
-    if (std::find(where.begin(), where.end(), id) != where.end()) {
+    if (port_is_at(p, id)) {
       throw ApiError(409, "in_use", "",
                      "host '" + id.str() + "' still has port '" + pid.str() + "'");
     }
@@ -231,9 +229,7 @@ DesiredState ControllerState::desired_for(const HostId& id) const {
   d.host = id;
   std::set<NetworkId> nets;
   for (const auto& [pid, p] : ports_) {
-    for (const auto& h : port_locations(p)) {
-      if (h == id) nets.insert(p.network);
-    }
+    if (port_is_at(p, id)) nets.insert(p.network);
   }
   std::set<HostId> host_ids{id};
   for (const auto& nid : nets) d.networks.push_back(networks_.at(nid));

@@ -17,6 +17,11 @@ std::vector<HostId> port_locations(const Port& p) {
   return out;
 }
 
+bool port_is_at(const Port& p, const HostId& host) {
+  // port_locations' three fields, without building the list (the controller asks per port).
+  return p.host == host || p.migrating_to == host || p.previous_host == host;
+}
+
 namespace {
 constexpr std::array<std::pair<MigrationState, const char*>, 10> kStateNames{{
     {MigrationState::requested, "requested"},

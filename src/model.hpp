@@ -112,6 +112,8 @@ struct Port {
 // Every host that must program the port: where it runs, where it is arriving, and the host it
 // just left (which forwards for it). The one place that says which hosts see a port.
 std::vector<HostId> port_locations(const Port& p);
+// Whether `host` is one of the port's locations.
+bool port_is_at(const Port& p, const HostId& host);
 
 enum class MigrationState {
   requested,
