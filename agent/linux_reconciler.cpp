@@ -35,14 +35,8 @@ ApplyReport LinuxReconciler::reconcile(const DesiredState& state) {
     for (const auto& l : links) by_name[l.name] = l;
     const auto ifnames = vm_ifnames(links);
     auto desired = overlay::plan_linux(topo, ifnames);
-    std::set<std::string> claimed;
-    for (const auto& [vni, view] : topo.networks) {
-      for (const auto& p : view.local_ports) {
-        claimed.insert(p.iface_id);
-        if (auto it = ifnames.find(p.iface_id); it != ifnames.end()) {
-          report.tap_names[p.iface_id] = it->second;
-        }
-      }
+    for (const auto& id : topo.local_iface_ids) {
+      if (auto it = ifnames.find(id); it != ifnames.end()) report.tap_names[id] = it->second;
     }
     // A VM's tap no port here claims: marked with its iface-id, or a tun device named after it.
     for (const auto& l : links) {
@@ -50,7 +44,7 @@ ApplyReport LinuxReconciler::reconcile(const DesiredState& state) {
       std::string id = l.alias.rfind("iface-id=", 0) == 0 ? l.alias.substr(9)
                        : l.kind == "tun"                  ? l.name
                                                           : "";
-      if (!id.empty() && !claimed.count(id)) report.unclaimed_taps.push_back(id);
+      if (!id.empty() && !topo.local_iface_ids.count(id)) report.unclaimed_taps.push_back(id);
     }
 
     auto ensure_up = [&](const std::string& name) {

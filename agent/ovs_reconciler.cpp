@@ -36,14 +36,10 @@ ApplyReport OvsReconciler::reconcile(const DesiredState& state,
     auto ifaces = db_.interfaces();
     const auto map = port_map(ifaces, config_.bridge);
     auto desired = overlay::translate_ovs(topo, map, departed);
-    std::set<std::string> claimed;
-    for (const auto& [vni, view] : topo.networks) {
-      for (const auto& p : view.local_ports) claimed.insert(p.iface_id);
-    }
     for (const auto& i : ifaces) {
       if (i.bridge != config_.bridge || !map.vm_ofports.count(i.iface_id)) continue;
       report.tap_names[i.iface_id] = i.name;
-      if (!claimed.count(i.iface_id)) report.unclaimed_taps.push_back(i.iface_id);
+      if (!topo.local_iface_ids.count(i.iface_id)) report.unclaimed_taps.push_back(i.iface_id);
     }
     sync_tunnels(desired, ifaces);
     try {

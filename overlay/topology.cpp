@@ -52,7 +52,6 @@ Topology build_topology(const DesiredState& state) {
   }
 
   std::set<PortId> port_ids;
-  std::set<std::string> iface_ids;
   std::map<std::pair<uint32_t, MacAddress>, PortId> macs;
   for (size_t i = 0; i < state.ports.size(); ++i) {
     const auto& p = state.ports[i];
@@ -92,7 +91,7 @@ Topology build_topology(const DesiredState& state) {
     const bool arriving = p.migrating_to == self_id;
     const bool leaving = *p.host == self_id && p.migrating_to && !arriving;
     if (*p.host == self_id || arriving) {
-      if (!iface_ids.insert(p.iface_id).second) {
+      if (!topo.local_iface_ids.insert(p.iface_id).second) {
         throw ParseError(at("ports", i, "iface_id"), "duplicate iface_id '" + p.iface_id + "'");
       }
       view.local_ports.push_back(p);

@@ -51,6 +51,7 @@ struct Topology {
   uint64_t generation = 0;
   std::map<uint32_t, NetworkView> networks;  // by VNI
   std::set<IpAddress> remote_vteps;          // every VTEP any network needs
+  std::set<std::string> local_iface_ids;     // of every local port (unique on this host)
 };
 
 // Throws ParseError naming the field: the agent's own host missing from `hosts`, duplicate ids,
