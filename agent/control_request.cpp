@@ -1,6 +1,7 @@
 // Control request decoding (strict: unknown fields and ops are refused by name).
 #include "control_request.hpp"
 
+#include "json_codec.hpp"
 #include "json_reader.hpp"
 
 namespace cutover::agent {
@@ -14,13 +15,7 @@ ControlRequest decode_control_request(const std::string& line) {
   if (out.op != "incoming" && out.op != "vm_state") {
     throw ParseError("op", "expected incoming or vm_state, got '" + out.op + "'");
   }
-  r.for_each("iface_ids", [&](const nlohmann::json& e, const std::string& path) {
-    if (!e.is_string() || e.get<std::string>().empty() || e.get<std::string>().size() > 128) {
-      throw ParseError(path, "expected an iface-id (1-128 characters)");
-    }
-    if (out.iface_ids.size() >= 64) throw ParseError(path, "at most 64 interfaces");
-    out.iface_ids.push_back(e.get<std::string>());
-  });
+  out.iface_ids = iface_ids_from_json(r, "iface_ids");
   if (out.op == "incoming") {
     out.domain = r.optional_string("domain").value_or("");
     out.timeout_ms = r.optional_int("timeout_ms", 1, 60000).value_or(5000);

@@ -52,6 +52,18 @@ Labels labels_from_json(JsonReader& r, const std::string& key) {
   return labels;
 }
 
+std::vector<std::string> iface_ids_from_json(JsonReader& r, const std::string& key) {
+  std::vector<std::string> out;
+  r.for_each(key, [&](const json& e, const std::string& path) {
+    if (!e.is_string() || e.get<std::string>().empty() || e.get<std::string>().size() > 128) {
+      throw ParseError(path, "expected an iface-id (1-128 characters)");
+    }
+    if (out.size() >= 64) throw ParseError(path, "at most 64 interfaces");
+    out.push_back(e.get<std::string>());
+  });
+  return out;
+}
+
 json to_json(const Labels& l) {
   json j = json::object();
   for (const auto& [k, v] : l) j[k] = v;

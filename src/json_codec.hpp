@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "model.hpp"
 
@@ -30,5 +31,7 @@ Migration migration_from_json(const nlohmann::json& j, const std::string& path =
 
 // Label keys: 1-63 of [A-Za-z0-9._/-]; values: up to 253 printable ASCII characters.
 Labels labels_from_json(class JsonReader& r, const std::string& key);
+// The iface-ids of one VM's interfaces (absent = none): 1-128 characters each, at most 64.
+std::vector<std::string> iface_ids_from_json(class JsonReader& r, const std::string& key);
 
 }  // namespace cutover

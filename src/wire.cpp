@@ -181,13 +181,7 @@ AgentMessage decode_agent_message(const std::string& text) {
   } else if (type == "incoming") {
     Incoming in;
     if (!r.raw("iface_ids")) throw ParseError("iface_ids", "required field is missing");
-    r.for_each("iface_ids", [&](const json& e, const std::string& path) {
-      if (!e.is_string() || e.get<std::string>().empty()) {
-        throw ParseError(path, "expected an iface-id");
-      }
-      if (in.iface_ids.size() >= 64) throw ParseError(path, "at most 64 interfaces");
-      in.iface_ids.push_back(e.get<std::string>());
-    });
+    in.iface_ids = iface_ids_from_json(r, "iface_ids");
     out = in;
   } else if (type == "conntrack") {
     Conntrack ct;
