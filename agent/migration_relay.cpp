@@ -1,7 +1,6 @@
 // MigrationRelay: source-side watches and relaying, destination-side injection.
 #include "migration_relay.hpp"
 
-#include <linux/if_packet.h>
 #include <linux/sockios.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
@@ -9,7 +8,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
 #include <string_view>
 
@@ -25,6 +23,11 @@ namespace {
 asio::ip::address to_asio(const IpAddress& ip) { return asio::ip::make_address(ip.to_string()); }
 bool dst_is(const std::vector<uint8_t>& frame, const MacAddress& mac) {
   return frame.size() >= 14 && std::equal(frame.begin(), frame.begin() + 6, mac.bytes().begin());
+}
+// Identifies a frame captured twice, on the tunnel and on the tap (its twin).
+size_t frame_hash(const std::vector<uint8_t>& frame) {
+  return std::hash<std::string_view>{}(
+      std::string_view(reinterpret_cast<const char*>(frame.data()), frame.size()));
 }
 }  // namespace
 
@@ -44,7 +47,6 @@ MigrationRelay::~MigrationRelay() {
     boost::system::error_code ec;
     if (f.readable) f.readable->close(ec);
   }
-  if (inject_fd_ >= 0) close(inject_fd_);
 }
 
 void MigrationRelay::update(const DesiredState& state,
@@ -192,8 +194,7 @@ void MigrationRelay::drain(const std::string& iface_id) {
 void MigrationRelay::relay_from_tap(Leaving& l, const Frame& frame, bool backlog) {
   if (!dst_is(frame, l.mac)) return;
   if (auto f = forwards_.find(l.iface_id); f != forwards_.end()) {
-    const size_t h = std::hash<std::string_view>{}(
-        std::string_view(reinterpret_cast<const char*>(frame.data()), frame.size()));
+    const size_t h = frame_hash(frame);
     f->second.relayed_hashes.insert(h);
     f->second.relayed_recent.emplace_back(Clock::now(), h);
   }
@@ -254,8 +255,7 @@ void MigrationRelay::settle_forwards() {
     if (l != leaving_.end() && l->second.relaying) drain(iface);  // the tap's side first
     while (!f.pending.empty() && now - f.pending.front().first >= kTwinWait) {
       const Frame& frame = f.pending.front().second;
-      const size_t h = std::hash<std::string_view>{}(
-          std::string_view(reinterpret_cast<const char*>(frame.data()), frame.size()));
+      const size_t h = frame_hash(frame);
       bool twin = false;
       if (auto t = f.relayed_hashes.find(h); t != f.relayed_hashes.end()) {
         f.relayed_hashes.erase(t);
@@ -382,15 +382,10 @@ void MigrationRelay::inject(const RelayFrame& f, const IpAddress& from) {
     return;
   }
   auto& c = counts_[it->second.port];
-  if (inject_fd_ < 0) inject_fd_ = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
-  sockaddr_ll to{};
-  to.sll_family = AF_PACKET;
-  to.sll_ifindex = static_cast<int>(if_nametoindex(it->second.tap.c_str()));
-  to.sll_halen = 6;
-  if (inject_fd_ < 0 || to.sll_ifindex == 0 ||
-      sendto(inject_fd_, f.frame.data(), f.frame.size(), MSG_DONTWAIT,
-             reinterpret_cast<sockaddr*>(&to), sizeof to) < 0) {
-    ++c.refused;
+  try {
+    injector_.send(it->second.tap, f.frame.data(), f.frame.size(), MSG_DONTWAIT);
+  } catch (const std::runtime_error&) {
+    ++c.refused;  // the tap is gone, or its queue is full
     return;
   }
   if (c.injected++ == 0) {

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "desired_state.hpp"
+#include "packet_socket.hpp"
 #include "relay_wire.hpp"
 #include "tap_backlog.hpp"
 #include "tunnel_capture.hpp"
@@ -123,7 +124,7 @@ class MigrationRelay {
   std::vector<uint8_t> rx_;
   boost::asio::steady_timer sampler_;
   bool sampling_ = false;
-  int inject_fd_ = -1;
+  FrameWriter injector_;
   std::map<std::string, Leaving> leaving_;   // by iface-id
   std::map<std::string, Forward> forwards_;  // by iface-id
   std::set<std::string> forwarding_;         // iface-ids wanted by the current update()

@@ -2,17 +2,15 @@
 #include "tap_backlog.hpp"
 
 #include <fcntl.h>
-#include <linux/filter.h>
 #include <linux/if_packet.h>
-#include <net/ethernet.h>
-#include <net/if.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <arpa/inet.h>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
+
+#include "packet_socket.hpp"
 
 namespace cutover::agent {
 
@@ -29,36 +27,14 @@ void open_counter(const std::string& tap, int& fd) {
 }  // namespace
 
 TapBacklog::TapBacklog(const std::string& tap) : tap_(tap), ledger_(0) {
-  const unsigned ifindex = if_nametoindex(tap.c_str());
-  if (ifindex == 0) throw sys_error("tap " + tap);
-  // Protocol 0 until bound: no frame of another interface can slip in before the bind.
-  fd_ = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd_ < 0) throw sys_error("AF_PACKET socket for " + tap);
   // Only what the host sends to the VM: pkt_type == PACKET_OUTGOING.
-  sock_filter code[] = {
-      {BPF_LD | BPF_W | BPF_ABS, 0, 0, static_cast<uint32_t>(SKF_AD_OFF + SKF_AD_PKTTYPE)},
-      {BPF_JMP | BPF_JEQ | BPF_K, 0, 1, PACKET_OUTGOING},
-      {BPF_RET | BPF_K, 0, 0, 0x40000},
-      {BPF_RET | BPF_K, 0, 0, 0},
-  };
-  sock_fprog prog{static_cast<unsigned short>(sizeof code / sizeof code[0]), code};
-  const int buf = 32 << 20;  // a pause's worth of frames at any rate a VM tap takes
-  if (setsockopt(fd_, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) < 0 ||
-      (setsockopt(fd_, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof buf) < 0 &&
-       setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf) < 0)) {
-    const auto e = sys_error("capture options on " + tap);
-    close(fd_);
-    throw e;
-  }
-  sockaddr_ll at{};
-  at.sll_family = AF_PACKET;
-  at.sll_protocol = htons(ETH_P_ALL);
-  at.sll_ifindex = static_cast<int>(ifindex);
-  if (bind(fd_, reinterpret_cast<sockaddr*>(&at), sizeof at) < 0) {
-    const auto e = sys_error("bind to " + tap);
-    close(fd_);
-    throw e;
-  }
+  fd_ = open_capture(
+      tap, {
+               {BPF_LD | BPF_W | BPF_ABS, 0, 0, static_cast<uint32_t>(SKF_AD_OFF + SKF_AD_PKTTYPE)},
+               {BPF_JMP | BPF_JEQ | BPF_K, 0, 1, PACKET_OUTGOING},
+               {BPF_RET | BPF_K, 0, 0, 0x40000},
+               {BPF_RET | BPF_K, 0, 0, 0},
+           });
   try {
     open_counter(tap, tx_fd_);
   } catch (...) {

@@ -1,24 +1,17 @@
 // LinuxDataplane: thread, link-event subscription and wake-up rules.
 #include "linux_dataplane.hpp"
 
-#include <linux/if_packet.h>
-#include <net/ethernet.h>
-#include <net/if.h>
 #include <netlink/netlink.h>
 #include <netlink/socket.h>
 #include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <linux/rtnetlink.h>
-#include <cerrno>
-#include <cstring>
-#include <stdexcept>
 
 #include "libnl_tables.hpp"
 #include "linux_plan.hpp"
 #include "linux_reconciler.hpp"
 #include "logging.hpp"
+#include "packet_socket.hpp"
 
 namespace cutover::agent {
 
@@ -30,26 +23,12 @@ namespace {
 // FDB entries).
 class BridgeFrameSink : public FrameSink {
  public:
-  ~BridgeFrameSink() override {
-    if (fd_ >= 0) close(fd_);
-  }
   void send(const Port&, uint32_t vni, const overlay::Frame& frame) override {
-    if (fd_ < 0) fd_ = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
-    if (fd_ < 0) throw std::runtime_error(std::string("AF_PACKET socket: ") + strerror(errno));
-    const auto bridge = overlay::linux_bridge_name(vni);
-    sockaddr_ll to{};
-    to.sll_family = AF_PACKET;
-    to.sll_ifindex = static_cast<int>(if_nametoindex(bridge.c_str()));
-    to.sll_halen = ETH_ALEN;
-    if (to.sll_ifindex == 0) throw std::runtime_error(bridge + ": no such device");
-    if (sendto(fd_, frame.data(), frame.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to) <
-        0) {
-      throw std::runtime_error("send on " + bridge + ": " + strerror(errno));
-    }
+    writer_.send(overlay::linux_bridge_name(vni), frame.data(), frame.size());
   }
 
  private:
-  int fd_ = -1;
+  FrameWriter writer_;
 };
 }  // namespace
 
