@@ -95,7 +95,7 @@ class OvsOverlay(unittest.TestCase):
         """The next generation to every agent; with `last`, that host's only once every other
         has applied it (as the controller's prepare would have it: the others accept from it)."""
         cls.generation += 1
-        agents = sorted(cls.agents.values(), key=lambda a: a.host.name == last)
+        agents = list(cls.agents.values())
         for group in ([a for a in agents if a.host.name != last],
                       [a for a in agents if a.host.name == last]):
             for a in group:
