@@ -10,6 +10,18 @@ namespace cutover::wire {
 
 using nlohmann::json;
 
+const char* to_string(Aborted::Where w) {
+  switch (w) {
+    case Aborted::Where::here:
+      return "here";
+    case Aborted::Where::gone:
+      return "gone";
+    case Aborted::Where::unknown:
+      break;
+  }
+  return "unknown";
+}
+
 std::string encode(const AgentMessage& m) {
   json j;
   if (auto* h = std::get_if<Hello>(&m)) {
@@ -40,6 +52,11 @@ std::string encode(const AgentMessage& m) {
     j = {{"type", "conntrack"}, {"port", ct->port}, {"conns", conns}};
   } else if (auto* in = std::get_if<Incoming>(&m)) {
     j = {{"type", "incoming"}, {"iface_ids", in->iface_ids}};
+  } else if (auto* ab = std::get_if<Aborted>(&m)) {
+    j = {{"type", "aborted"},
+         {"migration", ab->migration},
+         {"where", to_string(ab->where)},
+         {"detail", ab->detail}};
   } else if (auto* n = std::get_if<Nack>(&m)) {
     j = {{"type", "nack"}, {"generation", n->generation}, {"error", n->error}, {"field", n->field}};
   }
@@ -53,6 +70,9 @@ std::string encode(const ControllerMessage& m) {
                 {"iface_id", mig->iface_id},
                 {"destination_uri", mig->destination_uri}}
         .dump();
+  }
+  if (const auto* ab = std::get_if<Abort>(&m)) {
+    return json{{"type", "abort"}, {"migration", ab->migration}, {"iface_id", ab->iface_id}}.dump();
   }
   if (const auto* d = std::get_if<Desired>(&m)) {
     return json{{"type", "desired"}, {"state", to_json(d->state)}}.dump();
@@ -168,6 +188,19 @@ AgentMessage decode_agent_message(const std::string& text) {
     f.migration = r.required_string("migration");
     f.error = r.required_string("error");
     out = f;
+  } else if (type == "aborted") {
+    Aborted ab;
+    ab.migration = r.required_string("migration");
+    const auto where = r.required_string("where");
+    if (where == "here") {
+      ab.where = Aborted::Where::here;
+    } else if (where == "gone") {
+      ab.where = Aborted::Where::gone;
+    } else if (where != "unknown") {
+      throw ParseError("where", "expected here, gone or unknown, not '" + where + "'");
+    }
+    ab.detail = r.optional_string("detail").value_or("");
+    out = ab;
   } else if (type == "announced") {
     Announced an;
     an.port = r.required_string("port");
@@ -233,6 +266,13 @@ ControllerMessage decode_controller_message(const std::string& text) {
     p.error = r.optional_string("error").value_or("");
     r.finish();
     return p;
+  }
+  if (type == "abort") {
+    Abort a;
+    a.migration = r.required_string("migration");
+    a.iface_id = r.required_string("iface_id");
+    r.finish();
+    return a;
   }
   if (type == "migrate") {
     Migrate m;

@@ -16,12 +16,19 @@
 //                        incoming {iface_ids}     the libvirt hook holds an incoming migration of
 //                                              a VM with these interfaces: prepare it and answer
 //                                              (prepared) for each, whatever was said before
+//                        aborted {migration, where, detail}
+//                                              the source's answer to abort: where the VM is
+//                                              once libvirt's job ended (here, gone, unknown)
 //   controller -> agent: desired {state}       the host's whole DesiredState with its generation
 //                                              (on connect, and when the host's networks change)
 //                        prepared {iface_id, migration, ok, error}
 //                                              to a destination: the migration of the port with
 //                                              that iface-id is ready (every VTEP applied the
 //                                              prepare), or (ok false) will not be prepared
+//                        abort {migration, iface_id}
+//                                              to a source: abort the live migration of the VM
+//                                              with that interface (libvirt's job) and answer
+//                                              (aborted) where the VM is afterwards
 //                        delta {generation, upsert_hosts, upsert_ports, remove_ports}
 //                                              a change relative to everything sent before on
 //                                              this connection (encoded once, sent to every
@@ -110,6 +117,22 @@ struct Prepared {
 struct Incoming {
   std::vector<std::string> iface_ids;
 };
+// controller -> source agent: abort the live migration (libvirt's job) of the VM owning this
+// interface, whoever started it; answered by Aborted.
+struct Abort {
+  std::string migration;
+  std::string iface_id;
+};
+// source agent -> controller: after an Abort, where the VM is once libvirt's job has ended:
+// still here (the abort, or a failure, kept it: the network may roll back), gone (it had
+// already moved: the migration must be carried forward), or unknown (libvirt did not say).
+struct Aborted {
+  enum class Where { here, gone, unknown };
+  std::string migration;
+  Where where = Where::unknown;
+  std::string detail;
+};
+const char* to_string(Aborted::Where w);
 struct Delta {
   uint64_t generation = 0;
   std::vector<Host> upsert_hosts;
@@ -118,8 +141,8 @@ struct Delta {
 };
 
 using AgentMessage =
-    std::variant<Hello, Ack, Nack, MigrationFailed, Announced, Conntrack, Incoming>;
-using ControllerMessage = std::variant<Desired, Delta, Migrate, Prepared>;
+    std::variant<Hello, Ack, Nack, MigrationFailed, Announced, Conntrack, Incoming, Aborted>;
+using ControllerMessage = std::variant<Desired, Delta, Migrate, Prepared, Abort>;
 
 // Applies a delta to the state it follows (hosts and ports replaced by id, ports removed).
 void apply(DesiredState& state, const Delta& delta);

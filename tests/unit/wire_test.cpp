@@ -194,3 +194,24 @@ TEST(Wire, PreparedRoundTripsAndIsStrict) {
   EXPECT_THROW(decode_controller_message(R"({"type":"prepared","iface_id":"x","extra":1})"),
                ParseError);
 }
+
+TEST(Wire, AbortAndItsAnswerRoundTripAndAreStrict) {
+  const auto a =
+      std::get<Abort>(decode_controller_message(encode(ControllerMessage{Abort{"m7", "vm-1"}})));
+  EXPECT_EQ(a.migration, "m7");
+  EXPECT_EQ(a.iface_id, "vm-1");
+  EXPECT_THROW(decode_controller_message(R"({"type":"abort","migration":"m7"})"), ParseError);
+  for (auto where : {Aborted::Where::here, Aborted::Where::gone, Aborted::Where::unknown}) {
+    const auto ab = std::get<Aborted>(
+        decode_agent_message(encode(AgentMessage{Aborted{"m7", where, "vm1 runs here"}})));
+    EXPECT_EQ(ab.where, where);
+    EXPECT_EQ(ab.migration, "m7");
+    EXPECT_EQ(ab.detail, "vm1 runs here");
+  }
+  try {
+    decode_agent_message(R"({"type":"aborted","migration":"m7","where":"elsewhere"})");
+    ADD_FAILURE() << "an unknown place must be refused";
+  } catch (const ParseError& e) {
+    EXPECT_EQ(e.field(), "where");
+  }
+}
