@@ -15,6 +15,7 @@
 #include <sstream>
 #include <thread>
 
+#include "blocking_jobs.hpp"
 #include "conntrack_carrier.hpp"
 #include "control_server.hpp"
 #include "controller_client.hpp"
@@ -438,7 +439,8 @@ int main(int argc, char** argv) {
     }
   };
   load();
-  std::vector<std::thread> migrations;  // libvirt migrations block: one thread each
+  // libvirt migrations and their aborts block for seconds: bounded, joined before exit.
+  BlockingJobs libvirt_jobs(8);
   if (client) {
     client->on_migrate([&](const wire::Migrate& m) {
       if (cfg.libvirt_uri.empty()) {
@@ -447,17 +449,42 @@ int main(int argc, char** argv) {
       }
       log->info("migration {}: live-migrating the VM with interface {} to {}", m.migration,
                 m.iface_id, m.destination_uri);
-      migrations.emplace_back([&, m] {
+      const bool started = libvirt_jobs.submit([&, m] {
         auto error = libvirt_migrate(cfg.libvirt_uri, m.iface_id, m.destination_uri);
         boost::asio::post(io, [&, m, error] {
           if (error.empty()) {
             log->info("migration {}: libvirt finished", m.migration);
           } else {
             log->error("migration {}: {}", m.migration, error);
-            client->migration_failed(m.migration, error);
+            if (client) client->migration_failed(m.migration, error);
           }
         });
       });
+      if (!started) {
+        client->migration_failed(m.migration, "this agent already runs its limit of libvirt calls");
+      }
+    });
+    client->on_abort([&](const wire::Abort& a) {
+      if (cfg.libvirt_uri.empty()) {
+        client->aborted(
+            {a.migration, wire::Aborted::Where::unknown, "this agent has no --libvirt-uri"});
+        return;
+      }
+      log->warn("migration {}: aborting the live migration of the VM with interface {}",
+                a.migration, a.iface_id);
+      const bool started = libvirt_jobs.submit([&, a] {
+        auto answer = libvirt_abort(cfg.libvirt_uri, a.migration, a.iface_id,
+                                    std::chrono::milliseconds(10000));
+        boost::asio::post(io, [&, answer] {
+          log->info("migration {}: after the abort the VM is {}: {}", answer.migration,
+                    wire::to_string(answer.where), answer.detail);
+          if (client) client->aborted(answer);
+        });
+      });
+      if (!started) {
+        client->aborted({a.migration, wire::Aborted::Where::unknown,
+                         "this agent already runs its limit of libvirt calls"});
+      }
     });
     client->start();
   }
@@ -573,7 +600,6 @@ int main(int argc, char** argv) {
               ovs.ovsdb_remote, ovs.openflow_target, source);
   }
   io.run();
-  for (auto& t : migrations) t.join();
   if (domains) domains->stop();
   if (client) client->stop();
   dataplane.stop();

@@ -57,6 +57,13 @@ struct ControllerClient::Impl : std::enable_shared_from_this<Impl> {
   std::optional<DesiredState> current;  // what the controller has sent on this connection
   MigrateFn on_migrate;
   PreparedFn on_prepared;
+  AbortFn on_abort;
+  // Outcomes of libvirt calls (migration_failed, aborted): the controller's decisions rest on
+  // them, and it may be away when they happen. Sent again after every hello for a while; it
+  // ignores what it has already settled.
+  std::deque<std::pair<std::chrono::steady_clock::time_point, std::string>> outcomes;
+  static constexpr size_t kMaxOutcomes = 32;
+  static constexpr std::chrono::minutes kOutcomeLife{10};
   std::shared_ptr<spdlog::logger> log = logger("channel");
 
   void connect() {
@@ -99,6 +106,9 @@ struct ControllerClient::Impl : std::enable_shared_from_this<Impl> {
     last_sent.clear();
     log->info("connected to controller {}:{} as {}", cfg.host, cfg.port, cfg.self.id.str());
     send(wire::encode(wire::AgentMessage{wire::Hello{cfg.self}}));
+    const auto now = std::chrono::steady_clock::now();
+    std::erase_if(outcomes, [&](const auto& o) { return now - o.first > kOutcomeLife; });
+    for (const auto& o : outcomes) send(o.second);
     read();
   }
 
@@ -119,6 +129,11 @@ struct ControllerClient::Impl : std::enable_shared_from_this<Impl> {
           self->read();
           return;
         }
+        if (auto* a = std::get_if<wire::Abort>(&msg)) {
+          if (self->on_abort) self->on_abort(*a);
+          self->read();
+          return;
+        }
         if (auto* d = std::get_if<wire::Desired>(&msg)) {
           self->current = std::move(d->state);
         } else if (self->current) {
@@ -133,6 +148,12 @@ struct ControllerClient::Impl : std::enable_shared_from_this<Impl> {
       }
       self->read();
     });
+  }
+
+  void send_outcome(std::string text) {
+    if (outcomes.size() == kMaxOutcomes) outcomes.pop_front();
+    outcomes.emplace_back(std::chrono::steady_clock::now(), text);
+    send(std::move(text));
   }
 
   void send(std::string text) {
@@ -195,6 +216,12 @@ void ControllerClient::on_migrate(MigrateFn fn) { impl_->on_migrate = std::move(
 
 void ControllerClient::on_prepared(PreparedFn fn) { impl_->on_prepared = std::move(fn); }
 
+void ControllerClient::on_abort(AbortFn fn) { impl_->on_abort = std::move(fn); }
+
+void ControllerClient::aborted(const wire::Aborted& answer) {
+  impl_->send_outcome(wire::encode(wire::AgentMessage{answer}));
+}
+
 void ControllerClient::announced(const wire::Announced& round) {
   impl_->send(wire::encode(wire::AgentMessage{round}));
 }
@@ -208,7 +235,7 @@ void ControllerClient::incoming(const std::vector<std::string>& iface_ids) {
 }
 
 void ControllerClient::migration_failed(const std::string& migration, const std::string& error) {
-  impl_->send(wire::encode(wire::AgentMessage{wire::MigrationFailed{migration, error}}));
+  impl_->send_outcome(wire::encode(wire::AgentMessage{wire::MigrationFailed{migration, error}}));
 }
 
 void ControllerClient::report(const ApplyReport& r) {

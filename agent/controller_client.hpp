@@ -31,6 +31,7 @@ class ControllerClient {
   using DesiredFn = std::function<void(DesiredState)>;
   using MigrateFn = std::function<void(const wire::Migrate&)>;
   using PreparedFn = std::function<void(const wire::Prepared&)>;
+  using AbortFn = std::function<void(const wire::Abort&)>;
   ControllerClient(boost::asio::io_context& io, ControllerClientConfig config,
                    DesiredFn on_desired);
   ~ControllerClient();
@@ -45,7 +46,12 @@ class ControllerClient {
   void on_migrate(MigrateFn fn);
   // Word from the controller on an arriving port's migration (set before start()).
   void on_prepared(PreparedFn fn);
+  // Orders to abort a live migration of a VM leaving here (set before start()).
+  void on_abort(AbortFn fn);
+  // Outcomes of libvirt calls: kept, and sent again after each reconnect for 10 minutes (the
+  // controller may have been away when they happened).
   void migration_failed(const std::string& migration, const std::string& error);
+  void aborted(const wire::Aborted& answer);
   // Tells the controller an announcement round went out (dropped while disconnected).
   void announced(const wire::Announced& round);
   // Sends a migrating port's conntrack entries (dropped while disconnected).

@@ -1,13 +1,26 @@
-// LibvirtMigrator: runs one live migration the controller asked for - finds the local domain
-// that owns an OVS interface id and calls virDomainMigrateToURI3 (live, peer-to-peer) towards
-// the destination's libvirt. Blocking: run it on its own thread. Returns "" or libvirt's error.
+// LibvirtMigrator: the source's side of a live migration through this hypervisor's libvirt.
+// libvirt_migrate runs one the controller asked for - finds the local domain that owns an OVS
+// interface id and calls virDomainMigrateToURI3 (live, peer-to-peer) towards the destination's
+// libvirt. libvirt_abort aborts the migration job of such a domain (whoever started it) and
+// says where the VM is once the job has ended. Both block: run them off the io_context.
 #pragma once
 
+#include <chrono>
 #include <string>
+
+#include "wire.hpp"
 
 namespace cutover::agent {
 
+// "" or libvirt's error.
 std::string libvirt_migrate(const std::string& local_uri, const std::string& iface_id,
                             const std::string& destination_uri);
+
+// Aborts the live migration of the running domain with this interface (virDomainAbortJob), then
+// waits up to `settle` for the domain to leave its migration pause: running here (the abort, or
+// a failure, kept it), gone (it had already switched over), or unknown (libvirt unreachable, or
+// still paused at the deadline). Never throws.
+wire::Aborted libvirt_abort(const std::string& local_uri, const std::string& migration,
+                            const std::string& iface_id, std::chrono::milliseconds settle);
 
 }  // namespace cutover::agent
