@@ -15,6 +15,7 @@ uint64_t AgentHub::attach(const HostId& host, SendFn send) {
   session_of_[host] = id;
   auto& info = agents_[host];
   info.connected = true;
+  info.reported = false;
   info.applied_generation = 0;  // full resync: nothing counts as applied until it ACKs again
   info.partial_generation = 0;
   info.waiting_for.clear();
@@ -239,6 +240,7 @@ void AgentHub::on_message(uint64_t session, const wire::AgentMessage& m) {
       }
       if (!fanouts_.empty()) acked(it->second.host, ack->generation);
     }
+    info.reported = true;
     info.awaiting_taps = ack->awaiting_taps;
     info.bound_ports = std::set<std::string>(ack->bound_ports.begin(), ack->bound_ports.end());
     info.paused_ports = std::set<std::string>(ack->paused_ports.begin(), ack->paused_ports.end());
@@ -254,7 +256,12 @@ void AgentHub::on_message(uint64_t session, const wire::AgentMessage& m) {
   } else if (auto* failed = std::get_if<wire::MigrationFailed>(&m)) {
     logger("hub")->warn("agent {}: migration {} failed: {}", it->second.host.str(),
                         failed->migration, failed->error);
-    if (on_migration_failed) on_migration_failed(failed->migration, failed->error);
+    if (on_migration_failed) on_migration_failed(it->second.host, failed->migration, failed->error);
+    return;
+  } else if (auto* ab = std::get_if<wire::Aborted>(&m)) {
+    logger("hub")->info("agent {}: after the abort of {} the VM is {}: {}", it->second.host.str(),
+                        ab->migration, wire::to_string(ab->where), ab->detail);
+    if (on_aborted) on_aborted(it->second.host, *ab);
     return;
   } else if (auto* ct = std::get_if<wire::Conntrack>(&m)) {
     if (on_conntrack) on_conntrack(it->second.host, *ct);

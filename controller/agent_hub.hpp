@@ -19,6 +19,9 @@ namespace cutover::controller {
 
 struct AgentInfo {
   bool connected = false;
+  // It ACKed since it connected: the report fields below describe this session, not an older
+  // one (or nothing, after a controller restart).
+  bool reported = false;
   std::set<std::string> bound_ports;      // from the last ACK
   std::set<std::string> paused_ports;     // from the last ACK
   std::set<std::string> foreign_running;  // iface-ids of VMs running there, placed elsewhere
@@ -71,8 +74,11 @@ class AgentHub {
 
   // Called after any agent connects, disconnects, ACKs or NACKs (the migration driver listens).
   std::function<void(const HostId&)> on_agent_update;
-  // A source agent reports that the libvirt migration it was asked to run failed.
-  std::function<void(const std::string& migration, const std::string& error)> on_migration_failed;
+  // An agent reports that the libvirt migration it was asked to run failed.
+  std::function<void(const HostId& host, const std::string& migration, const std::string& error)>
+      on_migration_failed;
+  // An agent answers an abort: where the VM is once libvirt's job ended.
+  std::function<void(const HostId& host, const wire::Aborted& answer)> on_aborted;
   std::function<void(const HostId& host, const wire::Announced& round)> on_announced;
   std::function<void(const HostId& host, const wire::Conntrack& ct)> on_conntrack;
   std::function<void(const HostId& host, const wire::Incoming& in)> on_incoming;

@@ -164,19 +164,6 @@ int main(int argc, char** argv) {
     MigrationDriver migrations(state, hub, scheduler, metrics, policy);
     hub.on_fanout_acked = [&](double seconds) { metrics.observe_fanout(seconds); };
     state.on_change = [&](uint64_t, const ChangeSet& c) { hub.publish(c); };
-    hub.on_agent_update = [&](const HostId& h) { migrations.on_agent_update(h); };
-    hub.on_conntrack = [&](const HostId& host, const wire::Conntrack& ct) {
-      migrations.on_conntrack(host, ct);
-    };
-    hub.on_incoming = [&](const HostId& host, const wire::Incoming& in) {
-      migrations.on_incoming(host, in);
-    };
-    hub.on_announced = [&](const HostId& host, const wire::Announced& round) {
-      migrations.on_announced(host, round);
-    };
-    hub.on_migration_failed = [&](const std::string& id, const std::string& error) {
-      migrations.on_migration_failed(id, error);
-    };
     migrations.recover();
     RestApi api(state, hub, migrations, metrics, cfg.insecure_no_token ? "" : cfg.token,
                 kOpenApiYaml);

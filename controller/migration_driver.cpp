@@ -16,7 +16,16 @@ MigrationDriver::MigrationDriver(ControllerState& state, AgentHub& hub, Schedule
       hub_(hub),
       scheduler_(scheduler),
       metrics_(metrics),
-      policy_(std::move(policy)) {}
+      policy_(std::move(policy)) {
+  hub_.on_agent_update = [this](const HostId& h) { on_agent_update(h); };
+  hub_.on_migration_failed = [this](const HostId& h, const std::string& id, const std::string& e) {
+    on_migration_failed(h, id, e);
+  };
+  hub_.on_aborted = [this](const HostId& h, const wire::Aborted& a) { on_aborted(h, a); };
+  hub_.on_announced = [this](const HostId& h, const wire::Announced& a) { on_announced(h, a); };
+  hub_.on_conntrack = [this](const HostId& h, const wire::Conntrack& c) { on_conntrack(h, c); };
+  hub_.on_incoming = [this](const HostId& h, const wire::Incoming& in) { on_incoming(h, in); };
+}
 
 MigrationId MigrationDriver::next_id() const {
   for (size_t n = state_.migrations().size() + 1;; ++n) {
@@ -285,8 +294,14 @@ Migration MigrationDriver::cancel(const MigrationId& id, const std::string& reas
   if (it == state_.migrations().end())
     throw ApiError(404, "not_found", "", "no migration '" + id.str() + "'");
   const auto s = it->second.state;
+  if (s == MigrationState::migrating) {
+    throw ApiError(409, "conflict", "state",
+                   "migration " + id.str() + " is past the VM's pause on " +
+                       it->second.source.str() +
+                       " (its final copy): it is carried forward and can no longer be cancelled");
+  }
   if (s != MigrationState::pending_approval && s != MigrationState::preparing &&
-      s != MigrationState::ready && s != MigrationState::migrating) {
+      s != MigrationState::ready) {
     throw ApiError(
         409, "conflict", "state",
         "migration " + id.str() + " is " + to_string(s) + " and can no longer be cancelled");
@@ -328,22 +343,26 @@ void MigrationDriver::start_prepare(Migration m) {
   p.carried_conns.clear();  // what an earlier migration carried is the source's own state now
   transition(m, MigrationState::preparing, "");
   state_.put_port_and_migration(p, m);  // one generation: D binds, VTEPs deliver to both
-  const uint64_t gen = state_.generation();
-  const MigrationId id = m.id;
+  wait_prepared(m.id, p);
+}
+
+void MigrationDriver::wait_prepared(const MigrationId& id, const Port& p) {
   arm_timer(id, policy_.prepare_timeout, "destination and VTEPs did not acknowledge the prepare");
-  hub_.wait_applied(hosts_involved(p), gen, [this, id](bool ok, const std::string& why) {
-    auto it = state_.migrations().find(id);
-    if (it == state_.migrations().end() || it->second.state != MigrationState::preparing) return;
-    if (!ok) {
-      rollback(id, "prepare failed: " + why);
-      return;
-    }
-    Migration m = it->second;
-    stamp(m, "prepared");
-    stamp(m, "all_vteps_ready");
-    save(m);
-    finish_prepare(id);
-  });
+  hub_.wait_applied(
+      hosts_involved(p), state_.generation(), [this, id](bool ok, const std::string& why) {
+        auto it = state_.migrations().find(id);
+        if (it == state_.migrations().end() || it->second.state != MigrationState::preparing)
+          return;
+        if (!ok) {
+          rollback(id, "prepare failed: " + why);
+          return;
+        }
+        Migration m = it->second;
+        stamp(m, "prepared");
+        stamp(m, "all_vteps_ready");
+        save(m);
+        finish_prepare(id);
+      });
 }
 
 void MigrationDriver::finish_prepare(const MigrationId& id) {
@@ -413,11 +432,49 @@ void MigrationDriver::drive(Migration& m) {
   }
 }
 
-void MigrationDriver::on_migration_failed(const std::string& migration, const std::string& error) {
+void MigrationDriver::on_migration_failed(const HostId& host, const std::string& migration,
+                                          const std::string& error) {
+  auto it = state_.migrations().end();
   try {
-    rollback(MigrationId::parse(migration), "live migration failed: " + error);
+    it = state_.migrations().find(MigrationId::parse(migration));
   } catch (const ParseError&) {
   }
+  if (it == state_.migrations().end() || it->second.source != host) {
+    logger("migration")
+        ->warn("agent {} reported migration {} failed, which it is not the source of: ignored",
+               host.str(), migration);
+    return;
+  }
+  const Migration& m = it->second;
+  if (is_terminal(m.state) || m.state == MigrationState::cutting_over) return;
+  // libvirt resumes the VM on the source when its migration fails: the network goes back too.
+  finish_rollback(m, "live migration failed: " + error);
+}
+
+void MigrationDriver::on_aborted(const HostId& host, const wire::Aborted& answer) {
+  auto it = state_.migrations().end();
+  try {
+    it = state_.migrations().find(MigrationId::parse(answer.migration));
+  } catch (const ParseError&) {
+  }
+  if (it == state_.migrations().end() || it->second.source != host) {
+    logger("migration")
+        ->warn("agent {} answered an abort of {}, which it is not the source of: ignored",
+               host.str(), answer.migration);
+    return;
+  }
+  Migration m = it->second;
+  if (m.state != MigrationState::rolling_back) return;  // settled already
+  audit(m, "abort_answered",
+        std::string("the VM is ") + wire::to_string(answer.where) + ": " + answer.detail);
+  if (answer.where == wire::Aborted::Where::here) {
+    finish_rollback(m, m.reason);
+  } else if (answer.where == wire::Aborted::Where::gone) {
+    // Too late: it had already switched over to D. The record follows the VM.
+    audit(m, "carried_forward", "the VM had left " + m.source.str() + " before the abort");
+    cut_over(m);
+  }
+  // unknown: the reports (or abort_timeout) decide.
 }
 
 void MigrationDriver::on_conntrack(const HostId& host, const wire::Conntrack& ct) {
@@ -617,12 +674,20 @@ void MigrationDriver::note_precopy(const HostId& host) {
 void MigrationDriver::on_agent_update(const HostId& host) {
   note_precopy(host);
   adopt_incoming(host);
-  std::vector<MigrationId> waiting;
+  std::vector<MigrationId> waiting, aborting;
   for (const auto* m : open_migrations()) {
     const bool live = m->state == MigrationState::ready || m->state == MigrationState::migrating;
     if (live && (m->destination == host || m->source == host)) waiting.push_back(m->id);
+    if (m->state == MigrationState::rolling_back && (m->destination == host || m->source == host)) {
+      aborting.push_back(m->id);
+    }
   }
   for (const auto& id : waiting) check_activation(id);
+  for (const auto& id : aborting) {
+    if (settle_from_reports(id)) continue;
+    const auto& m = state_.migrations().at(id);
+    if (abort_unsent_.count(id) && m.source == host && send_abort(m)) abort_unsent_.erase(id);
+  }
   std::vector<MigrationId> preparing;
   for (const auto* m : open_migrations()) {
     if (m->state == MigrationState::preparing && m->destination == host) preparing.push_back(m->id);
@@ -639,26 +704,68 @@ void MigrationDriver::check_activation(const MigrationId& id) {
     return;
   }
   Migration m = it->second;
-  auto agent = hub_.agents().find(m.destination);
-  if (agent == hub_.agents().end() || !agent->second.connected) {
-    rollback(id, "destination agent " + m.destination.str() + " disconnected");
-    return;
-  }
+  if (settle_from_reports(id)) return;
   const auto& port = state_.ports().at(m.port);
-  if (agent->second.bound_ports.count(port.id.str())) {
-    cut_over(m);
-    return;
-  }
   // The source VM paused for the final copy. Nothing waits for this report: the source
   // forwards the port's frames to the destination by itself from the pause on. It goes on the
-  // timeline (and the state) for the operator.
+  // timeline (and the state): from here on the migration is carried forward, not rolled back.
   auto source = hub_.agents().find(m.source);
   if (m.state == MigrationState::ready && source != hub_.agents().end() &&
+      source->second.connected && source->second.reported &&
       source->second.paused_ports.count(port.id.str())) {
     stamp(m, "source_paused");
     transition(m, MigrationState::migrating, "");
     save(m);
   }
+  // Before the pause the VM still runs on S: abort and roll back. After it, D may already run
+  // the VM: carried forward until the reports say where it is.
+  if (m.state == MigrationState::ready && lost(m.destination)) {
+    rollback(id, "destination agent " + m.destination.str() + " disconnected");
+  }
+}
+
+bool MigrationDriver::lost(const HostId& host) const {
+  auto a = hub_.agents().find(host);
+  return a != hub_.agents().end() && !a->second.connected && a->second.sent_generation > 0;
+}
+
+bool MigrationDriver::settle_from_reports(const MigrationId& id) {
+  auto it = state_.migrations().find(id);
+  if (it == state_.migrations().end()) return false;
+  const Migration& m = it->second;
+  const bool waiting = m.state == MigrationState::ready || m.state == MigrationState::migrating ||
+                       m.state == MigrationState::rolling_back;
+  if (!waiting) return false;
+  const auto& port = state_.ports().at(m.port);
+  auto dest = hub_.agents().find(m.destination);
+  if (dest != hub_.agents().end() && dest->second.connected && dest->second.reported &&
+      dest->second.bound_ports.count(port.id.str())) {
+    if (m.state == MigrationState::rolling_back) {
+      audit(m, "carried_forward", "the VM runs on " + m.destination.str() + " despite the abort");
+    }
+    cut_over(m);  // the VM runs on D
+    return true;
+  }
+  auto src = hub_.agents().find(m.source);
+  if (src == hub_.agents().end() || !src->second.connected || !src->second.reported) return false;
+  const auto& s = src->second;
+  const bool paused = s.paused_ports.count(port.id.str()) > 0;
+  bool running = false;
+  for (const auto& [vm, ifaces] : s.vms) running |= ifaces.count(port.iface_id) > 0;
+  const bool after_pause = m.timeline.count("source_paused") > 0;
+  if (after_pause && !paused && !running && !s.bound_ports.count(port.id.str())) {
+    // Its tap is gone from S after its final pause: libvirt finished on D, whose agent has not
+    // said so (yet). The record follows the VM.
+    audit(m, "carried_forward", "the VM left " + m.source.str() + " after its pause");
+    cut_over(m);
+    return true;
+  }
+  if (after_pause && m.state == MigrationState::migrating && running) {
+    finish_rollback(m, "the VM runs on " + m.source.str() +
+                           " again after its pause (libvirt's migration failed)");
+    return true;
+  }
+  return false;
 }
 
 void MigrationDriver::cut_over(Migration m) {
@@ -706,7 +813,65 @@ void MigrationDriver::rollback(const MigrationId& id, const std::string& reason)
     save(m);
     return;
   }
-  if (is_terminal(m.state)) return;
+  if (is_terminal(m.state) || m.state == MigrationState::rolling_back) return;
+  if (m.state == MigrationState::migrating) {
+    // The VM paused for its final copy: it may run on D any moment. Carried forward: the
+    // reports decide (cut over once D runs it, rolled back if S runs it again).
+    audit(m, "carried_forward", reason + " (after the VM's pause: not rolled back)");
+    logger("migration")
+        ->warn("{}: {}; past the VM's pause, so carried forward", m.id.str(), reason);
+    arm_timer(id, policy_.activation_timeout, "port never came up on the destination");
+    return;
+  }
+  const bool libvirt_may_move =
+      m.timeline.count("migration_started") > 0 || m.timeline.count("detected_incoming") > 0;
+  if (libvirt_may_move && m.state != MigrationState::pending_approval) {
+    transition(m, MigrationState::rolling_back, reason);
+    save(m);
+    if (!send_abort(m)) abort_unsent_.insert(m.id);
+    arm_abort_deadline(id);
+    return;
+  }
+  finish_rollback(m, reason);
+}
+
+void MigrationDriver::arm_abort_deadline(const MigrationId& id) {
+  disarm_timer(id);
+  timers_[id] = scheduler_.after(policy_.abort_timeout, [this, id] {
+    timers_.erase(id);
+    auto it = state_.migrations().find(id);
+    if (it == state_.migrations().end() || it->second.state != MigrationState::rolling_back) return;
+    if (settle_from_reports(id)) return;
+    const Migration& m = it->second;
+    const auto& port = state_.ports().at(m.port);
+    auto src = hub_.agents().find(m.source);
+    bool running = false;
+    if (src != hub_.agents().end() && src->second.connected && src->second.reported) {
+      for (const auto& [vm, ifaces] : src->second.vms) running |= ifaces.count(port.iface_id) > 0;
+    }
+    if (running) {
+      finish_rollback(m, m.reason + " (no answer to the abort within " +
+                             std::to_string(policy_.abort_timeout.count()) +
+                             " ms; the VM runs on " + m.source.str() + ")");
+      return;
+    }
+    logger("migration")
+        ->warn("{}: no answer to the abort and no report of where the VM runs yet: waiting",
+               id.str());
+    arm_abort_deadline(id);
+  });
+}
+
+bool MigrationDriver::send_abort(const Migration& m) {
+  const auto& port = state_.ports().at(m.port);
+  const bool sent = hub_.send_to(
+      m.source, wire::encode(wire::ControllerMessage{wire::Abort{m.id.str(), port.iface_id}}));
+  if (sent) audit(m, "abort_sent", "asked " + m.source.str() + " to abort libvirt's job");
+  return sent;
+}
+
+void MigrationDriver::finish_rollback(Migration m, const std::string& reason) {
+  abort_unsent_.erase(m.id);
   transition(m, MigrationState::rolled_back, reason);
   Port p = state_.ports().at(m.port);
   if (p.migrating_to) {
@@ -728,14 +893,31 @@ void MigrationDriver::recover() {
     if (!p.carried_conns.empty()) expire_carried_later(id);
     if (p.previous_host) end_forwarding_later(id);
   }
+  // Nothing is rolled back for the restart itself: the hosts went on without the controller,
+  // and their reports (as they reconnect) say where each VM is.
   for (const auto& id : active) {
-    const auto& m = state_.migrations().at(id);
-    if (m.state == MigrationState::cutting_over) {
-      Migration done = m;
-      transition(done, MigrationState::completed, "completed after controller restart");
-      save(done);
-    } else if (m.state != MigrationState::pending_approval) {
-      rollback(id, "controller restarted during " + std::string(to_string(m.state)));
+    Migration m = state_.migrations().at(id);
+    switch (m.state) {
+      case MigrationState::cutting_over:
+        transition(m, MigrationState::completed, "completed after controller restart");
+        save(m);
+        break;
+      case MigrationState::preparing:
+        audit(m, "resumed", "controller restarted: waiting for the prepare's ACKs again");
+        wait_prepared(id, state_.ports().at(m.port));
+        break;
+      case MigrationState::ready:
+      case MigrationState::migrating:
+        audit(m, "resumed", "controller restarted: waiting for the agents' reports");
+        arm_timer(id, policy_.activation_timeout, "port never came up on the destination");
+        break;
+      case MigrationState::rolling_back:
+        audit(m, "resumed", "controller restarted: asking the source to abort again");
+        abort_unsent_.insert(id);
+        arm_abort_deadline(id);
+        break;
+      default:
+        break;  // requested: never stored; pending_approval waits as it did
     }
   }
 }

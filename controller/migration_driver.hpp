@@ -18,9 +18,18 @@
 //       ▼
 //   completed (previous_host cleared forward_grace later)
 //
-//   preparing / ready / migrating / pending_approval ──(NACK, agent gone, timeout, cancel)──▶
-//   rolled_back: migrating_to cleared, the port stays on S. Every transition is logged once,
-//   timestamped in the migration's timeline and appended to the audit log.
+//   pending_approval / preparing / ready ──(NACK, agent gone, timeout, cancel)──▶ rolled_back
+//       (migrating_to cleared, the port stays on S) - but first, when libvirt may be moving the
+//       VM (cutover started it, or it was seen arriving), rolling_back: S aborts libvirt's job
+//       and answers where the VM is; rolled_back if it stayed, cutting_over if it had left.
+//   migrating (the VM paused for its final copy) is carried forward, never rolled back on a
+//       timeout or a lost agent: cutting_over once D runs it or S's tap is gone, rolled_back
+//       only when S reports it running again (libvirt's migration failed).
+//
+// The record follows the VM, never contradicts libvirt: once prepared, the hosts finish a
+// cutover without the controller (S forwards from the pause on, D delivers what it forwards),
+// and a controller that restarts carries every open migration on from the agents' reports.
+// Every transition is logged once, timestamped in the migration's timeline and audited.
 #pragma once
 
 #include <chrono>
@@ -52,6 +61,8 @@ struct MigrationPolicy {
   std::chrono::milliseconds prepare_timeout{30000};
   std::chrono::milliseconds activation_timeout{300000};
   std::chrono::milliseconds converge_timeout{30000};
+  // How long an abort of libvirt's job may take before the reports decide (rolling_back).
+  std::chrono::milliseconds abort_timeout{30000};
   // The destination's admission flows for connections carried from the source's conntrack go
   // this long after the migration ends: by then the VM's own packets (ACKs suffice) have
   // committed every connection that carried traffic there, and the admits would only keep
@@ -61,6 +72,8 @@ struct MigrationPolicy {
 
 class MigrationDriver {
  public:
+  // Subscribes to the hub's agent reports (on_agent_update, on_migration_failed, on_aborted,
+  // on_announced, on_conntrack, on_incoming).
   MigrationDriver(ControllerState& state, AgentHub& hub, Scheduler& scheduler, Metrics& metrics,
                   MigrationPolicy policy);
 
@@ -83,8 +96,13 @@ class MigrationDriver {
   // Stamps precopy_pass_<n> on the timeline of the source's migrations as libvirt reports each
   // pre-copy iteration (how many passes over memory before the VM paused).
   void note_precopy(const HostId& host);
-  // The source agent could not run the live migration it was asked for.
-  void on_migration_failed(const std::string& migration, const std::string& error);
+  // The source agent's libvirt migration failed: the VM stays there (libvirt resumes it). Only
+  // the migration's source is heard.
+  void on_migration_failed(const HostId& host, const std::string& migration,
+                           const std::string& error);
+  // The source's answer to an abort (rolling_back): rolled back if the VM stayed, carried
+  // forward if it had left. Only the migration's source is heard.
+  void on_aborted(const HostId& host, const wire::Aborted& answer);
   // The destination sent a round of GARP/NA/RARP for a port that arrived there: counted on the
   // port's latest migration to that host; timeline garps_sent (first round), garps_done (last).
   void on_announced(const HostId& host, const wire::Announced& round);
@@ -94,7 +112,9 @@ class MigrationDriver {
   // The destination's libvirt hook holds an incoming migration: prepare it (as adopt_incoming)
   // and answer every interface, even one answered before.
   void on_incoming(const HostId& host, const wire::Incoming& in);
-  // After a controller restart: finish or roll back migrations that were in flight.
+  // After a controller restart: carries every migration that was in flight on. cutting_over
+  // completes; preparing waits for the agents' ACKs again; ready/migrating wait for the agents'
+  // reports (D runs the VM, S's pause, S running it again); rolling_back asks S again.
   void recover();
 
   size_t active_count() const;
@@ -136,7 +156,25 @@ class MigrationDriver {
                      const std::string& detail);
   const Port* port_by_iface(const std::string& iface_id) const;  // nullptr: none
   void cut_over(Migration m);
+  // The way out of every failure before cutover: rolled back at once, through rolling_back when
+  // libvirt may be moving the VM, or carried forward when the VM has paused for its final copy.
   void rollback(const MigrationId& id, const std::string& reason);
+  // The network goes back to S (migrating_to cleared): rolled_back.
+  void finish_rollback(Migration m, const std::string& reason);
+  // Asks S to abort libvirt's job of the migration (again, after a reconnect); true if sent.
+  bool send_abort(const Migration& m);
+  // rolling_back waits this long for S's answer; then the reports decide (rolled back if S runs
+  // the VM), or it waits again.
+  void arm_abort_deadline(const MigrationId& id);
+  // What S and D report decides a migration that waits on the VM: cut over when D runs it or S's
+  // tap is gone after its pause, rolled back when S runs it again after its pause. Returns true
+  // when it moved the migration on.
+  bool settle_from_reports(const MigrationId& id);
+  // The wait for S, D and every VTEP to apply the prepare (start_prepare, recover).
+  void wait_prepared(const MigrationId& id, const Port& p);
+  // Whether `host`'s agent was connected to this controller process and is no longer (an agent
+  // not seen since a restart is not lost).
+  bool lost(const HostId& host) const;
   std::vector<HostId> hosts_involved(const Port& p) const;
   void arm_timer(const MigrationId& id, std::chrono::milliseconds d, const std::string& what);
   void disarm_timer(const MigrationId& id);
@@ -148,6 +186,8 @@ class MigrationDriver {
   Metrics& metrics_;
   MigrationPolicy policy_;
   std::map<MigrationId, uint64_t> timers_;
+  // rolling_back migrations whose source has not been asked (again) on its current session.
+  std::set<MigrationId> abort_unsent_;
   // (host, iface-id) incoming reports already acted on, until the host stops reporting them.
   std::set<std::pair<HostId, std::string>> incoming_seen_;
   // Runs fn after delay, replacing the port's timer in `timers` if it had one.

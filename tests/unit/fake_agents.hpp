@@ -28,6 +28,9 @@ class FakeAgent {
       } else if (auto* p = std::get_if<wire::Prepared>(&msg)) {
         prepared.push_back(*p);
         return;
+      } else if (auto* a = std::get_if<wire::Abort>(&msg)) {
+        aborts.push_back(*a);
+        return;
       } else {
         wire::apply(last, std::get<wire::Delta>(msg));
         ++deltas;
@@ -73,12 +76,17 @@ class FakeAgent {
   void report_migration_failed(const std::string& migration, const std::string& error) {
     hub_.on_message(session_, wire::MigrationFailed{migration, error});
   }
+  // Where the VM is after the abort of `migration` (libvirt_abort's answer).
+  void answer_abort(const std::string& migration, wire::Aborted::Where where) {
+    hub_.on_message(session_, wire::Aborted{migration, where, "fake"});
+  }
 
   DesiredState last;
   int received = 0;
   int deltas = 0;
   std::vector<wire::Migrate> migrate_commands;
   std::vector<wire::Prepared> prepared;  // the controller's word on arriving ports
+  std::vector<wire::Abort> aborts;       // orders to abort a libvirt migration
   std::set<std::string> incoming;        // VM taps here no port claims (arrivals)
   bool pending = false;
   std::vector<std::string> waiting_for;  // non-empty: ACKs say "applied partially"

@@ -25,19 +25,6 @@ struct Rig {
   explicit Rig(MigrationPolicy p = {}) : policy(p) {
     driver = std::make_unique<MigrationDriver>(state, hub, clock, metrics, policy);
     state.on_change = [this](uint64_t, const ChangeSet& c) { hub.publish(c); };
-    hub.on_agent_update = [this](const HostId& h) { driver->on_agent_update(h); };
-    hub.on_conntrack = [this](const HostId& h, const wire::Conntrack& c) {
-      driver->on_conntrack(h, c);
-    };
-    hub.on_announced = [this](const HostId& h, const wire::Announced& a) {
-      driver->on_announced(h, a);
-    };
-    hub.on_incoming = [this](const HostId& h, const wire::Incoming& in) {
-      driver->on_incoming(h, in);
-    };
-    hub.on_migration_failed = [this](const std::string& id, const std::string& e) {
-      driver->on_migration_failed(id, e);
-    };
     for (auto [id, ip, labels] : {std::tuple{"s", "10.0.0.1", Labels{}},
                                   std::tuple{"d", "10.0.0.2", Labels{{"public", "1"}}},
                                   std::tuple{"r", "10.0.0.3", Labels{}}}) {
@@ -461,21 +448,200 @@ TEST(MigrationDriver, ApprovalGate) {
   EXPECT_THROW(rig.driver->approve(m.id), ApiError);
 }
 
-TEST(MigrationDriver, RecoverAfterRestart) {
+// A new controller process over the same store, its agents not reconnected yet.
+struct Restarted {
+  ControllerState state;
+  AgentHub hub{state};
+  Metrics metrics;
+  MigrationDriver driver;
+  FakeAgent s{hub, "s"}, d{hub, "d"}, r{hub, "r"};
+  Restarted(Rig& rig, MigrationPolicy policy = {})
+      : state(rig.store), driver(state, hub, rig.clock, metrics, policy) {
+    state.on_change = [this](uint64_t, const ChangeSet& c) { hub.publish(c); };
+    driver.recover();
+  }
+  const Migration& mig(const std::string& id) {
+    return state.migrations().at(MigrationId::parse(id));
+  }
+  const Port& vm() { return state.ports().at(PortId::parse("vm")); }
+  void pump() { settle(s, d, r); }
+};
+
+TEST(MigrationDriver, ARestartRollsNothingBackTheVmThatLandedIsCompleted) {
   Rig rig;
   rig.driver->create(PortId::parse("vm"), HostId::parse("d"));
   rig.pump();
+  rig.s.paused.insert("vm");
+  rig.s.ack();
+  ASSERT_EQ(rig.mig("m1").state, MigrationState::migrating);
+  // The controller dies; the VM resumes on d meanwhile. The new one keeps the port arriving on d
+  // (d delivers what s forwards) until d says where the VM runs.
+  Restarted again(rig);
+  EXPECT_EQ(again.mig("m1").state, MigrationState::migrating);
+  EXPECT_EQ(again.vm().migrating_to, HostId::parse("d"));
+  again.s.paused.insert("vm");  // s reconnects first, its VM still paused there
+  again.s.bound.insert("vm");
+  again.s.connect();
+  again.pump();
+  EXPECT_EQ(again.mig("m1").state, MigrationState::migrating) << "nothing known yet";
+  again.d.bound.insert("vm");
+  again.d.connect();
+  again.r.connect();
+  again.pump();
+  EXPECT_EQ(again.mig("m1").state, MigrationState::completed);
+  EXPECT_EQ(again.vm().host, HostId::parse("d"));
+  for (const auto& e : again.state.audit()) {
+    EXPECT_NE(e["event"], "rolled_back") << nlohmann::json(again.state.audit()).dump();
+  }
+}
+
+TEST(MigrationDriver, ARestartBeforeThePauseWaitsForTheVmAndAPrepareForItsAcks) {
+  Rig rig;
+  rig.d.set_auto_ack(false);
+  rig.driver->create(PortId::parse("vm"), HostId::parse("d"));
+  rig.pump();
+  ASSERT_EQ(rig.mig("m1").state, MigrationState::preparing);
+  Restarted again(rig);
+  again.s.connect();
+  again.d.connect();
+  again.r.connect();
+  again.pump();
+  EXPECT_EQ(again.mig("m1").state, MigrationState::ready) << "prepared from the new ACKs";
+  again.d.bind("vm");
+  again.pump();
+  EXPECT_EQ(again.mig("m1").state, MigrationState::completed);
+}
+
+TEST(MigrationDriver, AfterARestartTheSourceTapGoneAfterThePauseMeansTheVmMoved) {
+  Rig rig;
+  rig.driver->create(PortId::parse("vm"), HostId::parse("d"));
+  rig.pump();
+  rig.s.paused.insert("vm");
+  rig.s.ack();
+  Restarted again(rig);
+  again.s.connect();  // d's agent stays away; s: paused no more, its tap gone (QEMU exited)
+  again.r.connect();
+  again.pump();
+  EXPECT_EQ(again.mig("m1").state, MigrationState::cutting_over);
+  EXPECT_EQ(again.vm().host, HostId::parse("d")) << "the record follows the VM";
+}
+
+TEST(MigrationDriver, TheDestinationAgentLostAfterThePauseIsCarriedForward) {
+  Rig rig;
+  rig.driver->create(PortId::parse("vm"), HostId::parse("d"));
+  rig.pump();
+  rig.s.paused.insert("vm");
+  rig.s.ack();
+  rig.d.disconnect();
+  EXPECT_EQ(rig.mig("m1").state, MigrationState::migrating) << "not rolled back";
+  EXPECT_EQ(rig.vm().migrating_to, HostId::parse("d"));
+  rig.clock.advance(rig.policy.activation_timeout + std::chrono::milliseconds(1));
+  EXPECT_EQ(rig.mig("m1").state, MigrationState::migrating) << "a timeout decides nothing";
+  rig.s.paused.clear();
+  rig.s.bound.clear();  // the VM left s
+  rig.s.ack();
+  EXPECT_EQ(rig.vm().host, HostId::parse("d")) << "the record follows the VM";
+  EXPECT_EQ(rig.mig("m1").state, MigrationState::completed);
+  EXPECT_NE(rig.mig("m1").reason.find("convergence incomplete"), std::string::npos)
+      << "d's agent has not applied it: said, not hidden";
+  EXPECT_THROW(rig.driver->cancel(MigrationId::parse("m1")), ApiError);
+}
+
+TEST(MigrationDriver, AMigrationThatFailsAfterThePauseRollsBackWhenTheSourceRunsItAgain) {
+  Rig rig;
+  rig.s.vms = {{"vm-domain", {"vm"}}};
+  rig.driver->create(PortId::parse("vm"), HostId::parse("d"));
+  rig.pump();
+  rig.s.vms.clear();
+  rig.s.paused.insert("vm");
+  rig.s.ack();
+  ASSERT_EQ(rig.mig("m1").state, MigrationState::migrating);
+  try {
+    rig.driver->cancel(MigrationId::parse("m1"));
+    ADD_FAILURE() << "cancel after the pause must be refused";
+  } catch (const ApiError& e) {
+    EXPECT_NE(std::string(e.what()).find("carried forward"), std::string::npos) << e.what();
+  }
+  rig.s.paused.clear();
+  rig.s.vms = {{"vm-domain", {"vm"}}};  // libvirt resumed it on s
+  rig.s.ack();
+  EXPECT_EQ(rig.mig("m1").state, MigrationState::rolled_back);
+  EXPECT_NE(rig.mig("m1").reason.find("again after its pause"), std::string::npos);
+  EXPECT_FALSE(rig.vm().migrating_to.has_value());
+}
+
+namespace {
+// A migration cutover drives (d publishes a migration URI), ready: s runs libvirt's job.
+void driven_and_ready(Rig& rig) {
+  auto d = rig.state.hosts().at(HostId::parse("d"));
+  d.migration_uri = "qemu+tcp://d/system";
+  rig.state.put_host(d);
+  rig.pump();
+  rig.driver->create(PortId::parse("vm"), HostId::parse("d"));
+  rig.pump();
   ASSERT_EQ(rig.mig("m1").state, MigrationState::ready);
-  // A new controller process over the same store.
-  ControllerState reloaded(rig.store);
-  AgentHub hub(reloaded);
-  Metrics metrics;
-  MigrationDriver driver(reloaded, hub, rig.clock, metrics, {});
-  driver.recover();
-  const auto& m = reloaded.migrations().at(MigrationId::parse("m1"));
-  EXPECT_EQ(m.state, MigrationState::rolled_back);
-  EXPECT_NE(m.reason.find("controller restarted"), std::string::npos);
-  EXPECT_FALSE(reloaded.ports().at(PortId::parse("vm")).migrating_to.has_value());
+  ASSERT_EQ(rig.s.migrate_commands.size(), 1u);
+}
+}  // namespace
+
+TEST(MigrationDriver, CancelAbortsLibvirtsJobAndRollsBackOnceTheVmStayed) {
+  Rig rig;
+  driven_and_ready(rig);
+  rig.driver->cancel(MigrationId::parse("m1"));
+  EXPECT_EQ(rig.mig("m1").state, MigrationState::rolling_back);
+  EXPECT_EQ(rig.vm().migrating_to, HostId::parse("d")) << "the network waits for libvirt";
+  ASSERT_EQ(rig.s.aborts.size(), 1u);
+  EXPECT_EQ(rig.s.aborts[0].migration, "m1");
+  EXPECT_EQ(rig.s.aborts[0].iface_id, "vm");
+  rig.d.answer_abort("m1", wire::Aborted::Where::here);  // not the source: not heard
+  rig.r.report_migration_failed("m1", "forged");
+  EXPECT_EQ(rig.mig("m1").state, MigrationState::rolling_back);
+  rig.s.answer_abort("m1", wire::Aborted::Where::here);
+  EXPECT_EQ(rig.mig("m1").state, MigrationState::rolled_back);
+  EXPECT_EQ(rig.mig("m1").reason, "cancelled by request");
+  EXPECT_FALSE(rig.vm().migrating_to.has_value());
+}
+
+TEST(MigrationDriver, AnAbortTooLateCarriesTheMigrationForward) {
+  Rig rig;
+  driven_and_ready(rig);
+  rig.clock.advance(rig.policy.activation_timeout + std::chrono::milliseconds(1));
+  ASSERT_EQ(rig.mig("m1").state, MigrationState::rolling_back);
+  rig.s.answer_abort("m1", wire::Aborted::Where::gone);  // it had switched over already
+  EXPECT_EQ(rig.mig("m1").state, MigrationState::cutting_over);
+  EXPECT_EQ(rig.vm().host, HostId::parse("d"));
+}
+
+TEST(MigrationDriver, LosingTheDestinationBeforeThePauseAbortsAndAskesAgainAfterAReconnect) {
+  Rig rig;
+  driven_and_ready(rig);
+  rig.s.disconnect();
+  rig.d.disconnect();  // before the pause: abort - but s is away too
+  EXPECT_EQ(rig.mig("m1").state, MigrationState::rolling_back);
+  EXPECT_TRUE(rig.s.aborts.empty());
+  rig.s.connect();
+  rig.pump();
+  ASSERT_EQ(rig.s.aborts.size(), 1u) << "asked once s is back";
+  // No answer; after abort_timeout s's report decides: the VM runs there.
+  rig.s.vms = {{"vm-domain", {"vm"}}};
+  rig.s.ack();
+  EXPECT_EQ(rig.mig("m1").state, MigrationState::rolling_back);
+  rig.clock.advance(rig.policy.abort_timeout);
+  EXPECT_EQ(rig.mig("m1").state, MigrationState::rolled_back);
+  EXPECT_NE(rig.mig("m1").reason.find("no answer to the abort"), std::string::npos);
+}
+
+TEST(MigrationDriver, ARestartDuringAnAbortAsksTheSourceAgain) {
+  Rig rig;
+  driven_and_ready(rig);
+  rig.driver->cancel(MigrationId::parse("m1"));
+  ASSERT_EQ(rig.mig("m1").state, MigrationState::rolling_back);
+  Restarted again(rig);
+  again.s.connect();
+  again.pump();
+  ASSERT_EQ(again.s.aborts.size(), 1u);
+  again.s.answer_abort("m1", wire::Aborted::Where::here);
+  EXPECT_EQ(again.mig("m1").state, MigrationState::rolled_back);
 }
 
 TEST(MigrationDriver, TheSourcePauseGoesOnTheTimelineAndChangesNoPort) {
