@@ -123,11 +123,14 @@ bool RestApi::authorized(const std::string& authorization) const {
   return diff == 0;
 }
 
+bool RestApi::is_open(const std::string& method, const std::string& target) {
+  return method == "GET" &&
+         (target == "/healthz" || target == "/metrics" || target == "/v1/openapi.yaml");
+}
+
 HttpResponse RestApi::handle(const HttpRequest& req) {
   const auto path = split_path(req.target);
-  const bool open = req.method == "GET" && (req.target == "/healthz" || req.target == "/metrics" ||
-                                            req.target == "/v1/openapi.yaml");
-  if (!open && !authorized(req.authorization)) {
+  if (!is_open(req.method, req.target) && !authorized(req.authorization)) {
     return error(401, "unauthenticated", "missing or wrong bearer token (Authorization header)");
   }
   try {
