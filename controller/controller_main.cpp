@@ -17,6 +17,7 @@
 #include "migration_driver.hpp"
 #include "options.hpp"
 #include "rest_api.hpp"
+#include "retrying_scheduler.hpp"
 #include "sqlite_store.hpp"
 
 namespace cutover::controller {
@@ -215,7 +216,10 @@ int main(int argc, char** argv) {
     SqliteStore store(cfg.db);
     ControllerState state(store);
     AgentHub hub(state);
-    AsioScheduler scheduler(io);
+    AsioScheduler clock(io);
+    // A timer's work that throws (a store write failing) is logged and retried, never fatal: it
+    // would otherwise unwind through io.run() and end the process.
+    RetryingScheduler scheduler(clock);
     MigrationDriver migrations(state, hub, scheduler, metrics, policy);
     hub.on_fanout_acked = [&](double seconds) { metrics.observe_fanout(seconds); };
     state.on_change = [&](uint64_t, const ChangeSet& c) { hub.publish(c); };
