@@ -51,6 +51,8 @@ struct ControllerConfig {
   int64_t idle_timeout_ms = 120000;
   int64_t hello_timeout_ms = 10000;
   int64_t agent_send_queue_bytes = 16 << 20;
+  int64_t retention_days = 30;
+  int64_t retention_entries = 100000;
 };
 
 int64_t in_range(int64_t v, int64_t lo, int64_t hi, const char* flag) {
@@ -138,6 +140,10 @@ int main(int argc, char** argv) {
   opts.add("agent-send-queue-bytes", &cfg.agent_send_queue_bytes,
            "bytes queued for one agent beyond which it is disconnected (it reconnects and gets "
            "its whole slice); keep it several times the largest slice");
+  opts.add("retention-days", &cfg.retention_days,
+           "audit entries older than this many days are dropped (checked hourly)");
+  opts.add("retention-entries", &cfg.retention_entries,
+           "the audit log keeps at most this many entries (the oldest go first)");
   opts.add("log-level", &cfg.log_level, "trace, debug, info, warn, error");
   opts.add("log-format", &cfg.log_format, "text or json");
 
@@ -145,6 +151,7 @@ int main(int argc, char** argv) {
   boost::asio::ip::tcp::endpoint listen;
   MigrationPolicy policy;
   HttpLimits limits;
+  Retention retention;
   try {
     if (!opts.parse(argc, argv)) return 0;
     log_cfg.level = parse_log_level(cfg.log_level, "--log-level");
@@ -183,6 +190,10 @@ int main(int argc, char** argv) {
         in_range(cfg.hello_timeout_ms, 100, 3600000, "--hello-timeout-ms"));
     limits.agent_send_queue_bytes = static_cast<size_t>(in_range(
         cfg.agent_send_queue_bytes, 1 << 16, int64_t{1} << 34, "--agent-send-queue-bytes"));
+    retention.max_age_us =
+        in_range(cfg.retention_days, 1, 36500, "--retention-days") * 86400 * int64_t{1000000};
+    retention.max_entries =
+        static_cast<size_t>(in_range(cfg.retention_entries, 1, 100000000, "--retention-entries"));
   } catch (const ParseError& e) {
     std::fprintf(stderr, "cutover-controller: %s\n", e.what());
     return 2;
@@ -236,6 +247,15 @@ int main(int argc, char** argv) {
     hub.on_migration_failed = [&](const std::string& id, const std::string& error) {
       migrations.on_migration_failed(id, error);
     };
+    state.set_retention(retention);
+    // Now and hourly; a store error is retried by the scheduler.
+    std::function<void()> prune = [&] {
+      if (size_t n = state.prune(scheduler.now_us())) {
+        log->info("retention: dropped {} audit entries", n);
+      }
+      scheduler.after(std::chrono::hours(1), prune);
+    };
+    scheduler.after(std::chrono::milliseconds(0), prune);
     migrations.recover();
     RestApi api(state, hub, migrations, metrics, cfg.insecure_no_token ? "" : cfg.token,
                 kOpenApiYaml);
