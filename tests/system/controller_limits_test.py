@@ -12,7 +12,9 @@ cutover-controller on 127.0.0.1 (port 0, temp dir), raw sockets against it:
 - an agent that stops reading is disconnected once its queue passes --agent-send-queue-bytes, and
   on reconnecting gets its whole slice;
 - out of file descriptors (EMFILE), the accept loop backs off instead of spinning, and serves
-  again once descriptors are free.
+  again once descriptors are free;
+- the audit log keeps --retention-entries, and `cutoverctl migrations list` / `audit` page with
+  --limit/--after.
 
 Needs no root. Usage: controller_limits_test.py BUILD_DIR
 """
@@ -355,6 +357,43 @@ class Limits(unittest.TestCase):
         wait_until("served again", lambda: c.request("GET", "/healthz")[0] == 200, timeout=10)
         self.assertGreater(c.metric("cutover_accept_errors_total"), 0)
         self.assertIsNone(c.proc.poll())
+
+    def test_retention_and_paging_with_cutoverctl(self):
+        c = self.start("--retention-entries", "5")
+        for path, body in (("/v1/networks", {"id": "blue", "vni": 100}),
+                           ("/v1/hosts", {"id": "h1", "underlay_ip": "192.0.2.1"}),
+                           ("/v1/hosts", {"id": "h2", "underlay_ip": "192.0.2.2"}),
+                           ("/v1/ports", {"id": "p1", "mac": "52:54:00:00:00:01",
+                                          "network": "blue", "host": "h1"})):
+            self.assertEqual(c.request("POST", path, body)[0], 201)
+        for i in range(1, 12):  # no agents: each waits in preparing until cancelled
+            self.assertEqual(c.request("POST", "/v1/migrations",
+                                       {"port": "p1", "to_host": "h2"})[0], 201)
+            self.assertEqual(c.request("POST", f"/v1/migrations/m{i}/cancel")[0], 200)
+        audit = c.request("GET", "/v1/audit")[1]
+        self.assertEqual(len(audit), 5, "--retention-entries 5")
+        last = audit[-1]["seq"]
+        self.assertEqual([e["seq"] for e in audit], list(range(last - 4, last + 1)))
+        token = os.path.join(c.dir, "token")
+        with open(token, "w") as f:
+            f.write(TOKEN + "\n")
+
+        def ctl(*args):
+            r = subprocess.run([os.path.join(BUILD, "cli", "cutoverctl"), "--controller",
+                                f"http://127.0.0.1:{c.port}", "--token-file", token, "--json"]
+                               + list(args), capture_output=True, text=True, timeout=10)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            return json.loads(r.stdout), r.stderr
+        page, more = ctl("migrations", "list", "--limit", "4", "--after", "m8")
+        self.assertEqual([m["id"] for m in page], ["m9", "m10", "m11"])
+        self.assertEqual(more, "", "a short page is the last")
+        page, more = ctl("migrations", "list", "--limit", "2")
+        self.assertEqual([m["id"] for m in page], ["m1", "m2"])
+        self.assertIn("--after m2", more)
+        page, more = ctl("audit", "--limit", "2", "--after", str(last - 3))
+        self.assertEqual([e["seq"] for e in page], [last - 2, last - 1])
+        self.assertIn(f"--after {last - 1}", more)
+        self.assertEqual(len(ctl("migrations", "list")[0]), 11, "no --limit: everything")
 
 
 def main():
