@@ -33,12 +33,14 @@ Commands:
                [--allow PROTO[:PORT],...]   stateful firewall: new connections allowed only for
                                             these (tcp, udp, icmp); replies always; "none" = none
   ports place ID --host H
-  migrations list | show ID | cancel ID | approve ID
+  migrations list [--limit N [--after ID]] | show ID | cancel ID | approve ID
   migrations create (--port P | --vm DOMAIN) --to HOST [--no-conntrack-carry]
   migrate PORT|VM --to HOST [--wait] [--timeout-s N] [--no-conntrack-carry]
                                  a name that is not a port is taken as a libvirt domain name
   agents
-  audit
+  audit [--limit N [--after SEQ]]
+                                 with --limit, one page (oldest first); a full page prints on
+                                 stderr the --after that fetches the next
 
 The controller defaults to $CUTOVER_CONTROLLER or http://127.0.0.1:8180; the token to the first
 line of --token-file, else $CUTOVER_TOKEN.
@@ -49,7 +51,8 @@ struct Flags {
   std::string token_file;
   bool json_out = false;
   std::string id, underlay_ip, backend, labels, vni, mtu, name, mac, network, ips, host, iface_id,
-      port, to, allow, volume, vm;
+      port, to, allow, volume, vm, after;
+  int64_t limit = 0;  // 0: no paging, everything
   bool wait = false;
   bool no_conntrack_carry = false;
   int64_t timeout_s = 600;
@@ -213,8 +216,12 @@ class Ctl {
     const auto& kind = args[0];
     const std::string verb = args.size() > 1 ? args[1] : "list";
     const std::string arg = args.size() > 2 ? args[2] : "";
-    if (kind == "agents" || kind == "audit") {
+    if (kind == "agents") {
       show(kind, call("GET", "/v1/" + kind));
+      return 0;
+    }
+    if (kind == "audit") {
+      list_page(kind, "seq");
       return 0;
     }
     if (kind == "migrate") {
@@ -225,7 +232,9 @@ class Ctl {
       throw Fail("unknown command '" + kind + "' (see --help)");
     }
     const std::string base = "/v1/" + kind;
-    if (verb == "list") {
+    if (verb == "list" && kind == "migrations") {
+      list_page(kind, "id");
+    } else if (verb == "list") {
       show(kind, call("GET", base));
     } else if (verb == "show") {
       need(arg, "ID");
@@ -249,6 +258,25 @@ class Ctl {
       throw Fail("unknown verb '" + verb + "' for " + kind);
     }
     return 0;
+  }
+
+  // GET /v1/<kind>, one page of it with --limit; a full page says how to get the next.
+  void list_page(const std::string& kind, const char* key) {
+    std::string target = "/v1/" + kind;
+    if (f_.limit < 0) throw Fail("--limit must be positive");
+    if (f_.limit > 0) {
+      target += "?limit=" + std::to_string(f_.limit);
+      if (!f_.after.empty()) target += "&after=" + url_escape(f_.after);
+    } else if (!f_.after.empty()) {
+      throw Fail("--after needs --limit");
+    }
+    auto rows = call("GET", target);
+    show(kind, rows);
+    if (f_.limit > 0 && rows.is_array() && rows.size() == static_cast<size_t>(f_.limit)) {
+      const auto& last = rows.back()[key];
+      std::fprintf(stderr, "more: --limit %lld --after %s\n", static_cast<long long>(f_.limit),
+                   last.is_string() ? last.get<std::string>().c_str() : last.dump().c_str());
+    }
   }
 
   // "tcp:22,udp:53,icmp" -> [{"protocol":"tcp","port":22}, ...]; "none" -> [] (deny all new).
@@ -401,13 +429,15 @@ int main(int argc, char** argv) {
                                                                    {"to", &f.to},
                                                                    {"allow", &f.allow},
                                                                    {"volume", &f.volume},
-                                                                   {"vm", &f.vm}}) {
+                                                                   {"vm", &f.vm},
+                                                                   {"after", &f.after}}) {
     opts.add(name, target, "see Commands");
   }
   opts.add("wait", &f.wait, "migrate: follow the migration until it ends");
   opts.add("no-conntrack-carry", &f.no_conntrack_carry,
            "migrate: leave the source's connection tracking behind (for comparisons)");
   opts.add("timeout-s", &f.timeout_s, "migrate --wait: give up after this many seconds");
+  opts.add("limit", &f.limit, "migrations list, audit: one page of this many");
   try {
     if (!opts.parse(argc, argv)) return 0;
     std::string token;

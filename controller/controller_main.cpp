@@ -17,6 +17,7 @@
 #include "migration_driver.hpp"
 #include "options.hpp"
 #include "rest_api.hpp"
+#include "retrying_scheduler.hpp"
 #include "sqlite_store.hpp"
 
 namespace cutover::controller {
@@ -44,7 +45,22 @@ struct ControllerConfig {
   int64_t forward_grace_ms = 2000;
   std::string log_level = "info";
   std::string log_format = "text";
+  int64_t max_connections = 4096;
+  int64_t max_unauthenticated = 256;
+  int64_t header_timeout_ms = 10000;
+  int64_t idle_timeout_ms = 120000;
+  int64_t hello_timeout_ms = 10000;
+  int64_t agent_send_queue_bytes = 16 << 20;
+  int64_t retention_days = 30;
+  int64_t retention_entries = 100000;
 };
+
+int64_t in_range(int64_t v, int64_t lo, int64_t hi, const char* flag) {
+  if (v < lo || v > hi) {
+    throw ParseError(flag, "must be " + std::to_string(lo) + " to " + std::to_string(hi));
+  }
+  return v;
+}
 
 std::vector<PlacementRule> parse_forbid(const std::string& text) {
   std::vector<PlacementRule> rules;
@@ -108,12 +124,34 @@ int main(int argc, char** argv) {
   opts.add("forward-grace-ms", &cfg.forward_grace_ms,
            "how long the host a VM left keeps forwarding its frames to the new host after every "
            "VTEP applied the new location (frames in flight when they switched)");
+  opts.add("max-connections", &cfg.max_connections,
+           "open connections (REST clients and agents together) beyond which new ones are "
+           "answered 503 and closed; kept below the open-file limit");
+  opts.add("max-unauthenticated", &cfg.max_unauthenticated,
+           "connections that have not presented the token yet beyond which new ones are refused");
+  opts.add("header-timeout-ms", &cfg.header_timeout_ms,
+           "a connection that has not shown the token must send each request's header within "
+           "this");
+  opts.add("idle-timeout-ms", &cfg.idle_timeout_ms,
+           "an authenticated keep-alive connection is closed after this long without a request "
+           "(also the limit for receiving a body)");
+  opts.add("hello-timeout-ms", &cfg.hello_timeout_ms,
+           "an agent WebSocket must send its hello within this after the upgrade");
+  opts.add("agent-send-queue-bytes", &cfg.agent_send_queue_bytes,
+           "bytes queued for one agent beyond which it is disconnected (it reconnects and gets "
+           "its whole slice); keep it several times the largest slice");
+  opts.add("retention-days", &cfg.retention_days,
+           "audit entries older than this many days are dropped (checked hourly)");
+  opts.add("retention-entries", &cfg.retention_entries,
+           "the audit log keeps at most this many entries (the oldest go first)");
   opts.add("log-level", &cfg.log_level, "trace, debug, info, warn, error");
   opts.add("log-format", &cfg.log_format, "text or json");
 
   LogConfig log_cfg;
   boost::asio::ip::tcp::endpoint listen;
   MigrationPolicy policy;
+  HttpLimits limits;
+  Retention retention;
   try {
     if (!opts.parse(argc, argv)) return 0;
     log_cfg.level = parse_log_level(cfg.log_level, "--log-level");
@@ -140,34 +178,75 @@ int main(int argc, char** argv) {
       throw ParseError("--forward-grace-ms", "must be 0 to 3600000 (an hour)");
     }
     policy.forward_grace = std::chrono::milliseconds(cfg.forward_grace_ms);
+    limits.max_connections =
+        static_cast<size_t>(in_range(cfg.max_connections, 1, 1 << 20, "--max-connections"));
+    limits.max_unauthenticated =
+        static_cast<size_t>(in_range(cfg.max_unauthenticated, 1, 1 << 20, "--max-unauthenticated"));
+    limits.header_timeout = std::chrono::milliseconds(
+        in_range(cfg.header_timeout_ms, 100, 3600000, "--header-timeout-ms"));
+    limits.idle_timeout = std::chrono::milliseconds(
+        in_range(cfg.idle_timeout_ms, 100, 86400000, "--idle-timeout-ms"));
+    limits.hello_timeout = std::chrono::milliseconds(
+        in_range(cfg.hello_timeout_ms, 100, 3600000, "--hello-timeout-ms"));
+    limits.agent_send_queue_bytes = static_cast<size_t>(in_range(
+        cfg.agent_send_queue_bytes, 1 << 16, int64_t{1} << 34, "--agent-send-queue-bytes"));
+    retention.max_age_us =
+        in_range(cfg.retention_days, 1, 36500, "--retention-days") * 86400 * int64_t{1000000};
+    retention.max_entries =
+        static_cast<size_t>(in_range(cfg.retention_entries, 1, 100000000, "--retention-entries"));
   } catch (const ParseError& e) {
     std::fprintf(stderr, "cutover-controller: %s\n", e.what());
     return 2;
   }
   setup_logging(log_cfg);
   auto log = logger("controller");
-  // One socket per agent: allow as many as the hard limit does.
+  // One socket per agent: allow as many as the hard limit does, and keep the connection cap below
+  // it, with room for the store's files, so that the cap answers before accept() runs out.
   rlimit nofile{};
-  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
-    nofile.rlim_cur = nofile.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &nofile);
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0) {
+    if (nofile.rlim_cur < nofile.rlim_max) {
+      nofile.rlim_cur = nofile.rlim_max;
+      setrlimit(RLIMIT_NOFILE, &nofile);
+      getrlimit(RLIMIT_NOFILE, &nofile);
+    }
+    constexpr rlim_t kReserved = 64;
+    if (nofile.rlim_cur != RLIM_INFINITY && nofile.rlim_cur > kReserved &&
+        limits.max_connections > nofile.rlim_cur - kReserved) {
+      log->warn("--max-connections {} lowered to {}: the open-file limit is {}",
+                limits.max_connections, nofile.rlim_cur - kReserved, nofile.rlim_cur);
+      limits.max_connections = nofile.rlim_cur - kReserved;
+    }
   }
 
   try {
+    // Before the io_context: sessions still queued in it when it is destroyed count themselves
+    // out of the connection gauges as they go.
+    Metrics metrics;
     boost::asio::io_context io;
     boost::asio::signal_set signals(io, SIGINT, SIGTERM);
     SqliteStore store(cfg.db);
     ControllerState state(store);
     AgentHub hub(state);
-    AsioScheduler scheduler(io);
-    Metrics metrics;
+    AsioScheduler clock(io);
+    // A timer's work that throws (a store write failing) is logged and retried, never fatal: it
+    // would otherwise unwind through io.run() and end the process.
+    RetryingScheduler scheduler(clock);
     MigrationDriver migrations(state, hub, scheduler, metrics, policy);
     hub.on_fanout_acked = [&](double seconds) { metrics.observe_fanout(seconds); };
     state.on_change = [&](uint64_t, const ChangeSet& c) { hub.publish(c); };
+    state.set_retention(retention);
+    // Now and hourly; a store error is retried by the scheduler.
+    std::function<void()> prune = [&] {
+      if (size_t n = state.prune(scheduler.now_us())) {
+        log->info("retention: dropped {} audit entries", n);
+      }
+      scheduler.after(std::chrono::hours(1), prune);
+    };
+    scheduler.after(std::chrono::milliseconds(0), prune);
     migrations.recover();
     RestApi api(state, hub, migrations, metrics, cfg.insecure_no_token ? "" : cfg.token,
                 kOpenApiYaml);
-    HttpServer server(io, listen, api, hub, state);
+    HttpServer server(io, listen, api, hub, state, metrics, limits);
     server.start();
     if (!cfg.port_file.empty()) {
       std::ofstream(cfg.port_file + ".tmp") << server.port() << "\n";

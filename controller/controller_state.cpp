@@ -14,6 +14,18 @@ template <typename T>
 StoredRecord record(const char* kind, const std::string& id, const T& value) {
   return {kind, id, to_json(value).dump()};
 }
+
+// An audit entry's store id: its seq, zero-padded so that the store's order is the log's.
+std::string audit_id(uint64_t seq) {
+  char id[24];
+  std::snprintf(id, sizeof id, "%012llu", static_cast<unsigned long long>(seq));
+  return id;
+}
+
+uint64_t audit_seq(const nlohmann::json& entry) {
+  auto it = entry.find("seq");
+  return it != entry.end() && it->is_number_unsigned() ? it->get<uint64_t>() : 0;
+}
 }  // namespace
 
 ControllerState::ControllerState(Store& store) : store_(store) {
@@ -41,6 +53,7 @@ ControllerState::ControllerState(Store& store) : store_(store) {
     }
   }
   for (const auto& [id, m] : migrations_) index_migration(m);  // after the ports are loaded
+  if (!audit_.empty()) next_audit_seq_ = audit_seq(audit_.back()) + 1;
 }
 
 void ControllerState::index_migration(const Migration& m) {
@@ -194,15 +207,46 @@ void ControllerState::delete_port(const PortId& id) {
 }
 
 void ControllerState::append_audit(nlohmann::json entry) {
-  char id[24];
-  std::snprintf(id, sizeof id, "%012zu", audit_.size() + 1);
-  entry["seq"] = audit_.size() + 1;
+  const uint64_t seq = next_audit_seq_;
+  entry["seq"] = seq;
+  // Past the limit the oldest go in the same commit: the log never holds more than the limit.
+  const size_t drop =
+      audit_.size() + 1 > retention_.max_entries ? audit_.size() + 1 - retention_.max_entries : 0;
+  std::vector<std::pair<std::string, std::string>> deletes;
+  for (size_t i = 0; i < drop && i < audit_.size(); ++i) {
+    deletes.push_back({"audit", audit_id(audit_seq(audit_[i]))});
+  }
   try {
-    store_.commit(generation_, {{"audit", id, entry.dump()}}, {});
+    store_.commit(generation_, {{"audit", audit_id(seq), entry.dump()}}, deletes);
   } catch (const std::exception& e) {
     throw ApiError(500, "store_failed", "", std::string("store write failed: ") + e.what());
   }
+  audit_.erase(audit_.begin(), audit_.begin() + static_cast<std::ptrdiff_t>(deletes.size()));
+  ++next_audit_seq_;
   audit_.push_back(std::move(entry));
+}
+
+size_t ControllerState::prune(int64_t now_us) {
+  const int64_t cutoff = now_us - retention_.max_age_us;
+  size_t drop = 0;
+  while (drop < audit_.size()) {
+    const auto& e = audit_[drop];
+    const bool too_many = audit_.size() - drop > retention_.max_entries;
+    const auto t = e.find("time_us");
+    const bool too_old = t != e.end() && t->is_number() && t->get<int64_t>() < cutoff;
+    if (!too_many && !too_old) break;  // oldest first: the rest are newer
+    ++drop;
+  }
+  if (drop == 0) return 0;
+  std::vector<std::pair<std::string, std::string>> deletes;
+  for (size_t i = 0; i < drop; ++i) deletes.push_back({"audit", audit_id(audit_seq(audit_[i]))});
+  try {
+    store_.commit(generation_, {}, deletes);
+  } catch (const std::exception& e) {
+    throw ApiError(500, "store_failed", "", std::string("store write failed: ") + e.what());
+  }
+  audit_.erase(audit_.begin(), audit_.begin() + static_cast<std::ptrdiff_t>(drop));
+  return drop;
 }
 
 Migration ControllerState::put_migration(const Migration& m) {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <optional>
@@ -26,6 +27,12 @@ struct PortChange {
 struct ChangeSet {
   bool topology = false;  // hosts or networks changed: re-slice every agent
   std::vector<PortChange> ports;
+};
+
+// How much history (the audit log) is kept, in memory and in the store.
+struct Retention {
+  int64_t max_age_us = 30LL * 86400 * 1000000;  // entries older than this go (by time_us)
+  size_t max_entries = 100000;                  // beyond this the oldest go, on each append
 };
 
 class ControllerState {
@@ -55,9 +62,16 @@ class ControllerState {
   // Several changes in one generation (e.g. a migration step and the port it moves).
   void put_port_and_migration(const Port& p, const Migration& m);
 
-  // Audit log: appended durably (same store, no new generation), oldest first.
+  // Audit log: appended durably (same store, no new generation), oldest first, each entry with
+  // its "seq" (1, 2, ...; never reused, also after entries are dropped). An append past
+  // retention.max_entries drops the oldest entries in the same commit.
   void append_audit(nlohmann::json entry);
-  const std::vector<nlohmann::json>& audit() const { return audit_; }
+  const std::deque<nlohmann::json>& audit() const { return audit_; }
+  void set_retention(const Retention& r) { retention_ = r; }
+  // Drops audit entries older than retention.max_age_us at `now_us` (and any beyond
+  // max_entries, e.g. after the limit was lowered): one store commit. Returns how many went.
+  // Throws ApiError (500) when the store fails; then nothing changed.
+  size_t prune(int64_t now_us);
 
   // The slice host `id` needs: itself, the networks it has ports on (or is receiving a port on),
   // every port on those networks and every host those ports are bound to.
@@ -79,7 +93,9 @@ class ControllerState {
   void index_migration(const Migration& m);  // updates open_migrations_ for m
   std::set<MigrationId> open_migrations_;
   std::map<MigrationId, Migration> migrations_;
-  std::vector<nlohmann::json> audit_;
+  std::deque<nlohmann::json> audit_;
+  uint64_t next_audit_seq_ = 1;
+  Retention retention_;
 };
 
 }  // namespace cutover::controller

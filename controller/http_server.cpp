@@ -1,14 +1,17 @@
-// HttpServer: Beast plumbing for REST sessions and agent WebSocket sessions.
+// HttpServer: Beast plumbing for REST sessions and agent WebSocket sessions, and the accept loop
+// that admits them through the ConnectionGate.
 #include "http_server.hpp"
 
+#include <algorithm>
 #include <array>
-#include <boost/asio/strand.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
-#include <deque>
+#include <limits>
 
 #include "logging.hpp"
+#include "send_queue.hpp"
 #include "wire.hpp"
 
 namespace cutover::controller {
@@ -21,10 +24,25 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
+using Slot = ConnectionGate::Slot;
+
+// A peer that was told to go away gets this long to finish the closing handshake.
+constexpr std::chrono::seconds kCloseGrace{5};
+
+std::string error_body(const char* code, const std::string& message) {
+  return std::string(R"({"error":{"code":")") + code + R"(","message":")" + message +
+         R"(","field":null}})";
+}
+
 class AgentSession : public std::enable_shared_from_this<AgentSession> {
  public:
-  AgentSession(tcp::socket socket, AgentHub& hub, ControllerState& state)
-      : ws_(std::move(socket)), hub_(hub), state_(state) {}
+  AgentSession(tcp::socket socket, Slot slot, AgentHub& hub, ControllerState& state)
+      : ws_(std::move(socket)),
+        slot_(std::move(slot)),
+        queue_(slot_.gate().limits().agent_send_queue_bytes),
+        timer_(ws_.get_executor()),
+        hub_(hub),
+        state_(state) {}
 
   void run(http::request<http::string_body> req) {
     ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
@@ -34,6 +52,18 @@ class AgentSession : public std::enable_shared_from_this<AgentSession> {
     // 4 KiB fragments it took dozens of trips through the event loop while every other agent's
     // ACK queued ahead of it.
     ws_.auto_fragment(false);
+    // The token was on the upgrade; the hello must follow within the deadline, or the socket
+    // would be held by a peer that never says which host it is.
+    const auto deadline = slot_.gate().limits().hello_timeout;
+    timer_.expires_after(deadline);
+    timer_.async_wait([self = shared_from_this(), deadline](beast::error_code ec) {
+      if (ec || self->session_ || self->closing_) return;
+      self->slot_.gate().metrics().agent_closed("hello_timeout");
+      logger("hub")->warn("agent connection from {}: no hello within {} ms, closing", self->peer(),
+                          deadline.count());
+      self->close(websocket::close_code::policy_error,
+                  "no hello within " + std::to_string(deadline.count()) + " ms");
+    });
     ws_.async_accept(req, [self = shared_from_this()](beast::error_code ec) {
       if (ec) return;
       self->read();
@@ -41,17 +71,29 @@ class AgentSession : public std::enable_shared_from_this<AgentSession> {
   }
 
   void send(std::string text) {
-    queue_.push_back(std::move(text));
-    if (queue_.size() == 1) write_next();
+    if (closing_) return;
+    const bool idle = queue_.empty();
+    if (!queue_.push(std::move(text))) {
+      overflow();
+      return;
+    }
+    if (idle) write_next();
   }
 
  private:
+  std::string peer() {
+    beast::error_code ec;
+    auto ep = beast::get_lowest_layer(ws_).socket().remote_endpoint(ec);
+    return ec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
+  }
+
   void read() {
     ws_.async_read(buffer_, [self = shared_from_this()](beast::error_code ec, size_t) {
       if (ec) {
         self->closed();
         return;
       }
+      if (self->closing_) return;  // the close handshake reads the rest
       std::string text = beast::buffers_to_string(self->buffer_.data());
       self->buffer_.consume(self->buffer_.size());
       self->on_text(text);
@@ -65,6 +107,7 @@ class AgentSession : public std::enable_shared_from_this<AgentSession> {
         if (session_) throw ParseError("type", "hello sent twice");
         state_.put_host(hello->host);
         host_ = hello->host.id.str();
+        timer_.cancel();
         std::weak_ptr<AgentSession> weak = shared_from_this();
         session_ = hub_.attach(hello->host.id, [weak](const std::string& out) {
           if (auto s = weak.lock()) s->send(out);
@@ -74,13 +117,20 @@ class AgentSession : public std::enable_shared_from_this<AgentSession> {
       } else {
         hub_.on_message(session_, msg);
       }
-    } catch (const std::exception& e) {
+    } catch (const ParseError& e) {
       logger("hub")->warn("agent {} sent a bad message, closing: {}", host_.empty() ? "?" : host_,
                           e.what());
-      ws_.async_close(websocket::close_reason(websocket::close_code::policy_error, e.what()),
-                      [self = shared_from_this()](beast::error_code) { self->closed(); });
+      close(websocket::close_code::policy_error, e.what());
+      return;
+    } catch (const std::exception& e) {
+      // Not the agent's fault (a store write failed, say): it reconnects, says hello again and
+      // everything its messages drive is looked at once more.
+      logger("hub")->error("handling a message from agent {} failed, closing so it resyncs: {}",
+                           host_.empty() ? "?" : host_, e.what());
+      close(websocket::close_code::internal_error, "controller error, reconnect");
       return;
     }
+    if (closing_) return;  // the hub's reaction overflowed the queue
     read();
   }
 
@@ -88,12 +138,47 @@ class AgentSession : public std::enable_shared_from_this<AgentSession> {
     ws_.text(true);
     ws_.async_write(asio::buffer(queue_.front()),
                     [self = shared_from_this()](beast::error_code ec, size_t) {
-                      if (ec) {
+                      if (ec || self->closing_) {
                         self->queue_.clear();
                         return;
                       }
-                      self->queue_.pop_front();
+                      self->queue_.pop();
                       if (!self->queue_.empty()) self->write_next();
+                    });
+  }
+
+  // More queued for this agent than the bound: it is not keeping up. Drop the backlog and close;
+  // it reconnects and gets one whole slice, which supersedes everything that was queued.
+  void overflow() {
+    slot_.gate().metrics().agent_closed("send_queue_full");
+    logger("hub")->warn(
+        "agent {}: {} bytes in {} messages queued, more would exceed {}: it is not keeping up; "
+        "closing so that it reconnects and gets its whole slice",
+        host_, queue_.bytes(), queue_.size(), slot_.gate().limits().agent_send_queue_bytes);
+    queue_.drop_all_but_front();  // the front may be mid-write
+    close(websocket::close_code::try_again_later, "send queue full: reconnect for a full resync");
+  }
+
+  // Starts the closing handshake (after a write in progress, which Beast allows) and detaches
+  // from the hub. If the peer does not finish within kCloseGrace, the socket is simply closed.
+  void close(websocket::close_code code, const std::string& reason) {
+    if (closing_) return;
+    closing_ = true;
+    // Not from here: send() runs inside AgentHub::publish, which is iterating its sessions.
+    asio::post(ws_.get_executor(), [self = shared_from_this()] { self->closed(); });
+    timer_.cancel();
+    timer_.expires_after(kCloseGrace);
+    timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (!ec) beast::get_lowest_layer(self->ws_).close();
+    });
+    if (!ws_.is_open()) {
+      beast::get_lowest_layer(ws_).close();
+      return;
+    }
+    ws_.async_close(websocket::close_reason(code, reason),
+                    [self = shared_from_this()](beast::error_code) {
+                      self->timer_.cancel();
+                      beast::get_lowest_layer(self->ws_).close();
                     });
   }
 
@@ -103,8 +188,11 @@ class AgentSession : public std::enable_shared_from_this<AgentSession> {
   }
 
   websocket::stream<beast::tcp_stream> ws_;
+  Slot slot_;
   beast::flat_buffer buffer_;
-  std::deque<std::string> queue_;
+  SendQueue queue_;
+  asio::steady_timer timer_;  // the hello deadline, then the closing handshake's
+  bool closing_ = false;
   AgentHub& hub_;
   ControllerState& state_;
   uint64_t session_ = 0;
@@ -113,54 +201,112 @@ class AgentSession : public std::enable_shared_from_this<AgentSession> {
 
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
-  HttpSession(tcp::socket socket, RestApi& api, AgentHub& hub, ControllerState& state)
-      : stream_(std::move(socket)), api_(api), hub_(hub), state_(state) {}
+  HttpSession(tcp::socket socket, Slot slot, std::shared_ptr<std::array<char, 65536>> scratch,
+              RestApi& api, AgentHub& hub, ControllerState& state)
+      : stream_(std::move(socket)),
+        slot_(std::move(slot)),
+        scratch_(std::move(scratch)),
+        api_(api),
+        hub_(hub),
+        state_(state) {}
 
+  // Reads the next request's header: within header_timeout while the connection has not shown
+  // the token, idle_timeout once it has. The body is read only after the header passed.
   void read() {
+    const auto& limits = slot_.gate().limits();
     parser_.emplace();
-    parser_->body_limit(RestApi::kMaxBody);
-    stream_.expires_after(std::chrono::seconds(120));
-    http::async_read(
+    parser_->header_limit(8192);
+    // Checked on the header, after the token (on_header). Not boost::none: Beast 1.74 compares a
+    // Content-Length with an empty limit as exceeding it.
+    parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
+    stream_.expires_after(slot_.is_authenticated() ? limits.idle_timeout : limits.header_timeout);
+    http::async_read_header(
         stream_, buffer_, *parser_,
-        [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->on_header(ec); });
   }
 
  private:
-  void on_read(beast::error_code ec) {
-    if (ec == http::error::body_limit) {
-      // Answer, then keep reading (and discarding) what the client is still sending, so that it
-      // can finish its write and read the 413 instead of hitting a reset.
-      draining_ = true;
-      reply(413,
-            R"({"error":{"code":"too_large","message":"request body over 1 MiB","field":null}})",
-            "application/json", false);
+  void on_header(beast::error_code ec) {
+    if (ec) return;  // closed, timed out or garbage: drop the connection
+    const auto& req = parser_->get();
+    const std::string auth(req[http::field::authorization]);
+    const bool has_body = !parser_->is_done();
+    if (api_.authorized(auth)) {
+      slot_.authenticated();
+    } else if (has_body || websocket::is_upgrade(req) ||
+               !RestApi::is_open(std::string(req.method_string()), std::string(req.target()))) {
+      // Refused on the header: whatever body follows is never buffered (the open endpoints take
+      // none, so no body is ever read without the token). With a body the
+      // connection closes; a little of the body is read and dropped first so that a small
+      // request's sender reads the 401 rather than a reset.
+      reply(401,
+            error_body("unauthenticated", "missing or wrong bearer token (Authorization header)"),
+            !has_body && !websocket::is_upgrade(req) && req.keep_alive(), has_body ? 64 << 10 : 0,
+            std::chrono::seconds(2));
       return;
     }
-    if (ec) return;  // closed, timed out or garbage: drop the connection
+    if (has_body) {
+      if (parser_->content_length() && *parser_->content_length() > RestApi::kMaxBody) {
+        too_large();
+        return;
+      }
+      parser_->body_limit(RestApi::kMaxBody);  // a chunked body is counted as it comes
+      stream_.expires_after(slot_.gate().limits().idle_timeout);
+      if (beast::iequals(req[http::field::expect], "100-continue")) {
+        auto cont = std::make_shared<http::response<http::empty_body>>(http::status::continue_, 11);
+        http::async_write(stream_, *cont,
+                          [self = shared_from_this(), cont](beast::error_code ec, size_t) {
+                            if (!ec) self->read_body();
+                          });
+        return;
+      }
+      read_body();
+      return;
+    }
+    on_request();
+  }
+
+  void read_body() {
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, size_t) {
+                       if (ec == http::error::body_limit) {
+                         self->too_large();
+                       } else if (!ec) {
+                         self->on_request();
+                       }
+                     });
+  }
+
+  // Answers 413 and keeps reading (and discarding) what the client is still sending, so that it
+  // can finish its write and read the 413 instead of hitting a reset. Only for a client that
+  // showed the token.
+  void too_large() {
+    reply(413, error_body("too_large", "request body over 1 MiB"), false, 64u << 20,
+          std::chrono::seconds(10));
+  }
+
+  void on_request() {
     auto req = parser_->release();
     const std::string auth(req[http::field::authorization]);
     if (websocket::is_upgrade(req)) {
       if (req.target() != "/v1/agent") {
-        reply(
-            404,
-            R"({"error":{"code":"not_found","message":"WebSocket only on /v1/agent","field":null}})",
-            "application/json", false);
-      } else if (!api_.authorized(auth)) {
-        reply(
-            401,
-            R"({"error":{"code":"unauthenticated","message":"missing or wrong bearer token","field":null}})",
-            "application/json", false);
+        reply(404, error_body("not_found", "WebSocket only on /v1/agent"), false);
       } else {
-        std::make_shared<AgentSession>(stream_.release_socket(), hub_, state_)->run(std::move(req));
+        stream_.expires_never();  // the WebSocket keeps its own deadlines
+        std::make_shared<AgentSession>(stream_.release_socket(), std::move(slot_), hub_, state_)
+            ->run(std::move(req));
       }
       return;
     }
     HttpRequest r{std::string(req.method_string()), std::string(req.target()), req.body(), auth};
     auto res = api_.handle(r);
-    reply(res.status, std::move(res.body), res.content_type, req.keep_alive());
+    reply(res.status, std::move(res.body), req.keep_alive(), 0, {}, res.content_type);
   }
 
-  void reply(int status, std::string body, const std::string& type, bool keep_alive) {
+  // Writes the response; then reads the next request, or (not keep_alive) shuts the connection
+  // down after reading and dropping up to `drain` bytes the client may still be sending.
+  void reply(int status, std::string body, bool keep_alive, size_t drain = 0,
+             std::chrono::seconds drain_for = {}, const std::string& type = "application/json") {
     auto res =
         std::make_shared<http::response<http::string_body>>(static_cast<http::status>(status), 11);
     res->set(http::field::server, "cutover-controller");
@@ -169,61 +315,132 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     res->body() = std::move(body);
     res->prepare_payload();
     http::async_write(stream_, *res,
-                      [self = shared_from_this(), res, keep_alive](beast::error_code ec, size_t) {
+                      [self = shared_from_this(), res, keep_alive, drain, drain_for](
+                          beast::error_code ec, size_t) {
                         if (ec || !keep_alive) {
                           beast::error_code ignored;
                           self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-                          if (self->draining_ && !ec) self->drain(0);
+                          if (drain > 0 && !ec) {
+                            self->stream_.expires_after(drain_for);
+                            self->drain(drain);
+                          }
                           return;
                         }
                         self->read();
                       });
   }
 
-  void drain(size_t total) {
-    if (total > (64u << 20)) return;
-    stream_.expires_after(std::chrono::seconds(10));
-    stream_.async_read_some(asio::buffer(scratch_),
-                            [self = shared_from_this(), total](beast::error_code ec, size_t n) {
-                              if (!ec) self->drain(total + n);
+  void drain(size_t left) {
+    stream_.async_read_some(asio::buffer(*scratch_),
+                            [self = shared_from_this(), left](beast::error_code ec, size_t n) {
+                              if (!ec && n < left) self->drain(left - n);
                             });
   }
 
   beast::tcp_stream stream_;
+  Slot slot_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
-  bool draining_ = false;
-  std::array<char, 65536> scratch_;
+  // The server's, shared: what is drained is dropped unread.
+  std::shared_ptr<std::array<char, 65536>> scratch_;
   RestApi& api_;
   AgentHub& hub_;
   ControllerState& state_;
 };
 
+// A connection over a cap: told so in one write that cannot block (a fresh socket's send buffer
+// is empty), then closed. Whatever request already arrived is dropped first, so the close is a
+// FIN the client can read the 503 before, rather than a reset.
+void refuse(tcp::socket& socket, const char* why) {
+  static constexpr char kHead[] =
+      "HTTP/1.1 503 Service Unavailable\r\nServer: cutover-controller\r\nConnection: close\r\n"
+      "Retry-After: 1\r\nContent-Type: application/json\r\nContent-Length: ";
+  const std::string body = error_body("unavailable", std::string("connection refused: ") + why);
+  const std::string res = kHead + std::to_string(body.size()) + "\r\n\r\n" + body;
+  beast::error_code ec;
+  socket.non_blocking(true, ec);
+  socket.write_some(asio::buffer(res), ec);
+  std::array<char, 4096> sink;
+  socket.read_some(asio::buffer(sink), ec);
+  socket.shutdown(tcp::socket::shutdown_both, ec);
+  socket.close(ec);
+}
+
 }  // namespace
 
 struct HttpServer::Impl {
   Impl(asio::io_context& io, const tcp::endpoint& ep, RestApi& api, AgentHub& hub,
-       ControllerState& state)
-      : acceptor(io, ep), api(api), hub(hub), state(state) {}
+       ControllerState& state, Metrics& metrics, HttpLimits limits)
+      : acceptor(io, ep),
+        backoff_timer(io),
+        gate(std::make_shared<ConnectionGate>(limits, metrics)),
+        scratch(std::make_shared<std::array<char, 65536>>()),
+        api(api),
+        hub(hub),
+        state(state) {}
+
   void accept() {
     acceptor.async_accept([this](beast::error_code ec, tcp::socket socket) {
       if (ec == asio::error::operation_aborted) return;
-      if (!ec) {
-        socket.set_option(tcp::no_delay(true));
-        std::make_shared<HttpSession>(std::move(socket), api, hub, state)->read();
+      if (ec) {
+        // EMFILE, ENFILE, ENOBUFS...: the pending connection stays in the backlog, and accepting
+        // again at once would spin. Back off (10 ms doubling to 1 s) until an accept succeeds.
+        backoff =
+            std::clamp(backoff * 2, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
+        gate->metrics().accept_failed();
+        ++failed_accepts;
+        const auto now = std::chrono::steady_clock::now();
+        if (now - last_accept_log >= std::chrono::seconds(10)) {
+          logger("http")->error(
+              "accept failed ({} times since the last report): {}; retrying in {} ms",
+              failed_accepts, ec.message(), backoff.count());
+          last_accept_log = now;
+          failed_accepts = 0;
+        }
+        backoff_timer.expires_after(backoff);
+        backoff_timer.async_wait([this](beast::error_code wait_ec) {
+          if (!wait_ec) accept();
+        });
+        return;
       }
+      backoff = std::chrono::milliseconds(0);
+      admit(std::move(socket));
       accept();
     });
   }
+
+  void admit(tcp::socket socket) {
+    if (const char* why = gate->refusal()) {
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last_refusal_log >= std::chrono::seconds(10)) {
+        logger("http")->warn("refusing connections: {} reached ({} open, {} without the token)",
+                             why, gate->open(), gate->unauthenticated());
+        last_refusal_log = now;
+      }
+      refuse(socket, why);
+      return;
+    }
+    beast::error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);
+    std::make_shared<HttpSession>(std::move(socket), Slot(gate), scratch, api, hub, state)->read();
+  }
+
   tcp::acceptor acceptor;
+  asio::steady_timer backoff_timer;
+  std::chrono::milliseconds backoff{0};
+  uint64_t failed_accepts = 0;
+  std::chrono::steady_clock::time_point last_accept_log{}, last_refusal_log{};
+  std::shared_ptr<ConnectionGate> gate;
+  // Shared by every session that drains a refused body: dropped bytes need no buffer of their own.
+  std::shared_ptr<std::array<char, 65536>> scratch;
   RestApi& api;
   AgentHub& hub;
   ControllerState& state;
 };
 
 HttpServer::HttpServer(asio::io_context& io, const tcp::endpoint& listen, RestApi& api,
-                       AgentHub& hub, ControllerState& state)
-    : impl_(std::make_unique<Impl>(io, listen, api, hub, state)) {}
+                       AgentHub& hub, ControllerState& state, Metrics& metrics, HttpLimits limits)
+    : impl_(std::make_unique<Impl>(io, listen, api, hub, state, metrics, limits)) {}
 
 HttpServer::~HttpServer() = default;
 

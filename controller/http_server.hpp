@@ -1,6 +1,9 @@
 // HttpServer: Boost.Beast HTTP/1.1 (keep-alive) in front of RestApi, plus the agent channel:
 // a WebSocket upgrade on /v1/agent, authenticated by the same bearer token, whose sessions are
-// registered with the AgentHub. Single-threaded on the controller's io_context.
+// registered with the AgentHub. Single-threaded on the controller's io_context. It cannot be
+// exhausted from outside: connections are capped (ConnectionGate), the token is checked on the
+// header before any body is read, every phase has a deadline, and an agent's send queue is
+// bounded (SendQueue).
 #pragma once
 
 #include <utility>  // before Boost.Asio 1.74, which uses std::exchange without it
@@ -10,7 +13,9 @@
 #include <memory>
 
 #include "agent_hub.hpp"
+#include "connection_gate.hpp"
 #include "controller_state.hpp"
+#include "metrics.hpp"
 #include "rest_api.hpp"
 
 namespace cutover::controller {
@@ -18,7 +23,8 @@ namespace cutover::controller {
 class HttpServer {
  public:
   HttpServer(boost::asio::io_context& io, const boost::asio::ip::tcp::endpoint& listen,
-             RestApi& api, AgentHub& hub, ControllerState& state);
+             RestApi& api, AgentHub& hub, ControllerState& state, Metrics& metrics,
+             HttpLimits limits = {});
   ~HttpServer();
   uint16_t port() const;
   void start();

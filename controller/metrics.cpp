@@ -2,6 +2,7 @@
 #include "metrics.hpp"
 
 #include <cstdio>
+#include <initializer_list>
 
 namespace cutover::controller {
 
@@ -53,6 +54,34 @@ std::string Metrics::render(const Gauges& g) const {
         static_cast<double>(g.agents_waiting));
   gauge("cutover_migrations_active", "Migrations not yet finished.",
         static_cast<double>(g.migrations_active));
+  gauge("cutover_connections_open", "TCP connections open (REST clients and agents).",
+        static_cast<double>(connections_open_));
+  gauge("cutover_connections_unauthenticated",
+        "Open connections that have not presented the bearer token yet.",
+        static_cast<double>(connections_unauthenticated_));
+  auto counter = [&](const char* name, const char* help, const char* label,
+                     std::initializer_list<const char*> values,
+                     const std::map<std::string, uint64_t>& counts) {
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " counter\n";
+    for (const char* v : values) {
+      auto it = counts.find(v);
+      out += std::string(name) + "{" + label + "=\"" + v + "\"} " +
+             std::to_string(it == counts.end() ? 0 : it->second) + "\n";
+    }
+  };
+  counter("cutover_connections_refused_total",
+          "Connections refused on accept, by the cap that was reached.", "reason",
+          {"max_connections", "max_unauthenticated"}, refused_);
+  counter("cutover_agent_sessions_closed_total",
+          "Agent sessions the controller closed: no hello in time, or more queued for the agent "
+          "than --agent-send-queue-bytes (it reconnects and gets a whole slice).",
+          "reason", {"hello_timeout", "send_queue_full"}, agents_closed_);
+  out +=
+      "# HELP cutover_accept_errors_total Failed accepts (e.g. out of file descriptors); each "
+      "one backs the accept loop off.\n"
+      "# TYPE cutover_accept_errors_total counter\n"
+      "cutover_accept_errors_total " +
+      std::to_string(accept_errors_) + "\n";
   out +=
       "# HELP cutover_migrations_total Finished migrations by outcome.\n"
       "# TYPE cutover_migrations_total counter\n";

@@ -1,5 +1,6 @@
 // Metrics: the controller's Prometheus counters and histograms (migrations by outcome, cutover
-// blackout), rendered with the gauges the hub and state provide, in text exposition format 0.0.4.
+// blackout, connections refused), rendered with the gauges the hub and state provide, in text
+// exposition format 0.0.4.
 #pragma once
 
 #include <array>
@@ -15,6 +16,14 @@ class Metrics {
   void observe_blackout(double seconds);
   void observe_convergence(double seconds);
   void observe_fanout(double seconds) { fanout_.observe(seconds); }
+  // The HTTP server's side: what it holds and what it turned away.
+  void set_connections(size_t open, size_t unauthenticated) {
+    connections_open_ = open;
+    connections_unauthenticated_ = unauthenticated;
+  }
+  void connection_refused(const std::string& reason) { ++refused_[reason]; }
+  void accept_failed() { ++accept_errors_; }
+  void agent_closed(const std::string& reason) { ++agents_closed_[reason]; }
 
   struct Gauges {
     uint64_t generation = 0;
@@ -36,6 +45,9 @@ class Metrics {
     void render(std::string& out, const std::string& name, const std::string& help) const;
   };
   std::map<std::string, uint64_t> migrations_;
+  size_t connections_open_ = 0, connections_unauthenticated_ = 0;
+  std::map<std::string, uint64_t> refused_, agents_closed_;
+  uint64_t accept_errors_ = 0;
   Histogram blackout_, convergence_, fanout_;
 };
 

@@ -2,6 +2,8 @@
 #include "rest_api.hpp"
 
 #include <algorithm>
+#include <cctype>
+#include <sstream>
 
 #include "json_codec.hpp"
 #include "json_reader.hpp"
@@ -65,6 +67,99 @@ IdT path_id(const std::string& text) {
   }
 }
 
+// ?limit=N&after=X on a list: N from 1 to kMaxLimit (absent: everything, as before pagination),
+// X the last id (or seq) of the previous page. Other parameters are ignored.
+constexpr size_t kMaxLimit = 10000;
+struct Page {
+  std::optional<size_t> limit;
+  std::optional<std::string> after;
+};
+
+std::string percent_decoded(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+      out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
+      i += 2;
+    } else {
+      out += s[i] == '+' ? ' ' : s[i];
+    }
+  }
+  return out;
+}
+
+Page page_of(const std::string& target) {
+  Page page;
+  const auto q = target.find('?');
+  if (q == std::string::npos) return page;
+  std::stringstream ss(target.substr(q + 1));
+  std::string item;
+  while (std::getline(ss, item, '&')) {
+    const auto eq = item.find('=');
+    const std::string key = item.substr(0, eq);
+    const std::string value = eq == std::string::npos ? "" : percent_decoded(item.substr(eq + 1));
+    if (key == "limit") {
+      size_t n = 0;
+      const bool digits = !value.empty() && value.size() <= 6 &&
+                          value.find_first_not_of("0123456789") == std::string::npos;
+      if (digits) n = std::stoul(value);
+      if (!digits || n < 1 || n > kMaxLimit) {
+        throw ApiError(400, "invalid", "limit",
+                       "limit must be a whole number from 1 to " + std::to_string(kMaxLimit));
+      }
+      page.limit = n;
+    } else if (key == "after") {
+      page.after = value;
+    }
+  }
+  return page;
+}
+
+// Migration ids are "m<N>": shorter first, then by bytes, is their creation order, so a new one
+// lands on the last page and paging with `after` neither skips nor repeats one.
+bool id_order(const std::string& a, const std::string& b) {
+  return a.size() != b.size() ? a.size() < b.size() : a < b;
+}
+
+json migrations_page(const std::map<MigrationId, Migration>& all, const Page& page) {
+  std::vector<const Migration*> rows;
+  for (const auto& [id, m] : all) {
+    if (!page.after || id_order(*page.after, id.str())) rows.push_back(&m);
+  }
+  auto by_id = [](const Migration* a, const Migration* b) {
+    return id_order(a->id.str(), b->id.str());
+  };
+  if (page.limit && *page.limit < rows.size()) {
+    std::partial_sort(rows.begin(), rows.begin() + static_cast<std::ptrdiff_t>(*page.limit),
+                      rows.end(), by_id);
+    rows.resize(*page.limit);
+  } else {
+    std::sort(rows.begin(), rows.end(), by_id);
+  }
+  json arr = json::array();
+  for (const auto* m : rows) arr.push_back(to_json(*m));
+  return arr;
+}
+
+json audit_page(const std::deque<json>& log, const Page& page) {
+  uint64_t after = 0;
+  if (page.after) {
+    const auto& a = *page.after;
+    if (a.empty() || a.size() > 19 || a.find_first_not_of("0123456789") != std::string::npos) {
+      throw ApiError(400, "invalid", "after", "after must be the seq of an audit entry");
+    }
+    after = std::stoull(a);
+  }
+  // Oldest first, by seq: the first entry past `after`.
+  auto it = std::upper_bound(log.begin(), log.end(), after, [](uint64_t v, const json& e) {
+    return v < e.value("seq", uint64_t{0});
+  });
+  json arr = json::array();
+  for (; it != log.end() && (!page.limit || arr.size() < *page.limit); ++it) arr.push_back(*it);
+  return arr;
+}
+
 template <typename Map>
 json list(const Map& m) {
   json arr = json::array();
@@ -123,11 +218,14 @@ bool RestApi::authorized(const std::string& authorization) const {
   return diff == 0;
 }
 
+bool RestApi::is_open(const std::string& method, const std::string& target) {
+  return method == "GET" &&
+         (target == "/healthz" || target == "/metrics" || target == "/v1/openapi.yaml");
+}
+
 HttpResponse RestApi::handle(const HttpRequest& req) {
   const auto path = split_path(req.target);
-  const bool open = req.method == "GET" && (req.target == "/healthz" || req.target == "/metrics" ||
-                                            req.target == "/v1/openapi.yaml");
-  if (!open && !authorized(req.authorization)) {
+  if (!is_open(req.method, req.target) && !authorized(req.authorization)) {
     return error(401, "unauthenticated", "missing or wrong bearer token (Authorization header)");
   }
   try {
@@ -291,7 +389,7 @@ HttpResponse RestApi::route(const HttpRequest& req, const std::vector<std::strin
   }
 
   if (kind == "migrations") {
-    if (n == 2 && m == "GET") return ok(list(state_.migrations()));
+    if (n == 2 && m == "GET") return ok(migrations_page(state_.migrations(), page_of(req.target)));
     if (n == 2 && m == "POST") {
       // Exactly one of "port" and "vm" (a libvirt domain name, resolved to its port).
       auto [port, vm, to, carry] =
@@ -359,7 +457,7 @@ HttpResponse RestApi::route(const HttpRequest& req, const std::vector<std::strin
 
   if (kind == "audit" && n == 2) {
     if (m != "GET") return method_not_allowed();
-    return ok(state_.audit());
+    return ok(audit_page(state_.audit(), page_of(req.target)));
   }
 
   return error(404, "not_found", "no route " + req.target);

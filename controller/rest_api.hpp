@@ -35,6 +35,9 @@ class RestApi {
 
   HttpResponse handle(const HttpRequest& req);
   bool authorized(const std::string& authorization) const;
+  // Served without the token: GET /healthz, /metrics, /v1/openapi.yaml. With authorized(), all
+  // HttpServer needs to refuse a request on its header, before reading any body.
+  static bool is_open(const std::string& method, const std::string& target);
 
   // Every (method, path template) the router serves; a test checks it against the OpenAPI doc.
   static const std::vector<std::pair<std::string, std::string>>& routes();

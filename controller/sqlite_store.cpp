@@ -49,17 +49,28 @@ void SqliteStore::exec(const char* sql) {
 }
 
 std::vector<StoredRecord> SqliteStore::load(uint64_t& generation) {
+  // Anything but a row or the end is an error (a corrupt page, an I/O error): starting from the
+  // records read so far would serve, and then store, part of the desired state as the whole.
+  auto fail = [&](const char* what, int rc) {
+    throw std::runtime_error("store '" + path_ + "': reading " + what +
+                             " failed: " + sqlite3_errstr(rc) + " (" + sqlite3_errmsg(db_) + ")");
+  };
   std::vector<StoredRecord> out;
   {
     Stmt st(db_, "SELECT value FROM meta WHERE key = 'generation'");
-    generation = sqlite3_step(st.s) == SQLITE_ROW ? sqlite3_column_int64(st.s, 0) : 0;
+    const int rc = sqlite3_step(st.s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) fail("the generation", rc);
+    generation = rc == SQLITE_ROW ? sqlite3_column_int64(st.s, 0) : 0;
   }
   Stmt st(db_, "SELECT kind, id, body FROM objects ORDER BY kind, id");
-  while (sqlite3_step(st.s) == SQLITE_ROW) {
-    out.push_back({reinterpret_cast<const char*>(sqlite3_column_text(st.s, 0)),
-                   reinterpret_cast<const char*>(sqlite3_column_text(st.s, 1)),
-                   reinterpret_cast<const char*>(sqlite3_column_text(st.s, 2))});
-  }
+  auto text = [&](int col) {
+    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(st.s, col));
+    if (!p) throw std::runtime_error("store '" + path_ + "': a record has a NULL column");
+    return std::string(p, static_cast<size_t>(sqlite3_column_bytes(st.s, col)));
+  };
+  int rc;
+  while ((rc = sqlite3_step(st.s)) == SQLITE_ROW) out.push_back({text(0), text(1), text(2)});
+  if (rc != SQLITE_DONE) fail("the records", rc);
   return out;
 }
 

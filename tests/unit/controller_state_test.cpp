@@ -199,3 +199,44 @@ TEST(ControllerState, OpenMigrationsLeaveOutFinishedHistoryAlsoAfterAReopen) {
   std::filesystem::remove(path.string() + "-wal");
   std::filesystem::remove(path.string() + "-shm");
 }
+
+TEST(ControllerState, AuditKeepsAtMostMaxEntriesAndNeverReusesASeq) {
+  MemoryStore store;
+  {
+    ControllerState s(store);
+    s.set_retention({.max_entries = 3});
+    for (int i = 1; i <= 5; ++i) s.append_audit({{"event", "e" + std::to_string(i)}});
+    ASSERT_EQ(s.audit().size(), 3u);
+    EXPECT_EQ(s.audit().front()["seq"], 3);
+    EXPECT_EQ(s.audit().back()["seq"], 5);
+  }
+  uint64_t gen = 0;
+  size_t stored = 0;
+  for (const auto& r : store.load(gen)) stored += r.kind == "audit";
+  EXPECT_EQ(stored, 3u) << "the dropped entries must leave the store too";
+  ControllerState reopened(store);
+  reopened.append_audit({{"event", "after restart"}});
+  EXPECT_EQ(reopened.audit().back()["seq"], 6) << "seq continues after a reload";
+}
+
+TEST(ControllerState, PruneDropsEntriesOlderThanMaxAgeInOneCommit) {
+  MemoryStore store;
+  ControllerState s(store);
+  const int64_t day = 86400LL * 1000000;
+  const int64_t now = 100 * day;
+  s.set_retention({.max_age_us = 30 * day, .max_entries = 1000});
+  for (int64_t age : {40, 31, 29, 1}) s.append_audit({{"time_us", now - age * day}});
+  store.fail_next_commit = true;
+  EXPECT_THROW(s.prune(now), ApiError);
+  EXPECT_EQ(s.audit().size(), 4u) << "a failed prune changes nothing";
+  EXPECT_EQ(s.prune(now), 2u);
+  ASSERT_EQ(s.audit().size(), 2u);
+  EXPECT_EQ(s.audit().front()["seq"], 3);
+  EXPECT_EQ(s.prune(now), 0u);
+  ControllerState reopened(store);
+  EXPECT_EQ(reopened.audit().size(), 2u);
+  // A lower entry limit takes effect on the next prune, not only on the next append.
+  reopened.set_retention({.max_age_us = 30 * day, .max_entries = 1});
+  EXPECT_EQ(reopened.prune(now), 1u);
+  EXPECT_EQ(reopened.audit().front()["seq"], 4);
+}

@@ -4,6 +4,7 @@
 
 #include "fake_agents.hpp"
 #include "migration_driver.hpp"
+#include "retrying_scheduler.hpp"
 
 using namespace cutover;
 using namespace cutover::controller;
@@ -351,6 +352,25 @@ TEST(MigrationDriver, RollsBackWhenDestinationNeverAcks) {
   EXPECT_EQ(rig.mig("m1").state, MigrationState::rolled_back);
   EXPECT_NE(rig.mig("m1").reason.find("timed out"), std::string::npos);
   EXPECT_EQ(rig.vm().host, HostId::parse("s"));
+  EXPECT_FALSE(rig.vm().migrating_to.has_value());
+}
+
+TEST(MigrationDriver, AStoreErrorInATimeoutIsRetriedNotFatal) {
+  Rig rig;
+  // As the daemon runs it: the driver's timers go through a RetryingScheduler.
+  RetryingScheduler retrying(rig.clock);
+  rig.driver =
+      std::make_unique<MigrationDriver>(rig.state, rig.hub, retrying, rig.metrics, rig.policy);
+  rig.d.set_auto_ack(false);
+  rig.driver->create(PortId::parse("vm"), HostId::parse("d"));
+  rig.pump();
+  rig.store.fail_next_commit = true;  // the rollback's first write fails
+  EXPECT_NO_THROW(rig.clock.advance(std::chrono::milliseconds(30001)));
+  EXPECT_EQ(retrying.failures(), 1u);
+  EXPECT_EQ(rig.mig("m1").state, MigrationState::preparing) << "a failed write changes nothing";
+  rig.clock.advance(std::chrono::milliseconds(1000));  // the retry
+  EXPECT_EQ(rig.mig("m1").state, MigrationState::rolled_back);
+  EXPECT_NE(rig.mig("m1").reason.find("timed out"), std::string::npos);
   EXPECT_FALSE(rig.vm().migrating_to.has_value());
 }
 
