@@ -141,9 +141,11 @@ int main(int argc, char** argv) {
            "bytes queued for one agent beyond which it is disconnected (it reconnects and gets "
            "its whole slice); keep it several times the largest slice");
   opts.add("retention-days", &cfg.retention_days,
-           "audit entries older than this many days are dropped (checked hourly)");
+           "audit entries and finished migrations older than this many days are dropped "
+           "(checked hourly)");
   opts.add("retention-entries", &cfg.retention_entries,
-           "the audit log keeps at most this many entries (the oldest go first)");
+           "the audit log, and the finished migrations, keep at most this many entries each "
+           "(the oldest go first; the newest migration always stays)");
   opts.add("log-level", &cfg.log_level, "trace, debug, info, warn, error");
   opts.add("log-format", &cfg.log_format, "text or json");
 

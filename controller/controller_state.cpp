@@ -1,6 +1,7 @@
 // ControllerState: validation, persistence and per-host slicing of the desired state.
 #include "controller_state.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <set>
 
@@ -45,6 +46,7 @@ ControllerState::ControllerState(Store& store) : store_(store) {
       } else if (r.kind == "migration") {
         auto m = migration_from_json(j);
         migrations_[m.id] = m;
+        count_migration(m.id);
       } else if (r.kind == "audit") {
         audit_.push_back(j);  // ids are zero-padded sequence numbers: load order is log order
       }
@@ -54,6 +56,36 @@ ControllerState::ControllerState(Store& store) : store_(store) {
   }
   for (const auto& [id, m] : migrations_) index_migration(m);  // after the ports are loaded
   if (!audit_.empty()) next_audit_seq_ = audit_seq(audit_.back()) + 1;
+}
+
+namespace {
+// N of "m<N>", 0 for ids of another shape (made by hand or by an older controller).
+uint64_t migration_number(const MigrationId& id) {
+  const auto& s = id.str();
+  if (s.size() < 2 || s.size() > 19 || s[0] != 'm') return 0;
+  uint64_t n = 0;
+  for (size_t i = 1; i < s.size(); ++i) {
+    if (s[i] < '0' || s[i] > '9') return 0;
+    n = n * 10 + static_cast<uint64_t>(s[i] - '0');
+  }
+  return n;
+}
+int64_t last_phase_us(const Migration& m) {
+  int64_t t = 0;
+  for (const auto& [phase, us] : m.timeline) t = std::max(t, us);
+  return t;
+}
+}  // namespace
+
+void ControllerState::count_migration(const MigrationId& id) {
+  next_migration_number_ = std::max(next_migration_number_, migration_number(id) + 1);
+}
+
+MigrationId ControllerState::next_migration_id() const {
+  for (uint64_t n = next_migration_number_;; ++n) {
+    auto id = MigrationId::parse("m" + std::to_string(n));
+    if (!migrations_.count(id)) return id;
+  }
 }
 
 void ControllerState::index_migration(const Migration& m) {
@@ -237,21 +269,47 @@ size_t ControllerState::prune(int64_t now_us) {
     if (!too_many && !too_old) break;  // oldest first: the rest are newer
     ++drop;
   }
-  if (drop == 0) return 0;
+  // Finished migrations, oldest (by number) first; the newest always stays (next_migration_id).
+  std::vector<std::pair<uint64_t, MigrationId>> finished;
+  for (const auto& [id, m] : migrations_) {
+    if (!open_migrations_.count(id)) finished.push_back({migration_number(id), id});
+  }
+  std::sort(finished.begin(), finished.end());
+  MigrationId newest;
+  uint64_t newest_n = 0;
+  for (const auto& [id, m] : migrations_) {
+    if (newest.str().empty() || migration_number(id) >= newest_n) {
+      newest = id;
+      newest_n = migration_number(id);
+    }
+  }
+  std::vector<MigrationId> gone;
+  size_t left = migrations_.size();
+  for (const auto& [n, id] : finished) {
+    if (id == newest) continue;
+    if (left > retention_.max_entries || last_phase_us(migrations_.at(id)) < cutoff) {
+      gone.push_back(id);
+      --left;
+    }
+  }
+  if (drop == 0 && gone.empty()) return 0;
   std::vector<std::pair<std::string, std::string>> deletes;
   for (size_t i = 0; i < drop; ++i) deletes.push_back({"audit", audit_id(audit_seq(audit_[i]))});
+  for (const auto& id : gone) deletes.push_back({"migration", id.str()});
   try {
     store_.commit(generation_, {}, deletes);
   } catch (const std::exception& e) {
     throw ApiError(500, "store_failed", "", std::string("store write failed: ") + e.what());
   }
   audit_.erase(audit_.begin(), audit_.begin() + static_cast<std::ptrdiff_t>(drop));
-  return drop;
+  for (const auto& id : gone) migrations_.erase(id);
+  return drop + gone.size();
 }
 
 Migration ControllerState::put_migration(const Migration& m) {
   commit({record("migration", m.id.str(), m)}, {});
   migrations_[m.id] = m;
+  count_migration(m.id);
   index_migration(m);
   if (on_change) on_change(generation_, ChangeSet{});  // no agent's slice changed
   return m;
@@ -263,6 +321,7 @@ void ControllerState::put_port_and_migration(const Port& p, const Migration& m) 
   const Port before = ports_.at(p.id);
   ports_[p.id] = p;
   migrations_[m.id] = m;
+  count_migration(m.id);
   index_migration(m);
   if (on_change) on_change(generation_, ChangeSet{false, {{before, p}}});
 }

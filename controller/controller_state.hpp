@@ -29,7 +29,8 @@ struct ChangeSet {
   std::vector<PortChange> ports;
 };
 
-// How much history (the audit log) is kept, in memory and in the store.
+// How much history is kept, in memory and in the store: of the audit log, and of finished
+// migrations (each limit applies to each).
 struct Retention {
   int64_t max_age_us = 30LL * 86400 * 1000000;  // entries older than this go (by time_us)
   size_t max_entries = 100000;                  // beyond this the oldest go, on each append
@@ -49,6 +50,9 @@ class ControllerState {
   // history, which only grows, is not in it. Judged when a migration is written (and on load):
   // a port's volumes changing later does not move its finished migrations in or out.
   const std::set<MigrationId>& open_migrations() const { return open_migrations_; }
+  // "m<N>" with N above every migration ever stored here: ids are never reused, also after
+  // retention dropped old ones (it always keeps the newest).
+  MigrationId next_migration_id() const;
 
   // All throw ApiError (4xx for the caller's mistakes, 500 when the store fails).
   Host put_host(const Host& h);  // create or replace
@@ -69,8 +73,10 @@ class ControllerState {
   const std::deque<nlohmann::json>& audit() const { return audit_; }
   void set_retention(const Retention& r) { retention_ = r; }
   // Drops audit entries older than retention.max_age_us at `now_us` (and any beyond
-  // max_entries, e.g. after the limit was lowered): one store commit. Returns how many went.
-  // Throws ApiError (500) when the store fails; then nothing changed.
+  // max_entries, e.g. after the limit was lowered), and finished migrations (not open, see
+  // open_migrations) whose last phase is older, or the oldest beyond max_entries - never the
+  // newest migration: one store commit. Returns how many records went. Throws ApiError (500)
+  // when the store fails; then nothing changed.
   size_t prune(int64_t now_us);
 
   // The slice host `id` needs: itself, the networks it has ports on (or is receiving a port on),
@@ -93,6 +99,8 @@ class ControllerState {
   void index_migration(const Migration& m);  // updates open_migrations_ for m
   std::set<MigrationId> open_migrations_;
   std::map<MigrationId, Migration> migrations_;
+  uint64_t next_migration_number_ = 1;
+  void count_migration(const MigrationId& id);  // keeps next_migration_number_ above id
   std::deque<nlohmann::json> audit_;
   uint64_t next_audit_seq_ = 1;
   Retention retention_;

@@ -240,3 +240,41 @@ TEST(ControllerState, PruneDropsEntriesOlderThanMaxAgeInOneCommit) {
   EXPECT_EQ(reopened.prune(now), 1u);
   EXPECT_EQ(reopened.audit().front()["seq"], 4);
 }
+
+TEST(ControllerState, RetentionDropsFinishedMigrationsButNeverAnOpenOneOrTheNewest) {
+  MemoryStore store;
+  const int64_t day = 86400LL * 1000000;
+  const int64_t now = 100 * day;
+  {
+    ControllerState s(store);
+    Host h;
+    h.id = HostId::parse("h1");
+    h.underlay_ip = IpAddress::parse("10.0.0.1");
+    s.put_host(h);
+    auto mig = [&](int n, MigrationState st, int64_t age_days) {
+      Migration m;
+      m.id = MigrationId::parse("m" + std::to_string(n));
+      m.port = PortId::parse("p");
+      m.source = m.destination = HostId::parse("h1");
+      m.state = st;
+      m.timeline["requested"] = now - age_days * day;
+      s.put_migration(m);
+    };
+    mig(1, MigrationState::completed, 40);
+    mig(2, MigrationState::ready, 40);  // open: kept whatever its age
+    mig(3, MigrationState::rolled_back, 35);
+    mig(4, MigrationState::completed, 1);
+    mig(5, MigrationState::rejected, 31);  // the newest: kept so that m5 is never reused
+    s.set_retention({.max_age_us = 30 * day, .max_entries = 1000});
+    EXPECT_EQ(s.prune(now), 2u);
+    std::vector<std::string> left;
+    for (const auto& [id, m] : s.migrations()) left.push_back(id.str());
+    EXPECT_EQ(left, (std::vector<std::string>{"m2", "m4", "m5"}));
+    s.set_retention({.max_age_us = 30 * day, .max_entries = 2});
+    EXPECT_EQ(s.prune(now), 1u) << "beyond max_entries the oldest finished one goes";
+    EXPECT_EQ(s.migrations().count(MigrationId::parse("m4")), 0u);
+  }
+  ControllerState reopened(store);
+  EXPECT_EQ(reopened.migrations().size(), 2u);
+  EXPECT_EQ(reopened.next_migration_id().str(), "m6") << "ids are never reused";
+}
