@@ -276,11 +276,13 @@ int main(int argc, char** argv) {
     if (domains_now) out.insert(domains_now->paused.begin(), domains_now->paused.end());
     return out;
   };
-  IncomingWaits waits;  // libvirt hooks holding incoming migrations
+  IncomingWaits waits;                    // libvirt hooks holding incoming migrations
+  std::set<std::string> live_migrations;  // whose libvirt call runs in this process
   auto for_controller = [&](ApplyReport r) {
     r.storage_ready = storage_report.ready;
     r.storage_failed = storage_report.failed;
     r.incoming = r.unclaimed_taps;
+    r.live_migrations.assign(live_migrations.begin(), live_migrations.end());
     const auto paused = paused_here();
     for (const auto& [port, iface] : iface_of_port) {
       if (paused.count(iface)) r.paused_ports.push_back(port);
@@ -449,9 +451,11 @@ int main(int argc, char** argv) {
       }
       log->info("migration {}: live-migrating the VM with interface {} to {}", m.migration,
                 m.iface_id, m.destination_uri);
+      live_migrations.insert(m.migration);
       const bool started = libvirt_jobs.submit([&, m] {
         auto error = libvirt_migrate(cfg.libvirt_uri, m.iface_id, m.destination_uri);
         boost::asio::post(io, [&, m, error] {
+          live_migrations.erase(m.migration);
           if (error.empty()) {
             log->info("migration {}: libvirt finished", m.migration);
           } else {
@@ -461,6 +465,7 @@ int main(int argc, char** argv) {
         });
       });
       if (!started) {
+        live_migrations.erase(m.migration);
         client->migration_failed(m.migration, "this agent already runs its limit of libvirt calls");
       }
     });

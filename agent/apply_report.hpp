@@ -33,6 +33,8 @@ struct ApplyReport {
   std::map<std::string, std::string> storage_failed;    // "port/volume" -> reason
   std::map<std::string, std::vector<std::string>> vms;  // running domain -> iface-ids (libvirt)
   std::map<std::string, int64_t> precopy_iterations;    // local port -> outgoing pre-copy pass
+  // Migrations whose libvirt call this agent process is running (wire::Ack::live_migrations).
+  std::vector<std::string> live_migrations;
   // iface-ids of VM taps here that no local port claims (the dataplane's view), and - after the
   // agent added what the libvirt hook announced - VMs arriving by a migration cutover did not
   // start (wire::Ack::incoming)

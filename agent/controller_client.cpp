@@ -251,7 +251,8 @@ void ControllerClient::report(const ApplyReport& r) {
                   r.bound_ports,        r.paused_ports,
                   r.foreign_running,    r.storage_ready,
                   r.storage_failed,     r.vms,
-                  r.precopy_iterations, r.incoming};
+                  r.precopy_iterations, r.incoming,
+                  r.live_migrations};
     key = wire::encode(wire::AgentMessage{ack});
     ack.apply_ms = r.apply_ms;
     text = wire::encode(wire::AgentMessage{ack});

@@ -251,6 +251,8 @@ void AgentHub::on_message(uint64_t session, const wire::AgentMessage& m) {
     info.storage_failed = ack->storage_failed;
     info.precopy_iterations = ack->precopy_iterations;
     info.incoming = std::set<std::string>(ack->incoming.begin(), ack->incoming.end());
+    info.live_migrations =
+        std::set<std::string>(ack->live_migrations.begin(), ack->live_migrations.end());
     info.vms.clear();
     for (const auto& [vm, ifaces] : ack->vms) info.vms[vm].insert(ifaces.begin(), ifaces.end());
   } else if (auto* failed = std::get_if<wire::MigrationFailed>(&m)) {
@@ -324,6 +326,11 @@ void AgentHub::check_waiters() {
     }
   }
   for (auto& [fn, result] : fire) fn(result.first, result.second);
+}
+
+uint64_t AgentHub::session_of(const HostId& host) const {
+  auto it = session_of_.find(host);
+  return it == session_of_.end() ? 0 : it->second;
 }
 
 bool AgentHub::send_to(const HostId& host, const std::string& text) {

@@ -29,9 +29,10 @@ struct AgentInfo {
   std::map<std::string, std::string> storage_failed;
   std::map<std::string, std::set<std::string>> vms;   // libvirt domain running there -> iface-ids
   std::map<std::string, int64_t> precopy_iterations;  // port -> pre-copy pass of its VM leaving
-  std::set<std::string> incoming;   // iface-ids of VMs arriving by migrations cutover did not start
-  uint64_t sent_generation = 0;     // generation of the last slice sent
-  uint64_t applied_generation = 0;  // last ACKed with nothing missing
+  std::set<std::string> incoming;  // iface-ids of VMs arriving by migrations cutover did not start
+  std::set<std::string> live_migrations;  // migrations whose libvirt call it runs now
+  uint64_t sent_generation = 0;           // generation of the last slice sent
+  uint64_t applied_generation = 0;        // last ACKed with nothing missing
   // A generation it applied only partially (0: none) and what it still waits for: not counted
   // as applied until an ACK of it (or a later one) comes with nothing missing.
   uint64_t partial_generation = 0;
@@ -88,6 +89,8 @@ class AgentHub {
 
   // Sends a message to a connected agent; false if it is not connected.
   bool send_to(const HostId& host, const std::string& text);
+  // The host's current session (0: not connected): tells a report from a later connection apart.
+  uint64_t session_of(const HostId& host) const;
 
  private:
   struct Session {

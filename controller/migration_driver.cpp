@@ -27,13 +27,6 @@ MigrationDriver::MigrationDriver(ControllerState& state, AgentHub& hub, Schedule
   hub_.on_incoming = [this](const HostId& h, const wire::Incoming& in) { on_incoming(h, in); };
 }
 
-MigrationId MigrationDriver::next_id() const {
-  for (size_t n = state_.migrations().size() + 1;; ++n) {
-    auto id = MigrationId::parse("m" + std::to_string(n));
-    if (!state_.migrations().count(id)) return id;
-  }
-}
-
 std::vector<const Migration*> MigrationDriver::open_migrations() const {
   std::vector<const Migration*> out;
   for (const auto& id : state_.open_migrations()) out.push_back(&state_.migrations().at(id));
@@ -71,6 +64,7 @@ void MigrationDriver::transition(Migration& m, MigrationState to, const std::str
   if (is_terminal(to)) {
     metrics_.migration_finished(to_string(to));
     disarm_timer(m.id);
+    migrate_session_.erase(m.id);
     // Only a migration that started can leave carried connections behind: not a rejected one,
     // nor one cancelled while it waited for approval (that would restart an earlier countdown).
     auto port = state_.ports().find(m.port);
@@ -248,7 +242,7 @@ Migration MigrationDriver::create(const PortId& port_id, const HostId& to,
     }
   }
   Migration m;
-  m.id = next_id();
+  m.id = state_.next_migration_id();
   m.port = port_id;
   m.vm = vm;
   m.source = *port.host;
@@ -427,6 +421,7 @@ void MigrationDriver::drive(Migration& m) {
   const auto& port = state_.ports().at(m.port);
   wire::Migrate cmd{m.id.str(), port.iface_id, dest.migration_uri};
   if (hub_.send_to(m.source, wire::encode(wire::ControllerMessage{cmd}))) {
+    migrate_session_[m.id] = hub_.session_of(m.source);
     stamp(m, "migration_started");
     audit(m, "migration_started", "source agent asked to live-migrate to " + dest.migration_uri);
   }
@@ -607,7 +602,7 @@ void MigrationDriver::adopt_incoming(const HostId& host, const std::string& ifac
 Migration MigrationDriver::detected(const Port& port, const HostId& to, const std::string& phase,
                                     const std::string& detail) {
   Migration m;
-  m.id = next_id();
+  m.id = state_.next_migration_id();
   m.port = port.id;
   m.source = *port.host;
   m.destination = to;
@@ -758,6 +753,20 @@ bool MigrationDriver::settle_from_reports(const MigrationId& id) {
     // said so (yet). The record follows the VM.
     audit(m, "carried_forward", "the VM left " + m.source.str() + " after its pause");
     cut_over(m);
+    return true;
+  }
+  // cutover asked S's agent to migrate it, and S - on a later connection - runs the VM without
+  // running that call (its agent restarted; or a restarted controller is not sure it did):
+  // nothing moves the VM unless libvirtd went on alone. Roll back through an abort of libvirt's
+  // job, whose answer says where the VM is.
+  auto asked = migrate_session_.find(id);
+  const bool later_session =
+      asked == migrate_session_.end() || asked->second != hub_.session_of(m.source);
+  if (m.state == MigrationState::ready && m.timeline.count("migration_started") && later_session &&
+      running && !paused && !s.live_migrations.count(id.str())) {
+    rollback(id,
+             "the source's agent is not running the live migration it was asked for (it "
+             "restarted)");
     return true;
   }
   if (after_pause && m.state == MigrationState::migrating && running) {

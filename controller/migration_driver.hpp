@@ -122,7 +122,6 @@ class MigrationDriver {
  private:
   // state_.open_migrations(): all an agent's report can still affect, without the history.
   std::vector<const Migration*> open_migrations() const;
-  MigrationId next_id() const;  // "m<N>", the first N not taken
   void transition(Migration& m, MigrationState to, const std::string& reason = "");
   void stamp(Migration& m, const std::string& phase);
   void save(const Migration& m);
@@ -188,6 +187,8 @@ class MigrationDriver {
   std::map<MigrationId, uint64_t> timers_;
   // rolling_back migrations whose source has not been asked (again) on its current session.
   std::set<MigrationId> abort_unsent_;
+  // The source's session each Migrate was sent on (this process only).
+  std::map<MigrationId, uint64_t> migrate_session_;
   // (host, iface-id) incoming reports already acted on, until the host stops reporting them.
   std::set<std::pair<HostId, std::string>> incoming_seen_;
   // Runs fn after delay, replacing the port's timer in `timers` if it had one.

@@ -40,6 +40,7 @@ std::string encode(const AgentMessage& m) {
     if (!a->vms.empty()) j["vms"] = a->vms;
     if (!a->precopy_iterations.empty()) j["precopy_iterations"] = a->precopy_iterations;
     if (!a->incoming.empty()) j["incoming"] = a->incoming;
+    if (!a->live_migrations.empty()) j["live_migrations"] = a->live_migrations;
   } else if (auto* f = std::get_if<MigrationFailed>(&m)) {
     j = {{"type", "migration_failed"}, {"migration", f->migration}, {"error", f->error}};
   } else if (auto* an = std::get_if<Announced>(&m)) {
@@ -154,6 +155,7 @@ AgentMessage decode_agent_message(const std::string& text) {
     a.foreign_running = strings(r, "foreign_running");
     a.storage_ready = strings(r, "storage_ready");
     a.incoming = strings(r, "incoming");
+    a.live_migrations = strings(r, "live_migrations");
     if (const auto* failed = r.raw("storage_failed")) {
       if (!failed->is_object()) throw ParseError("storage_failed", "expected an object");
       for (const auto& [k, v] : failed->items()) {

@@ -68,6 +68,9 @@ struct Ack {
   // started outside cutover (virsh, Nova), seen at its start (the VM's tap appeared, or the
   // libvirt hook asked); the controller prepares it like its own
   std::vector<std::string> incoming;
+  // Migrations (ids) whose libvirt call this agent process is running now: one asked of it but
+  // missing here (the agent restarted) is no longer driven by it.
+  std::vector<std::string> live_migrations;
 };
 struct Nack {
   uint64_t generation = 0;

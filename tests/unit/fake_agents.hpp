@@ -53,6 +53,7 @@ class FakeAgent {
     a.vms = vms;
     a.precopy_iterations = precopy;
     a.incoming.assign(incoming.begin(), incoming.end());
+    a.live_migrations.assign(live.begin(), live.end());
     hub_.on_message(session_, a);
   }
   void nack(const std::string& error) {
@@ -97,6 +98,7 @@ class FakeAgent {
   std::map<std::string, std::string> storage_failed;
   std::map<std::string, std::vector<std::string>> vms;  // libvirt domains "running" here
   std::map<std::string, int64_t> precopy;  // port -> pre-copy pass of an outgoing migration
+  std::set<std::string> live;              // migrations whose libvirt call runs here
 
  private:
   controller::AgentHub& hub_;

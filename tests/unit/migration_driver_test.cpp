@@ -651,6 +651,28 @@ TEST(MigrationDriver, LosingTheDestinationBeforeThePauseAbortsAndAskesAgainAfter
   EXPECT_NE(rig.mig("m1").reason.find("no answer to the abort"), std::string::npos);
 }
 
+TEST(MigrationDriver, ASourceAgentThatLostItsLibvirtCallHasItAbortedAndRolledBack) {
+  Rig rig;
+  driven_and_ready(rig);
+  rig.s.vms = {{"vm-domain", {"vm"}}};  // pre-copy: the VM runs on s
+  rig.s.ack();  // on the session the Migrate went out on: maybe sent before it arrived
+  EXPECT_EQ(rig.mig("m1").state, MigrationState::ready);
+  rig.s.disconnect();  // the controller's connection dropped, the agent still runs the call
+  rig.s.live = {"m1"};
+  rig.s.connect();
+  rig.pump();
+  EXPECT_EQ(rig.mig("m1").state, MigrationState::ready);
+  rig.s.disconnect();  // the agent restarted: its call died with it
+  rig.s.live.clear();
+  rig.s.connect();
+  rig.pump();
+  EXPECT_EQ(rig.mig("m1").state, MigrationState::rolling_back);
+  ASSERT_EQ(rig.s.aborts.size(), 1u) << "libvirtd may go on alone: abort, then believe the answer";
+  rig.s.answer_abort("m1", wire::Aborted::Where::here);
+  EXPECT_EQ(rig.mig("m1").state, MigrationState::rolled_back);
+  EXPECT_NE(rig.mig("m1").reason.find("restarted"), std::string::npos);
+}
+
 TEST(MigrationDriver, ARestartDuringAnAbortAsksTheSourceAgain) {
   Rig rig;
   driven_and_ready(rig);

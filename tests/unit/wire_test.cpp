@@ -41,7 +41,8 @@ TEST(Wire, AgentMessagesRoundTrip) {
                                                    {{"p2/logs", "refused"}},
                                                    {{"web-1", {"iface-a", "iface-b"}}},
                                                    {{"p2", 3}},
-                                                   {"iface-z"}}})));
+                                                   {"iface-z"},
+                                                   {"m4"}}})));
   EXPECT_EQ(ack.generation, 7u);
   EXPECT_EQ(ack.waiting_for, std::vector<std::string>{"tunnel to 10.0.0.9"});
   EXPECT_EQ(ack.awaiting_taps, std::vector<std::string>{"p3"});
@@ -52,6 +53,7 @@ TEST(Wire, AgentMessagesRoundTrip) {
   EXPECT_EQ(ack.vms.at("web-1"), (std::vector<std::string>{"iface-a", "iface-b"}));
   EXPECT_EQ(ack.precopy_iterations.at("p2"), 3);
   EXPECT_EQ(ack.incoming, std::vector<std::string>{"iface-z"});
+  EXPECT_EQ(ack.live_migrations, std::vector<std::string>{"m4"});
   for (const char* bad : {R"({"type":"ack","generation":1,"precopy_iterations":[1]})",
                           R"({"type":"ack","generation":1,"precopy_iterations":{"p":-1}})",
                           R"({"type":"ack","generation":1,"precopy_iterations":{"p":"2"}})"}) {
