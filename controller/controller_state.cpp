@@ -107,12 +107,33 @@ void ControllerState::index_migration(const Migration& m) {
 
 void ControllerState::commit(std::vector<StoredRecord> upserts,
                              std::vector<std::pair<std::string, std::string>> deletes) {
+  commit_with_audit(generation_ + 1, std::move(upserts), std::move(deletes));
+  ++generation_;
+}
+
+void ControllerState::commit_with_audit(uint64_t generation, std::vector<StoredRecord> upserts,
+                                        std::vector<std::pair<std::string, std::string>> deletes) {
+  std::vector<nlohmann::json> entries;
+  entries.swap(staged_audit_);  // a failed commit drops them: what they describe did not happen
+  uint64_t seq = next_audit_seq_;
+  for (auto& e : entries) {
+    e["seq"] = seq;
+    upserts.push_back({"audit", audit_id(seq), e.dump()});
+    ++seq;
+  }
+  // Past the limit the oldest go in the same commit: the log never holds more than the limit.
+  const size_t total = audit_.size() + entries.size();
+  const size_t drop = std::min(
+      audit_.size(), total > retention_.max_entries ? total - retention_.max_entries : size_t{0});
+  for (size_t i = 0; i < drop; ++i) deletes.push_back({"audit", audit_id(audit_seq(audit_[i]))});
   try {
-    store_.commit(generation_ + 1, upserts, deletes);
+    store_.commit(generation, upserts, deletes);
   } catch (const std::exception& e) {
     throw ApiError(500, "store_failed", "", std::string("store write failed: ") + e.what());
   }
-  ++generation_;
+  audit_.erase(audit_.begin(), audit_.begin() + static_cast<std::ptrdiff_t>(drop));
+  next_audit_seq_ = seq;
+  for (auto& e : entries) audit_.push_back(std::move(e));
 }
 
 Host ControllerState::put_host(const Host& h) {
@@ -238,24 +259,13 @@ void ControllerState::delete_port(const PortId& id) {
   if (on_change) on_change(generation_, ChangeSet{false, {{before, std::nullopt}}});
 }
 
+void ControllerState::stage_audit(nlohmann::json entry) {
+  staged_audit_.push_back(std::move(entry));
+}
+
 void ControllerState::append_audit(nlohmann::json entry) {
-  const uint64_t seq = next_audit_seq_;
-  entry["seq"] = seq;
-  // Past the limit the oldest go in the same commit: the log never holds more than the limit.
-  const size_t drop =
-      audit_.size() + 1 > retention_.max_entries ? audit_.size() + 1 - retention_.max_entries : 0;
-  std::vector<std::pair<std::string, std::string>> deletes;
-  for (size_t i = 0; i < drop && i < audit_.size(); ++i) {
-    deletes.push_back({"audit", audit_id(audit_seq(audit_[i]))});
-  }
-  try {
-    store_.commit(generation_, {{"audit", audit_id(seq), entry.dump()}}, deletes);
-  } catch (const std::exception& e) {
-    throw ApiError(500, "store_failed", "", std::string("store write failed: ") + e.what());
-  }
-  audit_.erase(audit_.begin(), audit_.begin() + static_cast<std::ptrdiff_t>(deletes.size()));
-  ++next_audit_seq_;
-  audit_.push_back(std::move(entry));
+  staged_audit_.push_back(std::move(entry));
+  commit_with_audit(generation_, {}, {});  // audit only: no new generation
 }
 
 size_t ControllerState::prune(int64_t now_us) {

@@ -70,6 +70,11 @@ class ControllerState {
   // its "seq" (1, 2, ...; never reused, also after entries are dropped). An append past
   // retention.max_entries drops the oldest entries in the same commit.
   void append_audit(nlohmann::json entry);
+  // An entry describing the state change that follows: committed in the same store transaction
+  // as the next mutation (put_migration, put_port_and_migration, ...), so that neither is ever
+  // stored without the other; append_audit() commits it first if no mutation came. Dropped if
+  // that mutation fails (what it describes did not happen).
+  void stage_audit(nlohmann::json entry);
   const std::deque<nlohmann::json>& audit() const { return audit_; }
   void set_retention(const Retention& r) { retention_ = r; }
   // Drops audit entries older than retention.max_age_us at `now_us` (and any beyond
@@ -90,6 +95,11 @@ class ControllerState {
   void validate_port(const Port& p, const std::optional<PortId>& replacing) const;
   void commit(std::vector<StoredRecord> upserts,
               std::vector<std::pair<std::string, std::string>> deletes);
+  // Commits the staged audit entries (and retention's drops) with `upserts`/`deletes` at
+  // `generation`; on success they join audit_.
+  void commit_with_audit(uint64_t generation, std::vector<StoredRecord> upserts,
+                         std::vector<std::pair<std::string, std::string>> deletes);
+  std::vector<nlohmann::json> staged_audit_;
 
   Store& store_;
   uint64_t generation_ = 0;

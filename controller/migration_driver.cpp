@@ -43,13 +43,18 @@ void MigrationDriver::stamp(Migration& m, const std::string& phase) {
   if (!m.timeline.count(phase)) m.timeline[phase] = scheduler_.now_us();
 }
 
-void MigrationDriver::audit(const Migration& m, const std::string& event,
-                            const std::string& detail) {
-  state_.append_audit({{"time_us", scheduler_.now_us()},
-                       {"migration", m.id.str()},
-                       {"port", m.port.str()},
-                       {"event", event},
-                       {"detail", detail}});
+void MigrationDriver::audit(const Migration& m, const std::string& event, const std::string& detail,
+                            bool with_next_save) {
+  nlohmann::json entry = {{"time_us", scheduler_.now_us()},
+                          {"migration", m.id.str()},
+                          {"port", m.port.str()},
+                          {"event", event},
+                          {"detail", detail}};
+  if (with_next_save) {
+    state_.stage_audit(std::move(entry));
+  } else {
+    state_.append_audit(std::move(entry));
+  }
 }
 
 void MigrationDriver::transition(Migration& m, MigrationState to, const std::string& reason) {
@@ -60,7 +65,7 @@ void MigrationDriver::transition(Migration& m, MigrationState to, const std::str
   m.state = to;
   if (!reason.empty()) m.reason = reason;
   stamp(m, to_string(to));
-  audit(m, to_string(to), reason);
+  audit(m, to_string(to), reason, true);  // stored with the migration's state, atomically
   if (is_terminal(to)) {
     metrics_.migration_finished(to_string(to));
     disarm_timer(m.id);
@@ -382,8 +387,8 @@ void MigrationDriver::finish_prepare(const MigrationId& id) {
     stamp(m, "storage_ready");
   }
   transition(m, MigrationState::ready, "");
-  drive(m);
   save(m);
+  if (drive(m)) save(m);  // its stamp
   tell_prepared(m.destination, port.iface_id, m.id.str(), "");
   arm_timer(id, policy_.activation_timeout, "port never came up on the destination");
   check_activation(id);
@@ -413,18 +418,21 @@ void MigrationDriver::check_released(const HostId& host) {
   }
 }
 
-void MigrationDriver::drive(Migration& m) {
+bool MigrationDriver::drive(Migration& m) {
   // libvirt is already migrating it: asking the source again would only fail.
-  if (m.timeline.count("detected_incoming")) return;
+  if (m.timeline.count("detected_incoming")) return false;
   const auto& dest = state_.hosts().at(m.destination);
-  if (dest.migration_uri.empty()) return;  // migrated by someone else (virsh, Nova, a test)
+  if (dest.migration_uri.empty()) return false;  // migrated by someone else (virsh, Nova, a test)
   const auto& port = state_.ports().at(m.port);
   wire::Migrate cmd{m.id.str(), port.iface_id, dest.migration_uri};
   if (hub_.send_to(m.source, wire::encode(wire::ControllerMessage{cmd}))) {
     migrate_session_[m.id] = hub_.session_of(m.source);
     stamp(m, "migration_started");
-    audit(m, "migration_started", "source agent asked to live-migrate to " + dest.migration_uri);
+    audit(m, "migration_started", "source agent asked to live-migrate to " + dest.migration_uri,
+          true);
+    return true;
   }
+  return false;
 }
 
 void MigrationDriver::on_migration_failed(const HostId& host, const std::string& migration,

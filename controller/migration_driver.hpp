@@ -135,7 +135,8 @@ class MigrationDriver {
   void check_activation(const MigrationId& id);
   // When the destination publishes a migration URI, cutover itself starts the live migration:
   // the source agent calls libvirt (peer-to-peer) once every VTEP is ready.
-  void drive(Migration& m);
+  // Returns whether it asked (m stamped migration_started: save it).
+  bool drive(Migration& m);
   // A VM is arriving on `host` by a live migration cutover did not start (virsh, Nova: the
   // agent saw its tap appear, or libvirt's hook asked): prepare it as if it had been asked for,
   // policy included; a refused one is recorded and left to libvirt.
@@ -177,7 +178,10 @@ class MigrationDriver {
   std::vector<HostId> hosts_involved(const Port& p) const;
   void arm_timer(const MigrationId& id, std::chrono::milliseconds d, const std::string& what);
   void disarm_timer(const MigrationId& id);
-  void audit(const Migration& m, const std::string& event, const std::string& detail);
+  // with_next_save: the entry describes the state change the caller saves next, and is stored in
+  // the same transaction (ControllerState::stage_audit); else it is stored at once.
+  void audit(const Migration& m, const std::string& event, const std::string& detail,
+             bool with_next_save = false);
 
   ControllerState& state_;
   AgentHub& hub_;

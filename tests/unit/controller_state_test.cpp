@@ -278,3 +278,24 @@ TEST(ControllerState, RetentionDropsFinishedMigrationsButNeverAnOpenOneOrTheNewe
   EXPECT_EQ(reopened.migrations().size(), 2u);
   EXPECT_EQ(reopened.next_migration_id().str(), "m6") << "ids are never reused";
 }
+
+TEST(ControllerState, AStagedAuditEntryIsStoredWithTheStateItDescribesOrNotAtAll) {
+  MemoryStore store;
+  ControllerState s(store);
+  Migration m;
+  m.id = MigrationId::parse("m1");
+  m.port = PortId::parse("p");
+  m.source = m.destination = HostId::parse("h1");
+  m.state = MigrationState::rejected;
+  s.stage_audit({{"event", "rejected"}});
+  store.fail_next_commit = true;
+  EXPECT_THROW(s.put_migration(m), ApiError);
+  EXPECT_TRUE(s.audit().empty()) << "the change it describes did not happen";
+  s.stage_audit({{"event", "rejected"}});
+  s.put_migration(m);
+  ASSERT_EQ(s.audit().size(), 1u);
+  EXPECT_EQ(s.audit().front()["seq"], 1);
+  ControllerState reopened(store);
+  EXPECT_EQ(reopened.audit().size(), 1u);
+  EXPECT_EQ(reopened.migrations().size(), 1u);
+}
