@@ -15,8 +15,10 @@ cutover-controller on 127.0.0.1 (port 0, temp dir), raw sockets against it:
   again once descriptors are free;
 - the audit log keeps --retention-entries, and `cutoverctl migrations list` / `audit` page with
   --limit/--after.
+- (root) the store's file system fills up mid-run: writes answer 500 store_failed and change
+  nothing, reads and the process go on, and writes work again once there is room.
 
-Needs no root. Usage: controller_limits_test.py BUILD_DIR
+Needs no root but for the last case (skipped without). Usage: controller_limits_test.py BUILD_DIR
 """
 import base64
 import http.client
@@ -397,6 +399,67 @@ class Limits(unittest.TestCase):
         self.assertEqual([e["seq"] for e in page], [last - 2, last - 1])
         self.assertIn(f"--after {last - 1}", more)
         self.assertEqual(len(ctl("migrations", "list")[0]), 11, "no --limit: everything")
+
+
+class StoreFailure(unittest.TestCase):
+    """The store fails mid-run (its file system fills up): writes answer 500 naming the store,
+    reads and the process go on, and writes work again once there is room. Root only: the store
+    sits on a 1 MiB tmpfs in the controller's own mount namespace (gone with it)."""
+
+    def test_a_full_store_fails_writes_not_the_controller(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root (a tmpfs in a private mount namespace)")
+        d = tempfile.mkdtemp(prefix="cutover-store-full-")
+        self.addCleanup(shutil.rmtree, d, True)
+        store = os.path.join(d, "store")
+        os.mkdir(store)
+        port_file = os.path.join(d, "port")
+        log = open(os.path.join(d, "controller.log"), "ab")
+        self.addCleanup(log.close)
+        proc = subprocess.Popen(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+             'mount -t tmpfs -o size=1m cutover-test-store "$0" && exec "$@"', store,
+             os.path.join(BUILD, "controller", "cutover-controller"), "--listen", "127.0.0.1:0",
+             "--port-file", port_file, "--db", os.path.join(store, "c.db"), "--token", TOKEN],
+            stdout=log, stderr=subprocess.STDOUT)
+
+        def stop():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        self.addCleanup(stop)
+        port = int(wait_until("controller port file", lambda: read_text(port_file).strip()
+                              if os.path.exists(port_file) else None))
+        c = Controller.__new__(Controller)
+        c.port = port
+        self.assertEqual(c.request("POST", "/v1/networks", {"id": "blue", "vni": 100})[0], 201)
+        # Fill the store's file system from outside, through the controller's own root.
+        filler = f"/proc/{proc.pid}/root{store}/filler"
+        with open(filler, "wb") as f:
+            try:
+                while True:
+                    f.write(b"\0" * 65536)
+                    f.flush()
+            except OSError:
+                pass
+        failed = None
+        for i in range(200):
+            st, body = c.request("POST", "/v1/networks", {"id": f"n{i}", "vni": 200 + i,
+                                                          "name": "x" * 120})
+            if st != 201:
+                failed = (st, body)
+                break
+        self.assertIsNotNone(failed, "the store never filled up")
+        self.assertEqual(failed[0], 500, failed)
+        self.assertEqual(failed[1]["error"]["code"], "store_failed", failed)
+        self.assertIsNone(proc.poll(), "a store error must not end the controller")
+        self.assertEqual(c.request("GET", "/healthz", token="")[0], 200)
+        names = [n["id"] for n in c.request("GET", "/v1/networks")[1]]
+        self.assertIn("blue", names)
+        self.assertNotIn(f"n{i}", names, "a failed write changes nothing")
+        os.unlink(filler)
+        self.assertEqual(c.request("POST", "/v1/networks", {"id": "after", "vni": 999})[0], 201)
+        self.assertIsNone(proc.poll())
 
 
 def main():
