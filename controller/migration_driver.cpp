@@ -94,12 +94,23 @@ void MigrationDriver::per_port_after(std::map<PortId, uint64_t>& timers, const P
 }
 
 void MigrationDriver::end_forwarding_later(const PortId& port) {
-  per_port_after(forward_timers_, port, policy_.forward_grace, [this, port] {
+  const uint64_t generation = state_.generation();  // the new location is in it
+  per_port_after(forward_timers_, port, policy_.forward_grace, [this, port, generation] {
     auto it = state_.ports().find(port);
     if (it == state_.ports().end() || !it->second.previous_host) return;
     for (const auto* m : open_migrations()) {
       // Still converging on the location the previous host forwards to: its end re-arms this.
       if (m->port == port && m->state == MigrationState::cutting_over) return;
+    }
+    // A VTEP that has not applied the new location (its agent is away) still sends to the
+    // previous host: it forwards until that VTEP has caught up, a grace period later.
+    for (const auto& h : hosts_involved(it->second)) {
+      if (h == *it->second.previous_host || hub_.host_applied(h, generation)) continue;
+      logger("migration")
+          ->info("port {}: {} keeps forwarding for it: {} has not applied its new location",
+                 port.str(), it->second.previous_host->str(), h.str());
+      end_forwarding_later(port);
+      return;
     }
     Port p = it->second;
     const HostId left = *p.previous_host;

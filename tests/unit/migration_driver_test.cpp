@@ -114,6 +114,22 @@ TEST(MigrationDriver, HappyPathWithTimelineAndForwardingAfterCutover) {
   EXPECT_GE(rig.state.audit().size(), 5u);
 }
 
+TEST(MigrationDriver, ThePreviousHostForwardsUntilEveryVtepHasTheNewLocation) {
+  Rig rig;
+  rig.driver->create(PortId::parse("vm"), HostId::parse("d"));
+  rig.pump();
+  rig.r.disconnect();  // r's agent dies: its switch still sends the VM's frames to s
+  rig.d.bind("vm");
+  rig.pump();
+  ASSERT_EQ(rig.mig("m1").state, MigrationState::completed);
+  rig.clock.advance(rig.policy.forward_grace * 3);
+  EXPECT_EQ(rig.vm().previous_host, HostId::parse("s")) << "r has not switched yet";
+  rig.r.connect();
+  rig.pump();  // r applies the new location
+  rig.clock.advance(rig.policy.forward_grace);
+  EXPECT_FALSE(rig.vm().previous_host.has_value());
+}
+
 TEST(MigrationDriver, NotReadyWhileAVtepHasAppliedThePrepareOnlyPartially) {
   Rig rig;
   rig.r.waiting_for = {"tunnel to 10.0.0.2"};  // r has no tunnel to the new VTEP d yet
