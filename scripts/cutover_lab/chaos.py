@@ -4,8 +4,9 @@ restarted after a while, and what became of the migration.
 For each (component, phase) cell: vm1 migrates between h1 and h2 through cutover under a 1 kpps
 UDP echo stream and 8 TCP echo sessions from the client on h3; the component dies at the phase
 and comes back DOWN_S later with its own command line and environment (the controller on the
-same port). The cell records: the VM reachable again (ms from its resume on the destination to
-the end of the last gap in the echoes after it), echoes lost, TCP sessions kept, the final
+same port). The cell records: the VM reachable again (ms from its resume on the destination - or
+from the kill when it did not move - to the first echo), the longest gap in the echoes after
+that point, echoes lost, TCP sessions kept, the final
 record, whether the record tells the truth (completed when libvirt runs the VM on the
 destination, rolled_back when on the source), and whether the next migration succeeds.
 
@@ -116,19 +117,19 @@ def _where(ctx, src, dst):
     return None
 
 
-def reach_ms(echoes, resume):
-    """ms from `resume` (probe time: the VM's resume on the destination, or the kill when it did
-    not move) to the end of the last outage in the echoes around or after it: when the VM could
-    be reached again for good. None when no echo came back after it."""
-    times = sorted(t for t, _ in echoes)
-    after = [t for t in times if t >= resume]
-    if not after:
-        return None
-    back = after[0]
-    for a, b in zip(times, times[1:]):
-        if b >= resume and b - a > GAP_S:
-            back = max(back, b)
-    return round((back - resume) * 1000, 1)
+def reach_ms(echoes, ref):
+    """ms from `ref` (probe time: the VM's resume on the destination, or the kill when it did not
+    move) to the first echo after it: how long the VM stayed unreachable. None when no echo came
+    back after it."""
+    after = [t for t, _ in echoes if t >= ref]
+    return round((min(after) - ref) * 1000, 1) if after else None
+
+
+def longest_gap_ms(echoes, ref):
+    """The longest silence in the echoes from `ref` on (ms): an outage that began later (e.g.
+    forwarding that ended too early) shows here rather than in reach_ms."""
+    times = sorted(t for t, _ in echoes if t >= ref)
+    return round(max((b - a for a, b in zip(times, times[1:])), default=0.0) * 1000, 1)
 
 
 def cell(ctx, component, phase, src, dst, tag):
@@ -185,6 +186,7 @@ def cell(ctx, component, phase, src, dst, tag):
             "record": final["state"], "reason": final.get("reason", ""), "vm_on": where,
             "port_on": placed, "truthful": truthful and placed == where,
             "reach_ms": reach_ms(u["echoes"], ref), "reach_from": "resume" if moved else "kill",
+            "gap_after_ms": longest_gap_ms(u["echoes"], ref),
             "lost": u["lost"], "sent": u["sent"], "duplicates": u["duplicates"],
             "tcp": f"{t['survived']}/{t['sessions']}", "tcp_ok": t["survived"] == t["sessions"],
             "killed_after_s": round(target.killed_at - t0, 3)}
@@ -243,12 +245,13 @@ def passed(row):
 
 
 def table(rows):
-    head = (f"{'component':<18} {'phase':<10} {'reach ms':>9} {'lost':>5} {'TCP':>5} "
+    head = (f"{'component':<18} {'phase':<10} {'reach ms':>9} {'gap ms':>7} {'lost':>5} {'TCP':>5} "
             f"{'record':<12} {'VM on':<6} {'truthful':<8} {'next':<5} verdict")
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(f"{r['component']:<18} {r['phase']:<10} "
-                     f"{'never' if r['reach_ms'] is None else r['reach_ms']:>9} {r['lost']:>5} "
+                     f"{'never' if r['reach_ms'] is None else r['reach_ms']:>9} "
+                     f"{r.get('gap_after_ms', '-'):>7} {r['lost']:>5} "
                      f"{r['tcp']:>5} {r['record']:<12} {str(r['vm_on']):<6} "
                      f"{'yes' if r['truthful'] else 'NO':<8} {'yes' if r['next_ok'] else 'NO':<5} "
                      f"{'pass' if passed(r) else 'FAIL'}")

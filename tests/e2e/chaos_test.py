@@ -9,7 +9,7 @@ restarted 2 s later (scripts/chaos; the full table is its job, this is the CI su
   it instead of rolling back);
 - the source's agent at the pause (it forwards through OVS; libvirt goes on without it).
 
-Asserts per cell: the VM reachable again after its resume (within 3 s; measured 50-90 ms for
+Asserts per cell: the VM reachable again after its resume (within 3 s; measured 60-120 ms for
 the controller), every TCP session kept, the final record truthful (completed where libvirt runs
 the VM, the port placed there), and the next migration completing. Everything the cells start,
 restarted processes included, is torn down also on failure.
