@@ -41,6 +41,7 @@ struct ControllerConfig {
   std::string forbid;  // "portlabel:hostlabel,..."
   int64_t prepare_timeout_ms = 30000;
   int64_t activation_timeout_ms = 300000;
+  int64_t abort_timeout_ms = 30000;
   int64_t conntrack_carry_ttl_s = 600;
   int64_t forward_grace_ms = 2000;
   std::string log_level = "info";
@@ -116,7 +117,11 @@ int main(int argc, char** argv) {
   opts.add("prepare-timeout-ms", &cfg.prepare_timeout_ms,
            "roll back when the destination and VTEPs have not ACKed the prepare by then");
   opts.add("activation-timeout-ms", &cfg.activation_timeout_ms,
-           "roll back when the port has not come up on the destination by then");
+           "roll back when the port has not come up on the destination by then (before the "
+           "VM's pause; after it the migration is carried forward)");
+  opts.add("abort-timeout-ms", &cfg.abort_timeout_ms,
+           "how long a rolling_back migration waits for the source's answer to the abort of "
+           "libvirt's job before the agents' reports decide");
   opts.add("conntrack-carry-ttl", &cfg.conntrack_carry_ttl_s,
            "seconds after a migration ends that the destination keeps admitting the connections "
            "carried from the source's conntrack (by then the VM's own packets have committed "
@@ -172,6 +177,8 @@ int main(int argc, char** argv) {
     policy.max_concurrent_per_host = cfg.max_concurrent_per_host;
     policy.prepare_timeout = std::chrono::milliseconds(cfg.prepare_timeout_ms);
     policy.activation_timeout = std::chrono::milliseconds(cfg.activation_timeout_ms);
+    policy.abort_timeout = std::chrono::milliseconds(
+        in_range(cfg.abort_timeout_ms, 100, 3600000, "--abort-timeout-ms"));
     if (cfg.conntrack_carry_ttl_s < 1 || cfg.conntrack_carry_ttl_s > 30 * 86400) {
       throw ParseError("--conntrack-carry-ttl", "must be 1 to 2592000 (30 days)");
     }
