@@ -446,8 +446,8 @@ bool MigrationDriver::drive(Migration& m) {
   return false;
 }
 
-void MigrationDriver::on_migration_failed(const HostId& host, const std::string& migration,
-                                          const std::string& error) {
+const Migration* MigrationDriver::of_source(const HostId& host, const std::string& migration,
+                                            const char* what) const {
   auto it = state_.migrations().end();
   try {
     it = state_.migrations().find(MigrationId::parse(migration));
@@ -455,29 +455,37 @@ void MigrationDriver::on_migration_failed(const HostId& host, const std::string&
   }
   if (it == state_.migrations().end() || it->second.source != host) {
     logger("migration")
-        ->warn("agent {} reported migration {} failed, which it is not the source of: ignored",
-               host.str(), migration);
-    return;
+        ->warn("agent {} {} migration {}, which it is not the source of: ignored", host.str(), what,
+               migration);
+    return nullptr;
   }
-  const Migration& m = it->second;
+  return &it->second;
+}
+
+bool MigrationDriver::runs_on_source(const Migration& m) const {
+  auto src = hub_.agents().find(m.source);
+  if (src == hub_.agents().end() || !src->second.connected || !src->second.reported) return false;
+  const auto& iface = state_.ports().at(m.port).iface_id;
+  for (const auto& [vm, ifaces] : src->second.vms) {
+    if (ifaces.count(iface)) return true;
+  }
+  return false;
+}
+
+void MigrationDriver::on_migration_failed(const HostId& host, const std::string& migration,
+                                          const std::string& error) {
+  const Migration* found = of_source(host, migration, "reported a failed");
+  if (!found) return;
+  const Migration& m = *found;
   if (is_terminal(m.state) || m.state == MigrationState::cutting_over) return;
   // libvirt resumes the VM on the source when its migration fails: the network goes back too.
   finish_rollback(m, "live migration failed: " + error);
 }
 
 void MigrationDriver::on_aborted(const HostId& host, const wire::Aborted& answer) {
-  auto it = state_.migrations().end();
-  try {
-    it = state_.migrations().find(MigrationId::parse(answer.migration));
-  } catch (const ParseError&) {
-  }
-  if (it == state_.migrations().end() || it->second.source != host) {
-    logger("migration")
-        ->warn("agent {} answered an abort of {}, which it is not the source of: ignored",
-               host.str(), answer.migration);
-    return;
-  }
-  Migration m = it->second;
+  const Migration* found = of_source(host, answer.migration, "answered the abort of");
+  if (!found) return;
+  Migration m = *found;
   if (m.state != MigrationState::rolling_back) return;  // settled already
   audit(m, "abort_answered",
         std::string("the VM is ") + wire::to_string(answer.where) + ": " + answer.detail);
@@ -764,8 +772,7 @@ bool MigrationDriver::settle_from_reports(const MigrationId& id) {
   if (src == hub_.agents().end() || !src->second.connected || !src->second.reported) return false;
   const auto& s = src->second;
   const bool paused = s.paused_ports.count(port.id.str()) > 0;
-  bool running = false;
-  for (const auto& [vm, ifaces] : s.vms) running |= ifaces.count(port.iface_id) > 0;
+  const bool running = runs_on_source(m);
   const bool after_pause = m.timeline.count("source_paused") > 0;
   if (after_pause && !paused && !running && !s.bound_ports.count(port.id.str())) {
     // Its tap is gone from S after its final pause: libvirt finished on D, whose agent has not
@@ -871,13 +878,7 @@ void MigrationDriver::arm_abort_deadline(const MigrationId& id) {
     if (it == state_.migrations().end() || it->second.state != MigrationState::rolling_back) return;
     if (settle_from_reports(id)) return;
     const Migration& m = it->second;
-    const auto& port = state_.ports().at(m.port);
-    auto src = hub_.agents().find(m.source);
-    bool running = false;
-    if (src != hub_.agents().end() && src->second.connected && src->second.reported) {
-      for (const auto& [vm, ifaces] : src->second.vms) running |= ifaces.count(port.iface_id) > 0;
-    }
-    if (running) {
+    if (runs_on_source(m)) {
       finish_rollback(m, m.reason + " (no answer to the abort within " +
                              std::to_string(policy_.abort_timeout.count()) +
                              " ms; the VM runs on " + m.source.str() + ")");

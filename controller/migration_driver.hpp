@@ -175,6 +175,12 @@ class MigrationDriver {
   // Whether `host`'s agent was connected to this controller process and is no longer (an agent
   // not seen since a restart is not lost).
   bool lost(const HostId& host) const;
+  // The migration named in an agent's report, if `host` is its source (else logged: "agent H
+  // <what> migration M, which it is not the source of").
+  const Migration* of_source(const HostId& host, const std::string& migration,
+                             const char* what) const;
+  // The source's agent, on its current session, reports the VM running there (libvirt).
+  bool runs_on_source(const Migration& m) const;
   std::vector<HostId> hosts_involved(const Port& p) const;
   void arm_timer(const MigrationId& id, std::chrono::milliseconds d, const std::string& what);
   void disarm_timer(const MigrationId& id);
