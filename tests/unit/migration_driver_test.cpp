@@ -63,6 +63,13 @@ struct Rig {
     return state.migrations().at(MigrationId::parse(id));
   }
   const Port& vm() { return state.ports().at(PortId::parse("vm")); }
+  // vm migrates s -> d until its VM paused on s for the final copy (state migrating).
+  void migrate_until_paused() {
+    driver->create(PortId::parse("vm"), HostId::parse("d"));
+    pump();
+    s.paused.insert("vm");
+    s.ack();
+  }
   // vm gets an address and a stateful firewall (so conntrack is carried when it moves).
   void make_vm_stateful() {
     Port p = vm();
@@ -505,10 +512,7 @@ struct Restarted {
 
 TEST(MigrationDriver, ARestartRollsNothingBackTheVmThatLandedIsCompleted) {
   Rig rig;
-  rig.driver->create(PortId::parse("vm"), HostId::parse("d"));
-  rig.pump();
-  rig.s.paused.insert("vm");
-  rig.s.ack();
+  rig.migrate_until_paused();
   ASSERT_EQ(rig.mig("m1").state, MigrationState::migrating);
   // The controller dies; the VM resumes on d meanwhile. The new one keeps the port arriving on d
   // (d delivers what s forwards) until d says where the VM runs.
@@ -550,10 +554,7 @@ TEST(MigrationDriver, ARestartBeforeThePauseWaitsForTheVmAndAPrepareForItsAcks) 
 
 TEST(MigrationDriver, AfterARestartTheSourceTapGoneAfterThePauseMeansTheVmMoved) {
   Rig rig;
-  rig.driver->create(PortId::parse("vm"), HostId::parse("d"));
-  rig.pump();
-  rig.s.paused.insert("vm");
-  rig.s.ack();
+  rig.migrate_until_paused();
   Restarted again(rig);
   again.s.connect();  // d's agent stays away; s: paused no more, its tap gone (QEMU exited)
   again.r.connect();
@@ -564,10 +565,7 @@ TEST(MigrationDriver, AfterARestartTheSourceTapGoneAfterThePauseMeansTheVmMoved)
 
 TEST(MigrationDriver, TheDestinationAgentLostAfterThePauseIsCarriedForward) {
   Rig rig;
-  rig.driver->create(PortId::parse("vm"), HostId::parse("d"));
-  rig.pump();
-  rig.s.paused.insert("vm");
-  rig.s.ack();
+  rig.migrate_until_paused();
   rig.d.disconnect();
   EXPECT_EQ(rig.mig("m1").state, MigrationState::migrating) << "not rolled back";
   EXPECT_EQ(rig.vm().migrating_to, HostId::parse("d"));
