@@ -103,9 +103,14 @@ def _qmp_event(lab, host, event, since):
     return None
 
 
-def _record(lab, ctl, mid):
-    res = lab.ctl(ctl, "--json", "migrations", "show", mid, check=False)
-    return json.loads(res.stdout) if res.returncode == 0 else None
+FINAL = ("completed", "rolled_back", "rejected")
+
+
+def _settled(lab, ctl, mid, what):
+    """The migration's record once it is final (waits up to SETTLE_S; LabError after)."""
+    from .vmlab import migration_state
+    return wait_until(what, lambda: (lambda r: r["state"] in FINAL and r)(
+        migration_state(lab, ctl, mid)), timeout=SETTLE_S, interval=0.2)
 
 
 def _where(ctx, src, dst):
@@ -165,9 +170,7 @@ def cell(ctx, component, phase, src, dst, tag):
     target.kill()
     time.sleep(DOWN_S)
     target.restart()
-    final = wait_until("the record to settle", lambda: (lambda r: r and r["state"] in (
-        "completed", "rolled_back", "rejected") and r)(_record(lab, ctl, mid)), timeout=SETTLE_S,
-        interval=0.2)
+    final = _settled(lab, ctl, mid, "the record to settle")
     udp.wait(timeout=PROBE_S + 60)
     tcp.wait(timeout=PROBE_S + 60)
     pause = watch.stop()
@@ -194,16 +197,13 @@ def cell(ctx, component, phase, src, dst, tag):
 
 def next_migration_ok(ctx, src, dst):
     """A plain cutover migration src -> dst after the cell, without traffic: (completed?, why)."""
-    from .vmlab import migration_state
     lab, ctl = ctx["lab"], ctx["ctl"]
     res = lab.ctl(ctl, "--json", "migrations", "create", "--vm", "vm1", "--to", dst, check=False)
     if res.returncode != 0:
         return False, res.stderr.strip() or res.stdout.strip()
     mid = json.loads(res.stdout)["id"]
     try:
-        done = wait_until("the next migration", lambda: (lambda r: r and r["state"] in (
-            "completed", "rolled_back", "rejected") and r)(migration_state(lab, ctl, mid)),
-            timeout=SETTLE_S, interval=0.2)
+        done = _settled(lab, ctl, mid, "the next migration")
     except LabError as e:
         return False, str(e)
     return done["state"] == "completed", done.get("reason", "")
@@ -216,7 +216,7 @@ def settle_open(ctx):
 
     def open_ids():
         ms = json.loads(lab.ctl(ctl, "--json", "migrations").stdout)
-        return [m["id"] for m in ms if m["state"] not in ("completed", "rolled_back", "rejected")]
+        return [m["id"] for m in ms if m["state"] not in FINAL]
     try:
         wait_until("no open migration", lambda: not open_ids(), timeout=SETTLE_S, interval=0.5)
         return []
