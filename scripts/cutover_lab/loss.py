@@ -80,6 +80,15 @@ def split(udp, pps, pause, guest_counts):
         # A request sent from just before the stop until the resume met the pause.
         at = [s for s in lost if a - 0.005 <= s / pps <= b + 0.005]
         out["at_pause"], out["elsewhere"] = len(at), len(lost) - len(at)
+        # Where the losses sit, for reading a bad run afterwards: [ms from the resume, count].
+        runs = []
+        for s in lost:
+            if runs and s == runs[-1][2] + 1:
+                runs[-1][1] += 1
+                runs[-1][2] = s
+            else:
+                runs.append([round((s / pps - b) * 1000, 1), 1, s])
+        out["runs"] = [r[:2] for r in runs[:20]]
         # The first echo after the resume, and whether its request had been waiting (sent before
         # the resume): then the time until it came back was the guest's, draining what queued
         # for it during the pause (under TCG it also re-translates its code after a migration).
@@ -91,6 +100,8 @@ def split(udp, pps, pause, guest_counts):
     if g:
         out["requests"] = udp["sent"] - g["received"]  # never reached the guest's socket
         out["replies"] = g["echoed"] - udp["echoed"]  # echoed by the guest, not received back
-        out["in_guest"] = (g["udp"].get("RcvbufErrors", 0) + g["udp"].get("InErrors", 0)
-                           + (g.get("eth0_rx_dropped") or 0))
+        # UDP InErrors already counts a full socket buffer (RcvbufErrors) and a bad checksum.
+        out["in_guest"] = g["udp"].get("InErrors", 0) + (g.get("eth0_rx_dropped") or 0)
+        out["guest_counters"] = dict(g["udp"], **g.get("ip", {}),
+                                     eth0_rx_dropped=g.get("eth0_rx_dropped") or 0)
     return out

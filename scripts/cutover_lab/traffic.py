@@ -150,16 +150,17 @@ def guest_stat(sock, ip, port, tries=20):
 
 def parse_stat(text):
     """'CUTOVER-STAT peers=A:P/rx/tx/err,... snmp=<file, lines joined by ;> eth0_rx_dropped=N'"""
-    out = {"peers": {}, "udp": {}, "eth0_rx_dropped": None}
+    out = {"peers": {}, "udp": {}, "ip": {}, "eth0_rx_dropped": None}
     head, _, rest = text.partition(" snmp=")
     snmp, _, dropped = rest.partition(" eth0_rx_dropped=")
     for p in head.partition("peers=")[2].split(","):
         if p.count("/") == 3:
             addr, rx, tx, err = p.split("/")
             out["peers"][addr] = (int(rx), int(tx), int(err))
-    lines = [line.split() for line in snmp.split(";") if line.startswith("Udp:")]
-    if len(lines) >= 2:
-        out["udp"] = {k: int(v) for k, v in zip(lines[0][1:], lines[1][1:])}
+    for proto, key in (("Udp:", "udp"), ("Ip:", "ip")):
+        lines = [line.split() for line in snmp.split(";") if line.startswith(proto)]
+        if len(lines) >= 2:
+            out[key] = {k: int(v) for k, v in zip(lines[0][1:], lines[1][1:]) if v.lstrip("-").isdigit()}
     try:
         out["eth0_rx_dropped"] = int(dropped.strip().strip(";") or 0)
     except ValueError:
@@ -208,9 +209,12 @@ def udp_probe(ip, port, pps, seconds, out_path, stats=None):
         a = after["peers"].get(mine[0], (0, 0, 0)) if mine else (0, 0, 0)
         b = before["peers"].get(mine[0], (0, 0, 0)) if mine else (0, 0, 0)
         udp_diff = {k: after["udp"].get(k, 0) - before["udp"].get(k, 0)
-                    for k in ("InDatagrams", "InErrors", "RcvbufErrors", "SndbufErrors")}
+                    for k in ("InDatagrams", "InErrors", "RcvbufErrors", "SndbufErrors",
+                              "InCsumErrors", "NoPorts")}
+        ip_diff = {k: after.get("ip", {}).get(k, 0) - before.get("ip", {}).get(k, 0)
+                   for k in ("InHdrErrors", "InAddrErrors", "InDiscards", "ReasmFails")}
         guest = {"received": a[0] - b[0], "echoed": a[1] - b[1], "send_errors": a[2] - b[2],
-                 "udp": udp_diff, "eth0_rx_dropped": (after["eth0_rx_dropped"] or 0)
+                 "udp": udp_diff, "ip": ip_diff, "eth0_rx_dropped": (after["eth0_rx_dropped"] or 0)
                  - (before["eth0_rx_dropped"] or 0), "peer": mine[0] if mine else None}
     got = {s for _, s in echoes if s < n}
     gaps = [b[0] - a[0] for a, b in zip(echoes, echoes[1:])]

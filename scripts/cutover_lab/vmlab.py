@@ -52,6 +52,8 @@ def run_hop(ctx, mode, src, dst, tag):
     tcp_out = os.path.join(lab.dir, f"tcp-{tag}.json")
     hosts = list(lab.hosts.values())  # the client's host too: replies burst into it
     drops_before = loss.drop_counters(hosts)
+    agents = ctx.get("agents") or {}
+    log_at = {h: _log_size(agents.get(h)) for h in (src, dst)}
     pause_watch = loss.PauseWatch(lab, ctx["libvirt"][src], ctx["libvirt"][dst])
     udp = lab.spawn(cli.ns, traffic + ["udp-probe", VM_IP, "7", "1000", str(PROBE_SECONDS), udp_out,
                                       "stat"],
@@ -139,7 +141,26 @@ def run_hop(ctx, mode, src, dst, tag):
             "host_drops": drops, "tcp_sessions": t["sessions"],
             "tcp_survived": t["survived"], "tcp_max_stall_ms": t["max_stall_ms"], "timeline": timeline,
             "garps": garps, **storage,
-            "phases_s": phases, "echoes": u["echoes"]}
+            "phases_s": phases, "echoes": u["echoes"],
+            # What the agents' relays did in this hop, for reading a bad hop afterwards.
+            "relay_log": [f"{h}: {line}" for h in (src, dst)
+                          for line in _log_since(agents.get(h), log_at[h]) if "relay" in line][:40]}
+
+
+def _log_size(agent):
+    try:
+        return os.path.getsize(agent.proc.log_path)
+    except (AttributeError, OSError, TypeError):
+        return 0
+
+
+def _log_since(agent, offset):
+    try:
+        with open(agent.proc.log_path, errors="replace") as f:
+            f.seek(offset)
+            return f.read().splitlines()
+    except (AttributeError, OSError, TypeError):
+        return []
 
 
 def http_get(ctx):
