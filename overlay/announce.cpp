@@ -110,40 +110,47 @@ std::vector<Frame> announcement_frames(const Port& port) {
   return out;
 }
 
-std::vector<PortId> ArrivalTracker::observe(const DesiredState& state,
-                                            const std::set<std::string>& bound_ids) {
-  const HostId& self = state.host;
-  std::set<PortId> active, arriving, present;
-  for (const auto& p : state.ports) {
-    present.insert(p.id);
-    if (delivered_here(p, self)) active.insert(p.id);
-    if (arriving_here(p, self)) arriving.insert(p.id);
+void ArrivalTracker::changed(const Port* before, const Port* now, const HostId& self) {
+  const PortId& id = now ? now->id : before->id;
+  if (!now || !delivered_here(*now, self)) {
+    waiting_.erase(id);
+  } else if (before && arriving_here(*before, self)) {
+    waiting_.insert(id);
   }
+}
+
+std::vector<PortId> ArrivalTracker::due(const std::set<std::string>& bound_ids) {
   std::vector<PortId> out;
-  if (initialized_) {
-    for (const auto& id : active) {
-      if (arriving_.count(id) && !announced_.count(id) && bound_ids.count(id.str())) {
-        out.push_back(id);
-        announced_.insert(id);
-      }
-    }
-  }
-  initialized_ = true;
-  // A port stays "arriving" until it has been announced or has gone from the state.
-  for (auto it = arriving_.begin(); it != arriving_.end();) {
-    if (!present.count(*it) || announced_.count(*it)) {
-      it = arriving_.erase(it);
+  for (auto it = waiting_.begin(); it != waiting_.end();) {
+    if (bound_ids.count(it->str())) {
+      out.push_back(*it);
+      it = waiting_.erase(it);
     } else {
       ++it;
     }
   }
-  for (const auto& id : arriving) {
-    if (!active.count(id)) arriving_.insert(id);
-  }
-  for (auto it = announced_.begin(); it != announced_.end();) {
-    it = active.count(*it) ? std::next(it) : announced_.erase(it);
-  }
   return out;
+}
+
+std::vector<PortId> ArrivalTracker::observe(const DesiredState& state,
+                                            const std::set<std::string>& bound_ids) {
+  std::map<PortId, Port> now;
+  for (const auto& p : state.ports) now.emplace(p.id, p);
+  if (last_) {
+    for (const auto& [id, p] : now) {
+      auto it = last_->find(id);
+      if (it == last_->end()) {
+        changed(nullptr, &p, state.host);
+      } else if (!(it->second == p)) {
+        changed(&it->second, &p, state.host);
+      }
+    }
+    for (const auto& [id, p] : *last_) {
+      if (!now.count(id)) changed(&p, nullptr, state.host);
+    }
+  }
+  last_ = std::move(now);
+  return due(bound_ids);
 }
 
 }  // namespace cutover::overlay

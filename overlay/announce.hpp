@@ -44,13 +44,17 @@ inline const std::vector<std::chrono::milliseconds> kAnnounceSchedule = {
 // about its location changed for the network.
 class ArrivalTracker {
  public:
-  // Returns the ids of ports to announce now, in id order.
+  // A port of the state changed (before: none = new to the state; now: none = removed). A port
+  // delivered here now that was arriving here or placed elsewhere before has arrived.
+  void changed(const Port* before, const Port* now, const HostId& self);
+  // The ports that arrived and are bound now, to announce (once per arrival), in id order.
+  std::vector<PortId> due(const std::set<std::string>& bound_ids);
+  // Whole states, each compared with the one before (for callers without a DesiredIndex).
   std::vector<PortId> observe(const DesiredState& state, const std::set<std::string>& bound_ids);
 
  private:
-  bool initialized_ = false;
-  std::set<PortId> arriving_;   // held here or placed elsewhere in an earlier state
-  std::set<PortId> announced_;  // active and already announced (until it leaves)
+  std::set<PortId> waiting_;                    // arrived, not bound yet
+  std::optional<std::map<PortId, Port>> last_;  // observe()'s previous state
 };
 
 }  // namespace cutover::overlay

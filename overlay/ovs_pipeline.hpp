@@ -65,5 +65,11 @@ std::string tunnel_port_name(const IpAddress& remote);
 // copy (libvirt: paused for migration); their frames go to the migration's destination.
 OvsDesired translate_ovs(const Topology& topo, const OvsPortMap& ports,
                          const std::set<std::string>& departed = {});
+// The same translation in parts, for a translation that follows changes per network: the flows
+// of no network (table-miss drops; the ACL table's when any port is stateful), and one network's
+// flows and report fields appended to `out` (tunnels are the caller's: topo.remote_vteps).
+std::vector<OvsFlow> ovs_global_flows(bool any_stateful);
+void translate_ovs_network(uint32_t vni, const NetworkView& view, const OvsPortMap& ports,
+                           const std::set<std::string>& departed, OvsDesired& out);
 
 }  // namespace cutover::overlay

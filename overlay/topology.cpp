@@ -13,7 +13,11 @@ std::string at(const char* list, size_t i, const char* field = nullptr) {
 }
 }  // namespace
 
-Topology build_topology(const DesiredState& state) {
+Topology build_topology(const DesiredState& state,
+                        const std::function<std::string(size_t)>& port_name) {
+  auto port_at = [&](size_t i, const char* field) {
+    return port_name ? port_name(i) + "." + field : at("ports", i, field);
+  };
   Topology topo;
   topo.generation = state.generation;
 
@@ -56,23 +60,23 @@ Topology build_topology(const DesiredState& state) {
   for (size_t i = 0; i < state.ports.size(); ++i) {
     const auto& p = state.ports[i];
     if (!port_ids.insert(p.id).second) {
-      throw ParseError(at("ports", i, "id"), "duplicate port id '" + p.id.str() + "'");
+      throw ParseError(port_at(i, "id"), "duplicate port id '" + p.id.str() + "'");
     }
     auto vni = vni_of.find(p.network);
     if (vni == vni_of.end()) {
-      throw ParseError(at("ports", i, "network"), "unknown network '" + p.network.str() + "'");
+      throw ParseError(port_at(i, "network"), "unknown network '" + p.network.str() + "'");
     }
     auto [it, fresh] = macs.emplace(std::make_pair(vni->second, p.mac), p.id);
     if (!fresh) {
-      throw ParseError(at("ports", i, "mac"), "MAC " + p.mac.to_string() + " already used in VNI " +
-                                                  std::to_string(vni->second) + " by port '" +
-                                                  it->second.str() + "'");
+      throw ParseError(port_at(i, "mac"), "MAC " + p.mac.to_string() + " already used in VNI " +
+                                              std::to_string(vni->second) + " by port '" +
+                                              it->second.str() + "'");
     }
     if (!p.host) continue;  // known but not placed: no location to program
     auto vtep_of = [&](const HostId& h, const char* field) {
       auto host = hosts.find(h);
       if (host == hosts.end()) {
-        throw ParseError(at("ports", i, field), "unknown host '" + h.str() + "'");
+        throw ParseError(port_at(i, field), "unknown host '" + h.str() + "'");
       }
       return host->second.underlay_ip;
     };
@@ -92,7 +96,7 @@ Topology build_topology(const DesiredState& state) {
     const bool leaving = *p.host == self_id && p.migrating_to && !arriving;
     if (*p.host == self_id || arriving) {
       if (!topo.local_iface_ids.insert(p.iface_id).second) {
-        throw ParseError(at("ports", i, "iface_id"), "duplicate iface_id '" + p.iface_id + "'");
+        throw ParseError(port_at(i, "iface_id"), "duplicate iface_id '" + p.iface_id + "'");
       }
       view.local_ports.push_back(p);
     }

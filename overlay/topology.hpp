@@ -7,6 +7,7 @@
 // the field).
 #pragma once
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -57,6 +58,8 @@ struct Topology {
 // Throws ParseError naming the field: the agent's own host missing from `hosts`, duplicate ids,
 // a port on an unknown network or host, two networks with one VNI, a MAC used twice in a VNI,
 // a remote VTEP equal to our own underlay IP.
-Topology build_topology(const DesiredState& state);
+// port_name: how errors name the port at an index (default "ports[i]").
+Topology build_topology(const DesiredState& state,
+                        const std::function<std::string(size_t)>& port_name = {});
 
 }  // namespace cutover::overlay
