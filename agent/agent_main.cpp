@@ -259,7 +259,7 @@ int main(int argc, char** argv) {
   });
   std::unique_ptr<ControllerClient> client;
   // With --libvirt-uri a port is reported up only while its domain runs here.
-  std::map<std::string, std::string> iface_of_port;  // from the latest desired state
+  std::map<std::string, std::string> iface_of_port;  // local ports, from the latest desired state
   // What libvirt last said runs (or paused to leave) here; nullopt = not watching libvirt.
   std::optional<LibvirtDomainEvents::DomainsNow> domains_now;
   std::set<std::string> local_ifaces;  // iface-ids the state places here
@@ -316,7 +316,9 @@ int main(int argc, char** argv) {
     }
     return r;
   };
-  std::optional<DesiredState> latest;  // the newest desired state handed to the dataplane
+  // The newest desired state handed to the dataplane; what the parts below need of it is its
+  // local slice (the ports this host programs), which costs what the change costs.
+  overlay::DesiredIndex desired;
   ConntrackCarrier carrier(
       [&](int64_t zone) {
         // Name the datapath: with more than one (system and netdev), OVS wants to be told.
@@ -331,15 +333,17 @@ int main(int argc, char** argv) {
       });
   // Before any report of a pause, so the carried entries reach the controller first.
   auto carry = [&] {
-    if (cfg.backend != "ovs" || !latest || !client) return;
-    for (const auto& e : carrier.update(*latest, last.ct_zones, paused_here())) log->warn("{}", e);
+    if (cfg.backend != "ovs" || desired.empty() || !client) return;
+    for (const auto& e : carrier.update(desired.local(), last.ct_zones, paused_here())) {
+      log->warn("{}", e);
+    }
   };
   // A VM stopped here for an outgoing migration's final copy, or runs again. First what the
   // pause needs at once: the relay of what its tap holds unread, and the dataplane forwarding
   // its port's frames to the destination; then the conntrack carry and the report.
   auto paused_changed = [&] {
     const auto paused = paused_here();
-    if (latest) relay.update(*latest, last.tap_names, paused);
+    if (!desired.empty()) relay.update(desired.local(), last.tap_names, paused);
     dataplane.set_departed(paused);
     carry();
     if (client) client->report(for_controller(last));
@@ -357,27 +361,38 @@ int main(int argc, char** argv) {
       });
     });
   }
-  auto remember = [&](const DesiredState& state) {
-    latest = state;
-    if (storage) storage->set_desired(state);
+  auto remember = [&](const overlay::DesiredChange& change) {
+    desired.apply(change);
+    const auto& local = desired.local();
+    if (storage) storage->set_desired(local);
     iface_of_port.clear();
     local_ifaces.clear();
-    for (const auto& p : state.ports) {
+    for (const auto& p : local.ports) {
       iface_of_port[p.id.str()] = p.iface_id;
-      if (p.host == state.host || p.migrating_to == state.host) local_ifaces.insert(p.iface_id);
+      if (p.host == local.host || p.migrating_to == local.host) local_ifaces.insert(p.iface_id);
     }
   };
   if (!cfg.controller.empty()) {
-    client = std::make_unique<ControllerClient>(io, client_cfg, [&](DesiredState state) {
-      if (state.host != client_cfg.self.id) {
-        log->error("controller sent state for host {}, we are {}; ignored", state.host.str(),
-                   client_cfg.self.id.str());
-        return;
-      }
-      log->debug("desired state generation {} from controller", state.generation);
-      remember(state);
-      dataplane.set_desired(std::move(state));
-    });
+    client = std::make_unique<ControllerClient>(
+        io, client_cfg, [&, refused = false](overlay::DesiredChange change) mutable {
+          if (auto* full = std::get_if<DesiredState>(&change)) {
+            refused = full->host != client_cfg.self.id;
+            if (refused) {
+              log->error("controller sent state for host {}, we are {}; ignored (and what follows)",
+                         full->host.str(), client_cfg.self.id.str());
+            }
+          }
+          if (refused) return;
+          if (log->should_log(spdlog::level::debug)) {
+            std::visit(
+                [&](const auto& c) {
+                  log->debug("desired state generation {} from controller", c.generation);
+                },
+                change);
+          }
+          remember(change);
+          dataplane.set_desired(std::move(change));
+        });
   }
   dataplane.on_announce([&](const AnnounceRound& r) {
     boost::asio::post(io, [&, r] {
@@ -397,7 +412,7 @@ int main(int argc, char** argv) {
   });
   dataplane.start([&](const ApplyReport& report) {
     boost::asio::post(io, [&, report] {
-      if (latest) relay.update(*latest, report.tap_names, paused_here());
+      if (!desired.empty()) relay.update(desired.local(), report.tap_names, paused_here());
       const bool changed = report.ok != last.ok || report.generation != last.generation ||
                            report.error != last.error || report.waiting_for != last.waiting_for ||
                            report.awaiting_taps != last.awaiting_taps ||

@@ -26,6 +26,27 @@ void Announcer::after_apply(const DesiredState& state, const std::vector<std::st
   }
 }
 
+void Announcer::changed(const std::vector<overlay::DesiredIndex::PortChange>& changes,
+                        const HostId& self) {
+  for (const auto& c : changes) {
+    tracker_.changed(c.before ? &*c.before : nullptr, c.now ? &*c.now : nullptr, self);
+  }
+}
+
+void Announcer::after_apply(const overlay::DesiredIndex& index,
+                            const std::vector<std::string>& bound_ports, Clock::time_point now) {
+  std::erase_if(pending_, [&](const Pending& p) {
+    const Port* port = index.port(p.port.id);
+    return !port || !overlay::delivered_here(*port, index.self());
+  });
+  const std::set<std::string> bound(bound_ports.begin(), bound_ports.end());
+  for (const auto& id : tracker_.due(bound)) {
+    const Port* port = index.port(id);
+    auto vni = port ? index.vni_of(port->network) : std::nullopt;
+    if (vni) pending_.push_back(Pending{*port, *vni, now, 0});
+  }
+}
+
 std::vector<AnnounceRound> Announcer::run_due(Clock::time_point now, FrameSink& sink) {
   std::vector<AnnounceRound> out;
   for (auto& p : pending_) {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "announce.hpp"
+#include "desired_index.hpp"
 
 namespace cutover::agent {
 
@@ -41,6 +42,11 @@ class Announcer {
   // After a confirmed apply of `state` with these local ports bound: schedules ports that just
   // arrived; drops pending rounds of ports that left.
   void after_apply(const DesiredState& state, const std::vector<std::string>& bound_ports,
+                   Clock::time_point now);
+  // The same, following a DesiredIndex: changed() with what it recorded (after every change,
+  // applied or not), after_apply() after each confirmed apply.
+  void changed(const std::vector<overlay::DesiredIndex::PortChange>& changes, const HostId& self);
+  void after_apply(const overlay::DesiredIndex& index, const std::vector<std::string>& bound_ports,
                    Clock::time_point now);
   std::vector<AnnounceRound> run_due(Clock::time_point now, FrameSink& sink);
   std::optional<Clock::time_point> next_due() const;

@@ -54,7 +54,7 @@ struct ControllerClient::Impl : std::enable_shared_from_this<Impl> {
   bool stopping = false;
   std::chrono::milliseconds backoff{100};
   std::string last_sent;
-  std::optional<DesiredState> current;  // what the controller has sent on this connection
+  bool have_state = false;  // a whole state came on this connection: deltas follow it
   MigrateFn on_migrate;
   PreparedFn on_prepared;
   AbortFn on_abort;
@@ -101,7 +101,7 @@ struct ControllerClient::Impl : std::enable_shared_from_this<Impl> {
 
   void on_open() {
     is_connected = true;
-    current.reset();
+    have_state = false;
     backoff = std::chrono::milliseconds(100);
     last_sent.clear();
     log->info("connected to controller {}:{} as {}", cfg.host, cfg.port, cfg.self.id.str());
@@ -135,13 +135,13 @@ struct ControllerClient::Impl : std::enable_shared_from_this<Impl> {
           return;
         }
         if (auto* d = std::get_if<wire::Desired>(&msg)) {
-          self->current = std::move(d->state);
-        } else if (self->current) {
-          wire::apply(*self->current, std::get<wire::Delta>(msg));
+          self->have_state = true;
+          self->on_desired(std::move(d->state));
+        } else if (self->have_state) {
+          self->on_desired(std::move(std::get<wire::Delta>(msg)));
         } else {
           throw ParseError("type", "delta before any full state");
         }
-        self->on_desired(*self->current);
       } catch (const ParseError& e) {
         // The dataplane never sees it; the controller learns through the NACK of nothing: log.
         self->log->error("controller sent a message we cannot parse: {}", e.what());

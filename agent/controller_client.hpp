@@ -13,6 +13,7 @@
 #include <string>
 
 #include "apply_report.hpp"
+#include "desired_index.hpp"
 #include "desired_state.hpp"
 #include "model.hpp"
 #include "wire.hpp"
@@ -28,7 +29,8 @@ struct ControllerClientConfig {
 
 class ControllerClient {
  public:
-  using DesiredFn = std::function<void(DesiredState)>;
+  // A whole state (on every connect) or a delta relative to what came before on the connection.
+  using DesiredFn = std::function<void(overlay::DesiredChange)>;
   using MigrateFn = std::function<void(const wire::Migrate&)>;
   using PreparedFn = std::function<void(const wire::Prepared&)>;
   using AbortFn = std::function<void(const wire::Abort&)>;

@@ -24,10 +24,11 @@ void DataplaneThread::start(ReportFn on_report) {
   thread_ = std::thread([this] { run(); });
 }
 
-void DataplaneThread::set_desired(DesiredState state) {
+void DataplaneThread::set_desired(overlay::DesiredChange change) {
   {
     std::lock_guard lock(mutex_);
-    pending_ = std::move(state);
+    if (std::holds_alternative<DesiredState>(change)) pending_.clear();
+    pending_.push_back(std::move(change));
   }
   wake();
 }
@@ -64,16 +65,24 @@ void DataplaneThread::drain_wake() {
   [[maybe_unused]] auto n = read(wake_fd_, &drained, sizeof drained);
 }
 
-std::optional<DesiredState> DataplaneThread::take_pending() {
-  std::lock_guard lock(mutex_);
-  std::optional<DesiredState> out = std::move(pending_);
-  pending_.reset();
-  return out;
+bool DataplaneThread::take_pending(overlay::DesiredIndex& index) {
+  std::vector<overlay::DesiredChange> changes;
+  {
+    std::lock_guard lock(mutex_);
+    changes.swap(pending_);
+  }
+  for (auto& c : changes) {
+    // A delta before any whole state cannot be placed: the agent core never sends one.
+    if (index.empty() && !std::holds_alternative<DesiredState>(c)) continue;
+    index.apply(std::move(c));
+  }
+  return !changes.empty();
 }
 
-void DataplaneThread::announce(const DesiredState& state, const ApplyReport& report,
+void DataplaneThread::announce(overlay::DesiredIndex& index, const ApplyReport& report,
                                FrameSink& sink) {
-  if (report.ok) announcer_.after_apply(state, report.bound_ports, Announcer::Clock::now());
+  announcer_.changed(index.take_changes(), index.self());
+  if (report.ok) announcer_.after_apply(index, report.bound_ports, Announcer::Clock::now());
   announce_due(sink);
 }
 

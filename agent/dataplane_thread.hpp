@@ -1,7 +1,8 @@
 // DataplaneThread: the plumbing both backends share - a dedicated thread, an eventfd that wakes
-// it, and a single-slot mailbox for the newest desired state (intermediate states may be
-// skipped: only the latest matters to a reconciler). OvsDataplane and LinuxDataplane add their
-// own loop (run()) and what else wakes it (OVSDB changes, netlink link events).
+// it, and a mailbox of desired-state changes (whole states and deltas, in order; a whole state
+// drops what was queued before it), which the backend applies to its DesiredIndex. OvsDataplane and
+// LinuxDataplane add their own loop (run()) and what else wakes it (OVSDB changes, netlink link
+// events).
 #pragma once
 
 #include <atomic>
@@ -19,7 +20,7 @@ class DataplaneThread : public Dataplane {
  public:
   ~DataplaneThread() override;
   void start(ReportFn on_report) override;
-  void set_desired(DesiredState state) override;
+  void set_desired(overlay::DesiredChange change) override;
   void set_departed(std::set<std::string> iface_ids) override;
   // Joins the thread; derived destructors must call it before their members go away.
   void stop() override;
@@ -33,14 +34,15 @@ class DataplaneThread : public Dataplane {
   bool stopping() const { return stopping_; }
   int wake_fd() const { return wake_fd_; }
   void drain_wake();
-  std::optional<DesiredState> take_pending();
+  // Applies what arrived to `index`; false when nothing did.
+  bool take_pending(overlay::DesiredIndex& index);
   std::optional<std::set<std::string>> take_departed();
   void report(const ApplyReport& r) {
     if (on_report_) on_report_(r);
   }
   // After a reconcile: a confirmed apply may make ports arrive (scheduling their announcement
   // rounds); then sends the rounds that are due. Call announce_due() when the loop wakes.
-  void announce(const DesiredState& state, const ApplyReport& report, FrameSink& sink);
+  void announce(overlay::DesiredIndex& index, const ApplyReport& report, FrameSink& sink);
   void announce_due(FrameSink& sink);
   // A poll timeout (ms, -1 = none) shortened to the next announcement round.
   int announce_timeout(int timeout_ms) const;
@@ -54,7 +56,7 @@ class DataplaneThread : public Dataplane {
   int wake_fd_ = -1;
   std::atomic<bool> stopping_{false};
   std::mutex mutex_;
-  std::optional<DesiredState> pending_;            // guarded by mutex_
+  std::vector<overlay::DesiredChange> pending_;    // guarded by mutex_
   std::optional<std::set<std::string>> departed_;  // guarded by mutex_
 };
 

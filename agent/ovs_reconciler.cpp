@@ -1,4 +1,4 @@
-// OvsReconciler: desired vs installed, for OVSDB tunnel ports and OpenFlow flows.
+// OvsReconciler: desired vs installed, for OVSDB tunnel ports and OpenFlow flows, per network.
 #include "ovs_reconciler.hpp"
 
 #include <chrono>
@@ -7,7 +7,6 @@
 #include <stdexcept>
 
 #include "logging.hpp"
-#include "reconcile_pass.hpp"
 #include "topology.hpp"
 
 namespace cutover::agent {
@@ -31,34 +30,243 @@ overlay::OvsPortMap OvsReconciler::port_map(const std::vector<OvsInterface>& ifa
 
 ApplyReport OvsReconciler::reconcile(const DesiredState& state,
                                      const std::set<std::string>& departed) {
-  return reconcile_pass(state, [&](const overlay::Topology& topo, ApplyReport& report) {
+  own_index_.reset(state);
+  return reconcile(own_index_, departed, true);
+}
+
+namespace {
+// iface-ids whose entry differs between two maps (added, removed or changed).
+template <typename Map>
+std::set<std::string> changed_keys(const Map& a, const Map& b) {
+  std::set<std::string> out;
+  for (const auto& [k, v] : a) {
+    auto it = b.find(k);
+    if (it == b.end() || !(it->second == v)) out.insert(k);
+  }
+  for (const auto& [k, v] : b) {
+    if (!a.count(k)) out.insert(k);
+  }
+  return out;
+}
+}  // namespace
+
+ApplyReport OvsReconciler::reconcile(overlay::DesiredIndex& index,
+                                     const std::set<std::string>& departed, bool verify) {
+  const auto start = std::chrono::steady_clock::now();
+  ApplyReport report;
+  report.generation = index.generation();
+  // 1. What the state asks for, judged before anything is touched.
+  auto d = index.take_dirty();
+  pending_.all = pending_.all || d.all;
+  pending_.vnis.merge(d.vnis);
+  try {
+    if (index.problem()) throw *index.problem();
+    if (pending_.all || !pending_.vnis.empty()) rebuild_views(index, pending_);
+    pending_ = {};
+  } catch (const ParseError& e) {
+    report.rejected = true;
+    report.error = e.message();
+    report.error_field = e.field();
+    return report;
+  }
+  try {
     db_.ensure_bridge(config_.bridge, config_.datapath_type);
-    auto ifaces = db_.interfaces();
+    const auto ifaces = db_.interfaces();
     const auto map = port_map(ifaces, config_.bridge);
-    auto desired = overlay::translate_ovs(topo, map, departed);
+    // 2. What the switch holds, when we cannot tell from our own bundles.
+    const bool dump = verify || !installed_known_;
+    if (dump) {
+      installed_known_ = false;
+      installed_.clear();
+      for (auto& e : flows_.dump(config_.cookie)) installed_[e.key] = std::move(e.actions);
+      installed_known_ = true;
+      if (!all_canonical_ && !installed_.empty()) {
+        // What an empty table was given in the switch's words, to compare with what it says.
+        for (auto& [vni, net] : nets_) {
+          for (auto& [text, entry] : net.by_text) entry = canonical(text);
+        }
+        want_.clear();
+        for (const auto& [vni, net] : nets_) {
+          for (const auto& [text, entry] : net.by_text) want_[entry.key] = {entry.actions, vni};
+        }
+        all_canonical_ = true;
+      }
+    }
+    // 3. Translate again what changed: rebuilt networks, and those whose local ports' taps or
+    // departed VMs changed; every network when a tunnel's ofport changed.
+    std::set<uint32_t> again;
+    const bool every = !have_views_ || map.tunnel_ofports != last_map_.tunnel_ofports;
+    for (const auto& iface : changed_keys(map.vm_ofports, last_map_.vm_ofports)) {
+      if (auto it = vni_of_iface_.find(iface); it != vni_of_iface_.end()) again.insert(it->second);
+    }
+    std::map<std::string, bool> now_departed, was_departed;
+    for (const auto& i : departed) now_departed[i] = true;
+    for (const auto& i : last_departed_) was_departed[i] = true;
+    for (const auto& iface : changed_keys(now_departed, was_departed)) {
+      if (auto it = vni_of_iface_.find(iface); it != vni_of_iface_.end()) again.insert(it->second);
+    }
+    for (const auto& [vni, net] : nets_) {
+      if (vni != kGlobal && (every || !topo_.networks.count(vni))) again.insert(vni);
+    }
+    for (const auto& [vni, view] : topo_.networks) {
+      if (every || !nets_.count(vni)) again.insert(vni);
+    }
+    again.merge(rebuilt_);
+    for (auto vni : again) retranslate(vni, map, departed);
+    rebuilt_.clear();
+    have_views_ = true;
+    last_map_ = map;
+    last_departed_ = departed;
+    bool stateful = false;
+    for (const auto& [vni, net] : nets_) stateful = stateful || !net.ct_zones.empty();
+    if (!nets_.count(kGlobal) || stateful != global_stateful_) {
+      global_stateful_ = stateful;
+      retranslate(kGlobal, map, departed);
+    }
+
     for (const auto& i : ifaces) {
       if (i.bridge != config_.bridge || !map.vm_ofports.count(i.iface_id)) continue;
       report.tap_names[i.iface_id] = i.name;
-      if (!topo.local_iface_ids.count(i.iface_id)) report.unclaimed_taps.push_back(i.iface_id);
+      if (!topo_.local_iface_ids.count(i.iface_id)) report.unclaimed_taps.push_back(i.iface_id);
     }
-    sync_tunnels(desired, ifaces);
-    try {
-      sync_flows(desired, report);
-    } catch (const std::invalid_argument& e) {
-      // A flow the translation produced was refused by OVS's parser: our bug, not the user's.
-      throw std::runtime_error(std::string("internal translation error: ") + e.what());
+    // 4. Tunnels, then flows.
+    sync_tunnels(ifaces);
+    sync_flows(dump, report);
+    for (const auto& [vni, net] : nets_) {
+      report.awaiting_taps.insert(report.awaiting_taps.end(), net.unbound_iface_ids.begin(),
+                                  net.unbound_iface_ids.end());
+      report.bound_ports.insert(report.bound_ports.end(), net.bound_port_ids.begin(),
+                                net.bound_port_ids.end());
+      report.ct_zones.insert(net.ct_zones.begin(), net.ct_zones.end());
     }
-    for (const auto& id : desired.unbound_iface_ids) report.awaiting_taps.push_back(id);
-    report.bound_ports = desired.bound_port_ids;
-    report.ct_zones = desired.ct_zones;
-    for (const auto& ip : desired.unbound_tunnels) {
-      report.waiting_for.push_back("tunnel to " + ip.to_string());
+    for (const auto& ip : topo_.remote_vteps) {
+      if (!map.tunnel_ofports.count(ip))
+        report.waiting_for.push_back("tunnel to " + ip.to_string());
     }
-  });
+    report.ok = true;
+  } catch (const std::invalid_argument& e) {
+    // A flow the translation produced was refused by OVS's parser: our bug, not the user's.
+    installed_known_ = false;
+    report.error = std::string("internal translation error: ") + e.what();
+  } catch (const std::exception& e) {
+    installed_known_ = false;  // whatever happened, read the switch back next time
+    report.error = e.what();
+  }
+  report.apply_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  return report;
 }
 
-void OvsReconciler::sync_tunnels(const overlay::OvsDesired& desired,
-                                 const std::vector<OvsInterface>& ifaces) {
+void OvsReconciler::rebuild_views(const overlay::DesiredIndex& index,
+                                  const overlay::DesiredIndex::Dirty& d) {
+  if (d.all) {
+    auto topo = overlay::build_topology(index.snapshot());
+    for (const auto& [vni, view] : topo_.networks) {
+      if (!topo.networks.count(vni)) rebuilt_.insert(vni);  // gone: its flows go too
+    }
+    topo_ = std::move(topo);
+    for (const auto& [vni, view] : topo_.networks) rebuilt_.insert(vni);
+  } else {
+    // One network at a time, judged by the same rules on a state of that network alone.
+    std::map<uint32_t, overlay::NetworkView> views;
+    for (auto vni : d.vnis) {
+      DesiredState one;
+      one.generation = index.generation();
+      one.host = index.self();
+      one.hosts = index.hosts();
+      for (const auto& n : index.networks()) {
+        if (n.vni.value() == vni) one.networks.push_back(n);
+      }
+      for (const auto* p : index.ports_of(vni)) one.ports.push_back(*p);
+      auto topo = overlay::build_topology(
+          one, [&](size_t i) { return "ports[id=" + one.ports[i].id.str() + "]"; });
+      auto it = topo.networks.find(vni);
+      if (it != topo.networks.end()) views.emplace(vni, std::move(it->second));
+    }
+    for (auto vni : d.vnis) topo_.networks.erase(vni);
+    for (auto& [vni, view] : views) topo_.networks.emplace(vni, std::move(view));
+    for (auto vni : d.vnis) rebuilt_.insert(vni);
+    // What spans networks: the VTEPs, and one local port per iface-id.
+    topo_.remote_vteps.clear();
+    topo_.local_iface_ids.clear();
+    for (const auto& [vni, view] : topo_.networks) {
+      topo_.remote_vteps.insert(view.flood_vteps.begin(), view.flood_vteps.end());
+      for (const auto& p : view.local_ports) {
+        if (!topo_.local_iface_ids.insert(p.iface_id).second) {
+          throw ParseError("ports[id=" + p.id.str() + "].iface_id",
+                           "duplicate iface_id '" + p.iface_id + "'");
+        }
+      }
+    }
+  }
+  vni_of_iface_.clear();
+  for (const auto& [vni, view] : topo_.networks) {
+    for (const auto& p : view.local_ports) vni_of_iface_[p.iface_id] = vni;
+  }
+}
+
+FlowEntry OvsReconciler::canonical(const std::string& text) {
+  auto e = flows_.normalize(text, true);
+  e.parsed.reset();
+  return e;
+}
+
+void OvsReconciler::retranslate(uint32_t vni, const overlay::OvsPortMap& map,
+                                const std::set<std::string>& departed) {
+  overlay::OvsDesired part;
+  if (vni == kGlobal) {
+    part.flows = overlay::ovs_global_flows(global_stateful_);
+  } else if (auto it = topo_.networks.find(vni); it != topo_.networks.end()) {
+    overlay::translate_ovs_network(vni, it->second, map, departed, part);
+  }
+  NetFlows next;
+  next.unbound_iface_ids = std::move(part.unbound_iface_ids);
+  next.bound_port_ids = std::move(part.bound_port_ids);
+  next.ct_zones = std::move(part.ct_zones);
+  auto old = nets_.find(vni);
+  // Into an empty table flows are only parsed (nothing to compare them with yet).
+  const bool fresh = installed_known_ && installed_.empty();
+  for (const auto& f : part.flows) {
+    auto text = f.text();
+    if (old != nets_.end()) {
+      if (auto hit = old->second.by_text.find(text); hit != old->second.by_text.end()) {
+        next.by_text.emplace(std::move(text), hit->second);
+        continue;
+      }
+    }
+    auto e = flows_.normalize(text, !fresh);
+    if (fresh) all_canonical_ = false;
+    parsed_[e.key] = e.parsed;  // for this pass's bundle only
+    e.parsed.reset();
+    next.by_text.emplace(std::move(text), std::move(e));
+  }
+  set_flows(vni, std::move(next));
+}
+
+void OvsReconciler::set_flows(uint32_t vni, NetFlows next) {
+  auto old = nets_.find(vni);
+  if (old != nets_.end()) {
+    for (const auto& [text, e] : old->second.by_text) {
+      auto it = want_.find(e.key);
+      if (it != want_.end() && it->second.second == vni) {
+        want_.erase(it);
+        touched_.insert(e.key);
+      }
+    }
+  }
+  for (const auto& [text, e] : next.by_text) {
+    auto& slot = want_[e.key];
+    if (slot.first != e.actions || slot.second != vni) touched_.insert(e.key);
+    slot = {e.actions, vni};
+  }
+  if (next.by_text.empty() && vni != kGlobal && !topo_.networks.count(vni)) {
+    nets_.erase(vni);
+  } else {
+    nets_[vni] = std::move(next);
+  }
+}
+
+void OvsReconciler::sync_tunnels(const std::vector<OvsInterface>& ifaces) {
   std::map<std::string, const OvsInterface*> owned;
   std::set<std::string> present;
   for (const auto& i : ifaces) {
@@ -67,54 +275,67 @@ void OvsReconciler::sync_tunnels(const overlay::OvsDesired& desired,
     if (i.owned && i.type == "vxlan") owned[i.name] = &i;
   }
   std::set<std::string> wanted;
-  for (const auto& t : desired.tunnels) {
-    wanted.insert(t.name);
-    auto it = owned.find(t.name);
-    if (it != owned.end() && it->second->remote_ip == t.remote_ip) continue;
+  for (const auto& vtep : topo_.remote_vteps) {
+    const auto name = overlay::tunnel_port_name(vtep);
+    wanted.insert(name);
+    auto it = owned.find(name);
+    if (it != owned.end() && it->second->remote_ip == vtep) continue;
     if (it != owned.end())
-      db_.del_port(config_.bridge, t.name);  // stale remote_ip
-    else if (present.count(t.name)) {
-      throw std::runtime_error("port " + t.name + " exists on " + config_.bridge +
+      db_.del_port(config_.bridge, name);  // stale remote_ip
+    else if (present.count(name)) {
+      throw std::runtime_error("port " + name + " exists on " + config_.bridge +
                                " but is not owned by cutover");
     }
-    db_.add_port(config_.bridge, t.name, "vxlan",
-                 {{"remote_ip", t.remote_ip.to_string()}, {"key", "flow"}});
+    db_.add_port(config_.bridge, name, "vxlan", {{"remote_ip", vtep.to_string()}, {"key", "flow"}});
   }
   for (const auto& [name, iface] : owned) {
     if (!wanted.count(name)) db_.del_port(config_.bridge, name);
   }
 }
 
-void OvsReconciler::sync_flows(const overlay::OvsDesired& desired, ApplyReport& report) {
-  std::map<std::string, std::string> have;
-  for (auto& e : flows_.dump(config_.cookie)) have[e.key] = e.actions;
-  // Nothing of ours installed (a fresh host): nothing to compare, so skip canonicalisation.
-  const bool canonical = !have.empty();
-  std::map<std::string, FlowEntry> want;  // key -> flow
-  for (const auto& f : desired.flows) {
-    auto e = flows_.normalize(f.text(), canonical);
-    auto key = e.key;
-    want[key] = std::move(e);
-  }
-
+void OvsReconciler::sync_flows(bool whole, ApplyReport& report) {
   std::vector<FlowMod> mods;
-  for (const auto& [key, actions] : have) {
-    if (!want.count(key)) {
-      mods.push_back({FlowOp::remove, key});
-      ++report.removed;
+  std::vector<std::string> removes;
+  auto add_or_modify = [&](const std::string& key, const std::string& actions) {
+    auto it = installed_.find(key);
+    if (it != installed_.end() && it->second == actions) return;
+    auto parsed = parsed_.find(key);
+    mods.push_back({it == installed_.end() ? FlowOp::add : FlowOp::modify,
+                    key + " actions=" + actions,
+                    parsed != parsed_.end() ? parsed->second : nullptr});
+    ++(it == installed_.end() ? report.added : report.modified);
+  };
+  if (whole) {
+    for (const auto& [key, actions] : installed_) {
+      if (!want_.count(key)) removes.push_back(key);
+    }
+    for (const auto& [key, want] : want_) add_or_modify(key, want.first);
+  } else {
+    for (const auto& key : touched_) {
+      auto w = want_.find(key);
+      if (w != want_.end()) {
+        add_or_modify(key, w->second.first);
+      } else if (installed_.count(key)) {
+        removes.push_back(key);
+      }
     }
   }
-  for (const auto& [key, entry] : want) {
-    auto it = have.find(key);
-    if (it == have.end()) {
-      mods.push_back({FlowOp::add, key + " actions=" + entry.actions, entry.parsed});
-      ++report.added;
-    } else if (it->second != entry.actions) {
-      mods.push_back({FlowOp::modify, key + " actions=" + entry.actions, entry.parsed});
-      ++report.modified;
-    }
+  touched_.clear();
+  parsed_.clear();
+  // Removals first: a flow whose key changed its spelling goes before its successor arrives.
+  std::vector<FlowMod> all;
+  all.reserve(removes.size() + mods.size());
+  for (auto& key : removes) all.push_back({FlowOp::remove, key});
+  report.removed = removes.size();
+  for (auto& m : mods) all.push_back(std::move(m));
+  if (all.empty()) return;
+  flows_.bundle(all, config_.cookie);
+  for (const auto& key : removes) installed_.erase(key);
+  for (const auto& m : all) {
+    if (m.op == FlowOp::remove) continue;
+    const auto at = m.flow.find(" actions=");
+    installed_[m.flow.substr(0, at)] = m.flow.substr(at + 9);
   }
-  if (!mods.empty()) flows_.bundle(mods, config_.cookie);
 }
 
 }  // namespace cutover::agent

@@ -47,34 +47,39 @@ void LinuxDataplane::run() {
   }
 
   BridgeFrameSink sink;
-  std::optional<DesiredState> desired;
+  overlay::DesiredIndex desired(true);  // recording changes for the announcer
   bool dirty = false;
   auto next_due = Clock::time_point::max();
   while (!stopping()) {
-    if (auto next = take_pending()) {
-      desired = std::move(next);
-      dirty = true;
-    }
+    // The kernel backend reconciles the whole state each pass (its cost follows the state).
+    if (take_pending(desired)) dirty = true;
     // The kernel dataplane needs nothing of a VM's pause: its tap stays on the bridge and the
     // agent relays what reaches it (MigrationRelay).
     take_departed();
     if (Clock::now() >= next_due) dirty = true;
-    if (dirty && desired) {
+    if (dirty && !desired.empty()) {
       dirty = false;
       ApplyReport report;
       try {
         if (!tables) tables = std::make_unique<LibnlTables>();
         LinuxReconciler reconciler(*tables);
-        report = reconciler.reconcile(*desired);
+        if (const auto& problem = desired.problem()) {
+          report.generation = desired.generation();
+          report.rejected = true;
+          report.error = problem->message();
+          report.error_field = problem->field();
+        } else {
+          report = reconciler.reconcile(desired.snapshot());
+        }
       } catch (const std::exception& e) {
         tables.reset();
-        report.generation = desired->generation;
+        report.generation = desired.generation();
         report.error = e.what();
       }
       next_due = Clock::now() +
                  (report.ok || report.rejected ? config_.resync_interval : config_.retry_interval);
       this->report(report);
-      announce(*desired, report, sink);
+      announce(desired, report, sink);
     }
     int timeout = -1;
     if (next_due != Clock::time_point::max()) {

@@ -44,8 +44,9 @@ void OvsDataplane::run() {
   OvsReconciler reconciler(config_.reconciler, flows, ovsdb);
   OvsFrameSink sink(flows, ovsdb, config_.reconciler.bridge);
 
-  std::optional<DesiredState> desired;
+  overlay::DesiredIndex desired(true);  // recording changes for the announcer
   std::set<std::string> departed;
+  bool verify = true;  // read the switch back: at start, after a reconnect, on the slow timer
   std::vector<OvsInterface> last_ifaces;
   bool dirty = false;
   bool was_connected = false;
@@ -57,6 +58,7 @@ void OvsDataplane::run() {
       log->info("OVSDB {} {}", config_.ovsdb_remote, connected ? "connected" : "disconnected");
       was_connected = connected;
       dirty = dirty || connected;
+      verify = true;
     }
     if (connected) {
       auto ifaces = ovsdb.interfaces();
@@ -65,29 +67,27 @@ void OvsDataplane::run() {
         dirty = true;
       }
     }
-    if (auto next = take_pending()) {
-      desired = std::move(next);
-      dirty = true;
-    }
+    if (take_pending(desired)) dirty = true;
     if (auto d = take_departed()) {
       dirty = dirty || *d != departed;
       departed = std::move(*d);
     }
     const auto now = Clock::now();
-    if (now >= next_due) dirty = true;
+    if (now >= next_due) dirty = verify = true;
 
     // Reconcile only once OVSDB's contents are loaded: reconciling against an empty view would
     // tear down flows of ports we simply have not heard about yet.
-    if (dirty && connected && desired) {
+    if (dirty && connected && !desired.empty()) {
       dirty = false;
-      auto report = reconciler.reconcile(*desired, departed);
+      auto report = reconciler.reconcile(desired, departed, verify);
+      verify = false;
       if (report.ok || report.rejected) {
         next_due = Clock::now() + config_.resync_interval;
       } else {
         next_due = Clock::now() + config_.retry_interval;
       }
       this->report(report);
-      announce(*desired, report, sink);
+      announce(desired, report, sink);
       continue;  // re-run the IDL: our own transactions changed it
     }
     int timeout_ms = -1;
