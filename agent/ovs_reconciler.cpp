@@ -1,6 +1,8 @@
 // OvsReconciler: desired vs installed, for OVSDB tunnel ports and OpenFlow flows, per network.
 #include "ovs_reconciler.hpp"
 
+#include <malloc.h>
+
 #include <chrono>
 #include <map>
 #include <set>
@@ -31,6 +33,7 @@ overlay::OvsPortMap OvsReconciler::port_map(const std::vector<OvsInterface>& ifa
 ApplyReport OvsReconciler::reconcile(const DesiredState& state,
                                      const std::set<std::string>& departed) {
   own_index_.reset(state);
+  pending_.all = true;  // judged as a whole: errors name the port by its index in `state`
   return reconcile(own_index_, departed, true);
 }
 
@@ -144,6 +147,9 @@ ApplyReport OvsReconciler::reconcile(overlay::DesiredIndex& index,
         report.waiting_for.push_back("tunnel to " + ip.to_string());
     }
     report.ok = true;
+    // A pass over everything (the install, a resync) leaves megabytes of freed parse results and
+    // dumps in the heap: give them back, or the agent's RSS stays at that pass's peak.
+    if (dump || every) malloc_trim(0);
   } catch (const std::invalid_argument& e) {
     // A flow the translation produced was refused by OVS's parser: our bug, not the user's.
     installed_known_ = false;
@@ -165,7 +171,13 @@ void OvsReconciler::rebuild_views(const overlay::DesiredIndex& index,
       if (!topo.networks.count(vni)) rebuilt_.insert(vni);  // gone: its flows go too
     }
     topo_ = std::move(topo);
-    for (const auto& [vni, view] : topo_.networks) rebuilt_.insert(vni);
+    vtep_networks_.clear();
+    iface_ports_.clear();
+    for (const auto& [vni, view] : topo_.networks) {
+      rebuilt_.insert(vni);
+      for (const auto& ip : view.flood_vteps) ++vtep_networks_[ip];
+      for (const auto& p : view.local_ports) ++iface_ports_[p.iface_id];
+    }
   } else {
     // One network at a time, judged by the same rules on a state of that network alone.
     std::map<uint32_t, overlay::NetworkView> views;
@@ -183,20 +195,36 @@ void OvsReconciler::rebuild_views(const overlay::DesiredIndex& index,
       auto it = topo.networks.find(vni);
       if (it != topo.networks.end()) views.emplace(vni, std::move(it->second));
     }
-    for (auto vni : d.vnis) topo_.networks.erase(vni);
-    for (auto& [vni, view] : views) topo_.networks.emplace(vni, std::move(view));
-    for (auto vni : d.vnis) rebuilt_.insert(vni);
-    // What spans networks: the VTEPs, and one local port per iface-id.
-    topo_.remote_vteps.clear();
-    topo_.local_iface_ids.clear();
-    for (const auto& [vni, view] : topo_.networks) {
-      topo_.remote_vteps.insert(view.flood_vteps.begin(), view.flood_vteps.end());
-      for (const auto& p : view.local_ports) {
-        if (!topo_.local_iface_ids.insert(p.iface_id).second) {
-          throw ParseError("ports[id=" + p.id.str() + "].iface_id",
-                           "duplicate iface_id '" + p.iface_id + "'");
-        }
+    // What spans networks, kept by counting: the VTEPs, and one local port per iface-id.
+    auto count = [&](const overlay::NetworkView& view, int by) {
+      for (const auto& ip : view.flood_vteps) {
+        if ((vtep_networks_[ip] += by) == 0) vtep_networks_.erase(ip);
       }
+      for (const auto& p : view.local_ports) {
+        if ((iface_ports_[p.iface_id] += by) == 0) iface_ports_.erase(p.iface_id);
+      }
+    };
+    for (auto vni : d.vnis) {
+      if (auto it = topo_.networks.find(vni); it != topo_.networks.end()) {
+        count(it->second, -1);
+        topo_.networks.erase(it);
+      }
+    }
+    for (auto& [vni, view] : views) {
+      count(view, +1);
+      topo_.networks.emplace(vni, std::move(view));
+    }
+    for (auto vni : d.vnis) rebuilt_.insert(vni);
+    topo_.remote_vteps.clear();
+    for (const auto& [ip, n] : vtep_networks_)
+      topo_.remote_vteps.insert(topo_.remote_vteps.end(), ip);
+    topo_.local_iface_ids.clear();
+    for (const auto& [iface, n] : iface_ports_) {
+      if (n > 1) {
+        throw ParseError("ports[iface_id=" + iface + "]",
+                         "duplicate iface_id '" + iface + "' (local ports on two networks)");
+      }
+      topo_.local_iface_ids.insert(topo_.local_iface_ids.end(), iface);
     }
   }
   vni_of_iface_.clear();

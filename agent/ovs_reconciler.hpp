@@ -80,6 +80,8 @@ class OvsReconciler {
   overlay::DesiredIndex::Dirty pending_{true, {}};  // views still to rebuild
   overlay::Topology topo_;
   std::set<uint32_t> rebuilt_;                    // views rebuilt, not translated since
+  std::map<IpAddress, int> vtep_networks_;        // remote VTEP -> networks flooding to it
+  std::map<std::string, int> iface_ports_;        // local iface-id -> local ports with it
   std::map<std::string, uint32_t> vni_of_iface_;  // local iface-id -> its network's VNI
   bool have_views_ = false;
   std::map<uint32_t, NetFlows> nets_;  // by VNI; kGlobal = the global flows

@@ -29,6 +29,19 @@ std::vector<const Port*> DesiredIndex::ports_of(uint32_t vni) const {
 void DesiredIndex::reset(DesiredState state) {
   std::map<PortId, Port> before;
   before.swap(ports_);
+  // Only the networks whose ports changed are dirty - unless the networks or a host's address
+  // changed under them (then all are).
+  bool same_ground =
+      have_ && state.host == header_.host && state.networks.size() >= header_.networks.size();
+  for (size_t i = 0; same_ground && i < header_.networks.size(); ++i) {
+    same_ground = header_.networks[i] == state.networks[i];
+  }
+  for (const auto& h : header_.hosts) {
+    if (!same_ground) break;
+    auto it = std::find_if(state.hosts.begin(), state.hosts.end(),
+                           [&](const Host& x) { return x.id == h.id; });
+    same_ground = it != state.hosts.end() && it->underlay_ip == h.underlay_ip;
+  }
   by_vni_.clear();
   vnis_.clear();
   problem_.reset();
@@ -53,24 +66,35 @@ void DesiredIndex::reset(DesiredState state) {
       problem_ = ParseError(at("ports", i, "id"), "duplicate port id '" + id.str() + "'");
     }
   }
+  Dirty dirty;
+  dirty.all = !same_ground;
+  for (size_t i = header_.networks.size(); same_ground && i < state.networks.size(); ++i) {
+    dirty.vnis.insert(state.networks[i].vni.value());  // new networks
+  }
   for (const auto& [id, p] : ports_) {
     if (auto vni = vni_of(p.network)) by_vni_[*vni].insert(id);
-    if (!record_) continue;
     auto old = before.find(id);
     if (old == before.end()) {
+      touched(&p, dirty);
       note(std::nullopt, &p);
     } else {
-      if (!(old->second == p)) note(std::move(old->second), &p);
+      if (!(old->second == p)) {
+        touched(&old->second, dirty);
+        touched(&p, dirty);
+        note(std::move(old->second), &p);
+      }
       before.erase(old);
     }
   }
-  if (record_) {
-    for (auto& [id, p] : before) note(std::move(p), nullptr);
+  for (auto& [id, p] : before) {
+    touched(&p, dirty);
+    note(std::move(p), nullptr);
   }
   state.ports.clear();
   header_ = std::move(state);
   have_ = true;
-  dirty_.all = true;
+  dirty_.all = dirty_.all || dirty.all;
+  dirty_.vnis.merge(dirty.vnis);
   rebuild_local();
 }
 
@@ -134,11 +158,13 @@ void DesiredIndex::remove(const PortId& id) {
   ports_.erase(it);
 }
 
-void DesiredIndex::touched(const Port* p) {
+void DesiredIndex::touched(const Port* p) { touched(p, dirty_); }
+
+void DesiredIndex::touched(const Port* p, Dirty& dirty) const {
   if (auto vni = vni_of(p->network)) {
-    dirty_.vnis.insert(*vni);
+    dirty.vnis.insert(*vni);
   } else {
-    dirty_.all = true;  // a port on an unknown network: the whole state is judged again
+    dirty.all = true;  // a port on an unknown network: the whole state is judged again
   }
 }
 

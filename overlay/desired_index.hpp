@@ -39,7 +39,8 @@ class DesiredIndex {
   explicit DesiredIndex(bool record_changes = false) : record_(record_changes) {}
 
   bool empty() const { return !have_; }
-  // A whole state replaces everything (every network dirty).
+  // A whole state replaces everything. Dirty are the networks whose ports changed, and every
+  // network when a network changed or went, a host's address moved or this is the first.
   void reset(DesiredState state);
   // A delta applies to what came before (hosts and ports replaced by id, ports removed). A delta
   // before any whole state is refused (std::logic_error).
@@ -74,6 +75,7 @@ class DesiredIndex {
   void upsert(const Port& p);
   void remove(const PortId& id);
   void touched(const Port* p);
+  void touched(const Port* p, Dirty& dirty) const;
   void note(std::optional<Port> before, const Port* now);
   void rebuild_local();
   void local_changed(const Port* before, const Port* now);

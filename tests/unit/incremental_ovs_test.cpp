@@ -180,7 +180,12 @@ void run(unsigned seed, int steps) {
   int rejected = 0, checked = 0;
   for (int s = 0; s < steps; ++s) {
     SCOPED_TRACE("seed " + std::to_string(seed) + " step " + std::to_string(s));
-    index.apply(world.step());
+    auto delta = world.step();
+    if (world.chance(10)) {
+      index.reset(world.whole());  // a whole state now and then (a reconnect)
+    } else {
+      index.apply(delta);
+    }
     // VM taps of local ports come and go; VMs depart.
     if (world.chance(30)) {
       const std::string iface = "if-" + std::to_string(world.pick(kPorts));
