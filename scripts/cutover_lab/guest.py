@@ -33,6 +33,10 @@ i=0; while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 500 ]; do usleep 10000; i=$(
 ip link set eth0 mtu "$vmmtu"
 ip link set eth0 up
 [ -n "$vmip" ] && ip addr add "$vmip" dev eth0
+# UDP's global memory cap (sized from this small guest's RAM, ~14-20 MB) dropped a backlog the
+# echo server's 8 MiB socket buffer would hold, after a migration's slow TCG start (MemErrors):
+# let the socket buffer be the limit.
+echo "16384 32768 49152" > /proc/sys/net/ipv4/udp_mem
 /bin/udpecho 7 &
 /bin/tcpecho 7 &
 mkdir -p /www && echo "cutover lab guest $vmip" > /www/index.html

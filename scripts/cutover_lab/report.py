@@ -112,7 +112,8 @@ def text(results, summary):
     lines.append("lost = UDP echoes missing at 1 kpps; @pause = of those, requests sent during the "
                  "pause, else = the rest; req = requests that never reached the guest's socket, "
                  "rep = replies the guest sent that did not come back, guest = drops counted in the "
-                 "guest (UDP InErrors: a full socket buffer or a bad checksum; eth0 rx_dropped); "
+                 "guest (UDP InErrors: a full socket buffer, UDP's memory cap or a bad "
+                 "checksum; eth0 rx_dropped); "
                  "fast = echoes lost by the second stream")
     lines.append("beyond = longest gap in echoes minus the pause; dups = echoes of frames delivered "
                  "twice; GARPs = the destination agent's announcement frames; HTTP = a new "

@@ -210,7 +210,7 @@ def udp_probe(ip, port, pps, seconds, out_path, stats=None):
         b = before["peers"].get(mine[0], (0, 0, 0)) if mine else (0, 0, 0)
         udp_diff = {k: after["udp"].get(k, 0) - before["udp"].get(k, 0)
                     for k in ("InDatagrams", "InErrors", "RcvbufErrors", "SndbufErrors",
-                              "InCsumErrors", "NoPorts")}
+                              "InCsumErrors", "NoPorts", "MemErrors")}
         ip_diff = {k: after.get("ip", {}).get(k, 0) - before.get("ip", {}).get(k, 0)
                    for k in ("InHdrErrors", "InAddrErrors", "InDiscards", "ReasmFails")}
         guest = {"received": a[0] - b[0], "echoed": a[1] - b[1], "send_errors": a[2] - b[2],
