@@ -3,6 +3,8 @@
 
 #include <utility>  // before Boost.Asio 1.74, which uses std::exchange without it
 
+#include <poll.h>
+#include <sys/socket.h>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -35,15 +37,31 @@ struct HttpClient::Impl {
                                ec.message());
     }
   }
+
+  // The server closed the idle connection (its FIN is waiting to be read).
+  bool peer_closed() {
+    const int fd = stream->socket().native_handle();
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 0) <= 0) return false;
+    char c;
+    return recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) <= 0;
+  }
 };
 
-HttpClient::HttpClient(const std::string& base, std::string token) : impl_(new Impl) {
+namespace {
+bool idempotent(const std::string& method) {
+  return method == "GET" || method == "HEAD" || method == "PUT" || method == "DELETE" ||
+         method == "OPTIONS";
+}
+}  // namespace
+
+HttpClient::HttpClient(const std::string& base, std::string token)
+    : impl_(std::make_unique<Impl>()) {
   std::string rest = base;
   if (rest.rfind("http://", 0) == 0) rest = rest.substr(7);
   if (!rest.empty() && rest.back() == '/') rest.pop_back();
   auto colon = rest.rfind(':');
   if (colon == std::string::npos || rest.find('/') != std::string::npos) {
-    delete impl_;
     throw std::invalid_argument("expected http://HOST:PORT, got '" + base + "'");
   }
   impl_->host = rest.substr(0, colon);
@@ -51,11 +69,15 @@ HttpClient::HttpClient(const std::string& base, std::string token) : impl_(new I
   impl_->token = std::move(token);
 }
 
-HttpClient::~HttpClient() { delete impl_; }
+HttpClient::~HttpClient() = default;
+HttpClient::HttpClient(HttpClient&&) noexcept = default;
+HttpClient& HttpClient::operator=(HttpClient&&) noexcept = default;
 
 HttpResult HttpClient::request(const std::string& method, const std::string& target,
                                const std::string& body) {
+  const bool repeatable = idempotent(method);
   for (int attempt = 0;; ++attempt) {
+    if (impl_->stream && !repeatable && impl_->peer_closed()) impl_->stream.reset();
     if (!impl_->stream) impl_->connect();
     http::request<http::string_body> req(http::string_to_verb(method), target, 11);
     req.set(http::field::host, impl_->host);
@@ -67,14 +89,20 @@ HttpResult HttpClient::request(const std::string& method, const std::string& tar
     req.prepare_payload();
     beast::error_code ec;
     impl_->stream->expires_after(std::chrono::seconds(30));
-    http::write(*impl_->stream, req, ec);
+    const size_t written = http::write(*impl_->stream, req, ec);
     beast::flat_buffer buffer;
     http::response<http::string_body> res;
     if (!ec) http::read(*impl_->stream, buffer, res, ec);
     if (ec) {
       impl_->stream.reset();
-      if (attempt == 0) continue;  // the server closed an idle keep-alive connection
-      throw std::runtime_error("request to controller failed: " + ec.message());
+      // The server closed an idle keep-alive connection: again on a fresh one, if that cannot
+      // apply the request twice.
+      if (attempt == 0 && (repeatable || written == 0)) continue;
+      throw std::runtime_error("request to controller failed: " + ec.message() +
+                               (repeatable || written == 0
+                                    ? ""
+                                    : " (it was sent: the controller may have applied it; "
+                                      "check before repeating it)"));
     }
     if (!res.keep_alive()) impl_->stream.reset();
     return {static_cast<int>(res.result_int()), res.body()};

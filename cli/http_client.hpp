@@ -1,7 +1,11 @@
 // HttpClient: a minimal synchronous HTTP/1.1 client (Boost.Beast) for cutoverctl and the tests:
-// one keep-alive connection, bearer token, JSON in and out.
+// one keep-alive connection, bearer token, JSON in and out. A request is sent again on a fresh
+// connection only when that cannot apply it twice: it is idempotent (GET, HEAD, PUT, DELETE,
+// OPTIONS), or nothing of it was written. Before a non-idempotent one, a connection the server
+// has closed while idle is replaced. Movable, not copyable.
 #pragma once
 
+#include <memory>
 #include <string>
 
 namespace cutover::cli {
@@ -16,13 +20,15 @@ class HttpClient {
   // base: "http://HOST:PORT"; throws std::invalid_argument on anything else.
   HttpClient(const std::string& base, std::string token);
   ~HttpClient();
+  HttpClient(HttpClient&&) noexcept;
+  HttpClient& operator=(HttpClient&&) noexcept;
   // Throws std::runtime_error when the controller cannot be reached.
   HttpResult request(const std::string& method, const std::string& target,
                      const std::string& body = "");
 
  private:
   struct Impl;
-  Impl* impl_;
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace cutover::cli
