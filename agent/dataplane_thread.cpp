@@ -65,7 +65,8 @@ void DataplaneThread::drain_wake() {
   [[maybe_unused]] auto n = read(wake_fd_, &drained, sizeof drained);
 }
 
-bool DataplaneThread::take_pending(overlay::DesiredIndex& index) {
+bool DataplaneThread::take_pending(overlay::DesiredIndex& index,
+                                   const std::function<void(const overlay::DesiredChange&)>& also) {
   std::vector<overlay::DesiredChange> changes;
   {
     std::lock_guard lock(mutex_);
@@ -74,6 +75,7 @@ bool DataplaneThread::take_pending(overlay::DesiredIndex& index) {
   for (auto& c : changes) {
     // A delta before any whole state cannot be placed: the agent core never sends one.
     if (index.empty() && !std::holds_alternative<DesiredState>(c)) continue;
+    if (also) also(c);
     index.apply(std::move(c));
   }
   return !changes.empty();

@@ -34,8 +34,9 @@ class DataplaneThread : public Dataplane {
   bool stopping() const { return stopping_; }
   int wake_fd() const { return wake_fd_; }
   void drain_wake();
-  // Applies what arrived to `index`; false when nothing did.
-  bool take_pending(overlay::DesiredIndex& index);
+  // Applies what arrived to `index` (and hands each change to `also`); false when nothing did.
+  bool take_pending(overlay::DesiredIndex& index,
+                    const std::function<void(const overlay::DesiredChange&)>& also = {});
   std::optional<std::set<std::string>> take_departed();
   void report(const ApplyReport& r) {
     if (on_report_) on_report_(r);

@@ -33,7 +33,6 @@ overlay::OvsPortMap OvsReconciler::port_map(const std::vector<OvsInterface>& ifa
 ApplyReport OvsReconciler::reconcile(const DesiredState& state,
                                      const std::set<std::string>& departed) {
   own_index_.reset(state);
-  pending_.all = true;  // judged as a whole: errors name the port by its index in `state`
   return reconcile(own_index_, departed, true);
 }
 
@@ -166,7 +165,9 @@ ApplyReport OvsReconciler::reconcile(overlay::DesiredIndex& index,
 void OvsReconciler::rebuild_views(const overlay::DesiredIndex& index,
                                   const overlay::DesiredIndex::Dirty& d) {
   if (d.all) {
-    auto topo = overlay::build_topology(index.snapshot());
+    const auto all = index.snapshot();
+    auto topo =
+        overlay::build_topology(all, [&](size_t i) { return index.field_of(all.ports[i].id); });
     for (const auto& [vni, view] : topo_.networks) {
       if (!topo.networks.count(vni)) rebuilt_.insert(vni);  // gone: its flows go too
     }
@@ -190,8 +191,8 @@ void OvsReconciler::rebuild_views(const overlay::DesiredIndex& index,
         if (n.vni.value() == vni) one.networks.push_back(n);
       }
       for (const auto* p : index.ports_of(vni)) one.ports.push_back(*p);
-      auto topo = overlay::build_topology(
-          one, [&](size_t i) { return "ports[id=" + one.ports[i].id.str() + "]"; });
+      auto topo =
+          overlay::build_topology(one, [&](size_t i) { return index.field_of(one.ports[i].id); });
       auto it = topo.networks.find(vni);
       if (it != topo.networks.end()) views.emplace(vni, std::move(it->second));
     }
@@ -221,7 +222,7 @@ void OvsReconciler::rebuild_views(const overlay::DesiredIndex& index,
     topo_.local_iface_ids.clear();
     for (const auto& [iface, n] : iface_ports_) {
       if (n > 1) {
-        throw ParseError("ports[iface_id=" + iface + "]",
+        throw ParseError("ports[iface_id=" + iface + "].iface_id",
                          "duplicate iface_id '" + iface + "' (local ports on two networks)");
       }
       topo_.local_iface_ids.insert(topo_.local_iface_ids.end(), iface);

@@ -60,8 +60,10 @@ void DesiredIndex::reset(DesiredState state) {
     }
   }
   // One id is one port here; a whole state that names one twice is refused as a whole.
+  position_.clear();
   for (size_t i = 0; i < state.ports.size(); ++i) {
     const PortId id = state.ports[i].id;
+    position_[id] = i;
     if (!ports_.insert_or_assign(id, std::move(state.ports[i])).second && !problem_) {
       problem_ = ParseError(at("ports", i, "id"), "duplicate port id '" + id.str() + "'");
     }
@@ -133,6 +135,7 @@ void DesiredIndex::apply(DesiredChange change) {
 void DesiredIndex::upsert(const Port& p) {
   auto it = ports_.find(p.id);
   if (it != ports_.end() && it->second == p) return;
+  position_.erase(p.id);
   std::optional<Port> before;
   if (it != ports_.end()) {
     touched(&it->second);
@@ -151,6 +154,7 @@ void DesiredIndex::upsert(const Port& p) {
 void DesiredIndex::remove(const PortId& id) {
   auto it = ports_.find(id);
   if (it == ports_.end()) return;
+  position_.erase(id);
   touched(&it->second);
   if (auto vni = vni_of(it->second.network)) by_vni_[*vni].erase(id);
   local_changed(&it->second, nullptr);
@@ -202,6 +206,12 @@ void DesiredIndex::local_changed(const Port* before, const Port* now) {
   } else if (present) {
     ports.erase(it);
   }
+}
+
+std::string DesiredIndex::field_of(const PortId& id) const {
+  auto it = position_.find(id);
+  if (it != position_.end()) return "ports[" + std::to_string(it->second) + "]";
+  return "ports[id=" + id.str() + "]";
 }
 
 DesiredState DesiredIndex::snapshot() const {

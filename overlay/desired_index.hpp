@@ -60,6 +60,9 @@ class DesiredIndex {
 
   // The whole state, ports in id order.
   DesiredState snapshot() const;
+  // How errors name a port: "ports[i]", its place in the last whole state, while no delta has
+  // changed it since; else "ports[id=ID]".
+  std::string field_of(const PortId& id) const;
   // The state with only the ports this host programs as its own (port_is_at: running, arriving
   // or forwarding here): hosts and networks whole. Kept up to date per change.
   const DesiredState& local() const { return local_; }
@@ -85,6 +88,7 @@ class DesiredIndex {
   std::optional<ParseError> problem_;
   DesiredState header_;  // generation, host, hosts, networks; no ports
   std::map<PortId, Port> ports_;
+  std::map<PortId, size_t> position_;  // in the last whole state, until a delta changes it
   std::map<NetworkId, uint32_t> vnis_;
   std::map<uint32_t, std::set<PortId>> by_vni_;  // ports of known networks
   DesiredState local_;

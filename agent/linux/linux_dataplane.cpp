@@ -48,11 +48,21 @@ void LinuxDataplane::run() {
 
   BridgeFrameSink sink;
   overlay::DesiredIndex desired(true);  // recording changes for the announcer
+  DesiredState whole;
   bool dirty = false;
   auto next_due = Clock::time_point::max();
   while (!stopping()) {
-    // The kernel backend reconciles the whole state each pass (its cost follows the state).
-    if (take_pending(desired)) dirty = true;
+    // The kernel backend reconciles the whole state each pass (its cost follows the state),
+    // kept as it came (errors name a port by its place in it).
+    if (take_pending(desired, [&](const overlay::DesiredChange& c) {
+          if (auto* full = std::get_if<DesiredState>(&c)) {
+            whole = *full;
+          } else {
+            wire::apply(whole, std::get<wire::Delta>(c));
+          }
+        })) {
+      dirty = true;
+    }
     // The kernel dataplane needs nothing of a VM's pause: its tap stays on the bridge and the
     // agent relays what reaches it (MigrationRelay).
     take_departed();
@@ -63,14 +73,7 @@ void LinuxDataplane::run() {
       try {
         if (!tables) tables = std::make_unique<LibnlTables>();
         LinuxReconciler reconciler(*tables);
-        if (const auto& problem = desired.problem()) {
-          report.generation = desired.generation();
-          report.rejected = true;
-          report.error = problem->message();
-          report.error_field = problem->field();
-        } else {
-          report = reconciler.reconcile(desired.snapshot());
-        }
+        report = reconciler.reconcile(whole);
       } catch (const std::exception& e) {
         tables.reset();
         report.generation = desired.generation();
