@@ -123,17 +123,17 @@ ApplyReport LinuxReconciler::reconcile(const DesiredState& state) {
     }
     std::vector<std::string> vx_names;
     for (const auto& v : desired.vxlans) vx_names.push_back(v.name);
-    std::set<overlay::LinuxFdb> have;
-    for (const auto& e : nl_.fdb(vx_names)) have.insert({e.dev, e.mac, e.dst});
+    const auto listed = nl_.fdb(vx_names);
+    const std::set<overlay::LinuxFdb> have(listed.begin(), listed.end());
     for (const auto& e : have) {
       if (!desired.fdb.count(e)) {
-        nl_.fdb_del({e.dev, e.mac, e.dst});
+        nl_.fdb_del(e);
         ++report.removed;
       }
     }
     for (const auto& e : desired.fdb) {
       if (!have.count(e)) {
-        nl_.fdb_add({e.dev, e.mac, e.dst});
+        nl_.fdb_add(e);
         ++report.added;
       }
     }

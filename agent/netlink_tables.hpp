@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "ip_address.hpp"
+#include "linux_plan.hpp"
 #include "mac_address.hpp"
 
 namespace cutover::agent {
@@ -27,12 +28,8 @@ struct NlLink {
   bool operator==(const NlLink&) const = default;
 };
 
-struct NlFdb {
-  std::string dev;
-  MacAddress mac;
-  IpAddress dst;
-  auto operator<=>(const NlFdb&) const = default;
-};
+// An FDB entry on one of our VXLAN devices: the translation's own type (one definition).
+using NlFdb = overlay::LinuxFdb;
 
 class NetlinkTables {
  public:
