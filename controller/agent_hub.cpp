@@ -42,19 +42,12 @@ void AgentHub::detach(uint64_t session) {
 }
 
 std::set<NetworkId> AgentHub::networks_of(const HostId& host, const ChangeSet* undo) const {
-  std::set<NetworkId> nets;
-  std::set<PortId> changed;
-  if (undo) {
-    for (const auto& pc : undo->ports) {
-      if (pc.after) changed.insert(pc.after->id);
-      if (pc.before && port_is_at(*pc.before, host)) nets.insert(pc.before->network);
-    }
+  if (!undo) return state_.index().networks_at(host);
+  std::vector<std::pair<const Port*, const Port*>> changes;
+  for (const auto& pc : undo->ports) {
+    changes.emplace_back(pc.before ? &*pc.before : nullptr, pc.after ? &*pc.after : nullptr);
   }
-  for (const auto& [id, p] : state_.ports()) {
-    if (changed.count(id)) continue;
-    if (port_is_at(p, host)) nets.insert(p.network);
-  }
-  return nets;
+  return state_.index().networks_at_before(host, changes);
 }
 
 namespace {
@@ -70,18 +63,17 @@ const std::string& cached_json(std::map<Id, std::pair<T, std::string>>& cache, c
 }
 }  // namespace
 
-const std::string& AgentHub::encoded(const Port& p) { return cached_json(port_json_, p); }
-
 std::string AgentHub::slice_body(const HostId& host, const std::set<NetworkId>& nets) {
   std::string ports = "[";
-  std::set<HostId> host_ids{host};
-  for (const auto& [id, p] : state_.ports()) {
-    if (!nets.count(p.network)) continue;
+  for (const auto& id : state_.ports_seen_by(nets)) {
     if (ports.size() > 1) ports += ',';
-    ports += encoded(p);
-    for (const auto& h : port_locations(p)) host_ids.insert(h);
+    ports += state_.port_json(id);
   }
   ports += ']';
+  std::set<HostId> host_ids{host};
+  for (const auto& n : nets) {
+    for (const auto& h : state_.index().hosts_on(n)) host_ids.insert(h);
+  }
   std::string hosts = "[";
   for (const auto& h : host_ids) {
     if (auto it = state_.hosts().find(h); it != state_.hosts().end()) {
@@ -155,9 +147,6 @@ void AgentHub::acked(const HostId& host, uint64_t generation) {
 
 void AgentHub::publish(const ChangeSet& change) {
   publishing_ = true;
-  for (const auto& pc : change.ports) {
-    if (!pc.after && pc.before) port_json_.erase(pc.before->id);
-  }
   if (change.topology) {
     for (auto& [id, s] : sessions_) send_if_changed(s, false);
   } else if (!change.ports.empty()) {
@@ -171,8 +160,10 @@ void AgentHub::send_delta(const ChangeSet& change) {
   // Hosts a changed port was or is bound on: their set of networks may change -> whole slice.
   std::set<HostId> movers;
   std::set<NetworkId> nets;
-  wire::Delta delta;
-  delta.generation = state_.generation();
+  const uint64_t generation = state_.generation();
+  // The delta's parts as the store holds them (encoded once per change), spliced.
+  std::vector<std::string> host_json, port_json;
+  std::vector<PortId> removed;
   std::set<HostId> delta_hosts;
   for (const auto& pc : change.ports) {
     for (const auto* p : {pc.before ? &*pc.before : nullptr, pc.after ? &*pc.after : nullptr}) {
@@ -181,21 +172,20 @@ void AgentHub::send_delta(const ChangeSet& change) {
       for (const auto& h : port_locations(*p)) movers.insert(h);
     }
     if (pc.after) {
-      delta.upsert_ports.push_back(*pc.after);
+      port_json.push_back(state_.port_json(pc.after->id));
       for (const auto& h : port_locations(*pc.after)) {
         if (delta_hosts.insert(h).second && state_.hosts().count(h)) {
-          delta.upsert_hosts.push_back(state_.hosts().at(h));
+          host_json.push_back(cached_json(host_json_, state_.hosts().at(h)));
         }
       }
     } else if (pc.before) {
-      delta.remove_ports.push_back(pc.before->id);
+      removed.push_back(pc.before->id);
     }
   }
   // Every other host with a port on those networks gets the same delta.
   std::set<HostId> affected;
-  for (const auto& [id, p] : state_.ports()) {
-    if (!nets.count(p.network)) continue;
-    for (const auto& h : port_locations(p)) affected.insert(h);
+  for (const auto& n : nets) {
+    for (const auto& h : state_.index().hosts_on(n)) affected.insert(h);
   }
   std::string text;
   // A mover whose set of networks is unchanged only needs the delta too.
@@ -207,10 +197,10 @@ void AgentHub::send_delta(const ChangeSet& change) {
     if (rejoin.count(s.host)) {
       send_if_changed(s, false);
     } else if (affected.count(s.host) || movers.count(s.host)) {
-      if (text.empty()) text = wire::encode(wire::ControllerMessage{delta});
+      if (text.empty()) text = wire::encode_delta(generation, host_json, port_json, removed);
       s.slice_hash = 0;  // the agent's slice moved on by a delta
-      agents_[s.host].sent_generation = delta.generation;
-      expect_ack(s.host, delta.generation);
+      agents_[s.host].sent_generation = generation;
+      expect_ack(s.host, generation);
       s.send(text);
     }
   }

@@ -107,15 +107,15 @@ class AgentHub {
   void expect_ack(const HostId& host, uint64_t generation);  // during publish() only
   void acked(const HostId& host, uint64_t generation);
   void send_delta(const ChangeSet& change);
-  // Networks `host` has ports on (bound or arriving); with `undo`, as they were before it.
+  // Networks `host` has ports on (bound or arriving); with `undo`, as they were before it
+  // (ControllerState::index()).
   std::set<NetworkId> networks_of(const HostId& host, const ChangeSet* undo = nullptr) const;
   // The whole "desired" message for a host. Hosts with the same networks get the same slice but
   // for the "host" field, so the JSON body is built once per network set and generation.
   std::string slice_message(const HostId& host, size_t& hash);
   // The slice body {"hosts","networks","ports"}: exactly to_json(desired_for(host)) without
-  // "generation" and "host", assembled from each port's cached encoding.
+  // "generation" and "host", assembled from each port's encoding as the store holds it.
   std::string slice_body(const HostId& host, const std::set<NetworkId>& nets);
-  const std::string& encoded(const Port& p);
   void check_waiters();
 
   ControllerState& state_;
@@ -132,10 +132,9 @@ class AgentHub {
   };
   bool publishing_ = false;
   std::map<uint64_t, Fanout> fanouts_;  // generation -> hosts it was sent to, not yet ACKed
-  // Each port's JSON, with the value it was encoded from: a host joining a busy network gets
-  // thousands of ports, and encoding them again on every change dominated the fan-out.
-  std::map<PortId, std::pair<Port, std::string>> port_json_;
-  // Each host's JSON, for the same reason (a whole slice lists every host of its networks).
+  // Each host's JSON, with the value it was encoded from: a whole slice lists every host of its
+  // networks, and encoding them again on every change showed in the fan-out (ports' JSON comes
+  // from ControllerState::port_json).
   std::map<HostId, std::pair<Host, std::string>> host_json_;
 };
 

@@ -42,7 +42,7 @@ ControllerState::ControllerState(Store& store) : store_(store) {
         networks_[n.id] = n;
       } else if (r.kind == "port") {
         auto p = port_from_json(j);
-        ports_[p.id] = p;
+        set_port(ports_.count(p.id) ? &ports_.at(p.id) : nullptr, p, to_json(p).dump());
       } else if (r.kind == "migration") {
         auto m = migration_from_json(j);
         migrations_[m.id] = m;
@@ -228,8 +228,10 @@ Port ControllerState::create_port(const Port& p) {
     throw ApiError(409, "conflict", "id", "port '" + p.id.str() + "' already exists");
   }
   validate_port(p, std::nullopt);
-  commit({record("port", p.id.str(), p)}, {});
-  ports_[p.id] = p;
+  auto rec = record("port", p.id.str(), p);
+  std::string text = rec.body;
+  commit({std::move(rec)}, {});
+  set_port(nullptr, p, std::move(text));
   if (on_change) on_change(generation_, ChangeSet{false, {{std::nullopt, p}}});
   return p;
 }
@@ -239,9 +241,11 @@ Port ControllerState::replace_port(const Port& p) {
   if (it == ports_.end()) throw ApiError(404, "not_found", "", "no port '" + p.id.str() + "'");
   validate_port(p, p.id);
   if (it->second == p) return p;
-  commit({record("port", p.id.str(), p)}, {});
+  auto rec = record("port", p.id.str(), p);
+  std::string text = rec.body;
+  commit({std::move(rec)}, {});
   const Port before = it->second;
-  ports_[p.id] = p;
+  set_port(&before, p, std::move(text));
   if (on_change) on_change(generation_, ChangeSet{false, {{before, p}}});
   return p;
 }
@@ -255,7 +259,9 @@ void ControllerState::delete_port(const PortId& id) {
   }
   commit({}, {{"port", id.str()}});
   const Port before = ports_.at(id);
+  index_.update(&before, nullptr);
   ports_.erase(id);
+  port_json_.erase(id);
   if (on_change) on_change(generation_, ChangeSet{false, {{before, std::nullopt}}});
 }
 
@@ -327,30 +333,49 @@ Migration ControllerState::put_migration(const Migration& m) {
 
 void ControllerState::put_port_and_migration(const Port& p, const Migration& m) {
   validate_port(p, p.id);
-  commit({record("port", p.id.str(), p), record("migration", m.id.str(), m)}, {});
+  auto rec = record("port", p.id.str(), p);
+  std::string text = rec.body;
+  commit({std::move(rec), record("migration", m.id.str(), m)}, {});
   const Port before = ports_.at(p.id);
-  ports_[p.id] = p;
+  set_port(&before, p, std::move(text));
   migrations_[m.id] = m;
   count_migration(m.id);
   index_migration(m);
   if (on_change) on_change(generation_, ChangeSet{false, {{before, p}}});
 }
 
+void ControllerState::set_port(const Port* before, const Port& after, std::string json) {
+  // `before` may point into ports_: counted out before it is overwritten.
+  index_.update(before, nullptr);
+  auto& slot = ports_[after.id];
+  slot = after;
+  index_.update(nullptr, &slot);
+  port_json_[after.id] = std::move(json);
+}
+
+const std::string& ControllerState::port_json(const PortId& id) const { return port_json_.at(id); }
+
+std::vector<PortId> ControllerState::ports_seen_by(const std::set<NetworkId>& nets) const {
+  std::vector<PortId> ids;
+  for (const auto& n : nets) {
+    const auto& on = index_.ports_on(n);
+    ids.insert(ids.end(), on.begin(), on.end());
+  }
+  if (nets.size() > 1) std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
 DesiredState ControllerState::desired_for(const HostId& id) const {
   DesiredState d;
   d.generation = generation_;
   d.host = id;
-  std::set<NetworkId> nets;
-  for (const auto& [pid, p] : ports_) {
-    if (port_is_at(p, id)) nets.insert(p.network);
-  }
+  const auto nets = index_.networks_at(id);
   std::set<HostId> host_ids{id};
-  for (const auto& nid : nets) d.networks.push_back(networks_.at(nid));
-  for (const auto& [pid, p] : ports_) {
-    if (!nets.count(p.network)) continue;
-    d.ports.push_back(p);
-    for (const auto& h : port_locations(p)) host_ids.insert(h);
+  for (const auto& nid : nets) {
+    d.networks.push_back(networks_.at(nid));
+    for (const auto& h : index_.hosts_on(nid)) host_ids.insert(h);
   }
+  for (const auto& pid : ports_seen_by(nets)) d.ports.push_back(ports_.at(pid));
   for (const auto& hid : host_ids) {
     auto it = hosts_.find(hid);
     if (it != hosts_.end()) d.hosts.push_back(it->second);

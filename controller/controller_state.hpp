@@ -16,6 +16,7 @@
 #include "api_error.hpp"
 #include "desired_state.hpp"
 #include "model.hpp"
+#include "slice_index.hpp"
 #include "store.hpp"
 
 namespace cutover::controller {
@@ -87,12 +88,21 @@ class ControllerState {
   // The slice host `id` needs: itself, the networks it has ports on (or is receiving a port on),
   // every port on those networks and every host those ports are bound to.
   DesiredState desired_for(const HostId& id) const;
+  // Which hosts see which ports (see SliceIndex), kept on every committed port change.
+  const SliceIndex& index() const { return index_; }
+  // The ports of these networks, in id order (a slice's ports).
+  std::vector<PortId> ports_seen_by(const std::set<NetworkId>& nets) const;
+  // A port's JSON as the store holds it (to_json(port).dump()), encoded once per change and
+  // reused by the agents' slices and deltas.
+  const std::string& port_json(const PortId& id) const;
 
   // Called after each committed mutation with the new generation and what changed.
   std::function<void(uint64_t, const ChangeSet&)> on_change;
 
  private:
   void validate_port(const Port& p, const std::optional<PortId>& replacing) const;
+  // ports_, index_ and port_json_ together.
+  void set_port(const Port* before, const Port& after, std::string json);
   void commit(std::vector<StoredRecord> upserts,
               std::vector<std::pair<std::string, std::string>> deletes);
   // Commits the staged audit entries (and retention's drops) with `upserts`/`deletes` at
@@ -106,6 +116,8 @@ class ControllerState {
   std::map<HostId, Host> hosts_;
   std::map<NetworkId, Network> networks_;
   std::map<PortId, Port> ports_;
+  SliceIndex index_;
+  std::map<PortId, std::string> port_json_;
   void index_migration(const Migration& m);  // updates open_migrations_ for m
   std::set<MigrationId> open_migrations_;
   std::map<MigrationId, Migration> migrations_;

@@ -321,12 +321,7 @@ Migration MigrationDriver::cancel(const MigrationId& id, const std::string& reas
 }
 
 std::vector<HostId> MigrationDriver::hosts_involved(const Port& p) const {
-  std::set<HostId> hosts;
-  for (const auto& [id, other] : state_.ports()) {
-    if (other.network != p.network) continue;
-    for (const auto& h : port_locations(other)) hosts.insert(h);
-  }
-  return {hosts.begin(), hosts.end()};
+  return state_.index().hosts_on(p.network);
 }
 
 void MigrationDriver::arm_timer(const MigrationId& id, std::chrono::milliseconds d,

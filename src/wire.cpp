@@ -99,6 +99,25 @@ std::string encode(const ControllerMessage& m) {
       .dump();
 }
 
+std::string encode_delta(uint64_t generation, const std::vector<std::string>& host_json,
+                         const std::vector<std::string>& port_json,
+                         const std::vector<PortId>& removed) {
+  // Keys in nlohmann's (sorted) order, as encode() writes them.
+  json ids = json::array();
+  for (const auto& id : removed) ids.push_back(id.str());
+  auto list = [](const std::vector<std::string>& items) {
+    std::string out = "[";
+    for (const auto& i : items) {
+      if (out.size() > 1) out += ',';
+      out += i;
+    }
+    return out + ']';
+  };
+  return R"({"generation":)" + std::to_string(generation) + R"(,"remove_ports":)" + ids.dump() +
+         R"(,"type":"delta","upsert_hosts":)" + list(host_json) + R"(,"upsert_ports":)" +
+         list(port_json) + "}";
+}
+
 void apply(DesiredState& state, const Delta& delta) {
   state.generation = delta.generation;
   for (const auto& h : delta.upsert_hosts) {

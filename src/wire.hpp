@@ -151,6 +151,11 @@ using ControllerMessage = std::variant<Desired, Delta, Migrate, Prepared, Abort>
 void apply(DesiredState& state, const Delta& delta);
 
 std::string encode(const AgentMessage& m);
+// A delta from its parts already encoded (to_json(host).dump(), to_json(port).dump()): the same
+// bytes as encode(ControllerMessage{Delta}), without encoding the ports again.
+std::string encode_delta(uint64_t generation, const std::vector<std::string>& host_json,
+                         const std::vector<std::string>& port_json,
+                         const std::vector<PortId>& removed);
 std::string encode(const ControllerMessage& m);
 // Both throw ParseError naming the field on malformed or unknown messages.
 AgentMessage decode_agent_message(const std::string& text);

@@ -3,8 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <random>
 
 #include "controller_state.hpp"
+#include "json_codec.hpp"
 #include "sqlite_store.hpp"
 
 using namespace cutover;
@@ -298,4 +300,62 @@ TEST(ControllerState, AStagedAuditEntryIsStoredWithTheStateItDescribesOrNotAtAll
   ControllerState reopened(store);
   EXPECT_EQ(reopened.audit().size(), 1u);
   EXPECT_EQ(reopened.migrations().size(), 1u);
+}
+
+// The slicing index against the rule it keeps (every port on a network a host has a port
+// location on; every host of those ports): after each of many random port changes, and after a
+// reopen from the store.
+TEST(ControllerState, SlicesFromTheIndexEqualTheRuleAfterRandomChanges) {
+  MemoryStore store;
+  ControllerState s(store);
+  const char* hosts[] = {"h1", "h2", "h3", "h4"};
+  for (int i = 0; i < 4; ++i)
+    s.put_host(host(hosts[i], ("192.168.0." + std::to_string(i + 1)).c_str()));
+  const char* nets[] = {"n0", "n1", "n2"};
+  for (int i = 0; i < 3; ++i) s.create_network(net(nets[i], 100 + i));
+  auto brute = [&](const HostId& id) {
+    DesiredState d;
+    d.generation = s.generation();
+    d.host = id;
+    std::set<NetworkId> on;
+    for (const auto& [pid, p] : s.ports()) {
+      if (port_is_at(p, id)) on.insert(p.network);
+    }
+    std::set<HostId> host_ids{id};
+    for (const auto& n : on) d.networks.push_back(s.networks().at(n));
+    for (const auto& [pid, p] : s.ports()) {
+      if (!on.count(p.network)) continue;
+      d.ports.push_back(p);
+      for (const auto& h : port_locations(p)) host_ids.insert(h);
+    }
+    for (const auto& h : host_ids) d.hosts.push_back(s.hosts().at(h));
+    return d;
+  };
+  std::mt19937 rng(5);
+  auto pick = [&](int n) { return std::uniform_int_distribution<int>(0, n - 1)(rng); };
+  for (int step = 0; step < 400; ++step) {
+    const std::string id = "p" + std::to_string(pick(12));
+    char mac[32];
+    std::snprintf(mac, sizeof mac, "52:54:00:00:00:%02x", std::stoi(id.substr(1)));
+    auto p = port(id.c_str(), mac, nets[pick(3)], pick(5) ? hosts[pick(4)] : nullptr);
+    if (p.host && pick(3) == 0) p.migrating_to = HostId::parse(hosts[pick(4)]);
+    if (p.host && pick(4) == 0) p.previous_host = HostId::parse(hosts[pick(4)]);
+    if (p.migrating_to == p.host) p.migrating_to.reset();
+    if (p.previous_host == p.host) p.previous_host.reset();
+    if (!s.ports().count(p.id)) {
+      s.create_port(p);
+    } else if (pick(4) == 0) {
+      s.delete_port(p.id);
+    } else {
+      s.replace_port(p);
+    }
+    for (const auto* h : hosts) {
+      ASSERT_EQ(s.desired_for(HostId::parse(h)), brute(HostId::parse(h))) << "step " << step;
+      for (const auto& [pid, q] : s.ports()) ASSERT_EQ(s.port_json(pid), to_json(q).dump());
+    }
+  }
+  ControllerState reopened(store);
+  for (const auto* h : hosts) {
+    EXPECT_EQ(reopened.desired_for(HostId::parse(h)), s.desired_for(HostId::parse(h)));
+  }
 }

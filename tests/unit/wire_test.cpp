@@ -2,6 +2,7 @@
 // rejection of malformed messages naming the field.
 #include <gtest/gtest.h>
 
+#include "json_codec.hpp"
 #include "parse_error.hpp"
 #include "wire.hpp"
 
@@ -81,6 +82,33 @@ TEST(Wire, AgentMessagesRoundTrip) {
   EXPECT_EQ(an.frames, 3);
   EXPECT_EQ(an.failed, 1);
   EXPECT_EQ(an.error, "not bound");
+}
+
+TEST(Wire, DeltaFromEncodedPartsIsTheSameBytes) {
+  wire::Delta d;
+  d.generation = 42;
+  Host h;
+  h.id = HostId::parse("h2");
+  h.underlay_ip = IpAddress::parse("192.168.0.2");
+  d.upsert_hosts.push_back(h);
+  for (const char* id : {"a", "b"}) {
+    Port p;
+    p.id = PortId::parse(id);
+    p.mac = MacAddress::parse("52:54:00:00:00:01");
+    p.network = NetworkId::parse("blue");
+    p.iface_id = id;
+    p.host = h.id;
+    d.upsert_ports.push_back(p);
+  }
+  d.remove_ports.push_back(PortId::parse("gone"));
+  const std::string whole = wire::encode(wire::ControllerMessage{d});
+  EXPECT_EQ(
+      wire::encode_delta(42, {to_json(h).dump()},
+                         {to_json(d.upsert_ports[0]).dump(), to_json(d.upsert_ports[1]).dump()},
+                         d.remove_ports),
+      whole);
+  EXPECT_EQ(wire::encode_delta(7, {}, {}, {}),
+            wire::encode(wire::ControllerMessage{wire::Delta{7, {}, {}, {}}}));
 }
 
 TEST(Wire, DeltaAppliesInOrder) {
