@@ -178,34 +178,49 @@ RestApi::RestApi(ControllerState& state, AgentHub& hub, MigrationDriver& migrati
       token_(std::move(token)),
       openapi_(std::move(openapi_yaml)) {}
 
-const std::vector<std::pair<std::string, std::string>>& RestApi::routes() {
-  static const std::vector<std::pair<std::string, std::string>> r = {
-      {"get", "/healthz"},
-      {"get", "/metrics"},
-      {"get", "/v1/openapi.yaml"},
-      {"get", "/v1/hosts"},
-      {"post", "/v1/hosts"},
-      {"get", "/v1/hosts/{id}"},
-      {"put", "/v1/hosts/{id}"},
-      {"delete", "/v1/hosts/{id}"},
-      {"get", "/v1/hosts/{id}/desired-state"},
-      {"get", "/v1/networks"},
-      {"post", "/v1/networks"},
-      {"get", "/v1/networks/{id}"},
-      {"delete", "/v1/networks/{id}"},
-      {"get", "/v1/ports"},
-      {"post", "/v1/ports"},
-      {"get", "/v1/ports/{id}"},
-      {"put", "/v1/ports/{id}"},
-      {"delete", "/v1/ports/{id}"},
-      {"get", "/v1/migrations"},
-      {"post", "/v1/migrations"},
-      {"get", "/v1/migrations/{id}"},
-      {"post", "/v1/migrations/{id}/cancel"},
-      {"post", "/v1/migrations/{id}/approve"},
-      {"get", "/v1/agents"},
-      {"get", "/v1/audit"},
+// The routes: method, path template ({...} = one path segment, passed to the handler in order)
+// and handler. routes() and the OpenAPI check derive from it.
+const std::vector<RestApi::Route>& RestApi::table() {
+  static const std::vector<Route> t = {
+      {"GET", "/healthz", &RestApi::get_health},
+      {"GET", "/metrics", &RestApi::get_metrics},
+      {"GET", "/v1/openapi.yaml", &RestApi::get_openapi},
+      {"GET", "/v1/hosts", &RestApi::list_hosts},
+      {"POST", "/v1/hosts", &RestApi::create_host},
+      {"GET", "/v1/hosts/{id}", &RestApi::get_host},
+      {"PUT", "/v1/hosts/{id}", &RestApi::put_host},
+      {"DELETE", "/v1/hosts/{id}", &RestApi::delete_host},
+      {"GET", "/v1/hosts/{id}/desired-state", &RestApi::get_desired_state},
+      {"GET", "/v1/networks", &RestApi::list_networks},
+      {"POST", "/v1/networks", &RestApi::create_network},
+      {"GET", "/v1/networks/{id}", &RestApi::get_network},
+      {"DELETE", "/v1/networks/{id}", &RestApi::delete_network},
+      {"GET", "/v1/ports", &RestApi::list_ports},
+      {"POST", "/v1/ports", &RestApi::create_port},
+      {"GET", "/v1/ports/{id}", &RestApi::get_port},
+      {"PUT", "/v1/ports/{id}", &RestApi::put_port},
+      {"DELETE", "/v1/ports/{id}", &RestApi::delete_port},
+      {"GET", "/v1/migrations", &RestApi::list_migrations},
+      {"POST", "/v1/migrations", &RestApi::create_migration},
+      {"GET", "/v1/migrations/{id}", &RestApi::get_migration},
+      {"POST", "/v1/migrations/{id}/cancel", &RestApi::cancel_migration},
+      {"POST", "/v1/migrations/{id}/approve", &RestApi::approve_migration},
+      {"GET", "/v1/agents", &RestApi::list_agents},
+      {"GET", "/v1/audit", &RestApi::list_audit},
   };
+  return t;
+}
+
+const std::vector<std::pair<std::string, std::string>>& RestApi::routes() {
+  static const auto r = [] {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& route : table()) {
+      std::string method = route.method;
+      for (auto& c : method) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      out.emplace_back(method, route.pattern);
+    }
+    return out;
+  }();
   return r;
 }
 
@@ -248,219 +263,222 @@ void RestApi::check_firewall_host(const Port& port) const {
   }
 }
 
-HttpResponse RestApi::route(const HttpRequest& req, const std::vector<std::string>& p) {
-  const auto& m = req.method;
-  const size_t n = p.size();
-  auto method_not_allowed = [&] {
-    return error(405, "method_not_allowed", m + " is not supported on " + req.target);
-  };
-
-  if (n == 1 && p[0] == "healthz") {
-    return m == "GET" ? ok({{"status", "ok"}, {"generation", state_.generation()}})
-                      : method_not_allowed();
-  }
-  if (n == 1 && p[0] == "metrics") {
-    if (m != "GET") return method_not_allowed();
-    Metrics::Gauges g{state_.generation(), hub_.connected_count(), hub_.max_generation_lag(),
-                      migrations_.active_count(), hub_.waiting_count()};
-    return {200, metrics_.render(g), "text/plain; version=0.0.4"};
-  }
-  if (n < 2 || p[0] != "v1") return error(404, "not_found", "no route " + req.target);
-  const auto& kind = p[1];
-
-  if (n == 2 && kind == "openapi.yaml") {
-    return m == "GET" ? HttpResponse{200, openapi_, "application/yaml"} : method_not_allowed();
-  }
-
-  if (kind == "hosts") {
-    if (n == 2 && m == "GET") return ok(list(state_.hosts()));
-    if (n == 2 && m == "POST") {
-      auto h = decode<Host>(req, [](const json& j) { return host_from_json(j); });
-      if (state_.hosts().count(h.id)) {
-        throw ApiError(409, "conflict", "id", "host '" + h.id.str() + "' already exists");
-      }
-      return ok(to_json(state_.put_host(h)), 201);
-    }
-    if (n >= 3) {
-      auto id = path_id<HostId>(p[2]);
-      auto it = state_.hosts().find(id);
-      if (n == 4 && p[3] == "desired-state" && m == "GET") {
-        if (it == state_.hosts().end())
-          throw ApiError(404, "not_found", "", "no host '" + id.str() + "'");
-        return ok(to_json(state_.desired_for(id)));
-      }
-      if (n != 3) return error(404, "not_found", "no route " + req.target);
-      if (m == "GET") {
-        if (it == state_.hosts().end())
-          throw ApiError(404, "not_found", "", "no host '" + id.str() + "'");
-        return ok(to_json(it->second));
-      }
-      if (m == "PUT") {
-        auto h = decode<Host>(req, [](const json& j) { return host_from_json(j); });
-        if (h.id != id) throw ApiError(422, "invalid", "id", "body id differs from the URL");
-        return ok(to_json(state_.put_host(h)));
-      }
-      if (m == "DELETE") {
-        state_.delete_host(id);
-        return {204, "", "application/json"};
+HttpResponse RestApi::route(const HttpRequest& req, const std::vector<std::string>& path) {
+  bool path_known = false;
+  for (const auto& r : table()) {
+    const auto pattern = split_path(r.pattern);
+    if (pattern.size() != path.size()) continue;
+    Params params;
+    bool match = true;
+    for (size_t i = 0; match && i < pattern.size(); ++i) {
+      if (pattern[i].front() == '{') {
+        params.push_back(path[i]);
+      } else {
+        match = pattern[i] == path[i];
       }
     }
-    return method_not_allowed();
+    if (!match) continue;
+    path_known = true;
+    if (req.method == r.method) return (this->*r.handler)(req, params);
   }
-
-  if (kind == "networks") {
-    if (n == 2 && m == "GET") return ok(list(state_.networks()));
-    if (n == 2 && m == "POST") {
-      auto net = decode<Network>(req, [](const json& j) { return network_from_json(j); });
-      return ok(to_json(state_.create_network(net)), 201);
-    }
-    if (n == 3) {
-      auto id = path_id<NetworkId>(p[2]);
-      if (m == "GET") {
-        auto it = state_.networks().find(id);
-        if (it == state_.networks().end()) {
-          throw ApiError(404, "not_found", "", "no network '" + id.str() + "'");
-        }
-        return ok(to_json(it->second));
-      }
-      if (m == "DELETE") {
-        state_.delete_network(id);
-        return {204, "", "application/json"};
-      }
-    }
-    return n <= 3 ? method_not_allowed() : error(404, "not_found", "no route " + req.target);
+  if (path_known) {
+    return error(405, "method_not_allowed", req.method + " is not supported on " + req.target);
   }
-
-  if (kind == "ports") {
-    if (n == 2 && m == "GET") return ok(list(state_.ports()));
-    if (n == 2 && m == "POST") {
-      auto port = decode<Port>(req, [](const json& j) { return port_from_json(j); });
-      if (port.migrating_to) {
-        throw ApiError(422, "invalid", "migrating_to", "set by migrations only");
-      }
-      if (port.previous_host) {
-        throw ApiError(422, "invalid", "previous_host", "set by migrations only");
-      }
-      if (!port.carried_conns.empty()) {
-        throw ApiError(422, "invalid", "carried_conns", "set by migrations only");
-      }
-      check_firewall_host(port);
-      return ok(to_json(state_.create_port(port)), 201);
-    }
-    if (n == 3) {
-      auto id = path_id<PortId>(p[2]);
-      auto it = state_.ports().find(id);
-      if (m == "GET") {
-        if (it == state_.ports().end())
-          throw ApiError(404, "not_found", "", "no port '" + id.str() + "'");
-        return ok(to_json(it->second));
-      }
-      if (m == "PUT") {
-        auto port = decode<Port>(req, [](const json& j) { return port_from_json(j); });
-        if (port.id != id) throw ApiError(422, "invalid", "id", "body id differs from the URL");
-        if (it != state_.ports().end() && port.migrating_to != it->second.migrating_to) {
-          throw ApiError(422, "invalid", "migrating_to", "set by migrations only");
-        }
-        if (it != state_.ports().end() && port.previous_host != it->second.previous_host) {
-          throw ApiError(422, "invalid", "previous_host", "set by migrations only");
-        }
-        // carried_conns is the controller's: a PUT keeps what the last migration carried.
-        if (it != state_.ports().end() && !port.carried_conns.empty() &&
-            port.carried_conns != it->second.carried_conns) {
-          throw ApiError(422, "invalid", "carried_conns", "set by migrations only");
-        }
-        if (it != state_.ports().end() && port.ingress_allow) {
-          // Kept only for addresses the port still has (and only while it is stateful).
-          for (const auto& c : it->second.carried_conns) {
-            if (std::find(port.ips.begin(), port.ips.end(), c.local_ip) != port.ips.end()) {
-              port.carried_conns.push_back(c);
-            }
-          }
-        }
-        check_firewall_host(port);
-        return ok(to_json(state_.replace_port(port)));
-      }
-      if (m == "DELETE") {
-        state_.delete_port(id);
-        return {204, "", "application/json"};
-      }
-    }
-    return n <= 3 ? method_not_allowed() : error(404, "not_found", "no route " + req.target);
-  }
-
-  if (kind == "migrations") {
-    if (n == 2 && m == "GET") return ok(migrations_page(state_.migrations(), page_of(req.target)));
-    if (n == 2 && m == "POST") {
-      // Exactly one of "port" and "vm" (a libvirt domain name, resolved to its port).
-      auto [port, vm, to, carry] =
-          decode<std::tuple<std::optional<PortId>, std::string, HostId, bool>>(
-              req, [](const json& j) {
-                JsonReader r(j, "");
-                std::optional<PortId> port;
-                const auto vm = r.optional_string("vm");
-                if (!r.raw("port") && !vm) {
-                  throw ParseError("port",
-                                   "required: the port to migrate (or \"vm\", a libvirt domain)");
-                }
-                if (r.raw("port")) {
-                  if (vm) throw ParseError("vm", "give either \"port\" or \"vm\", not both");
-                  port =
-                      r.parse_field<PortId>("port", r.required_string("port"),
-                                            [](const std::string& s) { return PortId::parse(s); });
-                } else if (vm->empty()) {
-                  throw ParseError("vm", "must not be empty");
-                }
-                auto to =
-                    r.parse_field<HostId>("to_host", r.required_string("to_host"),
-                                          [](const std::string& s) { return HostId::parse(s); });
-                const bool carry = r.optional_bool("carry_conntrack").value_or(true);
-                r.finish();
-                return std::make_tuple(port, vm.value_or(""), to, carry);
-              });
-      auto mig = migrations_.create(port ? *port : migrations_.port_of_vm(vm), to, "", carry, vm);
-      return ok(to_json(mig), mig.state == MigrationState::rejected ? 403 : 201);
-    }
-    if (n >= 3) {
-      auto id = path_id<MigrationId>(p[2]);
-      if (n == 3 && m == "GET") {
-        auto it = state_.migrations().find(id);
-        if (it == state_.migrations().end()) {
-          throw ApiError(404, "not_found", "", "no migration '" + id.str() + "'");
-        }
-        return ok(to_json(it->second));
-      }
-      if (n == 4 && m == "POST" && p[3] == "cancel") return ok(to_json(migrations_.cancel(id)));
-      if (n == 4 && m == "POST" && p[3] == "approve") return ok(to_json(migrations_.approve(id)));
-      if (n > 4 || (n == 4 && p[3] != "cancel" && p[3] != "approve")) {
-        return error(404, "not_found", "no route " + req.target);
-      }
-    }
-    return method_not_allowed();
-  }
-
-  if (kind == "agents" && n == 2) {
-    if (m != "GET") return method_not_allowed();
-    json arr = json::array();
-    for (const auto& [host, info] : hub_.agents()) {
-      arr.push_back({{"host", host.str()},
-                     {"connected", info.connected},
-                     {"sent_generation", info.sent_generation},
-                     {"applied_generation", info.applied_generation},
-                     {"partial_generation", info.partial_generation},
-                     {"waiting_for", info.waiting_for},
-                     {"awaiting_taps", info.awaiting_taps},
-                     {"bound_ports", info.bound_ports},
-                     {"last_error", info.last_error}});
-    }
-    return ok(arr);
-  }
-
-  if (kind == "audit" && n == 2) {
-    if (m != "GET") return method_not_allowed();
-    return ok(audit_page(state_.audit(), page_of(req.target)));
-  }
-
   return error(404, "not_found", "no route " + req.target);
+}
+
+HttpResponse RestApi::get_health(const HttpRequest&, const Params&) {
+  return ok({{"status", "ok"}, {"generation", state_.generation()}});
+}
+
+HttpResponse RestApi::get_metrics(const HttpRequest&, const Params&) {
+  Metrics::Gauges g{state_.generation(), hub_.connected_count(), hub_.max_generation_lag(),
+                    migrations_.active_count(), hub_.waiting_count()};
+  return {200, metrics_.render(g), "text/plain; version=0.0.4"};
+}
+
+HttpResponse RestApi::get_openapi(const HttpRequest&, const Params&) {
+  return {200, openapi_, "application/yaml"};
+}
+
+HttpResponse RestApi::list_hosts(const HttpRequest&, const Params&) {
+  return ok(list(state_.hosts()));
+}
+
+HttpResponse RestApi::create_host(const HttpRequest& req, const Params&) {
+  auto h = decode<Host>(req, [](const json& j) { return host_from_json(j); });
+  if (state_.hosts().count(h.id)) {
+    throw ApiError(409, "conflict", "id", "host '" + h.id.str() + "' already exists");
+  }
+  return ok(to_json(state_.put_host(h)), 201);
+}
+
+namespace {
+template <typename Map, typename Id>
+const typename Map::mapped_type& found(const Map& m, const Id& id, const char* what) {
+  auto it = m.find(id);
+  if (it == m.end()) {
+    throw ApiError(404, "not_found", "", std::string("no ") + what + " '" + id.str() + "'");
+  }
+  return it->second;
+}
+}  // namespace
+
+HttpResponse RestApi::get_host(const HttpRequest&, const Params& p) {
+  return ok(to_json(found(state_.hosts(), path_id<HostId>(p[0]), "host")));
+}
+
+HttpResponse RestApi::put_host(const HttpRequest& req, const Params& p) {
+  const auto id = path_id<HostId>(p[0]);
+  auto h = decode<Host>(req, [](const json& j) { return host_from_json(j); });
+  if (h.id != id) throw ApiError(422, "invalid", "id", "body id differs from the URL");
+  return ok(to_json(state_.put_host(h)));
+}
+
+HttpResponse RestApi::delete_host(const HttpRequest&, const Params& p) {
+  state_.delete_host(path_id<HostId>(p[0]));
+  return {204, "", "application/json"};
+}
+
+HttpResponse RestApi::get_desired_state(const HttpRequest&, const Params& p) {
+  const auto id = path_id<HostId>(p[0]);
+  found(state_.hosts(), id, "host");
+  return ok(to_json(state_.desired_for(id)));
+}
+
+HttpResponse RestApi::list_networks(const HttpRequest&, const Params&) {
+  return ok(list(state_.networks()));
+}
+
+HttpResponse RestApi::create_network(const HttpRequest& req, const Params&) {
+  auto net = decode<Network>(req, [](const json& j) { return network_from_json(j); });
+  return ok(to_json(state_.create_network(net)), 201);
+}
+
+HttpResponse RestApi::get_network(const HttpRequest&, const Params& p) {
+  return ok(to_json(found(state_.networks(), path_id<NetworkId>(p[0]), "network")));
+}
+
+HttpResponse RestApi::delete_network(const HttpRequest&, const Params& p) {
+  state_.delete_network(path_id<NetworkId>(p[0]));
+  return {204, "", "application/json"};
+}
+
+HttpResponse RestApi::list_ports(const HttpRequest&, const Params&) {
+  return ok(list(state_.ports()));
+}
+
+HttpResponse RestApi::create_port(const HttpRequest& req, const Params&) {
+  auto port = decode<Port>(req, [](const json& j) { return port_from_json(j); });
+  if (port.migrating_to) throw ApiError(422, "invalid", "migrating_to", "set by migrations only");
+  if (port.previous_host) {
+    throw ApiError(422, "invalid", "previous_host", "set by migrations only");
+  }
+  if (!port.carried_conns.empty()) {
+    throw ApiError(422, "invalid", "carried_conns", "set by migrations only");
+  }
+  check_firewall_host(port);
+  return ok(to_json(state_.create_port(port)), 201);
+}
+
+HttpResponse RestApi::get_port(const HttpRequest&, const Params& p) {
+  return ok(to_json(found(state_.ports(), path_id<PortId>(p[0]), "port")));
+}
+
+HttpResponse RestApi::put_port(const HttpRequest& req, const Params& p) {
+  const auto id = path_id<PortId>(p[0]);
+  auto it = state_.ports().find(id);
+  auto port = decode<Port>(req, [](const json& j) { return port_from_json(j); });
+  if (port.id != id) throw ApiError(422, "invalid", "id", "body id differs from the URL");
+  if (it != state_.ports().end() && port.migrating_to != it->second.migrating_to) {
+    throw ApiError(422, "invalid", "migrating_to", "set by migrations only");
+  }
+  if (it != state_.ports().end() && port.previous_host != it->second.previous_host) {
+    throw ApiError(422, "invalid", "previous_host", "set by migrations only");
+  }
+  // carried_conns is the controller's: a PUT keeps what the last migration carried.
+  if (it != state_.ports().end() && !port.carried_conns.empty() &&
+      port.carried_conns != it->second.carried_conns) {
+    throw ApiError(422, "invalid", "carried_conns", "set by migrations only");
+  }
+  if (it != state_.ports().end() && port.ingress_allow) {
+    // Kept only for addresses the port still has (and only while it is stateful).
+    for (const auto& c : it->second.carried_conns) {
+      if (std::find(port.ips.begin(), port.ips.end(), c.local_ip) != port.ips.end()) {
+        port.carried_conns.push_back(c);
+      }
+    }
+  }
+  check_firewall_host(port);
+  return ok(to_json(state_.replace_port(port)));
+}
+
+HttpResponse RestApi::delete_port(const HttpRequest&, const Params& p) {
+  state_.delete_port(path_id<PortId>(p[0]));
+  return {204, "", "application/json"};
+}
+
+HttpResponse RestApi::list_migrations(const HttpRequest& req, const Params&) {
+  return ok(migrations_page(state_.migrations(), page_of(req.target)));
+}
+
+HttpResponse RestApi::create_migration(const HttpRequest& req, const Params&) {
+  // Exactly one of "port" and "vm" (a libvirt domain name, resolved to its port).
+  auto [port, vm, to, carry] =
+      decode<std::tuple<std::optional<PortId>, std::string, HostId, bool>>(req, [](const json& j) {
+        JsonReader r(j, "");
+        std::optional<PortId> port;
+        const auto vm = r.optional_string("vm");
+        if (!r.raw("port") && !vm) {
+          throw ParseError("port", "required: the port to migrate (or \"vm\", a libvirt domain)");
+        }
+        if (r.raw("port")) {
+          if (vm) throw ParseError("vm", "give either \"port\" or \"vm\", not both");
+          port = r.parse_field<PortId>("port", r.required_string("port"),
+                                       [](const std::string& s) { return PortId::parse(s); });
+        } else if (vm->empty()) {
+          throw ParseError("vm", "must not be empty");
+        }
+        auto to = r.parse_field<HostId>("to_host", r.required_string("to_host"),
+                                        [](const std::string& s) { return HostId::parse(s); });
+        const bool carry = r.optional_bool("carry_conntrack").value_or(true);
+        r.finish();
+        return std::make_tuple(port, vm.value_or(""), to, carry);
+      });
+  auto mig = migrations_.create(port ? *port : migrations_.port_of_vm(vm), to, "", carry, vm);
+  return ok(to_json(mig), mig.state == MigrationState::rejected ? 403 : 201);
+}
+
+HttpResponse RestApi::get_migration(const HttpRequest&, const Params& p) {
+  return ok(to_json(found(state_.migrations(), path_id<MigrationId>(p[0]), "migration")));
+}
+
+HttpResponse RestApi::cancel_migration(const HttpRequest&, const Params& p) {
+  return ok(to_json(migrations_.cancel(path_id<MigrationId>(p[0]))));
+}
+
+HttpResponse RestApi::approve_migration(const HttpRequest&, const Params& p) {
+  return ok(to_json(migrations_.approve(path_id<MigrationId>(p[0]))));
+}
+
+HttpResponse RestApi::list_agents(const HttpRequest&, const Params&) {
+  json arr = json::array();
+  for (const auto& [host, info] : hub_.agents()) {
+    arr.push_back({{"host", host.str()},
+                   {"connected", info.connected},
+                   {"sent_generation", info.sent_generation},
+                   {"applied_generation", info.applied_generation},
+                   {"partial_generation", info.partial_generation},
+                   {"waiting_for", info.waiting_for},
+                   {"awaiting_taps", info.awaiting_taps},
+                   {"bound_ports", info.bound_ports},
+                   {"last_error", info.last_error}});
+  }
+  return ok(arr);
+}
+
+HttpResponse RestApi::list_audit(const HttpRequest& req, const Params&) {
+  return ok(audit_page(state_.audit(), page_of(req.target)));
 }
 
 }  // namespace cutover::controller

@@ -39,11 +39,47 @@ class RestApi {
   // HttpServer needs to refuse a request on its header, before reading any body.
   static bool is_open(const std::string& method, const std::string& target);
 
-  // Every (method, path template) the router serves; a test checks it against the OpenAPI doc.
+  // Every (method, path template) the router serves (from its table); a test checks it against
+  // the OpenAPI doc.
   static const std::vector<std::pair<std::string, std::string>>& routes();
 
  private:
+  using Params = std::vector<std::string>;  // the path's {...} segments, in order
+  using Handler = HttpResponse (RestApi::*)(const HttpRequest&, const Params&);
+  struct Route {
+    const char* method;
+    const char* pattern;  // e.g. "/v1/hosts/{id}"
+    Handler handler;
+  };
+  static const std::vector<Route>& table();
+  // The handler of the route matching method and path; 405 when the path has routes but none for
+  // the method, 404 when it has none.
   HttpResponse route(const HttpRequest& req, const std::vector<std::string>& path);
+  HttpResponse get_health(const HttpRequest&, const Params&);
+  HttpResponse get_metrics(const HttpRequest&, const Params&);
+  HttpResponse get_openapi(const HttpRequest&, const Params&);
+  HttpResponse list_hosts(const HttpRequest&, const Params&);
+  HttpResponse create_host(const HttpRequest&, const Params&);
+  HttpResponse get_host(const HttpRequest&, const Params&);
+  HttpResponse put_host(const HttpRequest&, const Params&);
+  HttpResponse delete_host(const HttpRequest&, const Params&);
+  HttpResponse get_desired_state(const HttpRequest&, const Params&);
+  HttpResponse list_networks(const HttpRequest&, const Params&);
+  HttpResponse create_network(const HttpRequest&, const Params&);
+  HttpResponse get_network(const HttpRequest&, const Params&);
+  HttpResponse delete_network(const HttpRequest&, const Params&);
+  HttpResponse list_ports(const HttpRequest&, const Params&);
+  HttpResponse create_port(const HttpRequest&, const Params&);
+  HttpResponse get_port(const HttpRequest&, const Params&);
+  HttpResponse put_port(const HttpRequest&, const Params&);
+  HttpResponse delete_port(const HttpRequest&, const Params&);
+  HttpResponse list_migrations(const HttpRequest&, const Params&);
+  HttpResponse create_migration(const HttpRequest&, const Params&);
+  HttpResponse get_migration(const HttpRequest&, const Params&);
+  HttpResponse cancel_migration(const HttpRequest&, const Params&);
+  HttpResponse approve_migration(const HttpRequest&, const Params&);
+  HttpResponse list_agents(const HttpRequest&, const Params&);
+  HttpResponse list_audit(const HttpRequest&, const Params&);
   // A stateful firewall (ingress_allow) is enforced by OVS conntrack only: refuse to place such
   // a port on a Linux-backend host rather than run it unfiltered.
   void check_firewall_host(const Port& port) const;
