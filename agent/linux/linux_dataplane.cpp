@@ -12,6 +12,7 @@
 #include "linux_reconciler.hpp"
 #include "logging.hpp"
 #include "packet_socket.hpp"
+#include "reconcile_schedule.hpp"
 
 namespace cutover::agent {
 
@@ -49,8 +50,7 @@ void LinuxDataplane::run() {
   BridgeFrameSink sink;
   overlay::DesiredIndex desired(true);  // recording changes for the announcer
   DesiredState whole;
-  bool dirty = false;
-  auto next_due = Clock::time_point::max();
+  ReconcileSchedule schedule(config_.resync_interval, config_.retry_interval);
   while (!stopping()) {
     // The kernel backend reconciles the whole state each pass (its cost follows the state),
     // kept as it came (errors name a port by its place in it).
@@ -61,14 +61,12 @@ void LinuxDataplane::run() {
             wire::apply(whole, std::get<wire::Delta>(c));
           }
         })) {
-      dirty = true;
+      schedule.changed();
     }
     // The kernel dataplane needs nothing of a VM's pause: its tap stays on the bridge and the
     // agent relays what reaches it (MigrationRelay).
     take_departed();
-    if (Clock::now() >= next_due) dirty = true;
-    if (dirty && !desired.empty()) {
-      dirty = false;
+    if (schedule.due(Clock::now()) && !desired.empty()) {
       ApplyReport report;
       try {
         if (!tables) tables = std::make_unique<LibnlTables>();
@@ -79,27 +77,20 @@ void LinuxDataplane::run() {
         report.generation = desired.generation();
         report.error = e.what();
       }
-      next_due = Clock::now() +
-                 (report.ok || report.rejected ? config_.resync_interval : config_.retry_interval);
+      schedule.done(report, Clock::now());
       this->report(report);
       announce(desired, report, sink);
     }
-    int timeout = -1;
-    if (next_due != Clock::time_point::max()) {
-      timeout = static_cast<int>(std::max<int64_t>(
-          0,
-          std::chrono::duration_cast<std::chrono::milliseconds>(next_due - Clock::now()).count() +
-              1));
-    }
     pollfd fds[2] = {{wake_fd(), POLLIN, 0}, {events_fd, POLLIN, 0}};
-    const int n = poll(fds, events_fd >= 0 ? 2 : 1, announce_timeout(timeout));
+    const int n =
+        poll(fds, events_fd >= 0 ? 2 : 1, announce_timeout(schedule.timeout_ms(Clock::now())));
     announce_due(sink);
     if (n > 0 && (fds[0].revents & POLLIN)) drain_wake();
     if (n > 0 && events_fd >= 0 && (fds[1].revents & POLLIN)) {
       char buf[16384];
       while (recv(events_fd, buf, sizeof buf, MSG_DONTWAIT) > 0) {
       }
-      dirty = true;  // a link appeared, vanished or changed: recompute
+      schedule.changed();  // a link appeared, vanished or changed: recompute
     }
   }
   nl_socket_free(events);

@@ -9,6 +9,7 @@
 #include "ovs_flow_switch.hpp"
 #include "ovs_shim.h"
 #include "ovsdb_idl_switch.hpp"
+#include "reconcile_schedule.hpp"
 
 namespace cutover::agent {
 
@@ -46,56 +47,39 @@ void OvsDataplane::run() {
 
   overlay::DesiredIndex desired(true);  // recording changes for the announcer
   std::set<std::string> departed;
-  bool verify = true;  // read the switch back: at start, after a reconnect, on the slow timer
+  ReconcileSchedule schedule(config_.resync_interval, config_.retry_interval);
   std::vector<OvsInterface> last_ifaces;
-  bool dirty = false;
   bool was_connected = false;
-  auto next_due = Clock::time_point::max();
   while (!stopping()) {
     cov_db_run(db);
     const bool connected = cov_db_connected(db) != 0;
     if (connected != was_connected) {
       log->info("OVSDB {} {}", config_.ovsdb_remote, connected ? "connected" : "disconnected");
       was_connected = connected;
-      dirty = dirty || connected;
-      verify = true;
+      schedule.reconnected();
     }
     if (connected) {
       auto ifaces = ovsdb.interfaces();
       if (ifaces != last_ifaces) {
         last_ifaces = std::move(ifaces);
-        dirty = true;
+        schedule.changed();
       }
     }
-    if (take_pending(desired)) dirty = true;
+    if (take_pending(desired)) schedule.changed();
     if (auto d = take_departed()) {
-      dirty = dirty || *d != departed;
+      if (*d != departed) schedule.changed();
       departed = std::move(*d);
     }
-    const auto now = Clock::now();
-    if (now >= next_due) dirty = verify = true;
-
     // Reconcile only once OVSDB's contents are loaded: reconciling against an empty view would
     // tear down flows of ports we simply have not heard about yet.
-    if (dirty && connected && !desired.empty()) {
-      dirty = false;
-      auto report = reconciler.reconcile(desired, departed, verify);
-      verify = false;
-      if (report.ok || report.rejected) {
-        next_due = Clock::now() + config_.resync_interval;
-      } else {
-        next_due = Clock::now() + config_.retry_interval;
-      }
+    if (schedule.due(Clock::now()) && connected && !desired.empty()) {
+      auto report = reconciler.reconcile(desired, departed, schedule.verify());
+      schedule.done(report, Clock::now());
       this->report(report);
       announce(desired, report, sink);
       continue;  // re-run the IDL: our own transactions changed it
     }
-    int timeout_ms = -1;
-    if (next_due != Clock::time_point::max()) {
-      timeout_ms = static_cast<int>(std::max<int64_t>(
-          0, std::chrono::duration_cast<std::chrono::milliseconds>(next_due - now).count() + 1));
-    }
-    cov_db_wait(db, wake_fd(), announce_timeout(timeout_ms));
+    cov_db_wait(db, wake_fd(), announce_timeout(schedule.timeout_ms(Clock::now())));
     drain_wake();
     if (connected) announce_due(sink);
   }
