@@ -603,7 +603,7 @@ int main(int argc, char** argv) {
         if (sig == SIGHUP) {
           if (!cfg.desired_state.empty()) log->info("SIGHUP: re-reading {}", cfg.desired_state);
           load();
-          if (client) client->start();
+          if (client) client->reconnect();
           signals.async_wait(on_signal);
           return;
         }

@@ -55,6 +55,8 @@ struct ControllerClient::Impl : std::enable_shared_from_this<Impl> {
   std::chrono::milliseconds backoff{100};
   std::string last_sent;
   bool have_state = false;  // a whole state came on this connection: deltas follow it
+  bool started = false;
+  bool connecting = false;  // resolve, connect or handshake under way
   MigrateFn on_migrate;
   PreparedFn on_prepared;
   AbortFn on_abort;
@@ -68,6 +70,7 @@ struct ControllerClient::Impl : std::enable_shared_from_this<Impl> {
 
   void connect() {
     if (stopping) return;
+    connecting = true;
     ws.emplace(io);
     resolver.async_resolve(
         cfg.host, cfg.port,
@@ -100,6 +103,7 @@ struct ControllerClient::Impl : std::enable_shared_from_this<Impl> {
   }
 
   void on_open() {
+    connecting = false;
     is_connected = true;
     have_state = false;
     backoff = std::chrono::milliseconds(100);
@@ -178,6 +182,7 @@ struct ControllerClient::Impl : std::enable_shared_from_this<Impl> {
   void retry(const std::string& why) {
     const bool was = is_connected;
     is_connected = false;
+    connecting = false;
     queue.clear();
     if (stopping) return;
     if (was) {
@@ -191,6 +196,15 @@ struct ControllerClient::Impl : std::enable_shared_from_this<Impl> {
       if (!ec) self->connect();
     });
   }
+
+  // A channel that is down is tried again now. A live one, or an attempt under way, is left
+  // alone: replacing the stream under its pending operations would pull it from under them.
+  void reconnect_now() {
+    if (stopping || is_connected || connecting) return;
+    backoff = std::chrono::milliseconds(100);
+    timer.cancel();  // the pending retry ends with operation_aborted and does not connect
+    connect();
+  }
 };
 
 ControllerClient::ControllerClient(asio::io_context& io, ControllerClientConfig config,
@@ -199,7 +213,13 @@ ControllerClient::ControllerClient(asio::io_context& io, ControllerClientConfig 
 
 ControllerClient::~ControllerClient() { stop(); }
 
-void ControllerClient::start() { impl_->connect(); }
+void ControllerClient::start() {
+  if (impl_->started) return impl_->reconnect_now();
+  impl_->started = true;
+  impl_->connect();
+}
+
+void ControllerClient::reconnect() { impl_->reconnect_now(); }
 
 void ControllerClient::stop() {
   impl_->stopping = true;

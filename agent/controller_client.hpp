@@ -37,7 +37,10 @@ class ControllerClient {
   ControllerClient(boost::asio::io_context& io, ControllerClientConfig config,
                    DesiredFn on_desired);
   ~ControllerClient();
+  // Starts connecting; once started, the same as reconnect().
   void start();
+  // A channel that is down (waiting out its backoff) is tried again now; a live one is kept.
+  void reconnect();
   void stop();
   // ACK (applied, or partially with what it waits for) or NACK (rejected) the report's
   // generation; transient failures are retried by the dataplane and not reported. Repeats are

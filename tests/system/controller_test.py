@@ -231,6 +231,22 @@ class ControllerWithAgents(unittest.TestCase):
         self.assertIn("+0 ~0 -0 objects", a.log().split("cutover-agent started")[-1])
         self.assertTrue(self.vms["peer"].ping(self.vms["vm"].ip))
 
+    def test_2b_sighup_keeps_a_live_channel(self):
+        # SIGHUP asks a channel that is down to try again now; a live one must stay as it is
+        # (replacing its stream under pending reads once risked the agent itself).
+        a = self.agents["h3"]
+        before = a.log()
+        for _ in range(3):
+            a.proc.send_signal(signal.SIGHUP)
+            time.sleep(0.05)
+        time.sleep(0.3)
+        self.assertIsNone(a.proc.poll(), "the agent died on SIGHUP")
+        after = a.log()[len(before):]
+        self.assertNotIn("channel down", after)
+        self.assertNotIn("connected to controller", after)
+        self.assertIn("h3", [x["host"] for x in self.ctl("agents") if x["connected"]])
+        self.assertTrue(self.vms["peer"].ping(self.vms["vm"].ip))
+
     def test_3_migration_with_udp_and_tcp(self):
         peer, vm = self.vms["peer"], self.vms["vm"]
         src, dst = vm.host, self.h[2] if vm.host is not self.h[2] else self.h[1]
