@@ -266,13 +266,9 @@ void ControllerClient::report(const ApplyReport& r) {
   if (r.ok) {
     // A partially applied generation goes out too (with what it waits for): the controller
     // learns the rest of the report (bound ports, libvirt's domains) and does not count it.
-    wire::Ack ack{r.generation,         0,
-                  r.waiting_for,        r.awaiting_taps,
-                  r.bound_ports,        r.paused_ports,
-                  r.foreign_running,    r.storage_ready,
-                  r.storage_failed,     r.vms,
-                  r.precopy_iterations, r.incoming,
-                  r.live_migrations};
+    wire::Ack ack;
+    static_cast<AgentReport&>(ack) = r;
+    ack.generation = r.generation;
     key = wire::encode(wire::AgentMessage{ack});
     ack.apply_ms = r.apply_ms;
     text = wire::encode(wire::AgentMessage{ack});

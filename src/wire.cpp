@@ -27,20 +27,8 @@ std::string encode(const AgentMessage& m) {
   if (auto* h = std::get_if<Hello>(&m)) {
     j = {{"type", "hello"}, {"host", to_json(h->host)}};
   } else if (auto* a = std::get_if<Ack>(&m)) {
-    j = {{"type", "ack"},
-         {"generation", a->generation},
-         {"apply_ms", a->apply_ms},
-         {"bound_ports", a->bound_ports},
-         {"paused_ports", a->paused_ports},
-         {"foreign_running", a->foreign_running}};
-    if (!a->waiting_for.empty()) j["waiting_for"] = a->waiting_for;
-    if (!a->awaiting_taps.empty()) j["awaiting_taps"] = a->awaiting_taps;
-    if (!a->storage_ready.empty()) j["storage_ready"] = a->storage_ready;
-    if (!a->storage_failed.empty()) j["storage_failed"] = a->storage_failed;
-    if (!a->vms.empty()) j["vms"] = a->vms;
-    if (!a->precopy_iterations.empty()) j["precopy_iterations"] = a->precopy_iterations;
-    if (!a->incoming.empty()) j["incoming"] = a->incoming;
-    if (!a->live_migrations.empty()) j["live_migrations"] = a->live_migrations;
+    j = {{"type", "ack"}, {"generation", a->generation}, {"apply_ms", a->apply_ms}};
+    add_report_fields(*a, j);
   } else if (auto* f = std::get_if<MigrationFailed>(&m)) {
     j = {{"type", "migration_failed"}, {"migration", f->migration}, {"error", f->error}};
   } else if (auto* an = std::get_if<Announced>(&m)) {
@@ -143,17 +131,6 @@ void apply(DesiredState& state, const Delta& delta) {
   }
 }
 
-namespace {
-std::vector<std::string> strings(JsonReader& r, const std::string& key) {
-  std::vector<std::string> out;
-  r.for_each(key, [&](const json& e, const std::string& path) {
-    if (!e.is_string()) throw ParseError(path, "expected a string");
-    out.push_back(e.get<std::string>());
-  });
-  return out;
-}
-}  // namespace
-
 AgentMessage decode_agent_message(const std::string& text) {
   auto j = parse_json_text(text);
   JsonReader r(j, "");
@@ -167,36 +144,7 @@ AgentMessage decode_agent_message(const std::string& text) {
     Ack a;
     a.generation = static_cast<uint64_t>(r.required_int("generation", 0, INT64_MAX));
     if (const auto* ms = r.raw("apply_ms"); ms && ms->is_number()) a.apply_ms = ms->get<double>();
-    a.waiting_for = strings(r, "waiting_for");
-    a.awaiting_taps = strings(r, "awaiting_taps");
-    a.bound_ports = strings(r, "bound_ports");
-    a.paused_ports = strings(r, "paused_ports");
-    a.foreign_running = strings(r, "foreign_running");
-    a.storage_ready = strings(r, "storage_ready");
-    a.incoming = strings(r, "incoming");
-    a.live_migrations = strings(r, "live_migrations");
-    if (const auto* failed = r.raw("storage_failed")) {
-      if (!failed->is_object()) throw ParseError("storage_failed", "expected an object");
-      for (const auto& [k, v] : failed->items()) {
-        if (!v.is_string()) throw ParseError("storage_failed." + k, "expected a string");
-        a.storage_failed[k] = v.get<std::string>();
-      }
-    }
-    if (const auto* vms = r.raw("vms")) {
-      if (!vms->is_object()) throw ParseError("vms", "expected an object");
-      JsonReader vr(*vms, "vms");
-      for (const auto& [name, ifaces] : vms->items()) {
-        if (name.empty()) throw ParseError("vms", "empty domain name");
-        a.vms[name] = strings(vr, name);
-      }
-    }
-    if (const auto* it = r.raw("precopy_iterations")) {
-      if (!it->is_object()) throw ParseError("precopy_iterations", "expected an object");
-      JsonReader ir(*it, "precopy_iterations");
-      for (const auto& [port, n] : it->items()) {
-        a.precopy_iterations[port] = ir.required_int(port, 0, INT32_MAX);
-      }
-    }
+    static_cast<AgentReport&>(a) = report_fields_from(r);
     out = a;
   } else if (type == "nack") {
     Nack n;

@@ -42,6 +42,7 @@
 #include <variant>
 #include <vector>
 
+#include "agent_report.hpp"
 #include "desired_state.hpp"
 #include "model.hpp"
 
@@ -50,27 +51,10 @@ namespace cutover::wire {
 struct Hello {
   Host host;
 };
-struct Ack {
+// What an agent reports with each applied (or partially applied) generation.
+struct Ack : AgentReport {
   uint64_t generation = 0;
   double apply_ms = 0;
-  std::vector<std::string> waiting_for;      // objects still missing: partially applied if any
-  std::vector<std::string> awaiting_taps;    // iface-ids of local ports without a VM tap yet
-  std::vector<std::string> bound_ports;      // local ports the dataplane has bound right now
-  std::vector<std::string> paused_ports;     // local ports whose VM paused for outgoing migration
-  std::vector<std::string> foreign_running;  // iface-ids running here that are not ours
-  std::vector<std::string> storage_ready;    // "port/volume" attached (or path-probed) here
-  std::map<std::string, std::string> storage_failed;  // "port/volume" -> why not
-  // libvirt domains running here -> their interfaces' iface-ids (POST /v1/migrations {"vm"})
-  std::map<std::string, std::vector<std::string>> vms;
-  // local port -> the pre-copy iteration of its VM's outgoing live migration (libvirt)
-  std::map<std::string, int64_t> precopy_iterations;
-  // iface-ids of VMs arriving here that the state does not make arrive here: a live migration
-  // started outside cutover (virsh, Nova), seen at its start (the VM's tap appeared, or the
-  // libvirt hook asked); the controller prepares it like its own
-  std::vector<std::string> incoming;
-  // Migrations (ids) whose libvirt call this agent process is running now: one asked of it but
-  // missing here (the agent restarted) is no longer driven by it.
-  std::vector<std::string> live_migrations;
 };
 struct Nack {
   uint64_t generation = 0;

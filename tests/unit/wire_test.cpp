@@ -30,20 +30,23 @@ TEST(Wire, AgentMessagesRoundTrip) {
   h.underlay_ip = IpAddress::parse("192.0.2.1");
   auto hello = std::get<Hello>(decode_agent_message(encode(AgentMessage{Hello{h}})));
   EXPECT_EQ(hello.host, h);
-  auto ack = std::get<Ack>(
-      decode_agent_message(encode(AgentMessage{Ack{7,
-                                                   1.5,
-                                                   {"tunnel to 10.0.0.9"},
-                                                   {"p3"},
-                                                   {"p1", "p2"},
-                                                   {"p2"},
-                                                   {"x"},
-                                                   {"p1/data"},
-                                                   {{"p2/logs", "refused"}},
-                                                   {{"web-1", {"iface-a", "iface-b"}}},
-                                                   {{"p2", 3}},
-                                                   {"iface-z"},
-                                                   {"m4"}}})));
+  auto ack = std::get<Ack>(decode_agent_message(encode(AgentMessage{[] {
+    Ack a;
+    a.generation = 7;
+    a.apply_ms = 1.5;
+    a.waiting_for = {"tunnel to 10.0.0.9"};
+    a.awaiting_taps = {"p3"};
+    a.bound_ports = {"p1", "p2"};
+    a.paused_ports = {"p2"};
+    a.foreign_running = {"x"};
+    a.storage_ready = {"p1/data"};
+    a.storage_failed = {{"p2/logs", "refused"}};
+    a.vms = {{"web-1", {"iface-a", "iface-b"}}};
+    a.precopy_iterations = {{"p2", 3}};
+    a.incoming = {"iface-z"};
+    a.live_migrations = {"m4"};
+    return a;
+  }()})));
   EXPECT_EQ(ack.generation, 7u);
   EXPECT_EQ(ack.waiting_for, std::vector<std::string>{"tunnel to 10.0.0.9"});
   EXPECT_EQ(ack.awaiting_taps, std::vector<std::string>{"p3"});
