@@ -20,6 +20,7 @@
 #include "control_server.hpp"
 #include "controller_client.hpp"
 #include "desired_state.hpp"
+#include "host_facts.hpp"
 #include "incoming_waits.hpp"
 #include "json_codec.hpp"
 #include "json_reader.hpp"
@@ -258,64 +259,12 @@ int main(int argc, char** argv) {
     }
   });
   std::unique_ptr<ControllerClient> client;
-  // With --libvirt-uri a port is reported up only while its domain runs here.
-  std::map<std::string, std::string> iface_of_port;  // local ports, from the latest desired state
-  // What libvirt last said runs (or paused to leave) here; nullopt = not watching libvirt.
-  std::optional<LibvirtDomainEvents::DomainsNow> domains_now;
-  std::set<std::string> local_ifaces;  // iface-ids the state places here
-  StorageReport storage_report;        // the storage thread's latest
-  // What a hypervisor integration without libvirt said of its VMs over the control socket:
-  // iface-id -> arriving, running or paused_for_migration (libvirt's own are in domains_now).
-  std::map<std::string, std::string> integration_state;
-  // VMs stopped here for an outgoing migration's final copy.
-  auto paused_here = [&] {
-    std::set<std::string> out;
-    for (const auto& [iface, st] : integration_state) {
-      if (st == "paused_for_migration") out.insert(iface);
-    }
-    if (domains_now) out.insert(domains_now->paused.begin(), domains_now->paused.end());
-    return out;
-  };
-  IncomingWaits waits;                    // libvirt hooks holding incoming migrations
-  std::set<std::string> live_migrations;  // whose libvirt call runs in this process
-  auto for_controller = [&](ApplyReport r) {
-    r.storage_ready = storage_report.ready;
-    r.storage_failed = storage_report.failed;
-    r.incoming = r.unclaimed_taps;
-    r.live_migrations.assign(live_migrations.begin(), live_migrations.end());
-    const auto paused = paused_here();
-    for (const auto& [port, iface] : iface_of_port) {
-      if (paused.count(iface)) r.paused_ports.push_back(port);
-    }
-    // A port is up where its VM runs: an integration that said otherwise is believed.
-    std::erase_if(r.bound_ports, [&](const std::string& port) {
-      auto iface = iface_of_port.find(port);
-      if (iface == iface_of_port.end()) return false;
-      auto st = integration_state.find(iface->second);
-      return st != integration_state.end() && st->second != "running";
-    });
-    if (domains_now) {
-      const auto& running = domains_now->running;
-      std::erase_if(r.bound_ports, [&](const std::string& port) {
-        auto it = iface_of_port.find(port);
-        return it == iface_of_port.end() || !running.count(it->second);
-      });
-      // A VM running here whose port the state places elsewhere: migrated by someone else.
-      for (const auto& iface : running) {
-        if (!local_ifaces.count(iface)) r.foreign_running.push_back(iface);
-      }
-      for (const auto& [vm, ifaces] : domains_now->vms) {
-        r.vms[vm].assign(ifaces.begin(), ifaces.end());
-      }
-      const auto& precopy = domains_now->precopy_iterations;
-      for (const auto& [port, iface] : iface_of_port) {
-        if (auto it = precopy.find(iface); it != precopy.end()) {
-          r.precopy_iterations[port] = it->second;
-        }
-      }
-    }
-    return r;
-  };
+  // What the core knows of this host beyond the dataplane, and the report built from it. With
+  // --libvirt-uri a port is reported up only while its domain runs here.
+  HostFacts facts;
+  auto paused_here = [&] { return facts.paused_here(); };
+  auto for_controller = [&](const ApplyReport& r) { return facts.for_controller(r); };
+  IncomingWaits waits;  // libvirt hooks holding incoming migrations
   // The newest desired state handed to the dataplane; what the parts below need of it is its
   // local slice (the ports this host programs), which costs what the change costs.
   overlay::DesiredIndex desired;
@@ -352,11 +301,11 @@ int main(int argc, char** argv) {
   if (attacher) {
     storage = std::make_unique<StorageThread>(*attacher, cfg.host_nqn, [&](const StorageReport& r) {
       boost::asio::post(io, [&, r] {
-        if (r == storage_report) return;
+        if (r == facts.storage()) return;
         for (const auto& [key, why] : r.failed) log->warn("storage: {} not ready: {}", key, why);
         log->info("storage: {} volume(s) ready here{}", r.ready.size(),
                   r.detach_failed.empty() ? "" : ", some still attached after a failed detach");
-        storage_report = r;
+        facts.storage(r);
         if (client) client->report(for_controller(last));
       });
     });
@@ -365,12 +314,7 @@ int main(int argc, char** argv) {
     desired.apply(change);
     const auto& local = desired.local();
     if (storage) storage->set_desired(local);
-    iface_of_port.clear();
-    local_ifaces.clear();
-    for (const auto& p : local.ports) {
-      iface_of_port[p.id.str()] = p.iface_id;
-      if (p.host == local.host || p.migrating_to == local.host) local_ifaces.insert(p.iface_id);
-    }
+    facts.desired(local);
   };
   if (!cfg.controller.empty()) {
     client = std::make_unique<ControllerClient>(
@@ -466,11 +410,11 @@ int main(int argc, char** argv) {
       }
       log->info("migration {}: live-migrating the VM with interface {} to {}", m.migration,
                 m.iface_id, m.destination_uri);
-      live_migrations.insert(m.migration);
+      facts.libvirt_call(m.migration, true);
       const bool started = libvirt_jobs.submit([&, m] {
         auto error = libvirt_migrate(cfg.libvirt_uri, m.iface_id, m.destination_uri);
         boost::asio::post(io, [&, m, error] {
-          live_migrations.erase(m.migration);
+          facts.libvirt_call(m.migration, false);
           if (error.empty()) {
             log->info("migration {}: libvirt finished", m.migration);
           } else {
@@ -480,7 +424,7 @@ int main(int argc, char** argv) {
         });
       });
       if (!started) {
-        live_migrations.erase(m.migration);
+        facts.libvirt_call(m.migration, false);
         client->migration_failed(m.migration, "this agent already runs its limit of libvirt calls");
       }
     });
@@ -530,13 +474,7 @@ int main(int argc, char** argv) {
       control = std::make_unique<ControlServer>(
           io, cfg.control_socket, [&](const ControlRequest& req, ControlServer::Answer answer) {
             if (req.op == "vm_state") {
-              for (const auto& id : req.iface_ids) {
-                if (req.state == "gone") {
-                  integration_state.erase(id);
-                } else {
-                  integration_state[id] = req.state;
-                }
-              }
+              facts.vm_state(req.iface_ids, req.state);
               log->info("control: VM interface(s) {}: {}", fmt::join(req.iface_ids, ", "),
                         req.state);
               paused_changed();
@@ -584,13 +522,13 @@ int main(int argc, char** argv) {
   }
   std::unique_ptr<LibvirtDomainEvents> domains;
   if (!cfg.libvirt_uri.empty()) {
-    domains_now.emplace();
+    facts.watching_libvirt();
     domains = std::make_unique<LibvirtDomainEvents>(
         cfg.libvirt_uri, [&](LibvirtDomainEvents::DomainsNow now) {
           boost::asio::post(io, [&, now = std::move(now)] {
             log->info("libvirt: {} interface(s) running here, {} paused for migration",
                       now.running.size(), now.paused.size());
-            domains_now = now;
+            facts.libvirt(now);
             paused_changed();
           });
         });
