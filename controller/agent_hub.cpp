@@ -71,9 +71,7 @@ std::string AgentHub::slice_body(const HostId& host, const std::set<NetworkId>& 
   }
   ports += ']';
   std::set<HostId> host_ids{host};
-  for (const auto& n : nets) {
-    for (const auto& h : state_.index().hosts_on(n)) host_ids.insert(h);
-  }
+  for (const auto& n : nets) state_.index().add_hosts_on(n, host_ids);
   std::string hosts = "[";
   for (const auto& h : host_ids) {
     if (auto it = state_.hosts().find(h); it != state_.hosts().end()) {
@@ -184,9 +182,7 @@ void AgentHub::send_delta(const ChangeSet& change) {
   }
   // Every other host with a port on those networks gets the same delta.
   std::set<HostId> affected;
-  for (const auto& n : nets) {
-    for (const auto& h : state_.index().hosts_on(n)) affected.insert(h);
-  }
+  for (const auto& n : nets) state_.index().add_hosts_on(n, affected);
   std::string text;
   // A mover whose set of networks is unchanged only needs the delta too.
   std::set<HostId> rejoin;

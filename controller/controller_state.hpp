@@ -101,7 +101,7 @@ class ControllerState {
 
  private:
   void validate_port(const Port& p, const std::optional<PortId>& replacing) const;
-  // ports_, index_ and port_json_ together.
+  // ports_, index_, port_json_, macs_ and ifaces_ together.
   void set_port(const Port* before, const Port& after, std::string json);
   void commit(std::vector<StoredRecord> upserts,
               std::vector<std::pair<std::string, std::string>> deletes);
@@ -118,6 +118,9 @@ class ControllerState {
   std::map<PortId, Port> ports_;
   SliceIndex index_;
   std::map<PortId, std::string> port_json_;
+  std::map<std::pair<NetworkId, MacAddress>, PortId> macs_;  // unique per network
+  std::map<std::string, PortId> ifaces_;                     // iface-ids, unique
+
   void index_migration(const Migration& m);  // updates open_migrations_ for m
   std::set<MigrationId> open_migrations_;
   std::map<MigrationId, Migration> migrations_;

@@ -72,4 +72,10 @@ std::vector<HostId> SliceIndex::hosts_on(const NetworkId& network) const {
   return out;
 }
 
+void SliceIndex::add_hosts_on(const NetworkId& network, std::set<HostId>& out) const {
+  if (auto it = hosts_.find(network); it != hosts_.end()) {
+    for (const auto& [h, count] : it->second) out.insert(out.end(), h);
+  }
+}
+
 }  // namespace cutover::controller
