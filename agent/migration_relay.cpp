@@ -117,6 +117,9 @@ void MigrationRelay::update(const DesiredState& state,
       ++it;
       continue;
     }
+    // What the capture holds still unread reached the tap while this watch was the only path:
+    // relay it now. (The forwarding pointer set up above captures only what arrives from now.)
+    if (it->second.relaying) drain(it->first);
     const auto& c = counts_[it->second.port];
     if (c.relayed > 0) {
       log_(it->second.port, "migration over: relayed " + std::to_string(c.relayed) +
