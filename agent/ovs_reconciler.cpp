@@ -3,12 +3,15 @@
 
 #include <malloc.h>
 
+#include <algorithm>
 #include <chrono>
+#include <iterator>
 #include <map>
 #include <set>
 #include <stdexcept>
 
 #include "logging.hpp"
+#include "reconcile_pass.hpp"
 #include "topology.hpp"
 
 namespace cutover::agent {
@@ -54,112 +57,109 @@ std::set<std::string> changed_keys(const Map& a, const Map& b) {
 
 ApplyReport OvsReconciler::reconcile(overlay::DesiredIndex& index,
                                      const std::set<std::string>& departed, bool verify) {
-  const auto start = std::chrono::steady_clock::now();
-  ApplyReport report;
-  report.generation = index.generation();
-  // 1. What the state asks for, judged before anything is touched.
+  return reconcile_pass(
+      index.generation(), [&] { judge(index); },
+      [&](ApplyReport& report) {
+        try {
+          apply(departed, verify, report);
+        } catch (const std::invalid_argument& e) {
+          // A flow the translation produced was refused by OVS's parser: our bug, not the user's.
+          installed_known_ = false;
+          throw std::runtime_error(std::string("internal translation error: ") + e.what());
+        } catch (...) {
+          installed_known_ = false;  // whatever happened, read the switch back next time
+          throw;
+        }
+      });
+}
+
+void OvsReconciler::judge(overlay::DesiredIndex& index) {
+  // What the state asks for, judged before anything is touched; networks that failed stay
+  // pending until they pass.
   auto d = index.take_dirty();
   pending_.all = pending_.all || d.all;
   pending_.vnis.merge(d.vnis);
-  try {
-    if (index.problem()) throw *index.problem();
-    if (pending_.all || !pending_.vnis.empty()) rebuild_views(index, pending_);
-    pending_ = {};
-  } catch (const ParseError& e) {
-    report.rejected = true;
-    report.error = e.message();
-    report.error_field = e.field();
-    return report;
-  }
-  try {
-    db_.ensure_bridge(config_.bridge, config_.datapath_type);
-    const auto ifaces = db_.interfaces();
-    const auto map = port_map(ifaces, config_.bridge);
-    // 2. What the switch holds, when we cannot tell from our own bundles.
-    const bool dump = verify || !installed_known_;
-    if (dump) {
-      installed_known_ = false;
-      installed_.clear();
-      for (auto& e : flows_.dump(config_.cookie)) installed_[e.key] = std::move(e.actions);
-      installed_known_ = true;
-      if (!all_canonical_ && !installed_.empty()) {
-        // What an empty table was given in the switch's words, to compare with what it says.
-        for (auto& [vni, net] : nets_) {
-          for (auto& [text, entry] : net.by_text) entry = canonical(text);
-        }
-        want_.clear();
-        for (const auto& [vni, net] : nets_) {
-          for (const auto& [text, entry] : net.by_text) want_[entry.key] = {entry.actions, vni};
-        }
-        all_canonical_ = true;
-      }
-    }
-    // 3. Translate again what changed: rebuilt networks, and those whose local ports' taps or
-    // departed VMs changed; every network when a tunnel's ofport changed.
-    std::set<uint32_t> again;
-    const bool every = !have_views_ || map.tunnel_ofports != last_map_.tunnel_ofports;
-    for (const auto& iface : changed_keys(map.vm_ofports, last_map_.vm_ofports)) {
-      if (auto it = vni_of_iface_.find(iface); it != vni_of_iface_.end()) again.insert(it->second);
-    }
-    std::map<std::string, bool> now_departed, was_departed;
-    for (const auto& i : departed) now_departed[i] = true;
-    for (const auto& i : last_departed_) was_departed[i] = true;
-    for (const auto& iface : changed_keys(now_departed, was_departed)) {
-      if (auto it = vni_of_iface_.find(iface); it != vni_of_iface_.end()) again.insert(it->second);
-    }
-    for (const auto& [vni, net] : nets_) {
-      if (vni != kGlobal && (every || !topo_.networks.count(vni))) again.insert(vni);
-    }
-    for (const auto& [vni, view] : topo_.networks) {
-      if (every || !nets_.count(vni)) again.insert(vni);
-    }
-    again.merge(rebuilt_);
-    for (auto vni : again) retranslate(vni, map, departed);
-    rebuilt_.clear();
-    have_views_ = true;
-    last_map_ = map;
-    last_departed_ = departed;
-    bool stateful = false;
-    for (const auto& [vni, net] : nets_) stateful = stateful || !net.ct_zones.empty();
-    if (!nets_.count(kGlobal) || stateful != global_stateful_) {
-      global_stateful_ = stateful;
-      retranslate(kGlobal, map, departed);
-    }
+  if (index.problem()) throw *index.problem();
+  if (pending_.all || !pending_.vnis.empty()) rebuild_views(index, pending_);
+  pending_ = {};
+}
 
-    for (const auto& i : ifaces) {
-      if (i.bridge != config_.bridge || !map.vm_ofports.count(i.iface_id)) continue;
-      report.tap_names[i.iface_id] = i.name;
-      if (!topo_.local_iface_ids.count(i.iface_id)) report.unclaimed_taps.push_back(i.iface_id);
-    }
-    // 4. Tunnels, then flows.
-    sync_tunnels(ifaces);
-    sync_flows(dump, report);
-    for (const auto& [vni, net] : nets_) {
-      report.awaiting_taps.insert(report.awaiting_taps.end(), net.unbound_iface_ids.begin(),
-                                  net.unbound_iface_ids.end());
-      report.bound_ports.insert(report.bound_ports.end(), net.bound_port_ids.begin(),
-                                net.bound_port_ids.end());
-      report.ct_zones.insert(net.ct_zones.begin(), net.ct_zones.end());
-    }
-    for (const auto& ip : topo_.remote_vteps) {
-      if (!map.tunnel_ofports.count(ip))
-        report.waiting_for.push_back("tunnel to " + ip.to_string());
-    }
-    report.ok = true;
-    // A pass over everything (the install, a resync) leaves megabytes of freed parse results and
-    // dumps in the heap: give them back, or the agent's RSS stays at that pass's peak.
-    if (dump || every) malloc_trim(0);
-  } catch (const std::invalid_argument& e) {
-    // A flow the translation produced was refused by OVS's parser: our bug, not the user's.
+void OvsReconciler::apply(const std::set<std::string>& departed, bool verify, ApplyReport& report) {
+  db_.ensure_bridge(config_.bridge, config_.datapath_type);
+  const auto ifaces = db_.interfaces();
+  const auto map = port_map(ifaces, config_.bridge);
+  // 1. What the switch holds, when we cannot tell from our own bundles.
+  const bool dump = verify || !installed_known_;
+  if (dump) {
     installed_known_ = false;
-    report.error = std::string("internal translation error: ") + e.what();
-  } catch (const std::exception& e) {
-    installed_known_ = false;  // whatever happened, read the switch back next time
-    report.error = e.what();
+    installed_.clear();
+    for (auto& e : flows_.dump(config_.cookie)) installed_[e.key] = std::move(e.actions);
+    installed_known_ = true;
+    if (!all_canonical_ && !installed_.empty()) {
+      // What an empty table was given in the switch's words, to compare with what it says.
+      for (auto& [vni, net] : nets_) {
+        for (auto& [text, entry] : net.by_text) entry = canonical(text);
+      }
+      want_.clear();
+      for (const auto& [vni, net] : nets_) {
+        for (const auto& [text, entry] : net.by_text) want_[entry.key] = {entry.actions, vni};
+      }
+      all_canonical_ = true;
+    }
   }
-  report.apply_ms =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  return report;
+  // 2. Translate again what changed: rebuilt networks, and those whose local ports' taps or
+  // departed VMs changed; every network when a tunnel's ofport changed.
+  std::set<uint32_t> again;
+  const bool every = !have_views_ || map.tunnel_ofports != last_map_.tunnel_ofports;
+  for (const auto& iface : changed_keys(map.vm_ofports, last_map_.vm_ofports)) {
+    if (auto it = vni_of_iface_.find(iface); it != vni_of_iface_.end()) again.insert(it->second);
+  }
+  std::vector<std::string> flipped;  // VMs that departed, or came back, since the last pass
+  std::set_symmetric_difference(departed.begin(), departed.end(), last_departed_.begin(),
+                                last_departed_.end(), std::back_inserter(flipped));
+  for (const auto& iface : flipped) {
+    if (auto it = vni_of_iface_.find(iface); it != vni_of_iface_.end()) again.insert(it->second);
+  }
+  for (const auto& [vni, net] : nets_) {
+    if (vni != kGlobal && (every || !topo_.networks.count(vni))) again.insert(vni);
+  }
+  for (const auto& [vni, view] : topo_.networks) {
+    if (every || !nets_.count(vni)) again.insert(vni);
+  }
+  again.merge(rebuilt_);
+  for (auto vni : again) retranslate(vni, map, departed);
+  rebuilt_.clear();
+  have_views_ = true;
+  last_map_ = map;
+  last_departed_ = departed;
+  bool stateful = false;
+  for (const auto& [vni, net] : nets_) stateful = stateful || !net.ct_zones.empty();
+  if (!nets_.count(kGlobal) || stateful != global_stateful_) {
+    global_stateful_ = stateful;
+    retranslate(kGlobal, map, departed);
+  }
+
+  for (const auto& i : ifaces) {
+    if (i.bridge != config_.bridge || !map.vm_ofports.count(i.iface_id)) continue;
+    report.tap_names[i.iface_id] = i.name;
+    if (!topo_.local_iface_ids.count(i.iface_id)) report.unclaimed_taps.push_back(i.iface_id);
+  }
+  // 3. Tunnels, then flows.
+  sync_tunnels(ifaces);
+  sync_flows(dump, report);
+  for (const auto& [vni, net] : nets_) {
+    report.awaiting_taps.insert(report.awaiting_taps.end(), net.unbound_iface_ids.begin(),
+                                net.unbound_iface_ids.end());
+    report.bound_ports.insert(report.bound_ports.end(), net.bound_port_ids.begin(),
+                              net.bound_port_ids.end());
+    report.ct_zones.insert(net.ct_zones.begin(), net.ct_zones.end());
+  }
+  for (const auto& ip : topo_.remote_vteps) {
+    if (!map.tunnel_ofports.count(ip)) report.waiting_for.push_back("tunnel to " + ip.to_string());
+  }
+  // A pass over everything (the install, a resync) leaves megabytes of freed parse results and
+  // dumps in the heap: give them back, or the agent's RSS stays at that pass's peak.
+  if (dump || every) malloc_trim(0);
 }
 
 void OvsReconciler::rebuild_views(const overlay::DesiredIndex& index,

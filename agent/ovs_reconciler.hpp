@@ -60,6 +60,10 @@ class OvsReconciler {
     std::vector<std::string> bound_port_ids;
     std::map<std::string, int64_t> ct_zones;
   };
+  // The pass's two steps (reconcile_pass): the state's views rebuilt where it changed (throws
+  // ParseError: rejected), then the switch brought in line (throws: failed, retried).
+  void judge(overlay::DesiredIndex& index);
+  void apply(const std::set<std::string>& departed, bool verify, ApplyReport& report);
   // Views of the networks in `vnis` (all: every network) from the index; throws ParseError.
   void rebuild_views(const overlay::DesiredIndex& index, const overlay::DesiredIndex::Dirty& d);
   // Translates a network (or the global flows, vni = kGlobal) again; records the keys it touched.
