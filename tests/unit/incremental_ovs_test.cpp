@@ -169,41 +169,46 @@ std::string differences(const std::map<std::string, std::string>& have,
   return out;
 }
 
-void run(unsigned seed, int steps) {
-  World world(seed);
+// One agent's OVS path over the fakes, starting from a whole state.
+struct Rig {
   FakeFlowSwitch flows;
   FakeOvsdbSwitch db;
-  OvsReconciler reconciler(OvsReconcilerConfig{}, flows, db);
+  OvsReconciler reconciler{OvsReconcilerConfig{}, flows, db};
   overlay::DesiredIndex index;
-  index.reset(world.whole());
-  ASSERT_TRUE(reconciler.reconcile(index, {}, false).ok);
+  explicit Rig(const DesiredState& whole) { index.reset(whole); }
+};
+
+void run(unsigned seed, int steps) {
+  World world(seed);
+  Rig rig(world.whole());
+  ASSERT_TRUE(rig.reconciler.reconcile(rig.index, {}, false).ok);
   int rejected = 0, checked = 0;
   for (int s = 0; s < steps; ++s) {
     SCOPED_TRACE("seed " + std::to_string(seed) + " step " + std::to_string(s));
     auto delta = world.step();
     if (world.chance(10)) {
-      index.reset(world.whole());  // a whole state now and then (a reconnect)
+      rig.index.reset(world.whole());  // a whole state now and then (a reconnect)
     } else {
-      index.apply(delta);
+      rig.index.apply(delta);
     }
     // VM taps of local ports come and go; VMs depart.
     if (world.chance(30)) {
       const std::string iface = "if-" + std::to_string(world.pick(kPorts));
-      auto it = std::find_if(db.ifaces.begin(), db.ifaces.end(),
+      auto it = std::find_if(rig.db.ifaces.begin(), rig.db.ifaces.end(),
                              [&](const OvsInterface& i) { return i.iface_id == iface; });
-      if (it != db.ifaces.end()) {
-        db.ifaces.erase(it);
+      if (it != rig.db.ifaces.end()) {
+        rig.db.ifaces.erase(it);
       } else {
-        db.add_vm("tap-" + iface, iface, 1000 + world.pick(100000));
+        rig.db.add_vm("tap-" + iface, iface, 1000 + world.pick(100000));
       }
     }
     if (world.chance(20)) {
       const std::string iface = "if-" + std::to_string(world.pick(kPorts));
       if (!world.departed.erase(iface)) world.departed.insert(iface);
     }
-    const auto before = installed(flows);
+    const auto before = installed(rig.flows);
     const bool verify = world.chance(10);
-    auto r = reconciler.reconcile(index, world.departed, verify);
+    auto r = rig.reconciler.reconcile(rig.index, world.departed, verify);
     const auto whole = world.whole();
     overlay::Topology topo;
     try {
@@ -212,24 +217,24 @@ void run(unsigned seed, int steps) {
       ++rejected;
       EXPECT_TRUE(r.rejected) << "the full translation rejects: " << e.what();
       EXPECT_FALSE(r.error.empty());  // the first problem found may differ
-      EXPECT_EQ(installed(flows), before) << "a rejected state touched the switch";
+      EXPECT_EQ(installed(rig.flows), before) << "a rejected state touched the switch";
       continue;
     }
     ASSERT_TRUE(r.ok) << r.error_field << ": " << r.error;
     // A tunnel added in this pass gets its ofport now: the next pass uses it.
     if (!r.waiting_for.empty() || r.added + r.removed > 0) {
-      r = reconciler.reconcile(index, world.departed, false);
+      r = rig.reconciler.reconcile(rig.index, world.departed, false);
       ASSERT_TRUE(r.ok) << r.error;
     }
-    const auto map = OvsReconciler::port_map(db.interfaces(), "br-int");
+    const auto map = OvsReconciler::port_map(rig.db.interfaces(), "br-int");
     const auto want = overlay::translate_ovs(topo, map, world.departed);
-    ASSERT_EQ(installed(flows), expected_table(flows, want))
-        << differences(installed(flows), expected_table(flows, want));
+    ASSERT_EQ(installed(rig.flows), expected_table(rig.flows, want))
+        << differences(installed(rig.flows), expected_table(rig.flows, want));
     EXPECT_EQ(r.bound_ports, want.bound_port_ids);
     EXPECT_EQ(r.awaiting_taps, want.unbound_iface_ids);
     EXPECT_EQ(r.ct_zones, want.ct_zones);
     std::set<std::string> tunnels;
-    for (const auto& i : db.interfaces()) {
+    for (const auto& i : rig.db.interfaces()) {
       if (i.owned) tunnels.insert(i.name);
     }
     std::set<std::string> want_tunnels;
@@ -260,51 +265,43 @@ TEST(IncrementalOvs, ChangeOfOnePortTouchesOnlyItsFlows) {
     p.host = world.host(2 + (i / kNetworks) % (kHosts - 1));
     world.ports[p.id.str()] = p;
   }
-  FakeFlowSwitch flows;
-  FakeOvsdbSwitch db;
-  OvsReconciler reconciler(OvsReconcilerConfig{}, flows, db);
-  overlay::DesiredIndex index;
-  index.reset(world.whole());
-  reconciler.reconcile(index, {}, false);
-  ASSERT_TRUE(reconciler.reconcile(index, {}, false).ok);
+  Rig rig(world.whole());
+  rig.reconciler.reconcile(rig.index, {}, false);
+  ASSERT_TRUE(rig.reconciler.reconcile(rig.index, {}, false).ok);
   // One remote port moves to another remote host: one flow changes, nothing is dumped.
   auto p = world.ports["p5"];
   p.host = world.host(p.host == world.host(2) ? 3 : 2);
   wire::Delta d;
   d.generation = 2;
   d.upsert_ports.push_back(p);
-  index.apply(d);
-  const int bundles = flows.bundles;
-  flows.fail_next_dump = true;  // a dump now would fail the pass
-  auto r = reconciler.reconcile(index, {}, false);
+  rig.index.apply(d);
+  const int bundles = rig.flows.bundles;
+  rig.flows.fail_next_dump = true;  // a dump now would fail the pass
+  auto r = rig.reconciler.reconcile(rig.index, {}, false);
   ASSERT_TRUE(r.ok) << r.error;
   EXPECT_EQ(r.added + r.removed, 0u);
   EXPECT_EQ(r.modified, 1u);
-  EXPECT_EQ(flows.bundles, bundles + 1);
+  EXPECT_EQ(rig.flows.bundles, bundles + 1);
 }
 
 TEST(IncrementalOvs, AFailedBundleIsRepairedFromWhatTheSwitchHolds) {
   World world(7);
-  FakeFlowSwitch flows;
-  FakeOvsdbSwitch db;
-  OvsReconciler reconciler(OvsReconcilerConfig{}, flows, db);
-  overlay::DesiredIndex index;
-  index.reset(world.whole());
-  ASSERT_TRUE(reconciler.reconcile(index, {}, false).ok);
+  Rig rig(world.whole());
+  ASSERT_TRUE(rig.reconciler.reconcile(rig.index, {}, false).ok);
   for (int s = 0; s < 20; ++s) {
-    index.apply(world.step());
-    flows.fail_next_bundle = s % 3 == 0;
-    reconciler.reconcile(index, {}, false);
+    rig.index.apply(world.step());
+    rig.flows.fail_next_bundle = s % 3 == 0;
+    rig.reconciler.reconcile(rig.index, {}, false);
   }
-  flows.fail_next_bundle = false;
-  auto r = reconciler.reconcile(index, {}, false);
-  r = reconciler.reconcile(index, {}, false);
+  rig.flows.fail_next_bundle = false;
+  auto r = rig.reconciler.reconcile(rig.index, {}, false);
+  r = rig.reconciler.reconcile(rig.index, {}, false);
   try {
     const auto topo = overlay::build_topology(world.whole());
     ASSERT_TRUE(r.ok) << r.error;
     const auto want =
-        overlay::translate_ovs(topo, OvsReconciler::port_map(db.interfaces(), "br-int"), {});
-    EXPECT_EQ(installed(flows), expected_table(flows, want));
+        overlay::translate_ovs(topo, OvsReconciler::port_map(rig.db.interfaces(), "br-int"), {});
+    EXPECT_EQ(installed(rig.flows), expected_table(rig.flows, want));
   } catch (const ParseError&) {
     EXPECT_TRUE(r.rejected);
   }
