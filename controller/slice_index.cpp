@@ -65,11 +65,9 @@ const std::set<PortId>& SliceIndex::ports_on(const NetworkId& network) const {
 }
 
 std::vector<HostId> SliceIndex::hosts_on(const NetworkId& network) const {
-  std::vector<HostId> out;
-  if (auto it = hosts_.find(network); it != hosts_.end()) {
-    for (const auto& [h, count] : it->second) out.push_back(h);
-  }
-  return out;
+  std::set<HostId> hosts;
+  add_hosts_on(network, hosts);
+  return {hosts.begin(), hosts.end()};
 }
 
 void SliceIndex::add_hosts_on(const NetworkId& network, std::set<HostId>& out) const {

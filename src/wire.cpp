@@ -74,23 +74,18 @@ std::string encode(const ControllerMessage& m) {
     if (!p->error.empty()) j["error"] = p->error;
     return j.dump();
   }
+  // One layout for deltas: encode_delta's (the controller splices pre-encoded parts into it).
   const auto& d = std::get<Delta>(m);
-  json hosts = json::array(), ports = json::array(), removed = json::array();
-  for (const auto& h : d.upsert_hosts) hosts.push_back(to_json(h));
-  for (const auto& p : d.upsert_ports) ports.push_back(to_json(p));
-  for (const auto& id : d.remove_ports) removed.push_back(id.str());
-  return json{{"type", "delta"},
-              {"generation", d.generation},
-              {"upsert_hosts", hosts},
-              {"upsert_ports", ports},
-              {"remove_ports", removed}}
-      .dump();
+  std::vector<std::string> hosts, ports;
+  for (const auto& h : d.upsert_hosts) hosts.push_back(to_json(h).dump());
+  for (const auto& p : d.upsert_ports) ports.push_back(to_json(p).dump());
+  return encode_delta(d.generation, hosts, ports, d.remove_ports);
 }
 
 std::string encode_delta(uint64_t generation, const std::vector<std::string>& host_json,
                          const std::vector<std::string>& port_json,
                          const std::vector<PortId>& removed) {
-  // Keys in nlohmann's (sorted) order, as encode() writes them.
+  // Keys in nlohmann's (sorted) order, like every other message's JSON.
   json ids = json::array();
   for (const auto& id : removed) ids.push_back(id.str());
   auto list = [](const std::vector<std::string>& items) {

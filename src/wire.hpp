@@ -135,8 +135,8 @@ using ControllerMessage = std::variant<Desired, Delta, Migrate, Prepared, Abort>
 void apply(DesiredState& state, const Delta& delta);
 
 std::string encode(const AgentMessage& m);
-// A delta from its parts already encoded (to_json(host).dump(), to_json(port).dump()): the same
-// bytes as encode(ControllerMessage{Delta}), without encoding the ports again.
+// A delta from its parts already encoded (to_json(host).dump(), to_json(port).dump()), without
+// encoding the ports again; encode(ControllerMessage{Delta}) is this with its parts encoded.
 std::string encode_delta(uint64_t generation, const std::vector<std::string>& host_json,
                          const std::vector<std::string>& port_json,
                          const std::vector<PortId>& removed);
