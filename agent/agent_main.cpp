@@ -262,8 +262,6 @@ int main(int argc, char** argv) {
   // What the core knows of this host beyond the dataplane, and the report built from it. With
   // --libvirt-uri a port is reported up only while its domain runs here.
   HostFacts facts;
-  auto paused_here = [&] { return facts.paused_here(); };
-  auto for_controller = [&](const ApplyReport& r) { return facts.for_controller(r); };
   IncomingWaits waits;  // libvirt hooks holding incoming migrations
   // The newest desired state handed to the dataplane; what the parts below need of it is its
   // local slice (the ports this host programs), which costs what the change costs.
@@ -283,7 +281,7 @@ int main(int argc, char** argv) {
   // Before any report of a pause, so the carried entries reach the controller first.
   auto carry = [&] {
     if (cfg.backend != "ovs" || desired.empty() || !client) return;
-    for (const auto& e : carrier.update(desired.local(), last.ct_zones, paused_here())) {
+    for (const auto& e : carrier.update(desired.local(), last.ct_zones, facts.paused_here())) {
       log->warn("{}", e);
     }
   };
@@ -291,11 +289,11 @@ int main(int argc, char** argv) {
   // pause needs at once: the relay of what its tap holds unread, and the dataplane forwarding
   // its port's frames to the destination; then the conntrack carry and the report.
   auto paused_changed = [&] {
-    const auto paused = paused_here();
+    const auto paused = facts.paused_here();
     if (!desired.empty()) relay.update(desired.local(), last.tap_names, paused);
     dataplane.set_departed(paused);
     carry();
-    if (client) client->report(for_controller(last));
+    if (client) client->report(facts.for_controller(last));
   };
   std::unique_ptr<StorageThread> storage;
   if (attacher) {
@@ -306,7 +304,7 @@ int main(int argc, char** argv) {
         log->info("storage: {} volume(s) ready here{}", r.ready.size(),
                   r.detach_failed.empty() ? "" : ", some still attached after a failed detach");
         facts.storage(r);
-        if (client) client->report(for_controller(last));
+        if (client) client->report(facts.for_controller(last));
       });
     });
   }
@@ -356,7 +354,7 @@ int main(int argc, char** argv) {
   });
   dataplane.start([&](const ApplyReport& report) {
     boost::asio::post(io, [&, report] {
-      if (!desired.empty()) relay.update(desired.local(), report.tap_names, paused_here());
+      if (!desired.empty()) relay.update(desired.local(), report.tap_names, facts.paused_here());
       const bool changed = report.ok != last.ok || report.generation != last.generation ||
                            report.error != last.error || report.waiting_for != last.waiting_for ||
                            report.awaiting_taps != last.awaiting_taps ||
@@ -364,7 +362,7 @@ int main(int argc, char** argv) {
       last = report;
       status.write(report);
       carry();
-      if (client) client->report(for_controller(report));
+      if (client) client->report(facts.for_controller(report));
       if (!changed) return;
       if (report.rejected) {
         log->error("generation {} rejected, nothing changed: {}{}{}", report.generation,

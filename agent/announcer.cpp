@@ -9,21 +9,9 @@ namespace cutover::agent {
 
 void Announcer::after_apply(const DesiredState& state, const std::vector<std::string>& bound_ports,
                             Clock::time_point now) {
-  const std::set<std::string> bound(bound_ports.begin(), bound_ports.end());
-  // Rounds of a port that is no longer delivered here (rolled back, gone) stop.
-  std::erase_if(pending_, [&](const Pending& p) {
-    auto it = std::find_if(state.ports.begin(), state.ports.end(),
-                           [&](const Port& q) { return q.id == p.port.id; });
-    return it == state.ports.end() || !overlay::delivered_here(*it, state.host);
-  });
-  for (const auto& id : tracker_.observe(state, bound)) {
-    auto port = std::find_if(state.ports.begin(), state.ports.end(),
-                             [&](const Port& q) { return q.id == id; });
-    auto net = std::find_if(state.networks.begin(), state.networks.end(),
-                            [&](const Network& n) { return n.id == port->network; });
-    if (net == state.networks.end()) continue;
-    pending_.push_back(Pending{*port, net->vni.value(), now, 0});
-  }
+  whole_.reset(state);
+  changed(whole_.take_changes(), state.host);
+  after_apply(whole_, bound_ports, now);
 }
 
 void Announcer::changed(const std::vector<overlay::DesiredIndex::PortChange>& changes,

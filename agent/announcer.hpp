@@ -39,14 +39,14 @@ class Announcer {
   explicit Announcer(std::vector<std::chrono::milliseconds> schedule = overlay::kAnnounceSchedule)
       : schedule_(std::move(schedule)) {}
 
-  // After a confirmed apply of `state` with these local ports bound: schedules ports that just
-  // arrived; drops pending rounds of ports that left.
-  void after_apply(const DesiredState& state, const std::vector<std::string>& bound_ports,
-                   Clock::time_point now);
-  // The same, following a DesiredIndex: changed() with what it recorded (after every change,
-  // applied or not), after_apply() after each confirmed apply.
+  // Following a DesiredIndex: changed() with what it recorded (after every change, applied or
+  // not), after_apply() after each confirmed apply with these local ports bound - schedules ports
+  // that just arrived, drops pending rounds of ports that left.
   void changed(const std::vector<overlay::DesiredIndex::PortChange>& changes, const HostId& self);
   void after_apply(const overlay::DesiredIndex& index, const std::vector<std::string>& bound_ports,
+                   Clock::time_point now);
+  // The same for whole states, each compared with the one before.
+  void after_apply(const DesiredState& state, const std::vector<std::string>& bound_ports,
                    Clock::time_point now);
   std::vector<AnnounceRound> run_due(Clock::time_point now, FrameSink& sink);
   std::optional<Clock::time_point> next_due() const;
@@ -60,6 +60,7 @@ class Announcer {
   };
   std::vector<std::chrono::milliseconds> schedule_;
   overlay::ArrivalTracker tracker_;
+  overlay::DesiredIndex whole_{true};  // the whole-state after_apply()'s
   std::vector<Pending> pending_;
 };
 

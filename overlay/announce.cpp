@@ -134,22 +134,10 @@ std::vector<PortId> ArrivalTracker::due(const std::set<std::string>& bound_ids) 
 
 std::vector<PortId> ArrivalTracker::observe(const DesiredState& state,
                                             const std::set<std::string>& bound_ids) {
-  std::map<PortId, Port> now;
-  for (const auto& p : state.ports) now.emplace(p.id, p);
-  if (last_) {
-    for (const auto& [id, p] : now) {
-      auto it = last_->find(id);
-      if (it == last_->end()) {
-        changed(nullptr, &p, state.host);
-      } else if (!(it->second == p)) {
-        changed(&it->second, &p, state.host);
-      }
-    }
-    for (const auto& [id, p] : *last_) {
-      if (!now.count(id)) changed(&p, nullptr, state.host);
-    }
+  seen_.reset(state);
+  for (const auto& c : seen_.take_changes()) {
+    changed(c.before ? &*c.before : nullptr, c.now ? &*c.now : nullptr, state.host);
   }
-  last_ = std::move(now);
   return due(bound_ids);
 }
 

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "desired_index.hpp"
 #include "desired_state.hpp"
 
 namespace cutover::overlay {
@@ -53,8 +54,8 @@ class ArrivalTracker {
   std::vector<PortId> observe(const DesiredState& state, const std::set<std::string>& bound_ids);
 
  private:
-  std::set<PortId> waiting_;                    // arrived, not bound yet
-  std::optional<std::map<PortId, Port>> last_;  // observe()'s previous state
+  std::set<PortId> waiting_;  // arrived, not bound yet
+  DesiredIndex seen_{true};   // observe()'s states
 };
 
 }  // namespace cutover::overlay
