@@ -11,9 +11,9 @@ uint64_t AgentHub::attach(const HostId& host, SendFn send) {
     sessions_.erase(old->second);  // the agent reconnected; its old socket is dead or dying
   }
   const uint64_t id = next_session_++;
-  auto& s = sessions_[id] = Session{host, std::move(send), 0};
-  session_of_[host] = id;
   auto& info = agents_[host];
+  auto& s = sessions_[id] = Session{host, std::move(send), &info, 0, {}};
+  session_of_[host] = id;
   info.connected = true;
   info.reported = false;
   info.applied_generation = 0;  // full resync: nothing counts as applied until it ACKs again
@@ -29,10 +29,10 @@ void AgentHub::detach(uint64_t session) {
   auto it = sessions_.find(session);
   if (it == sessions_.end()) return;
   const HostId host = it->second.host;
+  // A generation it had not ACKed yet no longer measures a fan-out: drop it.
+  for (uint64_t g : it->second.awaited) fanouts_.erase(g);
   sessions_.erase(it);
   if (session_of_[host] == session) {
-    // A generation it had not ACKed yet no longer measures a fan-out: drop it.
-    std::erase_if(fanouts_, [&](const auto& f) { return f.second.waiting.count(host) > 0; });
     session_of_.erase(host);
     agents_[host].connected = false;
     logger("hub")->info("agent {} disconnected", host.str());
@@ -117,30 +117,32 @@ void AgentHub::send_if_changed(Session& s, bool force) {
   auto text = slice_message(s.host, hash);
   if (!force && hash == s.slice_hash) return;
   s.slice_hash = hash;
-  agents_[s.host].sent_generation = state_.generation();
-  expect_ack(s.host, state_.generation());
+  s.info->sent_generation = state_.generation();
+  expect_ack(s, state_.generation());
   s.send(std::move(text));
 }
 
-void AgentHub::expect_ack(const HostId& host, uint64_t generation) {
+void AgentHub::expect_ack(Session& s, uint64_t generation) {
   if (!publishing_ || !on_fanout_acked) return;
   auto [it, fresh] = fanouts_.try_emplace(generation);
   if (fresh) it->second.sent = std::chrono::steady_clock::now();
-  it->second.waiting.insert(host);
-  while (fanouts_.size() > 64) fanouts_.erase(fanouts_.begin());  // agents that never answer
+  ++it->second.waiting;
+  s.awaited.push_back(generation);
+  // Agents that never answer: forget the oldest fan-outs (and what a session owes to them).
+  while (fanouts_.size() > 64) fanouts_.erase(fanouts_.begin());
+  if (s.awaited.size() > 64) s.awaited.erase(s.awaited.begin());
 }
 
-void AgentHub::acked(const HostId& host, uint64_t generation) {
-  for (auto it = fanouts_.begin(); it != fanouts_.end() && it->first <= generation;) {
-    it->second.waiting.erase(host);
-    if (it->second.waiting.empty()) {
-      const std::chrono::duration<double> took = std::chrono::steady_clock::now() - it->second.sent;
-      it = fanouts_.erase(it);
-      on_fanout_acked(took.count());
-    } else {
-      ++it;
-    }
+void AgentHub::acked(Session& s, uint64_t generation) {
+  size_t done = 0;
+  for (; done < s.awaited.size() && s.awaited[done] <= generation; ++done) {
+    auto it = fanouts_.find(s.awaited[done]);
+    if (it == fanouts_.end() || --it->second.waiting > 0) continue;
+    const std::chrono::duration<double> took = std::chrono::steady_clock::now() - it->second.sent;
+    fanouts_.erase(it);
+    on_fanout_acked(took.count());
   }
+  s.awaited.erase(s.awaited.begin(), s.awaited.begin() + static_cast<std::ptrdiff_t>(done));
 }
 
 void AgentHub::publish(const ChangeSet& change) {
@@ -180,32 +182,56 @@ void AgentHub::send_delta(const ChangeSet& change) {
       removed.push_back(pc.before->id);
     }
   }
-  // Every other host with a port on those networks gets the same delta.
-  std::set<HostId> affected;
-  for (const auto& n : nets) state_.index().add_hosts_on(n, affected);
-  std::string text;
   // A mover whose set of networks is unchanged only needs the delta too.
   std::set<HostId> rejoin;
   for (const auto& h : movers) {
     if (networks_of(h) != networks_of(h, &change)) rejoin.insert(h);
   }
-  for (auto& [id, s] : sessions_) {
+  const std::string text = wire::encode_delta(generation, host_json, port_json, removed);
+  auto reach = [&](Session& s) {
     if (rejoin.count(s.host)) {
       send_if_changed(s, false);
-    } else if (affected.count(s.host) || movers.count(s.host)) {
-      if (text.empty()) text = wire::encode_delta(generation, host_json, port_json, removed);
-      s.slice_hash = 0;  // the agent's slice moved on by a delta
-      agents_[s.host].sent_generation = generation;
-      expect_ack(s.host, generation);
-      s.send(text);
+    } else {
+      send_encoded_delta(s, generation, text);
     }
+  };
+  // Every host with a port location on those networks, and the movers, each once. The index and
+  // session_of_ are both in host order: walked side by side, no set of a thousand hosts is built
+  // and no host looked up one by one (the fan-out's hot path).
+  auto walk = [&](const auto& sorted_hosts, auto host_of) {
+    auto sit = session_of_.begin();
+    for (const auto& entry : sorted_hosts) {
+      const HostId& h = host_of(entry);
+      while (sit != session_of_.end() && sit->first < h) ++sit;
+      if (sit == session_of_.end()) break;
+      if (sit->first == h) reach(sessions_.at(sit->second));
+    }
+  };
+  if (nets.size() == 1) {
+    const auto& on_net = state_.index().host_counts_on(*nets.begin());
+    walk(on_net, [](const auto& e) -> const HostId& { return e.first; });
+    for (const auto& h : movers) {
+      if (on_net.count(h)) continue;  // reached above
+      if (auto sid = session_of_.find(h); sid != session_of_.end()) reach(sessions_.at(sid->second));
+    }
+  } else {
+    std::set<HostId> affected = movers;
+    for (const auto& n : nets) state_.index().add_hosts_on(n, affected);
+    walk(affected, [](const HostId& h) -> const HostId& { return h; });
   }
+}
+
+void AgentHub::send_encoded_delta(Session& s, uint64_t generation, const std::string& text) {
+  s.slice_hash = 0;  // the agent's slice moved on by a delta
+  s.info->sent_generation = generation;
+  expect_ack(s, generation);
+  s.send(text);
 }
 
 void AgentHub::on_message(uint64_t session, const wire::AgentMessage& m) {
   auto it = sessions_.find(session);
   if (it == sessions_.end()) return;
-  auto& info = agents_[it->second.host];
+  auto& info = *it->second.info;
   if (auto* ack = std::get_if<wire::Ack>(&m)) {
     if (!ack->waiting_for.empty()) {
       // Partially applied: remembered (and shown) with what it waits for, not counted.
@@ -224,23 +250,10 @@ void AgentHub::on_message(uint64_t session, const wire::AgentMessage& m) {
         info.partial_generation = 0;
         info.waiting_for.clear();
       }
-      if (!fanouts_.empty()) acked(it->second.host, ack->generation);
+      if (!it->second.awaited.empty()) acked(it->second, ack->generation);
     }
     info.reported = true;
-    info.awaiting_taps = ack->awaiting_taps;
-    info.bound_ports = std::set<std::string>(ack->bound_ports.begin(), ack->bound_ports.end());
-    info.paused_ports = std::set<std::string>(ack->paused_ports.begin(), ack->paused_ports.end());
-    info.foreign_running =
-        std::set<std::string>(ack->foreign_running.begin(), ack->foreign_running.end());
-    info.storage_ready =
-        std::set<std::string>(ack->storage_ready.begin(), ack->storage_ready.end());
-    info.storage_failed = ack->storage_failed;
-    info.precopy_iterations = ack->precopy_iterations;
-    info.incoming = std::set<std::string>(ack->incoming.begin(), ack->incoming.end());
-    info.live_migrations =
-        std::set<std::string>(ack->live_migrations.begin(), ack->live_migrations.end());
-    info.vms.clear();
-    for (const auto& [vm, ifaces] : ack->vms) info.vms[vm].insert(ifaces.begin(), ifaces.end());
+    info.report = static_cast<const AgentReport&>(*ack);
   } else if (auto* failed = std::get_if<wire::MigrationFailed>(&m)) {
     logger("hub")->warn("agent {}: migration {} failed: {}", it->second.host.str(),
                         failed->migration, failed->error);

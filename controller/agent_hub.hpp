@@ -22,22 +22,14 @@ struct AgentInfo {
   // It ACKed since it connected: the report fields below describe this session, not an older
   // one (or nothing, after a controller restart).
   bool reported = false;
-  std::set<std::string> bound_ports;      // from the last ACK
-  std::set<std::string> paused_ports;     // from the last ACK
-  std::set<std::string> foreign_running;  // iface-ids of VMs running there, placed elsewhere
-  std::set<std::string> storage_ready;    // "port/volume" attached (or probed) there
-  std::map<std::string, std::string> storage_failed;
-  std::map<std::string, std::set<std::string>> vms;   // libvirt domain running there -> iface-ids
-  std::map<std::string, int64_t> precopy_iterations;  // port -> pre-copy pass of its VM leaving
-  std::set<std::string> incoming;  // iface-ids of VMs arriving by migrations cutover did not start
-  std::set<std::string> live_migrations;  // migrations whose libvirt call it runs now
+  // What its last ACK said of the host (lists as the agent sent them: sorted, small).
+  AgentReport report;
   uint64_t sent_generation = 0;           // generation of the last slice sent
   uint64_t applied_generation = 0;        // last ACKed with nothing missing
   // A generation it applied only partially (0: none) and what it still waits for: not counted
   // as applied until an ACK of it (or a later one) comes with nothing missing.
   uint64_t partial_generation = 0;
   std::vector<std::string> waiting_for;
-  std::vector<std::string> awaiting_taps;  // its ports without a VM tap yet (not a wait)
   std::string last_error;                  // last NACK
   uint64_t nacked_generation = 0;
 };
@@ -96,7 +88,9 @@ class AgentHub {
   struct Session {
     HostId host;
     SendFn send;
+    AgentInfo* info;        // agents_[host]: map nodes stay put, and the hot path skips a lookup
     size_t slice_hash = 0;  // of the last whole slice sent (without generation); 0 = unknown
+    std::vector<uint64_t> awaited;  // generations sent while publishing, not ACKed yet (fanouts_)
   };
   struct Waiter {
     std::vector<HostId> hosts;
@@ -104,8 +98,10 @@ class AgentHub {
     WaitFn done;
   };
   void send_if_changed(Session& s, bool force);
-  void expect_ack(const HostId& host, uint64_t generation);  // during publish() only
-  void acked(const HostId& host, uint64_t generation);
+  void expect_ack(Session& s, uint64_t generation);  // during publish() only
+  void acked(Session& s, uint64_t generation);
+  // Sends the already encoded delta of `generation` to a session whose networks it touches.
+  void send_encoded_delta(Session& s, uint64_t generation, const std::string& text);
   void send_delta(const ChangeSet& change);
   // Networks `host` has ports on (bound or arriving); with `undo`, as they were before it
   // (ControllerState::index()).
@@ -128,10 +124,10 @@ class AgentHub {
   std::map<std::string, std::string> slice_cache_;  // network set -> slice body JSON
   struct Fanout {
     std::chrono::steady_clock::time_point sent;
-    std::set<HostId> waiting;
+    size_t waiting = 0;  // sessions it was sent to that have not ACKed it
   };
   bool publishing_ = false;
-  std::map<uint64_t, Fanout> fanouts_;  // generation -> hosts it was sent to, not yet ACKed
+  std::map<uint64_t, Fanout> fanouts_;  // generation -> how many sessions still owe an ACK
   // Each host's JSON, with the value it was encoded from: a whole slice lists every host of its
   // networks, and encoding them again on every change showed in the fan-out (ports' JSON comes
   // from ControllerState::port_json).

@@ -192,8 +192,8 @@ PortId MigrationDriver::port_of_vm(const std::string& vm) const {
   std::vector<std::string> hosts;
   std::set<std::string> ifaces;
   for (const auto& [host, info] : hub_.agents()) {
-    auto it = info.vms.find(vm);
-    if (!info.connected || it == info.vms.end()) continue;
+    auto it = info.report.vms.find(vm);
+    if (!info.connected || it == info.report.vms.end()) continue;
     hosts.push_back(host.str());
     ifaces.insert(it->second.begin(), it->second.end());
   }
@@ -383,12 +383,12 @@ void MigrationDriver::finish_prepare(const MigrationId& id) {
     if (agent == hub_.agents().end()) return;
     for (const auto& v : port.volumes) {
       const std::string key = port.id.str() + "/" + v.id;
-      if (auto f = agent->second.storage_failed.find(key);
-          f != agent->second.storage_failed.end()) {
+      if (auto f = agent->second.report.storage_failed.find(key);
+          f != agent->second.report.storage_failed.end()) {
         rollback(id, "storage on " + m.destination.str() + ": " + f->second);
         return;
       }
-      if (!agent->second.storage_ready.count(key)) return;  // still attaching
+      if (!contains(agent->second.report.storage_ready, key)) return;  // still attaching
     }
     stamp(m, "storage_ready");
   }
@@ -414,7 +414,7 @@ void MigrationDriver::check_released(const HostId& host) {
     if (port == state_.ports().end() || port->second.volumes.empty()) continue;
     bool held = false;
     for (const auto& v : port->second.volumes) {
-      held |= agent->second.storage_ready.count(m.port.str() + "/" + v.id) > 0;
+      held |= contains(agent->second.report.storage_ready, m.port.str() + "/" + v.id);
     }
     if (!held) done.push_back(m);
   }
@@ -461,8 +461,8 @@ bool MigrationDriver::runs_on_source(const Migration& m) const {
   auto src = hub_.agents().find(m.source);
   if (src == hub_.agents().end() || !src->second.connected || !src->second.reported) return false;
   const auto& iface = state_.ports().at(m.port).iface_id;
-  for (const auto& [vm, ifaces] : src->second.vms) {
-    if (ifaces.count(iface)) return true;
+  for (const auto& [vm, ifaces] : src->second.report.vms) {
+    if (contains(ifaces, iface)) return true;
   }
   return false;
 }
@@ -553,9 +553,9 @@ void MigrationDriver::tell_prepared(const HostId& host, const std::string& iface
 void MigrationDriver::adopt_incoming(const HostId& host) {
   auto agent = hub_.agents().find(host);
   if (agent == hub_.agents().end()) return;
-  const auto& incoming = agent->second.incoming;
+  const auto& incoming = agent->second.report.incoming;
   std::erase_if(incoming_seen_,
-                [&](const auto& k) { return k.first == host && !incoming.count(k.second); });
+                [&](const auto& k) { return k.first == host && !contains(incoming, k.second); });
   for (const auto& iface : incoming) {
     if (incoming_seen_.insert({host, iface}).second) adopt_incoming(host, iface, false);
   }
@@ -644,7 +644,7 @@ const Port* MigrationDriver::port_by_iface(const std::string& iface_id) const {
 void MigrationDriver::adopt_external(const HostId& host) {
   auto agent = hub_.agents().find(host);
   if (agent == hub_.agents().end()) return;
-  for (const auto& iface : agent->second.foreign_running) {
+  for (const auto& iface : agent->second.report.foreign_running) {
     const Port* port = port_by_iface(iface);
     if (!port || !port->host || *port->host == host || port->migrating_to) continue;
     bool active = false;
@@ -669,7 +669,7 @@ void MigrationDriver::adopt_external(const HostId& host) {
 
 void MigrationDriver::note_precopy(const HostId& host) {
   auto agent = hub_.agents().find(host);
-  if (agent == hub_.agents().end() || agent->second.precopy_iterations.empty()) return;
+  if (agent == hub_.agents().end() || agent->second.report.precopy_iterations.empty()) return;
   std::vector<Migration> changed;
   for (const auto* open : open_migrations()) {
     const Migration& m = *open;
@@ -677,8 +677,8 @@ void MigrationDriver::note_precopy(const HostId& host) {
     if (m.source != host || is_terminal(m.state) || !m.timeline.count("migration_started")) {
       continue;
     }
-    auto it = agent->second.precopy_iterations.find(m.port.str());
-    if (it == agent->second.precopy_iterations.end()) continue;
+    auto it = agent->second.report.precopy_iterations.find(m.port.str());
+    if (it == agent->second.report.precopy_iterations.end()) continue;
     // One stamp per pass (bounded: a migration that never converges should not grow forever).
     const auto phase = "precopy_pass_" + std::to_string(std::min<int64_t>(it->second, 30));
     if (m.timeline.count(phase)) continue;
@@ -729,7 +729,7 @@ void MigrationDriver::check_activation(const MigrationId& id) {
   auto source = hub_.agents().find(m.source);
   if (m.state == MigrationState::ready && source != hub_.agents().end() &&
       source->second.connected && source->second.reported &&
-      source->second.paused_ports.count(port.id.str())) {
+      contains(source->second.report.paused_ports, port.id.str())) {
     stamp(m, "source_paused");
     transition(m, MigrationState::migrating, "");
     save(m);
@@ -756,7 +756,7 @@ bool MigrationDriver::settle_from_reports(const MigrationId& id) {
   const auto& port = state_.ports().at(m.port);
   auto dest = hub_.agents().find(m.destination);
   if (dest != hub_.agents().end() && dest->second.connected && dest->second.reported &&
-      dest->second.bound_ports.count(port.id.str())) {
+      contains(dest->second.report.bound_ports, port.id.str())) {
     if (m.state == MigrationState::rolling_back) {
       audit(m, "carried_forward", "the VM runs on " + m.destination.str() + " despite the abort");
     }
@@ -765,11 +765,11 @@ bool MigrationDriver::settle_from_reports(const MigrationId& id) {
   }
   auto src = hub_.agents().find(m.source);
   if (src == hub_.agents().end() || !src->second.connected || !src->second.reported) return false;
-  const auto& s = src->second;
-  const bool paused = s.paused_ports.count(port.id.str()) > 0;
+  const auto& s = src->second.report;
+  const bool paused = contains(s.paused_ports, port.id.str());
   const bool running = runs_on_source(m);
   const bool after_pause = m.timeline.count("source_paused") > 0;
-  if (after_pause && !paused && !running && !s.bound_ports.count(port.id.str())) {
+  if (after_pause && !paused && !running && !contains(s.bound_ports, port.id.str())) {
     // Its tap is gone from S after its final pause: libvirt finished on D, whose agent has not
     // said so (yet). The record follows the VM.
     audit(m, "carried_forward", "the VM left " + m.source.str() + " after its pause");
@@ -784,7 +784,7 @@ bool MigrationDriver::settle_from_reports(const MigrationId& id) {
   const bool later_session =
       asked == migrate_session_.end() || asked->second != hub_.session_of(m.source);
   if (m.state == MigrationState::ready && m.timeline.count("migration_started") && later_session &&
-      running && !paused && !s.live_migrations.count(id.str())) {
+      running && !paused && !contains(s.live_migrations, id.str())) {
     rollback(id,
              "the source's agent is not running the live migration it was asked for (it "
              "restarted)");

@@ -470,8 +470,8 @@ HttpResponse RestApi::list_agents(const HttpRequest&, const Params&) {
                    {"applied_generation", info.applied_generation},
                    {"partial_generation", info.partial_generation},
                    {"waiting_for", info.waiting_for},
-                   {"awaiting_taps", info.awaiting_taps},
-                   {"bound_ports", info.bound_ports},
+                   {"awaiting_taps", info.report.awaiting_taps},
+                   {"bound_ports", info.report.bound_ports},
                    {"last_error", info.last_error}});
   }
   return ok(arr);

@@ -70,6 +70,12 @@ std::vector<HostId> SliceIndex::hosts_on(const NetworkId& network) const {
   return {hosts.begin(), hosts.end()};
 }
 
+const std::map<HostId, int>& SliceIndex::host_counts_on(const NetworkId& network) const {
+  static const std::map<HostId, int> none;
+  auto it = hosts_.find(network);
+  return it == hosts_.end() ? none : it->second;
+}
+
 void SliceIndex::add_hosts_on(const NetworkId& network, std::set<HostId>& out) const {
   if (auto it = hosts_.find(network); it != hosts_.end()) {
     for (const auto& [h, count] : it->second) out.insert(out.end(), h);

@@ -29,6 +29,8 @@ class SliceIndex {
   const std::set<PortId>& ports_on(const NetworkId& network) const;
   // Every host a port of the network is located on, in id order.
   std::vector<HostId> hosts_on(const NetworkId& network) const;
+  // The same with how many port locations each has there (empty when none): in host order.
+  const std::map<HostId, int>& host_counts_on(const NetworkId& network) const;
   // The same, added to `out` (no list built on the way: the fan-out's hot path).
   void add_hosts_on(const NetworkId& network, std::set<HostId>& out) const;
 

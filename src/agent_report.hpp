@@ -4,6 +4,7 @@
 // (add_report_fields / report_fields_from) and where the agent learns it.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -35,6 +36,11 @@ struct AgentReport {
   std::vector<std::string> live_migrations;
   bool operator==(const AgentReport&) const = default;
 };
+
+// Whether one of the report's lists holds `item` (they are short: a host's ports and VMs).
+inline bool contains(const std::vector<std::string>& list, const std::string& item) {
+  return std::find(list.begin(), list.end(), item) != list.end();
+}
 
 // Adds the report's fields to a JSON object (bound_ports, paused_ports and foreign_running
 // always; the others when not empty).

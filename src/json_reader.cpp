@@ -1,6 +1,8 @@
 // JsonReader implementation: strict typed access with field paths.
 #include "json_reader.hpp"
 
+#include <algorithm>
+
 namespace cutover {
 
 namespace {
@@ -14,9 +16,10 @@ JsonReader::JsonReader(const nlohmann::json& j, std::string path) : j_(j), path_
 }
 
 const nlohmann::json* JsonReader::raw(const std::string& key) {
-  seen_.insert(key);
   auto it = j_.find(key);
-  if (it == j_.end() || it->is_null()) return nullptr;
+  if (it == j_.end()) return nullptr;
+  seen_.push_back(&it.key());  // the object's own key: no copy, lives as long as j_
+  if (it->is_null()) return nullptr;
   return &*it;
 }
 
@@ -104,8 +107,10 @@ std::map<std::string, std::string> JsonReader::string_map(const std::string& key
 }
 
 void JsonReader::finish() const {
-  for (const auto& [k, v] : j_.items()) {
-    if (!seen_.count(k)) throw ParseError(child(k), "unknown field");
+  for (auto it = j_.begin(); it != j_.end(); ++it) {
+    if (std::find(seen_.begin(), seen_.end(), &it.key()) == seen_.end()) {
+      throw ParseError(child(it.key()), "unknown field");
+    }
   }
 }
 

@@ -8,8 +8,9 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <set>
+#include <map>
 #include <string>
+#include <vector>
 
 #include "parse_error.hpp"
 
@@ -55,7 +56,9 @@ class JsonReader {
  private:
   const nlohmann::json& j_;
   std::string path_;
-  std::set<std::string> seen_;
+  // Keys consumed, as pointers to the object's own key strings (an object has a few dozen keys
+  // at most; a linear look-up beats a set of copied strings).
+  std::vector<const std::string*> seen_;
 };
 
 // Parses text as JSON; throws ParseError("", ...) with the byte offset on malformed input.
