@@ -1,39 +1,31 @@
 // cutover-agent: one per hypervisor. Takes desired state from the controller (--controller, over
 // the agent channel) or from a JSON file (--desired-state, re-read on SIGHUP; for debugging) and
 // reconciles this host's dataplane to it, reporting each applied generation to the controller
-// (ACK/NACK), in the log and in --status-file. Flags and environment are read only here.
+// (ACK/NACK), in the log and in --status-file. Flags and environment are read only here; this
+// file builds the backends and wires their events into the Agent (agent.hpp), which decides.
 #include <utility>  // before Boost.Asio 1.74, which uses std::exchange without it
 
 #include <unistd.h>
 #include <boost/asio.hpp>
 #include <csignal>
 #include <cstdio>
-#include <fstream>
-#include <map>
 #include <optional>
-#include <set>
 #include <sstream>
 #include <thread>
 
-#include "blocking_jobs.hpp"
-#include "conntrack_carrier.hpp"
+#include "agent.hpp"
 #include "control_server.hpp"
 #include "controller_client.hpp"
-#include "desired_state.hpp"
-#include "host_facts.hpp"
-#include "incoming_waits.hpp"
 #include "json_codec.hpp"
 #include "json_reader.hpp"
 #include "libvirt/libvirt_domain_events.hpp"
 #include "libvirt/libvirt_migrator.hpp"
 #include "linux/linux_dataplane.hpp"
 #include "logging.hpp"
-#include "migration_relay.hpp"
 #include "options.hpp"
 #include "ovs/ovs_appctl.hpp"
 #include "ovs/ovs_dataplane.hpp"
 #include "preflight.hpp"
-#include "status_file.hpp"
 #include "storage/storage_coordinator.hpp"
 
 using namespace cutover;
@@ -79,14 +71,6 @@ Labels parse_labels(const std::string& text) {
     labels[item.substr(0, eq)] = item.substr(eq + 1);
   }
   return labels;
-}
-
-DesiredState read_desired_state(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw ParseError("--desired-state", "cannot read '" + path + "'");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return desired_state_from_json(parse_json_text(ss.str()));
 }
 
 }  // namespace
@@ -246,272 +230,65 @@ int main(int argc, char** argv) {
   client_cfg.self.storage = attacher ? attacher->kind() : "";
   client_cfg.self.host_nqn = cfg.storage == "none" ? "" : cfg.host_nqn;
 
-  StatusFile status(cfg.status_file);
-  ApplyReport last;
-  MigrationRelayConfig relay_cfg;
-  relay_cfg.port = static_cast<uint16_t>(cfg.relay_port);
-  relay_cfg.forward_tunnel = cfg.backend == "linux";
-  MigrationRelay relay(io, relay_cfg, [&](const std::string& port, const std::string& what) {
-    if (port.empty()) {
-      log->warn("relay: {}", what);
-    } else {
-      log->info("relay: port {}: {}", port, what);
-    }
-  });
-  std::unique_ptr<ControllerClient> client;
-  // What the core knows of this host beyond the dataplane, and the report built from it. With
-  // --libvirt-uri a port is reported up only while its domain runs here.
-  HostFacts facts;
-  IncomingWaits waits;  // libvirt hooks holding incoming migrations
-  // The newest desired state handed to the dataplane; what the parts below need of it is its
-  // local slice (the ports this host programs), which costs what the change costs.
-  overlay::DesiredIndex desired;
-  ConntrackCarrier carrier(
+  AgentSettings settings;
+  if (!cfg.controller.empty()) settings.self = client_cfg.self.id;
+  settings.desired_state_file = cfg.desired_state;
+  settings.status_file = cfg.status_file;
+  settings.carry_conntrack = cfg.backend == "ovs";
+  settings.relay.port = static_cast<uint16_t>(cfg.relay_port);
+  settings.relay.forward_tunnel = cfg.backend == "linux";
+  LibvirtCalls libvirt;
+  if (!cfg.libvirt_uri.empty()) {
+    libvirt.migrate = [uri = cfg.libvirt_uri](const std::string& iface, const std::string& dest) {
+      return libvirt_migrate(uri, iface, dest);
+    };
+    libvirt.abort = [uri = cfg.libvirt_uri](const std::string& migration,
+                                            const std::string& iface) {
+      return libvirt_abort(uri, migration, iface, std::chrono::milliseconds(10000));
+    };
+  }
+  Agent agent(
+      io, settings, dataplane,
       [&](int64_t zone) {
         // Name the datapath: with more than one (system and netdev), OVS wants to be told.
         return ovs_appctl(
             vswitchd_ctl_path(cfg.ovs_rundir), "dpctl/dump-conntrack",
             {cfg.datapath_type + "@ovs-" + cfg.datapath_type, "zone=" + std::to_string(zone)});
       },
-      [&](const wire::Conntrack& ct) {
-        log->info("carrying {} connection(s) of port {} to its destination", ct.conns.size(),
-                  ct.port);
-        if (client) client->conntrack(ct);
-      });
-  // Before any report of a pause, so the carried entries reach the controller first.
-  auto carry = [&] {
-    if (cfg.backend != "ovs" || desired.empty() || !client) return;
-    for (const auto& e : carrier.update(desired.local(), last.ct_zones, facts.paused_here())) {
-      log->warn("{}", e);
-    }
-  };
-  // A VM stopped here for an outgoing migration's final copy, or runs again. First what the
-  // pause needs at once: the relay of what its tap holds unread, and the dataplane forwarding
-  // its port's frames to the destination; then the conntrack carry and the report.
-  auto paused_changed = [&] {
-    const auto paused = facts.paused_here();
-    if (!desired.empty()) relay.update(desired.local(), last.tap_names, paused);
-    dataplane.set_departed(paused);
-    carry();
-    if (client) client->report(facts.for_controller(last));
-  };
+      libvirt);
   std::unique_ptr<StorageThread> storage;
   if (attacher) {
     storage = std::make_unique<StorageThread>(*attacher, cfg.host_nqn, [&](const StorageReport& r) {
-      boost::asio::post(io, [&, r] {
-        if (r == facts.storage()) return;
-        for (const auto& [key, why] : r.failed) log->warn("storage: {} not ready: {}", key, why);
-        log->info("storage: {} volume(s) ready here{}", r.ready.size(),
-                  r.detach_failed.empty() ? "" : ", some still attached after a failed detach");
-        facts.storage(r);
-        if (client) client->report(facts.for_controller(last));
-      });
+      boost::asio::post(io, [&agent, r] { agent.on_storage(r); });
     });
+    agent.set_storage(storage.get());
   }
-  auto remember = [&](const overlay::DesiredChange& change) {
-    desired.apply(change);
-    const auto& local = desired.local();
-    if (storage) storage->set_desired(local);
-    facts.desired(local);
-  };
+  std::unique_ptr<ControllerClient> client;
   if (!cfg.controller.empty()) {
-    client = std::make_unique<ControllerClient>(
-        io, client_cfg, [&, refused = false](overlay::DesiredChange change) mutable {
-          if (auto* full = std::get_if<DesiredState>(&change)) {
-            refused = full->host != client_cfg.self.id;
-            if (refused) {
-              log->error("controller sent state for host {}, we are {}; ignored (and what follows)",
-                         full->host.str(), client_cfg.self.id.str());
-            }
-          }
-          if (refused) return;
-          if (log->should_log(spdlog::level::debug)) {
-            std::visit(
-                [&](const auto& c) {
-                  log->debug("desired state generation {} from controller", c.generation);
-                },
-                change);
-          }
-          remember(change);
-          dataplane.set_desired(std::move(change));
-        });
+    client = std::make_unique<ControllerClient>(io, client_cfg, [&](overlay::DesiredChange change) {
+      agent.on_desired(std::move(change));
+    });
+    agent.set_controller(client.get());
   }
   dataplane.on_announce([&](const AnnounceRound& r) {
-    boost::asio::post(io, [&, r] {
-      if (r.failed) {
-        log->warn("announce {} round {}/{}: {} frames sent, {} failed: {}", r.port, r.round + 1,
-                  r.rounds, r.frames, r.failed, r.error);
-      } else {
-        log->info("announce {} round {}/{}: {} frames sent", r.port, r.round + 1, r.rounds,
-                  r.frames);
-      }
-      if (client) {
-        client->announced(wire::Announced{
-            r.port, static_cast<int64_t>(r.round), static_cast<int64_t>(r.rounds),
-            static_cast<int64_t>(r.frames), static_cast<int64_t>(r.failed), r.error});
-      }
-    });
+    boost::asio::post(io, [&agent, r] { agent.on_announced(r); });
   });
   dataplane.start([&](const ApplyReport& report) {
-    boost::asio::post(io, [&, report] {
-      if (!desired.empty()) relay.update(desired.local(), report.tap_names, facts.paused_here());
-      const bool changed = report.ok != last.ok || report.generation != last.generation ||
-                           report.error != last.error || report.waiting_for != last.waiting_for ||
-                           report.awaiting_taps != last.awaiting_taps ||
-                           report.added + report.modified + report.removed > 0;
-      last = report;
-      status.write(report);
-      carry();
-      if (client) client->report(facts.for_controller(report));
-      if (!changed) return;
-      if (report.rejected) {
-        log->error("generation {} rejected, nothing changed: {}{}{}", report.generation,
-                   report.error_field, report.error_field.empty() ? "" : ": ", report.error);
-      } else if (!report.ok) {
-        log->warn("generation {} not applied (will retry): {}", report.generation, report.error);
-      } else if (!report.applied()) {
-        log->info(
-            "generation {} partially applied (+{} ~{} -{} objects in {:.1f} ms), not "
-            "acknowledged yet: waiting for {}",
-            report.generation, report.added, report.modified, report.removed, report.apply_ms,
-            fmt::join(report.waiting_for, ", "));
-      } else {
-        log->info("generation {} applied: +{} ~{} -{} objects in {:.1f} ms{}{}", report.generation,
-                  report.added, report.modified, report.removed, report.apply_ms,
-                  report.awaiting_taps.empty() ? "" : "; VM taps not here yet: ",
-                  fmt::join(report.awaiting_taps, ", "));
-      }
-    });
+    boost::asio::post(io, [&agent, report] { agent.on_applied(report); });
   });
-
-  auto load = [&] {
-    if (cfg.desired_state.empty()) return;
-    try {
-      auto state = read_desired_state(cfg.desired_state);
-      log->info("desired state generation {} from {}: {} networks, {} ports", state.generation,
-                cfg.desired_state, state.networks.size(), state.ports.size());
-      remember(state);
-      dataplane.set_desired(std::move(state));
-    } catch (const ParseError& e) {
-      log->error("desired state {} rejected, keeping the previous one: {}", cfg.desired_state,
-                 e.what());
-    }
-  };
-  load();
-  // libvirt migrations and their aborts block for seconds: bounded, joined before exit.
-  BlockingJobs libvirt_jobs(8);
+  agent.reload();  // file mode: the first state
   if (client) {
-    client->on_migrate([&](const wire::Migrate& m) {
-      if (cfg.libvirt_uri.empty()) {
-        client->migration_failed(m.migration, "this agent has no --libvirt-uri");
-        return;
-      }
-      log->info("migration {}: live-migrating the VM with interface {} to {}", m.migration,
-                m.iface_id, m.destination_uri);
-      facts.libvirt_call(m.migration, true);
-      const bool started = libvirt_jobs.submit([&, m] {
-        auto error = libvirt_migrate(cfg.libvirt_uri, m.iface_id, m.destination_uri);
-        boost::asio::post(io, [&, m, error] {
-          facts.libvirt_call(m.migration, false);
-          if (error.empty()) {
-            log->info("migration {}: libvirt finished", m.migration);
-          } else {
-            log->error("migration {}: {}", m.migration, error);
-            if (client) client->migration_failed(m.migration, error);
-          }
-        });
-      });
-      if (!started) {
-        facts.libvirt_call(m.migration, false);
-        client->migration_failed(m.migration, "this agent already runs its limit of libvirt calls");
-      }
-    });
-    client->on_abort([&](const wire::Abort& a) {
-      if (cfg.libvirt_uri.empty()) {
-        client->aborted(
-            {a.migration, wire::Aborted::Where::unknown, "this agent has no --libvirt-uri"});
-        return;
-      }
-      log->warn("migration {}: aborting the live migration of the VM with interface {}",
-                a.migration, a.iface_id);
-      const bool started = libvirt_jobs.submit([&, a] {
-        auto answer = libvirt_abort(cfg.libvirt_uri, a.migration, a.iface_id,
-                                    std::chrono::milliseconds(10000));
-        boost::asio::post(io, [&, answer] {
-          log->info("migration {}: after the abort the VM is {}: {}", answer.migration,
-                    wire::to_string(answer.where), answer.detail);
-          if (client) client->aborted(answer);
-        });
-      });
-      if (!started) {
-        client->aborted({a.migration, wire::Aborted::Where::unknown,
-                         "this agent already runs its limit of libvirt calls"});
-      }
-    });
+    client->on_migrate([&](const wire::Migrate& m) { agent.on_migrate(m); });
+    client->on_abort([&](const wire::Abort& a) { agent.on_abort(a); });
+    client->on_prepared([&](const wire::Prepared& p) { agent.on_prepared(p); });
     client->start();
-  }
-  // The control socket: the libvirt hook holding an incoming migration until the controller has
-  // prepared it, and hypervisor integrations without libvirt reporting a VM's pause.
-  boost::asio::steady_timer waits_timer(io);
-  std::function<void()> arm_waits = [&] {
-    auto next = waits.next_deadline();
-    if (!next) return;
-    waits_timer.expires_at(*next);
-    waits_timer.async_wait([&](const boost::system::error_code& ec) {
-      if (ec) return;
-      waits.expire(IncomingWaits::Clock::now());
-      arm_waits();
-    });
-  };
-  if (client) {
-    client->on_prepared([&](const wire::Prepared& p) { waits.resolved(p); });
   }
   std::unique_ptr<ControlServer> control;
   if (!cfg.control_socket.empty()) {
     try {
       control = std::make_unique<ControlServer>(
           io, cfg.control_socket, [&](const ControlRequest& req, ControlServer::Answer answer) {
-            if (req.op == "vm_state") {
-              facts.vm_state(req.iface_ids, req.state);
-              log->info("control: VM interface(s) {}: {}", fmt::join(req.iface_ids, ", "),
-                        req.state);
-              paused_changed();
-              answer({{"ok", true}});
-              return;
-            }
-            if (!client) {
-              answer({{"ok", false}, {"error", "this agent has no controller (--desired-state)"}});
-              return;
-            }
-            const auto started = IncomingWaits::Clock::now();
-            log->info(
-                "control: domain '{}' is arriving here ({}); holding it up to {} ms for the "
-                "controller to prepare it",
-                req.domain, fmt::join(req.iface_ids, ", "), req.timeout_ms);
-            waits.add(req.iface_ids, started + std::chrono::milliseconds(req.timeout_ms),
-                      [&, req, started, answer](const IncomingWaits::Result& r) {
-                        const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                            IncomingWaits::Clock::now() - started)
-                                            .count();
-                        if (!r.unanswered.empty()) {
-                          log->warn(
-                              "control: gave up waiting for the prepare of domain '{}' "
-                              "after {} ms (no word on {}); libvirt goes on without it",
-                              req.domain, ms, fmt::join(r.unanswered, ", "));
-                        } else {
-                          log->info(
-                              "control: domain '{}' prepared in {} ms ({} ready, {} not "
-                              "cutover's to prepare)",
-                              req.domain, ms, r.prepared.size(), r.refused.size());
-                        }
-                        answer({{"ok", r.unanswered.empty()},
-                                {"prepared", r.prepared},
-                                {"refused", r.refused},
-                                {"unanswered", r.unanswered},
-                                {"waited_ms", ms}});
-                      });
-            client->incoming(req.iface_ids);
-            arm_waits();
+            agent.on_control(req, std::move(answer));
           });
       log->info("control socket {}", cfg.control_socket);
     } catch (const std::exception& e) {
@@ -520,15 +297,10 @@ int main(int argc, char** argv) {
   }
   std::unique_ptr<LibvirtDomainEvents> domains;
   if (!cfg.libvirt_uri.empty()) {
-    facts.watching_libvirt();
+    agent.watching_libvirt();
     domains = std::make_unique<LibvirtDomainEvents>(
         cfg.libvirt_uri, [&](LibvirtDomainEvents::DomainsNow now) {
-          boost::asio::post(io, [&, now = std::move(now)] {
-            log->info("libvirt: {} interface(s) running here, {} paused for migration",
-                      now.running.size(), now.paused.size());
-            facts.libvirt(now);
-            paused_changed();
-          });
+          boost::asio::post(io, [&agent, now = std::move(now)] { agent.on_domains(now); });
         });
     domains->start();
   }
@@ -538,7 +310,7 @@ int main(int argc, char** argv) {
         if (ec) return;
         if (sig == SIGHUP) {
           if (!cfg.desired_state.empty()) log->info("SIGHUP: re-reading {}", cfg.desired_state);
-          load();
+          agent.reload();
           if (client) client->reconnect();
           signals.async_wait(on_signal);
           return;

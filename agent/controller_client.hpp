@@ -13,6 +13,7 @@
 #include <string>
 
 #include "apply_report.hpp"
+#include "controller_link.hpp"
 #include "desired_index.hpp"
 #include "desired_state.hpp"
 #include "model.hpp"
@@ -27,7 +28,7 @@ struct ControllerClientConfig {
   Host self;
 };
 
-class ControllerClient {
+class ControllerClient : public ControllerLink {
  public:
   // A whole state (on every connect) or a delta relative to what came before on the connection.
   using DesiredFn = std::function<void(overlay::DesiredChange)>;
@@ -36,7 +37,7 @@ class ControllerClient {
   using AbortFn = std::function<void(const wire::Abort&)>;
   ControllerClient(boost::asio::io_context& io, ControllerClientConfig config,
                    DesiredFn on_desired);
-  ~ControllerClient();
+  ~ControllerClient() override;
   // Starts connecting; once started, the same as reconnect().
   void start();
   // A channel that is down (waiting out its backoff) is tried again now; a live one is kept.
@@ -45,7 +46,7 @@ class ControllerClient {
   // ACK (applied, or partially with what it waits for) or NACK (rejected) the report's
   // generation; transient failures are retried by the dataplane and not reported. Repeats are
   // suppressed unless something changed.
-  void report(const ApplyReport& r);
+  void report(const ApplyReport& r) override;
   bool connected() const;
   // Commands from the controller to live-migrate a VM (set before start()).
   void on_migrate(MigrateFn fn);
@@ -55,15 +56,15 @@ class ControllerClient {
   void on_abort(AbortFn fn);
   // Outcomes of libvirt calls: kept, and sent again after each reconnect for 10 minutes (the
   // controller may have been away when they happened).
-  void migration_failed(const std::string& migration, const std::string& error);
-  void aborted(const wire::Aborted& answer);
+  void migration_failed(const std::string& migration, const std::string& error) override;
+  void aborted(const wire::Aborted& answer) override;
   // Tells the controller an announcement round went out (dropped while disconnected).
-  void announced(const wire::Announced& round);
+  void announced(const wire::Announced& round) override;
   // Sends a migrating port's conntrack entries (dropped while disconnected).
-  void conntrack(const wire::Conntrack& ct);
+  void conntrack(const wire::Conntrack& ct) override;
   // Asks the controller to prepare VMs arriving with these interfaces (dropped while
   // disconnected: the asker's wait runs out).
-  void incoming(const std::vector<std::string>& iface_ids);
+  void incoming(const std::vector<std::string>& iface_ids) override;
 
  private:
   struct Impl;

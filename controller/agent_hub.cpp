@@ -212,7 +212,8 @@ void AgentHub::send_delta(const ChangeSet& change) {
     walk(on_net, [](const auto& e) -> const HostId& { return e.first; });
     for (const auto& h : movers) {
       if (on_net.count(h)) continue;  // reached above
-      if (auto sid = session_of_.find(h); sid != session_of_.end()) reach(sessions_.at(sid->second));
+      if (auto sid = session_of_.find(h); sid != session_of_.end())
+        reach(sessions_.at(sid->second));
     }
   } else {
     std::set<HostId> affected = movers;

@@ -24,13 +24,13 @@ struct AgentInfo {
   bool reported = false;
   // What its last ACK said of the host (lists as the agent sent them: sorted, small).
   AgentReport report;
-  uint64_t sent_generation = 0;           // generation of the last slice sent
-  uint64_t applied_generation = 0;        // last ACKed with nothing missing
+  uint64_t sent_generation = 0;     // generation of the last slice sent
+  uint64_t applied_generation = 0;  // last ACKed with nothing missing
   // A generation it applied only partially (0: none) and what it still waits for: not counted
   // as applied until an ACK of it (or a later one) comes with nothing missing.
   uint64_t partial_generation = 0;
   std::vector<std::string> waiting_for;
-  std::string last_error;                  // last NACK
+  std::string last_error;  // last NACK
   uint64_t nacked_generation = 0;
 };
 
