@@ -163,10 +163,7 @@ std::string MigrationDriver::policy_refusal(const Port& p, const HostId& to) con
     return "policy: port '" + p.id.str() + "' has NVMe/TCP volumes and " + to.str() +
            "'s agent cannot attach or probe them (no --storage, or its kernel lacks nvme-tcp)";
   }
-  if (p.ingress_allow && host.backend != Backend::ovs) {
-    return "policy: port '" + p.id.str() + "' has a stateful firewall (ingress_allow), which " +
-           "needs an ovs host; " + to.str() + " runs the " + to_string(host.backend) + " backend";
-  }
+  if (auto why = state_.placement_problem(p, to)) return "policy: " + why->message;
   for (const auto& rule : policy_.forbid) {
     if (p.labels.count(rule.port_label) && host.labels.count(rule.host_label)) {
       return "policy: a port labelled '" + rule.port_label + "' must not run on a host labelled '" +

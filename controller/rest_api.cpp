@@ -253,16 +253,6 @@ HttpResponse RestApi::handle(const HttpRequest& req) {
   }
 }
 
-void RestApi::check_firewall_host(const Port& port) const {
-  if (!port.ingress_allow || !port.host) return;
-  auto h = state_.hosts().find(*port.host);
-  if (h != state_.hosts().end() && h->second.backend != Backend::ovs) {
-    throw ApiError(422, "invalid", "ingress_allow",
-                   "host '" + port.host->str() + "' runs the " + to_string(h->second.backend) +
-                       " backend, which does not enforce stateful firewalls; use an ovs host");
-  }
-}
-
 HttpResponse RestApi::route(const HttpRequest& req, const std::vector<std::string>& path) {
   bool path_known = false;
   for (const auto& r : table()) {
@@ -377,7 +367,6 @@ HttpResponse RestApi::create_port(const HttpRequest& req, const Params&) {
   if (!port.carried_conns.empty()) {
     throw ApiError(422, "invalid", "carried_conns", "set by migrations only");
   }
-  check_firewall_host(port);
   return ok(to_json(state_.create_port(port)), 201);
 }
 
@@ -409,7 +398,6 @@ HttpResponse RestApi::put_port(const HttpRequest& req, const Params& p) {
       }
     }
   }
-  check_firewall_host(port);
   return ok(to_json(state_.replace_port(port)));
 }
 

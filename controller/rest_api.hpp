@@ -82,7 +82,6 @@ class RestApi {
   HttpResponse list_audit(const HttpRequest&, const Params&);
   // A stateful firewall (ingress_allow) is enforced by OVS conntrack only: refuse to place such
   // a port on a Linux-backend host rather than run it unfiltered.
-  void check_firewall_host(const Port& port) const;
 
   ControllerState& state_;
   AgentHub& hub_;
