@@ -29,126 +29,143 @@ std::map<std::string, std::string> LinuxReconciler::vm_ifnames(const std::vector
 }
 
 ApplyReport LinuxReconciler::reconcile(const DesiredState& state) {
-  return reconcile_pass(state, [&](const overlay::Topology& topo, ApplyReport& report) {
-    auto links = nl_.links();
-    std::map<std::string, NlLink> by_name;
-    for (const auto& l : links) by_name[l.name] = l;
-    const auto ifnames = vm_ifnames(links);
-    auto desired = overlay::plan_linux(topo, ifnames);
-    for (const auto& id : topo.local_iface_ids) {
-      if (auto it = ifnames.find(id); it != ifnames.end()) report.tap_names[id] = it->second;
-    }
-    // A VM's tap no port here claims: marked with its iface-id, or a tun device named after it.
-    for (const auto& l : links) {
-      if (owned(l) || !l.up) continue;
-      std::string id = l.alias.rfind("iface-id=", 0) == 0 ? l.alias.substr(9)
-                       : l.kind == "tun"                  ? l.name
-                                                          : "";
-      if (!id.empty() && !topo.local_iface_ids.count(id)) report.unclaimed_taps.push_back(id);
-    }
+  overlay::DesiredIndex index;
+  index.reset(state);
+  return reconcile(index);
+}
 
-    auto ensure_up = [&](const std::string& name) {
-      auto it = by_name.find(name);
-      if (it == by_name.end() || !it->second.up) {
-        nl_.set_up(name);
-        ++report.modified;
-      }
-    };
-    std::set<std::string> wanted_links;
-    for (const auto& b : desired.bridges) {
-      wanted_links.insert(b.name);
-      auto it = by_name.find(b.name);
-      if (it == by_name.end()) {
-        nl_.add_bridge(b.name, b.mtu);
-        ++report.added;
-      } else if (!owned(it->second)) {
-        throw std::runtime_error("interface " + b.name + " exists but is not owned by cutover");
-      }
-      ensure_up(b.name);
+ApplyReport LinuxReconciler::reconcile(const overlay::DesiredIndex& index) {
+  overlay::Topology topo;
+  return reconcile_pass(
+      index.generation(),
+      [&] {
+        if (index.problem()) throw *index.problem();
+        const auto all = index.snapshot();
+        topo =
+            overlay::build_topology(all, [&](size_t i) { return index.field_of(all.ports[i].id); });
+      },
+      [&](ApplyReport& report) { apply(topo, report); });
+}
+
+void LinuxReconciler::apply(const overlay::Topology& topo, ApplyReport& report) {
+  auto links = nl_.links();
+  std::map<std::string, NlLink> by_name;
+  for (const auto& l : links) by_name[l.name] = l;
+  const auto ifnames = vm_ifnames(links);
+  auto desired = overlay::plan_linux(topo, ifnames);
+  for (const auto& id : topo.local_iface_ids) {
+    if (auto it = ifnames.find(id); it != ifnames.end()) report.tap_names[id] = it->second;
+  }
+  // A VM's tap no port here claims: marked with its iface-id, or a tun device named after it.
+  for (const auto& l : links) {
+    if (owned(l) || !l.up) continue;
+    std::string id = l.alias.rfind("iface-id=", 0) == 0 ? l.alias.substr(9)
+                     : l.kind == "tun"                  ? l.name
+                                                        : "";
+    if (!id.empty() && !topo.local_iface_ids.count(id)) report.unclaimed_taps.push_back(id);
+  }
+
+  auto ensure_up = [&](const std::string& name) {
+    auto it = by_name.find(name);
+    if (it == by_name.end() || !it->second.up) {
+      nl_.set_up(name);
+      ++report.modified;
     }
-    for (const auto& v : desired.vxlans) {
-      wanted_links.insert(v.name);
-      auto it = by_name.find(v.name);
-      if (it != by_name.end() && !owned(it->second)) {
-        throw std::runtime_error("interface " + v.name + " exists but is not owned by cutover");
-      }
-      const bool matches = it != by_name.end() && it->second.kind == "vxlan" &&
-                           it->second.vni == v.vni && it->second.local == v.local &&
-                           it->second.dstport == v.dstport && !it->second.learning;
-      if (it != by_name.end() && !matches) {
-        nl_.del_link(v.name);  // VNI/local/port cannot be changed in place
-        ++report.removed;
-      }
-      if (!matches) {
-        nl_.add_vxlan(v.name, v.vni, v.local, v.dstport);
-        ++report.added;
-      }
-      if (!matches || it->second.master != v.bridge) {
-        nl_.set_master(v.name, v.bridge);
-        if (matches) ++report.modified;
-      }
-      if (!matches) {
-        nl_.set_up(v.name);
-      } else {
-        ensure_up(v.name);
-      }
+  };
+  std::set<std::string> wanted_links;
+  for (const auto& b : desired.bridges) {
+    wanted_links.insert(b.name);
+    auto it = by_name.find(b.name);
+    if (it == by_name.end()) {
+      nl_.add_bridge(b.name, b.mtu);
+      ++report.added;
+    } else if (!owned(it->second)) {
+      throw std::runtime_error("interface " + b.name + " exists but is not owned by cutover");
     }
-    std::set<std::string> bound;
-    std::vector<std::string> tap_names;
-    for (const auto& p : desired.ports) tap_names.push_back(p.ifname);
-    std::set<std::pair<std::string, MacAddress>> pinned;
-    for (const auto& e : nl_.pins(tap_names)) pinned.insert(e);
-    for (const auto& p : desired.ports) {
-      bound.insert(p.ifname);
-      const auto& l = by_name.at(p.ifname);
-      const bool moved = l.master != p.bridge;
-      if (moved) {
-        nl_.set_master(p.ifname, p.bridge);
-        ++report.modified;
-      }
-      if (moved || !pinned.count({p.ifname, p.mac})) {
-        nl_.pin(p.ifname, p.mac);
-        ++report.added;
-      }
-      ensure_up(p.ifname);
+    ensure_up(b.name);
+  }
+  for (const auto& v : desired.vxlans) {
+    wanted_links.insert(v.name);
+    auto it = by_name.find(v.name);
+    if (it != by_name.end() && !owned(it->second)) {
+      throw std::runtime_error("interface " + v.name + " exists but is not owned by cutover");
     }
-    // VM taps still on one of our bridges but no longer wanted there: release them.
+    const bool matches = it != by_name.end() && it->second.kind == "vxlan" &&
+                         it->second.vni == v.vni && it->second.local == v.local &&
+                         it->second.dstport == v.dstport && !it->second.learning;
+    if (it != by_name.end() && !matches) {
+      nl_.del_link(v.name);  // VNI/local/port cannot be changed in place
+      ++report.removed;
+    }
+    if (!matches) {
+      nl_.add_vxlan(v.name, v.vni, v.local, v.dstport);
+      ++report.added;
+    }
+    if (!matches || it->second.master != v.bridge) {
+      nl_.set_master(v.name, v.bridge);
+      if (matches) ++report.modified;
+    }
+    if (!matches) {
+      nl_.set_up(v.name);
+    } else {
+      ensure_up(v.name);
+    }
+  }
+  std::set<std::string> bound;
+  std::vector<std::string> tap_names;
+  for (const auto& p : desired.ports) tap_names.push_back(p.ifname);
+  std::set<std::pair<std::string, MacAddress>> pinned;
+  for (const auto& e : nl_.pins(tap_names)) pinned.insert(e);
+  for (const auto& p : desired.ports) {
+    bound.insert(p.ifname);
+    const auto& l = by_name.at(p.ifname);
+    const bool moved = l.master != p.bridge;
+    if (moved) {
+      nl_.set_master(p.ifname, p.bridge);
+      ++report.modified;
+    }
+    if (moved || !pinned.count({p.ifname, p.mac})) {
+      nl_.pin(p.ifname, p.mac);
+      ++report.added;
+    }
+    ensure_up(p.ifname);
+  }
+  // VM taps still on one of our bridges but no longer wanted there: release them.
+  for (const auto& l : links) {
+    if (owned(l) || bound.count(l.name) || l.master.empty()) continue;
+    auto m = by_name.find(l.master);
+    if (m != by_name.end() && owned(m->second)) {
+      nl_.set_master(l.name, "");
+      ++report.modified;
+    }
+  }
+  std::vector<std::string> vx_names;
+  for (const auto& v : desired.vxlans) vx_names.push_back(v.name);
+  const auto listed = nl_.fdb(vx_names);
+  const std::set<overlay::LinuxFdb> have(listed.begin(), listed.end());
+  for (const auto& e : have) {
+    if (!desired.fdb.count(e)) {
+      nl_.fdb_del(e);
+      ++report.removed;
+    }
+  }
+  for (const auto& e : desired.fdb) {
+    if (!have.count(e)) {
+      nl_.fdb_add(e);
+      ++report.added;
+    }
+  }
+  // Our devices no longer wanted: VXLAN devices first, then their bridges.
+  for (const char* kind : {"vxlan", "bridge"}) {
     for (const auto& l : links) {
-      if (owned(l) || bound.count(l.name) || l.master.empty()) continue;
-      auto m = by_name.find(l.master);
-      if (m != by_name.end() && owned(m->second)) {
-        nl_.set_master(l.name, "");
-        ++report.modified;
-      }
-    }
-    std::vector<std::string> vx_names;
-    for (const auto& v : desired.vxlans) vx_names.push_back(v.name);
-    const auto listed = nl_.fdb(vx_names);
-    const std::set<overlay::LinuxFdb> have(listed.begin(), listed.end());
-    for (const auto& e : have) {
-      if (!desired.fdb.count(e)) {
-        nl_.fdb_del(e);
+      if (owned(l) && l.kind == kind && !wanted_links.count(l.name)) {
+        nl_.del_link(l.name);
         ++report.removed;
       }
     }
-    for (const auto& e : desired.fdb) {
-      if (!have.count(e)) {
-        nl_.fdb_add(e);
-        ++report.added;
-      }
-    }
-    // Our devices no longer wanted: VXLAN devices first, then their bridges.
-    for (const char* kind : {"vxlan", "bridge"}) {
-      for (const auto& l : links) {
-        if (owned(l) && l.kind == kind && !wanted_links.count(l.name)) {
-          nl_.del_link(l.name);
-          ++report.removed;
-        }
-      }
-    }
-    for (const auto& id : desired.unbound_iface_ids) report.awaiting_taps.push_back(id);
-    report.bound_ports = desired.bound_port_ids;
-  });
+  }
+  for (const auto& id : desired.unbound_iface_ids) report.awaiting_taps.push_back(id);
+  report.bound_ports = desired.bound_port_ids;
 }
 
 }  // namespace cutover::agent

@@ -10,8 +10,10 @@
 #include <string>
 
 #include "apply_report.hpp"
+#include "desired_index.hpp"
 #include "desired_state.hpp"
 #include "netlink_tables.hpp"
+#include "topology.hpp"
 
 namespace cutover::agent {
 
@@ -21,12 +23,16 @@ class LinuxReconciler {
 
   // Never throws: failures come back as a report (rejected = bad input, nothing touched; other
   // failures name the object and the kernel's reason and are retried by the caller).
+  ApplyReport reconcile(const overlay::DesiredIndex& index);
+  // The same for a whole state on its own (tests, tools).
   ApplyReport reconcile(const DesiredState& state);
 
   // iface-id -> interface name: a tap whose ifalias is "iface-id=<id>", else a tap named <id>.
   static std::map<std::string, std::string> vm_ifnames(const std::vector<NlLink>& links);
 
  private:
+  // The apply step of a pass over a judged topology (throws on a kernel failure).
+  void apply(const overlay::Topology& topo, ApplyReport& report);
   NetlinkTables& nl_;
 };
 

@@ -49,20 +49,11 @@ void LinuxDataplane::run() {
 
   BridgeFrameSink sink;
   overlay::DesiredIndex desired(true);  // recording changes for the announcer
-  DesiredState whole;
   ReconcileSchedule schedule(config_.resync_interval, config_.retry_interval);
   while (!stopping()) {
     // The kernel backend reconciles the whole state each pass (its cost follows the state),
-    // kept as it came (errors name a port by its place in it).
-    if (take_pending(desired, [&](const overlay::DesiredChange& c) {
-          if (auto* full = std::get_if<DesiredState>(&c)) {
-            whole = *full;
-          } else {
-            wire::apply(whole, std::get<wire::Delta>(c));
-          }
-        })) {
-      schedule.changed();
-    }
+    // from the same index the announcer reads (errors name a port as the controller sent it).
+    if (take_pending(desired)) schedule.changed();
     // The kernel dataplane needs nothing of a VM's pause: its tap stays on the bridge and the
     // agent relays what reaches it (MigrationRelay).
     take_departed();
@@ -71,7 +62,7 @@ void LinuxDataplane::run() {
       try {
         if (!tables) tables = std::make_unique<LibnlTables>();
         LinuxReconciler reconciler(*tables);
-        report = reconciler.reconcile(whole);
+        report = reconciler.reconcile(desired);
       } catch (const std::exception& e) {
         tables.reset();
         report.generation = desired.generation();
