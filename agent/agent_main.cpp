@@ -82,7 +82,7 @@ int main(int argc, char** argv) {
                "desired state.");
   opts.add("controller", &cfg.controller, "controller agent channel, ws://HOST:PORT");
   opts.add("token-file", &cfg.token_file, "file whose first line is the shared token");
-  opts.add("token", &cfg.token, "shared token (prefer --token-file)");
+  opts.add_secret("token", &cfg.token, "shared token (prefer --token-file)");
   opts.add("host", &cfg.host, "this hypervisor's host id (default: the hostname)");
   opts.add("underlay-ip", &cfg.underlay_ip, "this hypervisor's VXLAN tunnel endpoint address");
   opts.add("labels", &cfg.labels, "host labels for placement policy, k=v,k2=v2");

@@ -34,6 +34,8 @@ struct ControllerConfig {
   std::string db = "/var/lib/cutover/controller.db";
   std::string token;
   std::string token_file;
+  std::string read_token_file;
+  std::string read_token;  // from read_token_file
   bool insecure_no_token = false;
   std::string port_file;
   bool require_approval = false;
@@ -104,8 +106,11 @@ int main(int argc, char** argv) {
                "channel, and drives migrations.");
   opts.add("listen", &cfg.listen, "ADDRESS:PORT for REST and agents (port 0 = pick one)");
   opts.add("db", &cfg.db, "SQLite database file (created if missing)");
-  opts.add("token", &cfg.token, "shared bearer token for agents and REST (prefer --token-file)");
+  opts.add_secret("token", &cfg.token,
+                  "shared bearer token for agents and REST (prefer --token-file)");
   opts.add("token-file", &cfg.token_file, "file whose first line is the shared token");
+  opts.add("read-token-file", &cfg.read_token_file,
+           "file whose first line is a read-only REST token: GET only, never the agent channel");
   opts.add("insecure-no-token", &cfg.insecure_no_token,
            "accept unauthenticated requests (tests only)");
   opts.add("port-file", &cfg.port_file, "write the port actually listened on here");
@@ -165,10 +170,16 @@ int main(int argc, char** argv) {
     log_cfg.format = parse_log_format(cfg.log_format, "--log-format");
     listen = parse_listen(cfg.listen);
     if (!cfg.token_file.empty()) cfg.token = read_token_file(cfg.token_file);
+    if (!cfg.read_token_file.empty()) {
+      cfg.read_token = read_token_file(cfg.read_token_file, "--read-token-file");
+    }
     if (cfg.token.empty() && !cfg.insecure_no_token) {
       throw ParseError("--token",
                        "a shared token is required (--token-file FILE or --token T); "
                        "--insecure-no-token disables authentication for tests");
+    }
+    if (!cfg.read_token.empty() && constant_time_equal(cfg.read_token, cfg.token)) {
+      throw ParseError("--read-token-file", "the read-only token must differ from the shared one");
     }
     policy.forbid = parse_forbid(cfg.forbid);
     policy.require_approval = cfg.require_approval;
@@ -253,8 +264,8 @@ int main(int argc, char** argv) {
     };
     scheduler.after(std::chrono::milliseconds(0), prune);
     migrations.recover();
-    RestApi api(state, hub, migrations, metrics, cfg.insecure_no_token ? "" : cfg.token,
-                kOpenApiYaml);
+    RestApi api(state, hub, migrations, metrics,
+                Access(cfg.insecure_no_token ? "" : cfg.token, cfg.read_token), kOpenApiYaml);
     HttpServer server(io, listen, api, hub, state, metrics, limits);
     server.start();
     if (!cfg.port_file.empty()) {

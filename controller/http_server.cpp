@@ -231,20 +231,18 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     const auto& req = parser_->get();
     const std::string auth(req[http::field::authorization]);
     const bool has_body = !parser_->is_done();
-    if (api_.authorized(auth)) {
-      slot_.authenticated();
-    } else if (has_body || websocket::is_upgrade(req) ||
-               !RestApi::is_open(std::string(req.method_string()), std::string(req.target()))) {
+    const bool upgrade = websocket::is_upgrade(req);
+    if (auto refused = api_.refusal(std::string(req.method_string()), std::string(req.target()),
+                                    auth, upgrade && req.target() == "/v1/agent", has_body)) {
       // Refused on the header: whatever body follows is never buffered (the open endpoints take
-      // none, so no body is ever read without the token). With a body the
+      // none, so no body is ever read without a role that may send it). With a body the
       // connection closes; a little of the body is read and dropped first so that a small
-      // request's sender reads the 401 rather than a reset.
-      reply(401,
-            error_body("unauthenticated", "missing or wrong bearer token (Authorization header)"),
-            !has_body && !websocket::is_upgrade(req) && req.keep_alive(), has_body ? 64 << 10 : 0,
-            std::chrono::seconds(2));
+      // request's sender reads the refusal rather than a reset.
+      reply(refused->status, std::move(refused->body), !has_body && !upgrade && req.keep_alive(),
+            has_body ? 64 << 10 : 0, std::chrono::seconds(2));
       return;
     }
+    if (api_.role_of(auth) != Role::none) slot_.authenticated();
     if (has_body) {
       if (parser_->content_length() && *parser_->content_length() > RestApi::kMaxBody) {
         too_large();

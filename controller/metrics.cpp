@@ -76,6 +76,10 @@ std::string Metrics::render(const Gauges& g) const {
           "Agent sessions the controller closed: no hello in time, or more queued for the agent "
           "than --agent-send-queue-bytes (it reconnects and gets a whole slice).",
           "reason", {"hello_timeout", "send_queue_full"}, agents_closed_);
+  counter("cutover_auth_refusals_total",
+          "Requests and agents refused for who they are or what they may do: no or a wrong "
+          "token (401), a read-only token writing or opening the agent channel (403).",
+          "reason", {"bad_token", "read_only"}, auth_refused_);
   out +=
       "# HELP cutover_accept_errors_total Failed accepts (e.g. out of file descriptors); each "
       "one backs the accept loop off.\n"

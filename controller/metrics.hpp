@@ -24,6 +24,8 @@ class Metrics {
   void connection_refused(const std::string& reason) { ++refused_[reason]; }
   void accept_failed() { ++accept_errors_; }
   void agent_closed(const std::string& reason) { ++agents_closed_[reason]; }
+  // A request or an agent turned away for who it is or what it may do.
+  void auth_refused(const std::string& reason) { ++auth_refused_[reason]; }
 
   struct Gauges {
     uint64_t generation = 0;
@@ -46,7 +48,7 @@ class Metrics {
   };
   std::map<std::string, uint64_t> migrations_;
   size_t connections_open_ = 0, connections_unauthenticated_ = 0;
-  std::map<std::string, uint64_t> refused_, agents_closed_;
+  std::map<std::string, uint64_t> refused_, agents_closed_, auth_refused_;
   uint64_t accept_errors_ = 0;
   Histogram blackout_, convergence_, fanout_;
 };

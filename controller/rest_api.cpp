@@ -170,12 +170,12 @@ json list(const Map& m) {
 }  // namespace
 
 RestApi::RestApi(ControllerState& state, AgentHub& hub, MigrationDriver& migrations,
-                 Metrics& metrics, std::string token, std::string openapi_yaml)
+                 Metrics& metrics, Access access, std::string openapi_yaml)
     : state_(state),
       hub_(hub),
       migrations_(migrations),
       metrics_(metrics),
-      token_(std::move(token)),
+      access_(std::move(access)),
       openapi_(std::move(openapi_yaml)) {}
 
 // The routes: method, path template ({...} = one path segment, passed to the handler in order)
@@ -224,13 +224,21 @@ const std::vector<std::pair<std::string, std::string>>& RestApi::routes() {
   return r;
 }
 
-bool RestApi::authorized(const std::string& authorization) const {
-  if (token_.empty()) return true;  // only when explicitly started with --insecure-no-token
-  const std::string expected = "Bearer " + token_;
-  if (authorization.size() != expected.size()) return false;
-  unsigned char diff = 0;  // constant time
-  for (size_t i = 0; i < expected.size(); ++i) diff |= authorization[i] ^ expected[i];
-  return diff == 0;
+std::optional<HttpResponse> RestApi::refusal(const std::string& method, const std::string& target,
+                                             const std::string& authorization, bool agent_channel,
+                                             bool has_body) {
+  const Role role = access_.role_of(authorization);
+  if (role == Role::none) {
+    // The open endpoints take no body: one that comes with a body is not let in to be read.
+    if (!agent_channel && !has_body && is_open(method, target)) return std::nullopt;
+    metrics_.auth_refused("bad_token");
+    return error(401, "unauthenticated", "missing or wrong bearer token (Authorization header)");
+  }
+  if (const char* why = Access::forbidden(role, method, agent_channel)) {
+    metrics_.auth_refused("read_only");
+    return error(403, "forbidden", why);
+  }
+  return std::nullopt;
 }
 
 bool RestApi::is_open(const std::string& method, const std::string& target) {
@@ -240,8 +248,8 @@ bool RestApi::is_open(const std::string& method, const std::string& target) {
 
 HttpResponse RestApi::handle(const HttpRequest& req) {
   const auto path = split_path(req.target);
-  if (!is_open(req.method, req.target) && !authorized(req.authorization)) {
-    return error(401, "unauthenticated", "missing or wrong bearer token (Authorization header)");
+  if (auto refused = refusal(req.method, req.target, req.authorization, false, false)) {
+    return *refused;
   }
   try {
     return route(req, path);

@@ -4,8 +4,10 @@
 // request is valid.
 #pragma once
 
+#include <optional>
 #include <string>
 
+#include "access.hpp"
 #include "agent_hub.hpp"
 #include "controller_state.hpp"
 #include "metrics.hpp"
@@ -31,12 +33,18 @@ class RestApi {
   static constexpr size_t kMaxBody = 1 << 20;
 
   RestApi(ControllerState& state, AgentHub& hub, MigrationDriver& migrations, Metrics& metrics,
-          std::string token, std::string openapi_yaml);
+          Access access, std::string openapi_yaml);
 
   HttpResponse handle(const HttpRequest& req);
-  bool authorized(const std::string& authorization) const;
-  // Served without the token: GET /healthz, /metrics, /v1/openapi.yaml. With authorized(), all
-  // HttpServer needs to refuse a request on its header, before reading any body.
+  Role role_of(const std::string& authorization) const { return access_.role_of(authorization); }
+  // The 401 (no role) or 403 (a role that may not do this) for a request, counted in /metrics,
+  // or nothing when it may go on. All HttpServer needs to refuse a request on its header, before
+  // reading any body. `agent_channel`: the WebSocket upgrade on /v1/agent; `has_body`: a body
+  // follows the header (never let in without a role).
+  std::optional<HttpResponse> refusal(const std::string& method, const std::string& target,
+                                      const std::string& authorization, bool agent_channel,
+                                      bool has_body);
+  // Served without the token: GET /healthz, /metrics, /v1/openapi.yaml.
   static bool is_open(const std::string& method, const std::string& target);
 
   // Every (method, path template) the router serves (from its table); a test checks it against
@@ -87,7 +95,7 @@ class RestApi {
   AgentHub& hub_;
   MigrationDriver& migrations_;
   Metrics& metrics_;
-  std::string token_;
+  Access access_;
   std::string openapi_;
 };
 

@@ -27,6 +27,9 @@ Options::Options(std::string program, std::string summary)
 void Options::add(const std::string& name, std::string* target, const std::string& help) {
   specs_.push_back({name, target, help});
 }
+void Options::add_secret(const std::string& name, std::string* target, const std::string& help) {
+  specs_.push_back({name, target, help, true});
+}
 void Options::add(const std::string& name, int64_t* target, const std::string& help) {
   specs_.push_back({name, target, help});
 }
@@ -183,7 +186,7 @@ std::string Options::help() const {
     std::string def;
     if (auto* str = std::get_if<std::string*>(&s.target)) {
       arg = " VALUE";
-      if (!(*str)->empty()) def = " (default: " + **str + ")";
+      if (!(*str)->empty()) def = s.secret ? " (set; not shown)" : " (default: " + **str + ")";
     } else if (auto* i = std::get_if<int64_t*>(&s.target)) {
       arg = " N";
       def = " (default: " + std::to_string(**i) + ")";

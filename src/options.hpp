@@ -25,6 +25,8 @@ class Options {
   void add(const std::string& name, std::string* target, const std::string& help);
   void add(const std::string& name, int64_t* target, const std::string& help);
   void add(const std::string& name, bool* target, const std::string& help);  // a switch
+  // A secret (a token): its value is never shown, not even in --help's defaults.
+  void add_secret(const std::string& name, std::string* target, const std::string& help);
 
   // Returns false when --help was given (help text already printed to stdout). Positional
   // arguments are collected into positional(). Throws ParseError.
@@ -37,6 +39,7 @@ class Options {
     std::string name;
     std::variant<std::string*, int64_t*, bool*> target;
     std::string help;
+    bool secret = false;
   };
   const Spec* find(const std::string& name) const;
   void set(const Spec& spec, const std::string& value, const std::string& field);

@@ -172,6 +172,29 @@ class Limits(unittest.TestCase):
         self.addCleanup(lambda: [s.close() for s in c.sockets])
         return c
 
+    def test_a_read_only_token_reads_but_neither_writes_nor_speaks_for_an_agent(self):
+        tmp = tempfile.mkdtemp(prefix="cutover-limits-token-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        read_token = os.path.join(tmp, "read-token")
+        with open(read_token, "w") as f:
+            f.write("look-only\n")
+        c = self.start("--read-token-file", read_token)
+        self.assertEqual(c.request("POST", "/v1/networks", {"id": "blue", "vni": 100})[0], 201)
+        st, nets = c.request("GET", "/v1/networks", token="look-only")
+        self.assertEqual((st, [n["id"] for n in nets]), (200, ["blue"]))
+        st, body = c.request("POST", "/v1/networks", {"id": "red", "vni": 7}, token="look-only")
+        self.assertEqual((st, body["error"]["code"]), (403, "forbidden"))
+        self.assertEqual(c.request("DELETE", "/v1/networks/blue", token="look-only")[0], 403)
+        s, status = ws_upgrade(c.port, token="look-only")
+        c.sockets.append(s)
+        self.assertEqual(status, 403)
+        self.assertEqual(c.request("GET", "/v1/networks")[1][0]["id"], "blue")
+        metrics = c.request("GET", "/metrics", token="")[1]
+        self.assertEqual(c.metric('cutover_auth_refusals_total{reason="read_only"}', metrics), 3)
+        self.assertNotIn("look-only", metrics)
+        self.assertNotIn("look-only", read_text(c.log_path))
+        self.assertNotIn(TOKEN, read_text(c.log_path))
+
     def test_slow_header_clients_neither_block_rest_nor_stay(self):
         c = self.start("--header-timeout-ms", "2000")
         t0 = time.monotonic()

@@ -119,3 +119,16 @@ TEST(Logging, LevelAndFormatNames) {
   EXPECT_EQ(parse_log_format("json", "--log-format"), LogFormat::json);
   EXPECT_THROW(parse_log_format("xml", "--log-format"), ParseError);
 }
+
+TEST(Options, ASecretIsNeverShownInHelp) {
+  Cfg c;
+  std::string token;
+  auto o = make(c);
+  o.add_secret("token", &token, "shared token");
+  const auto path = write("token = s3cr3t-from-file\n");
+  ASSERT_TRUE(parse(o, {"--config", path}));
+  EXPECT_EQ(token, "s3cr3t-from-file");
+  EXPECT_EQ(o.help().find("s3cr3t"), std::string::npos);
+  EXPECT_NE(o.help().find("--token VALUE"), std::string::npos);
+  std::remove(path.c_str());
+}

@@ -23,7 +23,7 @@ struct Rig {
   ManualScheduler clock;
   Metrics metrics;
   MigrationDriver driver{state, hub, clock, metrics, {}};
-  RestApi api{state, hub, driver, metrics, "t0ken", "openapi: 3.0.3\n"};
+  RestApi api{state, hub, driver, metrics, Access("t0ken", "r3ad"), "openapi: 3.0.3\n"};
 
   HttpResponse call(const std::string& method, const std::string& target,
                     const std::string& body = "", const std::string& auth = "Bearer t0ken") {
@@ -44,6 +44,43 @@ TEST(RestApi, AuthRequiredExceptHealthMetricsAndSpec) {
   EXPECT_EQ(rig.call("GET", "/metrics", "", "").status, 200);
   EXPECT_EQ(rig.call("GET", "/v1/openapi.yaml", "", "").status, 200);
   EXPECT_TRUE(rig.state.networks().empty());
+}
+
+TEST(RestApi, AReadOnlyTokenReadsButNeitherWritesNorOpensTheAgentChannel) {
+  Rig rig;
+  ASSERT_EQ(rig.call("POST", "/v1/networks", R"({"id":"blue","vni":100})").status, 201);
+  EXPECT_EQ(rig.call("GET", "/v1/networks", "", "Bearer r3ad").status, 200);
+  const auto w = rig.call("POST", "/v1/networks", R"({"id":"red","vni":7})", "Bearer r3ad");
+  EXPECT_EQ(w.status, 403);
+  EXPECT_EQ(rig.err(w).value("code", ""), "forbidden");
+  EXPECT_EQ(rig.call("DELETE", "/v1/networks/blue", "", "Bearer r3ad").status, 403);
+  EXPECT_EQ(rig.state.networks().size(), 1u) << "nothing written";
+  auto ws = rig.api.refusal("GET", "/v1/agent", "Bearer r3ad", true, false);
+  ASSERT_TRUE(ws);
+  EXPECT_EQ(ws->status, 403);
+  EXPECT_FALSE(rig.api.refusal("GET", "/v1/agent", "Bearer t0ken", true, false));
+  EXPECT_EQ(rig.api.refusal("GET", "/healthz", "", true, false)->status, 401)
+      << "no open agent channel";
+  EXPECT_EQ(rig.api.refusal("GET", "/healthz", "", false, true)->status, 401) << "with a body";
+  EXPECT_FALSE(rig.api.refusal("GET", "/healthz", "", false, false));
+  const auto m = rig.metrics.render({});
+  EXPECT_NE(m.find(R"(cutover_auth_refusals_total{reason="read_only"} 3)"), std::string::npos) << m;
+}
+
+TEST(RestApi, TokensCompareInConstantTimeWithoutALengthShortcut) {
+  EXPECT_TRUE(constant_time_equal("Bearer abc", "Bearer abc"));
+  EXPECT_FALSE(constant_time_equal("Bearer abc", "Bearer abd"));
+  EXPECT_FALSE(constant_time_equal("Bearer ab", "Bearer abc"));
+  EXPECT_FALSE(constant_time_equal("Bearer abc", "Bearer ab"));
+  EXPECT_FALSE(constant_time_equal("", "x"));
+  EXPECT_TRUE(constant_time_equal("", ""));
+  Access none("", "");
+  EXPECT_EQ(none.role_of(""), Role::admin) << "--insecure-no-token";
+  Access both("a", "b");
+  EXPECT_EQ(both.role_of("Bearer a"), Role::admin);
+  EXPECT_EQ(both.role_of("Bearer b"), Role::reader);
+  EXPECT_EQ(both.role_of("Bearer "), Role::none);
+  EXPECT_EQ(Access("a", "").role_of("Bearer "), Role::none) << "no read token: no reader role";
 }
 
 TEST(RestApi, EveryRefusalNamesCodeAndField) {
