@@ -48,6 +48,7 @@ struct AgentConfig {
   std::string backend = "ovs";
   std::string libvirt_uri;
   std::string migration_uri;
+  bool migrate_tls = false;
   std::string storage = "none";
   std::string host_nqn;
   std::string bridge = "br-int";
@@ -98,6 +99,9 @@ int main(int argc, char** argv) {
   opts.add("migration-uri", &cfg.migration_uri,
            "libvirt URI other hypervisors use to live-migrate VMs here (e.g. "
            "qemu+tls://hv2/system); given, the controller drives migrations to this host");
+  opts.add("migrate-tls", &cfg.migrate_tls,
+           "live-migrate VMs over libvirt's TLS (VIR_MIGRATE_TLS); every hypervisor's libvirt "
+           "needs its migration certificates (docs/install.md)");
   opts.add("storage", &cfg.storage,
            "NVMe/TCP volumes of arriving VMs: kernel (attach with the kernel's nvme-tcp via "
            "libnvme), probe (verify the path with the userspace probe) or none");
@@ -161,6 +165,10 @@ int main(int argc, char** argv) {
     }
     if (cfg.storage != "none" && cfg.storage != "kernel" && cfg.storage != "probe") {
       throw ParseError("--storage", "expected kernel, probe or none, got '" + cfg.storage + "'");
+    }
+    if (cfg.migrate_tls && cfg.libvirt_uri.empty()) {
+      throw ParseError("--migrate-tls",
+                       "needs --libvirt-uri (the agent runs no migration without)");
     }
     if (cfg.host_nqn.empty()) cfg.host_nqn = "nqn.2014-08.dev.cutover:host:" + cfg.host;
     if (!valid_nqn(cfg.host_nqn)) {
@@ -239,8 +247,9 @@ int main(int argc, char** argv) {
   settings.relay.forward_tunnel = cfg.backend == "linux";
   LibvirtCalls libvirt;
   if (!cfg.libvirt_uri.empty()) {
-    libvirt.migrate = [uri = cfg.libvirt_uri](const std::string& iface, const std::string& dest) {
-      return libvirt_migrate(uri, iface, dest);
+    libvirt.migrate = [uri = cfg.libvirt_uri, tls = cfg.migrate_tls](const std::string& iface,
+                                                                     const std::string& dest) {
+      return libvirt_migrate(uri, iface, dest, MigrateOptions{tls});
     };
     libvirt.abort = [uri = cfg.libvirt_uri](const std::string& migration,
                                             const std::string& iface) {

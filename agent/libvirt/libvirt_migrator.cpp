@@ -49,7 +49,7 @@ virDomainPtr running_domain_with(virConnectPtr conn, const std::string& iface_id
 }  // namespace
 
 std::string libvirt_migrate(const std::string& local_uri, const std::string& iface_id,
-                            const std::string& destination_uri) {
+                            const std::string& destination_uri, const MigrateOptions& options) {
   virConnectPtr conn = open_local(local_uri);
   if (!conn) return last_error("cannot open " + local_uri);
   std::string error;
@@ -57,7 +57,8 @@ std::string libvirt_migrate(const std::string& local_uri, const std::string& ifa
   if (!target) {
     error = "no running domain here has interface " + iface_id;
   } else {
-    const unsigned flags = VIR_MIGRATE_LIVE | VIR_MIGRATE_PEER2PEER;
+    unsigned flags = VIR_MIGRATE_LIVE | VIR_MIGRATE_PEER2PEER;
+    if (options.tls) flags |= VIR_MIGRATE_TLS;
     const std::string name = virDomainGetName(target);
     if (virDomainMigrateToURI3(target, destination_uri.c_str(), nullptr, 0, flags) != 0) {
       error = last_error("migrate " + name + " to " + destination_uri);

@@ -12,9 +12,15 @@
 
 namespace cutover::agent {
 
+struct MigrateOptions {
+  // VIR_MIGRATE_TLS: libvirt carries the migration stream over TLS (both hosts' libvirt need
+  // their certificates set up: migrate_tls in qemu.conf and /etc/pki/qemu; see docs/install.md).
+  bool tls = false;
+};
+
 // "" or libvirt's error.
 std::string libvirt_migrate(const std::string& local_uri, const std::string& iface_id,
-                            const std::string& destination_uri);
+                            const std::string& destination_uri, const MigrateOptions& options = {});
 
 // Aborts the live migration of the running domain with this interface (virDomainAbortJob), then
 // waits up to `settle` for the domain to leave its migration pause: running here (the abort, or
