@@ -449,6 +449,7 @@ const Migration* MigrationDriver::of_source(const HostId& host, const std::strin
     logger("migration")
         ->warn("agent {} {} migration {}, which it is not the source of: ignored", host.str(), what,
                migration);
+    metrics_.auth_refused("not_its_migration");
     return nullptr;
   }
   return &it->second;
@@ -513,6 +514,10 @@ void MigrationDriver::on_conntrack(const HostId& host, const wire::Conntrack& ct
     state_.put_port_and_migration(p, m);  // D admits them through the held port's firewall
     return;
   }
+  logger("migration")
+      ->warn("agent {} sent connections of port {}, which is not migrating from it: ignored",
+             host.str(), ct.port);
+  metrics_.auth_refused("not_its_migration");
 }
 
 void MigrationDriver::on_announced(const HostId& host, const wire::Announced& round) {

@@ -186,6 +186,9 @@ TEST(MigrationDriver, CarriesTheSourcesConntrackToTheDestinationOnlyForItsOwnAdd
   rig.pump();
   rig.d.conntrack("vm", {conn("10.0.1.1", 40000)});  // not the source: ignored
   EXPECT_TRUE(rig.vm().carried_conns.empty());
+  EXPECT_NE(
+      rig.metrics.render({}).find(R"(cutover_auth_refusals_total{reason="not_its_migration"} 1)"),
+      std::string::npos);
   rig.s.conntrack("vm", {conn("10.0.1.1", 40000), conn("10.0.1.2", 40001)});
   rig.pump();
   ASSERT_EQ(rig.vm().carried_conns.size(), 1u) << "another address is not the port's to carry";
@@ -630,6 +633,10 @@ TEST(MigrationDriver, CancelAbortsLibvirtsJobAndRollsBackOnceTheVmStayed) {
   rig.d.answer_abort("m1", wire::Aborted::Where::here);  // not the source: not heard
   rig.r.report_migration_failed("m1", "forged");
   EXPECT_EQ(rig.mig("m1").state, MigrationState::rolling_back);
+  EXPECT_NE(
+      rig.metrics.render({}).find(R"(cutover_auth_refusals_total{reason="not_its_migration"} 2)"),
+      std::string::npos)
+      << "both refusals counted";
   rig.s.answer_abort("m1", wire::Aborted::Where::here);
   EXPECT_EQ(rig.mig("m1").state, MigrationState::rolled_back);
   EXPECT_EQ(rig.mig("m1").reason, "cancelled by request");
