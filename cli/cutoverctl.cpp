@@ -13,6 +13,7 @@
 #include "http_client.hpp"
 #include "options.hpp"
 #include "parse_error.hpp"
+#include "pki.hpp"
 
 using namespace cutover;
 using namespace cutover::cli;
@@ -41,6 +42,13 @@ Commands:
   audit [--limit N [--after SEQ]]
                                  with --limit, one page (oldest first); a full page prints on
                                  stderr the --after that fetches the next
+  pki init [--name CA_NAME] [--days N]      a certificate authority in --pki-dir
+  pki issue NAME [--role agent|controller|admin|reader] [--dns D,...] [--ips IP,...] [--days N]
+                                 key + certificate: an agent's NAME is its host id; a
+                                 controller's lists the DNS names and IPs agents dial
+  pki revoke NAME                add NAME's certificate to crl.pem (the controller reloads it
+                                 on SIGHUP)
+  pki crl                        rewrite crl.pem (it is valid for 30 days)
 
 The controller defaults to $CUTOVER_CONTROLLER or http://127.0.0.1:8180; the token to the first
 line of --token-file, else $CUTOVER_TOKEN.
@@ -49,6 +57,9 @@ line of --token-file, else $CUTOVER_TOKEN.
 struct Flags {
   std::string controller;
   std::string token_file;
+  std::string pki_dir = "/etc/cutover/pki";
+  std::string role = "agent", dns;
+  int64_t days = 0;
   bool json_out = false;
   std::string id, underlay_ip, backend, labels, vni, mtu, name, mac, network, ips, host, iface_id,
       port, to, allow, volume, vm, after;
@@ -402,6 +413,52 @@ class Ctl {
   const Flags& f_;
 };
 
+std::vector<std::string> split_commas(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+int run_pki(const Flags& f, const Options& opts) {
+  const auto& args = opts.positional();
+  const std::string verb = args.size() > 1 ? args[1] : "";
+  Pki pki(f.pki_dir);
+  if (verb == "init" && args.size() == 2) {
+    pki.init(f.name.empty() ? "cutover CA" : f.name, f.days ? static_cast<int>(f.days) : 3650);
+    std::printf("CA in %s: ca.pem (give it to every agent and client), ca.key (keep it here)\n",
+                f.pki_dir.c_str());
+    return 0;
+  }
+  if (verb == "issue" && args.size() == 3) {
+    IssueRequest req;
+    req.name = args[2];
+    req.role = f.role;
+    req.dns = split_commas(f.dns);
+    req.ips = split_commas(f.ips);
+    req.days = f.days ? static_cast<int>(f.days) : 825;
+    pki.issue(req);
+    std::printf("%s: %s.pem and %s.key (0600) in %s, role %s\n", req.name.c_str(), req.name.c_str(),
+                req.name.c_str(), f.pki_dir.c_str(), req.role.c_str());
+    return 0;
+  }
+  if (verb == "revoke" && args.size() == 3) {
+    pki.revoke(args[2]);
+    std::printf("%s revoked: %s updated; send the controller SIGHUP to reload it\n",
+                args[2].c_str(), pki.path("crl.pem").c_str());
+    return 0;
+  }
+  if (verb == "crl" && args.size() == 2) {
+    pki.write_crl();
+    std::printf("%s rewritten\n", pki.path("crl.pem").c_str());
+    return 0;
+  }
+  throw ParseError("pki", "expected: pki init | pki issue NAME | pki revoke NAME | pki crl");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -438,8 +495,13 @@ int main(int argc, char** argv) {
            "migrate: leave the source's connection tracking behind (for comparisons)");
   opts.add("timeout-s", &f.timeout_s, "migrate --wait: give up after this many seconds");
   opts.add("limit", &f.limit, "migrations list, audit: one page of this many");
+  opts.add("pki-dir", &f.pki_dir, "pki: the certificate authority's directory");
+  opts.add("role", &f.role, "pki issue: agent, controller, admin or reader");
+  opts.add("dns", &f.dns, "pki issue: more DNS names for the certificate, comma-separated");
+  opts.add("days", &f.days, "pki init/issue: validity (default 3650 for a CA, 825 otherwise)");
   try {
     if (!opts.parse(argc, argv)) return 0;
+    if (!opts.positional().empty() && opts.positional()[0] == "pki") return run_pki(f, opts);
     std::string token;
     if (!f.token_file.empty()) {
       token = read_token_file(f.token_file);
