@@ -27,6 +27,7 @@
 #include "ovs/ovs_dataplane.hpp"
 #include "preflight.hpp"
 #include "storage/storage_coordinator.hpp"
+#include "tls.hpp"
 
 using namespace cutover;
 using namespace cutover::agent;
@@ -49,6 +50,7 @@ struct AgentConfig {
   std::string libvirt_uri;
   std::string migration_uri;
   bool migrate_tls = false;
+  TlsFiles tls;
   std::string storage = "none";
   std::string host_nqn;
   std::string bridge = "br-int";
@@ -81,7 +83,14 @@ int main(int argc, char** argv) {
   Options opts("cutover-agent",
                "Reconciles this hypervisor's overlay dataplane (Open vSwitch) to cutover's "
                "desired state.");
-  opts.add("controller", &cfg.controller, "controller agent channel, ws://HOST:PORT");
+  opts.add("controller", &cfg.controller,
+           "controller agent channel, ws://HOST:PORT or wss://HOST:PORT (TLS: see --tls-cert)");
+  opts.add("tls-cert", &cfg.tls.cert,
+           "with wss://: this host's PEM certificate, naming its host id (cutoverctl pki issue "
+           "HOST); the controller knows the agent by it");
+  opts.add("tls-key", &cfg.tls.key, "with wss://: the PEM key of --tls-cert");
+  opts.add("tls-ca", &cfg.tls.ca,
+           "with wss://: the PEM CA that signed the controller's certificate");
   opts.add("token-file", &cfg.token_file, "file whose first line is the shared token");
   opts.add_secret("token", &cfg.token, "shared token (prefer --token-file)");
   opts.add("host", &cfg.host, "this hypervisor's host id (default: the hostname)");
@@ -137,8 +146,22 @@ int main(int argc, char** argv) {
     if (!cfg.controller.empty()) {
       parse_controller_url(cfg.controller, client_cfg);
       if (!cfg.token_file.empty()) cfg.token = read_token_file(cfg.token_file);
-      if (cfg.token.empty())
+      if (client_cfg.tls) {
+        if (cfg.tls.cert.empty() || cfg.tls.key.empty() || cfg.tls.ca.empty()) {
+          throw ParseError("--tls-cert",
+                           "wss:// needs this host's certificate and key and the CA (--tls-cert, "
+                           "--tls-key, --tls-ca)");
+        }
+        try {
+          client_cfg.tls_context = make_client_tls(cfg.tls);
+        } catch (const std::exception& e) {
+          throw ParseError("--tls-cert", e.what());
+        }
+      } else if (cfg.tls.any()) {
+        throw ParseError("--tls-cert", "TLS files given but --controller is not wss://");
+      } else if (cfg.token.empty()) {
         throw ParseError("--token-file", "the controller needs the shared token");
+      }
       client_cfg.token = cfg.token;
       if (cfg.host.empty()) {
         char name[256] = {};

@@ -2,11 +2,15 @@
 #include "controller_client.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 #include <deque>
 #include <optional>
+#include <variant>
 
 #include "logging.hpp"
 #include "parse_error.hpp"
@@ -21,8 +25,13 @@ using tcp = asio::ip::tcp;
 
 void parse_controller_url(const std::string& url, ControllerClientConfig& out) {
   std::string rest = url;
-  if (rest.rfind("ws://", 0) == 0) rest = rest.substr(5);
-  if (rest.rfind("wss://", 0) == 0) throw ParseError("--controller", "wss:// is not supported yet");
+  out.tls = false;
+  if (rest.rfind("ws://", 0) == 0) {
+    rest = rest.substr(5);
+  } else if (rest.rfind("wss://", 0) == 0) {
+    rest = rest.substr(6);
+    out.tls = true;
+  }
   auto slash = rest.find('/');
   if (slash != std::string::npos) {
     if (rest.substr(slash) != "/v1/agent" && rest.substr(slash) != "/") {
@@ -32,7 +41,8 @@ void parse_controller_url(const std::string& url, ControllerClientConfig& out) {
   }
   auto colon = rest.rfind(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 == rest.size()) {
-    throw ParseError("--controller", "expected ws://HOST:PORT, got '" + url + "'");
+    throw ParseError("--controller",
+                     "expected ws://HOST:PORT or wss://HOST:PORT, got '" + url + "'");
   }
   out.host = rest.substr(0, colon);
   out.port = rest.substr(colon + 1);
@@ -47,7 +57,18 @@ struct ControllerClient::Impl : std::enable_shared_from_this<Impl> {
   asio::steady_timer timer;
   ControllerClientConfig cfg;
   DesiredFn on_desired;
-  std::optional<websocket::stream<beast::tcp_stream>> ws;
+  using PlainWs = websocket::stream<beast::tcp_stream>;
+  using TlsWs = websocket::stream<beast::ssl_stream<beast::tcp_stream>>;
+  std::variant<std::monostate, PlainWs, TlsWs> ws;
+  // Calls fn(stream) with the channel's WebSocket, plain or over TLS (none before connect()).
+  template <typename Fn>
+  void with_ws(Fn&& fn) {
+    std::visit(
+        [&](auto& w) {
+          if constexpr (!std::is_same_v<std::decay_t<decltype(w)>, std::monostate>) fn(w);
+        },
+        ws);
+  }
   beast::flat_buffer buffer;
   std::deque<std::string> queue;
   bool is_connected = false;
@@ -71,35 +92,63 @@ struct ControllerClient::Impl : std::enable_shared_from_this<Impl> {
   void connect() {
     if (stopping) return;
     connecting = true;
-    ws.emplace(io);
+    if (cfg.tls_context) {
+      ws.emplace<TlsWs>(io, *cfg.tls_context);
+    } else {
+      ws.emplace<PlainWs>(io);
+    }
     resolver.async_resolve(
         cfg.host, cfg.port,
         [self = shared_from_this()](beast::error_code ec, tcp::resolver::results_type r) {
           if (ec) return self->retry("resolve " + self->cfg.host + ": " + ec.message());
-          beast::get_lowest_layer(*self->ws).expires_after(std::chrono::seconds(5));
-          beast::get_lowest_layer(*self->ws).async_connect(
-              r, [self](beast::error_code ec, const tcp::endpoint&) {
-                if (ec) return self->retry("connect: " + ec.message());
-                beast::get_lowest_layer(*self->ws).expires_never();
-                // Reports go out as they happen, often two in a row (a partial apply, then the
-                // rest; conntrack, then a pause): without this, Nagle holds the second until
-                // the controller's delayed ACK, ~40 ms.
-                beast::get_lowest_layer(*self->ws).socket().set_option(tcp::no_delay(true));
-                self->ws->set_option(
-                    websocket::stream_base::timeout::suggested(beast::role_type::client));
-                self->ws->set_option(
-                    websocket::stream_base::decorator([self](websocket::request_type& req) {
-                      req.set(beast::http::field::authorization, "Bearer " + self->cfg.token);
-                    }));
-                self->ws->read_message_max(64 << 20);
-                self->ws->async_handshake(self->cfg.host + ":" + self->cfg.port, "/v1/agent",
-                                          [self](beast::error_code ec) {
-                                            if (ec)
-                                              return self->retry("handshake: " + ec.message());
-                                            self->on_open();
-                                          });
-              });
+          self->with_ws([&](auto& w) {
+            beast::get_lowest_layer(w).expires_after(std::chrono::seconds(5));
+            beast::get_lowest_layer(w).async_connect(
+                r, [self](beast::error_code ec, const tcp::endpoint&) {
+                  if (ec) return self->retry("connect: " + ec.message());
+                  self->secure();
+                });
+          });
         });
+  }
+
+  // TLS first when configured: the controller's certificate must be signed by the CA and name
+  // the host in --controller (SNI is sent for it).
+  void secure() {
+    if (auto* w = std::get_if<TlsWs>(&ws)) {
+      auto& tls = w->next_layer();
+      SSL_set_tlsext_host_name(tls.native_handle(), cfg.host.c_str());
+      tls.set_verify_callback(asio::ssl::host_name_verification(cfg.host));
+      tls.async_handshake(asio::ssl::stream_base::client,
+                          [self = shared_from_this()](beast::error_code ec) {
+                            if (ec) return self->retry("TLS handshake: " + ec.message());
+                            self->upgrade();
+                          });
+      return;
+    }
+    upgrade();
+  }
+
+  void upgrade() {
+    with_ws([&](auto& w) {
+      auto self = shared_from_this();
+      beast::get_lowest_layer(w).expires_never();
+      // Reports go out as they happen, often two in a row (a partial apply, then the rest;
+      // conntrack, then a pause): without this, Nagle holds the second until the controller's
+      // delayed ACK, ~40 ms.
+      beast::get_lowest_layer(w).socket().set_option(tcp::no_delay(true));
+      w.set_option(websocket::stream_base::timeout::suggested(beast::role_type::client));
+      w.set_option(websocket::stream_base::decorator([self](websocket::request_type& req) {
+        if (!self->cfg.token.empty()) {
+          req.set(beast::http::field::authorization, "Bearer " + self->cfg.token);
+        }
+      }));
+      w.read_message_max(64 << 20);
+      w.async_handshake(cfg.host + ":" + cfg.port, "/v1/agent", [self](beast::error_code ec) {
+        if (ec) return self->retry("handshake: " + ec.message());
+        self->on_open();
+      });
+    });
   }
 
   void on_open() {
@@ -117,7 +166,11 @@ struct ControllerClient::Impl : std::enable_shared_from_this<Impl> {
   }
 
   void read() {
-    ws->async_read(buffer, [self = shared_from_this()](beast::error_code ec, size_t) {
+    with_ws([&](auto& w) { w.async_read(buffer, on_read()); });
+  }
+
+  auto on_read() {
+    return [self = shared_from_this()](beast::error_code ec, size_t) {
       if (ec) return self->retry("connection lost: " + ec.message());
       std::string text = beast::buffers_to_string(self->buffer.data());
       self->buffer.consume(self->buffer.size());
@@ -151,7 +204,7 @@ struct ControllerClient::Impl : std::enable_shared_from_this<Impl> {
         self->log->error("controller sent a message we cannot parse: {}", e.what());
       }
       self->read();
-    });
+    };
   }
 
   void send_outcome(std::string text) {
@@ -167,8 +220,9 @@ struct ControllerClient::Impl : std::enable_shared_from_this<Impl> {
   }
 
   void write_next() {
-    ws->text(true);
-    ws->async_write(asio::buffer(queue.front()),
+    with_ws([&](auto& w) {
+      w.text(true);
+      w.async_write(asio::buffer(queue.front()),
                     [self = shared_from_this()](beast::error_code ec, size_t) {
                       if (ec) {
                         self->queue.clear();
@@ -177,6 +231,7 @@ struct ControllerClient::Impl : std::enable_shared_from_this<Impl> {
                       self->queue.pop_front();
                       if (!self->queue.empty()) self->write_next();
                     });
+    });
   }
 
   void retry(const std::string& why) {
@@ -224,9 +279,11 @@ void ControllerClient::reconnect() { impl_->reconnect_now(); }
 void ControllerClient::stop() {
   impl_->stopping = true;
   impl_->timer.cancel();
-  if (impl_->ws && impl_->is_connected) {
-    beast::error_code ec;
-    beast::get_lowest_layer(*impl_->ws).socket().close(ec);
+  if (impl_->is_connected) {
+    impl_->with_ws([](auto& w) {
+      beast::error_code ec;
+      beast::get_lowest_layer(w).socket().close(ec);
+    });
   }
 }
 

@@ -8,6 +8,7 @@
 #include <utility>  // before Boost.Asio 1.74, which uses std::exchange without it
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <functional>
 #include <memory>
 #include <string>
@@ -24,7 +25,9 @@ namespace cutover::agent {
 struct ControllerClientConfig {
   std::string host = "127.0.0.1";  // controller address
   std::string port = "8180";
-  std::string token;
+  bool tls = false;                                        // wss://: then tls_context is required
+  std::shared_ptr<boost::asio::ssl::context> tls_context;  // make_client_tls (src/tls.hpp)
+  std::string token;  // "" with TLS: the certificate says who this agent is
   Host self;
 };
 
@@ -71,7 +74,8 @@ class ControllerClient : public ControllerLink {
   std::shared_ptr<Impl> impl_;
 };
 
-// Parses "ws://HOST:PORT[/v1/agent]" or "HOST:PORT"; throws ParseError naming --controller.
+// Parses "ws://HOST:PORT[/v1/agent]", "wss://..." (sets tls) or "HOST:PORT"; throws ParseError
+// naming --controller.
 void parse_controller_url(const std::string& url, ControllerClientConfig& out);
 
 }  // namespace cutover::agent

@@ -14,6 +14,7 @@
 #include "options.hpp"
 #include "parse_error.hpp"
 #include "pki.hpp"
+#include "tls.hpp"
 
 using namespace cutover;
 using namespace cutover::cli;
@@ -51,13 +52,15 @@ Commands:
   pki crl                        rewrite crl.pem (it is valid for 30 days)
 
 The controller defaults to $CUTOVER_CONTROLLER or http://127.0.0.1:8180; the token to the first
-line of --token-file, else $CUTOVER_TOKEN.
+line of --token-file, else $CUTOVER_TOKEN. For https:// give the CA (--tls-ca, or
+$CUTOVER_TLS_CA) and a token, or a client certificate (--tls-cert, --tls-key).
 )";
 
 struct Flags {
   std::string controller;
   std::string token_file;
   std::string pki_dir = "/etc/cutover/pki";
+  TlsFiles tls;
   std::string role = "agent", dns;
   int64_t days = 0;
   bool json_out = false;
@@ -495,6 +498,10 @@ int main(int argc, char** argv) {
            "migrate: leave the source's connection tracking behind (for comparisons)");
   opts.add("timeout-s", &f.timeout_s, "migrate --wait: give up after this many seconds");
   opts.add("limit", &f.limit, "migrations list, audit: one page of this many");
+  opts.add("tls-ca", &f.tls.ca, "https://: the CA that signed the controller's certificate");
+  opts.add("tls-cert", &f.tls.cert,
+           "https://: a client certificate (role admin or reader) to authenticate by, no token");
+  opts.add("tls-key", &f.tls.key, "https://: the key of --tls-cert");
   opts.add("pki-dir", &f.pki_dir, "pki: the certificate authority's directory");
   opts.add("role", &f.role, "pki issue: agent, controller, admin or reader");
   opts.add("dns", &f.dns, "pki issue: more DNS names for the certificate, comma-separated");
@@ -508,7 +515,19 @@ int main(int argc, char** argv) {
     } else if (const char* t = std::getenv("CUTOVER_TOKEN")) {
       token = t;
     }
-    HttpClient http(f.controller, token);
+    std::shared_ptr<boost::asio::ssl::context> tls;
+    if (f.controller.rfind("https://", 0) == 0) {
+      if (f.tls.ca.empty()) {
+        if (const char* ca = std::getenv("CUTOVER_TLS_CA")) f.tls.ca = ca;
+      }
+      if (f.tls.ca.empty()) throw ParseError("--tls-ca", "https:// needs the cluster CA");
+      try {
+        tls = make_client_tls(f.tls);
+      } catch (const std::exception& e) {
+        throw ParseError("--tls-ca", e.what());
+      }
+    }
+    HttpClient http(f.controller, token, tls);
     Ctl ctl(http, f);
     return ctl.run(opts.positional());
   } catch (const ParseError& e) {

@@ -8,10 +8,13 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <optional>
 #include <stdexcept>
+#include <variant>
 
 namespace cutover::cli {
 
@@ -20,27 +23,58 @@ namespace http = beast::http;
 using tcp = boost::asio::ip::tcp;
 
 struct HttpClient::Impl {
+  using Plain = beast::tcp_stream;
+  using Tls = beast::ssl_stream<beast::tcp_stream>;
   boost::asio::io_context io;
-  std::optional<beast::tcp_stream> stream;
+  std::variant<std::monostate, Plain, Tls> stream;
+  std::shared_ptr<boost::asio::ssl::context> tls;  // https://
   std::string host, port, token;
+
+  bool open() const { return !std::holds_alternative<std::monostate>(stream); }
+  void close() { stream.emplace<std::monostate>(); }
+  beast::tcp_stream& lowest() {
+    if (auto* t = std::get_if<Tls>(&stream)) return beast::get_lowest_layer(*t);
+    return std::get<Plain>(stream);
+  }
+  template <typename Fn>
+  auto with_stream(Fn&& fn) {
+    if (auto* t = std::get_if<Tls>(&stream)) return fn(*t);
+    return fn(std::get<Plain>(stream));
+  }
 
   void connect() {
     tcp::resolver resolver(io);
-    stream.emplace(io);
+    if (tls) {
+      stream.emplace<Tls>(io, *tls);
+    } else {
+      stream.emplace<Plain>(io);
+    }
     beast::error_code ec;
     auto results = resolver.resolve(host, port, ec);
     if (ec) throw std::runtime_error("cannot resolve controller " + host + ": " + ec.message());
-    stream->expires_after(std::chrono::seconds(10));
-    stream->connect(results, ec);
+    lowest().expires_after(std::chrono::seconds(10));
+    lowest().connect(results, ec);
     if (ec) {
+      close();
       throw std::runtime_error("cannot reach controller at " + host + ":" + port + ": " +
                                ec.message());
+    }
+    if (auto* t = std::get_if<Tls>(&stream)) {
+      // The controller's certificate must come from the CA and name the host dialled.
+      SSL_set_tlsext_host_name(t->native_handle(), host.c_str());
+      t->set_verify_callback(boost::asio::ssl::host_name_verification(host));
+      t->handshake(boost::asio::ssl::stream_base::client, ec);
+      if (ec) {
+        close();
+        throw std::runtime_error("TLS with controller " + host + ":" + port +
+                                 " failed: " + ec.message());
+      }
     }
   }
 
   // The server closed the idle connection (its FIN is waiting to be read).
   bool peer_closed() {
-    const int fd = stream->socket().native_handle();
+    const int fd = lowest().socket().native_handle();
     pollfd p{fd, POLLIN, 0};
     if (poll(&p, 1, 0) <= 0) return false;
     char c;
@@ -55,14 +89,22 @@ bool idempotent(const std::string& method) {
 }
 }  // namespace
 
-HttpClient::HttpClient(const std::string& base, std::string token)
+HttpClient::HttpClient(const std::string& base, std::string token,
+                       std::shared_ptr<boost::asio::ssl::context> tls)
     : impl_(std::make_unique<Impl>()) {
   std::string rest = base;
-  if (rest.rfind("http://", 0) == 0) rest = rest.substr(7);
+  if (rest.rfind("http://", 0) == 0) {
+    rest = rest.substr(7);
+  } else if (rest.rfind("https://", 0) == 0) {
+    if (!tls) throw std::invalid_argument("https:// needs the CA (--tls-ca)");
+    rest = rest.substr(8);
+    impl_->tls = std::move(tls);
+  }
   if (!rest.empty() && rest.back() == '/') rest.pop_back();
   auto colon = rest.rfind(':');
   if (colon == std::string::npos || rest.find('/') != std::string::npos) {
-    throw std::invalid_argument("expected http://HOST:PORT, got '" + base + "'");
+    throw std::invalid_argument("expected http://HOST:PORT or https://HOST:PORT, got '" + base +
+                                "'");
   }
   impl_->host = rest.substr(0, colon);
   impl_->port = rest.substr(colon + 1);
@@ -77,8 +119,8 @@ HttpResult HttpClient::request(const std::string& method, const std::string& tar
                                const std::string& body) {
   const bool repeatable = idempotent(method);
   for (int attempt = 0;; ++attempt) {
-    if (impl_->stream && !repeatable && impl_->peer_closed()) impl_->stream.reset();
-    if (!impl_->stream) impl_->connect();
+    if (impl_->open() && !repeatable && impl_->peer_closed()) impl_->close();
+    if (!impl_->open()) impl_->connect();
     http::request<http::string_body> req(http::string_to_verb(method), target, 11);
     req.set(http::field::host, impl_->host);
     req.set(http::field::user_agent, "cutoverctl");
@@ -88,13 +130,13 @@ HttpResult HttpClient::request(const std::string& method, const std::string& tar
     req.keep_alive(true);
     req.prepare_payload();
     beast::error_code ec;
-    impl_->stream->expires_after(std::chrono::seconds(30));
-    const size_t written = http::write(*impl_->stream, req, ec);
+    impl_->lowest().expires_after(std::chrono::seconds(30));
+    const size_t written = impl_->with_stream([&](auto& st) { return http::write(st, req, ec); });
     beast::flat_buffer buffer;
     http::response<http::string_body> res;
-    if (!ec) http::read(*impl_->stream, buffer, res, ec);
+    if (!ec) impl_->with_stream([&](auto& st) { return http::read(st, buffer, res, ec); });
     if (ec) {
-      impl_->stream.reset();
+      impl_->close();
       // The server closed an idle keep-alive connection: again on a fresh one, if that cannot
       // apply the request twice.
       if (attempt == 0 && (repeatable || written == 0)) continue;
@@ -104,7 +146,7 @@ HttpResult HttpClient::request(const std::string& method, const std::string& tar
                                     : " (it was sent: the controller may have applied it; "
                                       "check before repeating it)"));
     }
-    if (!res.keep_alive()) impl_->stream.reset();
+    if (!res.keep_alive()) impl_->close();
     return {static_cast<int>(res.result_int()), res.body()};
   }
 }

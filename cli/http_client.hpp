@@ -5,6 +5,9 @@
 // has closed while idle is replaced. Movable, not copyable.
 #pragma once
 
+#include <utility>  // before Boost.Asio 1.74, which uses std::exchange without it
+
+#include <boost/asio/ssl/context.hpp>
 #include <memory>
 #include <string>
 
@@ -17,8 +20,11 @@ struct HttpResult {
 
 class HttpClient {
  public:
-  // base: "http://HOST:PORT"; throws std::invalid_argument on anything else.
-  HttpClient(const std::string& base, std::string token);
+  // base: "http://HOST:PORT", or "https://HOST:PORT" with `tls` (make_client_tls: the CA, and a
+  // client certificate to authenticate by instead of a token); throws std::invalid_argument on
+  // anything else.
+  HttpClient(const std::string& base, std::string token,
+             std::shared_ptr<boost::asio::ssl::context> tls = nullptr);
   ~HttpClient();
   HttpClient(HttpClient&&) noexcept;
   HttpClient& operator=(HttpClient&&) noexcept;

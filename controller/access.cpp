@@ -47,8 +47,9 @@ Role Access::role_of(std::string_view authorization) const {
 const char* Access::forbidden(Role role, std::string_view method, bool agent_channel) {
   if (role == Role::admin) return nullptr;
   if (role == Role::none) return "no role";
-  if (agent_channel) return "a read-only token cannot open the agent channel";
-  if (method != "GET" && method != "HEAD") return "a read-only token can only read (GET)";
+  if (agent_channel) return "read-only: the agent channel is not for readers";
+  if (method != "GET" && method != "HEAD")
+    return "read-only: this token or certificate may only read (GET)";
   return nullptr;
 }
 

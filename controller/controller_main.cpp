@@ -19,6 +19,7 @@
 #include "rest_api.hpp"
 #include "retrying_scheduler.hpp"
 #include "sqlite_store.hpp"
+#include "tls.hpp"
 
 namespace cutover::controller {
 extern const char* const kOpenApiYaml;
@@ -35,6 +36,7 @@ struct ControllerConfig {
   std::string token;
   std::string token_file;
   std::string read_token_file;
+  TlsFiles tls;
   std::string read_token;  // from read_token_file
   bool insecure_no_token = false;
   std::string port_file;
@@ -109,6 +111,15 @@ int main(int argc, char** argv) {
   opts.add_secret("token", &cfg.token,
                   "shared bearer token for agents and REST (prefer --token-file)");
   opts.add("token-file", &cfg.token_file, "file whose first line is the shared token");
+  opts.add("tls-cert", &cfg.tls.cert,
+           "PEM certificate for HTTPS and wss:// (cutoverctl pki issue NAME --role controller); "
+           "with --tls-key and --tls-ca. Without TLS everything travels in clear text");
+  opts.add("tls-key", &cfg.tls.key, "PEM key of --tls-cert");
+  opts.add("tls-ca", &cfg.tls.ca,
+           "PEM CA that signs agents' and clients' certificates; with TLS an agent must show one "
+           "naming its host id (role agent)");
+  opts.add("tls-crl", &cfg.tls.crl,
+           "PEM revocation list (cutoverctl pki revoke), re-read on SIGHUP");
   opts.add("read-token-file", &cfg.read_token_file,
            "file whose first line is a read-only REST token: GET only, never the agent channel");
   opts.add("insecure-no-token", &cfg.insecure_no_token,
@@ -267,14 +278,38 @@ int main(int argc, char** argv) {
     RestApi api(state, hub, migrations, metrics,
                 Access(cfg.insecure_no_token ? "" : cfg.token, cfg.read_token), kOpenApiYaml);
     HttpServer server(io, listen, api, hub, state, metrics, limits);
+    if (cfg.tls.any()) server.set_tls(make_server_tls(cfg.tls));
     server.start();
     if (!cfg.port_file.empty()) {
       std::ofstream(cfg.port_file + ".tmp") << server.port() << "\n";
       std::rename((cfg.port_file + ".tmp").c_str(), cfg.port_file.c_str());
     }
-    log->info("cutover-controller listening on {}:{} (store {}, generation {}, {} hosts, {} ports)",
-              listen.address().to_string(), server.port(), cfg.db, state.generation(),
-              state.hosts().size(), state.ports().size());
+    log->info(
+        "cutover-controller listening on {}:{} ({}; store {}, generation {}, {} hosts, {} ports)",
+        listen.address().to_string(), server.port(),
+        cfg.tls.any() ? "HTTPS and wss://, agents by certificate" : "plain HTTP and ws://", cfg.db,
+        state.generation(), state.hosts().size(), state.ports().size());
+    if (!cfg.tls.any()) {
+      log->warn(
+          "no TLS (--tls-cert, --tls-key, --tls-ca): tokens and desired state travel in clear "
+          "text and agents are who their hello says");
+    }
+    boost::asio::signal_set reload(io, SIGHUP);
+    std::function<void(const boost::system::error_code&, int)> on_hup =
+        [&](const boost::system::error_code& ec, int) {
+          if (ec) return;
+          if (cfg.tls.any()) {
+            try {
+              server.set_tls(make_server_tls(cfg.tls));
+              log->info("SIGHUP: TLS certificate, CA and revocation list re-read ({})",
+                        cfg.tls.crl.empty() ? "no --tls-crl" : cfg.tls.crl);
+            } catch (const std::exception& e) {
+              log->error("SIGHUP: keeping the previous TLS settings: {}", e.what());
+            }
+          }
+          reload.async_wait(on_hup);
+        };
+    reload.async_wait(on_hup);
     signals.async_wait([&](const boost::system::error_code&, int sig) {
       log->info("signal {}: stopping", sig);
       io.stop();

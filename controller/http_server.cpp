@@ -7,11 +7,14 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 #include <limits>
 
 #include "logging.hpp"
 #include "send_queue.hpp"
+#include "tls.hpp"
 #include "wire.hpp"
 
 namespace cutover::controller {
@@ -34,15 +37,25 @@ std::string error_body(const char* code, const std::string& message) {
          R"(","field":null}})";
 }
 
-class AgentSession : public std::enable_shared_from_this<AgentSession> {
+using PlainStream = beast::tcp_stream;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+// An agent's WebSocket over the plain or the TLS stream. With TLS the agent proved a host id with
+// its certificate (cert_host), and its hello must say the same.
+template <typename Stream>
+class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>> {
+  using std::enable_shared_from_this<AgentSession<Stream>>::shared_from_this;
+
  public:
-  AgentSession(tcp::socket socket, Slot slot, AgentHub& hub, ControllerState& state)
-      : ws_(std::move(socket)),
+  AgentSession(Stream stream, Slot slot, AgentHub& hub, ControllerState& state,
+               std::string cert_host)
+      : ws_(std::move(stream)),
         slot_(std::move(slot)),
         queue_(slot_.gate().limits().agent_send_queue_bytes),
         timer_(ws_.get_executor()),
         hub_(hub),
-        state_(state) {}
+        state_(state),
+        cert_host_(std::move(cert_host)) {}
 
   void run(http::request<http::string_body> req) {
     ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
@@ -105,6 +118,16 @@ class AgentSession : public std::enable_shared_from_this<AgentSession> {
       auto msg = wire::decode_agent_message(text);
       if (auto* hello = std::get_if<wire::Hello>(&msg)) {
         if (session_) throw ParseError("type", "hello sent twice");
+        if (!cert_host_.empty() && hello->host.id.str() != cert_host_) {
+          slot_.gate().metrics().auth_refused("certificate_names_another_host");
+          logger("hub")->warn(
+              "agent connection from {}: its certificate is for host {} but its hello says {}; "
+              "closing",
+              peer(), cert_host_, hello->host.id.str());
+          close(websocket::close_code::policy_error,
+                "certificate is for host " + cert_host_ + ", not " + hello->host.id.str());
+          return;
+        }
         state_.put_host(hello->host);
         host_ = hello->host.id.str();
         timer_.cancel();
@@ -187,7 +210,7 @@ class AgentSession : public std::enable_shared_from_this<AgentSession> {
     session_ = 0;
   }
 
-  websocket::stream<beast::tcp_stream> ws_;
+  websocket::stream<Stream> ws_;
   Slot slot_;
   beast::flat_buffer buffer_;
   SendQueue queue_;
@@ -197,18 +220,26 @@ class AgentSession : public std::enable_shared_from_this<AgentSession> {
   ControllerState& state_;
   uint64_t session_ = 0;
   std::string host_;
+  std::string cert_host_;  // with TLS: the host id its certificate names
 };
 
-class HttpSession : public std::enable_shared_from_this<HttpSession> {
+// One HTTP connection over the plain or the TLS stream; with TLS, `peer` is what the client's
+// certificate proved (if it showed one).
+template <typename Stream>
+class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
+  using std::enable_shared_from_this<HttpSession<Stream>>::shared_from_this;
+
  public:
-  HttpSession(tcp::socket socket, Slot slot, std::shared_ptr<std::array<char, 65536>> scratch,
-              RestApi& api, AgentHub& hub, ControllerState& state)
-      : stream_(std::move(socket)),
+  HttpSession(Stream stream, Slot slot, std::shared_ptr<std::array<char, 65536>> scratch,
+              RestApi& api, AgentHub& hub, ControllerState& state, PeerIdentity peer, bool tls)
+      : stream_(std::move(stream)),
         slot_(std::move(slot)),
         scratch_(std::move(scratch)),
         api_(api),
         hub_(hub),
-        state_(state) {}
+        state_(state),
+        peer_(std::move(peer)),
+        tls_(tls) {}
 
   // Reads the next request's header: within header_timeout while the connection has not shown
   // the token, idle_timeout once it has. The body is read only after the header passed.
@@ -219,7 +250,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     // Checked on the header, after the token (on_header). Not boost::none: Beast 1.74 compares a
     // Content-Length with an empty limit as exceeding it.
     parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
-    stream_.expires_after(slot_.is_authenticated() ? limits.idle_timeout : limits.header_timeout);
+    lowest().expires_after(slot_.is_authenticated() ? limits.idle_timeout : limits.header_timeout);
     http::async_read_header(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, size_t) { self->on_header(ec); });
@@ -232,8 +263,24 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     const std::string auth(req[http::field::authorization]);
     const bool has_body = !parser_->is_done();
     const bool upgrade = websocket::is_upgrade(req);
+    const bool agent_channel = upgrade && req.target() == "/v1/agent";
+    if (tls_ && agent_channel) {
+      // With TLS an agent is who its certificate says; a token does not make one.
+      if (!peer_.verified || peer_.role != "agent") {
+        slot_.gate().metrics().auth_refused("no_agent_certificate");
+        reply(403,
+              error_body("forbidden",
+                         "the agent channel needs an agent certificate from the "
+                         "cluster CA (cutoverctl pki issue HOST)"),
+              false);
+        return;
+      }
+      slot_.authenticated();
+      on_request();
+      return;
+    }
     if (auto refused = api_.refusal(std::string(req.method_string()), std::string(req.target()),
-                                    auth, upgrade && req.target() == "/v1/agent", has_body)) {
+                                    auth, agent_channel, has_body, cert_role())) {
       // Refused on the header: whatever body follows is never buffered (the open endpoints take
       // none, so no body is ever read without a role that may send it). With a body the
       // connection closes; a little of the body is read and dropped first so that a small
@@ -242,14 +289,14 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
             has_body ? 64 << 10 : 0, std::chrono::seconds(2));
       return;
     }
-    if (api_.role_of(auth) != Role::none) slot_.authenticated();
+    if (api_.role_of(auth) != Role::none || cert_role() != Role::none) slot_.authenticated();
     if (has_body) {
       if (parser_->content_length() && *parser_->content_length() > RestApi::kMaxBody) {
         too_large();
         return;
       }
       parser_->body_limit(RestApi::kMaxBody);  // a chunked body is counted as it comes
-      stream_.expires_after(slot_.gate().limits().idle_timeout);
+      lowest().expires_after(slot_.gate().limits().idle_timeout);
       if (beast::iequals(req[http::field::expect], "100-continue")) {
         auto cont = std::make_shared<http::response<http::empty_body>>(http::status::continue_, 11);
         http::async_write(stream_, *cont,
@@ -290,13 +337,15 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       if (req.target() != "/v1/agent") {
         reply(404, error_body("not_found", "WebSocket only on /v1/agent"), false);
       } else {
-        stream_.expires_never();  // the WebSocket keeps its own deadlines
-        std::make_shared<AgentSession>(stream_.release_socket(), std::move(slot_), hub_, state_)
+        lowest().expires_never();  // the WebSocket keeps its own deadlines
+        std::make_shared<AgentSession<Stream>>(std::move(stream_), std::move(slot_), hub_, state_,
+                                               tls_ ? peer_.name : "")
             ->run(std::move(req));
       }
       return;
     }
-    HttpRequest r{std::string(req.method_string()), std::string(req.target()), req.body(), auth};
+    HttpRequest r{std::string(req.method_string()), std::string(req.target()), req.body(), auth,
+                  cert_role()};
     auto res = api_.handle(r);
     reply(res.status, std::move(res.body), req.keep_alive(), 0, {}, res.content_type);
   }
@@ -317,9 +366,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
                           beast::error_code ec, size_t) {
                         if (ec || !keep_alive) {
                           beast::error_code ignored;
-                          self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+                          self->lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
                           if (drain > 0 && !ec) {
-                            self->stream_.expires_after(drain_for);
+                            self->lowest().expires_after(drain_for);
                             self->drain(drain);
                           }
                           return;
@@ -335,7 +384,16 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
                             });
   }
 
-  beast::tcp_stream stream_;
+  beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
+  // A REST role proved by a client certificate (admin or reader), else none.
+  Role cert_role() const {
+    if (!peer_.verified) return Role::none;
+    if (peer_.role == "admin") return Role::admin;
+    if (peer_.role == "reader") return Role::reader;
+    return Role::none;
+  }
+
+  Stream stream_;
   Slot slot_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
@@ -344,6 +402,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   RestApi& api_;
   AgentHub& hub_;
   ControllerState& state_;
+  PeerIdentity peer_;
+  bool tls_;
 };
 
 // A connection over a cap: told so in one write that cannot block (a fresh socket's send buffer
@@ -420,14 +480,43 @@ struct HttpServer::Impl {
     }
     beast::error_code ignored;
     socket.set_option(tcp::no_delay(true), ignored);
-    std::make_shared<HttpSession>(std::move(socket), Slot(gate), scratch, api, hub, state)->read();
+    if (!tls) {
+      std::make_shared<HttpSession<PlainStream>>(PlainStream(std::move(socket)), Slot(gate),
+                                                 scratch, api, hub, state, PeerIdentity{}, false)
+          ->read();
+      return;
+    }
+    // TLS first, within the header deadline; the session starts with what the client's
+    // certificate proved. A certificate the CA did not sign, expired or revoked fails here.
+    struct Handshake {
+      TlsStream stream;
+      Slot slot;
+    };
+    auto h = std::make_shared<Handshake>(Handshake{TlsStream(std::move(socket), *tls), Slot(gate)});
+    beast::get_lowest_layer(h->stream).expires_after(gate->limits().header_timeout);
+    h->stream.async_handshake(asio::ssl::stream_base::server, [this, h](beast::error_code ec) {
+      if (ec) {
+        gate->metrics().auth_refused("tls_handshake");
+        const auto now = std::chrono::steady_clock::now();
+        if (now - last_handshake_log >= std::chrono::seconds(10)) {
+          logger("http")->warn("TLS handshake refused: {}", ec.message());
+          last_handshake_log = now;
+        }
+        return;
+      }
+      const auto peer = peer_identity(h->stream.native_handle());
+      std::make_shared<HttpSession<TlsStream>>(std::move(h->stream), std::move(h->slot), scratch,
+                                               api, hub, state, peer, true)
+          ->read();
+    });
   }
 
   tcp::acceptor acceptor;
   asio::steady_timer backoff_timer;
   std::chrono::milliseconds backoff{0};
   uint64_t failed_accepts = 0;
-  std::chrono::steady_clock::time_point last_accept_log{}, last_refusal_log{};
+  std::chrono::steady_clock::time_point last_accept_log{}, last_refusal_log{}, last_handshake_log{};
+  std::shared_ptr<asio::ssl::context> tls;  // none: plain HTTP
   std::shared_ptr<ConnectionGate> gate;
   // Shared by every session that drains a refused body: dropped bytes need no buffer of their own.
   std::shared_ptr<std::array<char, 65536>> scratch;
@@ -441,6 +530,10 @@ HttpServer::HttpServer(asio::io_context& io, const tcp::endpoint& listen, RestAp
     : impl_(std::make_unique<Impl>(io, listen, api, hub, state, metrics, limits)) {}
 
 HttpServer::~HttpServer() = default;
+
+void HttpServer::set_tls(std::shared_ptr<boost::asio::ssl::context> tls) {
+  impl_->tls = std::move(tls);
+}
 
 uint16_t HttpServer::port() const { return impl_->acceptor.local_endpoint().port(); }
 

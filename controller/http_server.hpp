@@ -10,6 +10,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <memory>
 
 #include "agent_hub.hpp"
@@ -28,6 +29,9 @@ class HttpServer {
   ~HttpServer();
   uint16_t port() const;
   void start();
+  // TLS for the connections accepted from now on (none: plain HTTP). Swapped on SIGHUP, when the
+  // certificate or the revocation list changed; connections already open keep theirs.
+  void set_tls(std::shared_ptr<boost::asio::ssl::context> tls);
 
  private:
   struct Impl;

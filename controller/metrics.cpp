@@ -78,9 +78,14 @@ std::string Metrics::render(const Gauges& g) const {
           "reason", {"hello_timeout", "send_queue_full"}, agents_closed_);
   counter("cutover_auth_refusals_total",
           "Requests and agents refused for who they are or what they may do: no or a wrong "
-          "token (401), a read-only token writing or opening the agent channel (403), an agent "
-          "speaking of a migration it is not the source of (ignored).",
-          "reason", {"bad_token", "read_only", "not_its_migration"}, auth_refused_);
+          "token (401), a read-only role writing or opening the agent channel (403), an agent "
+          "speaking of a migration it is not the source of (ignored), a failed TLS handshake "
+          "(no, a foreign, an expired or a revoked certificate; or plain HTTP), the agent channel "
+          "without an agent certificate (403), a hello for another host than the certificate's.",
+          "reason",
+          {"bad_token", "read_only", "not_its_migration", "tls_handshake", "no_agent_certificate",
+           "certificate_names_another_host"},
+          auth_refused_);
   out +=
       "# HELP cutover_accept_errors_total Failed accepts (e.g. out of file descriptors); each "
       "one backs the accept loop off.\n"

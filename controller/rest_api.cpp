@@ -226,8 +226,8 @@ const std::vector<std::pair<std::string, std::string>>& RestApi::routes() {
 
 std::optional<HttpResponse> RestApi::refusal(const std::string& method, const std::string& target,
                                              const std::string& authorization, bool agent_channel,
-                                             bool has_body) {
-  const Role role = access_.role_of(authorization);
+                                             bool has_body, Role cert_role) {
+  const Role role = std::max(access_.role_of(authorization), cert_role);
   if (role == Role::none) {
     // The open endpoints take no body: one that comes with a body is not let in to be read.
     if (!agent_channel && !has_body && is_open(method, target)) return std::nullopt;
@@ -248,7 +248,8 @@ bool RestApi::is_open(const std::string& method, const std::string& target) {
 
 HttpResponse RestApi::handle(const HttpRequest& req) {
   const auto path = split_path(req.target);
-  if (auto refused = refusal(req.method, req.target, req.authorization, false, false)) {
+  if (auto refused =
+          refusal(req.method, req.target, req.authorization, false, false, req.certificate_role)) {
     return *refused;
   }
   try {

@@ -19,7 +19,8 @@ struct HttpRequest {
   std::string method;
   std::string target;  // path and optional query
   std::string body;
-  std::string authorization;  // the Authorization header, verbatim
+  std::string authorization;           // the Authorization header, verbatim
+  Role certificate_role = Role::none;  // what the client's verified TLS certificate grants
 };
 
 struct HttpResponse {
@@ -41,9 +42,10 @@ class RestApi {
   // or nothing when it may go on. All HttpServer needs to refuse a request on its header, before
   // reading any body. `agent_channel`: the WebSocket upgrade on /v1/agent; `has_body`: a body
   // follows the header (never let in without a role).
+  // `cert_role`: what a verified client certificate grants (TLS), whatever the token says.
   std::optional<HttpResponse> refusal(const std::string& method, const std::string& target,
                                       const std::string& authorization, bool agent_channel,
-                                      bool has_body);
+                                      bool has_body, Role cert_role = Role::none);
   // Served without the token: GET /healthz, /metrics, /v1/openapi.yaml.
   static bool is_open(const std::string& method, const std::string& target);
 

@@ -191,6 +191,8 @@ class Lab:
                 "underlay_ns": self.underlay_ns, "rmem_restore": self.rmem_restore,
                 "controller_port": getattr(self, "controller_port", None),
                 "token_file": getattr(self, "token_file", None),
+                "pki_dir": getattr(self, "pki_dir", None),
+                "ctl_binary": getattr(self, "ctl_binary", None),
                 "hosts": [{"name": h.name, "ns": h.ns, "underlay_ip": h.underlay_ip,
                            "index": h.index, "backend": h.backend,
                            "migration_ip": h.migration_ip} for h in self.hosts.values()]}
@@ -204,6 +206,7 @@ class Lab:
         lab.underlay_ns = st["underlay_ns"]
         lab.rmem_restore = st.get("rmem_restore")
         lab.controller_port, lab.token_file = st["controller_port"], st["token_file"]
+        lab.pki_dir, lab.ctl_binary = st.get("pki_dir"), st.get("ctl_binary")
         lab.cleanups = []
         lab.hosts = {}
         for h in st["hosts"]:
@@ -287,17 +290,33 @@ class Lab:
             f"{self.CONTROLLER_IP}/24", "dev", "ul")
         run("ip", "netns", "exec", self.underlay_ns, "ip", "link", "set", "ul", "up")
 
-    def start_controller(self, binary, token="lab-token", extra_args=()):
-        """Runs cutover-controller in the underlay namespace; returns its base URL there."""
+    def start_controller(self, binary, token="lab-token", extra_args=(), tls=True):
+        """Runs cutover-controller in the underlay namespace; returns its port. With tls (the
+        default, as a deployment should run) the lab makes its own CA with cutoverctl pki: the
+        controller serves HTTPS and wss:// with a certificate for its addresses, each agent gets
+        a certificate naming its host (issue_agent_cert), cutoverctl checks the CA."""
         if not self.underlay_ns:
             self.add_underlay()
         self.token_file = os.path.join(self.dir, "token")
         with open(self.token_file, "w") as f:
             f.write(token + "\n")
+        tls_args = []
+        self.pki_dir = None
+        self.ctl_binary = os.path.join(os.path.dirname(os.path.dirname(binary)), "cli",
+                                       "cutoverctl")
+        if tls:
+            self.pki_dir = os.path.join(self.dir, "pki")
+            self.pki("init", "--name", f"{self.prefix} lab CA", "--days", "30")
+            self.pki("issue", "controller", "--role", "controller", "--ips",
+                     f"127.0.0.1,{self.CONTROLLER_IP}", "--days", "30")
+            tls_args = ["--tls-cert", self.pki_path("controller.pem"),
+                        "--tls-key", self.pki_path("controller.key"),
+                        "--tls-ca", self.pki_path("ca.pem"),
+                        "--tls-crl", self.pki_path("crl.pem")]
         port_file = os.path.join(self.dir, "controller.port")
         self.controller = self.spawn(self.underlay_ns, [
             binary, "--listen", "0.0.0.0:0", "--db", os.path.join(self.dir, "controller.db"),
-            "--token-file", self.token_file, "--port-file", port_file, *extra_args],
+            "--token-file", self.token_file, "--port-file", port_file, *tls_args, *extra_args],
             "controller.log")
         def read_port():
             with open(port_file) as f:
@@ -305,10 +324,29 @@ class Lab:
         self.controller_port = int(wait_until("controller port file", read_port))
         return self.controller_port
 
+    def pki(self, *args):
+        """cutoverctl pki on the lab's CA directory."""
+        return run(self.ctl_binary, "--pki-dir", self.pki_dir, "pki", *args)
+
+    def pki_path(self, name):
+        return os.path.join(self.pki_dir, name)
+
+    def issue_agent_cert(self, host_name):
+        """The agent certificate naming host_name (issued once per lab)."""
+        if not os.path.exists(self.pki_path(host_name + ".pem")):
+            self.pki("issue", host_name, "--role", "agent", "--days", "30")
+        return self.pki_path(host_name + ".pem"), self.pki_path(host_name + ".key")
+
+    def controller_url(self, scheme="http", host="127.0.0.1"):
+        """The controller's REST (http) or agent-channel (ws) URL, TLS or not as it runs."""
+        secure = "s" if getattr(self, "pki_dir", None) else ""
+        return f"{scheme}{secure}://{host}:{self.controller_port}"
+
     def ctl(self, ctl_binary, *args, check=True):
         """Runs cutoverctl against the lab's controller (inside the underlay namespace)."""
+        tls = ["--tls-ca", self.pki_path("ca.pem")] if getattr(self, "pki_dir", None) else []
         return run("ip", "netns", "exec", self.underlay_ns, ctl_binary, "--controller",
-                   f"http://127.0.0.1:{self.controller_port}", "--token-file", self.token_file,
+                   self.controller_url(), *tls, "--token-file", self.token_file,
                    *args, check=check)
 
     def move_vm(self, vm, dst):
@@ -489,9 +527,15 @@ class AgentRunner:
         if os.path.exists(self.status_path):
             os.unlink(self.status_path)  # so that waiting sees this process's own report
         if controller:
-            source = ["--controller", f"ws://{self.lab.CONTROLLER_IP}:{self.lab.controller_port}",
-                      "--token-file", self.lab.token_file, "--host", self.host.name,
-                      "--underlay-ip", self.host.underlay_ip]
+            if getattr(self.lab, "pki_dir", None):
+                # TLS: the certificate says which host this agent is; no token.
+                cert, key = self.lab.issue_agent_cert(self.host.name)
+                auth = ["--tls-cert", cert, "--tls-key", key,
+                        "--tls-ca", self.lab.pki_path("ca.pem")]
+            else:
+                auth = ["--token-file", self.lab.token_file]
+            source = ["--controller", self.lab.controller_url("ws", self.lab.CONTROLLER_IP),
+                      *auth, "--host", self.host.name, "--underlay-ip", self.host.underlay_ip]
         else:
             source = ["--desired-state", self.state_path]
         self.proc = self.lab.spawn(self.host.ns, [self.binary, *backend, "--ovs-rundir",

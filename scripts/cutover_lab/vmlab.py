@@ -431,7 +431,7 @@ def up(n_hosts=3, relay=True, prepare=True, backend="ovs", migration_network=Tru
         signal.signal(signal.SIGTERM, old_term)
     hosts = ", ".join(f"{h.name} {h.underlay_ip}" for h in lab.hosts.values())
     return (f"lab up ({backend}): hosts {hosts}; vm1 ({VM_IP}) runs on h1, the client ({CLI_IP}) on "
-            f"{st['client_host']}; controller on 127.0.0.1:{lab.controller_port} in namespace "
+            f"{st['client_host']}; controller on {lab.controller_url()} in namespace "
             f"{lab.underlay_ns}; files in {lab.dir}\n"
             "next: scripts/lab migrate vm1 h2 | scripts/lab report | scripts/lab down")
 
