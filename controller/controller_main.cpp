@@ -39,6 +39,7 @@ struct ControllerConfig {
   TlsFiles tls;
   std::string read_token;  // from read_token_file
   bool insecure_no_token = false;
+  bool insecure_clear_text = false;
   std::string port_file;
   bool require_approval = false;
   int64_t max_concurrent_per_host = 4;
@@ -122,6 +123,9 @@ int main(int argc, char** argv) {
            "PEM revocation list (cutoverctl pki revoke), re-read on SIGHUP");
   opts.add("read-token-file", &cfg.read_token_file,
            "file whose first line is a read-only REST token: GET only, never the agent channel");
+  opts.add("insecure-clear-text", &cfg.insecure_clear_text,
+           "listen on a non-loopback address without TLS (tokens and state in clear text; "
+           "never in production)");
   opts.add("insecure-no-token", &cfg.insecure_no_token,
            "accept unauthenticated requests (tests only)");
   opts.add("port-file", &cfg.port_file, "write the port actually listened on here");
@@ -180,6 +184,12 @@ int main(int argc, char** argv) {
     log_cfg.level = parse_log_level(cfg.log_level, "--log-level");
     log_cfg.format = parse_log_format(cfg.log_format, "--log-format");
     listen = parse_listen(cfg.listen);
+    if (!cfg.tls.any() && !listen.address().is_loopback() && !cfg.insecure_clear_text) {
+      throw ParseError("--listen",
+                       "without TLS the controller listens on loopback only (" + cfg.listen +
+                           " is not): give --tls-cert, --tls-key and --tls-ca (cutoverctl pki; "
+                           "docs/install.md, TLS), or listen on 127.0.0.1");
+    }
     if (!cfg.token_file.empty()) cfg.token = read_token_file(cfg.token_file);
     if (!cfg.read_token_file.empty()) {
       cfg.read_token = read_token_file(cfg.read_token_file, "--read-token-file");
@@ -291,8 +301,10 @@ int main(int argc, char** argv) {
         state.generation(), state.hosts().size(), state.ports().size());
     if (!cfg.tls.any()) {
       log->warn(
-          "no TLS (--tls-cert, --tls-key, --tls-ca): tokens and desired state travel in clear "
-          "text and agents are who their hello says");
+          "no TLS (--tls-cert, --tls-key, --tls-ca): {}; tokens and desired state travel in "
+          "clear text and agents are who their hello says",
+          listen.address().is_loopback() ? "listening on loopback only"
+                                         : "--insecure-clear-text on a network address");
     }
     boost::asio::signal_set reload(io, SIGHUP);
     std::function<void(const boost::system::error_code&, int)> on_hup =

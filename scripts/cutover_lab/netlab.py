@@ -300,7 +300,7 @@ class Lab:
         self.token_file = os.path.join(self.dir, "token")
         with open(self.token_file, "w") as f:
             f.write(token + "\n")
-        tls_args = []
+        tls_args = ["--insecure-clear-text"]  # a lab without TLS, on its own underlay
         self.pki_dir = None
         self.ctl_binary = os.path.join(os.path.dirname(os.path.dirname(binary)), "cli",
                                        "cutoverctl")

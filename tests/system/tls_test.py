@@ -10,7 +10,8 @@
   the shared token without an agent certificate gets 403;
 - refused at the handshake: a certificate from another CA, an expired one, and one revoked with
   `cutoverctl pki revoke` once the controller re-read its CRL on SIGHUP (it worked before);
-- /metrics counts every refusal by reason, and no key, token or certificate shows in the log.
+- /metrics counts every refusal by reason, and no key, token or certificate shows in the log;
+- without TLS the controller refuses to listen on anything but loopback.
 
 Needs no root. Usage: tls_test.py BUILD_DIR
 """
@@ -255,6 +256,14 @@ class Tls(unittest.TestCase):
         wait_until("the controller to re-read its CRL", lambda: "re-read" in read_text(self.log_path))
         self.assertTrue(self.refused_at_handshake(self.mine("h3")), "revoked")
         self.assertGreaterEqual(self.metric("tls_handshake") - before, 3)
+
+    def test_0_without_tls_only_loopback(self):
+        res = subprocess.run([os.path.join(BUILD, "controller", "cutover-controller"), "--listen",
+                              "0.0.0.0:0", "--token", TOKEN, "--db",
+                              os.path.join(self.dir, "plain.db")],
+                             capture_output=True, text=True, timeout=10)
+        self.assertEqual(res.returncode, 2)
+        self.assertIn("--listen: without TLS the controller listens on loopback only", res.stderr)
 
     def test_5_no_secret_in_the_log(self):
         log = read_text(self.log_path)
