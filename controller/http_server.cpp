@@ -346,7 +346,15 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     }
     HttpRequest r{std::string(req.method_string()), std::string(req.target()), req.body(), auth,
                   cert_role()};
-    auto res = api_.handle(r);
+    HttpResponse res;
+    try {
+      res = api_.handle(r);
+    } catch (const std::exception& e) {
+      // handle() answers every error itself; this is the last line, so that no request can
+      // unwind through the event loop and end the process.
+      logger("http")->error("{} {}: {}", r.method, r.target, e.what());
+      res = {500, error_body("internal", "the controller failed to answer"), "application/json"};
+    }
     reply(res.status, std::move(res.body), req.keep_alive(), 0, {}, res.content_type);
   }
 

@@ -17,8 +17,9 @@ void MemoryStore::commit(uint64_t generation, const std::vector<StoredRecord>& u
     fail_next_commit = false;
     throw std::runtime_error("disk I/O error (injected)");
   }
-  for (const auto& [kind, id] : deletes) {
-    std::erase_if(records_, [&](const StoredRecord& r) { return r.kind == kind && r.id == id; });
+  for (const auto& d : deletes) {
+    std::erase_if(records_,
+                  [&](const StoredRecord& r) { return r.kind == d.first && r.id == d.second; });
   }
   for (const auto& u : upserts) {
     auto it = std::find_if(records_.begin(), records_.end(),

@@ -15,13 +15,21 @@ using nlohmann::json;
 
 namespace {
 
-HttpResponse ok(const json& j, int status = 200) { return {status, j.dump(), "application/json"}; }
+// A request's path and query are raw bytes, and messages echo them: bytes that are not UTF-8
+// become U+FFFD rather than an exception in the middle of answering (fuzz_rest found one).
+std::string dump_json(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+HttpResponse ok(const json& j, int status = 200) {
+  return {status, dump_json(j), "application/json"};
+}
 
 HttpResponse error(int status, const std::string& code, const std::string& message,
                    const std::string& field = "") {
   json e = {{"code", code}, {"message", message}};
   e["field"] = field.empty() ? json(nullptr) : json(field);
-  return {status, json{{"error", e}}.dump(), "application/json"};
+  return {status, dump_json(json{{"error", e}}), "application/json"};
 }
 
 std::vector<std::string> split_path(const std::string& target) {

@@ -73,7 +73,10 @@ void Options::load_config(const std::string& path) {
   if (!in) throw ParseError("--config", "cannot read config file '" + path + "'");
   std::stringstream ss;
   ss << in.rdbuf();
-  const std::string text = ss.str();
+  load_config_text(path, ss.str());
+}
+
+void Options::load_config_text(const std::string& path, const std::string& text) {
   const auto first = text.find_first_not_of(" \t\r\n");
   if (first == std::string::npos || text[first] != '{') {
     load_config_lines(path, text);

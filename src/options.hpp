@@ -33,6 +33,8 @@ class Options {
   bool parse(int argc, char** argv);
   const std::vector<std::string>& positional() const { return positional_; }
   std::string help() const;
+  // A config file's contents, named `origin` in errors (what --config FILE does once read).
+  void load_config_text(const std::string& origin, const std::string& text);
 
  private:
   struct Spec {

@@ -83,6 +83,15 @@ TEST(RestApi, TokensCompareInConstantTimeWithoutALengthShortcut) {
   EXPECT_EQ(Access("a", "").role_of("Bearer "), Role::none) << "no read token: no reader role";
 }
 
+TEST(RestApi, BytesThatAreNotUtf8InThePathAreAnsweredNotThrown) {
+  Rig rig;
+  const auto r = rig.call("GET", "/v1/ports/\xff\xfe-x");
+  EXPECT_EQ(r.status, 404);
+  EXPECT_FALSE(json::parse(r.body, nullptr, false).is_discarded()) << r.body;
+  EXPECT_EQ(rig.err(r).value("code", ""), "not_found");
+  EXPECT_EQ(rig.call("DELETE", "/v1/networks/\xc3").status, 404);
+}
+
 TEST(RestApi, EveryRefusalNamesCodeAndField) {
   Rig rig;
   ASSERT_EQ(rig.call("POST", "/v1/networks", R"({"id":"blue","vni":100})").status, 201);
