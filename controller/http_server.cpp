@@ -40,10 +40,32 @@ std::string error_body(const char* code, const std::string& message) {
 using PlainStream = beast::tcp_stream;
 using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
+// A live connection whose peer proved itself with a certificate: asked again when the TLS
+// settings are re-read (SIGHUP), so that a revoked agent does not stay connected.
+class TlsPeer {
+ public:
+  virtual ~TlsPeer() = default;
+  virtual void recheck(asio::ssl::context& ctx) = 0;
+};
+
+struct TlsPeers {
+  std::vector<std::weak_ptr<TlsPeer>> live;
+  void add(std::weak_ptr<TlsPeer> p) {
+    std::erase_if(live, [](const auto& w) { return w.expired(); });
+    live.push_back(std::move(p));
+  }
+  void recheck(asio::ssl::context& ctx) {
+    std::erase_if(live, [](const auto& w) { return w.expired(); });
+    for (const auto& w : std::vector<std::weak_ptr<TlsPeer>>(live)) {
+      if (auto p = w.lock()) p->recheck(ctx);
+    }
+  }
+};
+
 // An agent's WebSocket over the plain or the TLS stream. With TLS the agent proved a host id with
 // its certificate (cert_host), and its hello must say the same.
 template <typename Stream>
-class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>> {
+class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>>, public TlsPeer {
   using std::enable_shared_from_this<AgentSession<Stream>>::shared_from_this;
 
  public:
@@ -81,6 +103,17 @@ class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>> {
       if (ec) return;
       self->read();
     });
+  }
+
+  // The certificate it connected with, checked against the re-read CA and CRL.
+  void recheck(asio::ssl::context& ctx) override {
+    if constexpr (std::is_same_v<Stream, TlsStream>) {
+      if (closing_ || peer_still_valid(ws_.next_layer().native_handle(), ctx)) return;
+      slot_.gate().metrics().auth_refused("certificate_revoked");
+      logger("hub")->warn("agent {} ({}): its certificate is revoked or expired; closing",
+                          host_.empty() ? cert_host_ : host_, peer());
+      close(websocket::close_code::policy_error, "certificate revoked or expired");
+    }
   }
 
   void send(std::string text) {
@@ -231,7 +264,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
 
  public:
   HttpSession(Stream stream, Slot slot, std::shared_ptr<std::array<char, 65536>> scratch,
-              RestApi& api, AgentHub& hub, ControllerState& state, PeerIdentity peer, bool tls)
+              RestApi& api, AgentHub& hub, ControllerState& state, PeerIdentity peer, bool tls,
+              std::shared_ptr<TlsPeers> peers = nullptr)
       : stream_(std::move(stream)),
         slot_(std::move(slot)),
         scratch_(std::move(scratch)),
@@ -239,7 +273,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
         hub_(hub),
         state_(state),
         peer_(std::move(peer)),
-        tls_(tls) {}
+        tls_(tls),
+        peers_(std::move(peers)) {}
 
   // Reads the next request's header: within header_timeout while the connection has not shown
   // the token, idle_timeout once it has. The body is read only after the header passed.
@@ -338,9 +373,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
         reply(404, error_body("not_found", "WebSocket only on /v1/agent"), false);
       } else {
         lowest().expires_never();  // the WebSocket keeps its own deadlines
-        std::make_shared<AgentSession<Stream>>(std::move(stream_), std::move(slot_), hub_, state_,
-                                               tls_ ? peer_.name : "")
-            ->run(std::move(req));
+        auto agent = std::make_shared<AgentSession<Stream>>(std::move(stream_), std::move(slot_),
+                                                            hub_, state_, tls_ ? peer_.name : "");
+        if (peers_) peers_->add(agent);
+        agent->run(std::move(req));
       }
       return;
     }
@@ -412,6 +448,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   ControllerState& state_;
   PeerIdentity peer_;
   bool tls_;
+  std::shared_ptr<TlsPeers> peers_;  // with TLS: where an agent session registers
 };
 
 // A connection over a cap: told so in one write that cannot block (a fresh socket's send buffer
@@ -514,7 +551,7 @@ struct HttpServer::Impl {
       }
       const auto peer = peer_identity(h->stream.native_handle());
       std::make_shared<HttpSession<TlsStream>>(std::move(h->stream), std::move(h->slot), scratch,
-                                               api, hub, state, peer, true)
+                                               api, hub, state, peer, true, tls_peers)
           ->read();
     });
   }
@@ -525,6 +562,7 @@ struct HttpServer::Impl {
   uint64_t failed_accepts = 0;
   std::chrono::steady_clock::time_point last_accept_log{}, last_refusal_log{}, last_handshake_log{};
   std::shared_ptr<asio::ssl::context> tls;  // none: plain HTTP
+  std::shared_ptr<TlsPeers> tls_peers = std::make_shared<TlsPeers>();
   std::shared_ptr<ConnectionGate> gate;
   // Shared by every session that drains a refused body: dropped bytes need no buffer of their own.
   std::shared_ptr<std::array<char, 65536>> scratch;
@@ -541,6 +579,7 @@ HttpServer::~HttpServer() = default;
 
 void HttpServer::set_tls(std::shared_ptr<boost::asio::ssl::context> tls) {
   impl_->tls = std::move(tls);
+  if (impl_->tls) impl_->tls_peers->recheck(*impl_->tls);  // revoked since: closed now
 }
 
 uint16_t HttpServer::port() const { return impl_->acceptor.local_endpoint().port(); }

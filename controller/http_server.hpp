@@ -30,7 +30,8 @@ class HttpServer {
   uint16_t port() const;
   void start();
   // TLS for the connections accepted from now on (none: plain HTTP). Swapped on SIGHUP, when the
-  // certificate or the revocation list changed; connections already open keep theirs.
+  // certificate or the revocation list changed; agent sessions already open are checked against
+  // it, and one whose certificate is now revoked or expired is closed.
   void set_tls(std::shared_ptr<boost::asio::ssl::context> tls);
 
  private:

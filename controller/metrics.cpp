@@ -81,10 +81,11 @@ std::string Metrics::render(const Gauges& g) const {
           "token (401), a read-only role writing or opening the agent channel (403), an agent "
           "speaking of a migration it is not the source of (ignored), a failed TLS handshake "
           "(no, a foreign, an expired or a revoked certificate; or plain HTTP), the agent channel "
-          "without an agent certificate (403), a hello for another host than the certificate's.",
+          "without an agent certificate (403), a hello for another host than the certificate's, a "
+          "connected agent whose certificate was revoked (closed on SIGHUP).",
           "reason",
           {"bad_token", "read_only", "not_its_migration", "tls_handshake", "no_agent_certificate",
-           "certificate_names_another_host"},
+           "certificate_names_another_host", "certificate_revoked"},
           auth_refused_);
   out +=
       "# HELP cutover_accept_errors_total Failed accepts (e.g. out of file descriptors); each "

@@ -91,4 +91,20 @@ PeerIdentity peer_identity(void* handle) {
   return id;
 }
 
+bool peer_still_valid(void* handle, boost::asio::ssl::context& ctx) {
+  auto* s = static_cast<SSL*>(handle);
+  X509* cert = SSL_get0_peer_certificate(s);
+  if (!cert) return true;
+  X509_STORE_CTX* check = X509_STORE_CTX_new();
+  if (!check) return true;  // no memory to check with: keep it, the next handshake decides
+  bool ok = false;
+  // A server's peer chain leaves out the leaf: the intermediates, if any.
+  if (X509_STORE_CTX_init(check, SSL_CTX_get_cert_store(ctx.native_handle()), cert,
+                          SSL_get_peer_cert_chain(s)) == 1) {
+    ok = X509_verify_cert(check) == 1;
+  }
+  X509_STORE_CTX_free(check);
+  return ok;
+}
+
 }  // namespace cutover

@@ -36,4 +36,8 @@ struct PeerIdentity {
 // The identity the peer proved in the handshake on `ssl` (an SSL*), if any.
 PeerIdentity peer_identity(void* ssl);
 
+// Whether the certificate the peer showed on `ssl` (none: true) still verifies against `ctx`'s
+// CA and revocation list now: false once it was revoked, or has expired, since the handshake.
+bool peer_still_valid(void* ssl, boost::asio::ssl::context& ctx);
+
 }  // namespace cutover

@@ -9,7 +9,8 @@
   state; the same certificate saying hello as h2 is closed (1008) naming the certificate's host;
   the shared token without an agent certificate gets 403;
 - refused at the handshake: a certificate from another CA, an expired one, and one revoked with
-  `cutoverctl pki revoke` once the controller re-read its CRL on SIGHUP (it worked before);
+  `cutoverctl pki revoke` once the controller re-read its CRL on SIGHUP (it worked before), whose
+  agent session that was open before is closed (1008) at that SIGHUP;
 - /metrics counts every refusal by reason, and no key, token or certificate shows in the log;
 - without TLS the controller refuses to listen on anything but loopback.
 
@@ -192,7 +193,9 @@ class Tls(unittest.TestCase):
 
     @staticmethod
     def hello(host):
-        return json.dumps({"type": "hello", "host": {"id": host, "underlay_ip": "192.0.2.7"}})
+        # Each host its own underlay address (two hosts may not share one).
+        ip = f"192.0.2.{10 + sum(host.encode()) % 200}"
+        return json.dumps({"type": "hello", "host": {"id": host, "underlay_ip": ip}})
 
     def metric(self, reason):
         text = self.request("GET", "/metrics", token=None)[1]
@@ -251,11 +254,23 @@ class Tls(unittest.TestCase):
         self.assertTrue(self.refused_at_handshake(self.foreign), "another CA")
         self.assertTrue(self.refused_at_handshake(self.expired), "expired")
         self.assertFalse(self.refused_at_handshake(self.mine("h3")), "valid until revoked")
+        live, status = self.ws_open(self.mine("h3"))  # connected before the revocation
+        self.assertEqual(status, 101)
+        self.ws_send(live, self.hello("h3"))
+        self.assertEqual(json.loads(self.ws_recv(live)[1])["type"], "desired")
         pki(self.pki, "revoke", "h3")
         self.proc.send_signal(signal.SIGHUP)
         wait_until("the controller to re-read its CRL", lambda: "re-read" in read_text(self.log_path))
         self.assertTrue(self.refused_at_handshake(self.mine("h3")), "revoked")
         self.assertGreaterEqual(self.metric("tls_handshake") - before, 3)
+        # The session it had open is closed too, naming why.
+        op, payload = self.ws_recv(live)
+        while op != 8:
+            op, payload = self.ws_recv(live)
+        live.close()
+        self.assertEqual(struct.unpack("!H", payload[:2])[0], 1008)
+        self.assertIn(b"certificate revoked", payload)
+        self.assertEqual(self.metric("certificate_revoked"), 1)
 
     def test_0_without_tls_only_loopback(self):
         res = subprocess.run([os.path.join(BUILD, "controller", "cutover-controller"), "--listen",
