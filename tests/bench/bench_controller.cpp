@@ -3,8 +3,14 @@
 // Creates one network and one port per agent, then moves one port back and forth between two
 // hosts K times and measures, per change, the time from the REST write until every agent has
 // received the new generation (the controller's own figure, sending to the last ACK, is in its
-// /metrics). Prints JSON; never passes or fails on time.
+// /metrics). With a PKI directory (TLS), every agent speaks TLS with its own certificate (issued
+// here, named after its host) and the REST client HTTPS. Prints JSON; never passes or fails on
+// time.
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -22,6 +28,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -33,6 +40,8 @@
 #include <vector>
 
 #include "http_client.hpp"
+#include "pki.hpp"
+#include "tls.hpp"
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -47,6 +56,7 @@ namespace {
 // one read and one write per generation and nothing else; real agents run on their own hosts.
 struct Agent {
   int fd = -1;
+  SSL* ssl = nullptr;  // with TLS: every byte goes through it
   int index = 0;
   std::string in;       // bytes read, not yet a whole frame
   std::string message;  // payload of a fragmented message so far
@@ -78,16 +88,35 @@ struct Agent {
     f.append(key, 4);
     for (size_t i = 0; i < payload.size(); ++i) f.push_back(payload[i] ^ key[i & 3]);
     for (size_t off = 0; off < f.size();) {
-      const ssize_t n = ::send(fd, f.data() + off, f.size() - off, MSG_NOSIGNAL);
+      const ssize_t n = write_some(f.data() + off, f.size() - off);
       if (n > 0) {
         off += static_cast<size_t>(n);
-      } else if (n < 0 && errno == EAGAIN) {
+      } else if (n == -2 || (n < 0 && errno == EAGAIN)) {
         std::this_thread::yield();  // the controller is slow to read; an ACK is tiny
       } else {
         closed = true;
         return;
       }
     }
+  }
+
+  // Plain send/recv, or through TLS: bytes moved, -2 when it would block, else -1 (gone).
+  ssize_t write_some(const char* p, size_t n) {
+    if (!ssl) return ::send(fd, p, n, MSG_NOSIGNAL);
+    const int w = SSL_write(ssl, p, static_cast<int>(n));
+    if (w > 0) return w;
+    const int e = SSL_get_error(ssl, w);
+    return e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ ? -2 : -1;
+  }
+  ssize_t read_some(char* p, size_t n) {
+    if (!ssl) {
+      const ssize_t r = ::recv(fd, p, n, 0);
+      return r < 0 && errno == EAGAIN ? -2 : (r == 0 ? -1 : r);
+    }
+    const int r = SSL_read(ssl, p, static_cast<int>(n));
+    if (r > 0) return r;
+    const int e = SSL_get_error(ssl, r);
+    return e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ? -2 : -1;
   }
 
   // Like an agent with a fast dataplane: take the generation, ACK it.
@@ -105,11 +134,12 @@ struct Agent {
   bool readable() {
     char buf[65536];
     for (;;) {
-      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      const ssize_t n = read_some(buf, sizeof buf);
       if (n > 0) {
         in.append(buf, static_cast<size_t>(n));
-        if (static_cast<size_t>(n) < sizeof buf) break;
-      } else if (n < 0 && errno == EAGAIN) {
+        // TLS may hold more decrypted bytes than the socket shows: read until it would block.
+        if (!ssl && static_cast<size_t>(n) < sizeof buf) break;
+      } else if (n == -2) {
         break;
       } else {
         return false;
@@ -180,6 +210,44 @@ int connect_agent(const tcp::endpoint& ep, int index, const std::string& token) 
   return fd;  // the io_context and its socket close their copy; this one stays connected
 }
 
+// With TLS: the handshake (this host's certificate), the WebSocket upgrade and the hello written
+// by hand over OpenSSL on a blocking socket, then the socket made non-blocking for the loop.
+SSL* connect_agent_tls(SSL_CTX* ctx, int port, int index, const std::string& pki_dir, int& fd) {
+  fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    throw std::runtime_error(std::string("connect: ") + std::strerror(errno));
+  }
+  const int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  SSL* ssl = SSL_new(ctx);
+  const std::string name = "h" + std::to_string(index);
+  if (SSL_use_certificate_file(ssl, (pki_dir + "/" + name + ".pem").c_str(), SSL_FILETYPE_PEM) !=
+          1 ||
+      SSL_use_PrivateKey_file(ssl, (pki_dir + "/" + name + ".key").c_str(), SSL_FILETYPE_PEM) !=
+          1) {
+    throw std::runtime_error("cannot load the certificate of " + name);
+  }
+  SSL_set_fd(ssl, fd);
+  SSL_set1_host(ssl, "127.0.0.1");
+  if (SSL_connect(ssl) != 1) throw std::runtime_error("TLS handshake of " + name + " failed");
+  const std::string req =
+      "GET /v1/agent HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: "
+      "Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: "
+      "13\r\n\r\n";
+  SSL_write(ssl, req.data(), static_cast<int>(req.size()));
+  std::string head;
+  char c;
+  while (head.find("\r\n\r\n") == std::string::npos && SSL_read(ssl, &c, 1) == 1) head += c;
+  if (head.rfind("HTTP/1.1 101", 0) != 0) {
+    throw std::runtime_error("agent " + name + ": upgrade refused: " + head.substr(0, 40));
+  }
+  return ssl;
+}
+
 // Runs a share of the agents on one thread until `stop`.
 void run_agents(std::vector<Agent*> agents, const std::atomic<bool>& stop) {
   const int ep = epoll_create1(EPOLL_CLOEXEC);
@@ -237,7 +305,8 @@ double percentile(std::vector<double> v, double p) {
 int main(int argc, char** argv) {
   if (argc < 5) {
     std::fprintf(stderr,
-                 "usage: bench_controller PORT TOKEN AGENTS CHANGES [THREADS [CONTROLLER_PID]]\n");
+                 "usage: bench_controller PORT TOKEN AGENTS CHANGES [THREADS [CONTROLLER_PID "
+                 "[PKI_DIR]]]\n");
     return 2;
   }
   const int port = std::atoi(argv[1]);
@@ -249,7 +318,12 @@ int main(int argc, char** argv) {
   rl.rlim_cur = rl.rlim_max;
   setrlimit(RLIMIT_NOFILE, &rl);
 
-  cutover::cli::HttpClient http("http://127.0.0.1:" + std::to_string(port), token);
+  const std::string pki_dir = argc > 7 ? argv[7] : "";
+  std::shared_ptr<asio::ssl::context> rest_tls;
+  if (!pki_dir.empty()) rest_tls = cutover::make_client_tls({"", "", pki_dir + "/ca.pem", ""});
+  cutover::cli::HttpClient http(
+      (pki_dir.empty() ? "http://127.0.0.1:" : "https://127.0.0.1:") + std::to_string(port), token,
+      rest_tls);
   auto must = [&](const char* method, const std::string& path, const nlohmann::json& body) {
     auto r = http.request(method, path, body.dump());
     if (r.status >= 300) {
@@ -276,12 +350,34 @@ int main(int argc, char** argv) {
   const int threads = argc > 5 ? std::max(1, std::atoi(argv[5])) : 1;
   const tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), static_cast<uint16_t>(port));
   std::vector<std::unique_ptr<Agent>> agents;
+  SSL_CTX* agent_tls = nullptr;
+  if (!pki_dir.empty()) {
+    cutover::cli::Pki pki(pki_dir);
+    for (int i = 0; i < n; ++i) {
+      const std::string name = "h" + std::to_string(i);
+      if (!std::ifstream(pki_dir + "/" + name + ".pem")) pki.issue({name, "agent", {}, {}, 2});
+    }
+    agent_tls = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_load_verify_locations(agent_tls, (pki_dir + "/ca.pem").c_str(), nullptr);
+    SSL_CTX_set_verify(agent_tls, SSL_VERIFY_PEER, nullptr);
+  }
   const auto t_connect = Clock::now();
   for (int i = 0; i < n; ++i) {
     agents.push_back(std::make_unique<Agent>());
-    agents.back()->index = i;
-    agents.back()->mask_state = static_cast<uint32_t>(std::random_device{}()) + i;
-    agents.back()->fd = connect_agent(ep, i, token);
+    auto& a = *agents.back();
+    a.index = i;
+    a.mask_state = static_cast<uint32_t>(std::random_device{}()) + i;
+    if (!agent_tls) {
+      a.fd = connect_agent(ep, i, token);
+      continue;
+    }
+    a.ssl = connect_agent_tls(agent_tls, port, i, pki_dir, a.fd);
+    char hello[256];
+    std::snprintf(hello, sizeof hello,
+                  R"({"type":"hello","host":{"id":"h%d","underlay_ip":"10.%d.%d.%d"}})", i,
+                  100 + ((i >> 16) & 127), (i >> 8) & 255, i & 255);
+    a.send_frame(0x1, hello);
+    ::fcntl(a.fd, F_SETFL, ::fcntl(a.fd, F_GETFL) | O_NONBLOCK);
   }
   std::atomic<bool> stop{false};
   std::vector<std::thread> workers;
