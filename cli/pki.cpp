@@ -11,7 +11,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -21,6 +20,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <stdexcept>
+
+#include "ids.hpp"
 
 namespace cutover::cli {
 
@@ -75,21 +76,24 @@ Key new_key() {
   return k;
 }
 
-std::string pem_key(EVP_PKEY* k) {
+// The PEM text `write(bio)` produces into a memory BIO.
+template <typename Write>
+std::string pem(Write&& write, const char* what) {
   Bio b(BIO_new(BIO_s_mem()));
-  check(PEM_write_bio_PrivateKey(b.get(), k, nullptr, nullptr, 0, nullptr, nullptr),
-        "encoding a key");
+  check(write(b.get()), what);
   char* data = nullptr;
   const long n = BIO_get_mem_data(b.get(), &data);
   return std::string(data, static_cast<size_t>(n));
 }
 
+std::string pem_key(EVP_PKEY* k) {
+  return pem(
+      [&](BIO* b) { return PEM_write_bio_PrivateKey(b, k, nullptr, nullptr, 0, nullptr, nullptr); },
+      "encoding a key");
+}
+
 std::string pem_cert(X509* c) {
-  Bio b(BIO_new(BIO_s_mem()));
-  check(PEM_write_bio_X509(b.get(), c), "encoding a certificate");
-  char* data = nullptr;
-  const long n = BIO_get_mem_data(b.get(), &data);
-  return std::string(data, static_cast<size_t>(n));
+  return pem([&](BIO* b) { return PEM_write_bio_X509(b, c); }, "encoding a certificate");
 }
 
 Key load_key(const std::string& path) {
@@ -171,16 +175,6 @@ nlohmann::json read_json(const std::string& path) {
   return nlohmann::json::parse(read_file(path));
 }
 
-bool valid_name(const std::string& n) {
-  if (n.empty() || n.size() > 64) return false;
-  for (char ch : n) {
-    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '.' && ch != '-' && ch != '_') {
-      return false;
-    }
-  }
-  return std::isalnum(static_cast<unsigned char>(n[0]));
-}
-
 }  // namespace
 
 bool valid_role(const std::string& role) {
@@ -206,7 +200,7 @@ void Pki::init(const std::string& ca_name, int days) {
 }
 
 void Pki::issue(const IssueRequest& req) {
-  if (!valid_name(req.name)) {
+  if (!is_valid_id(req.name)) {  // the holder's name is a host id, or at least shaped like one
     throw std::runtime_error("name '" + req.name +
                              "': expected up to 64 of [A-Za-z0-9._-], starting alphanumeric");
   }
@@ -282,11 +276,9 @@ void Pki::write_crl() {
   ASN1_TIME_free(next);
   X509_CRL_sort(crl.get());
   if (X509_CRL_sign(crl.get(), ca_key.get(), EVP_sha256()) <= 0) fail("signing the CRL");
-  Bio b(BIO_new(BIO_s_mem()));
-  check(PEM_write_bio_X509_CRL(b.get(), crl.get()), "encoding the CRL");
-  char* data = nullptr;
-  const long n = BIO_get_mem_data(b.get(), &data);
-  write_file(path("crl.pem"), std::string(data, static_cast<size_t>(n)), 0644);
+  write_file(path("crl.pem"),
+             pem([&](BIO* b) { return PEM_write_bio_X509_CRL(b, crl.get()); }, "encoding the CRL"),
+             0644);
 }
 
 }  // namespace cutover::cli
