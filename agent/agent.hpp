@@ -18,6 +18,7 @@
 #include "blocking_jobs.hpp"
 #include "conntrack_carrier.hpp"
 #include "control_request.hpp"
+#include "control_server.hpp"
 #include "controller_link.hpp"
 #include "dataplane.hpp"
 #include "host_facts.hpp"
@@ -50,7 +51,7 @@ struct LibvirtCalls {
 
 class Agent {
  public:
-  using Answer = std::function<void(const nlohmann::json&)>;
+  using Answer = ControlServer::Answer;
 
   Agent(boost::asio::io_context& io, AgentSettings settings, Dataplane& dataplane,
         ConntrackCarrier::DumpFn dump_conntrack, LibvirtCalls libvirt);

@@ -53,4 +53,11 @@ const char* Access::forbidden(Role role, std::string_view method, bool agent_cha
   return nullptr;
 }
 
+Role Access::certificate_role(const PeerIdentity& peer) {
+  if (!peer.verified) return Role::none;
+  if (peer.role == "admin") return Role::admin;
+  if (peer.role == "reader") return Role::reader;
+  return Role::none;
+}
+
 }  // namespace cutover::controller

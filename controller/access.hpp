@@ -1,11 +1,14 @@
 // Access: who a request is and what it may do. A bearer token maps to a role: the admin token
 // (the shared one agents also use without TLS) may do everything; the read-only token may only
-// read (GET), never write nor open the agent channel. Tokens are compared in constant time.
+// read (GET), never write nor open the agent channel. Tokens are compared in constant time. With
+// TLS a client certificate's OU grants the same roles.
 // RestApi and the HTTP server ask here; refusals are named so that /metrics can count them.
 #pragma once
 
 #include <string>
 #include <string_view>
+
+#include "tls.hpp"
 
 namespace cutover::controller {
 
@@ -27,6 +30,8 @@ class Access {
   // Why `role` may not make this request (HTTP 403), or nullptr when it may. `agent_channel`: the
   // WebSocket upgrade on /v1/agent.
   static const char* forbidden(Role role, std::string_view method, bool agent_channel);
+  // The REST role a verified client certificate grants by its OU (admin or reader), else none.
+  static Role certificate_role(const PeerIdentity& peer);
 
  private:
   std::string admin_, reader_;

@@ -264,7 +264,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
 
  public:
   HttpSession(Stream stream, Slot slot, std::shared_ptr<std::array<char, 65536>> scratch,
-              RestApi& api, AgentHub& hub, ControllerState& state, PeerIdentity peer, bool tls,
+              RestApi& api, AgentHub& hub, ControllerState& state, PeerIdentity peer = {},
               std::shared_ptr<TlsPeers> peers = nullptr)
       : stream_(std::move(stream)),
         slot_(std::move(slot)),
@@ -273,7 +273,6 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
         hub_(hub),
         state_(state),
         peer_(std::move(peer)),
-        tls_(tls),
         peers_(std::move(peers)) {}
 
   // Reads the next request's header: within header_timeout while the connection has not shown
@@ -299,7 +298,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     const bool has_body = !parser_->is_done();
     const bool upgrade = websocket::is_upgrade(req);
     const bool agent_channel = upgrade && req.target() == "/v1/agent";
-    if (tls_ && agent_channel) {
+    if (kTls && agent_channel) {
       // With TLS an agent is who its certificate says; a token does not make one.
       if (!peer_.verified || peer_.role != "agent") {
         slot_.gate().metrics().auth_refused("no_agent_certificate");
@@ -314,8 +313,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
       on_request();
       return;
     }
-    if (auto refused = api_.refusal(std::string(req.method_string()), std::string(req.target()),
-                                    auth, agent_channel, has_body, cert_role())) {
+    if (auto refused =
+            api_.refusal(std::string(req.method_string()), std::string(req.target()), auth,
+                         agent_channel, has_body, Access::certificate_role(peer_))) {
       // Refused on the header: whatever body follows is never buffered (the open endpoints take
       // none, so no body is ever read without a role that may send it). With a body the
       // connection closes; a little of the body is read and dropped first so that a small
@@ -324,7 +324,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
             has_body ? 64 << 10 : 0, std::chrono::seconds(2));
       return;
     }
-    if (api_.role_of(auth) != Role::none || cert_role() != Role::none) slot_.authenticated();
+    if (api_.role_of(auth) != Role::none || Access::certificate_role(peer_) != Role::none) {
+      slot_.authenticated();
+    }
     if (has_body) {
       if (parser_->content_length() && *parser_->content_length() > RestApi::kMaxBody) {
         too_large();
@@ -374,14 +376,14 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
       } else {
         lowest().expires_never();  // the WebSocket keeps its own deadlines
         auto agent = std::make_shared<AgentSession<Stream>>(std::move(stream_), std::move(slot_),
-                                                            hub_, state_, tls_ ? peer_.name : "");
+                                                            hub_, state_, kTls ? peer_.name : "");
         if (peers_) peers_->add(agent);
         agent->run(std::move(req));
       }
       return;
     }
     HttpRequest r{std::string(req.method_string()), std::string(req.target()), req.body(), auth,
-                  cert_role()};
+                  Access::certificate_role(peer_)};
     HttpResponse res;
     try {
       res = api_.handle(r);
@@ -428,14 +430,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
                             });
   }
 
+  static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
   beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
-  // A REST role proved by a client certificate (admin or reader), else none.
-  Role cert_role() const {
-    if (!peer_.verified) return Role::none;
-    if (peer_.role == "admin") return Role::admin;
-    if (peer_.role == "reader") return Role::reader;
-    return Role::none;
-  }
 
   Stream stream_;
   Slot slot_;
@@ -446,8 +442,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   RestApi& api_;
   AgentHub& hub_;
   ControllerState& state_;
-  PeerIdentity peer_;
-  bool tls_;
+  PeerIdentity peer_;                // with TLS: what the client's certificate proved
   std::shared_ptr<TlsPeers> peers_;  // with TLS: where an agent session registers
 };
 
@@ -527,7 +522,7 @@ struct HttpServer::Impl {
     socket.set_option(tcp::no_delay(true), ignored);
     if (!tls) {
       std::make_shared<HttpSession<PlainStream>>(PlainStream(std::move(socket)), Slot(gate),
-                                                 scratch, api, hub, state, PeerIdentity{}, false)
+                                                 scratch, api, hub, state)
           ->read();
       return;
     }
@@ -551,7 +546,7 @@ struct HttpServer::Impl {
       }
       const auto peer = peer_identity(h->stream.native_handle());
       std::make_shared<HttpSession<TlsStream>>(std::move(h->stream), std::move(h->slot), scratch,
-                                               api, hub, state, peer, true, tls_peers)
+                                               api, hub, state, peer, tls_peers)
           ->read();
     });
   }
