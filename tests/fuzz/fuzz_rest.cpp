@@ -2,8 +2,7 @@
 // behind it (state, hub, migration driver on a manual clock, in-memory store). The input is the
 // method, the target and the Authorization header on the first three lines, then the body. Any
 // request must get a status in 200..599 and, when JSON, a parseable body, with an error's code for
-// 4xx/5xx - never a crash; the state's indexes stay consistent (a second port write with the same
-// MAC in a VNI is refused).
+// 4xx/5xx - never a crash.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -11,24 +10,14 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "controller_core.hpp"
 #include "logging.hpp"
-#include "rest_api.hpp"
-#include "scheduler.hpp"
-#include "store.hpp"
 
 using namespace cutover::controller;
 
 namespace {
 
-struct Rig {
-  MemoryStore store;
-  ControllerState state{store};
-  AgentHub hub{state};
-  ManualScheduler clock;
-  Metrics metrics;
-  MigrationDriver driver{state, hub, clock, metrics, {}};
-  RestApi api{state, hub, driver, metrics, Access("t0ken", "r3ad"), "openapi: 3.0.3\n"};
-};
+using Rig = cutover::testing::ControllerCore;
 
 std::string line(const std::string& in, size_t& at) {
   const auto nl = in.find('\n', at);

@@ -7,6 +7,7 @@
 #include <set>
 #include <sstream>
 
+#include "controller_core.hpp"
 #include "fake_agents.hpp"
 #include "rest_api.hpp"
 
@@ -16,15 +17,7 @@ using nlohmann::json;
 
 namespace {
 
-struct Rig {
-  MemoryStore store;
-  ControllerState state{store};
-  AgentHub hub{state};
-  ManualScheduler clock;
-  Metrics metrics;
-  MigrationDriver driver{state, hub, clock, metrics, {}};
-  RestApi api{state, hub, driver, metrics, Access("t0ken", "r3ad"), "openapi: 3.0.3\n"};
-
+struct Rig : cutover::testing::ControllerCore {
   HttpResponse call(const std::string& method, const std::string& target,
                     const std::string& body = "", const std::string& auth = "Bearer t0ken") {
     return api.handle({method, target, body, auth});
