@@ -36,14 +36,10 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
 from cutover_lab.netlab import wait_until  # noqa: E402
+from wsframes import read_text, ws_recv, ws_send  # noqa: E402
 
 BUILD = None
 TOKEN = "s3cret"
-
-
-def read_text(path):
-    with open(path, errors="replace") as f:
-        return f.read()
 
 
 class Controller:
@@ -128,37 +124,6 @@ def ws_upgrade(port, token=TOKEN, rcvbuf=None):
                f"Authorization: Bearer {token}\r\n\r\n").encode())
     status, head = read_http_head(s)
     return s, status
-
-
-def ws_send(s, text):
-    payload = text.encode()
-    mask = os.urandom(4)
-    n = len(payload)
-    header = bytes([0x81]) + (bytes([0x80 | n]) if n < 126 else
-                              bytes([0x80 | 126]) + struct.pack("!H", n) if n < 65536 else
-                              bytes([0x80 | 127]) + struct.pack("!Q", n))
-    s.sendall(header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
-
-
-def recv_exact(s, n):
-    data = b""
-    while len(data) < n:
-        chunk = s.recv(n - len(data))
-        if not chunk:
-            raise ConnectionError("closed")
-        data += chunk
-    return data
-
-
-def ws_recv(s):
-    """One frame from the server (unmasked): (opcode, payload)."""
-    b0, b1 = recv_exact(s, 2)
-    n = b1 & 0x7F
-    if n == 126:
-        n = struct.unpack("!H", recv_exact(s, 2))[0]
-    elif n == 127:
-        n = struct.unpack("!Q", recv_exact(s, 8))[0]
-    return b0 & 0x0F, recv_exact(s, n)
 
 
 HELLO = json.dumps({"type": "hello", "host": {"id": "h1", "underlay_ip": "192.0.2.1"}})

@@ -28,16 +28,12 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
 from cutover_lab.netlab import AgentRunner, Lab, LabError, wait_until  # noqa: E402
+from wsframes import read_text  # noqa: E402
 
 BUILD = None
 SCRIPTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts")
 ENV = dict(os.environ, PYTHONPATH=SCRIPTS)
 TRAFFIC = [sys.executable, "-m", "cutover_lab.traffic"]
-
-
-def read_text(path):
-    with open(path) as f:
-        return f.read()
 
 
 def free_port():

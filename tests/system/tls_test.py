@@ -32,14 +32,10 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
 from cutover_lab.netlab import wait_until  # noqa: E402
+from wsframes import read_text, ws_recv, ws_send  # noqa: E402
 
 BUILD = None
 TOKEN = "tls-test-token"
-
-
-def read_text(path):
-    with open(path, errors="replace") as f:
-        return f.read()
 
 
 def pki(pki_dir, *args):
@@ -166,32 +162,6 @@ class Tls(unittest.TestCase):
         return s, int(head.split(b" ")[1]) if head else 0
 
     @staticmethod
-    def ws_send(s, text):
-        payload, mask = text.encode(), os.urandom(4)
-        n = len(payload)
-        head = bytes([0x81]) + (bytes([0x80 | n]) if n < 126 else
-                                bytes([0x80 | 126]) + struct.pack("!H", n))
-        s.sendall(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
-
-    @staticmethod
-    def ws_recv(s):
-        def exact(n):
-            data = b""
-            while len(data) < n:
-                chunk = s.recv(n - len(data))
-                if not chunk:
-                    raise ConnectionError("closed")
-                data += chunk
-            return data
-        b0, b1 = exact(2)
-        n = b1 & 0x7F
-        if n == 126:
-            n = struct.unpack("!H", exact(2))[0]
-        elif n == 127:
-            n = struct.unpack("!Q", exact(8))[0]
-        return b0 & 0x0F, exact(n)
-
-    @staticmethod
     def hello(host):
         # Each host its own underlay address (two hosts may not share one).
         ip = f"192.0.2.{10 + sum(host.encode()) % 200}"
@@ -228,14 +198,14 @@ class Tls(unittest.TestCase):
     def test_3_an_agent_is_who_its_certificate_says(self):
         s, status = self.ws_open(self.mine("h1"))
         self.assertEqual(status, 101)
-        self.ws_send(s, self.hello("h1"))
-        op, payload = self.ws_recv(s)
+        ws_send(s, self.hello("h1"))
+        op, payload = ws_recv(s)
         self.assertEqual(json.loads(payload)["type"], "desired")
         s.close()
         s, status = self.ws_open(self.mine("h1"))
         self.assertEqual(status, 101)
-        self.ws_send(s, self.hello("h2"))
-        op, payload = self.ws_recv(s)
+        ws_send(s, self.hello("h2"))
+        op, payload = ws_recv(s)
         self.assertEqual(op, 8, "closed")
         code = struct.unpack("!H", payload[:2])[0]
         self.assertEqual(code, 1008)
@@ -256,17 +226,17 @@ class Tls(unittest.TestCase):
         self.assertFalse(self.refused_at_handshake(self.mine("h3")), "valid until revoked")
         live, status = self.ws_open(self.mine("h3"))  # connected before the revocation
         self.assertEqual(status, 101)
-        self.ws_send(live, self.hello("h3"))
-        self.assertEqual(json.loads(self.ws_recv(live)[1])["type"], "desired")
+        ws_send(live, self.hello("h3"))
+        self.assertEqual(json.loads(ws_recv(live)[1])["type"], "desired")
         pki(self.pki, "revoke", "h3")
         self.proc.send_signal(signal.SIGHUP)
         wait_until("the controller to re-read its CRL", lambda: "re-read" in read_text(self.log_path))
         self.assertTrue(self.refused_at_handshake(self.mine("h3")), "revoked")
         self.assertGreaterEqual(self.metric("tls_handshake") - before, 3)
         # The session it had open is closed too, naming why.
-        op, payload = self.ws_recv(live)
+        op, payload = ws_recv(live)
         while op != 8:
-            op, payload = self.ws_recv(live)
+            op, payload = ws_recv(live)
         live.close()
         self.assertEqual(struct.unpack("!H", payload[:2])[0], 1008)
         self.assertIn(b"certificate revoked", payload)
