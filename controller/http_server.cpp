@@ -257,9 +257,10 @@ class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>>, 
 };
 
 // One HTTP connection over the plain or the TLS stream; with TLS, `peer` is what the client's
-// certificate proved (if it showed one).
+// certificate proved (if it showed one). A session whose certificate gave it a role is a TlsPeer:
+// a keep-alive connection must not outlive its certificate's revocation.
 template <typename Stream>
-class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
+class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>>, public TlsPeer {
   using std::enable_shared_from_this<HttpSession<Stream>>::shared_from_this;
 
  public:
@@ -288,6 +289,19 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     http::async_read_header(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, size_t) { self->on_header(ec); });
+  }
+
+  void recheck(asio::ssl::context& ctx) override {
+    if constexpr (kTls) {
+      if (handed_over_ || !peer_.verified || peer_still_valid(stream_.native_handle(), ctx)) return;
+      slot_.gate().metrics().auth_refused("certificate_revoked");
+      logger("http")->warn("REST client {}: its certificate is revoked or expired; closing",
+                           peer_.name);
+      peer_ = {};  // whatever is still in flight is answered as for a client without one
+      beast::error_code ignored;
+      lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
+      lowest().cancel();
+    }
   }
 
  private:
@@ -375,6 +389,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
         reply(404, error_body("not_found", "WebSocket only on /v1/agent"), false);
       } else {
         lowest().expires_never();  // the WebSocket keeps its own deadlines
+        handed_over_ = true;
         auto agent = std::make_shared<AgentSession<Stream>>(std::move(stream_), std::move(slot_),
                                                             hub_, state_, kTls ? peer_.name : "");
         if (peers_) peers_->add(agent);
@@ -443,7 +458,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   AgentHub& hub_;
   ControllerState& state_;
   PeerIdentity peer_;                // with TLS: what the client's certificate proved
-  std::shared_ptr<TlsPeers> peers_;  // with TLS: where an agent session registers
+  std::shared_ptr<TlsPeers> peers_;  // with TLS: where a session with a certificate registers
+  bool handed_over_ = false;         // the stream went to an AgentSession
 };
 
 // A connection over a cap: told so in one write that cannot block (a fresh socket's send buffer
@@ -545,9 +561,10 @@ struct HttpServer::Impl {
         return;
       }
       const auto peer = peer_identity(h->stream.native_handle());
-      std::make_shared<HttpSession<TlsStream>>(std::move(h->stream), std::move(h->slot), scratch,
-                                               api, hub, state, peer, tls_peers)
-          ->read();
+      auto session = std::make_shared<HttpSession<TlsStream>>(
+          std::move(h->stream), std::move(h->slot), scratch, api, hub, state, peer, tls_peers);
+      if (peer.verified) tls_peers->add(session);
+      session->read();
     });
   }
 

@@ -10,7 +10,8 @@
   the shared token without an agent certificate gets 403;
 - refused at the handshake: a certificate from another CA, an expired one, and one revoked with
   `cutoverctl pki revoke` once the controller re-read its CRL on SIGHUP (it worked before), whose
-  agent session that was open before is closed (1008) at that SIGHUP;
+  agent session that was open before is closed (1008) at that SIGHUP, as is a REST keep-alive
+  connection by a certificate revoked at the same time;
 - /metrics counts every refusal by reason, and no key, token or certificate shows in the log;
 - without TLS the controller refuses to listen on anything but loopback.
 
@@ -85,7 +86,7 @@ class Tls(unittest.TestCase):
         pki(cls.pki, "init", "--days", "2")
         pki(cls.pki, "issue", "controller", "--role", "controller", "--ips", "127.0.0.1")
         for name, role in (("h1", "agent"), ("h3", "agent"), ("ops", "admin"),
-                           ("viewer", "reader")):
+                           ("ops2", "admin"), ("viewer", "reader")):
             pki(cls.pki, "issue", name, "--role", role)
         other = os.path.join(cls.dir, "other")
         pki(other, "init")
@@ -228,6 +229,13 @@ class Tls(unittest.TestCase):
         self.assertEqual(status, 101)
         ws_send(live, self.hello("h3"))
         self.assertEqual(json.loads(ws_recv(live)[1])["type"], "desired")
+        # So is a REST keep-alive connection by certificate.
+        rest = self.ctx(self.mine("ops2")).wrap_socket(
+            socket.create_connection(("127.0.0.1", self.port), timeout=5),
+            server_hostname="127.0.0.1")
+        rest.sendall(b"GET /v1/networks HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        self.assertTrue(rest.recv(4096).startswith(b"HTTP/1.1 200"))
+        pki(self.pki, "revoke", "ops2")
         pki(self.pki, "revoke", "h3")
         self.proc.send_signal(signal.SIGHUP)
         wait_until("the controller to re-read its CRL", lambda: "re-read" in read_text(self.log_path))
@@ -240,7 +248,15 @@ class Tls(unittest.TestCase):
         live.close()
         self.assertEqual(struct.unpack("!H", payload[:2])[0], 1008)
         self.assertIn(b"certificate revoked", payload)
-        self.assertEqual(self.metric("certificate_revoked"), 1)
+        try:
+            closed = rest.recv(4096) == b""
+        except (ssl.SSLError, ConnectionError):
+            closed = True
+        except socket.timeout:
+            closed = False
+        rest.close()
+        self.assertTrue(closed, "the REST connection of a revoked certificate is closed")
+        self.assertEqual(self.metric("certificate_revoked"), 2)
 
     def test_0_without_tls_only_loopback(self):
         res = subprocess.run([os.path.join(BUILD, "controller", "cutover-controller"), "--listen",
