@@ -186,7 +186,9 @@ void Pki::init(const std::string& ca_name, int days) {
     throw std::runtime_error("a CA is already in " + dir_ + " (ca.key); refusing to replace it");
   }
   std::filesystem::create_directories(dir_);
-  ::chmod(dir_.c_str(), 0700);
+  // 0755 like ovs-pki's: the CA certificate and the CRL are public, and a service running as a
+  // dynamic user (the controller's unit) must be able to re-read the CRL on reload. Keys are 0600.
+  ::chmod(dir_.c_str(), 0755);
   auto key = new_key();
   auto cert = new_cert(key.get(), ca_name, "ca", days, random_serial());
   check(X509_set_issuer_name(cert.get(), X509_get_subject_name(cert.get())), "issuer");

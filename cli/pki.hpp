@@ -3,7 +3,8 @@
 // their serials in issued.json), and the revocation list (crl.pem, from revoked.json) that the
 // controller reloads on SIGHUP. A certificate names its holder in the CN (a host id for agents)
 // and its role in the OU: agent, controller, admin or reader. Keys are EC P-256, written 0600;
-// the directory is 0700. OpenSSL 3 underneath; throws std::runtime_error naming what failed.
+// the directory is 0755 (the CA certificate and CRL are public). OpenSSL 3 underneath; throws
+// std::runtime_error naming what failed.
 #pragma once
 
 #include <string>

@@ -13,6 +13,11 @@ install(FILES ${PKG}/systemd/cutover-controller.service DESTINATION /lib/systemd
         COMPONENT controller)
 install(FILES ${PKG}/etc/agent.conf DESTINATION /etc/cutover COMPONENT agent)
 install(FILES ${PKG}/etc/controller.conf DESTINATION /etc/cutover COMPONENT controller)
+# Where the units load the TLS certificate and key from as credentials (LoadCredential=tls:...).
+foreach(comp agent controller)
+  install(DIRECTORY DESTINATION /etc/cutover/tls DIRECTORY_PERMISSIONS OWNER_READ OWNER_WRITE
+          OWNER_EXECUTE COMPONENT ${comp})
+endforeach()
 
 foreach(comp agent controller cli)
   if(comp STREQUAL "cli")

@@ -51,6 +51,22 @@ class Packages(unittest.TestCase):
         conffiles = run("dpkg-deb", "--ctrl-tarfile", self.debs["cutover-agent"])
         self.assertEqual(conffiles.returncode, 0)
 
+    def test_tls_files_reach_the_services_as_credentials(self):
+        for pkg, unit, conf in (("cutover-agent", "cutover-agent.service", "agent.conf"),
+                                ("cutover-controller", "cutover-controller.service",
+                                 "controller.conf")):
+            listing = run("dpkg-deb", "-c", self.debs[pkg]).stdout.splitlines()
+            tls = [line for line in listing if line.rstrip().endswith("./etc/cutover/tls/")]
+            self.assertEqual(len(tls), 1, f"{pkg} ships /etc/cutover/tls")
+            self.assertTrue(tls[0].startswith("drwx------"), tls[0])
+            with open(os.path.join(self.root, "lib/systemd/system", unit)) as f:
+                self.assertIn("LoadCredential=tls:/etc/cutover/tls\n", f.read())
+            # The commented paths in the config name the credentials the unit creates.
+            with open(os.path.join(self.root, "etc/cutover", conf)) as f:
+                keys = [line for line in f if line.startswith("#tls-key = ")]
+            self.assertEqual(keys, [f"#tls-key = /run/credentials/{unit}/tls_"
+                                    f"{pkg.split('-')[1]}.key\n"])
+
     def test_dependencies(self):
         agent = self.field("cutover-agent", "Depends")
         self.assertIn("libspdlog1.10", agent)

@@ -90,6 +90,10 @@ TEST(Pki, IssuedCertificatesVerifyNameTheirHolderAndStopVerifyingOnceRevoked) {
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   ASSERT_EQ(stat(pki.path("ca.key").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
+  ASSERT_EQ(stat(pki.path("crl.pem").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0644u) << "a service's dynamic user re-reads it";
+  ASSERT_EQ(stat(pki.path("").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0755u);
 
   EXPECT_THROW(pki.issue({"h1", "agent", {}, {}, 10}), std::runtime_error) << "issued already";
   pki.revoke("h1");
