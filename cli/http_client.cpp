@@ -118,6 +118,7 @@ HttpClient& HttpClient::operator=(HttpClient&&) noexcept = default;
 HttpResult HttpClient::request(const std::string& method, const std::string& target,
                                const std::string& body) {
   const bool repeatable = idempotent(method);
+  int redirects = 0;
   for (int attempt = 0;; ++attempt) {
     if (impl_->open() && !repeatable && impl_->peer_closed()) impl_->close();
     if (!impl_->open()) impl_->connect();
@@ -147,7 +148,28 @@ HttpResult HttpClient::request(const std::string& method, const std::string& tar
                                       "check before repeating it)"));
     }
     if (!res.keep_alive()) impl_->close();
-    return {static_cast<int>(res.result_int()), res.body()};
+    const auto status = res.result_int();
+    if ((status == 307 || status == 308) && redirects < 3) {
+      // A follower among highly available controllers names the leader: the same request
+      // again there, on the same scheme (and so the same TLS settings).
+      const std::string location(res[http::field::location]);
+      const std::string scheme = impl_->tls ? "https://" : "http://";
+      if (location.rfind(scheme, 0) == 0) {
+        const std::string rest = location.substr(scheme.size());
+        const auto slash = rest.find('/');
+        const std::string hostport = rest.substr(0, slash);
+        const auto colon = hostport.rfind(':');
+        if (colon != std::string::npos && colon > 0) {
+          impl_->close();
+          impl_->host = hostport.substr(0, colon);
+          impl_->port = hostport.substr(colon + 1);
+          ++redirects;
+          attempt = -1;
+          continue;
+        }
+      }
+    }
+    return {static_cast<int>(status), res.body()};
   }
 }
 

@@ -1,5 +1,6 @@
 // cutover-controller: REST API + agent channel + migration state machine over an embedded SQLite
-// store. Flags and environment are read only here; everything else takes plain structs.
+// store, or over etcd among highly available controllers. Flags and environment are read only
+// here; ControllerNode runs the rest from plain structs.
 #include <utility>  // before Boost.Asio 1.74, which uses std::exchange without it
 
 #include <sys/resource.h>
@@ -11,8 +12,11 @@
 
 #include "agent_hub.hpp"
 #include "asio_scheduler.hpp"
+#include "controller_node.hpp"
 #include "controller_state.hpp"
+#include "etcd_store.hpp"
 #include "http_server.hpp"
+#include "leader_election.hpp"
 #include "logging.hpp"
 #include "migration_driver.hpp"
 #include "options.hpp"
@@ -33,6 +37,13 @@ namespace {
 struct ControllerConfig {
   std::string listen = "127.0.0.1:8180";
   std::string db = "/var/lib/cutover/controller.db";
+  std::string store;  // sqlite:PATH or etcd:URL[,URL...]; empty: sqlite:db
+  std::string advertise_url;
+  std::string etcd_prefix = "/cutover";
+  std::string etcd_ca, etcd_cert, etcd_key;
+  int64_t etcd_timeout_ms = 1000;
+  int64_t etcd_max_txn_ops = 128;
+  int64_t lease_ttl_s = 2;
   std::string token;
   std::string token_file;
   std::string read_token_file;
@@ -60,6 +71,42 @@ struct ControllerConfig {
   int64_t retention_days = 30;
   int64_t retention_entries = 100000;
 };
+
+struct StoreChoice {
+  bool etcd = false;
+  std::string path;                    // sqlite
+  std::vector<std::string> endpoints;  // etcd
+};
+
+StoreChoice parse_store(const ControllerConfig& cfg) {
+  StoreChoice c;
+  if (cfg.store.empty()) {
+    c.path = cfg.db;
+  } else if (cfg.store.rfind("sqlite:", 0) == 0 && cfg.store.size() > 7) {
+    c.path = cfg.store.substr(7);
+  } else if (cfg.store.rfind("etcd:", 0) == 0) {
+    c.etcd = true;
+    try {
+      c.endpoints = parse_etcd_endpoints(cfg.store.substr(5));
+    } catch (const std::invalid_argument& e) {
+      throw ParseError("--store", e.what());
+    }
+  } else {
+    throw ParseError("--store",
+                     "expected sqlite:PATH or etcd:URL[,URL...], got '" + cfg.store + "'");
+  }
+  if (!c.etcd) return c;
+  if (cfg.advertise_url.rfind("http://", 0) != 0 && cfg.advertise_url.rfind("https://", 0) != 0) {
+    throw ParseError(
+        "--advertise-url",
+        "with --store etcd every controller needs the URL the others, agents and "
+        "clients reach it at (http[s]://HOST:PORT), e.g. https://ctl1.example.net:8180");
+  }
+  if (cfg.etcd_prefix.empty() || cfg.etcd_prefix.front() != '/') {
+    throw ParseError("--etcd-prefix", "must start with '/', e.g. /cutover");
+  }
+  return c;
+}
 
 int64_t in_range(int64_t v, int64_t lo, int64_t hi, const char* flag) {
   if (v < lo || v > hi) {
@@ -108,7 +155,24 @@ int main(int argc, char** argv) {
                "Holds cutover's versioned desired state, serves the REST API and the agent "
                "channel, and drives migrations.");
   opts.add("listen", &cfg.listen, "ADDRESS:PORT for REST and agents (port 0 = pick one)");
-  opts.add("db", &cfg.db, "SQLite database file (created if missing)");
+  opts.add("db", &cfg.db, "SQLite database file (created if missing); same as --store sqlite:PATH");
+  opts.add("store", &cfg.store,
+           "where the desired state lives: sqlite:PATH (one controller) or etcd:URL[,URL...] "
+           "(highly available: every controller on the same etcd cluster, one leads)");
+  opts.add("advertise-url", &cfg.advertise_url,
+           "with etcd: this controller's URL as agents and clients reach it (followers redirect "
+           "to the leader's)");
+  opts.add("etcd-prefix", &cfg.etcd_prefix, "with etcd: the key prefix cutover owns");
+  opts.add("etcd-ca", &cfg.etcd_ca, "with https:// etcd endpoints: PEM CA of etcd's certificates");
+  opts.add("etcd-cert", &cfg.etcd_cert, "PEM client certificate for etcd (with --etcd-key)");
+  opts.add("etcd-key", &cfg.etcd_key, "PEM key of --etcd-cert");
+  opts.add("etcd-timeout-ms", &cfg.etcd_timeout_ms,
+           "how long one etcd member gets to answer before the next one is asked");
+  opts.add("etcd-max-txn-ops", &cfg.etcd_max_txn_ops,
+           "etcd's --max-txn-ops (operations per transaction); a larger change is refused");
+  opts.add("lease-ttl", &cfg.lease_ttl_s,
+           "with etcd: seconds a leader's lease outlives its last keepalive; failover takes about "
+           "this long (etcd rounds it up to 1.5 x its election timeout)");
   opts.add_secret("token", &cfg.token,
                   "shared bearer token for agents and REST (prefer --token-file)");
   opts.add("token-file", &cfg.token_file, "file whose first line is the shared token");
@@ -179,11 +243,20 @@ int main(int argc, char** argv) {
   MigrationPolicy policy;
   HttpLimits limits;
   Retention retention;
+  StoreChoice store;
   try {
     if (!opts.parse(argc, argv)) return 0;
+    store = parse_store(cfg);
+    in_range(cfg.etcd_timeout_ms, 10, 60000, "--etcd-timeout-ms");
+    in_range(cfg.etcd_max_txn_ops, 16, 1000000, "--etcd-max-txn-ops");
+    in_range(cfg.lease_ttl_s, 1, 60, "--lease-ttl");
     log_cfg.level = parse_log_level(cfg.log_level, "--log-level");
     log_cfg.format = parse_log_format(cfg.log_format, "--log-format");
     listen = parse_listen(cfg.listen);
+    if (store.etcd && listen.port() == 0) {
+      throw ParseError("--listen",
+                       "with --store etcd give a fixed port (--advertise-url names it)");
+    }
     if (!cfg.tls.any() && !listen.address().is_loopback() && !cfg.insecure_clear_text) {
       throw ParseError("--listen",
                        "without TLS the controller listens on loopback only (" + cfg.listen +
@@ -260,73 +333,28 @@ int main(int argc, char** argv) {
   }
 
   try {
-    // Before the io_context: sessions still queued in it when it is destroyed count themselves
-    // out of the connection gauges as they go.
-    Metrics metrics;
-    boost::asio::io_context io;
-    boost::asio::signal_set signals(io, SIGINT, SIGTERM);
-    SqliteStore store(cfg.db);
-    ControllerState state(store);
-    AgentHub hub(state);
-    AsioScheduler clock(io);
-    // A timer's work that throws (a store write failing) is logged and retried, never fatal: it
-    // would otherwise unwind through io.run() and end the process.
-    RetryingScheduler scheduler(clock);
-    MigrationDriver migrations(state, hub, scheduler, metrics, policy);
-    hub.on_fanout_acked = [&](double seconds) { metrics.observe_fanout(seconds); };
-    state.on_change = [&](uint64_t, const ChangeSet& c) { hub.publish(c); };
-    state.set_retention(retention);
-    // Now and hourly; a store error is retried by the scheduler.
-    std::function<void()> prune = [&] {
-      if (size_t n = state.prune(scheduler.now_us())) {
-        log->info("retention: dropped {} audit entries", n);
-      }
-      scheduler.after(std::chrono::hours(1), prune);
-    };
-    scheduler.after(std::chrono::milliseconds(0), prune);
-    migrations.recover();
-    RestApi api(state, hub, migrations, metrics,
-                Access(cfg.insecure_no_token ? "" : cfg.token, cfg.read_token), kOpenApiYaml);
-    HttpServer server(io, listen, api, hub, state, metrics, limits);
-    if (cfg.tls.any()) server.set_tls(make_server_tls(cfg.tls));
-    server.start();
-    if (!cfg.port_file.empty()) {
-      std::ofstream(cfg.port_file + ".tmp") << server.port() << "\n";
-      std::rename((cfg.port_file + ".tmp").c_str(), cfg.port_file.c_str());
+    NodeConfig node{
+        listen,         cfg.port_file, "",     cfg.tls,  cfg.insecure_no_token ? "" : cfg.token,
+        cfg.read_token, policy,        limits, retention};
+    if (store.etcd) {
+      EtcdOptions eo{store.endpoints,
+                     std::chrono::milliseconds(cfg.etcd_timeout_ms),
+                     {cfg.etcd_cert, cfg.etcd_key, cfg.etcd_ca, ""}};
+      EtcdStore etcd(std::make_unique<EtcdClient>(eo), cfg.etcd_prefix,
+                     static_cast<size_t>(cfg.etcd_max_txn_ops));
+      // The election's own connection, on its own thread: a slow store write never delays the
+      // lease's keepalive.
+      LeaderElection election(
+          std::make_unique<EtcdClient>(eo),
+          {cfg.etcd_prefix + "/leader", cfg.advertise_url, std::chrono::seconds(cfg.lease_ttl_s)});
+      node.store_name = "etcd " + cfg.store.substr(5) + " prefix " + cfg.etcd_prefix;
+      election.start();
+      ControllerNode(node, etcd, &etcd, &election).run();
+    } else {
+      SqliteStore sqlite(store.path);
+      node.store_name = store.path;
+      ControllerNode(node, sqlite, nullptr, nullptr).run();
     }
-    log->info(
-        "cutover-controller listening on {}:{} ({}; store {}, generation {}, {} hosts, {} ports)",
-        listen.address().to_string(), server.port(),
-        cfg.tls.any() ? "HTTPS and wss://, agents by certificate" : "plain HTTP and ws://", cfg.db,
-        state.generation(), state.hosts().size(), state.ports().size());
-    if (!cfg.tls.any()) {
-      log->warn(
-          "no TLS (--tls-cert, --tls-key, --tls-ca): {}; tokens and desired state travel in "
-          "clear text and agents are who their hello says",
-          listen.address().is_loopback() ? "listening on loopback only"
-                                         : "--insecure-clear-text on a network address");
-    }
-    boost::asio::signal_set reload(io, SIGHUP);
-    std::function<void(const boost::system::error_code&, int)> on_hup =
-        [&](const boost::system::error_code& ec, int) {
-          if (ec) return;
-          if (cfg.tls.any()) {
-            try {
-              server.set_tls(make_server_tls(cfg.tls));
-              log->info("SIGHUP: TLS certificate, CA and revocation list re-read ({})",
-                        cfg.tls.crl.empty() ? "no --tls-crl" : cfg.tls.crl);
-            } catch (const std::exception& e) {
-              log->error("SIGHUP: keeping the previous TLS settings: {}", e.what());
-            }
-          }
-          reload.async_wait(on_hup);
-        };
-    reload.async_wait(on_hup);
-    signals.async_wait([&](const boost::system::error_code&, int sig) {
-      log->info("signal {}: stopping", sig);
-      io.stop();
-    });
-    io.run();
   } catch (const std::exception& e) {
     log->critical("{}", e.what());
     return 1;

@@ -29,6 +29,23 @@ uint64_t audit_seq(const nlohmann::json& entry) {
 }
 }  // namespace
 
+namespace {
+// A failed store write as the REST answer: 503 when it is worth retrying (elsewhere).
+ApiError store_error(const std::exception& e) {
+  if (dynamic_cast<const StoreFenced*>(&e)) {
+    return ApiError(503, "not_leader", "",
+                    std::string("this controller is no longer the leader: ") + e.what());
+  }
+  if (dynamic_cast<const StoreUnavailable*>(&e)) {
+    return ApiError(503, "store_unavailable", "",
+                    std::string("the store cannot be reached; the change may not have been "
+                                "recorded (read it back before retrying): ") +
+                        e.what());
+  }
+  return ApiError(500, "store_failed", "", std::string("store write failed: ") + e.what());
+}
+}  // namespace
+
 ControllerState::ControllerState(Store& store) : store_(store) {
   for (const auto& r : store_.load(generation_)) {
     const std::string where = "store " + r.kind + "/" + r.id;
@@ -129,11 +146,29 @@ void ControllerState::commit_with_audit(uint64_t generation, std::vector<StoredR
   try {
     store_.commit(generation, upserts, deletes);
   } catch (const std::exception& e) {
-    throw ApiError(500, "store_failed", "", std::string("store write failed: ") + e.what());
+    throw store_error(e);
   }
   audit_.erase(audit_.begin(), audit_.begin() + static_cast<std::ptrdiff_t>(drop));
   next_audit_seq_ = seq;
   for (auto& e : entries) audit_.push_back(std::move(e));
+}
+
+void ControllerState::reload() {
+  ControllerState fresh(store_);
+  staged_audit_.clear();
+  generation_ = fresh.generation_;
+  hosts_ = std::move(fresh.hosts_);
+  networks_ = std::move(fresh.networks_);
+  ports_ = std::move(fresh.ports_);
+  index_ = std::move(fresh.index_);
+  port_json_ = std::move(fresh.port_json_);
+  macs_ = std::move(fresh.macs_);
+  ifaces_ = std::move(fresh.ifaces_);
+  open_migrations_ = std::move(fresh.open_migrations_);
+  migrations_ = std::move(fresh.migrations_);
+  next_migration_number_ = fresh.next_migration_number_;
+  audit_ = std::move(fresh.audit_);
+  next_audit_seq_ = fresh.next_audit_seq_;
 }
 
 Host ControllerState::put_host(const Host& h) {
@@ -339,7 +374,7 @@ size_t ControllerState::prune(int64_t now_us) {
   try {
     store_.commit(generation_, {}, deletes);
   } catch (const std::exception& e) {
-    throw ApiError(500, "store_failed", "", std::string("store write failed: ") + e.what());
+    throw store_error(e);
   }
   audit_.erase(audit_.begin(), audit_.begin() + static_cast<std::ptrdiff_t>(drop));
   for (const auto& id : gone) migrations_.erase(id);

@@ -40,6 +40,9 @@ struct Retention {
 class ControllerState {
  public:
   explicit ControllerState(Store& store);  // loads everything; throws on a corrupt store
+  // Loads everything again (a follower keeping up with the leader's writes); on_change is not
+  // called. Throws as the constructor does, and then nothing changed.
+  void reload();
 
   uint64_t generation() const { return generation_; }
   const std::map<HostId, Host>& hosts() const { return hosts_; }

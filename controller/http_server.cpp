@@ -323,6 +323,11 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>>, pu
               false);
         return;
       }
+      if (auto elsewhere = api_.not_here("GET", std::string(req.target()), true)) {
+        reply(elsewhere->status, std::move(elsewhere->body), false, 0, {}, elsewhere->content_type,
+              std::move(elsewhere->headers));
+        return;
+      }
       slot_.authenticated();
       on_request();
       return;
@@ -335,7 +340,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>>, pu
       // connection closes; a little of the body is read and dropped first so that a small
       // request's sender reads the refusal rather than a reset.
       reply(refused->status, std::move(refused->body), !has_body && !upgrade && req.keep_alive(),
-            has_body ? 64 << 10 : 0, std::chrono::seconds(2));
+            has_body ? 64 << 10 : 0, std::chrono::seconds(2), refused->content_type,
+            std::move(refused->headers));
       return;
     }
     if (api_.role_of(auth) != Role::none || Access::certificate_role(peer_) != Role::none) {
@@ -406,18 +412,22 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>>, pu
       // handle() answers every error itself; this is the last line, so that no request can
       // unwind through the event loop and end the process.
       logger("http")->error("{} {}: {}", r.method, r.target, e.what());
-      res = {500, error_body("internal", "the controller failed to answer"), "application/json"};
+      res = {
+          500, error_body("internal", "the controller failed to answer"), "application/json", {}};
     }
-    reply(res.status, std::move(res.body), req.keep_alive(), 0, {}, res.content_type);
+    reply(res.status, std::move(res.body), req.keep_alive(), 0, {}, res.content_type,
+          std::move(res.headers));
   }
 
   // Writes the response; then reads the next request, or (not keep_alive) shuts the connection
   // down after reading and dropping up to `drain` bytes the client may still be sending.
   void reply(int status, std::string body, bool keep_alive, size_t drain = 0,
-             std::chrono::seconds drain_for = {}, const std::string& type = "application/json") {
+             std::chrono::seconds drain_for = {}, const std::string& type = "application/json",
+             std::vector<std::pair<std::string, std::string>> headers = {}) {
     auto res =
         std::make_shared<http::response<http::string_body>>(static_cast<http::status>(status), 11);
     res->set(http::field::server, "cutover-controller");
+    for (auto& [name, value] : headers) res->set(name, std::move(value));
     if (!body.empty() || status != 204) res->set(http::field::content_type, type);
     res->keep_alive(keep_alive);
     res->body() = std::move(body);

@@ -22,14 +22,14 @@ std::string dump_json(const json& j) {
 }
 
 HttpResponse ok(const json& j, int status = 200) {
-  return {status, dump_json(j), "application/json"};
+  return {status, dump_json(j), "application/json", {}};
 }
 
 HttpResponse error(int status, const std::string& code, const std::string& message,
                    const std::string& field = "") {
   json e = {{"code", code}, {"message", message}};
   e["field"] = field.empty() ? json(nullptr) : json(field);
-  return {status, dump_json(json{{"error", e}}), "application/json"};
+  return {status, dump_json(json{{"error", e}}), "application/json", {}};
 }
 
 std::vector<std::string> split_path(const std::string& target) {
@@ -246,7 +246,32 @@ std::optional<HttpResponse> RestApi::refusal(const std::string& method, const st
     metrics_.auth_refused("read_only");
     return error(403, "forbidden", why);
   }
-  return std::nullopt;
+  return not_here(method, target, agent_channel);
+}
+
+std::optional<HttpResponse> RestApi::not_here(const std::string& method, const std::string& target,
+                                              bool agent_channel) const {
+  if (!leadership_ || leadership_->leading()) return std::nullopt;
+  if (!agent_channel && (method == "GET" || method == "HEAD")) return std::nullopt;
+  const std::string leader = leadership_->leader();
+  HttpResponse res;
+  if (leader.empty()) {
+    res = error(503, "not_leader",
+                "this controller is a follower and no leader is known at the moment (an "
+                "election is under way, or etcd cannot be reached); retry shortly");
+    res.headers.emplace_back("Retry-After", "1");
+    return res;
+  }
+  if (agent_channel) {
+    res = error(503, "not_leader",
+                "this controller is a follower; agents connect to the leader, " + leader);
+  } else {
+    // 307: the client repeats the same method and body at the leader.
+    res = error(307, "not_leader",
+                "this controller is a follower; writes go to the leader, " + leader);
+  }
+  res.headers.emplace_back("Location", leader + target);
+  return res;
 }
 
 bool RestApi::is_open(const std::string& method, const std::string& target) {
@@ -261,7 +286,12 @@ HttpResponse RestApi::handle(const HttpRequest& req) {
     return *refused;
   }
   try {
-    return route(req, path);
+    auto res = route(req, path);
+    if (leadership_ && !leadership_->leading() && leadership_->stale()) {
+      // RFC 7234's stale warning: this follower has not heard from etcd for a while.
+      res.headers.emplace_back("Warning", "110 cutover-controller \"Response is Stale\"");
+    }
+    return res;
   } catch (const ApiError& e) {
     return error(e.status(), e.code(), e.what(), e.field());
   } catch (const std::exception& e) {
@@ -295,17 +325,40 @@ HttpResponse RestApi::route(const HttpRequest& req, const std::vector<std::strin
 }
 
 HttpResponse RestApi::get_health(const HttpRequest&, const Params&) {
-  return ok({{"status", "ok"}, {"generation", state_.generation()}});
+  nlohmann::json j = {{"status", "ok"}, {"generation", state_.generation()}};
+  if (leadership_) {
+    const bool leading = leadership_->leading();
+    j["role"] = leading ? "leader" : "follower";
+    const std::string leader = leadership_->leader();
+    j["leader"] = leader.empty() ? nlohmann::json(nullptr) : nlohmann::json(leader);
+    if (!leading) j["stale"] = leadership_->stale();
+  }
+  return ok(j);
 }
 
 HttpResponse RestApi::get_metrics(const HttpRequest&, const Params&) {
   Metrics::Gauges g{state_.generation(), hub_.connected_count(), hub_.max_generation_lag(),
                     migrations_.active_count(), hub_.waiting_count()};
-  return {200, metrics_.render(g), "text/plain; version=0.0.4"};
+  std::string text = metrics_.render(g);
+  const bool leading = !leadership_ || leadership_->leading();
+  text +=
+      "# HELP cutover_leader 1 when this controller leads (always, without --store etcd)\n"
+      "# TYPE cutover_leader gauge\ncutover_leader " +
+      std::to_string(leading ? 1 : 0) + "\n";
+  if (leadership_) {
+    text +=
+        "# HELP cutover_elections_won_total Times this controller became the leader\n"
+        "# TYPE cutover_elections_won_total counter\ncutover_elections_won_total " +
+        std::to_string(leadership_->elections_won()) +
+        "\n# HELP cutover_leaderships_lost_total Times this controller stepped down\n"
+        "# TYPE cutover_leaderships_lost_total counter\ncutover_leaderships_lost_total " +
+        std::to_string(leadership_->leaderships_lost()) + "\n";
+  }
+  return {200, std::move(text), "text/plain; version=0.0.4", {}};
 }
 
 HttpResponse RestApi::get_openapi(const HttpRequest&, const Params&) {
-  return {200, openapi_, "application/yaml"};
+  return {200, openapi_, "application/yaml", {}};
 }
 
 HttpResponse RestApi::list_hosts(const HttpRequest&, const Params&) {
@@ -344,7 +397,7 @@ HttpResponse RestApi::put_host(const HttpRequest& req, const Params& p) {
 
 HttpResponse RestApi::delete_host(const HttpRequest&, const Params& p) {
   state_.delete_host(path_id<HostId>(p[0]));
-  return {204, "", "application/json"};
+  return {204, "", "application/json", {}};
 }
 
 HttpResponse RestApi::get_desired_state(const HttpRequest&, const Params& p) {
@@ -368,7 +421,7 @@ HttpResponse RestApi::get_network(const HttpRequest&, const Params& p) {
 
 HttpResponse RestApi::delete_network(const HttpRequest&, const Params& p) {
   state_.delete_network(path_id<NetworkId>(p[0]));
-  return {204, "", "application/json"};
+  return {204, "", "application/json", {}};
 }
 
 HttpResponse RestApi::list_ports(const HttpRequest&, const Params&) {
@@ -420,7 +473,7 @@ HttpResponse RestApi::put_port(const HttpRequest& req, const Params& p) {
 
 HttpResponse RestApi::delete_port(const HttpRequest&, const Params& p) {
   state_.delete_port(path_id<PortId>(p[0]));
-  return {204, "", "application/json"};
+  return {204, "", "application/json", {}};
 }
 
 HttpResponse RestApi::list_migrations(const HttpRequest& req, const Params&) {

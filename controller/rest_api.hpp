@@ -10,6 +10,7 @@
 #include "access.hpp"
 #include "agent_hub.hpp"
 #include "controller_state.hpp"
+#include "leadership.hpp"
 #include "metrics.hpp"
 #include "migration_driver.hpp"
 
@@ -27,6 +28,7 @@ struct HttpResponse {
   int status = 200;
   std::string body;
   std::string content_type = "application/json";
+  std::vector<std::pair<std::string, std::string>> headers;  // more header fields (Location)
 };
 
 class RestApi {
@@ -37,6 +39,10 @@ class RestApi {
           Access access, std::string openapi_yaml);
 
   HttpResponse handle(const HttpRequest& req);
+  // Among highly available controllers: a follower serves reads from its copy of the state
+  // (marked stale when that may be behind), redirects writes to the leader (307) and turns
+  // agents away (503 naming the leader). Not set: this controller is the only one.
+  void set_leadership(const Leadership* leadership) { leadership_ = leadership; }
   Role role_of(const std::string& authorization) const { return access_.role_of(authorization); }
   // The 401 (no role) or 403 (a role that may not do this) for a request, counted in /metrics,
   // or nothing when it may go on. All HttpServer needs to refuse a request on its header, before
@@ -48,6 +54,9 @@ class RestApi {
                                       bool has_body, Role cert_role = Role::none);
   // Served without the token: GET /healthz, /metrics, /v1/openapi.yaml.
   static bool is_open(const std::string& method, const std::string& target);
+  // A follower's answer to a write or to an agent, or nothing when it may be served here.
+  std::optional<HttpResponse> not_here(const std::string& method, const std::string& target,
+                                       bool agent_channel) const;
 
   // Every (method, path template) the router serves (from its table); a test checks it against
   // the OpenAPI doc.
@@ -98,6 +107,7 @@ class RestApi {
   MigrationDriver& migrations_;
   Metrics& metrics_;
   Access access_;
+  const Leadership* leadership_ = nullptr;
   std::string openapi_;
 };
 
