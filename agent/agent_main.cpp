@@ -84,7 +84,9 @@ int main(int argc, char** argv) {
                "Reconciles this hypervisor's overlay dataplane (Open vSwitch) to cutover's "
                "desired state.");
   opts.add("controller", &cfg.controller,
-           "controller agent channel, ws://HOST:PORT or wss://HOST:PORT (TLS: see --tls-cert)");
+           "controller agent channel, ws://HOST:PORT or wss://HOST:PORT (TLS: see --tls-cert); "
+           "highly available controllers: every one, comma-separated (the leader takes the "
+           "agent, followers send it on)");
   opts.add("tls-cert", &cfg.tls.cert,
            "with wss://: this host's PEM certificate, naming its host id (cutoverctl pki issue "
            "HOST); the controller knows the agent by it");

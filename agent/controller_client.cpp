@@ -23,7 +23,32 @@ namespace beast = boost::beast;
 namespace websocket = beast::websocket;
 using tcp = asio::ip::tcp;
 
-void parse_controller_url(const std::string& url, ControllerClientConfig& out) {
+namespace {
+void parse_one_controller_url(const std::string& url, ControllerClientConfig& out);
+}  // namespace
+
+void parse_controller_url(const std::string& list, ControllerClientConfig& out) {
+  out.controllers.clear();
+  size_t start = 0;
+  for (;;) {
+    const auto comma = list.find(',', start);
+    ControllerClientConfig one;
+    parse_one_controller_url(
+        list.substr(start, comma == std::string::npos ? std::string::npos : comma - start), one);
+    if (!out.controllers.empty() && one.tls != out.tls) {
+      throw ParseError("--controller", "every controller URL must be ws:// or every one wss://");
+    }
+    out.tls = one.tls;
+    out.controllers.emplace_back(one.host, one.port);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  out.host = out.controllers.front().first;
+  out.port = out.controllers.front().second;
+}
+
+namespace {
+void parse_one_controller_url(const std::string& url, ControllerClientConfig& out) {
   std::string rest = url;
   out.tls = false;
   if (rest.rfind("ws://", 0) == 0) {
@@ -47,6 +72,7 @@ void parse_controller_url(const std::string& url, ControllerClientConfig& out) {
   out.host = rest.substr(0, colon);
   out.port = rest.substr(colon + 1);
 }
+}  // namespace
 
 struct ControllerClient::Impl : std::enable_shared_from_this<Impl> {
   Impl(asio::io_context& io, ControllerClientConfig cfg, DesiredFn fn)
@@ -88,6 +114,7 @@ struct ControllerClient::Impl : std::enable_shared_from_this<Impl> {
   static constexpr size_t kMaxOutcomes = 32;
   static constexpr std::chrono::minutes kOutcomeLife{10};
   std::shared_ptr<spdlog::logger> log = logger("channel");
+  size_t next_controller = 0;  // index in cfg.controllers of the one tried now
 
   void connect() {
     if (stopping) return;
@@ -240,13 +267,25 @@ struct ControllerClient::Impl : std::enable_shared_from_this<Impl> {
     connecting = false;
     queue.clear();
     if (stopping) return;
+    // Among highly available controllers the next one may be the leader: within a round each
+    // is tried 100 ms after the last; the backoff grows from round to round.
+    bool round_done = true;
+    if (cfg.controllers.size() > 1) {
+      next_controller = (next_controller + 1) % cfg.controllers.size();
+      std::tie(cfg.host, cfg.port) = cfg.controllers[next_controller];
+      round_done = next_controller == 0;
+    }
     if (was) {
       log->warn("controller channel down ({}); reconnecting", why);
     } else {
       log->debug("controller not reachable ({}); retrying in {} ms", why, backoff.count());
     }
-    timer.expires_after(backoff);
-    backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+    if (round_done) {
+      timer.expires_after(backoff);
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+    } else {
+      timer.expires_after(std::chrono::milliseconds(100));
+    }
     timer.async_wait([self = shared_from_this()](beast::error_code ec) {
       if (!ec) self->connect();
     });

@@ -23,8 +23,11 @@
 namespace cutover::agent {
 
 struct ControllerClientConfig {
-  std::string host = "127.0.0.1";  // controller address
+  std::string host = "127.0.0.1";  // controller address (the one tried now)
   std::string port = "8180";
+  // Every controller's address (highly available controllers): on a failed attempt or a lost
+  // channel the next is tried; a follower turns the agent away, the leader takes it.
+  std::vector<std::pair<std::string, std::string>> controllers;
   bool tls = false;                                        // wss://: then tls_context is required
   std::shared_ptr<boost::asio::ssl::context> tls_context;  // make_client_tls (src/tls.hpp)
   std::string token;  // "" with TLS: the certificate says who this agent is

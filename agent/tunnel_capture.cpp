@@ -15,16 +15,17 @@ TunnelCapture::TunnelCapture(const std::string& dev, const MacAddress& mac) : de
                       static_cast<uint32_t>(m[2]) << 8 | m[3];
   const uint32_t lo = static_cast<uint32_t>(m[4]) << 8 | m[5];
   // Received (not sent) frames whose destination is the MAC.
-  fd_ = open_capture(dev, {
-      {BPF_LD | BPF_W | BPF_ABS, 0, 0, static_cast<uint32_t>(SKF_AD_OFF + SKF_AD_PKTTYPE)},
-      {BPF_JMP | BPF_JEQ | BPF_K, 4, 0, PACKET_OUTGOING},
-      {BPF_LD | BPF_W | BPF_ABS, 0, 0, 0},
-      {BPF_JMP | BPF_JEQ | BPF_K, 0, 2, hi},
-      {BPF_LD | BPF_H | BPF_ABS, 0, 0, 4},
-      {BPF_JMP | BPF_JEQ | BPF_K, 1, 0, lo},
-      {BPF_RET | BPF_K, 0, 0, 0},
-      {BPF_RET | BPF_K, 0, 0, 0x40000},
-  });
+  fd_ = open_capture(
+      dev, {
+               {BPF_LD | BPF_W | BPF_ABS, 0, 0, static_cast<uint32_t>(SKF_AD_OFF + SKF_AD_PKTTYPE)},
+               {BPF_JMP | BPF_JEQ | BPF_K, 4, 0, PACKET_OUTGOING},
+               {BPF_LD | BPF_W | BPF_ABS, 0, 0, 0},
+               {BPF_JMP | BPF_JEQ | BPF_K, 0, 2, hi},
+               {BPF_LD | BPF_H | BPF_ABS, 0, 0, 4},
+               {BPF_JMP | BPF_JEQ | BPF_K, 1, 0, lo},
+               {BPF_RET | BPF_K, 0, 0, 0},
+               {BPF_RET | BPF_K, 0, 0, 0x40000},
+           });
 }
 
 TunnelCapture::~TunnelCapture() {
