@@ -252,7 +252,10 @@ std::optional<HttpResponse> RestApi::refusal(const std::string& method, const st
 std::optional<HttpResponse> RestApi::not_here(const std::string& method, const std::string& target,
                                               bool agent_channel) const {
   if (!leadership_ || leadership_->leading()) return std::nullopt;
-  if (!agent_channel && (method == "GET" || method == "HEAD")) return std::nullopt;
+  // Reads are served from the follower's copy of the state, but which agents are connected is
+  // known only where they are: the leader.
+  const bool leader_only = target == "/v1/agents" || target.rfind("/v1/agents?", 0) == 0;
+  if (!agent_channel && !leader_only && (method == "GET" || method == "HEAD")) return std::nullopt;
   const std::string leader = leadership_->leader();
   HttpResponse res;
   if (leader.empty()) {
@@ -265,6 +268,8 @@ std::optional<HttpResponse> RestApi::not_here(const std::string& method, const s
   if (agent_channel) {
     res = error(503, "not_leader",
                 "this controller is a follower; agents connect to the leader, " + leader);
+  } else if (leader_only) {
+    res = error(307, "not_leader", "agents are connected to the leader, " + leader);
   } else {
     // 307: the client repeats the same method and body at the leader.
     res = error(307, "not_leader",

@@ -24,7 +24,7 @@ import time
 from .netlab import LabError, wait_until
 
 COMPONENTS = ("controller", "source-agent", "destination-agent", "bystander-agent",
-              "destination-ovs")
+              "destination-ovs", "leader")  # leader: of the HA controllers (--ha)
 PHASES = ("preparing", "precopy", "pause", "resumed")
 DOWN_S = 2.0       # how long the killed component stays down
 PROBE_S = 16       # traffic per cell: the migration, the outage and the recovery
@@ -59,6 +59,11 @@ class Target:
         self.component = component
         if component == "controller":
             self.ns, self.proc = lab.underlay_ns, lab.controller
+        elif component == "leader":
+            if not getattr(lab, "ha", False):
+                raise LabError("the leader component needs HA controllers (--ha)")
+            ip = wait_until("a leader", lab.ha_leader, 10)
+            self.ns, self.proc = lab.underlay_ns, _proc_matching(lab, f"{ip}:{lab.HA_PORT}")
         elif component.endswith("-agent"):
             host = {"source": src, "destination": dst,
                     "bystander": ctx["cli"].host.name}[component.split("-")[0]]
@@ -258,7 +263,8 @@ def table(rows):
     return "\n".join(lines)
 
 
-def run(components=COMPONENTS, phases=PHASES, prepare=True, out=None, cells=None):
+def run(components=COMPONENTS[:-1], phases=PHASES, prepare=True, out=None, cells=None,
+        ha=False):
     """Brings a lab up, runs every (component, phase) cell - `cells`, or every component at every
     phase - and tears it down; returns (rows, table text)."""
     from .netlab import Lab
@@ -269,7 +275,7 @@ def run(components=COMPONENTS, phases=PHASES, prepare=True, out=None, cells=None
     rows = []
     out = out or os.path.join(BUILD, "lab", "chaos")
     with Lab("chaos") as lab:
-        ctx = bring_up(lab, prog, g, libvirt_everywhere=False)
+        ctx = bring_up(lab, prog, g, libvirt_everywhere=False, ha=ha)
         for i, (component, phase) in enumerate(cells):
             src = _where(ctx, "h1", "h2") or "h1"
             dst = "h2" if src == "h1" else "h1"

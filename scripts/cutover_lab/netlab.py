@@ -10,6 +10,7 @@ import random
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -190,6 +191,7 @@ class Lab:
                           for p in self.procs if p.poll() is None],
                 "underlay_ns": self.underlay_ns, "rmem_restore": self.rmem_restore,
                 "controller_port": getattr(self, "controller_port", None),
+                "ha": getattr(self, "ha", False),
                 "token_file": getattr(self, "token_file", None),
                 "pki_dir": getattr(self, "pki_dir", None),
                 "ctl_binary": getattr(self, "ctl_binary", None),
@@ -206,6 +208,7 @@ class Lab:
         lab.underlay_ns = st["underlay_ns"]
         lab.rmem_restore = st.get("rmem_restore")
         lab.controller_port, lab.token_file = st["controller_port"], st["token_file"]
+        lab.ha = st.get("ha", False)
         lab.pki_dir, lab.ctl_binary = st.get("pki_dir"), st.get("ctl_binary")
         lab.cleanups = []
         lab.hosts = {}
@@ -324,6 +327,71 @@ class Lab:
         self.controller_port = int(wait_until("controller port file", read_port))
         return self.controller_port
 
+    HA_IPS = ["192.168.100.251", "192.168.100.252", "192.168.100.253"]
+    HA_PORT = 8180
+
+    def start_controllers_ha(self, binary, token="lab-token"):
+        """Highly available controllers: a 3-member etcd cluster and three cutover-controllers in
+        the underlay namespace, each on its own address (HA_IPS, etcd on 2379/2380, the
+        controller on HA_PORT), over TLS with one certificate naming all three. Agents get every
+        controller's URL; cutoverctl is pointed at the first that answers and follows the 307."""
+        from .etcd import EtcdCluster
+        self.ha = True
+        if not self.underlay_ns:
+            self.add_underlay()
+        for ip in self.HA_IPS:
+            run("ip", "netns", "exec", self.underlay_ns, "ip", "addr", "add", f"{ip}/24", "dev",
+                "ul")
+        self.token_file = os.path.join(self.dir, "token")
+        with open(self.token_file, "w") as f:
+            f.write(token + "\n")
+        self.ctl_binary = os.path.join(os.path.dirname(os.path.dirname(binary)), "cli",
+                                       "cutoverctl")
+        self.pki_dir = os.path.join(self.dir, "pki")
+        self.pki("init", "--name", f"{self.prefix} lab CA", "--days", "30")
+        self.pki("issue", "controller", "--role", "controller", "--ips",
+                 ",".join(["127.0.0.1", self.CONTROLLER_IP] + self.HA_IPS), "--days", "30")
+        etcd_dir = os.path.join(self.dir, "etcd")
+        os.makedirs(etcd_dir, exist_ok=True)
+        self.etcd = EtcdCluster(etcd_dir, ips=self.HA_IPS,
+                                spawn=lambda cmd, log: self.spawn(self.underlay_ns, cmd, log),
+                                get=lambda url: self.ns_get(url))
+        self.etcd.start_all(timeout=60)
+        self.ha_controllers = []
+        for ip in self.HA_IPS:
+            self.ha_controllers.append(self.spawn(self.underlay_ns, [
+                binary, "--listen", f"{ip}:{self.HA_PORT}", "--advertise-url",
+                f"https://{ip}:{self.HA_PORT}", "--store", "etcd:" + self.etcd.endpoints,
+                "--lease-ttl", "1", "--etcd-max-txn-ops", "1024", "--token-file",
+                self.token_file, "--tls-cert", self.pki_path("controller.pem"),
+                "--tls-key", self.pki_path("controller.key"), "--tls-ca", self.pki_path("ca.pem"),
+                "--tls-crl", self.pki_path("crl.pem")], f"controller-{ip.rsplit('.', 1)[1]}.log"))
+        self.controller = self.ha_controllers[0]
+        self.controller_port = self.HA_PORT
+        wait_until("a controller to lead", self.ha_leader, 30)
+        return self.controller_port
+
+    def ns_get(self, url):
+        """GET url from inside the underlay namespace (the lab's CA for https); the body or None."""
+        code = ("import ssl,sys,urllib.request as u\n"
+                "c=ssl.create_default_context(cafile=sys.argv[2]) if sys.argv[2] else None\n"
+                "try:\n"
+                " print(u.build_opener(u.ProxyHandler({}),u.HTTPSHandler(context=c)).open("
+                "sys.argv[1],timeout=2).read().decode())\n"
+                "except Exception:\n sys.exit(1)\n")
+        res = subprocess.run(["ip", "netns", "exec", self.underlay_ns, sys.executable, "-c", code,
+                              url, self.pki_path("ca.pem") if url.startswith("https") else ""],
+                             capture_output=True, text=True, timeout=10)
+        return res.stdout if res.returncode == 0 else None
+
+    def ha_leader(self):
+        """The address of the controller that says it leads, or None."""
+        for ip in self.HA_IPS:
+            body = self.ns_get(f"https://{ip}:{self.HA_PORT}/healthz")
+            if body and json.loads(body).get("role") == "leader":
+                return ip
+        return None
+
     def pki(self, *args):
         """cutoverctl pki on the lab's CA directory."""
         return run(self.ctl_binary, "--pki-dir", self.pki_dir, "pki", *args)
@@ -338,16 +406,36 @@ class Lab:
         return self.pki_path(host_name + ".pem"), self.pki_path(host_name + ".key")
 
     def controller_url(self, scheme="http", host="127.0.0.1"):
-        """The controller's REST (http) or agent-channel (ws) URL, TLS or not as it runs."""
+        """The controller's REST (http) or agent-channel (ws) URL, TLS or not as it runs. With
+        HA controllers: every one for agents (ws), the leader (else the first) for REST."""
         secure = "s" if getattr(self, "pki_dir", None) else ""
+        if getattr(self, "ha", False):
+            if scheme == "ws":
+                return ",".join(f"ws{secure}://{ip}:{self.controller_port}" for ip in self.HA_IPS)
+            host = self.HA_IPS[getattr(self, "rest_index", 0)]
         return f"{scheme}{secure}://{host}:{self.controller_port}"
 
     def ctl(self, ctl_binary, *args, check=True):
         """Runs cutoverctl against the lab's controller (inside the underlay namespace)."""
         tls = ["--tls-ca", self.pki_path("ca.pem")] if getattr(self, "pki_dir", None) else []
-        return run("ip", "netns", "exec", self.underlay_ns, ctl_binary, "--controller",
-                   self.controller_url(), *tls, "--token-file", self.token_file,
-                   *args, check=check)
+        cmd = lambda: ["ip", "netns", "exec", self.underlay_ns, ctl_binary, "--controller",  # noqa
+                       self.controller_url(), *tls, "--token-file", self.token_file, *args]
+        if not getattr(self, "ha", False):
+            return run(*cmd(), check=check)
+        # HA: any live controller will do (cutoverctl follows a follower's 307); one that is
+        # down, or a moment without a leader (503), moves on to the next for a few seconds.
+        deadline = time.monotonic() + 10
+        while True:
+            res = run(*cmd(), check=False)
+            transient = res.returncode != 0 and any(
+                s in res.stderr for s in ("failed", "refused", "not_leader", "no leader", "reach"))
+            if not transient or time.monotonic() > deadline:
+                if check and res.returncode != 0:
+                    raise LabError(f"cutoverctl {' '.join(args)} failed ({res.returncode}): "
+                                   f"{res.stderr.strip()}")
+                return res
+            self.rest_index = (getattr(self, "rest_index", 0) + 1) % len(self.HA_IPS)
+            time.sleep(0.1)
 
     def move_vm(self, vm, dst):
         """Emulates a migration's switchover: the VM's tap leaves the source host (port deleted

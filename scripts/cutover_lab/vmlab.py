@@ -225,7 +225,7 @@ def get_ready(prog, install_and_build=True):
 
 
 def bring_up(lab, prog, g, n_hosts=3, storage=False, relay=True, libvirt_everywhere=False,
-             backend="ovs", migration_network=True, hook=True):
+             backend="ovs", migration_network=True, hook=True, ha=False):
     """Controller + hosts h1..hN (netns + OVS + cutover-agent; libvirtd on h1, h2 - or on every
     host), the client on the last host, vm1 booted on h1 and echoing. Returns the context
     run_hop() needs. Three progress steps, plus one with storage."""
@@ -238,7 +238,10 @@ def bring_up(lab, prog, g, n_hosts=3, storage=False, relay=True, libvirt_everywh
               f"{'OVS' if backend == 'ovs' else 'Linux bridge/VXLAN'} + cutover-agent)")
     lab.raise_socket_buffers()
     lab.add_underlay()
-    lab.start_controller(os.path.join(BUILD, "controller", "cutover-controller"))
+    if ha:
+        lab.start_controllers_ha(os.path.join(BUILD, "controller", "cutover-controller"))
+    else:
+        lab.start_controller(os.path.join(BUILD, "controller", "cutover-controller"))
     hosts = {n: lab.add_host(n, backend) for n in names}
     vm_iface = VM_IFACE if backend == "ovs" else VM_TAP
     # libvirt first: an agent given --libvirt-uri refuses to start without it (preflight).
@@ -303,7 +306,7 @@ def bring_up(lab, prog, g, n_hosts=3, storage=False, relay=True, libvirt_everywh
 
 def run(cycles=1, baseline=True, out=None, prepare=True, hops=(("h1", "h2"), ("h2", "h1")),
         external=True, relay=True, storage=False, migration_network=True, hook=True,
-        schedule=None):
+        schedule=None, ha=False):
     """Runs the lab; returns (results, report text). prepare=False skips install-deps/build.
     schedule: [(mode, src, dst), ...] instead of cycles x hops per mode (no baseline then)."""
     from .netlab import Lab
@@ -317,7 +320,7 @@ def run(cycles=1, baseline=True, out=None, prepare=True, hops=(("h1", "h2"), ("h
     results = []
     with Lab("lab") as lab:
         ctx = bring_up(lab, prog, g, storage=storage, relay=relay,
-                       migration_network=migration_network, hook=hook)
+                       migration_network=migration_network, hook=hook, ha=ha)
         # external: the same VM migrated with plain virsh while cutover runs - the destination's
         # agent sees it arrive (libvirt's hook, its tap) and the controller prepares it.
         in_baseline = False
@@ -396,7 +399,8 @@ def _restore(st):
             "storage": False, "probes": None}
 
 
-def up(n_hosts=3, relay=True, prepare=True, backend="ovs", migration_network=True, hook=True):
+def up(n_hosts=3, relay=True, prepare=True, backend="ovs", migration_network=True, hook=True,
+       ha=False):
     """Brings a lab up and leaves it running; records it in STATE_FILE."""
     from .netlab import Lab, PidProc, _start_time
     if n_hosts < 2:
@@ -415,7 +419,7 @@ def up(n_hosts=3, relay=True, prepare=True, backend="ovs", migration_network=Tru
     try:
         ctx = bring_up(lab, prog, g, n_hosts=n_hosts, relay=relay,
                        migration_network=migration_network, hook=hook,
-                       libvirt_everywhere=True, backend=backend)
+                       libvirt_everywhere=True, backend=backend, ha=ha)
         ctl = lab.controller
         st = {"lab": lab.to_state(), "guest": list(g),
               "libvirt": {n: lv.proc.pid for n, lv in ctx["libvirt"].items()},
@@ -431,7 +435,10 @@ def up(n_hosts=3, relay=True, prepare=True, backend="ovs", migration_network=Tru
         signal.signal(signal.SIGTERM, old_term)
     hosts = ", ".join(f"{h.name} {h.underlay_ip}" for h in lab.hosts.values())
     return (f"lab up ({backend}): hosts {hosts}; vm1 ({VM_IP}) runs on h1, the client ({CLI_IP}) on "
-            f"{st['client_host']}; controller on {lab.controller_url()} in namespace "
+            f"{st['client_host']}; "
+            + (f"controllers (etcd, one leads) on {lab.controller_url('ws')}, leader "
+               f"{lab.controller_url()}" if ha else f"controller on {lab.controller_url()}")
+            + f" in namespace "
             f"{lab.underlay_ns}; files in {lab.dir}\n"
             "next: scripts/lab migrate vm1 h2 | scripts/lab report | scripts/lab down")
 

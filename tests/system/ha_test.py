@@ -33,7 +33,8 @@ import unittest
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from etcd_cluster import ETCD, EtcdCluster, free_ports  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
+from cutover_lab.etcd import ETCD, EtcdCluster, free_ports  # noqa: E402
 from wsframes import read_text  # noqa: E402
 
 BUILD = None
@@ -167,6 +168,9 @@ class Ha(unittest.TestCase):
                 capture_output=True, text=True, timeout=30)
             self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
             self.assertEqual(request(self.ports[leader], "GET", f"/v1/networks/ctl{f}")[0], 200)
+            # Which agents are connected is the leader's to say.
+            st, headers, _ = request(self.ports[f], "GET", "/v1/agents")
+            self.assertEqual((st, headers.get("Location")), (307, lurl + "/v1/agents"))
             metrics = request(self.ports[f], "GET", "/metrics")[2]
             self.assertIn("\ncutover_leader 0\n", metrics)
             # An agent is turned away, told where the leader is.

@@ -1,7 +1,8 @@
-"""A real etcd cluster on loopback for tests and the lab: N members of Debian's `etcd`, each with
-its own data directory under a temp dir and its own client and peer ports, with short Raft
-timers (heartbeat 50 ms, election 500 ms) so that a lease can be 1 s. Members are started,
-killed, stopped and restarted by PID; stop_all() kills every process it started.
+"""A real etcd cluster for tests, benchmarks and the lab: N members of Debian's `etcd`, each with
+its own data directory and its own client and peer URLs (loopback ports picked free, or given
+addresses inside a lab namespace), with short Raft timers (heartbeat 50 ms, election 500 ms)
+so that a lease can be 1 s. Members are started, killed and restarted by PID (through `spawn`,
+the lab's own when given); stop_all() kills every process it started.
 """
 import json
 import os
@@ -29,12 +30,21 @@ def free_ports(n):
 
 
 class EtcdCluster:
-    def __init__(self, root, members=3, max_txn_ops=1024):
+    def __init__(self, root, members=3, max_txn_ops=1024, ips=None, spawn=None, get=None):
+        """ips: one address per member (ports 2379/2380 on each), else free loopback ports.
+        spawn(cmd, log_name) -> Popen-like: how members are started (default: here).
+        get(url) -> body or None: how a member's /health is read (default: from here)."""
+        self.get = get
         self.root = root
         self.names = [f"e{i}" for i in range(members)]
-        ports = free_ports(2 * members)
-        self.client = [f"http://127.0.0.1:{p}" for p in ports[:members]]
-        self.peer = [f"http://127.0.0.1:{p}" for p in ports[members:]]
+        if ips:
+            self.client = [f"http://{ip}:2379" for ip in ips]
+            self.peer = [f"http://{ip}:2380" for ip in ips]
+        else:
+            ports = free_ports(2 * members)
+            self.client = [f"http://127.0.0.1:{p}" for p in ports[:members]]
+            self.peer = [f"http://127.0.0.1:{p}" for p in ports[members:]]
+        self.spawn = spawn
         self.initial = ",".join(f"{n}={u}" for n, u in zip(self.names, self.peer))
         self.max_txn_ops = max_txn_ops
         self.procs = [None] * members
@@ -45,17 +55,18 @@ class EtcdCluster:
         return ",".join(self.client)
 
     def start(self, i):
-        log = open(self.logs[i], "ab")
-        self.procs[i] = subprocess.Popen(
-            [ETCD, "--name", self.names[i], "--data-dir", os.path.join(self.root, self.names[i]),
-             "--listen-client-urls", self.client[i], "--advertise-client-urls", self.client[i],
-             "--listen-peer-urls", self.peer[i], "--initial-advertise-peer-urls", self.peer[i],
-             "--initial-cluster", self.initial, "--initial-cluster-state", "new",
-             "--initial-cluster-token", os.path.basename(self.root),
-             "--heartbeat-interval", "50", "--election-timeout", "500",
-             "--max-txn-ops", str(self.max_txn_ops), "--log-level", "warn"],
-            stdout=log, stderr=subprocess.STDOUT)
-        log.close()
+        cmd = [ETCD, "--name", self.names[i], "--data-dir", os.path.join(self.root, self.names[i]),
+               "--listen-client-urls", self.client[i], "--advertise-client-urls", self.client[i],
+               "--listen-peer-urls", self.peer[i], "--initial-advertise-peer-urls", self.peer[i],
+               "--initial-cluster", self.initial, "--initial-cluster-state", "new",
+               "--initial-cluster-token", os.path.basename(self.root),
+               "--heartbeat-interval", "50", "--election-timeout", "500",
+               "--max-txn-ops", str(self.max_txn_ops), "--log-level", "warn"]
+        if self.spawn:
+            self.procs[i] = self.spawn(cmd, os.path.basename(self.logs[i]))
+            return
+        with open(self.logs[i], "ab") as log:
+            self.procs[i] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
 
     def start_all(self, timeout=30):
         for i in range(len(self.names)):
@@ -63,6 +74,9 @@ class EtcdCluster:
         self.wait_healthy(timeout)
 
     def healthy(self, i):
+        if self.get:
+            body = self.get(self.client[i] + "/health")
+            return bool(body) and '"health":"true"' in body.replace(" ", "")
         try:
             with urllib.request.urlopen(self.client[i] + "/health", timeout=1) as r:
                 return json.load(r).get("health") == "true"
