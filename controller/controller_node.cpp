@@ -6,6 +6,7 @@
 
 #include <boost/asio.hpp>
 #include <fstream>
+#include <thread>
 
 #include "agent_hub.hpp"
 #include "asio_scheduler.hpp"
@@ -105,8 +106,23 @@ ControllerNode::ControllerNode(NodeConfig config, Store& store, EtcdStore* etcd,
 void ControllerNode::run() {
   auto log = logger("controller");
   bool leading = election_ == nullptr || election_->leading() != 0;
+  auto last_warn = std::chrono::steady_clock::time_point{};
   for (;;) {
-    switch (serve(leading)) {
+    End end;
+    try {
+      end = serve(leading);
+    } catch (const StoreUnavailable& e) {
+      // etcd not reachable before this controller ever read the state (it starts before etcd,
+      // or with the cluster down): nothing to serve yet, so wait for it rather than exit.
+      if (std::chrono::steady_clock::now() - last_warn > std::chrono::seconds(10)) {
+        log->warn("the store cannot be reached yet ({}); retrying every second", e.what());
+        last_warn = std::chrono::steady_clock::now();
+      }
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+      leading = election_ != nullptr && election_->leading() != 0;
+      continue;
+    }
+    switch (end) {
       case End::stopped:
         return;
       case End::elected:

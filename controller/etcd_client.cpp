@@ -213,6 +213,11 @@ json EtcdClient::call(const std::string& path, const json& body) {
     http::response<http::string_body> res;
     beast::error_code ec;
     if (!d.exchange(u, "/v3/" + path, text, res, ec)) {
+      if (ec.category() == asio::error::get_ssl_category()) {
+        // A certificate refused either way is a setting to fix, not a member to wait for.
+        throw std::runtime_error("etcd " + u.text + ": TLS: " + ec.message() +
+                                 " (check --etcd-ca, --etcd-cert, --etcd-key)");
+      }
       last_error = u.text + ": " + ec.message();
       d.current = (d.current + 1) % d.urls.size();
       continue;
