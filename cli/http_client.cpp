@@ -87,6 +87,17 @@ bool idempotent(const std::string& method) {
   return method == "GET" || method == "HEAD" || method == "PUT" || method == "DELETE" ||
          method == "OPTIONS";
 }
+
+// "HOST:PORT" (nothing after it) into its parts; false when it is not that.
+bool split_host_port(const std::string& text, std::string& host, std::string& port) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string::npos || text.find('/') != std::string::npos) {
+    return false;
+  }
+  host = text.substr(0, colon);
+  port = text.substr(colon + 1);
+  return true;
+}
 }  // namespace
 
 HttpClient::HttpClient(const std::string& base, std::string token,
@@ -101,13 +112,10 @@ HttpClient::HttpClient(const std::string& base, std::string token,
     impl_->tls = std::move(tls);
   }
   if (!rest.empty() && rest.back() == '/') rest.pop_back();
-  auto colon = rest.rfind(':');
-  if (colon == std::string::npos || rest.find('/') != std::string::npos) {
+  if (!split_host_port(rest, impl_->host, impl_->port)) {
     throw std::invalid_argument("expected http://HOST:PORT or https://HOST:PORT, got '" + base +
                                 "'");
   }
-  impl_->host = rest.substr(0, colon);
-  impl_->port = rest.substr(colon + 1);
   impl_->token = std::move(token);
 }
 
@@ -156,13 +164,11 @@ HttpResult HttpClient::request(const std::string& method, const std::string& tar
       const std::string scheme = impl_->tls ? "https://" : "http://";
       if (location.rfind(scheme, 0) == 0) {
         const std::string rest = location.substr(scheme.size());
-        const auto slash = rest.find('/');
-        const std::string hostport = rest.substr(0, slash);
-        const auto colon = hostport.rfind(':');
-        if (colon != std::string::npos && colon > 0) {
+        std::string host, port;
+        if (split_host_port(rest.substr(0, rest.find('/')), host, port)) {
           impl_->close();
-          impl_->host = hostport.substr(0, colon);
-          impl_->port = hostport.substr(colon + 1);
+          impl_->host = std::move(host);
+          impl_->port = std::move(port);
           ++redirects;
           attempt = -1;
           continue;
