@@ -67,7 +67,7 @@ ApplyReport HostFacts::for_controller(ApplyReport r) const {
     for (const auto& iface : running) {
       if (!local_ifaces_.count(iface)) r.foreign_running.push_back(iface);
     }
-    for (const auto& [vm, ifaces] : domains_->vms) r.vms[vm].assign(ifaces.begin(), ifaces.end());
+    r.vms = domains_->vms;
     for (const auto& [port, iface] : iface_of_port_) {
       if (auto it = domains_->precopy_iterations.find(iface);
           it != domains_->precopy_iterations.end()) {

@@ -40,6 +40,12 @@ Commands:
   migrate PORT|VM --to HOST [--wait] [--timeout-s N] [--no-conntrack-carry]
                                  a name that is not a port is taken as a libvirt domain name
   agents
+  inventory                      the VMs' interfaces the agents report (libvirt), the port
+                                 each is, or why none was made
+  mappings list | show LIBVIRT_NET | delete LIBVIRT_NET
+  mappings set LIBVIRT_NET [--network NET] [--portgroups PG=NET,...]
+                                 interfaces on that libvirt network (portgroup) become ports
+                                 of that cutover network
   audit [--limit N [--after SEQ]]
                                  with --limit, one page (oldest first); a full page prints on
                                  stderr the --after that fetches the next
@@ -65,7 +71,7 @@ struct Flags {
   int64_t days = 0;
   bool json_out = false;
   std::string id, underlay_ip, backend, labels, vni, mtu, name, mac, network, ips, host, iface_id,
-      port, to, allow, volume, vm, after;
+      port, to, allow, volume, vm, after, portgroups;
   int64_t limit = 0;  // 0: no paging, everything
   bool wait = false;
   bool no_conntrack_carry = false;
@@ -92,14 +98,17 @@ class Fail : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-json labels_json(const std::string& text) {
+// "k=v,k2=v2" -> {"k":"v","k2":"v2"}; `flag` names the option in errors.
+json labels_json(const std::string& text, const char* flag = "--labels") {
   json j = json::object();
   std::stringstream ss(text);
   std::string item;
   while (std::getline(ss, item, ',')) {
     if (item.empty()) continue;
     auto eq = item.find('=');
-    if (eq == std::string::npos) throw Fail("--labels: expected k=v, got '" + item + "'");
+    if (eq == std::string::npos) {
+      throw Fail(std::string(flag) + ": expected k=v, got '" + item + "'");
+    }
     j[item.substr(0, eq)] = item.substr(eq + 1);
   }
   return j;
@@ -176,6 +185,10 @@ const std::vector<std::string>& columns(const std::string& kind) {
        {"host", "connected", "sent_generation", "applied_generation", "waiting_for",
         "bound_ports"}},
       {"audit", {"seq", "migration", "port", "event", "detail"}},
+      {"inventory",
+       {"host", "vm", "iface_id", "mac", "libvirt_network", "portgroup", "network", "port",
+        "problem"}},
+      {"mappings", {"libvirt_network", "network", "portgroups"}},
   };
   return cols.at(kind);
 }
@@ -242,6 +255,11 @@ class Ctl {
       if (args.size() < 2) throw Fail("migrate PORT|VM --to HOST");
       return migrate(args[1]);
     }
+    if (kind == "inventory") {
+      show(kind, call("GET", "/v1/inventory"));
+      return 0;
+    }
+    if (kind == "mappings") return mappings(verb, arg);
     if (kind != "hosts" && kind != "networks" && kind != "ports" && kind != "migrations") {
       throw Fail("unknown command '" + kind + "' (see --help)");
     }
@@ -250,6 +268,7 @@ class Ctl {
       list_page(kind, "id");
     } else if (verb == "list") {
       show(kind, call("GET", base));
+      if (kind == "ports" && !f_.json_out) print_refused();
     } else if (verb == "show") {
       need(arg, "ID");
       show(kind, call("GET", base + "/" + arg));
@@ -272,6 +291,51 @@ class Ctl {
       throw Fail("unknown verb '" + verb + "' for " + kind);
     }
     return 0;
+  }
+
+  int mappings(const std::string& verb, const std::string& name) {
+    const std::string base = "/v1/network-mappings";
+    if (verb == "list") {
+      show("mappings", call("GET", base));
+    } else if (verb == "show") {
+      need(name, "LIBVIRT_NET");
+      show("mappings", call("GET", base + "/" + url_escape(name)));
+    } else if (verb == "delete") {
+      need(name, "LIBVIRT_NET");
+      call("DELETE", base + "/" + url_escape(name));
+      std::printf("deleted the mapping of libvirt network %s\n", name.c_str());
+    } else if (verb == "set") {
+      need(name, "LIBVIRT_NET");
+      json body = {{"libvirt_network", name}};
+      if (!f_.network.empty()) body["network"] = f_.network;
+      if (!f_.portgroups.empty()) body["portgroups"] = labels_json(f_.portgroups, "--portgroups");
+      show("mappings", call("PUT", base + "/" + url_escape(name), body));
+    } else {
+      throw Fail("unknown verb '" + verb + "' for mappings");
+    }
+    return 0;
+  }
+
+  // Under the ports table: the VM interfaces the inventory could not make ports of, and why.
+  void print_refused() {
+    json entries;
+    try {
+      entries = call("GET", "/v1/inventory");
+    } catch (const Fail&) {
+      return;  // an older controller, or no role for it: the ports table is the answer
+    }
+    if (!entries.is_array()) return;
+    bool first = true;
+    for (const auto& e : entries) {
+      if (!e.contains("problem")) continue;
+      if (first) std::printf("\nVM interfaces that are no port (cutoverctl inventory):\n");
+      first = false;
+      const std::string field = e.value("field", "");
+      std::printf("  %s on %s, %s (mac %s): %s%s\n", e.value("vm", "").c_str(),
+                  e.value("host", "").c_str(), e.value("iface_id", "").c_str(),
+                  e.value("mac", "-").c_str(), field.empty() ? "" : (field + ": ").c_str(),
+                  e.value("problem", "").c_str());
+    }
   }
 
   // GET /v1/<kind>, one page of it with --limit; a full page says how to get the next.
@@ -490,7 +554,8 @@ int main(int argc, char** argv) {
                                                                    {"allow", &f.allow},
                                                                    {"volume", &f.volume},
                                                                    {"vm", &f.vm},
-                                                                   {"after", &f.after}}) {
+                                                                   {"after", &f.after},
+                                                                   {"portgroups", &f.portgroups}}) {
     opts.add(name, target, "see Commands");
   }
   opts.add("wait", &f.wait, "migrate: follow the migration until it ends");

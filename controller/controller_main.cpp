@@ -70,6 +70,8 @@ struct ControllerConfig {
   int64_t agent_send_queue_bytes = 16 << 20;
   int64_t retention_days = 30;
   int64_t retention_entries = 100000;
+  bool no_inventory = false;
+  int64_t inventory_retire_ms = 60000;
 };
 
 struct StoreChoice {
@@ -229,6 +231,12 @@ int main(int argc, char** argv) {
   opts.add("agent-send-queue-bytes", &cfg.agent_send_queue_bytes,
            "bytes queued for one agent beyond which it is disconnected (it reconnects and gets "
            "its whole slice); keep it several times the largest slice");
+  opts.add("no-inventory", &cfg.no_inventory,
+           "make no ports from the VMs the agents report (libvirt's domain XML); ports are then "
+           "only made by hand");
+  opts.add("inventory-retire-ms", &cfg.inventory_retire_ms,
+           "a port made from a VM's definition is retired this long after no host runs the VM "
+           "any more (0: never)");
   opts.add("retention-days", &cfg.retention_days,
            "audit entries and finished migrations older than this many days are dropped "
            "(checked hourly)");
@@ -243,6 +251,7 @@ int main(int argc, char** argv) {
   MigrationPolicy policy;
   HttpLimits limits;
   Retention retention;
+  InventoryPolicy inventory;
   StoreChoice store;
   try {
     if (!opts.parse(argc, argv)) return 0;
@@ -308,6 +317,9 @@ int main(int argc, char** argv) {
         in_range(cfg.retention_days, 1, 36500, "--retention-days") * 86400 * int64_t{1000000};
     retention.max_entries =
         static_cast<size_t>(in_range(cfg.retention_entries, 1, 100000000, "--retention-entries"));
+    inventory.enabled = !cfg.no_inventory;
+    inventory.retire_after = std::chrono::milliseconds(
+        in_range(cfg.inventory_retire_ms, 0, 30LL * 86400000, "--inventory-retire-ms"));
   } catch (const ParseError& e) {
     std::fprintf(stderr, "cutover-controller: %s\n", e.what());
     return 2;
@@ -334,8 +346,8 @@ int main(int argc, char** argv) {
 
   try {
     NodeConfig node{
-        listen,         cfg.port_file, "",     cfg.tls,  cfg.insecure_no_token ? "" : cfg.token,
-        cfg.read_token, policy,        limits, retention};
+        listen,         cfg.port_file, "",     cfg.tls,   cfg.insecure_no_token ? "" : cfg.token,
+        cfg.read_token, policy,        limits, retention, inventory};
     if (store.etcd) {
       EtcdOptions eo{store.endpoints,
                      std::chrono::milliseconds(cfg.etcd_timeout_ms),

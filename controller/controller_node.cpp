@@ -162,8 +162,14 @@ ControllerNode::End ControllerNode::serve(bool leading) {
   // would otherwise unwind through io.run() and end the process.
   RetryingScheduler scheduler(clock);
   MigrationDriver migrations(state, hub, scheduler, metrics, config_.policy);
+  // After the driver: it hears each agent report first (a VM that moved is followed before the
+  // inventory looks at it).
+  Inventory inventory(state, hub, scheduler, config_.inventory);
   hub.on_fanout_acked = [&](double seconds) { metrics.observe_fanout(seconds); };
-  state.on_change = [&](uint64_t, const ChangeSet& c) { hub.publish(c); };
+  state.on_change = [&](uint64_t, const ChangeSet& c) {
+    hub.publish(c);
+    inventory.state_changed();
+  };
   state.set_retention(config_.retention);
   std::function<void()> prune = [&] {
     if (size_t n = state.prune(scheduler.now_us())) {
@@ -176,7 +182,7 @@ ControllerNode::End ControllerNode::serve(bool leading) {
     scheduler.after(std::chrono::milliseconds(0), prune);
     migrations.recover();
   }
-  RestApi api(state, hub, migrations, metrics, Access(config_.token, config_.read_token),
+  RestApi api(state, hub, migrations, inventory, metrics, Access(config_.token, config_.read_token),
               kOpenApiYaml);
   std::unique_ptr<ElectionView> view;
   if (election_) {

@@ -16,6 +16,7 @@
 #include "connection_gate.hpp"
 #include "controller_state.hpp"
 #include "etcd_store.hpp"
+#include "inventory.hpp"
 #include "leader_election.hpp"
 #include "migration_driver.hpp"
 #include "store.hpp"
@@ -32,6 +33,7 @@ struct NodeConfig {
   MigrationPolicy policy;
   HttpLimits limits;
   Retention retention;
+  InventoryPolicy inventory;
 };
 
 // The state as last read from (or written to) the store, kept across phases: what a follower

@@ -64,6 +64,9 @@ ControllerState::ControllerState(Store& store) : store_(store) {
         auto m = migration_from_json(j);
         migrations_[m.id] = m;
         count_migration(m.id);
+      } else if (r.kind == "mapping") {
+        auto m = network_mapping_from_json(j);
+        mappings_[m.libvirt_network] = m;
       } else if (r.kind == "audit") {
         audit_.push_back(j);  // ids are zero-padded sequence numbers: load order is log order
       }
@@ -164,6 +167,7 @@ void ControllerState::reload() {
   port_json_ = std::move(fresh.port_json_);
   macs_ = std::move(fresh.macs_);
   ifaces_ = std::move(fresh.ifaces_);
+  mappings_ = std::move(fresh.mappings_);
   open_migrations_ = std::move(fresh.open_migrations_);
   migrations_ = std::move(fresh.migrations_);
   next_migration_number_ = fresh.next_migration_number_;
@@ -221,6 +225,15 @@ void ControllerState::delete_network(const NetworkId& id) {
     if (p.network == id) {
       throw ApiError(409, "in_use", "",
                      "network '" + id.str() + "' still has port '" + pid.str() + "'");
+    }
+  }
+  for (const auto& [name, m] : mappings_) {
+    bool named = m.network == id;
+    for (const auto& [pg, net] : m.portgroups) named = named || net == id;
+    if (named) {
+      throw ApiError(
+          409, "in_use", "",
+          "network '" + id.str() + "' is named by the mapping of libvirt network '" + name + "'");
     }
   }
   commit({}, {{"network", id.str()}});
@@ -322,6 +335,91 @@ void ControllerState::delete_port(const PortId& id) {
   ports_.erase(id);
   port_json_.erase(id);
   if (on_change) on_change(generation_, ChangeSet{false, {{before, std::nullopt}}});
+}
+
+const Port* ControllerState::port_of_iface(const std::string& iface_id) const {
+  auto it = ifaces_.find(iface_id);
+  return it == ifaces_.end() ? nullptr : &ports_.at(it->second);
+}
+
+std::optional<ApiError> ControllerState::port_problem(const Port& p) const {
+  try {
+    validate_port(p, ports_.count(p.id) ? std::optional<PortId>(p.id) : std::nullopt, true);
+  } catch (const ApiError& e) {
+    return e;
+  }
+  return std::nullopt;
+}
+
+void ControllerState::put_ports(const std::vector<Port>& ports,
+                                std::optional<nlohmann::json> audit) {
+  std::set<PortId> ids;
+  std::set<std::pair<NetworkId, MacAddress>> macs;
+  std::set<std::string> ifaces;
+  for (const auto& p : ports) {
+    validate_port(p, ports_.count(p.id) ? std::optional<PortId>(p.id) : std::nullopt, true);
+    if (!ids.insert(p.id).second) {
+      throw ApiError(409, "conflict", "id", "port '" + p.id.str() + "' is in the batch twice");
+    }
+    if (!macs.insert({p.network, p.mac}).second) {
+      throw ApiError(409, "conflict", "mac",
+                     "MAC " + p.mac.to_string() + " is given to two ports of network " +
+                         p.network.str() + " in the same change");
+    }
+    if (!ifaces.insert(p.iface_id).second) {
+      throw ApiError(409, "conflict", "iface_id",
+                     "iface_id '" + p.iface_id + "' is given to two ports in the same change");
+    }
+  }
+  // A port of the batch may take a MAC or iface-id another one of it gives up: checked above
+  // against the state as it is, which is stricter than needed and never wrong.
+  std::vector<StoredRecord> upserts;
+  std::vector<std::string> texts;
+  for (const auto& p : ports) {
+    if (auto it = ports_.find(p.id); it != ports_.end() && it->second == p) continue;
+    upserts.push_back(record("port", p.id.str(), p));
+    texts.push_back(upserts.back().body);
+  }
+  if (upserts.empty()) return;
+  if (audit) stage_audit(std::move(*audit));
+  commit(std::move(upserts), {});
+  ChangeSet change;
+  size_t i = 0;
+  for (const auto& p : ports) {
+    auto it = ports_.find(p.id);
+    if (it != ports_.end() && it->second == p) continue;
+    std::optional<Port> before;
+    if (it != ports_.end()) before = it->second;
+    set_port(before ? &*before : nullptr, p, std::move(texts[i++]));
+    change.ports.push_back({before, p});
+  }
+  if (on_change) on_change(generation_, change);
+}
+
+NetworkMapping ControllerState::put_mapping(const NetworkMapping& m) {
+  if (m.network && !networks_.count(*m.network)) {
+    throw ApiError(422, "unknown_reference", "network", "no network '" + m.network->str() + "'");
+  }
+  for (const auto& [pg, net] : m.portgroups) {
+    if (!networks_.count(net)) {
+      throw ApiError(422, "unknown_reference", "portgroups." + pg,
+                     "no network '" + net.str() + "'");
+    }
+  }
+  auto it = mappings_.find(m.libvirt_network);
+  if (it != mappings_.end() && it->second == m) return m;
+  commit_with_audit(generation_, {record("mapping", m.libvirt_network, m)}, {});
+  mappings_[m.libvirt_network] = m;
+  return m;
+}
+
+void ControllerState::delete_mapping(const std::string& libvirt_network) {
+  if (!mappings_.count(libvirt_network)) {
+    throw ApiError(404, "not_found", "",
+                   "no mapping for libvirt network '" + libvirt_network + "'");
+  }
+  commit_with_audit(generation_, {}, {{"mapping", libvirt_network}});
+  mappings_.erase(libvirt_network);
 }
 
 void ControllerState::stage_audit(nlohmann::json entry) {

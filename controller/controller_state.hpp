@@ -49,6 +49,9 @@ class ControllerState {
   const std::map<NetworkId, Network>& networks() const { return networks_; }
   const std::map<PortId, Port>& ports() const { return ports_; }
   const std::map<MigrationId, Migration>& migrations() const { return migrations_; }
+  const std::map<std::string, NetworkMapping>& mappings() const { return mappings_; }
+  // The port with this iface-id, if any (looked up, not scanned).
+  const Port* port_of_iface(const std::string& iface_id) const;
   // The migrations the driver still has to look at on every agent report: not finished, or
   // completed/rolled back while their port had volumes not yet reported released. Finished
   // history, which only grows, is not in it. Judged when a migration is written (and on load):
@@ -68,6 +71,20 @@ class ControllerState {
   Port create_port(const Port& p);
   Port replace_port(const Port& p);
   void delete_port(const PortId& id);
+  // Creates or replaces several ports in one generation, all or none: each is validated as
+  // create_port/replace_port would (placement included), and against the others in the batch.
+  // `audit`, if given, is stored in the same transaction (staged once the batch is judged valid).
+  void put_ports(const std::vector<Port>& ports,
+                 std::optional<nlohmann::json> audit = std::nullopt);
+  // Why `p` could not be created (or replaced, when a port with its id exists) now: the error
+  // create_port/replace_port would throw, or nothing.
+  std::optional<ApiError> port_problem(const Port& p) const;
+
+  // libvirt network -> cutover network (the inventory's mapping table). Stored without a new
+  // generation: agents do not see mappings. put refuses an unknown network (field named);
+  // delete_network refuses a network a mapping names.
+  NetworkMapping put_mapping(const NetworkMapping& m);
+  void delete_mapping(const std::string& libvirt_network);
   Migration put_migration(const Migration& m);
   // Several changes in one generation (e.g. a migration step and the port it moves). Placement is
   // the driver's to judge here (its policy asks placement_problem() before a migration, and a VM
@@ -138,6 +155,7 @@ class ControllerState {
   std::map<PortId, std::string> port_json_;
   std::map<std::pair<NetworkId, MacAddress>, PortId> macs_;  // unique per network
   std::map<std::string, PortId> ifaces_;                     // iface-ids, unique
+  std::map<std::string, NetworkMapping> mappings_;           // by libvirt network
 
   void index_migration(const Migration& m);  // updates open_migrations_ for m
   std::set<MigrationId> open_migrations_;

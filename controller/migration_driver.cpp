@@ -192,7 +192,7 @@ PortId MigrationDriver::port_of_vm(const std::string& vm) const {
     auto it = info.report.vms.find(vm);
     if (!info.connected || it == info.report.vms.end()) continue;
     hosts.push_back(host.str());
-    ifaces.insert(it->second.begin(), it->second.end());
+    for (const auto& i : it->second) ifaces.insert(i.iface_id);
   }
   if (hosts.empty()) {
     throw ApiError(422, "unknown_reference", "vm",
@@ -460,7 +460,7 @@ bool MigrationDriver::runs_on_source(const Migration& m) const {
   if (src == hub_.agents().end() || !src->second.connected || !src->second.reported) return false;
   const auto& iface = state_.ports().at(m.port).iface_id;
   for (const auto& [vm, ifaces] : src->second.report.vms) {
-    if (contains(ifaces, iface)) return true;
+    if (has_iface(ifaces, iface)) return true;
   }
   return false;
 }
@@ -571,7 +571,7 @@ void MigrationDriver::on_incoming(const HostId& host, const wire::Incoming& in) 
 }
 
 void MigrationDriver::adopt_incoming(const HostId& host, const std::string& iface, bool asked) {
-  const Port* port = port_by_iface(iface);
+  const Port* port = state_.port_of_iface(iface);
   if (!port) {
     logger("migration")
         ->info("a VM is arriving on {} with interface {}, which is no cutover port: ignored",
@@ -636,18 +636,11 @@ Migration MigrationDriver::detected(const Port& port, const HostId& to, const st
   return m;
 }
 
-const Port* MigrationDriver::port_by_iface(const std::string& iface_id) const {
-  for (const auto& [id, p] : state_.ports()) {
-    if (p.iface_id == iface_id) return &p;
-  }
-  return nullptr;
-}
-
 void MigrationDriver::adopt_external(const HostId& host) {
   auto agent = hub_.agents().find(host);
   if (agent == hub_.agents().end()) return;
   for (const auto& iface : agent->second.report.foreign_running) {
-    const Port* port = port_by_iface(iface);
+    const Port* port = state_.port_of_iface(iface);
     if (!port || !port->host || *port->host == host || port->migrating_to) continue;
     bool active = false;
     for (const auto* m : open_migrations()) active |= m->port == port->id && !is_terminal(m->state);

@@ -154,7 +154,6 @@ class MigrationDriver {
   // A migration cutover did not start, recorded as `phase` (detected_incoming/_external).
   Migration detected(const Port& port, const HostId& to, const std::string& phase,
                      const std::string& detail);
-  const Port* port_by_iface(const std::string& iface_id) const;  // nullptr: none
   void cut_over(Migration m);
   // The way out of every failure before cutover: rolled back at once, through rolling_back when
   // libvirt may be moving the VM, or carried forward when the VM has paused for its final copy.

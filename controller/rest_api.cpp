@@ -178,10 +178,11 @@ json list(const Map& m) {
 }  // namespace
 
 RestApi::RestApi(ControllerState& state, AgentHub& hub, MigrationDriver& migrations,
-                 Metrics& metrics, Access access, std::string openapi_yaml)
+                 Inventory& inventory, Metrics& metrics, Access access, std::string openapi_yaml)
     : state_(state),
       hub_(hub),
       migrations_(migrations),
+      inventory_(inventory),
       metrics_(metrics),
       access_(std::move(access)),
       openapi_(std::move(openapi_yaml)) {}
@@ -215,6 +216,11 @@ const std::vector<RestApi::Route>& RestApi::table() {
       {"POST", "/v1/migrations/{id}/approve", &RestApi::approve_migration},
       {"GET", "/v1/agents", &RestApi::list_agents},
       {"GET", "/v1/audit", &RestApi::list_audit},
+      {"GET", "/v1/inventory", &RestApi::list_inventory},
+      {"GET", "/v1/network-mappings", &RestApi::list_mappings},
+      {"GET", "/v1/network-mappings/{id}", &RestApi::get_mapping},
+      {"PUT", "/v1/network-mappings/{id}", &RestApi::put_mapping},
+      {"DELETE", "/v1/network-mappings/{id}", &RestApi::delete_mapping},
   };
   return t;
 }
@@ -254,7 +260,11 @@ std::optional<HttpResponse> RestApi::not_here(const std::string& method, const s
   if (!leadership_ || leadership_->leading()) return std::nullopt;
   // Reads are served from the follower's copy of the state, but which agents are connected is
   // known only where they are: the leader.
-  const bool leader_only = target == "/v1/agents" || target.rfind("/v1/agents?", 0) == 0;
+  // The same for the inventory, judged from the agents' reports.
+  auto is = [&](const char* path) {
+    return target == path || target.rfind(std::string(path) + "?", 0) == 0;
+  };
+  const bool leader_only = is("/v1/agents") || is("/v1/inventory");
   if (!agent_channel && !leader_only && (method == "GET" || method == "HEAD")) return std::nullopt;
   const std::string leader = leadership_->leader();
   HttpResponse res;
@@ -417,7 +427,9 @@ HttpResponse RestApi::list_networks(const HttpRequest&, const Params&) {
 
 HttpResponse RestApi::create_network(const HttpRequest& req, const Params&) {
   auto net = decode<Network>(req, [](const json& j) { return network_from_json(j); });
-  return ok(to_json(state_.create_network(net)), 201);
+  auto res = ok(to_json(state_.create_network(net)), 201);
+  inventory_.refresh();  // metadata may name it
+  return res;
 }
 
 HttpResponse RestApi::get_network(const HttpRequest&, const Params& p) {
@@ -542,6 +554,57 @@ HttpResponse RestApi::list_agents(const HttpRequest&, const Params&) {
 
 HttpResponse RestApi::list_audit(const HttpRequest& req, const Params&) {
   return ok(audit_page(state_.audit(), page_of(req.target)));
+}
+
+HttpResponse RestApi::list_inventory(const HttpRequest&, const Params&) {
+  json arr = json::array();
+  for (const auto& e : inventory_.entries()) {
+    json j = {{"host", e.host.str()}, {"vm", e.vm}, {"iface_id", e.iface.iface_id}};
+    if (!e.iface.mac.empty()) j["mac"] = e.iface.mac;
+    if (!e.iface.libvirt_network.empty()) j["libvirt_network"] = e.iface.libvirt_network;
+    if (!e.iface.portgroup.empty()) j["portgroup"] = e.iface.portgroup;
+    if (!e.iface.network.empty()) j["network"] = e.iface.network;
+    if (!e.port.empty()) j["port"] = e.port;
+    if (!e.problem.empty()) {
+      j["problem"] = e.problem;
+      j["field"] = e.field;
+    }
+    arr.push_back(std::move(j));
+  }
+  return ok(arr);
+}
+
+HttpResponse RestApi::list_mappings(const HttpRequest&, const Params&) {
+  json arr = json::array();
+  for (const auto& [name, m] : state_.mappings()) arr.push_back(to_json(m));
+  return ok(arr);
+}
+
+HttpResponse RestApi::get_mapping(const HttpRequest&, const Params& p) {
+  auto it = state_.mappings().find(p[0]);
+  if (it == state_.mappings().end()) {
+    throw ApiError(404, "not_found", "", "no mapping for libvirt network '" + p[0] + "'");
+  }
+  return ok(to_json(it->second));
+}
+
+HttpResponse RestApi::put_mapping(const HttpRequest& req, const Params& p) {
+  auto m = decode<NetworkMapping>(req, [&](json j) {
+    // The URL names the libvirt network; the body may repeat it.
+    if (j.is_object() && !j.contains("libvirt_network")) j["libvirt_network"] = p[0];
+    return network_mapping_from_json(j);
+  });
+  if (m.libvirt_network != p[0]) {
+    throw ApiError(422, "invalid", "libvirt_network", "body libvirt_network differs from the URL");
+  }
+  auto res = ok(to_json(state_.put_mapping(m)));
+  inventory_.refresh();
+  return res;
+}
+
+HttpResponse RestApi::delete_mapping(const HttpRequest&, const Params& p) {
+  state_.delete_mapping(p[0]);
+  return {204, "", "application/json", {}};
 }
 
 }  // namespace cutover::controller

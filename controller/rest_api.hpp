@@ -10,6 +10,7 @@
 #include "access.hpp"
 #include "agent_hub.hpp"
 #include "controller_state.hpp"
+#include "inventory.hpp"
 #include "leadership.hpp"
 #include "metrics.hpp"
 #include "migration_driver.hpp"
@@ -35,8 +36,8 @@ class RestApi {
  public:
   static constexpr size_t kMaxBody = 1 << 20;
 
-  RestApi(ControllerState& state, AgentHub& hub, MigrationDriver& migrations, Metrics& metrics,
-          Access access, std::string openapi_yaml);
+  RestApi(ControllerState& state, AgentHub& hub, MigrationDriver& migrations, Inventory& inventory,
+          Metrics& metrics, Access access, std::string openapi_yaml);
 
   HttpResponse handle(const HttpRequest& req);
   // Among highly available controllers: a follower serves reads from its copy of the state
@@ -99,12 +100,18 @@ class RestApi {
   HttpResponse approve_migration(const HttpRequest&, const Params&);
   HttpResponse list_agents(const HttpRequest&, const Params&);
   HttpResponse list_audit(const HttpRequest&, const Params&);
+  HttpResponse list_inventory(const HttpRequest&, const Params&);
+  HttpResponse list_mappings(const HttpRequest&, const Params&);
+  HttpResponse get_mapping(const HttpRequest&, const Params&);
+  HttpResponse put_mapping(const HttpRequest&, const Params&);
+  HttpResponse delete_mapping(const HttpRequest&, const Params&);
   // A stateful firewall (ingress_allow) is enforced by OVS conntrack only: refuse to place such
   // a port on a Linux-backend host rather than run it unfiltered.
 
   ControllerState& state_;
   AgentHub& hub_;
   MigrationDriver& migrations_;
+  Inventory& inventory_;
   Metrics& metrics_;
   Access access_;
   const Leadership* leadership_ = nullptr;

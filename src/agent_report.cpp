@@ -17,7 +17,20 @@ void add_report_fields(const AgentReport& r, json& j) {
   if (!r.awaiting_taps.empty()) j["awaiting_taps"] = r.awaiting_taps;
   if (!r.storage_ready.empty()) j["storage_ready"] = r.storage_ready;
   if (!r.storage_failed.empty()) j["storage_failed"] = r.storage_failed;
-  if (!r.vms.empty()) j["vms"] = r.vms;
+  if (!r.vms.empty()) {
+    json& vms = j["vms"] = json::object();
+    for (const auto& [name, ifaces] : r.vms) {
+      json& list = vms[name] = json::array();
+      for (const auto& i : ifaces) {
+        json e = {{"iface_id", i.iface_id}};
+        if (!i.mac.empty()) e["mac"] = i.mac;
+        if (!i.libvirt_network.empty()) e["libvirt_network"] = i.libvirt_network;
+        if (!i.portgroup.empty()) e["portgroup"] = i.portgroup;
+        if (!i.network.empty()) e["network"] = i.network;
+        list.push_back(std::move(e));
+      }
+    }
+  }
   if (!r.precopy_iterations.empty()) j["precopy_iterations"] = r.precopy_iterations;
   if (!r.incoming.empty()) j["incoming"] = r.incoming;
   if (!r.live_migrations.empty()) j["live_migrations"] = r.live_migrations;
@@ -29,6 +42,28 @@ std::vector<std::string> strings(JsonReader& r, const std::string& key) {
   r.for_each(key, [&](const json& e, const std::string& path) {
     if (!e.is_string()) throw ParseError(path, "expected a string");
     out.push_back(e.get<std::string>());
+  });
+  return out;
+}
+// A domain's interfaces: objects, or plain iface-id strings (what agents before the inventory
+// sent).
+std::vector<VmInterface> interfaces(JsonReader& r, const std::string& key) {
+  std::vector<VmInterface> out;
+  r.for_each(key, [&](const json& e, const std::string& path) {
+    VmInterface v;
+    if (e.is_string()) {
+      v.iface_id = e.get<std::string>();
+    } else {
+      JsonReader ir(e, path);
+      v.iface_id = ir.required_string("iface_id");
+      v.mac = ir.optional_string("mac").value_or("");
+      v.libvirt_network = ir.optional_string("libvirt_network").value_or("");
+      v.portgroup = ir.optional_string("portgroup").value_or("");
+      v.network = ir.optional_string("network").value_or("");
+      ir.finish();
+    }
+    if (v.iface_id.empty()) throw ParseError(path, "empty iface_id");
+    out.push_back(std::move(v));
   });
   return out;
 }
@@ -56,7 +91,7 @@ AgentReport report_fields_from(JsonReader& r) {
     JsonReader vr(*vms, "vms");
     for (const auto& [name, ifaces] : vms->items()) {
       if (name.empty()) throw ParseError("vms", "empty domain name");
-      a.vms[name] = strings(vr, name);
+      a.vms[name] = interfaces(vr, name);
     }
   }
   if (const auto* it = r.raw("precopy_iterations")) {

@@ -15,6 +15,17 @@
 
 namespace cutover {
 
+// One network interface of a libvirt domain, as its XML defines it (the agent's
+// domain_interfaces): what the controller's inventory makes a port from.
+struct VmInterface {
+  std::string iface_id;         // the port's iface-id (OVS interfaceid, or the tap's name)
+  std::string mac;              // <mac address>, lower case; "" if the XML has none
+  std::string libvirt_network;  // <source network> of an <interface type='network'>
+  std::string portgroup;        // its <source portgroup>
+  std::string network;          // the cutover network cutover's <metadata> names for the MAC
+  bool operator==(const VmInterface&) const = default;
+};
+
 struct AgentReport {
   std::vector<std::string> waiting_for;      // objects still missing: partially applied if any
   std::vector<std::string> awaiting_taps;    // iface-ids of local ports without a VM tap yet
@@ -23,8 +34,8 @@ struct AgentReport {
   std::vector<std::string> foreign_running;  // iface-ids running here that are not ours
   std::vector<std::string> storage_ready;    // "port/volume" attached (or path-probed) here
   std::map<std::string, std::string> storage_failed;  // "port/volume" -> why not
-  // libvirt domains running here -> their interfaces' iface-ids (POST /v1/migrations {"vm"})
-  std::map<std::string, std::vector<std::string>> vms;
+  // libvirt domains running here -> their interfaces (POST /v1/migrations {"vm"}, inventory)
+  std::map<std::string, std::vector<VmInterface>> vms;
   // local port -> the pre-copy iteration of its VM's outgoing live migration (libvirt)
   std::map<std::string, int64_t> precopy_iterations;
   // iface-ids of VMs arriving here that the state does not make arrive here: a live migration
@@ -40,6 +51,12 @@ struct AgentReport {
 // Whether one of the report's lists holds `item` (they are short: a host's ports and VMs).
 inline bool contains(const std::vector<std::string>& list, const std::string& item) {
   return std::find(list.begin(), list.end(), item) != list.end();
+}
+
+// Whether one of these interfaces has `iface_id`.
+inline bool has_iface(const std::vector<VmInterface>& ifaces, const std::string& iface_id) {
+  return std::any_of(ifaces.begin(), ifaces.end(),
+                     [&](const VmInterface& i) { return i.iface_id == iface_id; });
 }
 
 // Adds the report's fields to a JSON object (bound_ports, paused_ports and foreign_running

@@ -393,4 +393,43 @@ Migration migration_from_json(const json& j, const std::string& path) {
   return m;
 }
 
+json to_json(const NetworkMapping& m) {
+  json j = {{"libvirt_network", m.libvirt_network}};
+  if (m.network) j["network"] = m.network->str();
+  if (!m.portgroups.empty()) {
+    json pgs = json::object();
+    for (const auto& [pg, net] : m.portgroups) pgs[pg] = net.str();
+    j["portgroups"] = pgs;
+  }
+  return j;
+}
+
+NetworkMapping network_mapping_from_json(const json& j, const std::string& path) {
+  JsonReader r(j, path);
+  NetworkMapping m;
+  m.libvirt_network = r.required_string("libvirt_network");
+  if (!is_valid_id(m.libvirt_network)) {
+    throw ParseError(r.child("libvirt_network"),
+                     "invalid libvirt network name: expected 1-64 of [A-Za-z0-9._-], starting "
+                     "with a letter or digit");
+  }
+  if (r.raw("network")) m.network = id_field<NetworkId>(r, "network");
+  for (const auto& [pg, net] : r.string_map("portgroups")) {
+    const std::string field = r.child("portgroups") + "." + pg;
+    if (!is_valid_id(pg)) {
+      throw ParseError(field, "invalid portgroup name: expected 1-64 of [A-Za-z0-9._-]");
+    }
+    try {
+      m.portgroups[pg] = NetworkId::parse(net);
+    } catch (const ParseError& e) {
+      throw ParseError(field, e.message());
+    }
+  }
+  if (!m.network && m.portgroups.empty()) {
+    throw ParseError(r.child("network"), "give a network, portgroups, or both");
+  }
+  r.finish();
+  return m;
+}
+
 }  // namespace cutover

@@ -56,4 +56,11 @@ bool is_terminal(MigrationState s) {
          s == MigrationState::rejected;
 }
 
+std::optional<NetworkId> mapped_network(const NetworkMapping& m, const std::string& portgroup) {
+  if (auto it = m.portgroups.find(portgroup); !portgroup.empty() && it != m.portgroups.end()) {
+    return it->second;
+  }
+  return m.network;
+}
+
 }  // namespace cutover

@@ -109,6 +109,18 @@ struct Port {
   bool operator==(const Port&) const = default;
 };
 
+// Which cutover network the interfaces on one libvirt network join: the inventory makes ports
+// of running VMs' interfaces from it (a <metadata> element in cutover's namespace naming the
+// network overrides it per interface). A portgroup's entry wins over the network's own.
+struct NetworkMapping {
+  std::string libvirt_network;                  // its name, an id-like string (the record's id)
+  std::optional<NetworkId> network;             // for interfaces in no mapped portgroup
+  std::map<std::string, NetworkId> portgroups;  // libvirt portgroup -> cutover network
+  bool operator==(const NetworkMapping&) const = default;
+};
+// The cutover network of an interface on `m` in `portgroup` ("" = none), if the mapping has one.
+std::optional<NetworkId> mapped_network(const NetworkMapping& m, const std::string& portgroup);
+
 // Every host that must program the port: where it runs, where it is arriving, and the host it
 // just left (which forwards for it). The one place that says which hosts see a port.
 std::vector<HostId> port_locations(const Port& p);

@@ -21,13 +21,13 @@ void ignore_errors(void*, virErrorPtr) {}
 
 using Ifaces = LibvirtDomainEvents::DomainsNow;
 
-std::set<std::string> domain_iface_ids(virDomainPtr dom) {
-  std::set<std::string> ids;
+std::vector<VmInterface> domain_interfaces_of(virDomainPtr dom) {
+  std::vector<VmInterface> ifaces;
   if (char* xml = virDomainGetXMLDesc(dom, 0)) {
-    ids = LibvirtDomainEvents::iface_ids_from_xml(xml);
+    ifaces = LibvirtDomainEvents::interfaces_from_xml(xml);
     std::free(xml);
   }
-  return ids;
+  return ifaces;
 }
 
 Ifaces domain_ifaces(virConnectPtr conn) {
@@ -41,9 +41,10 @@ Ifaces domain_ifaces(virConnectPtr conn) {
       if (state == VIR_DOMAIN_RUNNING) into = &out.running;
       if (state == VIR_DOMAIN_PAUSED && reason == VIR_DOMAIN_PAUSED_MIGRATION) into = &out.paused;
       if (into) {
-        for (const auto& id : domain_iface_ids(doms[i])) {
-          into->insert(id);
-          if (into == &out.running) out.vms[virDomainGetName(doms[i])].insert(id);
+        auto ifaces = domain_interfaces_of(doms[i]);
+        for (const auto& iface : ifaces) into->insert(iface.iface_id);
+        if (into == &out.running && !ifaces.empty()) {
+          out.vms[virDomainGetName(doms[i])] = std::move(ifaces);
         }
       }
     }
@@ -80,7 +81,7 @@ struct LoopCtx {
   void iteration(const std::string& domain, int64_t n) {
     auto it = last.vms.find(domain);
     if (it == last.vms.end()) return;
-    for (const auto& id : it->second) iterations[id] = n;
+    for (const auto& iface : it->second) iterations[iface.iface_id] = n;
     Ifaces now = last;
     now.precopy_iterations = iterations;
     emit(std::move(now));
@@ -92,9 +93,9 @@ struct LoopCtx {
     auto it = last.vms.find(domain);
     if (it == last.vms.end()) return;
     Ifaces now = last;
-    for (const auto& id : it->second) {
-      now.running.erase(id);
-      now.paused.insert(id);
+    for (const auto& iface : it->second) {
+      now.running.erase(iface.iface_id);
+      now.paused.insert(iface.iface_id);
     }
     now.vms.erase(domain);
     emit(std::move(now));
@@ -104,7 +105,7 @@ struct LoopCtx {
   void forget(const std::string& domain) {
     auto it = last.vms.find(domain);
     if (it == last.vms.end()) return;
-    for (const auto& id : it->second) iterations.erase(id);
+    for (const auto& iface : it->second) iterations.erase(iface.iface_id);
   }
 };
 
@@ -126,9 +127,9 @@ void on_iteration(virConnectPtr, virDomainPtr dom, int iteration, void* opaque) 
 }
 }  // namespace
 
-std::set<std::string> LibvirtDomainEvents::iface_ids_from_xml(const std::string& xml) {
+std::vector<VmInterface> LibvirtDomainEvents::interfaces_from_xml(const std::string& xml) {
   try {
-    return domain_interface_ids(xml);
+    return domain_interfaces(xml);
   } catch (const ParseError& e) {
     logger("libvirt")->warn("a domain's XML could not be read: {}", e.what());
     return {};

@@ -12,18 +12,21 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
+
+#include "agent_report.hpp"
 
 namespace cutover::agent {
 
 class LibvirtDomainEvents {
  public:
-  using Vms = std::map<std::string, std::set<std::string>>;
+  using Vms = std::map<std::string, std::vector<VmInterface>>;
   struct DomainsNow {
     std::set<std::string> running;  // iface-ids of domains running here
     // of domains paused here for the final phase of an outgoing migration (the moment the
     // destination may start buffering)
     std::set<std::string> paused;
-    Vms vms;  // each running domain's name with its iface-ids
+    Vms vms;  // each running domain's name with its interfaces (those with an iface-id)
     // iface-id -> the pre-copy iteration an outgoing migration of its domain is in (libvirt's
     // MIGRATION_ITERATION event: 1 = the first pass over memory, then one per dirty re-copy)
     std::map<std::string, int64_t> precopy_iterations;
@@ -35,8 +38,8 @@ class LibvirtDomainEvents {
   void start();
   void stop();
 
-  // The domain's interfaces' iface-ids (domain_interface_ids; none, logged, if it cannot be read).
-  static std::set<std::string> iface_ids_from_xml(const std::string& xml);
+  // The domain's interfaces (domain_interfaces; none, logged, if it cannot be read).
+  static std::vector<VmInterface> interfaces_from_xml(const std::string& xml);
 
  private:
   void run();

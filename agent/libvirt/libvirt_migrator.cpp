@@ -35,7 +35,12 @@ virDomainPtr running_domain_with(virConnectPtr conn, const std::string& iface_id
   const int n = virConnectListAllDomains(conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
   for (int i = 0; i < n; ++i) {
     char* xml = virDomainGetXMLDesc(doms[i], 0);
-    const bool owns = xml && LibvirtDomainEvents::iface_ids_from_xml(xml).count(iface_id);
+    bool owns = false;
+    if (xml) {
+      for (const auto& iface : LibvirtDomainEvents::interfaces_from_xml(xml)) {
+        owns = owns || iface.iface_id == iface_id;
+      }
+    }
     std::free(xml);
     if (owns && !target) {
       target = doms[i];

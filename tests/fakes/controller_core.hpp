@@ -17,8 +17,14 @@ struct ControllerCore {
   controller::ManualScheduler clock;
   controller::Metrics metrics;
   controller::MigrationDriver driver{state, hub, clock, metrics, {}};
-  controller::RestApi api{
-      state, hub, driver, metrics, controller::Access("t0ken", "r3ad"), "openapi: 3.0.3\n"};
+  controller::Inventory inventory{state, hub, clock, {}};
+  controller::RestApi api{state,
+                          hub,
+                          driver,
+                          inventory,
+                          metrics,
+                          controller::Access("t0ken", "r3ad"),
+                          "openapi: 3.0.3\n"};
 };
 
 }  // namespace cutover::testing

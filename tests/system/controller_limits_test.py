@@ -45,7 +45,7 @@ TOKEN = "s3cret"
 class Controller:
     """One cutover-controller on 127.0.0.1:0 with its own temp dir; stopped by PID."""
 
-    def __init__(self, *args, prefix=()):
+    def __init__(self, *args, prefix=(), db=None):
         self.dir = tempfile.mkdtemp(prefix="cutover-limits-")
         port_file = os.path.join(self.dir, "port")
         self.log_path = os.path.join(self.dir, "controller.log")
@@ -53,7 +53,7 @@ class Controller:
         self.proc = subprocess.Popen(
             list(prefix) + [os.path.join(BUILD, "controller", "cutover-controller"), "--listen",
                             "127.0.0.1:0", "--port-file", port_file, "--db",
-                            os.path.join(self.dir, "c.db"), "--token", TOKEN] + list(args),
+                            db or os.path.join(self.dir, "c.db"), "--token", TOKEN] + list(args),
             stdout=self.log, stderr=subprocess.STDOUT)
         self.port = int(wait_until("controller port file", lambda: read_text(port_file).strip()
                                    if os.path.exists(port_file) else None))

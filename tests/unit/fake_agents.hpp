@@ -50,7 +50,13 @@ class FakeAgent {
     a.foreign_running.assign(foreign.begin(), foreign.end());
     a.storage_ready.assign(storage_ready.begin(), storage_ready.end());
     a.storage_failed = storage_failed;
-    a.vms = vms;
+    for (const auto& [name, ids] : vms) {
+      for (const auto& id : ids) a.vms[name].push_back(VmInterface{id, "", "", "", ""});
+    }
+    for (const auto& [name, ifaces] : domains) {
+      auto& into = a.vms[name];
+      into.insert(into.end(), ifaces.begin(), ifaces.end());
+    }
     a.precopy_iterations = precopy;
     a.incoming.assign(incoming.begin(), incoming.end());
     a.live_migrations.assign(live.begin(), live.end());
@@ -96,7 +102,8 @@ class FakeAgent {
   std::set<std::string> foreign;
   std::set<std::string> storage_ready;
   std::map<std::string, std::string> storage_failed;
-  std::map<std::string, std::vector<std::string>> vms;  // libvirt domains "running" here
+  std::map<std::string, std::vector<std::string>> vms;      // libvirt domains "running" here
+  std::map<std::string, std::vector<VmInterface>> domains;  // the same, with whole interfaces
   std::map<std::string, int64_t> precopy;  // port -> pre-copy pass of an outgoing migration
   std::set<std::string> live;              // migrations whose libvirt call runs here
 

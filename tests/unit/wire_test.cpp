@@ -2,6 +2,8 @@
 // rejection of malformed messages naming the field.
 #include <gtest/gtest.h>
 
+#include <cstdio>
+
 #include "json_codec.hpp"
 #include "parse_error.hpp"
 #include "wire.hpp"
@@ -41,7 +43,9 @@ TEST(Wire, AgentMessagesRoundTrip) {
     a.foreign_running = {"x"};
     a.storage_ready = {"p1/data"};
     a.storage_failed = {{"p2/logs", "refused"}};
-    a.vms = {{"web-1", {"iface-a", "iface-b"}}};
+    a.vms = {{"web-1",
+              {VmInterface{"iface-a", "52:54:00:00:00:0a", "prod", "web", ""},
+               VmInterface{"iface-b", "", "", "", "blue"}}}};
     a.precopy_iterations = {{"p2", 3}};
     a.incoming = {"iface-z"};
     a.live_migrations = {"m4"};
@@ -54,7 +58,15 @@ TEST(Wire, AgentMessagesRoundTrip) {
   EXPECT_EQ(ack.paused_ports, std::vector<std::string>{"p2"});
   EXPECT_EQ(ack.storage_ready, std::vector<std::string>{"p1/data"});
   EXPECT_EQ(ack.storage_failed.at("p2/logs"), "refused");
-  EXPECT_EQ(ack.vms.at("web-1"), (std::vector<std::string>{"iface-a", "iface-b"}));
+  ASSERT_EQ(ack.vms.at("web-1").size(), 2u);
+  EXPECT_EQ(ack.vms.at("web-1")[0],
+            (VmInterface{"iface-a", "52:54:00:00:00:0a", "prod", "web", ""}));
+  EXPECT_EQ(ack.vms.at("web-1")[1], (VmInterface{"iface-b", "", "", "", "blue"}));
+  // An agent from before the inventory sends iface-ids only.
+  auto old = std::get<Ack>(
+      decode_agent_message(R"({"type":"ack","generation":1,"vms":{"db":["if-1","if-2"]}})"));
+  EXPECT_EQ(old.vms.at("db"),
+            (std::vector<VmInterface>{{"if-1", "", "", "", ""}, {"if-2", "", "", "", ""}}));
   EXPECT_EQ(ack.precopy_iterations.at("p2"), 3);
   EXPECT_EQ(ack.incoming, std::vector<std::string>{"iface-z"});
   EXPECT_EQ(ack.live_migrations, std::vector<std::string>{"m4"});
@@ -63,10 +75,15 @@ TEST(Wire, AgentMessagesRoundTrip) {
                           R"({"type":"ack","generation":1,"precopy_iterations":{"p":"2"}})"}) {
     EXPECT_THROW(decode_agent_message(bad), ParseError) << bad;
   }
-  for (const char* bad : {R"({"type":"ack","generation":1,"vms":[]})",
-                          R"({"type":"ack","generation":1,"vms":{"a":"x"}})",
-                          R"({"type":"ack","generation":1,"vms":{"a":[1]}})",
-                          R"({"type":"ack","generation":1,"vms":{"":[]}})"}) {
+  for (const char* bad :
+       {R"({"type":"ack","generation":1,"vms":[]})",
+        R"({"type":"ack","generation":1,"vms":{"a":"x"}})",
+        R"({"type":"ack","generation":1,"vms":{"a":[1]}})",
+        R"({"type":"ack","generation":1,"vms":{"":[]}})",
+        R"({"type":"ack","generation":1,"vms":{"a":[""]}})",
+        R"({"type":"ack","generation":1,"vms":{"a":[{"mac":"x"}]}})",
+        R"({"type":"ack","generation":1,"vms":{"a":[{"iface_id":"i","x":1}]}})",
+        R"({"type":"ack","generation":1,"vms":{"a":[{"iface_id":"i","mac":1}]}})"}) {
     try {
       decode_agent_message(bad);
       ADD_FAILURE() << "accepted " << bad;
@@ -185,11 +202,16 @@ TEST(LibvirtDomainEvents, FindsOpenvswitchInterfaceIds) {
     <interface type='ethernet'>
       <mac address='52:54:00:10:00:0a'/><target dev='cvtap-vm1' managed='yes'/></interface>
   </devices></domain>)";
-  auto ids = cutover::agent::LibvirtDomainEvents::iface_ids_from_xml(xml);
+  std::set<std::string> ids;
+  for (const auto& i : cutover::agent::LibvirtDomainEvents::interfaces_from_xml(xml)) {
+    ids.insert(i.iface_id);
+  }
   EXPECT_EQ(ids, (std::set<std::string>{"6f1c2a9e-0000-4000-8000-00000000000a",
                                         "11111111-2222-4333-8444-555555555555", "cvtap-vm1"}))
       << "openvswitch interfaceids and ethernet taps' names; other taps are not ports";
-  EXPECT_TRUE(cutover::agent::LibvirtDomainEvents::iface_ids_from_xml("<domain/>").empty());
+  EXPECT_TRUE(cutover::agent::LibvirtDomainEvents::interfaces_from_xml("<domain/>").empty());
+  EXPECT_TRUE(cutover::agent::LibvirtDomainEvents::interfaces_from_xml("<bad").empty())
+      << "unreadable XML: none (logged)";
 }
 
 #include "libvirt/domain_xml.hpp"
@@ -210,6 +232,76 @@ TEST(DomainXml, OnlyTheDevicesInterfacesCountAndBadXmlIsNamed) {
       EXPECT_EQ(e.field(), "xml") << bad;
     }
   }
+}
+
+TEST(DomainXml, InterfacesCarryMacNetworkPortgroupAndCutoverMetadata) {
+  using cutover::agent::domain_interfaces;
+  // Another program's metadata with an interfaceid= and a cutover element for an unknown MAC are
+  // ignored; a NIC without an iface-id (a plain bridge) is skipped; MACs compare in lower case.
+  const std::string xml = R"(<domain type='qemu'><name>web</name>
+    <metadata>
+      <other:x xmlns:other="urn:other"><parameters interfaceid='not-me'/></other:x>
+      <cutover:interfaces xmlns:cutover="https://cutover.dev/xmlns/libvirt/1">
+        <cutover:interface mac="52:54:00:AA:00:02" network="blue"/>
+        <cutover:interface mac="52:54:00:ff:ff:ff" network="nobody"/>
+      </cutover:interfaces>
+    </metadata>
+    <devices>
+      <interface type='network'><mac address='52:54:00:aa:00:01'/>
+        <source network='prod' portgroup='web'/>
+        <virtualport type='openvswitch'><parameters interfaceid='if-1'/></virtualport></interface>
+      <interface type='bridge'><mac address='52:54:00:AA:00:02'/><source bridge='br-int'/>
+        <virtualport type='openvswitch'><parameters interfaceid='if-2'/></virtualport></interface>
+      <interface type='ethernet'><mac address='52:54:00:aa:00:03'/><target dev='tap-3'/></interface>
+      <interface type='bridge'><mac address='52:54:00:aa:00:04'/><source bridge='br0'/></interface>
+    </devices></domain>)";
+  const auto got = domain_interfaces(xml);
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(got[0], (VmInterface{"if-1", "52:54:00:aa:00:01", "prod", "web", ""}));
+  EXPECT_EQ(got[1], (VmInterface{"if-2", "52:54:00:aa:00:02", "", "", "blue"}));
+  EXPECT_EQ(got[2], (VmInterface{"tap-3", "52:54:00:aa:00:03", "", "", ""}));
+  // A <metadata> element outside cutover's namespace names nothing, even with the same name.
+  const std::string foreign_ns = R"(<domain><metadata><c:interfaces xmlns:c="urn:not-cutover">
+      <c:interface mac="52:54:00:00:00:01" network="blue"/></c:interfaces></metadata>
+    <devices><interface type='bridge'><mac address='52:54:00:00:00:01'/>
+      <virtualport type='openvswitch'><parameters interfaceid='i'/></virtualport></interface>
+    </devices></domain>)";
+  EXPECT_EQ(domain_interfaces(foreign_ns).at(0).network, "");
+  // Hostile documents: too many interfaces, an over-long value, no devices at all.
+  std::string many = "<domain><devices>";
+  for (int i = 0; i < 257; ++i) {
+    many += "<interface type='ethernet'><target dev='t" + std::to_string(i) + "'/></interface>";
+  }
+  many += "</devices></domain>";
+  EXPECT_THROW(domain_interfaces(many), ParseError);
+  const std::string long_id = "<domain><devices><interface type='ethernet'><target dev='" +
+                              std::string(300, 'a') + "'/></interface></devices></domain>";
+  try {
+    domain_interfaces(long_id);
+    ADD_FAILURE() << "accepted a 300-character tap name";
+  } catch (const ParseError& e) {
+    EXPECT_EQ(e.field(), "xml");
+    EXPECT_NE(std::string(e.what()).find("interface 1 target dev"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(domain_interfaces("<domain/>").empty());
+  // Entities are not expanded (no XML_PARSE_NOENT): an external one reads no file.
+  const std::string secret_file = ::testing::TempDir() + "cutover_domain_xml_secret";
+  std::FILE* f = std::fopen(secret_file.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  std::fputs("SECRET", f);
+  std::fclose(f);
+  const std::string entity = "<?xml version='1.0'?><!DOCTYPE domain [<!ENTITY e SYSTEM 'file://" +
+                             secret_file +
+                             "'>]><domain><devices><interface type='ethernet'>"
+                             "<target dev='x&e;'/></interface></devices></domain>";
+  try {
+    for (const auto& i : domain_interfaces(entity)) {
+      EXPECT_EQ(i.iface_id.find("SECRET"), std::string::npos) << i.iface_id;
+    }
+  } catch (const ParseError& e) {
+    EXPECT_EQ(e.field(), "xml");  // refusing the document is fine too
+  }
+  std::remove(secret_file.c_str());
 }
 
 TEST(Wire, PreparedRoundTripsAndIsStrict) {
