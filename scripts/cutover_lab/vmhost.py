@@ -147,10 +147,23 @@ def interface_xml(mac, iface_id, backend):
     </interface>"""
 
 
+CUTOVER_METADATA_NS = "https://cutover.dev/xmlns/libvirt/1"
+
+
+def metadata_xml(mac, network):
+    """cutover's <metadata> element naming the cutover network of the NIC with this MAC: the
+    controller's inventory makes the VM's port from it (no port entered by hand)."""
+    if not network:
+        return ""
+    return (f"<metadata><cutover:interfaces xmlns:cutover='{CUTOVER_METADATA_NS}'>"
+            f"<cutover:interface mac='{mac}' network='{network}'/></cutover:interfaces></metadata>")
+
+
 def domain_xml(name, vmlinux, initrd, mac, ip, iface_id, console_log, memory_mib=128, cmdline="",
-               backend="ovs"):
+               backend="ovs", network=None):
     return f"""<domain type='qemu'>
   <name>{name}</name>
+  {metadata_xml(mac, network)}
   <memory unit='MiB'>{memory_mib}</memory>
   <vcpu>1</vcpu>
   <os>
@@ -175,17 +188,19 @@ def domain_xml(name, vmlinux, initrd, mac, ip, iface_id, console_log, memory_mib
 """
 
 
-def start_vm(lv, name, guest_files, mac, ip, iface_id, cmdline="", memory_mib=128):
+def start_vm(lv, name, guest_files, mac, ip, iface_id, cmdline="", memory_mib=128, network=None):
     """cmdline: extra guest parameters (nvmet=NQN for a storage target, nvmeconn=... for a VM
     whose data disk is an NVMe/TCP volume; see guest.py). The interface follows the host's
-    backend (see interface_xml)."""
+    backend (see interface_xml). network: the cutover network named in the domain's metadata
+    (the inventory makes its port)."""
     backend = lv.host.backend
     vmlinux, initrd, _ = guest_files
     xml_path = os.path.join(lv.dir, f"{name}.xml")
     console = os.path.join(lv.lab.dir, f"{name}-console.log")
     with open(xml_path, "w") as f:
         f.write(domain_xml(name, os.path.abspath(vmlinux), os.path.abspath(initrd), mac, ip, iface_id,
-                           console, memory_mib=memory_mib, cmdline=cmdline, backend=backend))
+                           console, memory_mib=memory_mib, cmdline=cmdline, backend=backend,
+                           network=network))
     lv.virsh("create", xml_path)
     return console
 
