@@ -189,7 +189,7 @@ void Agent::on_migrate(const wire::Migrate& m) {
             m.destination_uri);
   facts_.libvirt_call(m.migration, true);
   const bool started = libvirt_jobs_.submit([this, m] {
-    auto error = libvirt_.migrate(m.iface_id, m.destination_uri);
+    auto error = libvirt_.migrate(m.iface_id, m.destination_uri, m.libvirt);
     boost::asio::post(io_, [this, m, error] {
       facts_.libvirt_call(m.migration, false);
       if (error.empty()) {

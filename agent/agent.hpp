@@ -43,8 +43,10 @@ struct AgentSettings {
 // libvirt as the Agent uses it; both block, so they run on the Agent's bounded workers. Empty =
 // no --libvirt-uri (migrations and aborts asked of this host are answered with why not).
 struct LibvirtCalls {
-  // "" when libvirt finished the migration, else why it did not.
-  std::function<std::string(const std::string& iface_id, const std::string& destination_uri)>
+  // "" when libvirt finished the migration, else why it did not. `settings`: the request's
+  // (unset fields take the agent's defaults).
+  std::function<std::string(const std::string& iface_id, const std::string& destination_uri,
+                            const LibvirtMigrationSettings& settings)>
       migrate;
   std::function<wire::Aborted(const std::string& migration, const std::string& iface_id)> abort;
 };

@@ -50,6 +50,10 @@ struct AgentConfig {
   std::string libvirt_uri;
   std::string migration_uri;
   bool migrate_tls = false;
+  bool migrate_no_persist = false;
+  bool migrate_auto_converge = false;
+  bool migrate_compressed = false;
+  int64_t migrate_bandwidth_mib_s = 0;
   TlsFiles tls;
   std::string storage = "none";
   std::string host_nqn;
@@ -113,6 +117,16 @@ int main(int argc, char** argv) {
   opts.add("migrate-tls", &cfg.migrate_tls,
            "live-migrate VMs over libvirt's TLS (VIR_MIGRATE_TLS); every hypervisor's libvirt "
            "needs its migration certificates (docs/install.md)");
+  opts.add("migrate-no-persist", &cfg.migrate_no_persist,
+           "live migrations this host starts leave the domain's definition where it was "
+           "(default: defined on the destination, undefined here; a request may say otherwise)");
+  opts.add("migrate-auto-converge", &cfg.migrate_auto_converge,
+           "live migrations default to libvirt's auto-converge (vCPUs throttled until pre-copy "
+           "converges)");
+  opts.add("migrate-compressed", &cfg.migrate_compressed,
+           "live migrations default to compressed memory pages (CPU on both hosts)");
+  opts.add("migrate-bandwidth-mib-s", &cfg.migrate_bandwidth_mib_s,
+           "live migrations default to this bandwidth cap in MiB/s (0: libvirt's own)");
   opts.add("storage", &cfg.storage,
            "NVMe/TCP volumes of arriving VMs: kernel (attach with the kernel's nvme-tcp via "
            "libnvme), probe (verify the path with the userspace probe) or none");
@@ -195,6 +209,9 @@ int main(int argc, char** argv) {
       throw ParseError("--migrate-tls",
                        "needs --libvirt-uri (the agent runs no migration without)");
     }
+    if (cfg.migrate_bandwidth_mib_s < 0 || cfg.migrate_bandwidth_mib_s > 1000000) {
+      throw ParseError("--migrate-bandwidth-mib-s", "must be 0 (libvirt's own) to 1000000");
+    }
     if (cfg.host_nqn.empty()) cfg.host_nqn = "nqn.2014-08.dev.cutover:host:" + cfg.host;
     if (!valid_nqn(cfg.host_nqn)) {
       throw ParseError("--host-nqn", "expected 'nqn.' and up to 223 printable characters");
@@ -272,9 +289,16 @@ int main(int argc, char** argv) {
   settings.relay.forward_tunnel = cfg.backend == "linux";
   LibvirtCalls libvirt;
   if (!cfg.libvirt_uri.empty()) {
-    libvirt.migrate = [uri = cfg.libvirt_uri, tls = cfg.migrate_tls](const std::string& iface,
-                                                                     const std::string& dest) {
-      return libvirt_migrate(uri, iface, dest, MigrateOptions{tls});
+    MigrateOptions defaults;
+    defaults.tls = cfg.migrate_tls;
+    defaults.persist = !cfg.migrate_no_persist;
+    defaults.auto_converge = cfg.migrate_auto_converge;
+    defaults.compressed = cfg.migrate_compressed;
+    defaults.bandwidth_mib_s = cfg.migrate_bandwidth_mib_s;
+    libvirt.migrate = [uri = cfg.libvirt_uri, defaults](const std::string& iface,
+                                                        const std::string& dest,
+                                                        const LibvirtMigrationSettings& asked) {
+      return libvirt_migrate(uri, iface, dest, defaults.with(asked));
     };
     libvirt.abort = [uri = cfg.libvirt_uri](const std::string& migration,
                                             const std::string& iface) {

@@ -36,8 +36,11 @@ Commands:
                                             these (tcp, udp, icmp); replies always; "none" = none
   ports place ID --host H
   migrations list [--limit N [--after ID]] | show ID | cancel ID | approve ID
-  migrations create (--port P | --vm DOMAIN) --to HOST [--no-conntrack-carry]
-  migrate PORT|VM --to HOST [--wait] [--timeout-s N] [--no-conntrack-carry]
+  migrations create (--port P | --vm DOMAIN) --to HOST [--no-conntrack-carry] [LIBVIRT]
+  migrate PORT|VM --to HOST [--wait] [--timeout-s N] [--no-conntrack-carry] [LIBVIRT]
+                                 LIBVIRT: [--no-persist] [--auto-converge] [--compressed]
+                                 [--bandwidth-mib-s N], how the source's libvirt migrates (what
+                                 is not given: the source agent's --migrate-* defaults)
                                  a name that is not a port is taken as a libvirt domain name
   agents
   inventory                      the VMs' interfaces the agents report (libvirt), the port
@@ -75,6 +78,8 @@ struct Flags {
   int64_t limit = 0;  // 0: no paging, everything
   bool wait = false;
   bool no_conntrack_carry = false;
+  bool no_persist = false, auto_converge = false, compressed = false;
+  int64_t bandwidth_mib_s = 0;
   int64_t timeout_s = 600;
 };
 
@@ -443,8 +448,21 @@ class Ctl {
       if (!f_.port.empty()) b["port"] = f_.port;
       if (!f_.vm.empty()) b["vm"] = f_.vm;
       if (f_.no_conntrack_carry) b["carry_conntrack"] = false;
+      add_libvirt(b);
     }
     return b;
+  }
+
+  // --no-persist, --auto-converge, --compressed, --bandwidth-mib-s: "libvirt" when any is given
+  // (what is not given is the source agent's default).
+  void add_libvirt(json& body) const {
+    json l = json::object();
+    if (f_.no_persist) l["persist"] = false;
+    if (f_.auto_converge) l["auto_converge"] = true;
+    if (f_.compressed) l["compressed"] = true;
+    if (f_.bandwidth_mib_s < 0) throw Fail("--bandwidth-mib-s must be positive");
+    if (f_.bandwidth_mib_s > 0) l["bandwidth_mib_s"] = f_.bandwidth_mib_s;
+    if (!l.empty()) body["libvirt"] = l;
   }
 
   int migrate(const std::string& name) {
@@ -453,6 +471,7 @@ class Ctl {
     const bool is_port = http_.request("GET", "/v1/ports/" + url_escape(name)).status != 404;
     json body = {{is_port ? "port" : "vm", name}, {"to_host", f_.to}};
     if (f_.no_conntrack_carry) body["carry_conntrack"] = false;
+    add_libvirt(body);
     auto m = call("POST", "/v1/migrations", body);
     const std::string id = m["id"];
     if (!f_.wait) {
@@ -559,6 +578,11 @@ int main(int argc, char** argv) {
     opts.add(name, target, "see Commands");
   }
   opts.add("wait", &f.wait, "migrate: follow the migration until it ends");
+  opts.add("no-persist", &f.no_persist,
+           "migrate: leave the domain's definition on the source (libvirt; default: the agent's)");
+  opts.add("auto-converge", &f.auto_converge, "migrate: libvirt's auto-converge");
+  opts.add("compressed", &f.compressed, "migrate: compressed memory pages (libvirt)");
+  opts.add("bandwidth-mib-s", &f.bandwidth_mib_s, "migrate: cap libvirt's migration stream");
   opts.add("no-conntrack-carry", &f.no_conntrack_carry,
            "migrate: leave the source's connection tracking behind (for comparisons)");
   opts.add("timeout-s", &f.timeout_s, "migrate --wait: give up after this many seconds");

@@ -232,7 +232,7 @@ PortId MigrationDriver::port_of_vm(const std::string& vm) const {
 
 Migration MigrationDriver::create(const PortId& port_id, const HostId& to,
                                   const std::string& requested_by, bool carry_conntrack,
-                                  const std::string& vm) {
+                                  const std::string& vm, const LibvirtMigrationSettings& libvirt) {
   auto pit = state_.ports().find(port_id);
   if (pit == state_.ports().end()) {
     throw ApiError(422, "unknown_reference", "port", "no port '" + port_id.str() + "'");
@@ -262,6 +262,7 @@ Migration MigrationDriver::create(const PortId& port_id, const HostId& to,
   m.destination = to;
   m.state = MigrationState::requested;
   m.carry_conntrack = carry_conntrack;
+  m.libvirt = libvirt;
   stamp(m, "requested");
   audit(m, "requested", requested_by.empty() ? "" : "by " + requested_by);
 
@@ -427,7 +428,7 @@ bool MigrationDriver::drive(Migration& m) {
   const auto& dest = state_.hosts().at(m.destination);
   if (dest.migration_uri.empty()) return false;  // migrated by someone else (virsh, Nova, a test)
   const auto& port = state_.ports().at(m.port);
-  wire::Migrate cmd{m.id.str(), port.iface_id, dest.migration_uri};
+  wire::Migrate cmd{m.id.str(), port.iface_id, dest.migration_uri, m.libvirt};
   if (hub_.send_to(m.source, wire::encode(wire::ControllerMessage{cmd}))) {
     migrate_session_[m.id] = hub_.session_of(m.source);
     stamp(m, "migration_started");

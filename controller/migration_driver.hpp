@@ -81,8 +81,10 @@ class MigrationDriver {
   // migration is stored as rejected with the reason.
   // carry_conntrack=false leaves the source's connection tracking behind (for comparing cutovers
   // with and without carry-over; established flows to a stateful port then break on D).
+  // libvirt: how the source's libvirt is to run it, if cutover drives it (sent with Migrate).
   Migration create(const PortId& port, const HostId& to, const std::string& requested_by = "",
-                   bool carry_conntrack = true, const std::string& vm = "");
+                   bool carry_conntrack = true, const std::string& vm = "",
+                   const LibvirtMigrationSettings& libvirt = {});
   // The port of a libvirt domain by name, from what the agents report running (the domain's
   // <virtualport> interfaceid is a port's iface_id). Throws ApiError (field "vm") when no
   // connected host runs it, when none of its interfaces is a port, or when several are: one

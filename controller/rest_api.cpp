@@ -499,8 +499,9 @@ HttpResponse RestApi::list_migrations(const HttpRequest& req, const Params&) {
 
 HttpResponse RestApi::create_migration(const HttpRequest& req, const Params&) {
   // Exactly one of "port" and "vm" (a libvirt domain name, resolved to its port).
-  auto [port, vm, to, carry] =
-      decode<std::tuple<std::optional<PortId>, std::string, HostId, bool>>(req, [](const json& j) {
+  auto [port, vm, to, carry, libvirt] = decode<
+      std::tuple<std::optional<PortId>, std::string, HostId, bool, LibvirtMigrationSettings>>(
+      req, [](const json& j) {
         JsonReader r(j, "");
         std::optional<PortId> port;
         const auto vm = r.optional_string("vm");
@@ -517,10 +518,13 @@ HttpResponse RestApi::create_migration(const HttpRequest& req, const Params&) {
         auto to = r.parse_field<HostId>("to_host", r.required_string("to_host"),
                                         [](const std::string& s) { return HostId::parse(s); });
         const bool carry = r.optional_bool("carry_conntrack").value_or(true);
+        LibvirtMigrationSettings libvirt;
+        if (const auto* l = r.raw("libvirt")) libvirt = libvirt_settings_from_json(*l, "libvirt");
         r.finish();
-        return std::make_tuple(port, vm.value_or(""), to, carry);
+        return std::make_tuple(port, vm.value_or(""), to, carry, libvirt);
       });
-  auto mig = migrations_.create(port ? *port : migrations_.port_of_vm(vm), to, "", carry, vm);
+  auto mig =
+      migrations_.create(port ? *port : migrations_.port_of_vm(vm), to, "", carry, vm, libvirt);
   return ok(to_json(mig), mig.state == MigrationState::rejected ? 403 : 201);
 }
 

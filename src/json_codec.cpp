@@ -361,7 +361,8 @@ json to_json(const Migration& m) {
           {"timeline", timeline},
           {"announcements", m.announcements},
           {"carry_conntrack", m.carry_conntrack},
-          {"conntrack_carried", m.conntrack_carried}};
+          {"conntrack_carried", m.conntrack_carried},
+          {"libvirt", to_json(m.libvirt)}};
 }
 
 Migration migration_from_json(const json& j, const std::string& path) {
@@ -382,6 +383,8 @@ Migration migration_from_json(const json& j, const std::string& path) {
   if (r.raw("conntrack_carried")) {
     m.conntrack_carried = r.required_int("conntrack_carried", -1, INT64_MAX);
   }
+  if (const auto* l = r.raw("libvirt"))
+    m.libvirt = libvirt_settings_from_json(*l, r.child("libvirt"));
   if (const auto* t = r.raw("timeline")) {
     JsonReader tr(*t, r.child("timeline"));
     for (const auto& [k, v] : t->items()) {
@@ -391,6 +394,26 @@ Migration migration_from_json(const json& j, const std::string& path) {
   }
   r.finish();
   return m;
+}
+
+json to_json(const LibvirtMigrationSettings& s) {
+  json j = json::object();
+  if (s.persist) j["persist"] = *s.persist;
+  if (s.auto_converge) j["auto_converge"] = *s.auto_converge;
+  if (s.compressed) j["compressed"] = *s.compressed;
+  if (s.bandwidth_mib_s) j["bandwidth_mib_s"] = *s.bandwidth_mib_s;
+  return j;
+}
+
+LibvirtMigrationSettings libvirt_settings_from_json(const json& j, const std::string& path) {
+  JsonReader r(j, path);
+  LibvirtMigrationSettings s;
+  s.persist = r.optional_bool("persist");
+  s.auto_converge = r.optional_bool("auto_converge");
+  s.compressed = r.optional_bool("compressed");
+  s.bandwidth_mib_s = r.optional_int("bandwidth_mib_s", 1, 1000000);
+  r.finish();
+  return s;
 }
 
 json to_json(const NetworkMapping& m) {

@@ -28,6 +28,11 @@ bool valid_nqn(const std::string& s);
 std::string hex16(const std::array<uint8_t, 16>& bytes);
 std::optional<std::array<uint8_t, 16>> parse_hex16(std::string text);  // dashes allowed
 Migration migration_from_json(const nlohmann::json& j, const std::string& path = "");
+// {"persist"?, "auto_converge"?, "compressed"?, "bandwidth_mib_s"? (1-1000000)}; only the set
+// fields are written.
+nlohmann::json to_json(const LibvirtMigrationSettings& s);
+LibvirtMigrationSettings libvirt_settings_from_json(const nlohmann::json& j,
+                                                    const std::string& path);
 // {"libvirt_network", "network"?, "portgroups"?: {name: network}}: names 1-64 of
 // [A-Za-z0-9._-]; at least one of network and portgroups.
 nlohmann::json to_json(const NetworkMapping& m);

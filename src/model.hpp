@@ -143,6 +143,19 @@ const char* to_string(MigrationState s);
 std::optional<MigrationState> migration_state_from_string(const std::string& s);
 bool is_terminal(MigrationState s);
 
+// How libvirt runs a live migration that cutover drives (virDomainMigrateToURI3 on the source
+// host). An unset field takes the source agent's default (its --migrate-* flags).
+struct LibvirtMigrationSettings {
+  // Define the domain on the destination and undefine it on the source once it has moved
+  // (VIR_MIGRATE_PERSIST_DEST | VIR_MIGRATE_UNDEFINE_SOURCE). Agents default to on.
+  std::optional<bool> persist;
+  std::optional<bool> auto_converge;       // throttle the vCPUs until pre-copy converges
+  std::optional<bool> compressed;          // compress memory pages (costs CPU on both hosts)
+  std::optional<int64_t> bandwidth_mib_s;  // the migration stream's cap, MiB/s
+  bool empty() const { return !persist && !auto_converge && !compressed && !bandwidth_mib_s; }
+  bool operator==(const LibvirtMigrationSettings&) const = default;
+};
+
 struct Migration {
   MigrationId id;
   PortId port;
@@ -153,8 +166,9 @@ struct Migration {
   std::string reason;                       // why it was rejected / rolled back
   std::map<std::string, int64_t> timeline;  // phase name -> unix time in microseconds
   int64_t announcements = 0;                // GARP/NA/RARP frames the destination sent at cutover
-  bool carry_conntrack = true;     // carry the source\'s conntrack entries to the destination
-  int64_t conntrack_carried = -1;  // how many were carried (-1: none reported)
+  bool carry_conntrack = true;       // carry the source\'s conntrack entries to the destination
+  int64_t conntrack_carried = -1;    // how many were carried (-1: none reported)
+  LibvirtMigrationSettings libvirt;  // as asked for (cutover-driven migrations only)
   bool operator==(const Migration&) const = default;
 };
 

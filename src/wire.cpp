@@ -54,11 +54,12 @@ std::string encode(const AgentMessage& m) {
 
 std::string encode(const ControllerMessage& m) {
   if (const auto* mig = std::get_if<Migrate>(&m)) {
-    return json{{"type", "migrate"},
-                {"migration", mig->migration},
-                {"iface_id", mig->iface_id},
-                {"destination_uri", mig->destination_uri}}
-        .dump();
+    json j = {{"type", "migrate"},
+              {"migration", mig->migration},
+              {"iface_id", mig->iface_id},
+              {"destination_uri", mig->destination_uri}};
+    if (!mig->libvirt.empty()) j["libvirt"] = to_json(mig->libvirt);
+    return j.dump();
   }
   if (const auto* ab = std::get_if<Abort>(&m)) {
     return json{{"type", "abort"}, {"migration", ab->migration}, {"iface_id", ab->iface_id}}.dump();
@@ -243,6 +244,7 @@ ControllerMessage decode_controller_message(const std::string& text) {
     m.migration = r.required_string("migration");
     m.iface_id = r.required_string("iface_id");
     m.destination_uri = r.required_string("destination_uri");
+    if (const auto* l = r.raw("libvirt")) m.libvirt = libvirt_settings_from_json(*l, "libvirt");
     r.finish();
     return m;
   }

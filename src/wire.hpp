@@ -69,6 +69,7 @@ struct Migrate {
   std::string migration;
   std::string iface_id;
   std::string destination_uri;
+  LibvirtMigrationSettings libvirt;  // "libvirt" when any is set; else the agent's defaults
 };
 // source agent -> controller: the libvirt migration failed (success shows as the port coming up).
 struct MigrationFailed {

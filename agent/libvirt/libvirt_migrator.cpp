@@ -53,6 +53,28 @@ virDomainPtr running_domain_with(virConnectPtr conn, const std::string& iface_id
 }
 }  // namespace
 
+MigrateOptions MigrateOptions::with(const LibvirtMigrationSettings& s) const {
+  MigrateOptions o = *this;
+  o.persist = s.persist.value_or(persist);
+  o.auto_converge = s.auto_converge.value_or(auto_converge);
+  o.compressed = s.compressed.value_or(compressed);
+  o.bandwidth_mib_s = s.bandwidth_mib_s.value_or(bandwidth_mib_s);
+  return o;
+}
+
+unsigned MigrateOptions::flags(bool domain_persistent) const {
+  unsigned f = VIR_MIGRATE_LIVE | VIR_MIGRATE_PEER2PEER;
+  if (tls) f |= VIR_MIGRATE_TLS;
+  if (persist) {
+    f |= VIR_MIGRATE_PERSIST_DEST;
+    // Only a persistent domain has a definition on the source to remove.
+    if (domain_persistent) f |= VIR_MIGRATE_UNDEFINE_SOURCE;
+  }
+  if (auto_converge) f |= VIR_MIGRATE_AUTO_CONVERGE;
+  if (compressed) f |= VIR_MIGRATE_COMPRESSED;
+  return f;
+}
+
 std::string libvirt_migrate(const std::string& local_uri, const std::string& iface_id,
                             const std::string& destination_uri, const MigrateOptions& options) {
   virConnectPtr conn = open_local(local_uri);
@@ -62,12 +84,18 @@ std::string libvirt_migrate(const std::string& local_uri, const std::string& ifa
   if (!target) {
     error = "no running domain here has interface " + iface_id;
   } else {
-    unsigned flags = VIR_MIGRATE_LIVE | VIR_MIGRATE_PEER2PEER;
-    if (options.tls) flags |= VIR_MIGRATE_TLS;
+    const unsigned flags = options.flags(virDomainIsPersistent(target) == 1);
     const std::string name = virDomainGetName(target);
-    if (virDomainMigrateToURI3(target, destination_uri.c_str(), nullptr, 0, flags) != 0) {
+    virTypedParameterPtr params = nullptr;
+    int nparams = 0, maxparams = 0;
+    if (options.bandwidth_mib_s > 0) {
+      virTypedParamsAddULLong(&params, &nparams, &maxparams, VIR_MIGRATE_PARAM_BANDWIDTH,
+                              static_cast<unsigned long long>(options.bandwidth_mib_s));
+    }
+    if (virDomainMigrateToURI3(target, destination_uri.c_str(), params, nparams, flags) != 0) {
       error = last_error("migrate " + name + " to " + destination_uri);
     }
+    virTypedParamsFree(params, nparams);
     virDomainFree(target);
   }
   virConnectClose(conn);

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <string>
 
+#include "model.hpp"
 #include "wire.hpp"
 
 namespace cutover::agent {
@@ -16,6 +17,17 @@ struct MigrateOptions {
   // VIR_MIGRATE_TLS: libvirt carries the migration stream over TLS (both hosts' libvirt need
   // their certificates set up: migrate_tls in qemu.conf and /etc/pki/qemu; see docs/install.md).
   bool tls = false;
+  // VIR_MIGRATE_PERSIST_DEST | VIR_MIGRATE_UNDEFINE_SOURCE: the domain ends defined on the
+  // destination and no longer on the source (UNDEFINE_SOURCE only for a persistent domain: a
+  // transient one has no definition to remove).
+  bool persist = true;
+  bool auto_converge = false;   // VIR_MIGRATE_AUTO_CONVERGE
+  bool compressed = false;      // VIR_MIGRATE_COMPRESSED
+  int64_t bandwidth_mib_s = 0;  // VIR_MIGRATE_PARAM_BANDWIDTH; 0 = libvirt's own
+  // These defaults with what a request set.
+  MigrateOptions with(const LibvirtMigrationSettings& s) const;
+  // libvirt's flags for these options (live, peer-to-peer always).
+  unsigned flags(bool domain_persistent) const;
 };
 
 // "" or libvirt's error.

@@ -6,7 +6,9 @@ domain XML and reports its interface, and the controller's inventory makes the p
 Asserts: the port appears placed on h2 with the labels origin=libvirt and vm=vm2, `cutoverctl
 inventory` lists the interface with its port, the guest answers the client on h3 (its traffic
 crosses the overlay), and it migrates by name through cutover (h2 -> h1) like a hand-entered VM:
-completed, the port moved, the guest still answering.
+completed, the port moved, the guest still answering, and - the agents' default - defined on h1
+(VIR_MIGRATE_PERSIST_DEST) although it was started transient; back to h2 with --no-persist it
+stays transient there.
 
 Usage: inventory_test.py   (exit 77 = skipped, with the reason printed)
 """
@@ -69,6 +71,18 @@ class Inventory(unittest.TestCase):
             self.assertEqual(done["state"], "completed", done)
             self.assertEqual(port()["host"], "h1")
             wait_until("vm2 echoing after its migration", echoes, timeout=30, interval=0.2)
+            # The agents' default (persist): libvirt defined vm2 on h1, started transient on h2.
+            info = ctx["libvirt"]["h1"].virsh("dominfo", "vm2").stdout
+            self.assertRegex(info, r"Persistent:\s+yes", info)
+            # Asked not to persist, the way back leaves it transient on h2.
+            m = cutoverctl("migrations", "create", "--vm", "vm2", "--to", "h2", "--no-persist")
+            self.assertEqual(m["libvirt"], {"persist": False})
+            done = wait_until("vm2's way back ends", lambda: (lambda x: x["state"] in (
+                "completed", "rolled_back") and x)(vmlab.migration_state(lab, ctl, m["id"])),
+                timeout=90)
+            self.assertEqual(done["state"], "completed", done)
+            info = ctx["libvirt"]["h2"].virsh("dominfo", "vm2").stdout
+            self.assertRegex(info, r"Persistent:\s+no", info)
 
 
 if __name__ == "__main__":

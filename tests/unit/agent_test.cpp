@@ -160,7 +160,7 @@ TEST(Agent, APauseReachesTheDataplaneAndTheControllerAndARunEndsIt) {
 
 TEST(Agent, WithoutLibvirtMigrationsAndAbortsAreAnsweredWithWhyNot) {
   Rig rig;
-  rig.agent.on_migrate({"m1", "if-1", "qemu+tcp://h2/system"});
+  rig.agent.on_migrate({"m1", "if-1", "qemu+tcp://h2/system", {}});
   ASSERT_EQ(rig.link.failed.size(), 1u);
   EXPECT_EQ(rig.link.failed[0].first, "m1");
   EXPECT_NE(rig.link.failed[0].second.find("--libvirt-uri"), std::string::npos);
@@ -171,8 +171,11 @@ TEST(Agent, WithoutLibvirtMigrationsAndAbortsAreAnsweredWithWhyNot) {
 
 TEST(Agent, ALibvirtMigrationIsReportedWhileItRunsAndItsFailureAfter) {
   std::atomic<bool> release{false};
+  LibvirtMigrationSettings seen;
   LibvirtCalls libvirt;
-  libvirt.migrate = [&](const std::string& iface, const std::string& dest) -> std::string {
+  libvirt.migrate = [&](const std::string& iface, const std::string& dest,
+                        const LibvirtMigrationSettings& settings) -> std::string {
+    seen = settings;
     while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     return "domain with " + iface + " refused by " + dest;
   };
@@ -181,12 +184,14 @@ TEST(Agent, ALibvirtMigrationIsReportedWhileItRunsAndItsFailureAfter) {
   };
   Rig rig(Rig::with_self(), libvirt);
   rig.agent.on_desired(state_for("h1", 1));
-  rig.agent.on_migrate({"m1", "if-1", "qemu+tcp://h2/system"});
+  const LibvirtMigrationSettings asked{false, std::nullopt, std::nullopt, 100};
+  rig.agent.on_migrate({"m1", "if-1", "qemu+tcp://h2/system", asked});
   EXPECT_EQ(rig.agent.for_controller().live_migrations, std::vector<std::string>{"m1"})
       << "the controller can tell a running call from one lost to a restart";
   release = true;
   ASSERT_TRUE(rig.run_until([&] { return !rig.link.failed.empty(); }));
   EXPECT_EQ(rig.link.failed[0].second, "domain with if-1 refused by qemu+tcp://h2/system");
+  EXPECT_EQ(seen, asked) << "the request's libvirt settings reach the libvirt call";
   EXPECT_TRUE(rig.agent.for_controller().live_migrations.empty());
   rig.agent.on_abort({"m1", "if-1"});
   ASSERT_TRUE(rig.run_until([&] { return !rig.link.aborts.empty(); }));

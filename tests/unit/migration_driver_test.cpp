@@ -755,12 +755,15 @@ TEST(MigrationDriver, DrivesTheLiveMigrationWhenTheDestinationPublishesAUri) {
   d.migration_uri = "qemu+tls://d/system";
   rig.state.put_host(d);
   rig.pump();
-  rig.driver->create(PortId::parse("vm"), HostId::parse("d"));
+  const LibvirtMigrationSettings libvirt{std::nullopt, true, std::nullopt, 200};
+  rig.driver->create(PortId::parse("vm"), HostId::parse("d"), "", true, "", libvirt);
   rig.pump();
   ASSERT_EQ(rig.mig("m1").state, MigrationState::ready);
   ASSERT_EQ(rig.s.migrate_commands.size(), 1u);
   EXPECT_EQ(rig.s.migrate_commands[0].destination_uri, "qemu+tls://d/system");
   EXPECT_EQ(rig.s.migrate_commands[0].iface_id, "vm");
+  EXPECT_EQ(rig.s.migrate_commands[0].libvirt, libvirt) << "the request's libvirt settings";
+  EXPECT_EQ(rig.mig("m1").libvirt, libvirt) << "recorded on the migration";
   EXPECT_TRUE(rig.mig("m1").timeline.count("migration_started"));
   rig.s.report_migration_failed("m1", "operation failed: migration out of memory");
   EXPECT_EQ(rig.mig("m1").state, MigrationState::rolled_back);

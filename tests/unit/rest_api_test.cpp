@@ -285,3 +285,34 @@ TEST(RestApi, MigrationsAndAuditPageByIdAndSeq) {
   EXPECT_EQ(r.status, 400);
   EXPECT_EQ(rig.err(r)["field"], "after");
 }
+
+TEST(RestApi, AMigrationsLibvirtSettingsAreCheckedStoredAndShown) {
+  Rig rig;
+  ASSERT_EQ(rig.call("POST", "/v1/networks", R"({"id":"blue","vni":100})").status, 201);
+  ASSERT_EQ(rig.call("POST", "/v1/hosts", R"({"id":"h1","underlay_ip":"10.0.0.1"})").status, 201);
+  ASSERT_EQ(rig.call("POST", "/v1/hosts", R"({"id":"h2","underlay_ip":"10.0.0.2"})").status, 201);
+  ASSERT_EQ(rig.call("POST", "/v1/ports",
+                     R"({"id":"p1","mac":"52:54:00:00:00:01","network":"blue","host":"h1"})")
+                .status,
+            201);
+  for (const auto& [body, field] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"port":"p1","to_host":"h2","libvirt":{"bandwidth_mib_s":0}})",
+            "libvirt.bandwidth_mib_s"},
+           {R"({"port":"p1","to_host":"h2","libvirt":{"persist":1}})", "libvirt.persist"},
+           {R"({"port":"p1","to_host":"h2","libvirt":{"postcopy":true}})", "libvirt.postcopy"},
+           {R"({"port":"p1","to_host":"h2","libvirt":"fast"})", "libvirt"}}) {
+    const auto r = rig.call("POST", "/v1/migrations", body);
+    EXPECT_EQ(r.status, 422) << body;
+    EXPECT_EQ(rig.err(r).value("field", ""), field) << body;
+  }
+  EXPECT_TRUE(rig.state.migrations().empty()) << "nothing stored on refusal";
+  const auto r = rig.call("POST", "/v1/migrations",
+                          R"({"port":"p1","to_host":"h2","libvirt":{"persist":false,)"
+                          R"("bandwidth_mib_s":300}})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  const auto shown = json::parse(rig.call("GET", "/v1/migrations/m1").body)["libvirt"];
+  EXPECT_EQ(shown, json::parse(R"({"persist":false,"bandwidth_mib_s":300})"));
+  // Restarted, the controller still knows what was asked.
+  ControllerState reloaded(rig.store);
+  EXPECT_EQ(reloaded.migrations().begin()->second.libvirt.bandwidth_mib_s, 300);
+}

@@ -2,6 +2,8 @@
 // rejection of malformed messages naming the field.
 #include <gtest/gtest.h>
 
+#include <libvirt/libvirt.h>
+
 #include <cstdio>
 
 #include "json_codec.hpp"
@@ -215,6 +217,28 @@ TEST(LibvirtDomainEvents, FindsOpenvswitchInterfaceIds) {
 }
 
 #include "libvirt/domain_xml.hpp"
+#include "libvirt/libvirt_migrator.hpp"
+
+TEST(LibvirtMigrator, FlagsFollowTheAgentsDefaultsAndTheRequest) {
+  using cutover::agent::MigrateOptions;
+  MigrateOptions defaults;  // persist on, the rest off
+  const unsigned base = VIR_MIGRATE_LIVE | VIR_MIGRATE_PEER2PEER;
+  EXPECT_EQ(defaults.flags(true), base | VIR_MIGRATE_PERSIST_DEST | VIR_MIGRATE_UNDEFINE_SOURCE);
+  EXPECT_EQ(defaults.flags(false), base | VIR_MIGRATE_PERSIST_DEST)
+      << "a transient domain has no definition to undefine";
+  const auto asked = defaults.with({false, true, true, 64});
+  EXPECT_EQ(asked.flags(true), base | VIR_MIGRATE_AUTO_CONVERGE | VIR_MIGRATE_COMPRESSED);
+  EXPECT_EQ(asked.bandwidth_mib_s, 64);
+  MigrateOptions agent;
+  agent.persist = false;
+  agent.tls = true;
+  agent.bandwidth_mib_s = 100;
+  const auto unset = agent.with({});
+  EXPECT_EQ(unset.flags(true), base | VIR_MIGRATE_TLS) << "nothing asked: the agent's defaults";
+  EXPECT_EQ(unset.bandwidth_mib_s, 100);
+  EXPECT_EQ(agent.with({true, std::nullopt, std::nullopt, std::nullopt}).flags(false),
+            base | VIR_MIGRATE_TLS | VIR_MIGRATE_PERSIST_DEST);
+}
 
 TEST(DomainXml, OnlyTheDevicesInterfacesCountAndBadXmlIsNamed) {
   // An interfaceid= in <metadata> or a comment is no interface (the old regular expression took
@@ -302,6 +326,28 @@ TEST(DomainXml, InterfacesCarryMacNetworkPortgroupAndCutoverMetadata) {
     EXPECT_EQ(e.field(), "xml");  // refusing the document is fine too
   }
   std::remove(secret_file.c_str());
+}
+
+TEST(Wire, MigrateCarriesLibvirtSettingsOnlyWhenSetAndIsStrict) {
+  Migrate plain{"m1", "if-1", "qemu+tcp://h2/system", {}};
+  const auto text = encode(ControllerMessage{plain});
+  EXPECT_EQ(text.find("libvirt"), std::string::npos) << "unset: the agent's defaults";
+  Migrate asked{"m2", "if-1", "qemu+tcp://h2/system", {false, true, false, 512}};
+  auto back = std::get<Migrate>(decode_controller_message(encode(ControllerMessage{asked})));
+  EXPECT_EQ(back.libvirt, asked.libvirt);
+  for (
+      const char* bad :
+      {R"({"type":"migrate","migration":"m","iface_id":"i","destination_uri":"u","libvirt":{"bandwidth_mib_s":0}})",
+       R"({"type":"migrate","migration":"m","iface_id":"i","destination_uri":"u","libvirt":{"persist":"yes"}})",
+       R"({"type":"migrate","migration":"m","iface_id":"i","destination_uri":"u","libvirt":{"postcopy":true}})",
+       R"({"type":"migrate","migration":"m","iface_id":"i","destination_uri":"u","libvirt":[]})"}) {
+    try {
+      decode_controller_message(bad);
+      ADD_FAILURE() << "accepted " << bad;
+    } catch (const ParseError& e) {
+      EXPECT_EQ(e.field().rfind("libvirt", 0), 0u) << e.field();
+    }
+  }
 }
 
 TEST(Wire, PreparedRoundTripsAndIsStrict) {
