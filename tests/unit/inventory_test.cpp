@@ -55,6 +55,16 @@ struct Rig : cutover::testing::ControllerCore {
     auto it = state.ports().find(PortId::parse(id));
     return it == state.ports().end() ? nullptr : &it->second;
   }
+  // A port made by hand (no origin label), placed on `host` if given.
+  Port hand_port(const char* mac, const char* iface_id, const char* host = nullptr) {
+    Port p;
+    p.id = PortId::parse("hand");
+    p.mac = MacAddress::parse(mac);
+    p.network = NetworkId::parse("blue");
+    p.iface_id = iface_id;
+    if (host) p.host = HostId::parse(host);
+    return state.create_port(p);
+  }
   json inventory_json() { return json::parse(call("GET", "/v1/inventory").body); }
   json entry(const std::string& iface) {
     for (const auto& e : inventory_json()) {
@@ -136,12 +146,7 @@ TEST(Inventory, MappingsAndPortgroupsDecideAndAnUnmappedNetworkIsRefusedByName) 
 TEST(Inventory, AVmsPortsAreMadeAllOrNoneAndAConflictIsRecordedUntilItGoes) {
   Rig rig;
   // A hand-made port already uses the second NIC's MAC in blue's VNI.
-  Port hand;
-  hand.id = PortId::parse("hand");
-  hand.mac = MacAddress::parse("52:54:00:00:00:02");
-  hand.network = NetworkId::parse("blue");
-  hand.iface_id = "hand";
-  rig.state.create_port(hand);
+  const Port hand = rig.hand_port("52:54:00:00:00:02", "hand");
   rig.h1.domains["web"] = {nic("if-1", "52:54:00:00:00:01", "", "", "red"),
                            nic("if-2", "52:54:00:00:00:02", "", "", "blue")};
   const auto gen = rig.state.generation();
@@ -195,13 +200,7 @@ TEST(Inventory, InterfacesThatCannotBePortsAreNamed) {
 
 TEST(Inventory, HandMadePortsAreNeverChangedOrRetired) {
   Rig rig;
-  Port hand;
-  hand.id = PortId::parse("hand");
-  hand.mac = MacAddress::parse("52:54:00:00:00:07");
-  hand.network = NetworkId::parse("blue");
-  hand.iface_id = "if-h";
-  hand.host = HostId::parse("h1");
-  rig.state.create_port(hand);
+  rig.hand_port("52:54:00:00:00:07", "if-h", "h1");
   rig.pump();
   // The VM says red; the hand-made port stays in blue.
   rig.h1.domains["hand-vm"] = {nic("if-h", "52:54:00:00:00:07", "", "", "red")};
