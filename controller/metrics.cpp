@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <initializer_list>
 
+#include "version.hpp"
+
 namespace cutover::controller {
 
 namespace {
@@ -101,7 +103,12 @@ std::string Metrics::render(const Gauges& g) const {
     out += std::string("cutover_migrations_total{outcome=\"") + outcome + "\"} " +
            std::to_string(it == migrations_.end() ? 0 : it->second) + "\n";
   }
-  blackout_.render(out, "cutover_cutover_blackout_seconds",
+  out += std::string(
+             "# HELP cutover_build_info The running controller's version.\n"
+             "# TYPE cutover_build_info gauge\n"
+             "cutover_build_info{version=\"") +
+         kVersion + "\"} 1\n";
+  blackout_.render(out, "cutover_blackout_seconds",
                    "From the source's reported pause to the destination's reported resume.");
   convergence_.render(out, "cutover_convergence_seconds",
                       "Cutover to every remote VTEP having applied the new location.");

@@ -8,6 +8,7 @@
 
 #include "json_reader.hpp"
 #include "parse_error.hpp"
+#include "version.hpp"
 
 namespace cutover {
 
@@ -148,6 +149,10 @@ bool Options::parse(int argc, char** argv) {
       std::fputs(help().c_str(), stdout);
       return false;
     }
+    if (a == "--version") {
+      std::printf("%s %s\n", program_.c_str(), kVersion);
+      return false;
+    }
     if (a.rfind("--", 0) != 0 || a == "--") {
       positional_.push_back(a);
       continue;
@@ -197,6 +202,7 @@ std::string Options::help() const {
     out += "  --" + s.name + arg + "\n      " + s.help + def + "\n";
   }
   out += "  --help\n      show this help\n";
+  out += "  --version\n      print the version\n";
   return out;
 }
 

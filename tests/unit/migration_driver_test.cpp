@@ -5,6 +5,7 @@
 #include "fake_agents.hpp"
 #include "migration_driver.hpp"
 #include "retrying_scheduler.hpp"
+#include "version.hpp"
 
 using namespace cutover;
 using namespace cutover::controller;
@@ -727,7 +728,10 @@ TEST(MigrationDriver, TheSourcePauseGoesOnTheTimelineAndChangesNoPort) {
   const auto& m = rig.mig("m1");
   EXPECT_EQ(m.state, MigrationState::completed);
   EXPECT_EQ(m.timeline.at("destination_bound") - m.timeline.at("source_paused"), 30000);
-  EXPECT_NE(rig.metrics.render({}).find("cutover_cutover_blackout_seconds_count 1"),
+  const auto metrics = rig.metrics.render({});
+  EXPECT_NE(metrics.find("cutover_blackout_seconds_count 1"), std::string::npos);
+  EXPECT_EQ(metrics.find("cutover_cutover_"), std::string::npos) << "no stutter";
+  EXPECT_NE(metrics.find(std::string("cutover_build_info{version=\"") + kVersion + "\"} 1"),
             std::string::npos);
 }
 

@@ -7,6 +7,7 @@
 
 #include "options.hpp"
 #include "parse_error.hpp"
+#include "version.hpp"
 
 using namespace cutover;
 
@@ -131,4 +132,14 @@ TEST(Options, ASecretIsNeverShownInHelp) {
   EXPECT_EQ(o.help().find("s3cr3t"), std::string::npos);
   EXPECT_NE(o.help().find("--token VALUE"), std::string::npos);
   std::remove(path.c_str());
+}
+
+TEST(Options, VersionPrintsTheProgramAndVersionAndStops) {
+  Cfg c;
+  auto o = make(c);
+  ::testing::internal::CaptureStdout();
+  EXPECT_FALSE(parse(o, {"--version", "--name", "x"}));
+  const auto out = ::testing::internal::GetCapturedStdout();
+  EXPECT_EQ(out, std::string("prog ") + cutover::kVersion + "\n");
+  EXPECT_NE(o.help().find("--version"), std::string::npos);
 }
