@@ -171,7 +171,12 @@ void Inventory::judge(const HostId host, const std::string vm) {
       continue;
     }
     const Port& port = std::get<Port>(want);
-    if (auto e = state_.port_problem(port)) {
+    if (!existing && state_.ports().count(port.id)) {
+      // A port by that id with another iface-id: someone else's; never replaced from here.
+      problems[iface.iface_id] = {"iface_id", "port '" + port.id.str() +
+                                                  "' exists with another iface_id ('" +
+                                                  state_.ports().at(port.id).iface_id + "')"};
+    } else if (auto e = state_.port_problem(port)) {
       problems[iface.iface_id] = {e->field(), e->what()};
     } else if (!macs.insert({port.network, port.mac}).second) {
       problems[iface.iface_id] = {"mac", "MAC " + port.mac.to_string() +

@@ -207,6 +207,12 @@ TEST(Inventory, HandMadePortsAreNeverChangedOrRetired) {
   rig.report(rig.h1);
   EXPECT_EQ(rig.port("hand")->network.str(), "blue");
   EXPECT_EQ(rig.entry("if-h").value("port", ""), "hand");
+  // A hand-made port whose id is another VM's interfaceid is not taken over.
+  rig.h2.domains["clash"] = {nic("hand", "52:54:00:00:00:08", "", "", "blue")};
+  rig.report(rig.h2);
+  EXPECT_EQ(rig.port("hand")->iface_id, "if-h");
+  EXPECT_EQ(rig.port("hand")->mac.to_string(), "52:54:00:00:00:07");
+  EXPECT_EQ(rig.entry("hand").value("field", ""), "iface_id");
   // It stops running: a hand-made port is never retired.
   rig.h1.domains.clear();
   rig.report(rig.h1);
