@@ -3,6 +3,7 @@
 // reconciles this host's dataplane to it, reporting each applied generation to the controller
 // (ACK/NACK), in the log and in --status-file. Flags and environment are read only here; this
 // file builds the backends and wires their events into the Agent (agent.hpp), which decides.
+#include <cstdlib>
 #include <utility>  // before Boost.Asio 1.74, which uses std::exchange without it
 
 #include <unistd.h>
@@ -156,6 +157,7 @@ int main(int argc, char** argv) {
     if (!opts.parse(argc, argv)) return 0;
     log_cfg.level = parse_log_level(cfg.log_level, "--log-level");
     log_cfg.format = parse_log_format(cfg.log_format, "--log-format");
+    log_cfg.journal = stderr_is_journal(std::getenv("JOURNAL_STREAM"));
     if (cfg.desired_state.empty() == cfg.controller.empty()) {
       throw ParseError("--controller", "give exactly one of --controller or --desired-state");
     }

@@ -100,6 +100,7 @@ struct ControllerClient::Impl : std::enable_shared_from_this<Impl> {
   bool is_connected = false;
   bool stopping = false;
   std::chrono::milliseconds backoff{100};
+  int64_t unreached = 0;  // failed attempts since the channel was last up
   std::string last_sent;
   bool have_state = false;  // a whole state came on this connection: deltas follow it
   bool started = false;
@@ -183,6 +184,7 @@ struct ControllerClient::Impl : std::enable_shared_from_this<Impl> {
     is_connected = true;
     have_state = false;
     backoff = std::chrono::milliseconds(100);
+    unreached = 0;
     last_sent.clear();
     log->info("connected to controller {}:{} as {}", cfg.host, cfg.port, cfg.self.id.str());
     send(wire::encode(wire::AgentMessage{wire::Hello{cfg.self}}));
@@ -277,6 +279,11 @@ struct ControllerClient::Impl : std::enable_shared_from_this<Impl> {
     }
     if (was) {
       log->warn("controller channel down ({}); reconnecting", why);
+    } else if (++unreached == 1 || unreached % 12 == 0) {
+      // Said at warning (an agent with no controller applies nothing new), but not on every
+      // retry: the first failure, then about once a minute at the longest back-off.
+      log->warn("controller {}:{} not reachable ({}); {} attempt(s) so far, retrying", cfg.host,
+                cfg.port, why, unreached);
     } else {
       log->debug("controller not reachable ({}); retrying in {} ms", why, backoff.count());
     }

@@ -1,6 +1,7 @@
 // cutover-controller: REST API + agent channel + migration state machine over an embedded SQLite
 // store, or over etcd among highly available controllers. Flags and environment are read only
 // here; ControllerNode runs the rest from plain structs.
+#include <cstdlib>
 #include <utility>  // before Boost.Asio 1.74, which uses std::exchange without it
 
 #include <sys/resource.h>
@@ -261,6 +262,7 @@ int main(int argc, char** argv) {
     in_range(cfg.lease_ttl_s, 1, 60, "--lease-ttl");
     log_cfg.level = parse_log_level(cfg.log_level, "--log-level");
     log_cfg.format = parse_log_format(cfg.log_format, "--log-format");
+    log_cfg.journal = stderr_is_journal(std::getenv("JOURNAL_STREAM"));
     listen = parse_listen(cfg.listen);
     if (store.etcd && listen.port() == 0) {
       throw ParseError("--listen",

@@ -109,6 +109,9 @@ TEST(Options, HelpListsEveryOption) {
   }
 }
 
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
 #include "logging.hpp"
 
 TEST(Logging, LevelAndFormatNames) {
@@ -142,4 +145,35 @@ TEST(Options, VersionPrintsTheProgramAndVersionAndStops) {
   const auto out = ::testing::internal::GetCapturedStdout();
   EXPECT_EQ(out, std::string("prog ") + cutover::kVersion + "\n");
   EXPECT_NE(o.help().find("--version"), std::string::npos);
+}
+
+TEST(Logging, JsonLinesAreValidJsonInUtcAndTheJournalGetsPriorities) {
+  for (bool journal : {false, true}) {
+    cutover::LogConfig c;
+    c.format = cutover::LogFormat::json;
+    c.journal = journal;
+    cutover::setup_logging(c);
+    ::testing::internal::CaptureStderr();
+    cutover::logger("test")->warn("a \"quoted\" message\nwith a newline, a tab\t and \xff bytes");
+    const auto out = ::testing::internal::GetCapturedStderr();
+    std::string line = out;
+    if (journal) {
+      ASSERT_EQ(line.rfind("<4>", 0), 0u) << line;
+      line = line.substr(3);
+    }
+    ASSERT_EQ(std::count(line.begin(), line.end(), '\n'), 1) << "one line: " << line;
+    const auto j = nlohmann::json::parse(line);
+    EXPECT_EQ(j["level"], "warning");
+    EXPECT_EQ(j["module"], "test");
+    EXPECT_NE(j["msg"].get<std::string>().find("\"quoted\" message\nwith"), std::string::npos);
+    const std::string time = j["time"];
+    EXPECT_EQ(time.size(), 27u) << time;  // 2026-12-06T23:45:30.159123Z
+    EXPECT_EQ(time.back(), 'Z');
+  }
+  EXPECT_EQ(cutover::syslog_priority(spdlog::level::err), 3);
+  EXPECT_EQ(cutover::syslog_priority(spdlog::level::info), 6);
+  EXPECT_FALSE(cutover::stderr_is_journal(nullptr));
+  EXPECT_FALSE(cutover::stderr_is_journal("garbage"));
+  EXPECT_FALSE(cutover::stderr_is_journal("1:1"));
+  cutover::setup_logging({});
 }
