@@ -563,11 +563,9 @@ HttpResponse RestApi::list_audit(const HttpRequest& req, const Params&) {
 HttpResponse RestApi::list_inventory(const HttpRequest&, const Params&) {
   json arr = json::array();
   for (const auto& e : inventory_.entries()) {
-    json j = {{"host", e.host.str()}, {"vm", e.vm}, {"iface_id", e.iface.iface_id}};
-    if (!e.iface.mac.empty()) j["mac"] = e.iface.mac;
-    if (!e.iface.libvirt_network.empty()) j["libvirt_network"] = e.iface.libvirt_network;
-    if (!e.iface.portgroup.empty()) j["portgroup"] = e.iface.portgroup;
-    if (!e.iface.network.empty()) j["network"] = e.iface.network;
+    json j = to_json(e.iface);  // as the agent reported it
+    j["host"] = e.host.str();
+    j["vm"] = e.vm;
     if (!e.port.empty()) j["port"] = e.port;
     if (!e.problem.empty()) {
       j["problem"] = e.problem;

@@ -9,6 +9,15 @@ namespace cutover {
 
 using nlohmann::json;
 
+json to_json(const VmInterface& i) {
+  json e = {{"iface_id", i.iface_id}};
+  if (!i.mac.empty()) e["mac"] = i.mac;
+  if (!i.libvirt_network.empty()) e["libvirt_network"] = i.libvirt_network;
+  if (!i.portgroup.empty()) e["portgroup"] = i.portgroup;
+  if (!i.network.empty()) e["network"] = i.network;
+  return e;
+}
+
 void add_report_fields(const AgentReport& r, json& j) {
   j["bound_ports"] = r.bound_ports;
   j["paused_ports"] = r.paused_ports;
@@ -21,14 +30,7 @@ void add_report_fields(const AgentReport& r, json& j) {
     json& vms = j["vms"] = json::object();
     for (const auto& [name, ifaces] : r.vms) {
       json& list = vms[name] = json::array();
-      for (const auto& i : ifaces) {
-        json e = {{"iface_id", i.iface_id}};
-        if (!i.mac.empty()) e["mac"] = i.mac;
-        if (!i.libvirt_network.empty()) e["libvirt_network"] = i.libvirt_network;
-        if (!i.portgroup.empty()) e["portgroup"] = i.portgroup;
-        if (!i.network.empty()) e["network"] = i.network;
-        list.push_back(std::move(e));
-      }
+      for (const auto& i : ifaces) list.push_back(to_json(i));
     }
   }
   if (!r.precopy_iterations.empty()) j["precopy_iterations"] = r.precopy_iterations;

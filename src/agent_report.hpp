@@ -59,6 +59,9 @@ inline bool has_iface(const std::vector<VmInterface>& ifaces, const std::string&
                      [&](const VmInterface& i) { return i.iface_id == iface_id; });
 }
 
+// {"iface_id", "mac"?, "libvirt_network"?, "portgroup"?, "network"?}: the empty ones left out.
+nlohmann::json to_json(const VmInterface& i);
+
 // Adds the report's fields to a JSON object (bound_ports, paused_ports and foreign_running
 // always; the others when not empty).
 void add_report_fields(const AgentReport& r, nlohmann::json& j);
