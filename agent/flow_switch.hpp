@@ -22,6 +22,14 @@ struct FlowEntry {
 
 enum class FlowOp { add, modify, remove };
 
+// An OpenFlow meter with one drop band (a policer): kbit/s and a burst in kbit.
+struct Meter {
+  uint32_t id = 0;
+  int64_t kbit_s = 0;
+  int64_t burst_kbit = 0;
+  bool operator==(const Meter&) const = default;
+};
+
 struct FlowMod {
   FlowOp op;
   std::string flow;                        // add/modify: "key actions=..."; remove: key only
@@ -40,6 +48,13 @@ class FlowSwitch {
   // Applies all mods atomically, tagging/restricting them to `cookie`; returns once the switch
   // confirmed (bundle commit + barrier). Throws std::runtime_error; then nothing was applied.
   virtual void bundle(const std::vector<FlowMod>& mods, uint64_t cookie) = 0;
+  // Every meter on the switch; one that is not a single drop band in kbps with a burst comes
+  // back with kbit_s = -1 (never equal to one we want). Throws std::runtime_error.
+  virtual std::vector<Meter> meters() = 0;
+  // Adds (or with modify, changes) a meter; returns once the switch confirmed (barrier).
+  virtual void set_meter(const Meter& m, bool modify) = 0;
+  // Deletes a meter, and with it (OpenFlow) every flow that still uses it.
+  virtual void del_meter(uint32_t id) = 0;
   // Injects a frame as if it had arrived on in_port (it runs through the installed pipeline);
   // returns once the switch confirmed. Throws std::runtime_error.
   virtual void packet_out(int64_t in_port, const std::vector<uint8_t>& frame) = 0;

@@ -1,7 +1,9 @@
 // LinuxReconciler: desired vs installed for bridges, VXLAN devices, VM tap enslavement and FDB.
 #include "linux_reconciler.hpp"
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <set>
 #include <stdexcept>
 
@@ -13,7 +15,77 @@ namespace cutover::agent {
 
 namespace {
 bool owned(const NlLink& l) { return l.alias == NetlinkTables::kOwnedAlias; }
+
+NlTbf to_tbf(const RateLimit& r) { return {r.kbit_s * 125, burst_kbit(r) * 125}; }
+
+// The kernel keeps a bucket as time at the rate: what it reports back is rounded.
+bool close_enough(const std::optional<NlTbf>& have, const std::optional<NlTbf>& want) {
+  if (!have || !want) return !have && !want;
+  auto near = [](int64_t a, int64_t b) { return std::abs(a - b) <= std::max<int64_t>(64, b / 50); };
+  return have->rate_bytes_s == want->rate_bytes_s && near(have->burst_bytes, want->burst_bytes);
+}
 }  // namespace
+
+void LinuxReconciler::sync_qos(const overlay::LinuxDesired& desired,
+                               const std::vector<NlLink>& links, ApplyReport& report) {
+  std::map<std::string, const NlLink*> by_name;
+  for (const auto& l : links) by_name[l.name] = &l;
+  std::set<std::string> ifbs;
+  for (const auto& q : desired.qos) {
+    if (q.ifb.empty()) continue;
+    ifbs.insert(q.ifb);
+    auto it = by_name.find(q.ifb);
+    if (it == by_name.end()) {
+      nl_.add_ifb(q.ifb);
+      ++report.added;
+    } else if (!owned(*it->second) || it->second->kind != "ifb") {
+      throw std::runtime_error("interface " + q.ifb + " exists but is not cutover's ifb");
+    } else if (!it->second->up) {
+      nl_.set_up(q.ifb);
+      ++report.modified;
+    }
+  }
+  std::vector<std::string> devs;
+  for (const auto& l : links) {
+    if (!owned(l) || l.kind == "ifb") devs.push_back(l.name);
+  }
+  devs.insert(devs.end(), ifbs.begin(), ifbs.end());
+  auto have = nl_.tc(devs);
+  auto set_tbf = [&](const std::string& dev, const std::optional<NlTbf>& want) {
+    auto it = have.find(dev);
+    const std::optional<NlTbf> now = it == have.end() ? std::nullopt : it->second.tbf;
+    if (close_enough(now, want)) return;
+    nl_.set_tbf(dev, want);
+    ++(want ? (now ? report.modified : report.added) : report.removed);
+  };
+  auto set_redirect = [&](const std::string& dev, const std::string& to) {
+    auto it = have.find(dev);
+    const std::string now = it == have.end() ? "" : it->second.redirect_to;
+    if (now == to) return;
+    nl_.set_redirect(dev, to);
+    ++(to.empty() ? report.removed : report.modified);
+  };
+  std::set<std::string> limited;
+  for (const auto& q : desired.qos) {
+    limited.insert(q.ifname);
+    set_tbf(q.ifname, q.to_vm ? std::optional(to_tbf(*q.to_vm)) : std::nullopt);
+    if (q.from_vm) set_tbf(q.ifb, to_tbf(*q.from_vm));
+    set_redirect(q.ifname, q.ifb);
+  }
+  for (const auto& [dev, tc] : have) {
+    auto l = by_name.find(dev);
+    const bool our_ifb = l != by_name.end() && owned(*l->second) && l->second->kind == "ifb";
+    if (limited.count(dev) || ifbs.count(dev) || our_ifb) continue;  // (unwanted ifbs: below)
+    if (!tc.redirect_to.empty()) set_redirect(dev, "");
+    if (tc.tbf) set_tbf(dev, std::nullopt);
+  }
+  for (const auto& l : links) {
+    if (owned(l) && l.kind == "ifb" && !ifbs.count(l.name)) {
+      nl_.del_link(l.name);
+      ++report.removed;
+    }
+  }
+}
 
 std::map<std::string, std::string> LinuxReconciler::vm_ifnames(const std::vector<NlLink>& links) {
   std::map<std::string, std::string> out;
@@ -155,6 +227,7 @@ void LinuxReconciler::apply(const overlay::Topology& topo, ApplyReport& report) 
       ++report.added;
     }
   }
+  sync_qos(desired, links, report);
   // Our devices no longer wanted: VXLAN devices first, then their bridges.
   for (const char* kind : {"vxlan", "bridge"}) {
     for (const auto& l : links) {

@@ -1,7 +1,8 @@
 // LinuxReconciler: one reconcile pass for the Linux kernel dataplane. Validates and translates
 // the desired state (overlay/linux_plan), reads links and VXLAN FDB entries over netlink, and
 // applies the difference: creates/updates our bridges and VXLAN devices, enslaves VM taps,
-// adds/removes FDB entries, deletes our devices no longer wanted. Touches only devices with
+// adds/removes FDB entries, sets the rate limits of VM taps (tbf; ingress via our ifb devices),
+// deletes our devices no longer wanted. Touches only devices with
 // ifalias "cutover-owned" (and the VM taps the state names). Adopts on restart: an unchanged
 // state changes nothing. Synchronous; runs on LinuxDataplane's thread.
 #pragma once
@@ -33,6 +34,10 @@ class LinuxReconciler {
  private:
   // The apply step of a pass over a judged topology (throws on a kernel failure).
   void apply(const overlay::Topology& topo, ApplyReport& report);
+  // Rate limits: our ifb devices, then each VM tap's tbf and ingress redirect, then what no
+  // port wants any more (redirects before the ifb devices they point at).
+  void sync_qos(const overlay::LinuxDesired& desired, const std::vector<NlLink>& links,
+                ApplyReport& report);
   NetlinkTables& nl_;
 };
 

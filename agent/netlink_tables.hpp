@@ -3,6 +3,8 @@
 // std::runtime_error naming the object and the kernel's reason.
 #pragma once
 
+#include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -31,9 +33,25 @@ struct NlLink {
 // An FDB entry on one of our VXLAN devices: the translation's own type (one definition).
 using NlFdb = overlay::LinuxFdb;
 
+// A token bucket (tbf qdisc) in tc's units: bytes per second and a bucket of bytes.
+struct NlTbf {
+  int64_t rate_bytes_s = 0;
+  int64_t burst_bytes = 0;
+  bool operator==(const NlTbf&) const = default;
+};
+// The traffic control we own on one device: its root qdisc when it is our tbf (handle
+// kTcHandle), and the device our ingress filter (prio kTcPrio) redirects to ("" = none).
+struct NlTc {
+  std::optional<NlTbf> tbf;
+  std::string redirect_to;
+  bool operator==(const NlTc&) const = default;
+};
+
 class NetlinkTables {
  public:
   static constexpr const char* kOwnedAlias = "cutover-owned";
+  static constexpr uint32_t kTcHandle = 0x0c070000u;  // our root qdiscs: "c07:"
+  static constexpr uint16_t kTcPrio = 0x0c07;         // our ingress filters
   virtual ~NetlinkTables() = default;
   virtual std::vector<NlLink> links() = 0;
   // VXLAN FDB entries with a remote (NDA_DST) on the given devices.
@@ -52,6 +70,18 @@ class NetlinkTables {
   virtual std::vector<std::pair<std::string, MacAddress>> pins(
       const std::vector<std::string>& ports) = 0;
   virtual void pin(const std::string& port, const MacAddress& mac) = 0;  // replaces a learned one
+
+  // Rate limits (tc). What we own on these devices (others' qdiscs and filters are not ours:
+  // absent here and never touched).
+  virtual std::map<std::string, NlTc> tc(const std::vector<std::string>& devs) = 0;
+  // Our tbf as the device's root qdisc (replacing whatever root it had), or, with nullopt, our
+  // root qdisc removed (the device falls back to its default).
+  virtual void set_tbf(const std::string& dev, const std::optional<NlTbf>& tbf) = 0;
+  // The device's ingress (an ingress qdisc, added if missing) redirected to `to` by our u32
+  // match-all filter with a mirred action; "" removes our filter only.
+  virtual void set_redirect(const std::string& dev, const std::string& to) = 0;
+  // An ifb device of ours (marked like our other devices), up.
+  virtual void add_ifb(const std::string& name) = 0;
 };
 
 }  // namespace cutover::agent

@@ -93,6 +93,10 @@ void OvsReconciler::apply(const std::set<std::string>& departed, bool verify, Ap
   if (dump) {
     installed_known_ = false;
     installed_.clear();
+    installed_meters_.clear();
+    for (const auto& m : flows_.meters()) {
+      if (overlay::is_our_meter(m.id)) installed_meters_[m.id] = m;
+    }
     for (auto& e : flows_.dump(config_.cookie)) installed_[e.key] = std::move(e.actions);
     installed_known_ = true;
     if (!all_canonical_ && !installed_.empty()) {
@@ -144,9 +148,12 @@ void OvsReconciler::apply(const std::set<std::string>& departed, bool verify, Ap
     report.tap_names[i.iface_id] = i.name;
     if (!topo_.local_iface_ids.count(i.iface_id)) report.unclaimed_taps.push_back(i.iface_id);
   }
-  // 3. Tunnels, then flows.
+  // 3. Tunnels, then meters and flows, then the shaping of VM ports.
   sync_tunnels(ifaces);
+  sync_meters(false, report);
   sync_flows(dump, report);
+  sync_meters(true, report);
+  sync_shaping(ifaces, report);
   for (const auto& [vni, net] : nets_) {
     report.awaiting_taps.insert(report.awaiting_taps.end(), net.unbound_iface_ids.begin(),
                                 net.unbound_iface_ids.end());
@@ -252,6 +259,8 @@ void OvsReconciler::retranslate(uint32_t vni, const overlay::OvsPortMap& map,
   next.unbound_iface_ids = std::move(part.unbound_iface_ids);
   next.bound_port_ids = std::move(part.bound_port_ids);
   next.ct_zones = std::move(part.ct_zones);
+  next.meters = std::move(part.meters);
+  next.shaped = std::move(part.shaped);
   auto old = nets_.find(vni);
   // Into an empty table flows are only parsed (nothing to compare them with yet).
   const bool fresh = installed_known_ && installed_.empty();
@@ -274,6 +283,12 @@ void OvsReconciler::retranslate(uint32_t vni, const overlay::OvsPortMap& map,
 
 void OvsReconciler::set_flows(uint32_t vni, NetFlows next) {
   auto old = nets_.find(vni);
+  if (old != nets_.end()) {
+    for (const auto& [id, limit] : old->second.meters) want_meters_.erase(id);
+    for (const auto& [iface, limit] : old->second.shaped) want_shaped_.erase(iface);
+  }
+  want_meters_.insert(next.meters.begin(), next.meters.end());
+  want_shaped_.insert(next.shaped.begin(), next.shaped.end());
   if (old != nets_.end()) {
     for (const auto& [text, e] : old->second.by_text) {
       auto it = want_.find(e.key);
@@ -365,6 +380,62 @@ void OvsReconciler::sync_flows(bool whole, ApplyReport& report) {
     const auto at = m.flow.find(" actions=");
     installed_[m.flow.substr(0, at)] = m.flow.substr(at + 9);
   }
+}
+
+void OvsReconciler::sync_meters(bool remove, ApplyReport& report) {
+  if (remove) {
+    for (auto it = installed_meters_.begin(); it != installed_meters_.end();) {
+      if (want_meters_.count(it->first)) {
+        ++it;
+        continue;
+      }
+      flows_.del_meter(it->first);
+      ++report.removed;
+      it = installed_meters_.erase(it);
+    }
+    return;
+  }
+  for (const auto& [id, limit] : want_meters_) {
+    const Meter m{id, limit.kbit_s, burst_kbit(limit)};
+    auto it = installed_meters_.find(id);
+    if (it != installed_meters_.end() && it->second == m) continue;
+    const bool modify = it != installed_meters_.end();
+    flows_.set_meter(m, modify);
+    ++(modify ? report.modified : report.added);
+    installed_meters_[id] = m;
+  }
+}
+
+void OvsReconciler::sync_shaping(const std::vector<OvsInterface>& ifaces, ApplyReport& report) {
+  std::set<std::string> foreign;
+  for (const auto& i : ifaces) {
+    if (i.bridge != config_.bridge || i.iface_id.empty() || i.owned) continue;
+    auto want = want_shaped_.find(i.iface_id);
+    if (i.qos_max_rate == OvsInterface::kForeignQos) {
+      // Someone else shapes this port (an operator, libvirt's own <bandwidth>): theirs stays.
+      // Not a missing object of the generation: migrations to this host go on without it.
+      if (want != want_shaped_.end() && foreign.insert(i.name).second &&
+          !foreign_qos_.count(i.name)) {
+        logger("ovs")->warn("port {} ({}): its QoS row is not cutover's; to_vm limit not applied",
+                            i.name, i.iface_id);
+      }
+      continue;
+    }
+    if (want == want_shaped_.end()) {
+      if (i.qos_max_rate != OvsInterface::kNoQos) {
+        db_.set_port_qos(i.name, 0, 0);
+        ++report.removed;
+      }
+      continue;
+    }
+    const int64_t rate = want->second.kbit_s * 1000;
+    const int64_t burst = burst_kbit(want->second) * 1000;
+    if (i.qos_max_rate == rate && i.qos_burst == burst) continue;
+    db_.set_port_qos(i.name, rate, burst);
+    ++(i.qos_max_rate == OvsInterface::kNoQos ? report.added : report.modified);
+  }
+  foreign_qos_ = std::move(foreign);
+  report.removed += db_.gc_qos();
 }
 
 }  // namespace cutover::agent

@@ -3,10 +3,11 @@
 // under its cookie. A pass translates again only the networks that changed (their ports, the
 // VM taps or departed VMs of their local ports; every network when a tunnel or a host's address
 // moved), canonicalises only flow text it has not seen, diffs only the flows those networks
-// touched against its installed view and commits the difference in one bundle. The switch is
-// read back (dumped) and the whole desired table compared on the first pass, when asked to
-// verify (a slow timer, a reconnect) and after a failure. Never flushes: an unchanged state sends
-// nothing. Synchronous; runs on the OVS thread.
+// touched against its installed view and commits the difference in one bundle. Rate limits:
+// OpenFlow meters (from the VM) around that bundle, QoS rows on VM ports (to the VM) after it. The
+// switch is read back (dumped) and the whole desired table compared on the first pass, when asked
+// to verify (a slow timer, a reconnect) and after a failure. Never flushes: an unchanged state
+// sends nothing. Synchronous; runs on the OVS thread.
 #pragma once
 
 #include <cstdint>
@@ -59,6 +60,8 @@ class OvsReconciler {
     std::vector<std::string> unbound_iface_ids;
     std::vector<std::string> bound_port_ids;
     std::map<std::string, int64_t> ct_zones;
+    std::map<uint32_t, RateLimit> meters;     // from_vm policers of its bound local ports
+    std::map<std::string, RateLimit> shaped;  // iface-id -> to_vm limit
   };
   // The pass's two steps (reconcile_pass): the state's views rebuilt where it changed (throws
   // ParseError: rejected), then the switch brought in line (throws: failed, retried).
@@ -73,6 +76,11 @@ class OvsReconciler {
   FlowEntry canonical(const std::string& text);
   void sync_tunnels(const std::vector<OvsInterface>& ifaces);
   void sync_flows(bool verify, ApplyReport& report);
+  // Meters: the wanted ones added or changed before the flows that use them arrive
+  // (sync_meters(false)); ours no longer wanted deleted after those flows are gone (true).
+  void sync_meters(bool remove, ApplyReport& report);
+  // Each bound VM port's QoS row (to_vm shaping) as its port wants it.
+  void sync_shaping(const std::vector<OvsInterface>& ifaces, ApplyReport& report);
 
   static constexpr uint32_t kGlobal = 0xffffffffu;  // VNIs are 24 bits: never a network's
 
@@ -102,6 +110,12 @@ class OvsReconciler {
   // Entries parsed but not canonicalised (added to an empty table): canonicalised before they
   // are compared with what the switch reports.
   bool all_canonical_ = true;
+  // Meters and shaping all networks want (kept per change in set_flows), and the meters of ours
+  // the switch holds (read back with the flows).
+  std::map<uint32_t, RateLimit> want_meters_;
+  std::map<std::string, RateLimit> want_shaped_;
+  std::map<uint32_t, Meter> installed_meters_;
+  std::set<std::string> foreign_qos_;  // VM ports whose QoS is not ours (warned once)
   overlay::OvsPortMap last_map_;
   std::set<std::string> last_departed_;
 };

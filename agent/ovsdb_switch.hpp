@@ -21,6 +21,12 @@ struct OvsInterface {
   int64_t ofport = -1;
   bool link_up = false;
   bool owned = false;  // external_ids:cutover-owned=true
+  // Its port's QoS: kNoQos, kForeignQos (not ours), or our linux-htb max-rate in bit/s (with
+  // queue 0's burst in bits).
+  int64_t qos_max_rate = kNoQos;
+  int64_t qos_burst = 0;
+  static constexpr int64_t kNoQos = -1;
+  static constexpr int64_t kForeignQos = -2;
   bool operator==(const OvsInterface&) const = default;
 };
 
@@ -33,6 +39,12 @@ class OvsdbSwitch {
   virtual void add_port(const std::string& bridge, const std::string& name, const std::string& type,
                         const std::map<std::string, std::string>& options) = 0;
   virtual void del_port(const std::string& bridge, const std::string& name) = 0;
+  // Shapes what OVS sends out of port `name` (our linux-htb QoS row, bit/s and bits); 0 removes
+  // ours. Refuses a port whose QoS is not ours.
+  virtual void set_port_qos(const std::string& name, int64_t max_rate_bps, int64_t burst_bits) = 0;
+  // Deletes our QoS rows no port uses any more (their port was deleted with the VM's tap);
+  // returns how many.
+  virtual size_t gc_qos() = 0;
 };
 
 }  // namespace cutover::agent

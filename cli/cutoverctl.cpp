@@ -34,6 +34,8 @@ Commands:
                [--volume ID=NQN@TRADDR[:TRSVCID]]  the VM's NVMe/TCP volume ([v6addr]:port)
                [--allow PROTO[:PORT],...]   stateful firewall: new connections allowed only for
                                             these (tcp, udp, icmp); replies always; "none" = none
+               [--to-vm KBIT_S[:BURST_KBIT]] [--from-vm KBIT_S[:BURST_KBIT]]
+                                            rate limits that follow the VM (kbit/s, burst in kbit)
   ports place ID --host H
   migrations list [--limit N [--after ID]] | show ID | cancel ID | approve ID
   migrations create (--port P | --vm DOMAIN) --to HOST [--no-conntrack-carry] [LIBVIRT]
@@ -74,7 +76,7 @@ struct Flags {
   int64_t days = 0;
   bool json_out = false;
   std::string id, underlay_ip, backend, labels, vni, mtu, name, mac, network, ips, host, iface_id,
-      port, to, allow, volume, vm, after, portgroups;
+      port, to, allow, volume, vm, after, portgroups, to_vm, from_vm;
   int64_t limit = 0;  // 0: no paging, everything
   bool wait = false;
   bool no_conntrack_carry = false;
@@ -415,6 +417,21 @@ class Ctl {
             {"paths", json::array({path})}};
   }
 
+  // KBIT_S[:BURST_KBIT] -> {"kbit_s", "burst_kbit"?}; the controller checks the ranges.
+  static json rate_json(const char* flag, const std::string& text) {
+    auto number = [&](const std::string& t) {
+      if (t.empty() || t.size() > 12 || t.find_first_not_of("0123456789") != std::string::npos) {
+        throw Fail(std::string(flag) + ": expected KBIT_S[:BURST_KBIT] in digits, got '" + text +
+                   "'");
+      }
+      return std::stoll(t);
+    };
+    const auto colon = text.find(':');
+    json r = {{"kbit_s", number(text.substr(0, colon))}};
+    if (colon != std::string::npos) r["burst_kbit"] = number(text.substr(colon + 1));
+    return r;
+  }
+
   json create_body(const std::string& kind) {
     json b;
     if (kind == "hosts") {
@@ -441,6 +458,10 @@ class Ctl {
       if (!f_.iface_id.empty()) b["iface_id"] = f_.iface_id;
       if (!f_.allow.empty()) b["ingress_allow"] = allow_json(f_.allow);
       if (!f_.volume.empty()) b["volumes"] = json::array({volume_json(f_.volume)});
+      json qos = json::object();
+      if (!f_.to_vm.empty()) qos["to_vm"] = rate_json("--to-vm", f_.to_vm);
+      if (!f_.from_vm.empty()) qos["from_vm"] = rate_json("--from-vm", f_.from_vm);
+      if (!qos.empty()) b["qos"] = qos;
     } else {
       if (f_.port.empty() == f_.vm.empty()) throw Fail("give one of --port and --vm");
       need(f_.to, "--to");
@@ -574,7 +595,9 @@ int main(int argc, char** argv) {
                                                                    {"volume", &f.volume},
                                                                    {"vm", &f.vm},
                                                                    {"after", &f.after},
-                                                                   {"portgroups", &f.portgroups}}) {
+                                                                   {"portgroups", &f.portgroups},
+                                                                   {"to-vm", &f.to_vm},
+                                                                   {"from-vm", &f.from_vm}}) {
     opts.add(name, target, "see Commands");
   }
   opts.add("wait", &f.wait, "migrate: follow the migration until it ends");

@@ -120,7 +120,9 @@ std::variant<Port, Inventory::Problem> Inventory::wanted(const HostId& host, con
                             {"network", network},   {"iface_id", iface.iface_id},
                             {"host", host.str()},   {"labels", labels}};
   try {
-    return port_from_json(j);
+    Port p = port_from_json(j);
+    p.qos = iface.qos;  // validated when the agent's report was read
+    return p;
   } catch (const ParseError& e) {
     // The port's own field names: "id" is the interface's iface-id.
     const std::string field = e.field() == "id" ? "iface_id" : e.field();
@@ -160,10 +162,14 @@ void Inventory::judge(const HostId host, const std::string vm) {
       if (!port || !made_here(*existing) || existing->migrating_to || existing->previous_host) {
         continue;
       }
-      if (existing->network == port->network && existing->mac == port->mac) continue;
+      if (existing->network == port->network && existing->mac == port->mac &&
+          existing->qos == port->qos) {
+        continue;
+      }
       Port updated = *existing;
       updated.network = port->network;
       updated.mac = port->mac;
+      updated.qos = port->qos;
       want = updated;
     }
     if (auto* problem = std::get_if<Problem>(&want)) {

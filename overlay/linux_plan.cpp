@@ -1,10 +1,20 @@
 // The Linux bridge + VXLAN translation (see linux_plan.hpp).
 #include "linux_plan.hpp"
 
+#include <cstdio>
+
 namespace cutover::overlay {
 
 std::string linux_bridge_name(uint32_t vni) { return "cvb" + std::to_string(vni); }
 std::string linux_vxlan_name(uint32_t vni) { return "cvx" + std::to_string(vni); }
+
+std::string linux_ifb_name(const std::string& tap) {
+  uint32_t h = 2166136261u;  // FNV-1a
+  for (unsigned char c : tap) h = (h ^ c) * 16777619u;
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "cvi%08x", h);
+  return buf;
+}
 
 LinuxDesired plan_linux(const Topology& topo,
                         const std::map<std::string, std::string>& vm_ifnames) {
@@ -22,6 +32,10 @@ LinuxDesired plan_linux(const Topology& topo,
         continue;
       }
       out.bound_port_ids.push_back(port.id.str());
+      if (!port.qos.empty()) {
+        out.qos.push_back({it->second, port.qos.from_vm ? linux_ifb_name(it->second) : "",
+                           port.qos.to_vm, port.qos.from_vm});
+      }
       // Arriving (held): off the bridge until cutover; the agent writes what is relayed to it.
       if (view.held_iface_ids.count(port.iface_id)) continue;
       out.ports.push_back({it->second, br, port.id.str(), port.mac});

@@ -12,6 +12,7 @@
 
 #include <compare>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -51,17 +52,32 @@ struct LinuxFdb {
   auto operator<=>(const LinuxFdb&) const = default;
 };
 
+// A VM tap's rate limits. to_vm: a tbf root qdisc on the tap (what the bridge sends it). from_vm:
+// the tap's ingress redirected (u32 match-all, mirred) to an ifb device of ours, `ifb`, whose tbf
+// root qdisc shapes it before it re-enters the tap's receive path (act_police is not in every
+// kernel; ifb and mirred are).
+struct LinuxTapQos {
+  std::string ifname;
+  std::string ifb;  // linux_ifb_name(ifname), set when from_vm is
+  std::optional<RateLimit> to_vm;
+  std::optional<RateLimit> from_vm;
+  bool operator==(const LinuxTapQos&) const = default;
+};
+
 struct LinuxDesired {
   std::vector<LinuxBridge> bridges;
   std::vector<LinuxVxlan> vxlans;
   std::vector<LinuxPortBinding> ports;
   std::set<LinuxFdb> fdb;
+  std::vector<LinuxTapQos> qos;  // bound taps (held ones too) with a rate limit
   std::vector<std::string> unbound_iface_ids;
   std::vector<std::string> bound_port_ids;
 };
 
 std::string linux_bridge_name(uint32_t vni);
 std::string linux_vxlan_name(uint32_t vni);
+// "cvi" + 8 hex digits of a hash of the tap's name: stable, unique enough, within IFNAMSIZ.
+std::string linux_ifb_name(const std::string& tap);
 
 // vm_ifnames: iface-id -> kernel interface name of the VM's tap (present and up).
 LinuxDesired plan_linux(const Topology& topo, const std::map<std::string, std::string>& vm_ifnames);

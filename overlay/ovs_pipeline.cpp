@@ -25,8 +25,10 @@ enum class Deliver { all, from_tunnels, none };
 
 // The flows that make one port stateful (see the table layout in ovs_pipeline.hpp). Zone and
 // reg2 are the port's ofport, unique on this switch.
+// meter: "meter:N," for a port whose frames are rate-limited (an instruction: it comes first).
 void stateful_flows(const Port& port, int64_t ofport_num, const std::string& in_vni,
-                    const std::string& classify, Deliver deliver, std::vector<OvsFlow>& flows) {
+                    const std::string& meter, const std::string& classify, Deliver deliver,
+                    std::vector<OvsFlow>& flows) {
   const bool deliver_here = deliver != Deliver::none;
   const std::string to_port = in_vni + (deliver == Deliver::from_tunnels ? ",reg1=1" : "");
   const std::string ofport = std::to_string(ofport_num);
@@ -38,7 +40,7 @@ void stateful_flows(const Port& port, int64_t ofport_num, const std::string& in_
     // Out of the VM: committed, so that replies come back established.
     flows.push_back({kClassifyTable, 110,
                      std::string(family) + ",in_port=" + ofport + ",dl_src=" + mac,
-                     "ct(commit," + zone + ")," + classify});
+                     meter + "ct(commit," + zone + ")," + classify});
     // Into the VM: tracked, then judged in the ACL table.
     if (deliver_here) {
       flows.push_back({kL2Table, 110, std::string(family) + "," + to_port + ",dl_dst=" + mac,
@@ -139,15 +141,23 @@ void translate_ovs_network(uint32_t vni, const NetworkView& view, const OvsPortM
     const std::string ofport = std::to_string(it->second);
     out.bound_port_ids.push_back(port.id.str());
     const std::string classify = "set_field:" + vni_hex + "->reg0,set_field:0->reg1,goto_table:10";
-    flows.push_back(
-        {kClassifyTable, 100, "in_port=" + ofport + ",dl_src=" + port.mac.to_string(), classify});
+    // Rate limits: the VM's frames through its meter; what goes to it shaped on its OVS port.
+    std::string meter;
+    if (port.qos.from_vm) {
+      const auto id = port_meter_id(it->second);
+      out.meters[id] = *port.qos.from_vm;
+      meter = "meter:" + std::to_string(id) + ",";
+    }
+    if (port.qos.to_vm) out.shaped[port.iface_id] = *port.qos.to_vm;
+    flows.push_back({kClassifyTable, 100, "in_port=" + ofport + ",dl_src=" + port.mac.to_string(),
+                     meter + classify});
     const bool held = view.held_iface_ids.count(port.iface_id) > 0;
     const Deliver deliver = gone(port.iface_id) ? Deliver::none
                             : held              ? Deliver::from_tunnels
                                                 : Deliver::all;
     if (port.ingress_allow) {
       out.ct_zones[port.id.str()] = it->second;
-      stateful_flows(port, it->second, in_vni, classify, deliver, flows);
+      stateful_flows(port, it->second, in_vni, meter, classify, deliver, flows);
     }
     if (deliver == Deliver::none) continue;  // the remote location below forwards it
     if (deliver == Deliver::from_tunnels) {

@@ -10,6 +10,9 @@
 //            a leaving port whose VM stopped here (or whose tap is gone), and a port whose VM
 //            left here at cutover (previous_host), have a forwarding pointer instead: their MAC
 //            from anywhere (local or tunnel) -> the VTEP where the VM is now.
+//            A port with a from_vm rate limit goes through its OpenFlow meter first (port_meter_id:
+//            drop band, kbps, burst); its to_vm limit is its OVS port's QoS (linux-htb), not a
+//            flow.
 //   table 20 stateful ingress (ports with ingress_allow; conntrack zone = the port's ofport):
 //            IP unicast to such a port goes through ct(zone) into this table with reg2 = ofport;
 //            established/related -> the port; new + an allow rule -> commit + the port; new +
@@ -54,7 +57,17 @@ struct OvsDesired {
   std::vector<std::string> bound_port_ids;  // local ports OVS has bound (ofport, link up)
   std::vector<IpAddress> unbound_tunnels;
   std::map<std::string, int64_t> ct_zones;  // stateful local port id -> its conntrack zone
+  std::map<uint32_t, RateLimit> meters;     // meter id -> the from_vm limit it enforces
+  std::map<std::string, RateLimit> shaped;  // bound local iface-id -> its to_vm limit
 };
+
+// Our OpenFlow meters: one per rate-limited local port, its id derived from the port's ofport
+// (unique on the switch), in a range nothing else on the bridge is expected to use.
+constexpr uint32_t kMeterBase = 0xc07e0000u;
+inline uint32_t port_meter_id(int64_t ofport) {
+  return kMeterBase + static_cast<uint32_t>(ofport & 0xffff);
+}
+inline bool is_our_meter(uint32_t id) { return (id & 0xffff0000u) == kMeterBase; }
 
 constexpr int kClassifyTable = 0;
 constexpr int kL2Table = 10;

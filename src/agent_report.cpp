@@ -3,6 +3,7 @@
 
 #include <cstdint>
 
+#include "json_codec.hpp"
 #include "parse_error.hpp"
 
 namespace cutover {
@@ -15,6 +16,7 @@ json to_json(const VmInterface& i) {
   if (!i.libvirt_network.empty()) e["libvirt_network"] = i.libvirt_network;
   if (!i.portgroup.empty()) e["portgroup"] = i.portgroup;
   if (!i.network.empty()) e["network"] = i.network;
+  if (!i.qos.empty()) e["qos"] = to_json(i.qos);
   return e;
 }
 
@@ -62,6 +64,9 @@ std::vector<VmInterface> interfaces(JsonReader& r, const std::string& key) {
       v.libvirt_network = ir.optional_string("libvirt_network").value_or("");
       v.portgroup = ir.optional_string("portgroup").value_or("");
       v.network = ir.optional_string("network").value_or("");
+      if (const auto* q = ir.raw("qos"); q && !q->is_null()) {
+        v.qos = port_qos_from_json(*q, ir.child("qos"));
+      }
       ir.finish();
     }
     if (v.iface_id.empty()) throw ParseError(path, "empty iface_id");

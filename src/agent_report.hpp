@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "json_reader.hpp"
+#include "model.hpp"
 
 namespace cutover {
 
@@ -23,6 +24,7 @@ struct VmInterface {
   std::string libvirt_network;  // <source network> of an <interface type='network'>
   std::string portgroup;        // its <source portgroup>
   std::string network;          // the cutover network cutover's <metadata> names for the MAC
+  PortQos qos;                  // from its <bandwidth> (inbound = to_vm, outbound = from_vm)
   bool operator==(const VmInterface&) const = default;
 };
 

@@ -231,7 +231,39 @@ json to_json(const Port& p) {
     for (const auto& v : p.volumes) vols.push_back(to_json(v));
     j["volumes"] = vols;
   }
+  if (!p.qos.empty()) j["qos"] = to_json(p.qos);
   return j;
+}
+
+json to_json(const PortQos& q) {
+  json j = json::object();
+  auto limit = [](const RateLimit& r) {
+    json l = {{"kbit_s", r.kbit_s}};
+    if (r.burst_kbit) l["burst_kbit"] = r.burst_kbit;
+    return l;
+  };
+  if (q.to_vm) j["to_vm"] = limit(*q.to_vm);
+  if (q.from_vm) j["from_vm"] = limit(*q.from_vm);
+  return j;
+}
+
+PortQos port_qos_from_json(const json& j, const std::string& path) {
+  JsonReader r(j, path);
+  PortQos q;
+  auto limit = [&](const char* key) -> std::optional<RateLimit> {
+    const auto* v = r.raw(key);
+    if (!v || v->is_null()) return std::nullopt;
+    JsonReader lr(*v, r.child(key));
+    RateLimit l;
+    l.kbit_s = lr.required_int("kbit_s", 1, kMaxKbitS);
+    l.burst_kbit = lr.optional_int("burst_kbit", kMinBurstKbit, kMaxKbitS).value_or(0);
+    lr.finish();
+    return l;
+  };
+  q.to_vm = limit("to_vm");
+  q.from_vm = limit("from_vm");
+  r.finish();
+  return q;
 }
 
 CarriedConn carried_conn_from_json(const json& j, const std::string& path) {
@@ -344,6 +376,8 @@ Port port_from_json(const json& j, const std::string& path) {
     }
     p.volumes.push_back(std::move(v));
   });
+  if (const auto* q = r.raw("qos"); q && !q->is_null())
+    p.qos = port_qos_from_json(*q, r.child("qos"));
   r.finish();
   return p;
 }

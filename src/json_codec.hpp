@@ -21,6 +21,9 @@ Host host_from_json(const nlohmann::json& j, const std::string& path = "");
 Network network_from_json(const nlohmann::json& j, const std::string& path = "");
 Port port_from_json(const nlohmann::json& j, const std::string& path = "");
 nlohmann::json to_json(const CarriedConn& c);
+// {"to_vm"?: LIMIT, "from_vm"?: LIMIT}, LIMIT = {"kbit_s": 1-10000000, "burst_kbit"?: 1-10000000}
+nlohmann::json to_json(const PortQos& q);
+PortQos port_qos_from_json(const nlohmann::json& j, const std::string& path = "");
 CarriedConn carried_conn_from_json(const nlohmann::json& j, const std::string& path = "");
 nlohmann::json to_json(const Volume& v);
 Volume volume_from_json(const nlohmann::json& j, const std::string& path = "");

@@ -9,6 +9,8 @@ namespace cutover {
 
 const char* to_string(Backend b) { return b == Backend::ovs ? "ovs" : "linux"; }
 
+int64_t default_burst_kbit(int64_t kbit_s) { return std::max<int64_t>(kbit_s / 10, 100); }
+
 std::vector<HostId> port_locations(const Port& p) {
   std::vector<HostId> out;
   for (const auto* h : {&p.host, &p.migrating_to, &p.previous_host}) {

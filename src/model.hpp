@@ -81,6 +81,31 @@ struct Volume {
   bool operator==(const Volume&) const = default;
 };
 
+// A rate limit in kbit/s (1000 bit/s) and the burst allowed on top of it, in kbit.
+struct RateLimit {
+  int64_t kbit_s = 0;      // 1 .. kMaxKbitS
+  int64_t burst_kbit = 0;  // 0 = default_burst_kbit(kbit_s)
+  bool operator==(const RateLimit&) const = default;
+};
+constexpr int64_t kMaxKbitS = 10'000'000;  // 10 Gbit/s: tc's rates are 32-bit bytes/s
+constexpr int64_t kMinBurstKbit = 16;      // two full-size frames: a smaller bucket passes nothing
+// The burst a limit gets when it names none: 100 ms at its rate, at least 100 kbit (8 frames of
+// 1500 bytes), so that TCP through a policer is not starved by a bucket smaller than its window.
+int64_t default_burst_kbit(int64_t kbit_s);
+inline int64_t burst_kbit(const RateLimit& r) {
+  return r.burst_kbit ? r.burst_kbit : default_burst_kbit(r.kbit_s);
+}
+
+// A port's rate limits, as the VM sees them (libvirt's <bandwidth>: inbound = to_vm, outbound =
+// from_vm). They follow the VM: installed wherever the port is bound (an arriving port's
+// destination too, before the pause) and gone from the host it left.
+struct PortQos {
+  std::optional<RateLimit> to_vm;    // what the network delivers to the VM (shaped)
+  std::optional<RateLimit> from_vm;  // what the VM sends into the network (policed/shaped)
+  bool empty() const { return !to_vm && !from_vm; }
+  bool operator==(const PortQos&) const = default;
+};
+
 struct Port {
   PortId id;
   MacAddress mac;
@@ -106,6 +131,7 @@ struct Port {
   // Set by the controller from the source's conntrack during a migration (see CarriedConn).
   std::vector<CarriedConn> carried_conns;
   std::vector<Volume> volumes;  // NVMe/TCP volumes of the VM behind this port
+  PortQos qos;
   bool operator==(const Port&) const = default;
 };
 

@@ -54,6 +54,32 @@ std::string first_text(xmlXPathContext* ctx, xmlNode* node, const char* expr,
   return out;
 }
 
+// libvirt's <inbound|outbound average= burst=>: average in kilobytes/s (1000 bytes, tc's
+// "kbps"), burst in kibibytes (tc's "kb"); average 0 or absent = no limit.
+std::optional<RateLimit> bandwidth(xmlXPathContext* ctx, xmlNode* iface, const std::string& path,
+                                   const std::string& what) {
+  auto number = [&](const char* attr) -> int64_t {
+    const auto text = first_text(ctx, iface, (path + "/@" + attr).c_str(), what + " " + attr);
+    if (text.empty()) return 0;
+    if (text.size() > 12 || text.find_first_not_of("0123456789") != std::string::npos) {
+      throw ParseError("xml", what + " " + attr + ": expected a number, got '" + text + "'");
+    }
+    return std::stoll(text);
+  };
+  const int64_t average = number("average");
+  if (average == 0) return std::nullopt;
+  RateLimit r;
+  r.kbit_s = average * 8;
+  if (r.kbit_s > kMaxKbitS) {
+    throw ParseError(
+        "xml", what + " average: more than " + std::to_string(kMaxKbitS / 8) + " kilobytes/s");
+  }
+  if (const int64_t burst = number("burst")) {
+    r.burst_kbit = std::clamp<int64_t>((burst * 8192 + 999) / 1000, kMinBurstKbit, kMaxKbitS);
+  }
+  return r;
+}
+
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
@@ -114,6 +140,8 @@ std::vector<VmInterface> domain_interfaces(const std::string& xml) {
       v.portgroup = first_text(ctx.get(), n, "source/@portgroup", where + " source portgroup");
     }
     if (auto it = named.find(v.mac); it != named.end() && !v.mac.empty()) v.network = it->second;
+    v.qos.to_vm = bandwidth(ctx.get(), n, "bandwidth/inbound", where + " bandwidth inbound");
+    v.qos.from_vm = bandwidth(ctx.get(), n, "bandwidth/outbound", where + " bandwidth outbound");
     out.push_back(std::move(v));
   }
   return out;

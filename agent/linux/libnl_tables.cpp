@@ -2,13 +2,23 @@
 #include "libnl_tables.hpp"
 
 #include <linux/if_bridge.h>
+#include <linux/if_ether.h>
 #include <linux/neighbour.h>
+#include <linux/pkt_cls.h>
+#include <linux/pkt_sched.h>
 #include <net/if.h>
 #include <netlink/netlink.h>
+#include <netlink/route/act/mirred.h>
+#include <netlink/route/action.h>
+#include <netlink/route/classifier.h>
+#include <netlink/route/cls/u32.h>
 #include <netlink/route/link.h>
 #include <netlink/route/link/bridge.h>
 #include <netlink/route/link/vxlan.h>
 #include <netlink/route/neighbour.h>
+#include <netlink/route/qdisc.h>
+#include <netlink/route/qdisc/tbf.h>
+#include <netlink/route/tc.h>
 #include <sys/socket.h>
 
 #include <cstring>
@@ -33,6 +43,24 @@ struct AddrDeleter {
   void operator()(nl_addr* a) const { nl_addr_put(a); }
 };
 using AddrPtr = std::unique_ptr<nl_addr, AddrDeleter>;
+struct CacheDeleter {
+  void operator()(nl_cache* c) const { nl_cache_free(c); }
+};
+using CachePtr = std::unique_ptr<nl_cache, CacheDeleter>;
+struct QdiscDeleter {
+  void operator()(rtnl_qdisc* q) const { rtnl_qdisc_put(q); }
+};
+using QdiscPtr = std::unique_ptr<rtnl_qdisc, QdiscDeleter>;
+struct ClsDeleter {
+  void operator()(rtnl_cls* c) const { rtnl_cls_put(c); }
+};
+using ClsPtr = std::unique_ptr<rtnl_cls, ClsDeleter>;
+struct ActDeleter {
+  void operator()(rtnl_act* a) const { rtnl_act_put(a); }
+};
+using ActPtr = std::unique_ptr<rtnl_act, ActDeleter>;
+
+constexpr uint32_t kIngressParent = 0xffff0000u;  // "ffff:", where ingress filters hang
 
 void check(int err, const std::string& what) {
   if (err < 0) throw std::runtime_error(what + ": " + nl_geterror(err));
@@ -281,6 +309,126 @@ void LibnlTables::pin(const std::string& port, const MacAddress& mac) {
   rtnl_neigh_set_state(n.get(), NUD_NOARP);  // static: never aged, never moved by learning
   check(rtnl_neigh_add(sk_, n.get(), NLM_F_CREATE | NLM_F_REPLACE),
         "pin " + mac.to_string() + " to " + port + " (bridge fdb replace ... master static)");
+}
+
+// ---- Rate limits (tc)
+
+std::map<std::string, NlTc> LibnlTables::tc(const std::vector<std::string>& devs) {
+  std::map<int, std::string> wanted;
+  for (const auto& d : devs) {
+    const int idx = static_cast<int>(if_nametoindex(d.c_str()));
+    if (idx > 0) wanted[idx] = d;
+  }
+  std::map<std::string, NlTc> out;
+  if (wanted.empty()) return out;
+  nl_cache* raw = nullptr;
+  check(rtnl_qdisc_alloc_cache(sk_, &raw), "netlink: dump qdiscs");
+  CachePtr qdiscs(raw);
+  std::vector<int> with_ingress;
+  for (nl_object* o = nl_cache_get_first(qdiscs.get()); o; o = nl_cache_get_next(o)) {
+    auto* q = reinterpret_cast<rtnl_qdisc*>(o);
+    auto* t = TC_CAST(q);
+    auto it = wanted.find(rtnl_tc_get_ifindex(t));
+    const char* kind = rtnl_tc_get_kind(t);
+    if (it == wanted.end() || !kind) continue;
+    if (rtnl_tc_get_parent(t) == TC_H_ROOT && rtnl_tc_get_handle(t) == kTcHandle &&
+        std::strcmp(kind, "tbf") == 0) {
+      out[it->second].tbf = NlTbf{rtnl_qdisc_tbf_get_rate(q), rtnl_qdisc_tbf_get_rate_bucket(q)};
+    } else if (std::strcmp(kind, "ingress") == 0) {
+      with_ingress.push_back(it->first);
+    }
+  }
+  for (int idx : with_ingress) {
+    nl_cache* c = nullptr;
+    check(rtnl_cls_alloc_cache(sk_, idx, kIngressParent, &c),
+          "netlink: dump ingress filters of " + wanted[idx]);
+    CachePtr filters(c);
+    for (nl_object* o = nl_cache_get_first(filters.get()); o; o = nl_cache_get_next(o)) {
+      auto* cls = reinterpret_cast<rtnl_cls*>(o);
+      const char* kind = rtnl_tc_get_kind(TC_CAST(cls));
+      if (rtnl_cls_get_prio(cls) != kTcPrio || !kind || std::strcmp(kind, "u32") != 0) continue;
+      // Ours: where its mirred action sends frames ("?" when it names no device we can find,
+      // which the reconciler replaces).
+      std::string to = "?";
+      for (rtnl_act* a = rtnl_u32_get_action(cls); a; a = rtnl_act_next(a)) {
+        const char* akind = rtnl_tc_get_kind(TC_CAST(a));
+        if (!akind || std::strcmp(akind, "mirred") != 0) continue;
+        char name[IF_NAMESIZE] = {};
+        if (if_indextoname(rtnl_mirred_get_ifindex(a), name)) to = name;
+      }
+      out[wanted[idx]].redirect_to = to;
+    }
+  }
+  return out;
+}
+
+void LibnlTables::set_tbf(const std::string& dev, const std::optional<NlTbf>& tbf) {
+  QdiscPtr q(rtnl_qdisc_alloc());
+  auto* t = TC_CAST(q.get());
+  rtnl_tc_set_ifindex(t, ifindex(dev));
+  rtnl_tc_set_parent(t, TC_H_ROOT);
+  rtnl_tc_set_handle(t, kTcHandle);
+  check(rtnl_tc_set_kind(t, "tbf"), "tbf on " + dev);
+  if (!tbf) {
+    check(rtnl_qdisc_delete(sk_, q.get()), "delete our tbf root qdisc of " + dev);
+    return;
+  }
+  rtnl_qdisc_tbf_set_rate(q.get(), static_cast<int>(tbf->rate_bytes_s),
+                          static_cast<int>(tbf->burst_bytes), 0);
+  // Frames wait at most 50 ms for tokens; beyond that they are dropped (TCP backs off).
+  check(rtnl_qdisc_tbf_set_limit_by_latency(q.get(), 50000), "tbf limit on " + dev);
+  check(rtnl_qdisc_add(sk_, q.get(), NLM_F_CREATE | NLM_F_REPLACE),
+        "tbf rate " + std::to_string(tbf->rate_bytes_s) + " B/s burst " +
+            std::to_string(tbf->burst_bytes) + " B on " + dev);
+}
+
+void LibnlTables::set_redirect(const std::string& dev, const std::string& to) {
+  const int idx = ifindex(dev);
+  auto our_filter = [&] {
+    ClsPtr cls(rtnl_cls_alloc());
+    auto* t = TC_CAST(cls.get());
+    rtnl_tc_set_ifindex(t, idx);
+    rtnl_tc_set_parent(t, kIngressParent);
+    check(rtnl_tc_set_kind(t, "u32"), "u32 filter on " + dev);
+    rtnl_cls_set_prio(cls.get(), kTcPrio);
+    rtnl_cls_set_protocol(cls.get(), ETH_P_ALL);
+    return cls;
+  };
+  // Ours goes first, whether it is replaced or removed (gone already is fine).
+  const int err = rtnl_cls_delete(sk_, our_filter().get(), 0);
+  if (err < 0 && err != -NLE_OBJ_NOTFOUND && err != -NLE_NOADDR && err != -NLE_INVAL) {
+    check(err, "delete our ingress filter of " + dev);
+  }
+  if (to.empty()) return;
+  QdiscPtr ingress(rtnl_qdisc_alloc());
+  auto* qt = TC_CAST(ingress.get());
+  rtnl_tc_set_ifindex(qt, idx);
+  rtnl_tc_set_parent(qt, TC_H_INGRESS);
+  rtnl_tc_set_handle(qt, kIngressParent);
+  check(rtnl_tc_set_kind(qt, "ingress"), "ingress qdisc on " + dev);
+  const int qerr = rtnl_qdisc_add(sk_, ingress.get(), NLM_F_CREATE);
+  if (qerr < 0 && qerr != -NLE_EXIST) check(qerr, "add ingress qdisc to " + dev);
+
+  auto cls = our_filter();
+  check(rtnl_u32_add_key_uint32(cls.get(), 0, 0, 0, 0), "u32 match-all on " + dev);
+  check(rtnl_u32_set_cls_terminal(cls.get()), "u32 terminal on " + dev);
+  ActPtr act(rtnl_act_alloc());
+  check(rtnl_tc_set_kind(TC_CAST(act.get()), "mirred"), "mirred action");
+  rtnl_mirred_set_action(act.get(), TCA_EGRESS_REDIR);
+  rtnl_mirred_set_policy(act.get(), TC_ACT_STOLEN);
+  rtnl_mirred_set_ifindex(act.get(), static_cast<uint32_t>(ifindex(to)));
+  check(rtnl_u32_add_action(cls.get(), act.get()), "mirred action on " + dev);
+  check(rtnl_cls_add(sk_, cls.get(), NLM_F_CREATE | NLM_F_EXCL),
+        "redirect " + dev + "'s ingress to " + to + " (u32 + mirred)");
+}
+
+void LibnlTables::add_ifb(const std::string& name) {
+  LinkPtr l(rtnl_link_alloc());
+  check(rtnl_link_set_type(l.get(), "ifb"), "ifb link type");
+  rtnl_link_set_name(l.get(), name.c_str());
+  check(rtnl_link_add(sk_, l.get(), NLM_F_CREATE | NLM_F_EXCL), "add ifb " + name);
+  mark_owned(name);
+  set_up(name);
 }
 
 }  // namespace cutover::agent

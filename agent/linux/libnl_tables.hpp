@@ -1,6 +1,7 @@
 // LibnlTables: NetlinkTables on libnl-route-3 (rtnetlink). Our devices are created with ifalias
-// "cutover-owned"; FDB entries are NTF_SELF static entries on our VXLAN devices. Not thread-safe:
-// used from LinuxDataplane's thread only.
+// "cutover-owned"; FDB entries are NTF_SELF static entries on our VXLAN devices; rate limits are
+// tbf root qdiscs with handle c07: and u32 ingress filters at prio 0xc07 (mirred to our ifb). Not
+// thread-safe: used from LinuxDataplane's thread only.
 #pragma once
 
 #include "netlink_tables.hpp"
@@ -29,6 +30,10 @@ class LibnlTables : public NetlinkTables {
   std::vector<std::pair<std::string, MacAddress>> pins(
       const std::vector<std::string>& ports) override;
   void pin(const std::string& port, const MacAddress& mac) override;
+  std::map<std::string, NlTc> tc(const std::vector<std::string>& devs) override;
+  void set_tbf(const std::string& dev, const std::optional<NlTbf>& tbf) override;
+  void set_redirect(const std::string& dev, const std::string& to) override;
+  void add_ifb(const std::string& name) override;
 
  private:
   int ifindex(const std::string& name);

@@ -104,4 +104,40 @@ void OvsFlowSwitch::packet_out(int64_t in_port, const std::vector<uint8_t>& fram
   }
 }
 
+std::vector<Meter> OvsFlowSwitch::meters() {
+  cov_meter* raw = nullptr;
+  size_t n = 0;
+  char* err = nullptr;
+  if (cov_of_meters(connection(), &raw, &n, &err) != 0) {
+    disconnect();
+    throw std::runtime_error(take(err));
+  }
+  std::vector<Meter> out;
+  out.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    out.push_back(
+        {raw[i].id, raw[i].simple ? static_cast<int64_t>(raw[i].kbps) : -1, raw[i].burst_kbit});
+  }
+  cov_free(raw);
+  return out;
+}
+
+void OvsFlowSwitch::set_meter(const Meter& m, bool modify) {
+  const cov_meter c{m.id, static_cast<uint32_t>(m.kbit_s), static_cast<uint32_t>(m.burst_kbit), 1};
+  char* err = nullptr;
+  if (cov_of_meter_mod(connection(), modify ? COV_METER_MODIFY : COV_METER_ADD, &c, &err) != 0) {
+    disconnect();
+    throw std::runtime_error(take(err));
+  }
+}
+
+void OvsFlowSwitch::del_meter(uint32_t id) {
+  const cov_meter c{id, 0, 0, 0};
+  char* err = nullptr;
+  if (cov_of_meter_mod(connection(), COV_METER_DELETE, &c, &err) != 0) {
+    disconnect();
+    throw std::runtime_error(take(err));
+  }
+}
+
 }  // namespace cutover::agent

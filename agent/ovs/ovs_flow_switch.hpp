@@ -22,6 +22,9 @@ class OvsFlowSwitch : public FlowSwitch {
   std::vector<FlowEntry> dump(uint64_t cookie) override;
   void bundle(const std::vector<FlowMod>& mods, uint64_t cookie) override;
   void packet_out(int64_t in_port, const std::vector<uint8_t>& frame) override;
+  std::vector<Meter> meters() override;
+  void set_meter(const Meter& m, bool modify) override;
+  void del_meter(uint32_t id) override;
 
  private:
   cov_of* connection();

@@ -23,6 +23,7 @@
 #include "openvswitch/ofp-bundle.h"
 #include "openvswitch/ofp-errors.h"
 #include "openvswitch/ofp-flow.h"
+#include "openvswitch/ofp-meter.h"
 #include "openvswitch/ofp-msgs.h"
 #include "openvswitch/ofp-packet.h"
 #include "openvswitch/ofp-print.h"
@@ -459,6 +460,85 @@ int cov_of_dump(cov_of* of, uint64_t cookie, uint64_t mask, char*** keys, char**
   return 0;
 }
 
+int cov_of_meter_mod(cov_of* of, int op, const struct cov_meter* m, char** err) {
+  struct ofputil_meter_band band;
+  memset(&band, 0, sizeof band);
+  band.type = OFPMBT13_DROP;
+  band.rate = m->kbps;
+  band.burst_size = m->burst_kbit;
+  struct ofputil_meter_mod mm;
+  memset(&mm, 0, sizeof mm);
+  mm.command = op == COV_METER_ADD      ? OFPMC13_ADD
+               : op == COV_METER_MODIFY ? OFPMC13_MODIFY
+                                        : OFPMC13_DELETE;
+  mm.meter.meter_id = m->id;
+  if (op != COV_METER_DELETE) {
+    mm.meter.flags = OFPMF13_KBPS | OFPMF13_BURST;
+    mm.meter.n_bands = 1;
+    mm.meter.bands = &band;
+  }
+  struct ofpbuf* msg = ofputil_encode_meter_mod(vconn_get_version(of->vconn), &mm);
+  struct ofpbuf* reply = NULL;
+  int error = vconn_transact_noreply(of->vconn, msg, &reply);
+  if (error) return set_err(err, error, "meter %u: %s", m->id, ovs_strerror(error));
+  if (reply) {
+    struct ds s = DS_EMPTY_INITIALIZER;
+    format_ofp_error(reply, &s);
+    ofpbuf_delete(reply);
+    error = set_err(err, EPROTO, "meter %u refused: %s", m->id, ds_cstr(&s));
+    ds_destroy(&s);
+    return error;
+  }
+  return 0;
+}
+
+int cov_of_meters(cov_of* of, struct cov_meter** out, size_t* n, char** err) {
+  struct ovs_list requests, replies;
+  ovs_list_init(&requests);
+  struct ofpbuf* rq =
+      ofputil_encode_meter_request(vconn_get_version(of->vconn), OFPUTIL_METER_CONFIG, OFPM13_ALL);
+  ovs_list_push_back(&requests, &rq->list_node);
+  int error = vconn_transact_multipart(of->vconn, &requests, &replies);
+  if (error) return set_err(err, error, "meter dump failed: %s", ovs_strerror(error));
+  size_t cap = 16, count = 0;
+  struct cov_meter* v = xcalloc(cap, sizeof *v);
+  struct ofpbuf bands;
+  ofpbuf_init(&bands, 64);
+  struct ofpbuf* reply;
+  LIST_FOR_EACH(reply, list_node, &replies) {
+    enum ofptype type;
+    if (ofptype_decode(&type, reply->data) || type != OFPTYPE_METER_CONFIG_STATS_REPLY) {
+      struct ds s = DS_EMPTY_INITIALIZER;
+      format_ofp_error(reply, &s);
+      error = set_err(err, EPROTO, "meter dump refused: %s", ds_cstr(&s));
+      ds_destroy(&s);
+      break;
+    }
+    struct ofputil_meter_config mc;
+    while (!ofputil_decode_meter_config(reply, &mc, &bands)) {
+      if (count == cap) v = x2nrealloc(v, &cap, sizeof *v);
+      struct cov_meter* m = &v[count++];
+      memset(m, 0, sizeof *m);
+      m->id = mc.meter_id;
+      m->simple = mc.n_bands == 1 && mc.bands[0].type == OFPMBT13_DROP &&
+                  mc.flags == (OFPMF13_KBPS | OFPMF13_BURST);
+      if (mc.n_bands) {
+        m->kbps = mc.bands[0].rate;
+        m->burst_kbit = mc.bands[0].burst_size;
+      }
+    }
+  }
+  ofpbuf_uninit(&bands);
+  ofpbuf_list_delete(&replies);
+  if (error) {
+    free(v);
+    return error;
+  }
+  *out = v;
+  *n = count;
+  return 0;
+}
+
 /* ---------------------------------------------------------------- OVSDB */
 
 struct cov_db {
@@ -520,6 +600,21 @@ size_t cov_db_interfaces(cov_db* db, struct cov_iface* out, size_t max) {
           o->link_up = iface->link_state && !strcmp(iface->link_state, "up");
           o->owned = smap_get_bool(&iface->external_ids, "cutover-owned", false) ||
                      smap_get_bool(&port->external_ids, "cutover-owned", false);
+          o->qos_max_rate = -1;
+          o->qos_burst = 0;
+          if (port->qos) {
+            const struct ovsrec_qos* q = port->qos;
+            if (!smap_get_bool(&q->external_ids, "cutover-owned", false)) {
+              o->qos_max_rate = -2;
+            } else {
+              o->qos_max_rate = smap_get_ullong(&q->other_config, "max-rate", 0);
+              for (size_t k = 0; k < q->n_queues; k++) {
+                if (q->key_queues[k] == 0) {
+                  o->qos_burst = smap_get_ullong(&q->value_queues[k]->other_config, "burst", 0);
+                }
+              }
+            }
+          }
         }
         n++;
       }
@@ -603,6 +698,80 @@ int cov_db_add_port(cov_db* db, const char* bridge, const char* name, const char
   ovsrec_bridge_update_ports_addvalue(br, port);
   smap_destroy(&opts);
   return commit(txn, "add port", err);
+}
+
+static const struct ovsrec_port* find_port(cov_db* db, const char* name) {
+  const struct ovsrec_port* port;
+  OVSREC_PORT_FOR_EACH(port, db->idl) {
+    if (!strcmp(port->name, name)) return port;
+  }
+  return NULL;
+}
+
+int cov_db_set_port_qos(cov_db* db, const char* name, int64_t max_rate, int64_t burst, char** err) {
+  const struct ovsrec_port* port = find_port(db, name);
+  if (!port) return set_err(err, ENOENT, "port %s does not exist", name);
+  const struct ovsrec_qos* old = port->qos;
+  if (old && !smap_get_bool(&old->external_ids, "cutover-owned", false)) {
+    return set_err(err, EPERM, "port %s has a QoS that is not cutover's; leaving it alone", name);
+  }
+  if (!old && max_rate <= 0) return 0;
+  struct ovsdb_idl_txn* txn = ovsdb_idl_txn_create(db->idl);
+  ovsdb_idl_txn_add_comment(txn, "cutover-agent: %s QoS of port %s",
+                            max_rate > 0 ? "set" : "remove", name);
+  if (old) { /* QoS and Queue are root tables: unreferenced rows stay unless deleted */
+    for (size_t k = 0; k < old->n_queues; k++) ovsrec_queue_delete(old->value_queues[k]);
+    ovsrec_qos_delete(old);
+  }
+  if (max_rate > 0) {
+    char rate[32], bits[32];
+    snprintf(rate, sizeof rate, "%lld", (long long)max_rate);
+    snprintf(bits, sizeof bits, "%lld", (long long)burst);
+    struct ovsrec_queue* queue = ovsrec_queue_insert(txn);
+    struct smap qcfg = SMAP_INITIALIZER(&qcfg);
+    smap_add(&qcfg, "max-rate", rate);
+    if (burst > 0) smap_add(&qcfg, "burst", bits);
+    ovsrec_queue_set_other_config(queue, &qcfg);
+    ovsrec_queue_update_external_ids_setkey(queue, "cutover-owned", "true");
+    struct ovsrec_qos* qos = ovsrec_qos_insert(txn);
+    ovsrec_qos_set_type(qos, "linux-htb");
+    struct smap cfg = SMAP_INITIALIZER(&cfg);
+    smap_add(&cfg, "max-rate", rate);
+    ovsrec_qos_set_other_config(qos, &cfg);
+    int64_t key = 0;
+    ovsrec_qos_set_queues(qos, &key, &queue, 1);
+    ovsrec_qos_update_external_ids_setkey(qos, "cutover-owned", "true");
+    ovsrec_port_set_qos(port, qos);
+    smap_destroy(&qcfg);
+    smap_destroy(&cfg);
+  } else {
+    ovsrec_port_set_qos(port, NULL);
+  }
+  return commit(txn, "port QoS", err);
+}
+
+int cov_db_gc_qos(cov_db* db, char** err) {
+  struct ovsdb_idl_txn* txn = NULL;
+  int n = 0;
+  const struct ovsrec_qos* qos;
+  OVSREC_QOS_FOR_EACH(qos, db->idl) {
+    if (!smap_get_bool(&qos->external_ids, "cutover-owned", false)) continue;
+    bool used = false;
+    const struct ovsrec_port* port;
+    OVSREC_PORT_FOR_EACH(port, db->idl) {
+      if (port->qos == qos) used = true;
+    }
+    if (used) continue;
+    if (!txn) {
+      txn = ovsdb_idl_txn_create(db->idl);
+      ovsdb_idl_txn_add_comment(txn, "cutover-agent: delete QoS rows of ports gone");
+    }
+    for (size_t k = 0; k < qos->n_queues; k++) ovsrec_queue_delete(qos->value_queues[k]);
+    ovsrec_qos_delete(qos);
+    n++;
+  }
+  if (!txn) return 0;
+  return commit(txn, "delete unused QoS", err) ? -1 : n;
 }
 
 int cov_db_del_port(cov_db* db, const char* bridge, const char* name, char** err) {

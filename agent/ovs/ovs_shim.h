@@ -56,6 +56,21 @@ int cov_of_dump(cov_of* of, uint64_t cookie, uint64_t mask, char*** keys, char**
  * Returns after a barrier: an error from the switch is reported, not silently dropped. */
 int cov_of_packet_out(cov_of* of, int64_t in_port, const void* frame, size_t len, char** err);
 
+/* One OpenFlow meter with a single drop band, in kbit/s with a burst in kbit (OFPMF13_KBPS |
+ * OFPMF13_BURST). */
+struct cov_meter {
+  uint32_t id;
+  uint32_t kbps;
+  uint32_t burst_kbit;
+  int simple; /* 1: kbps + burst flags and one drop band (what cov_of_meter_mod sets) */
+};
+enum cov_meter_op { COV_METER_ADD = 0, COV_METER_MODIFY = 1, COV_METER_DELETE = 2 };
+/* Adds, modifies or deletes (only m->id counts) a meter; returns after a barrier, with the
+ * switch's refusal in *err. Deleting a meter also deletes the flows that use it (OpenFlow). */
+int cov_of_meter_mod(cov_of* of, int op, const struct cov_meter* m, char** err);
+/* Every meter on the switch (free *out with cov_free). */
+int cov_of_meters(cov_of* of, struct cov_meter** out, size_t* n, char** err);
+
 /* ---- OVSDB (Open_vSwitch database through the IDL) ---- */
 typedef struct cov_db cov_db;
 
@@ -68,6 +83,9 @@ struct cov_iface {
   int64_t ofport;        /* -1 when unassigned or failed */
   int link_up;           /* link_state == "up" */
   int owned;             /* external_ids:cutover-owned == "true" */
+  /* The port's QoS row: -1 none, -2 one that is not ours; else our linux-htb max-rate, bit/s. */
+  int64_t qos_max_rate;
+  int64_t qos_burst; /* our queue 0's burst, bits (0 if none) */
 };
 
 /* remote: e.g. "unix:/run/ovs/db.sock"; reconnects by itself. */
@@ -90,6 +108,14 @@ int cov_db_ensure_bridge(cov_db* db, const char* bridge, const char* datapath_ty
  * external_ids:cutover-owned=true. */
 int cov_db_add_port(cov_db* db, const char* bridge, const char* name, const char* type,
                     const char* const* options, size_t n_options, char** err);
+/* Shapes what the port `name` (on any bridge) sends: our linux-htb QoS row with max-rate and
+ * one queue (0) with max-rate and burst, in bit/s and bits, tagged external_ids:cutover-owned;
+ * max_rate 0 removes ours. Refuses a port whose QoS is someone else's. */
+int cov_db_set_port_qos(cov_db* db, const char* name, int64_t max_rate, int64_t burst, char** err);
+/* Deletes our QoS rows (and their queues) that no port uses any more: the hypervisor deleted
+ * the VM's port (the VM left or stopped) and QoS is a root table, so they would stay. Returns
+ * how many it deleted (0: no transaction), or -1 with *err set. */
+int cov_db_gc_qos(cov_db* db, char** err);
 /* Removes a port we own from the bridge; refuses ports not tagged cutover-owned. */
 int cov_db_del_port(cov_db* db, const char* bridge, const char* name, char** err);
 

@@ -28,8 +28,8 @@ std::vector<OvsInterface> OvsdbIdlSwitch::interfaces() {
   out.reserve(n);
   for (size_t i = 0; i < n; ++i) {
     const auto& r = raw[i];
-    OvsInterface o{r.name,       r.type,   r.bridge,       r.iface_id,
-                   std::nullopt, r.ofport, r.link_up != 0, r.owned != 0};
+    OvsInterface o{r.name,   r.type,         r.bridge,     r.iface_id,     std::nullopt,
+                   r.ofport, r.link_up != 0, r.owned != 0, r.qos_max_rate, r.qos_burst};
     if (r.remote_ip[0]) {
       try {
         o.remote_ip = IpAddress::parse(r.remote_ip);
@@ -63,6 +63,19 @@ void OvsdbIdlSwitch::add_port(const std::string& bridge, const std::string& name
 void OvsdbIdlSwitch::del_port(const std::string& bridge, const std::string& name) {
   char* err = nullptr;
   check(cov_db_del_port(db_, bridge.c_str(), name.c_str(), &err), err);
+}
+
+void OvsdbIdlSwitch::set_port_qos(const std::string& name, int64_t max_rate_bps,
+                                  int64_t burst_bits) {
+  char* err = nullptr;
+  check(cov_db_set_port_qos(db_, name.c_str(), max_rate_bps, burst_bits, &err), err);
+}
+
+size_t OvsdbIdlSwitch::gc_qos() {
+  char* err = nullptr;
+  const int n = cov_db_gc_qos(db_, &err);
+  check(n < 0 ? -1 : 0, err);
+  return static_cast<size_t>(n);
 }
 
 }  // namespace cutover::agent

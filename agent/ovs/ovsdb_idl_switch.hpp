@@ -17,6 +17,8 @@ class OvsdbIdlSwitch : public OvsdbSwitch {
   void add_port(const std::string& bridge, const std::string& name, const std::string& type,
                 const std::map<std::string, std::string>& options) override;
   void del_port(const std::string& bridge, const std::string& name) override;
+  void set_port_qos(const std::string& name, int64_t max_rate_bps, int64_t burst_bits) override;
+  size_t gc_qos() override;
 
  private:
   cov_db* db_;

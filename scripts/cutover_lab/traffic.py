@@ -5,6 +5,8 @@ udp-send IP PORT PPS SECONDS  send sequence-numbered datagrams at a fixed rate
 tcp-sink PORT                 accept connections, discard data, report bytes per connection
 tcp-send IP PORT BYTES [SECS] send BYTES (spread evenly over SECS if given: a live session, not
                               a bulk transfer) and wait for the sink's byte count echo
+tcp-rate IP PORT SECS          send as fast as TCP allows for SECS to a tcp-sink; print the rate
+                              the sink received (mbit_s), for measuring rate limits
 bcast-send IFACE COUNT        send COUNT broadcast frames with ethertype 0x88b5 (local experimental)
 udp-probe IP PORT PPS SECS OUT.json   send sequence-numbered datagrams to an echo server, record
                               every echo's arrival; lost = sent - echoed
@@ -115,6 +117,20 @@ def tcp_send(ip, port, nbytes, seconds="0"):
     sock.sendall(b"\n")
     reply = sock.makefile().readline().strip()
     print(json.dumps({"sent": nbytes, "acked": int(reply)}))
+
+
+def tcp_rate(ip, port, seconds):
+    sock = socket.create_connection((ip, int(port)), timeout=20)
+    chunk = b"r" * 65536
+    start = time.monotonic()
+    end = start + float(seconds)
+    while time.monotonic() < end:
+        sock.sendall(chunk)
+    sock.sendall(b"\n")
+    received = int(sock.makefile().readline().strip())
+    elapsed = time.monotonic() - start
+    print(json.dumps({"bytes": received, "seconds": round(elapsed, 3),
+                      "mbit_s": round(received * 8 / elapsed / 1e6, 2)}))
 
 
 def bcast_send(iface, count):
@@ -461,7 +477,7 @@ def tap_vm(tap, mac, ip, state_path, start="running"):
 
 if __name__ == "__main__":
     cmds = {"udp-recv": udp_recv, "udp-send": udp_send, "tcp-sink": tcp_sink,
-            "tcp-send": tcp_send, "bcast-send": bcast_send, "udp-probe": udp_probe,
+            "tcp-send": tcp_send, "tcp-rate": tcp_rate, "bcast-send": bcast_send, "udp-probe": udp_probe,
             "tcp-probe": tcp_probe, "announce-watch": announce_watch,
             "tcp-source": tcp_source, "tcp-pull": tcp_pull, "io-recv": io_recv, "tap-vm": tap_vm}
     if len(sys.argv) < 2 or sys.argv[1] not in cmds:

@@ -1,8 +1,9 @@
 // FakeFlowSwitch: an in-memory OpenFlow table that behaves like OVS where the reconciler cares:
 // flows keyed by (table, priority, match), tagged with a cookie, dumps filtered by cookie, bundles
 // applied all-or-nothing (modify/delete of a flow that is missing or carries another cookie fails
-// the whole bundle, as strict OpenFlow would leave it unmatched). Canonical form = the text as
-// given, so tests should write flows the way the translation does.
+// the whole bundle, as strict OpenFlow would leave it unmatched). Meters as OVS keeps them: a
+// flow that uses a missing meter is refused, deleting a meter deletes the flows using it. Canonical
+// form = the text as given, so tests should write flows the way the translation does.
 #pragma once
 
 #include <map>
@@ -61,6 +62,10 @@ class FakeFlowSwitch : public agent::FlowSwitch {
         continue;
       }
       auto e = normalize(m.flow);
+      if (e.actions.rfind("meter:", 0) == 0 &&
+          !meter_table.count(static_cast<uint32_t>(std::stoul(e.actions.substr(6))))) {
+        throw std::runtime_error("bundle rejected: OFPMMFC_UNKNOWN_METER");
+      }
       if (m.op == agent::FlowOp::modify) {
         auto it = next.find(e.key);
         if (it == next.end() || it->second.cookie != cookie)
@@ -74,7 +79,30 @@ class FakeFlowSwitch : public agent::FlowSwitch {
     table = std::move(next);
   }
 
+  std::vector<agent::Meter> meters() override {
+    std::vector<agent::Meter> out;
+    for (const auto& [id, m] : meter_table) out.push_back(m);
+    return out;
+  }
+  void set_meter(const agent::Meter& m, bool modify) override {
+    if (modify != (meter_table.count(m.id) > 0)) {
+      throw std::runtime_error(modify ? "meter refused: OFPMMFC_UNKNOWN_METER"
+                                      : "meter refused: OFPMMFC_METER_EXISTS");
+    }
+    meter_table[m.id] = m;
+    ++meter_mods;
+  }
+  // As OVS does: the flows that use the meter go with it.
+  void del_meter(uint32_t id) override {
+    meter_table.erase(id);
+    const std::string use = "meter:" + std::to_string(id) + ",";
+    std::erase_if(table, [&](const auto& f) { return f.second.actions.find(use) == 0; });
+    ++meter_mods;
+  }
+
   std::map<std::string, Installed> table;
+  std::map<uint32_t, agent::Meter> meter_table;
+  int meter_mods = 0;
   int bundles = 0;
   int flow_mods = 0;  // adds + modifies ever applied (a flush-and-readd would show here)
   bool fail_next_bundle = false;

@@ -1,9 +1,11 @@
 // FakeNetlinkTables: in-memory links and VXLAN FDB that behave like the kernel where the Linux
 // reconciler cares: names are unique, a device must exist to be enslaved or get FDB entries,
-// deleting a device drops its FDB entries and releases its ports, and ops can be made to fail.
+// deleting a device drops its FDB entries, qdiscs and filters and releases its ports, a redirect
+// needs its target, and ops can be made to fail.
 #pragma once
 
 #include <algorithm>
+#include <map>
 #include <set>
 #include <stdexcept>
 
@@ -33,6 +35,7 @@ class FakeNetlinkTables : public agent::NetlinkTables {
     op("delete link " + name);
     find(name);
     std::erase_if(links_, [&](const agent::NlLink& l) { return l.name == name; });
+    tc_.erase(name);  // a device's qdiscs and filters go with it
     std::erase_if(fdb_, [&](const agent::NlFdb& e) { return e.dev == name; });
     for (auto& l : links_) {
       if (l.master == name) l.master.clear();
@@ -83,6 +86,30 @@ class FakeNetlinkTables : public agent::NetlinkTables {
     pins_.insert({port, mac});
   }
 
+  std::map<std::string, agent::NlTc> tc(const std::vector<std::string>& devs) override {
+    std::map<std::string, agent::NlTc> out;
+    for (const auto& d : devs) {
+      auto it = tc_.find(d);
+      if (it != tc_.end() && !(it->second == agent::NlTc{})) out[d] = it->second;
+    }
+    return out;
+  }
+  void set_tbf(const std::string& dev, const std::optional<agent::NlTbf>& tbf) override {
+    op("tbf " + dev);
+    find(dev);
+    if (!tbf && !tc_[dev].tbf) throw std::runtime_error("delete qdisc: No such file or directory");
+    tc_[dev].tbf = tbf;
+  }
+  void set_redirect(const std::string& dev, const std::string& to) override {
+    op("redirect " + dev);
+    find(dev);
+    if (!to.empty()) find(to);
+    tc_[dev].redirect_to = to;
+  }
+  void add_ifb(const std::string& name) override {
+    add({name, "ifb", "", kOwnedAlias, true, 0, std::nullopt, 0, false});
+  }
+
   // A VM tap as the hypervisor creates it.
   void add_tap(const std::string& name, const std::string& alias = "") {
     links_.push_back({name, "tun", "", alias, true, 0, std::nullopt, 0, false});
@@ -100,6 +127,7 @@ class FakeNetlinkTables : public agent::NetlinkTables {
   std::vector<agent::NlLink> links_;
   std::set<agent::NlFdb> fdb_;
   std::set<std::pair<std::string, MacAddress>> pins_;
+  std::map<std::string, agent::NlTc> tc_;
   int fdb_adds = 0;
   int ops = 0;
   int fail_at_op = -1;  // the Nth mutating op throws (as the kernel would refuse it)

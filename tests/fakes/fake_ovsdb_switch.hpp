@@ -46,6 +46,20 @@ class FakeOvsdbSwitch : public agent::OvsdbSwitch {
     ++port_dels;
   }
 
+  void set_port_qos(const std::string& name, int64_t max_rate_bps, int64_t burst_bits) override {
+    auto it =
+        std::find_if(ifaces.begin(), ifaces.end(), [&](const auto& i) { return i.name == name; });
+    if (it == ifaces.end()) throw std::runtime_error("port " + name + " does not exist");
+    if (it->qos_max_rate == agent::OvsInterface::kForeignQos) {
+      throw std::runtime_error("port " + name + " has a QoS that is not cutover's");
+    }
+    it->qos_max_rate = max_rate_bps > 0 ? max_rate_bps : agent::OvsInterface::kNoQos;
+    it->qos_burst = max_rate_bps > 0 ? burst_bits : 0;
+    ++qos_sets;
+  }
+
+  size_t gc_qos() override { return 0; }  // our rows live on the interfaces here: none orphaned
+
   // A VM tap as libvirt would add it: iface-id set, not ours.
   void add_vm(const std::string& name, const std::string& iface_id, int64_t ofport,
               const std::string& bridge = "br-int") {
@@ -73,7 +87,7 @@ class FakeOvsdbSwitch : public agent::OvsdbSwitch {
   std::set<std::string> bridges;
   std::vector<agent::OvsInterface> ifaces;
   int64_t next_ofport = 100;
-  int port_adds = 0, port_dels = 0;
+  int port_adds = 0, port_dels = 0, qos_sets = 0;
 };
 
 }  // namespace cutover::testing

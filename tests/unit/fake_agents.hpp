@@ -51,7 +51,7 @@ class FakeAgent {
     a.storage_ready.assign(storage_ready.begin(), storage_ready.end());
     a.storage_failed = storage_failed;
     for (const auto& [name, ids] : vms) {
-      for (const auto& id : ids) a.vms[name].push_back(VmInterface{id, "", "", "", ""});
+      for (const auto& id : ids) a.vms[name].push_back(VmInterface{id, "", "", "", "", {}});
     }
     for (const auto& [name, ifaces] : domains) {
       auto& into = a.vms[name];

@@ -57,7 +57,7 @@ TEST(HostFacts, WithLibvirtAPortIsUpOnlyWhereItsDomainRuns) {
   LibvirtDomainEvents::DomainsNow now;
   now.running = {"if-a", "if-z"};
   now.paused = {"if-b"};
-  now.vms = {{"web", {VmInterface{"if-a", "52:54:00:00:00:01", "", "", ""}}}};
+  now.vms = {{"web", {VmInterface{"if-a", "52:54:00:00:00:01", "", "", "", {}}}}};
   now.precopy_iterations = {{"if-b", 2}};
   f.libvirt(now);
   f.libvirt_call("m7", true);
@@ -69,7 +69,8 @@ TEST(HostFacts, WithLibvirtAPortIsUpOnlyWhereItsDomainRuns) {
   EXPECT_EQ(r.bound_ports, std::vector<std::string>{"a"});
   EXPECT_EQ(r.paused_ports, std::vector<std::string>{"b"});
   EXPECT_EQ(r.foreign_running, std::vector<std::string>{"if-z"}) << "placed elsewhere by the state";
-  EXPECT_EQ(r.vms.at("web"), (std::vector<VmInterface>{{"if-a", "52:54:00:00:00:01", "", "", ""}}));
+  EXPECT_EQ(r.vms.at("web"),
+            (std::vector<VmInterface>{{"if-a", "52:54:00:00:00:01", "", "", "", {}}}));
   EXPECT_EQ(r.precopy_iterations.at("b"), 2);
   EXPECT_EQ(r.storage_ready, std::vector<std::string>{"a/data"});
   EXPECT_EQ(r.storage_failed.at("c/logs"), "refused");

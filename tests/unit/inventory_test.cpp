@@ -81,7 +81,7 @@ struct Rig : cutover::testing::ControllerCore {
 
 VmInterface nic(const char* id, const char* mac, const char* libvirt_network = "",
                 const char* portgroup = "", const char* network = "") {
-  return {id, mac, libvirt_network, portgroup, network};
+  return {id, mac, libvirt_network, portgroup, network, {}};
 }
 
 }  // namespace
@@ -106,6 +106,23 @@ TEST(Inventory, MetadataNamesTheNetworkAndThePortIsPlacedWhereTheVmRuns) {
   const auto gen = rig.state.generation();
   rig.report(rig.h1);
   EXPECT_EQ(rig.state.generation(), gen);
+}
+
+TEST(Inventory, BandwidthBecomesThePortsRateLimitsAndFollowsItsDefinition) {
+  Rig rig;
+  auto web = nic("if-1", "52:54:00:00:00:01", "", "", "blue");
+  web.qos.to_vm = RateLimit{8000, 0};
+  rig.h1.domains["web"] = {web};
+  rig.report(rig.h1);
+  ASSERT_NE(rig.port("if-1"), nullptr);
+  EXPECT_EQ(rig.port("if-1")->qos, web.qos);
+  EXPECT_EQ(rig.h1.last.ports.at(0).qos, web.qos) << "the agent must get the limits too";
+  // The domain's <bandwidth> changed (virsh domiftune --config, a redefinition): followed.
+  web.qos.to_vm.reset();
+  web.qos.from_vm = RateLimit{1000, 0};
+  rig.h1.domains["web"] = {web};
+  rig.report(rig.h1);
+  EXPECT_EQ(rig.port("if-1")->qos, web.qos);
 }
 
 TEST(Inventory, MappingsAndPortgroupsDecideAndAnUnmappedNetworkIsRefusedByName) {

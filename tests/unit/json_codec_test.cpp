@@ -133,6 +133,29 @@ TEST(JsonCodec, PortRejectsNamingTheField) {
   EXPECT_EQ(conn_with("protocol", "icmp"), "ports[3].carried_conns[1].protocol");
 }
 
+TEST(JsonCodec, PortQosRoundTripAndRejects) {
+  auto j = good_port();
+  j["qos"] = {{"to_vm", {{"kbit_s", 8000}}}, {"from_vm", {{"kbit_s", 2000}, {"burst_kbit", 400}}}};
+  auto p = port_from_json(j);
+  EXPECT_EQ(p.qos.to_vm, (RateLimit{8000, 0}));
+  EXPECT_EQ(burst_kbit(*p.qos.to_vm), 800);
+  EXPECT_EQ(p.qos.from_vm, (RateLimit{2000, 400}));
+  EXPECT_EQ(port_from_json(to_json(p)), p);
+  EXPECT_FALSE(to_json(port_from_json(good_port())).contains("qos"));
+  auto with = [&](json qos) {
+    auto k = good_port();
+    k["qos"] = qos;
+    return error_field([&] { port_from_json(k, "ports[0]"); });
+  };
+  EXPECT_EQ(with({{"to_vm", {{"kbit_s", 0}}}}), "ports[0].qos.to_vm.kbit_s");
+  EXPECT_EQ(with({{"to_vm", {{"kbit_s", 10000001}}}}), "ports[0].qos.to_vm.kbit_s");
+  EXPECT_EQ(with({{"from_vm", {{"kbit_s", 10}, {"burst_kbit", 8}}}}),
+            "ports[0].qos.from_vm.burst_kbit");
+  EXPECT_EQ(with({{"from_vm", {{"rate", 10}}}}), "ports[0].qos.from_vm.kbit_s");
+  EXPECT_EQ(with({{"sideways", {{"kbit_s", 10}}}}), "ports[0].qos.sideways");
+  EXPECT_EQ(with("fast"), "ports[0].qos");
+}
+
 TEST(JsonCodec, StatefulPortRoundTrip) {
   auto j = good_port();
   j["ingress_allow"] = json::array({{{"protocol", "tcp"}, {"port", 22}}, {{"protocol", "icmp"}}});

@@ -206,3 +206,70 @@ TEST(LinuxReconciler, ALocalVmsMacIsPinnedToItsTapOnceAndAgainIfLost) {
   ASSERT_TRUE(rec.reconcile(state()).ok);
   EXPECT_EQ(nl.pins_.size(), 1u);
 }
+
+TEST(LinuxReconciler, RateLimitsFollowThePortOntoItsTapAndAnIfbAndLeaveWithIt) {
+  // a: 8 Mbit/s to the VM (tbf on its tap), 2 Mbit/s from it (ingress -> our ifb, tbf there).
+  auto s = state();
+  s.ports[0].qos.to_vm = RateLimit{8000, 0};
+  s.ports[0].qos.from_vm = RateLimit{2000, 400};
+  FakeNetlinkTables nl;
+  nl.add_tap("tap-a", "iface-id=a");
+  nl.add_tap("r");
+  LinuxReconciler rec(nl);
+  auto r = rec.reconcile(s);
+  ASSERT_TRUE(r.ok) << r.error;
+  const auto ifb = linux_ifb_name("tap-a");
+  EXPECT_EQ(ifb.size(), 11u);
+  ASSERT_TRUE(nl.has(ifb));
+  EXPECT_EQ(nl.find(ifb).kind, "ifb");
+  EXPECT_EQ(nl.tc_["tap-a"].tbf, (NlTbf{8000 * 125, 800 * 125}));  // default burst: 100 ms
+  EXPECT_EQ(nl.tc_["tap-a"].redirect_to, ifb);
+  EXPECT_EQ(nl.tc_[ifb].tbf, (NlTbf{2000 * 125, 400 * 125}));
+
+  // The kernel reports buckets rounded: close enough is left alone.
+  nl.tc_["tap-a"].tbf->burst_bytes += 40;
+  const int ops = nl.ops;
+  auto again = rec.reconcile(s);
+  ASSERT_TRUE(again.ok);
+  EXPECT_EQ(nl.ops, ops) << "unchanged limits must not touch the kernel";
+
+  // A changed rate is replaced; from_vm dropped: the redirect goes, then the ifb.
+  s.ports[0].qos.to_vm->kbit_s = 4000;
+  s.ports[0].qos.from_vm.reset();
+  ASSERT_TRUE(rec.reconcile(s).ok);
+  EXPECT_EQ(nl.tc_["tap-a"].tbf->rate_bytes_s, 4000 * 125);
+  EXPECT_EQ(nl.tc_["tap-a"].redirect_to, "");
+  EXPECT_FALSE(nl.has(ifb));
+
+  // The port leaves this host (migrated away, tap still here for a moment): limits removed.
+  s.ports[0].host = HostId::parse("h2");
+  ASSERT_TRUE(rec.reconcile(s).ok);
+  EXPECT_FALSE(nl.tc_["tap-a"].tbf);
+  EXPECT_FALSE(nl.tc_["r"].tbf) << "a port without limits gets none";
+}
+
+TEST(LinuxReconciler, AnArrivingPortGetsItsRateLimitsWhileHeld) {
+  // b arrives h2 -> h1: its tap is off the bridge until cutover, but its limits are installed
+  // at once (before the pause), so the VM resumes here already limited.
+  auto s = state();
+  s.ports[1].migrating_to = HostId::parse("h1");
+  s.ports[1].qos.to_vm = RateLimit{1000, 0};
+  FakeNetlinkTables nl;
+  nl.add_tap("b");
+  LinuxReconciler rec(nl);
+  ASSERT_TRUE(rec.reconcile(s).ok);
+  EXPECT_EQ(nl.find("b").master, "");
+  EXPECT_EQ(nl.tc_["b"].tbf, (NlTbf{1000 * 125, 100 * 125}));
+}
+
+TEST(LinuxReconciler, AForeignDeviceWithOurIfbNameIsRefused) {
+  auto s = state();
+  s.ports[0].qos.from_vm = RateLimit{2000, 0};
+  FakeNetlinkTables nl;
+  nl.add_tap("tap-a", "iface-id=a");
+  nl.links_.push_back({linux_ifb_name("tap-a"), "ifb", "", "", true, 0, std::nullopt, 0, false});
+  LinuxReconciler rec(nl);
+  auto r = rec.reconcile(s);
+  EXPECT_FALSE(r.ok);
+  EXPECT_NE(r.error.find("not cutover's ifb"), std::string::npos) << r.error;
+}

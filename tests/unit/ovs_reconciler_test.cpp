@@ -182,3 +182,60 @@ TEST(OvsReconciler, PortMapOnlyCountsBoundUpPortsOnOurBridge) {
   EXPECT_EQ(m.vm_ofports, (std::map<std::string, int64_t>{{"vm-a", 3}}));
   EXPECT_EQ(m.tunnel_ofports.at(IpAddress::parse("10.0.0.9")), 6);
 }
+
+TEST(OvsReconciler, RateLimitsAreAMeterOnTheVmsFramesAndAQosRowOnItsPort) {
+  Rig rig;
+  rig.db.add_vm("tap1", "vm1", 7);
+  auto s = state(1);
+  s.ports[0].qos.from_vm = RateLimit{2000, 0};
+  s.ports[0].qos.to_vm = RateLimit{8000, 900};
+  auto r = rig.converge(s);
+  ASSERT_TRUE(r.ok) << r.error;
+  const uint32_t id = overlay::port_meter_id(7);
+  ASSERT_TRUE(rig.flows.meter_table.count(id));
+  EXPECT_EQ(rig.flows.meter_table[id], (Meter{id, 2000, 200}));  // default burst: 100 ms
+  auto classify = rig.flows.table.find("table=0,priority=100,in_port=7,dl_src=52:54:00:00:00:01");
+  ASSERT_NE(classify, rig.flows.table.end());
+  EXPECT_EQ(classify->second.actions.rfind("meter:" + std::to_string(id) + ",", 0), 0u)
+      << classify->second.actions;
+  const auto& tap = rig.db.ifaces[0];
+  EXPECT_EQ(tap.qos_max_rate, 8'000'000);
+  EXPECT_EQ(tap.qos_burst, 900'000);
+
+  // Converged: nothing more, not even after a restart that reads everything back.
+  const int meter_mods = rig.flows.meter_mods, qos_sets = rig.db.qos_sets;
+  OvsReconciler restarted{OvsReconcilerConfig{}, rig.flows, rig.db};
+  auto again = restarted.reconcile(s);
+  ASSERT_TRUE(again.ok) << again.error;
+  EXPECT_EQ(again.added + again.modified + again.removed, 0u);
+  EXPECT_EQ(rig.flows.meter_mods, meter_mods);
+  EXPECT_EQ(rig.db.qos_sets, qos_sets);
+
+  // A new rate modifies the meter in place; limits dropped: the flow loses its meter first,
+  // then the meter goes (a meter deleted first would take the flow with it), and the QoS row.
+  s.ports[0].qos.from_vm->kbit_s = 3000;
+  ASSERT_TRUE(restarted.reconcile(s).ok);
+  EXPECT_EQ(rig.flows.meter_table[id].kbit_s, 3000);
+  s.ports[0].qos = {};
+  auto cleared = restarted.reconcile(s);
+  ASSERT_TRUE(cleared.ok) << cleared.error;
+  EXPECT_TRUE(rig.flows.meter_table.empty());
+  classify = rig.flows.table.find("table=0,priority=100,in_port=7,dl_src=52:54:00:00:00:01");
+  ASSERT_NE(classify, rig.flows.table.end()) << "the port's flow must survive its meter";
+  EXPECT_EQ(classify->second.actions.find("meter:"), std::string::npos);
+  EXPECT_EQ(rig.db.ifaces[0].qos_max_rate, OvsInterface::kNoQos);
+}
+
+TEST(OvsReconciler, AForeignMeterOrQosIsLeftAlone) {
+  Rig rig;
+  rig.db.add_vm("tap1", "vm1", 7);
+  rig.db.ifaces[0].qos_max_rate = OvsInterface::kForeignQos;
+  rig.flows.meter_table[5] = Meter{5, 100, 10};  // someone else's meter id
+  auto s = state(1);
+  s.ports[0].qos.to_vm = RateLimit{8000, 0};
+  auto r = rig.converge(s);
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_TRUE(r.waiting_for.empty()) << "a foreign QoS must not hold the generation back";
+  EXPECT_EQ(rig.db.ifaces[0].qos_max_rate, OvsInterface::kForeignQos);
+  EXPECT_TRUE(rig.flows.meter_table.count(5));
+}

@@ -46,8 +46,8 @@ TEST(Wire, AgentMessagesRoundTrip) {
     a.storage_ready = {"p1/data"};
     a.storage_failed = {{"p2/logs", "refused"}};
     a.vms = {{"web-1",
-              {VmInterface{"iface-a", "52:54:00:00:00:0a", "prod", "web", ""},
-               VmInterface{"iface-b", "", "", "", "blue"}}}};
+              {VmInterface{"iface-a", "52:54:00:00:00:0a", "prod", "web", "", {}},
+               VmInterface{"iface-b", "", "", "", "blue", {}}}}};
     a.precopy_iterations = {{"p2", 3}};
     a.incoming = {"iface-z"};
     a.live_migrations = {"m4"};
@@ -62,13 +62,13 @@ TEST(Wire, AgentMessagesRoundTrip) {
   EXPECT_EQ(ack.storage_failed.at("p2/logs"), "refused");
   ASSERT_EQ(ack.vms.at("web-1").size(), 2u);
   EXPECT_EQ(ack.vms.at("web-1")[0],
-            (VmInterface{"iface-a", "52:54:00:00:00:0a", "prod", "web", ""}));
-  EXPECT_EQ(ack.vms.at("web-1")[1], (VmInterface{"iface-b", "", "", "", "blue"}));
+            (VmInterface{"iface-a", "52:54:00:00:00:0a", "prod", "web", "", {}}));
+  EXPECT_EQ(ack.vms.at("web-1")[1], (VmInterface{"iface-b", "", "", "", "blue", {}}));
   // An agent from before the inventory sends iface-ids only.
   auto old = std::get<Ack>(
       decode_agent_message(R"({"type":"ack","generation":1,"vms":{"db":["if-1","if-2"]}})"));
   EXPECT_EQ(old.vms.at("db"),
-            (std::vector<VmInterface>{{"if-1", "", "", "", ""}, {"if-2", "", "", "", ""}}));
+            (std::vector<VmInterface>{{"if-1", "", "", "", "", {}}, {"if-2", "", "", "", "", {}}}));
   EXPECT_EQ(ack.precopy_iterations.at("p2"), 3);
   EXPECT_EQ(ack.incoming, std::vector<std::string>{"iface-z"});
   EXPECT_EQ(ack.live_migrations, std::vector<std::string>{"m4"});
@@ -281,9 +281,9 @@ TEST(DomainXml, InterfacesCarryMacNetworkPortgroupAndCutoverMetadata) {
     </devices></domain>)";
   const auto got = domain_interfaces(xml);
   ASSERT_EQ(got.size(), 3u);
-  EXPECT_EQ(got[0], (VmInterface{"if-1", "52:54:00:aa:00:01", "prod", "web", ""}));
-  EXPECT_EQ(got[1], (VmInterface{"if-2", "52:54:00:aa:00:02", "", "", "blue"}));
-  EXPECT_EQ(got[2], (VmInterface{"tap-3", "52:54:00:aa:00:03", "", "", ""}));
+  EXPECT_EQ(got[0], (VmInterface{"if-1", "52:54:00:aa:00:01", "prod", "web", "", {}}));
+  EXPECT_EQ(got[1], (VmInterface{"if-2", "52:54:00:aa:00:02", "", "", "blue", {}}));
+  EXPECT_EQ(got[2], (VmInterface{"tap-3", "52:54:00:aa:00:03", "", "", "", {}}));
   // A <metadata> element outside cutover's namespace names nothing, even with the same name.
   const std::string foreign_ns = R"(<domain><metadata><c:interfaces xmlns:c="urn:not-cutover">
       <c:interface mac="52:54:00:00:00:01" network="blue"/></c:interfaces></metadata>
@@ -384,5 +384,42 @@ TEST(Wire, AbortAndItsAnswerRoundTripAndAreStrict) {
     ADD_FAILURE() << "an unknown place must be refused";
   } catch (const ParseError& e) {
     EXPECT_EQ(e.field(), "where");
+  }
+}
+
+TEST(DomainXml, BandwidthBecomesTheInterfacesRateLimits) {
+  using cutover::agent::domain_interfaces;
+  // libvirt: average in kilobytes/s (1000 B), burst in KiB; inbound = to the VM.
+  const std::string xml = R"(<domain><devices>
+      <interface type='ethernet'><mac address='52:54:00:aa:00:01'/><target dev='t1'/>
+        <bandwidth><inbound average='1000' burst='256'/><outbound average='125'/></bandwidth>
+      </interface>
+      <interface type='ethernet'><target dev='t2'/>
+        <bandwidth><inbound average='0'/></bandwidth></interface>
+    </devices></domain>)";
+  const auto got = domain_interfaces(xml);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].qos.to_vm, (RateLimit{8000, 2098}));  // 256 KiB = 2097.152 kbit, rounded up
+  EXPECT_EQ(got[0].qos.from_vm, (RateLimit{1000, 0}));
+  EXPECT_TRUE(got[1].qos.empty()) << "average 0 is libvirt's 'no limit'";
+  // It travels in the agent's report.
+  AgentReport r;
+  r.vms["web"] = got;
+  auto j = nlohmann::json::object();
+  add_report_fields(r, j);
+  JsonReader reader(j, "report");
+  EXPECT_EQ(report_fields_from(reader).vms.at("web"), got);
+  // Bad numbers are named, never half-read.
+  for (const char* bad :
+       {"average='-1'", "average='1e3'", "average='99999999999999'", "average='10' burst='x'"}) {
+    const std::string doc = std::string("<domain><devices><interface type='ethernet'>") +
+                            "<target dev='t'/><bandwidth><outbound " + bad +
+                            "/></bandwidth></interface></devices></domain>";
+    try {
+      domain_interfaces(doc);
+      ADD_FAILURE() << "accepted " << bad;
+    } catch (const ParseError& e) {
+      EXPECT_NE(std::string(e.what()).find("bandwidth outbound"), std::string::npos) << e.what();
+    }
   }
 }
