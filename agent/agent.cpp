@@ -122,6 +122,7 @@ void Agent::on_applied(const ApplyReport& report) {
                        report.awaiting_taps != last_.awaiting_taps ||
                        report.added + report.modified + report.removed > 0;
   last_ = report;
+  if (metrics_) metrics_->applied(report, report.rejected && link_);
   status_.write(report);
   carry();
   send_report();
@@ -147,6 +148,7 @@ void Agent::on_applied(const ApplyReport& report) {
 }
 
 void Agent::on_announced(const AnnounceRound& r) {
+  if (metrics_) metrics_->announced(r);
   auto log = logger("agent");
   if (r.failed) {
     log->warn("announce {} round {}/{}: {} frames sent, {} failed: {}", r.port, r.round + 1,

@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 
+#include "agent_metrics.hpp"
 #include "announcer.hpp"
 #include "blocking_jobs.hpp"
 #include "conntrack_carrier.hpp"
@@ -65,6 +66,8 @@ class Agent {
   void set_controller(ControllerLink* link) { link_ = link; }
   // The storage thread, when this host attaches volumes. Not owned.
   void set_storage(StorageThread* storage) { storage_ = storage; }
+  // Where passes, NACKs and announcements are counted (--metrics-listen). Not owned.
+  void set_metrics(AgentMetrics* metrics) { metrics_ = metrics; }
   // libvirt is watched: a port counts as up here only while its domain runs here.
   void watching_libvirt() { facts_.watching_libvirt(); }
 
@@ -99,6 +102,7 @@ class Agent {
   LibvirtCalls libvirt_;
   ControllerLink* link_ = nullptr;
   StorageThread* storage_ = nullptr;
+  AgentMetrics* metrics_ = nullptr;
   StatusFile status_;
   ApplyReport last_;
   HostFacts facts_;

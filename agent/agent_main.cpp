@@ -23,6 +23,7 @@
 #include "libvirt/libvirt_migrator.hpp"
 #include "linux/linux_dataplane.hpp"
 #include "logging.hpp"
+#include "metrics_server.hpp"
 #include "options.hpp"
 #include "ovs/ovs_appctl.hpp"
 #include "ovs/ovs_dataplane.hpp"
@@ -63,6 +64,7 @@ struct AgentConfig {
   int64_t resync_interval_ms = 30000;
   int64_t relay_port = 4797;
   std::string control_socket = "/run/cutover/agent.sock";
+  std::string metrics_listen;
   std::string log_level = "info";
   std::string log_format = "text";
 };
@@ -141,6 +143,9 @@ int main(int argc, char** argv) {
   opts.add("datapath-type", &cfg.datapath_type, "datapath type for a bridge we create");
   opts.add("resync-interval-ms", &cfg.resync_interval_ms,
            "full reconcile at least this often, to heal drift");
+  opts.add("metrics-listen", &cfg.metrics_listen,
+           "serve Prometheus metrics at http://ADDR:PORT/metrics (e.g. 127.0.0.1:9478; port 0 = "
+           "any free one, logged); \"\" = off");
   opts.add("control-socket", &cfg.control_socket,
            "unix socket for this host's libvirt hook (cutover-libvirt-hook: hold an incoming "
            "migration until it is prepared) and hypervisor integrations without libvirt; "
@@ -153,6 +158,7 @@ int main(int argc, char** argv) {
 
   LogConfig log_cfg;
   ControllerClientConfig client_cfg;
+  std::optional<boost::asio::ip::tcp::endpoint> metrics_at;
   try {
     if (!opts.parse(argc, argv)) return 0;
     log_cfg.level = parse_log_level(cfg.log_level, "--log-level");
@@ -218,6 +224,8 @@ int main(int argc, char** argv) {
     if (!valid_nqn(cfg.host_nqn)) {
       throw ParseError("--host-nqn", "expected 'nqn.' and up to 223 printable characters");
     }
+    if (!cfg.metrics_listen.empty())
+      metrics_at = parse_listen(cfg.metrics_listen, "--metrics-listen");
     if (cfg.resync_interval_ms < 100) {
       throw ParseError("--resync-interval-ms", "must be at least 100");
     }
@@ -343,6 +351,30 @@ int main(int argc, char** argv) {
     client->on_prepared([&](const wire::Prepared& p) { agent.on_prepared(p); });
     client->start();
   }
+  AgentMetrics metrics(cfg.backend);
+  agent.set_metrics(&metrics);
+  if (client) metrics.watch(AgentMetrics::Peer::controller);
+  if (!cfg.libvirt_uri.empty()) metrics.watch(AgentMetrics::Peer::libvirt);
+  std::unique_ptr<MetricsServer> metrics_server;
+  std::unique_ptr<LibvirtDomainEvents> domains;
+  if (metrics_at) {
+    try {
+      metrics_server = std::make_unique<MetricsServer>(io, *metrics_at, [&] {
+        // Connection states are polled here: each lives on its own thread.
+        if (client) metrics.set_connected(AgentMetrics::Peer::controller, client->connected());
+        if (domains) metrics.set_connected(AgentMetrics::Peer::libvirt, domains->connected());
+        if (const int up = dataplane.backend_connected(); up >= 0) {
+          metrics.set_connected(AgentMetrics::Peer::ovsdb, up == 1);
+        }
+        return metrics.render();
+      });
+      log->info("metrics on http://{}:{}/metrics", metrics_at->address().to_string(),
+                metrics_server->port());
+    } catch (const std::exception& e) {
+      log->critical("{}", e.what());
+      return 1;
+    }
+  }
   std::unique_ptr<ControlServer> control;
   if (!cfg.control_socket.empty()) {
     try {
@@ -355,7 +387,6 @@ int main(int argc, char** argv) {
       log->warn("{}; the libvirt hook cannot reach this agent", e.what());
     }
   }
-  std::unique_ptr<LibvirtDomainEvents> domains;
   if (!cfg.libvirt_uri.empty()) {
     agent.watching_libvirt();
     domains = std::make_unique<LibvirtDomainEvents>(

@@ -31,6 +31,8 @@ struct ApplyReport : AgentReport {
   // them, with what the libvirt hook announced, into AgentReport::incoming)
   std::vector<std::string> unclaimed_taps;
   std::map<std::string, int64_t> ct_zones;  // stateful local port id -> conntrack zone (OVS)
+  // What the dataplane holds of ours after the pass, by kind (for metrics).
+  std::map<std::string, size_t> installed;
   double apply_ms = 0;
 
   // Every object of the generation is in the dataplane, except VM taps that do not exist yet.

@@ -27,11 +27,14 @@ class DataplaneThread : public Dataplane {
   // Reports of cutover announcement rounds (on the backend's thread). Set before start().
   using AnnounceFn = std::function<void(const AnnounceRound&)>;
   void on_announce(AnnounceFn fn) { on_announce_ = std::move(fn); }
+  // Whether the backend's own connection is up (OVS: OVSDB); -1 = the backend has none.
+  int backend_connected() const { return backend_connected_.load(); }
 
  protected:
   DataplaneThread();
   virtual void run() = 0;
   bool stopping() const { return stopping_; }
+  void set_backend_connected(bool up) { backend_connected_.store(up ? 1 : 0); }
   int wake_fd() const { return wake_fd_; }
   void drain_wake();
   // Applies what arrived to `index` (and hands each change to `also`); false when nothing did.
@@ -56,6 +59,7 @@ class DataplaneThread : public Dataplane {
   std::thread thread_;
   int wake_fd_ = -1;
   std::atomic<bool> stopping_{false};
+  std::atomic<int> backend_connected_{-1};
   std::mutex mutex_;
   std::vector<overlay::DesiredChange> pending_;    // guarded by mutex_
   std::optional<std::set<std::string>> departed_;  // guarded by mutex_

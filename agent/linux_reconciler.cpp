@@ -239,6 +239,9 @@ void LinuxReconciler::apply(const overlay::Topology& topo, ApplyReport& report) 
   }
   for (const auto& id : desired.unbound_iface_ids) report.awaiting_taps.push_back(id);
   report.bound_ports = desired.bound_port_ids;
+  report.installed = {{"links", desired.bridges.size() + desired.vxlans.size()},
+                      {"fdb_entries", desired.fdb.size()},
+                      {"rate_limited_taps", desired.qos.size()}};
 }
 
 }  // namespace cutover::agent

@@ -161,9 +161,16 @@ void OvsReconciler::apply(const std::set<std::string>& departed, bool verify, Ap
                               net.bound_port_ids.end());
     report.ct_zones.insert(net.ct_zones.begin(), net.ct_zones.end());
   }
+  size_t tunnels = 0;
   for (const auto& ip : topo_.remote_vteps) {
-    if (!map.tunnel_ofports.count(ip)) report.waiting_for.push_back("tunnel to " + ip.to_string());
+    if (map.tunnel_ofports.count(ip)) {
+      ++tunnels;
+    } else {
+      report.waiting_for.push_back("tunnel to " + ip.to_string());
+    }
   }
+  report.installed = {
+      {"flows", installed_.size()}, {"meters", installed_meters_.size()}, {"tunnels", tunnels}};
   // A pass over everything (the install, a resync) leaves megabytes of freed parse results and
   // dumps in the heap: give them back, or the agent's RSS stays at that pass's peak.
   if (dump || every) malloc_trim(0);

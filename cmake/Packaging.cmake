@@ -13,6 +13,9 @@ install(FILES ${PKG}/systemd/cutover-controller.service DESTINATION /lib/systemd
         COMPONENT controller)
 install(FILES ${PKG}/etc/agent.conf DESTINATION /etc/cutover COMPONENT agent)
 install(FILES ${PKG}/etc/controller.conf DESTINATION /etc/cutover COMPONENT controller)
+# A Grafana dashboard on the controller's and the agents' metrics (docs/operations.md).
+install(FILES ${PKG}/grafana/cutover-dashboard.json DESTINATION share/cutover/grafana
+        COMPONENT controller)
 # Where the units load the TLS certificate and key from as credentials (LoadCredential=tls:...).
 foreach(comp agent controller)
   install(DIRECTORY DESTINATION /etc/cutover/tls DIRECTORY_PERMISSIONS OWNER_READ OWNER_WRITE

@@ -348,15 +348,20 @@ size_t AgentHub::waiting_count() const {
   return n;
 }
 
-uint64_t AgentHub::max_generation_lag() const {
-  uint64_t lag = 0;
+std::map<HostId, uint64_t> AgentHub::generation_lags() const {
+  std::map<HostId, uint64_t> out;
   for (const auto& [host, info] : agents_) {
     if (!info.connected) continue;
-    const uint64_t behind = info.sent_generation > info.applied_generation
-                                ? info.sent_generation - info.applied_generation
-                                : 0;
-    lag = std::max(lag, behind);
+    out[host] = info.sent_generation > info.applied_generation
+                    ? info.sent_generation - info.applied_generation
+                    : 0;
   }
+  return out;
+}
+
+uint64_t AgentHub::max_generation_lag() const {
+  uint64_t lag = 0;
+  for (const auto& [host, behind] : generation_lags()) lag = std::max(lag, behind);
   return lag;
 }
 

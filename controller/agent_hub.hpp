@@ -62,6 +62,8 @@ class AgentHub {
   size_t connected_count() const;
   // Max over connected agents of (current generation - applied generation).
   uint64_t max_generation_lag() const;
+  // Per connected agent: generations sent to it that it has not applied yet.
+  std::map<HostId, uint64_t> generation_lags() const;
   // Connected agents that applied their latest generation only partially (waiting for objects).
   size_t waiting_count() const;
 

@@ -9,30 +9,8 @@
 namespace cutover::controller {
 
 namespace {
-std::string num(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.6g", v);
-  return buf;
-}
+std::string num(double v) { return prom_number(v); }
 }  // namespace
-
-void Metrics::Histogram::observe(double v) {
-  for (size_t i = 0; i < kBuckets.size(); ++i) {
-    if (v <= kBuckets[i]) ++counts[i];
-  }
-  ++count;
-  sum += v;
-}
-
-void Metrics::Histogram::render(std::string& out, const std::string& name,
-                                const std::string& help) const {
-  out += "# HELP " + name + " " + help + "\n# TYPE " + name + " histogram\n";
-  for (size_t i = 0; i < kBuckets.size(); ++i) {
-    out += name + "_bucket{le=\"" + num(kBuckets[i]) + "\"} " + std::to_string(counts[i]) + "\n";
-  }
-  out += name + "_bucket{le=\"+Inf\"} " + std::to_string(count) + "\n";
-  out += name + "_sum " + num(sum) + "\n" + name + "_count " + std::to_string(count) + "\n";
-}
 
 void Metrics::observe_blackout(double seconds) { blackout_.observe(seconds); }
 void Metrics::observe_convergence(double seconds) { convergence_.observe(seconds); }
@@ -108,13 +86,19 @@ std::string Metrics::render(const Gauges& g) const {
              "# TYPE cutover_build_info gauge\n"
              "cutover_build_info{version=\"") +
          kVersion + "\"} 1\n";
-  blackout_.render(out, "cutover_blackout_seconds",
+  PromText t;
+  t.family("cutover_agent_generation_lag", "gauge",
+           "Per connected agent: generations sent to it that it has not applied yet.");
+  for (const auto& [host, lag] : g.lag_by_host) {
+    t.sample("cutover_agent_generation_lag", {{"host", host}}, static_cast<double>(lag));
+  }
+  blackout_.render(t, "cutover_blackout_seconds",
                    "From the source's reported pause to the destination's reported resume.");
-  convergence_.render(out, "cutover_convergence_seconds",
+  convergence_.render(t, "cutover_convergence_seconds",
                       "Cutover to every remote VTEP having applied the new location.");
-  fanout_.render(out, "cutover_generation_ack_seconds",
+  fanout_.render(t, "cutover_generation_ack_seconds",
                  "From sending a generation to the last ACK of the agents it was sent to.");
-  return out;
+  return out + t.text();
 }
 
 }  // namespace cutover::controller

@@ -8,6 +8,8 @@
 #include <map>
 #include <string>
 
+#include "prom_text.hpp"
+
 namespace cutover::controller {
 
 class Metrics {
@@ -32,25 +34,17 @@ class Metrics {
     size_t agents_connected = 0;
     uint64_t generation_lag = 0;
     size_t migrations_active = 0;
-    size_t agents_waiting = 0;  // applied their latest generation only partially
+    size_t agents_waiting = 0;                    // applied their latest generation only partially
+    std::map<std::string, uint64_t> lag_by_host;  // connected agents' generation lag
   };
   std::string render(const Gauges& g) const;
 
  private:
-  struct Histogram {
-    static constexpr std::array<double, 10> kBuckets{0.001, 0.005, 0.01, 0.025, 0.05,
-                                                     0.1,   0.25,  0.5,  1.0,   5.0};
-    std::array<uint64_t, 10> counts{};
-    uint64_t count = 0;
-    double sum = 0;
-    void observe(double v);
-    void render(std::string& out, const std::string& name, const std::string& help) const;
-  };
   std::map<std::string, uint64_t> migrations_;
   size_t connections_open_ = 0, connections_unauthenticated_ = 0;
   std::map<std::string, uint64_t> refused_, agents_closed_, auth_refused_;
   uint64_t accept_errors_ = 0;
-  Histogram blackout_, convergence_, fanout_;
+  PromHistogram blackout_, convergence_, fanout_;
 };
 
 }  // namespace cutover::controller

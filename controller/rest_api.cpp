@@ -352,8 +352,9 @@ HttpResponse RestApi::get_health(const HttpRequest&, const Params&) {
 }
 
 HttpResponse RestApi::get_metrics(const HttpRequest&, const Params&) {
-  Metrics::Gauges g{state_.generation(), hub_.connected_count(), hub_.max_generation_lag(),
-                    migrations_.active_count(), hub_.waiting_count()};
+  Metrics::Gauges g{state_.generation(),        hub_.connected_count(), hub_.max_generation_lag(),
+                    migrations_.active_count(), hub_.waiting_count(),   {}};
+  for (const auto& [host, lag] : hub_.generation_lags()) g.lag_by_host[host.str()] = lag;
   std::string text = metrics_.render(g);
   const bool leading = !leadership_ || leadership_->leading();
   text +=

@@ -174,6 +174,7 @@ void LibvirtDomainEvents::run() {
       continue;
     }
     warned = false;
+    connected_ = true;
     log->info("watching libvirt {}", uri_);
     LoopCtx ctx{conn, &on_change_, {}, true, {}};
     const int cb =
@@ -187,6 +188,7 @@ void LibvirtDomainEvents::run() {
     if (cb >= 0) virConnectDomainEventDeregisterAny(conn, cb);
     if (iter_cb >= 0) virConnectDomainEventDeregisterAny(conn, iter_cb);
     virConnectClose(conn);
+    connected_ = false;
     if (!stopping_) log->warn("libvirt {} connection lost; reconnecting", uri_);
   }
   if (tick >= 0) virEventRemoveTimeout(tick);

@@ -37,6 +37,8 @@ class LibvirtDomainEvents {
   ~LibvirtDomainEvents();
   void start();
   void stop();
+  // Whether the connection to libvirt is up now (any thread).
+  bool connected() const { return connected_.load(); }
 
   // The domain's interfaces (domain_interfaces; none, logged, if it cannot be read).
   static std::vector<VmInterface> interfaces_from_xml(const std::string& xml);
@@ -48,6 +50,7 @@ class LibvirtDomainEvents {
   RunningFn on_change_;
   std::thread thread_;
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> connected_{false};
 };
 
 }  // namespace cutover::agent

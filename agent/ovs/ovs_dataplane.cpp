@@ -50,12 +50,14 @@ void OvsDataplane::run() {
   ReconcileSchedule schedule(config_.resync_interval, config_.retry_interval);
   std::vector<OvsInterface> last_ifaces;
   bool was_connected = false;
+  set_backend_connected(false);
   while (!stopping()) {
     cov_db_run(db);
     const bool connected = cov_db_connected(db) != 0;
     if (connected != was_connected) {
       log->info("OVSDB {} {}", config_.ovsdb_remote, connected ? "connected" : "disconnected");
       was_connected = connected;
+      set_backend_connected(connected);
       schedule.reconnected();
     }
     if (connected) {

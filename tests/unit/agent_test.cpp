@@ -247,3 +247,53 @@ TEST(Agent, TheDesiredStateFileIsReadAgainAndABadOneKeepsThePrevious) {
   EXPECT_EQ(rig.dataplane.changes.size(), 1u) << "a bad file changes nothing";
   std::filesystem::remove(file);
 }
+
+#include "metrics_server.hpp"
+
+TEST(AgentMetrics, PassesAreCountedByOutcomeAndNacksOnlyWhenTheControllerWasTold) {
+  AgentMetrics m("ovs");
+  ApplyReport ok;
+  ok.ok = true;
+  ok.generation = 7;
+  ok.apply_ms = 3;
+  ok.added = 4;
+  ok.installed = {{"flows", 12}};
+  ok.bound_ports = {"a", "b"};
+  m.applied(ok, false);
+  ApplyReport partial = ok;
+  partial.waiting_for = {"tunnel to 192.168.100.2"};
+  m.applied(partial, false);
+  ApplyReport bad;
+  bad.rejected = true;
+  m.applied(bad, true);
+  m.watch(AgentMetrics::Peer::controller);
+  m.set_connected(AgentMetrics::Peer::ovsdb, true);
+  const auto text = m.render();
+  for (const char* want :
+       {"cutover_agent_reconcile_passes_total{outcome=\"applied\"} 1\n",
+        "cutover_agent_reconcile_passes_total{outcome=\"partial\"} 1\n",
+        "cutover_agent_reconcile_passes_total{outcome=\"rejected\"} 1\n",
+        "cutover_agent_nacks_total 1\n", "cutover_agent_objects_changed_total{op=\"added\"} 8\n",
+        "cutover_agent_installed_objects{kind=\"flows\"} 12\n",
+        "cutover_agent_applied_generation 7\n", "cutover_agent_ports_bound 2\n",
+        "cutover_agent_apply_seconds_bucket{le=\"0.005\"} 2\n",
+        "cutover_agent_connected{peer=\"controller\"} 0\n",
+        "cutover_agent_connected{peer=\"ovsdb\"} 1\n"}) {
+    EXPECT_NE(text.find(want), std::string::npos) << want << "\n" << text;
+  }
+  EXPECT_EQ(text.find("peer=\"libvirt\""), std::string::npos) << "not used: not reported";
+}
+
+TEST(AgentMetrics, ListenAddressesAreParsedOrRefusedByName) {
+  EXPECT_EQ(parse_listen("127.0.0.1:9478", "--metrics-listen").port(), 9478);
+  EXPECT_TRUE(parse_listen("[::1]:0", "--metrics-listen").address().is_v6());
+  for (const char* bad : {"", "9478", ":9478", "127.0.0.1:", "127.0.0.1:65536", "localhost:80",
+                          "127.0.0.1:80x", "[::1]"}) {
+    try {
+      parse_listen(bad, "--metrics-listen");
+      ADD_FAILURE() << "accepted '" << bad << "'";
+    } catch (const ParseError& e) {
+      EXPECT_EQ(e.field(), "--metrics-listen") << bad;
+    }
+  }
+}
