@@ -16,11 +16,8 @@ install(FILES ${PKG}/etc/controller.conf DESTINATION /etc/cutover COMPONENT cont
 # A Grafana dashboard on the controller's and the agents' metrics (docs/operations.md).
 install(FILES ${PKG}/grafana/cutover-dashboard.json DESTINATION share/cutover/grafana
         COMPONENT controller)
-# Where the units load the TLS certificate and key from as credentials (LoadCredential=tls:...).
-foreach(comp agent controller)
-  install(DIRECTORY DESTINATION /etc/cutover/tls DIRECTORY_PERMISSIONS OWNER_READ OWNER_WRITE
-          OWNER_EXECUTE COMPONENT ${comp})
-endforeach()
+# /etc/cutover/tls, where the units load TLS files from as credentials, is made root-only by
+# postinst (packaging/debian).
 
 foreach(comp agent controller cli)
   if(comp STREQUAL "cli")
@@ -49,7 +46,7 @@ set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME cutover)
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
 set(CPACK_PACKAGE_VENDOR "cutover")
-set(CPACK_PACKAGE_CONTACT "cutover maintainers <cutover@example.org>")
+set(CPACK_PACKAGE_CONTACT "cutover developers <maintainers@cutover.dev>")
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_STRIP_FILES ON)
 set(CPACK_DEB_COMPONENT_INSTALL ON)
@@ -58,7 +55,7 @@ set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
-set(CPACK_DEBIAN_PACKAGE_HOMEPAGE "https://example.org/cutover")
+set(CPACK_DEBIAN_PACKAGE_HOMEPAGE "https://cutover.dev")
 set(CPACK_DEBIAN_AGENT_PACKAGE_NAME cutover-agent)
 set(CPACK_DEBIAN_CONTROLLER_PACKAGE_NAME cutover-controller)
 set(CPACK_DEBIAN_CLI_PACKAGE_NAME cutoverctl)
@@ -71,9 +68,29 @@ set(CPACK_COMPONENT_CONTROLLER_DESCRIPTION
     "controller for VM network cutover during live migration\nREST API, versioned desired state (SQLite) and the migration state\nmachine that drives cutover agents on every hypervisor.")
 set(CPACK_COMPONENT_CLI_DESCRIPTION
     "command-line client for the cutover controller\ncutoverctl manages hosts, networks, ports and migrations through the\ncutover controller's REST API.")
-# Config files are conffiles; the units are enabled/started by the admin (see install.md).
-file(WRITE ${CMAKE_BINARY_DIR}/pkg/agent/conffiles "/etc/cutover/agent.conf\n")
-file(WRITE ${CMAKE_BINARY_DIR}/pkg/controller/conffiles "/etc/cutover/controller.conf\n")
-set(CPACK_DEBIAN_AGENT_PACKAGE_CONTROL_EXTRA ${CMAKE_BINARY_DIR}/pkg/agent/conffiles)
-set(CPACK_DEBIAN_CONTROLLER_PACKAGE_CONTROL_EXTRA ${CMAKE_BINARY_DIR}/pkg/controller/conffiles)
+# Config files are conffiles. Maintainer scripts (packaging/debian/*.in, what debhelper's
+# systemd snippets do): daemon-reload, enable on install, restart on upgrade if running, stop on
+# remove; purge removes the daemon's state.
+set(agent_STATE "nothing: its state is the switch's and the kernel's")
+set(agent_PURGE ":")
+set(controller_STATE "/var/lib/cutover: the SQLite store")
+set(controller_PURGE "rm -rf /var/lib/cutover")
+foreach(comp agent controller)
+  set(dir ${CMAKE_BINARY_DIR}/pkg/${comp})
+  file(WRITE ${dir}/conffiles "/etc/cutover/${comp}.conf\n")
+  set(PKG cutover-${comp})
+  set(STATE ${${comp}_STATE})
+  set(PURGE ${${comp}_PURGE})
+  foreach(script postinst prerm postrm)
+    configure_file(${CMAKE_SOURCE_DIR}/packaging/debian/${script}.in ${dir}/${script} @ONLY
+                   FILE_PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ
+                   GROUP_EXECUTE WORLD_READ WORLD_EXECUTE)
+  endforeach()
+  string(TOUPPER ${comp} COMP)
+  set(CPACK_DEBIAN_${COMP}_PACKAGE_CONTROL_EXTRA
+      ${dir}/conffiles ${dir}/postinst ${dir}/prerm ${dir}/postrm)
+endforeach()
+set(PKG ${CMAKE_SOURCE_DIR}/packaging)
+set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION TRUE)
+set(CPACK_POST_BUILD_SCRIPTS ${CMAKE_SOURCE_DIR}/packaging/debian/add-built-using.cmake)
 include(CPack)
