@@ -51,7 +51,13 @@ class Packages(unittest.TestCase):
                      "usr/share/doc/cutover-agent/copyright",
                      "usr/share/doc/cutover-controller/api.md",
                      "usr/share/doc/cutover-controller/openapi.yaml",
-                     "usr/share/doc/cutoverctl/changelog.gz"):
+                     "usr/share/doc/cutoverctl/changelog.gz",
+                     "usr/share/man/man1/cutover-agent.1.gz",
+                     "usr/share/man/man1/cutover-libvirt-hook.1.gz",
+                     "usr/share/man/man1/cutover-nvme-probe.1.gz",
+                     "usr/share/man/man1/cutover-controller.1.gz",
+                     "usr/share/man/man1/cutoverctl.1.gz",
+                     "usr/share/cutover/grafana/cutover-dashboard.json"):
             self.assertTrue(os.path.exists(os.path.join(self.root, path)), path)
         conffiles = run("dpkg-deb", "--ctrl-tarfile", self.debs["cutover-agent"])
         self.assertEqual(conffiles.returncode, 0)
