@@ -6,8 +6,8 @@
 namespace cutover::agent {
 
 void AgentMetrics::applied(const ApplyReport& r, bool nacked) {
-  const char* outcome = r.rejected   ? "rejected"
-                        : !r.ok      ? "failed"
+  const char* outcome = r.rejected    ? "rejected"
+                        : !r.ok       ? "failed"
                         : r.applied() ? "applied"
                                       : "partial";
   ++passes_[outcome];
@@ -76,7 +76,8 @@ std::string AgentMetrics::render() const {
   t.family("cutover_agent_connected", "gauge",
            "1 while the agent is connected to the peer (controller, ovsdb, libvirt); only the "
            "peers it is set up to use.");
-  for (auto [name, v] : {std::pair{"controller", controller_.load()}, {"ovsdb", ovsdb_.load()},
+  for (auto [name, v] : {std::pair{"controller", controller_.load()},
+                         {"ovsdb", ovsdb_.load()},
                          {"libvirt", libvirt_.load()}}) {
     if (v >= 0) t.sample("cutover_agent_connected", {{"peer", name}}, v);
   }

@@ -27,8 +27,8 @@ tcp::endpoint parse_listen(const std::string& text, const std::string& field) {
   if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
     host = host.substr(1, host.size() - 2);
   }
-  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
-      std::stoi(port) > 65535) {
+  if (port.empty() || port.size() > 5 ||
+      port.find_first_not_of("0123456789") != std::string::npos || std::stoi(port) > 65535) {
     throw ParseError(field, "the port must be 0-65535, got '" + port + "'");
   }
   boost::system::error_code ec;

@@ -10,6 +10,7 @@
 #include <sstream>
 #include <thread>
 
+#include "completion.hpp"
 #include "http_client.hpp"
 #include "options.hpp"
 #include "parse_error.hpp"
@@ -54,6 +55,7 @@ Commands:
   audit [--limit N [--after SEQ]]
                                  with --limit, one page (oldest first); a full page prints on
                                  stderr the --after that fetches the next
+  completion bash                the bash completion script (the package installs it)
   pki init [--name CA_NAME] [--days N]      a certificate authority in --pki-dir
   pki issue NAME [--role agent|controller|admin|reader] [--dns D,...] [--ips IP,...] [--days N]
                                  key + certificate: an agent's NAME is its host id; a
@@ -621,6 +623,13 @@ int main(int argc, char** argv) {
   try {
     if (!opts.parse(argc, argv)) return 0;
     if (!opts.positional().empty() && opts.positional()[0] == "pki") return run_pki(f, opts);
+    if (!opts.positional().empty() && opts.positional()[0] == "completion") {
+      if (opts.positional().size() != 2 || opts.positional()[1] != "bash") {
+        throw Fail("completion: only bash (cutoverctl completion bash)");
+      }
+      std::fputs(cli::bash_completion("cutoverctl", kUsage, opts.flags()).c_str(), stdout);
+      return 0;
+    }
     std::string token;
     if (!f.token_file.empty()) {
       token = read_token_file(f.token_file);

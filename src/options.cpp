@@ -184,6 +184,12 @@ bool Options::parse(int argc, char** argv) {
   return true;
 }
 
+std::vector<std::pair<std::string, bool>> Options::flags() const {
+  std::vector<std::pair<std::string, bool>> out{{"config", true}, {"help", false}};
+  for (const auto& s : specs_) out.emplace_back(s.name, !std::holds_alternative<bool*>(s.target));
+  return out;
+}
+
 std::string Options::help() const {
   std::string out = "Usage: " + program_ + " [options]\n" + summary_ + "\n\nOptions:\n";
   out +=

@@ -33,6 +33,9 @@ class Options {
   bool parse(int argc, char** argv);
   const std::vector<std::string>& positional() const { return positional_; }
   std::string help() const;
+  // Every flag's name (without "--") and whether it takes a value (a switch does not); --config
+  // and --help included. For shell completion.
+  std::vector<std::pair<std::string, bool>> flags() const;
   // A config file's contents, named `origin` in errors (what --config FILE does once read).
   void load_config_text(const std::string& origin, const std::string& text);
 

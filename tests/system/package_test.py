@@ -57,7 +57,8 @@ class Packages(unittest.TestCase):
                      "usr/share/man/man1/cutover-nvme-probe.1.gz",
                      "usr/share/man/man1/cutover-controller.1.gz",
                      "usr/share/man/man1/cutoverctl.1.gz",
-                     "usr/share/cutover/grafana/cutover-dashboard.json"):
+                     "usr/share/cutover/grafana/cutover-dashboard.json",
+                     "usr/share/bash-completion/completions/cutoverctl"):
             self.assertTrue(os.path.exists(os.path.join(self.root, path)), path)
         conffiles = run("dpkg-deb", "--ctrl-tarfile", self.debs["cutover-agent"])
         self.assertEqual(conffiles.returncode, 0)
