@@ -185,7 +185,7 @@ std::string MigrationDriver::policy_refusal(const Port& p, const HostId& to) con
   return "";
 }
 
-PortId MigrationDriver::port_of_vm(const std::string& vm) const {
+std::vector<PortId> MigrationDriver::ports_of_vm(const std::string& vm) const {
   std::vector<std::string> hosts;
   std::set<std::string> ifaces;
   for (const auto& [host, info] : hub_.agents()) {
@@ -205,7 +205,14 @@ PortId MigrationDriver::port_of_vm(const std::string& vm) const {
   }
   std::vector<PortId> ports;
   for (const auto& [id, p] : state_.ports()) {
-    if (ifaces.count(p.iface_id)) ports.push_back(id);
+    if (!ifaces.count(p.iface_id)) continue;
+    if (!p.host || p.host->str() != hosts[0]) {
+      throw ApiError(409, "conflict", "vm",
+                     "domain '" + vm + "' runs on " + hosts[0] + " but its port '" + id.str() +
+                         "' is placed on " + (p.host ? p.host->str() : std::string("no host")) +
+                         " (a migration the controller has not caught up with?)");
+    }
+    ports.push_back(id);
   }
   if (ports.empty()) {
     throw ApiError(422, "invalid", "vm",
@@ -213,26 +220,10 @@ PortId MigrationDriver::port_of_vm(const std::string& vm) const {
                        " has no interface that is a cutover port (no port's iface_id matches "
                        "its <virtualport> interfaceid)");
   }
-  if (ports.size() > 1) {
-    std::string names;
-    for (const auto& p : ports) names += (names.empty() ? "" : ", ") + p.str();
-    throw ApiError(422, "invalid", "vm",
-                   "domain '" + vm + "' has " + std::to_string(ports.size()) + " ports (" + names +
-                       "); migrating multi-NIC VMs is not supported yet, migrate by port");
-  }
-  const auto& port = state_.ports().at(ports.front());
-  if (!port.host || port.host->str() != hosts[0]) {
-    throw ApiError(409, "conflict", "vm",
-                   "domain '" + vm + "' runs on " + hosts[0] + " but its port '" + port.id.str() +
-                       "' is placed on " + (port.host ? port.host->str() : std::string("no host")) +
-                       " (a migration the controller has not caught up with?)");
-  }
-  return ports.front();
+  return ports;
 }
 
-Migration MigrationDriver::create(const PortId& port_id, const HostId& to,
-                                  const std::string& requested_by, bool carry_conntrack,
-                                  const std::string& vm, const LibvirtMigrationSettings& libvirt) {
+void MigrationDriver::check_can_migrate(const PortId& port_id, const HostId& to) const {
   auto pit = state_.ports().find(port_id);
   if (pit == state_.ports().end()) {
     throw ApiError(422, "unknown_reference", "port", "no port '" + port_id.str() + "'");
@@ -254,6 +245,73 @@ Migration MigrationDriver::create(const PortId& port_id, const HostId& to,
                      "port '" + port_id.str() + "' is already migrating (" + id.str() + ")");
     }
   }
+}
+
+Migration MigrationDriver::create_vm(const std::string& vm, const HostId& to,
+                                     const std::string& requested_by, bool carry_conntrack,
+                                     const LibvirtMigrationSettings& libvirt) {
+  const auto ports = ports_of_vm(vm);
+  if (ports.size() == 1) return create(ports.front(), to, requested_by, carry_conntrack, vm, libvirt);
+  // All or none: every port can move, and policy admits every one, judged before any is made
+  // (the group's own members must not count against its concurrency limit).
+  std::vector<std::string> refusals;
+  std::string refused;
+  for (const auto& id : ports) {
+    check_can_migrate(id, to);
+    auto why = policy_refusal(state_.ports().at(id), to);
+    if (!why.empty() && refused.empty()) refused = "port '" + id.str() + "': " + why;
+    refusals.push_back(std::move(why));
+  }
+  Migration lead;
+  for (size_t i = 0; i < ports.size(); ++i) {
+    Migration m;
+    m.id = state_.next_migration_id();
+    m.group = i == 0 ? m.id.str() : lead.id.str();
+    m.port = ports[i];
+    m.vm = vm;
+    m.source = *state_.ports().at(ports[i]).host;
+    m.destination = to;
+    m.state = MigrationState::requested;
+    m.carry_conntrack = carry_conntrack;
+    m.libvirt = libvirt;
+    stamp(m, "requested");
+    audit(m, "requested",
+          (requested_by.empty() ? "" : "by " + requested_by + "; ") + "port " +
+              std::to_string(i + 1) + " of " + std::to_string(ports.size()) + " of VM '" + vm +
+              "' (group " + m.group + ")");
+    if (!refused.empty()) {
+      transition(m, MigrationState::rejected,
+                 refusals[i].empty() ? "with its VM: " + refused : refusals[i]);
+      save(m);
+    } else {
+      stamp(m, "admitted");
+      if (policy_.require_approval) {
+        transition(m, MigrationState::pending_approval,
+                   "waiting for POST /v1/migrations/" + m.group + "/approve (the VM's group)");
+        save(m);
+      } else {
+        start_prepare(m);
+      }
+    }
+    if (i == 0) lead = state_.migrations().at(m.id);
+  }
+  return state_.migrations().at(lead.id);
+}
+
+std::vector<MigrationId> MigrationDriver::group_of(const Migration& m) const {
+  std::vector<MigrationId> out;
+  if (m.group.empty()) return out;
+  for (const auto* open : open_migrations()) {
+    if (open->group == m.group && open->id != m.id) out.push_back(open->id);
+  }
+  return out;
+}
+
+Migration MigrationDriver::create(const PortId& port_id, const HostId& to,
+                                  const std::string& requested_by, bool carry_conntrack,
+                                  const std::string& vm, const LibvirtMigrationSettings& libvirt) {
+  check_can_migrate(port_id, to);
+  const Port& port = state_.ports().at(port_id);
   Migration m;
   m.id = state_.next_migration_id();
   m.port = port_id;
@@ -294,6 +352,12 @@ Migration MigrationDriver::approve(const MigrationId& id) {
   Migration m = it->second;
   audit(m, "approved", "");
   start_prepare(m);
+  for (const auto& other : group_of(m)) {  // a VM's group is approved as one
+    Migration o = state_.migrations().at(other);
+    if (o.state != MigrationState::pending_approval) continue;
+    audit(o, "approved", "with its VM's group " + m.group);
+    start_prepare(o);
+  }
   return state_.migrations().at(id);
 }
 
@@ -392,7 +456,11 @@ void MigrationDriver::finish_prepare(const MigrationId& id) {
   }
   transition(m, MigrationState::ready, "");
   save(m);
-  if (drive(m)) save(m);  // its stamp
+  if (!m.group.empty()) {
+    drive_group(m.group);
+  } else if (drive(m)) {
+    save(m);  // its stamp
+  }
   tell_prepared(m.destination, port.iface_id, m.id.str(), "");
   arm_timer(id, policy_.activation_timeout, "port never came up on the destination");
   check_activation(id);
@@ -420,6 +488,20 @@ void MigrationDriver::check_released(const HostId& host) {
     stamp(m, "storage_released");
     save(m);
   }
+}
+
+void MigrationDriver::drive_group(const std::string& group) {
+  const auto lead_id = MigrationId::parse(group);
+  auto it = state_.migrations().find(lead_id);
+  if (it == state_.migrations().end() || it->second.state != MigrationState::ready ||
+      it->second.timeline.count("migration_started")) {
+    return;
+  }
+  Migration lead = it->second;
+  for (const auto& other : group_of(lead)) {
+    if (state_.migrations().at(other).state != MigrationState::ready) return;  // not all yet
+  }
+  if (drive(lead)) save(lead);
 }
 
 bool MigrationDriver::drive(Migration& m) {
@@ -829,6 +911,20 @@ void MigrationDriver::cut_over(Migration m) {
 }
 
 void MigrationDriver::rollback(const MigrationId& id, const std::string& reason) {
+  rollback_one(id, reason);
+  // A VM's ports go back together: what made one roll back before the VM's pause holds for the
+  // VM. One rolled back at once took the others with it (finish_rollback); one waiting for the
+  // abort of libvirt's job takes the others into rolling_back too. A member past the pause is
+  // carried forward by its own reports.
+  auto it = state_.migrations().find(id);
+  if (it == state_.migrations().end() || it->second.state != MigrationState::rolling_back) return;
+  const Migration m = it->second;
+  for (const auto& other : group_of(m)) {
+    rollback_one(other, "with its VM: " + m.id.str() + " " + reason);
+  }
+}
+
+void MigrationDriver::rollback_one(const MigrationId& id, const std::string& reason) {
   auto it = state_.migrations().find(id);
   if (it == state_.migrations().end()) return;
   Migration m = it->second;
@@ -849,8 +945,13 @@ void MigrationDriver::rollback(const MigrationId& id, const std::string& reason)
     arm_timer(id, policy_.activation_timeout, "port never came up on the destination");
     return;
   }
-  const bool libvirt_may_move =
+  bool libvirt_may_move =
       m.timeline.count("migration_started") > 0 || m.timeline.count("detected_incoming") > 0;
+  if (!m.group.empty() && m.group != m.id.str()) {  // a member: libvirt moves the lead's VM
+    auto lead = state_.migrations().find(MigrationId::parse(m.group));
+    libvirt_may_move |= lead != state_.migrations().end() &&
+                        lead->second.timeline.count("migration_started") > 0;
+  }
   if (libvirt_may_move && m.state != MigrationState::pending_approval) {
     transition(m, MigrationState::rolling_back, reason);
     save(m);
@@ -899,6 +1000,17 @@ void MigrationDriver::finish_rollback(Migration m, const std::string& reason) {
     state_.put_port_and_migration(p, m);
   } else {
     save(m);
+  }
+  // The VM stays on the source (libvirt failed or was aborted in time, or never started): so do
+  // the other ports of its group.
+  for (const auto& other : group_of(m)) {
+    auto it = state_.migrations().find(other);
+    if (it == state_.migrations().end() || is_terminal(it->second.state) ||
+        it->second.state == MigrationState::cutting_over) {
+      continue;
+    }
+    disarm_timer(other);
+    finish_rollback(it->second, "with its VM: " + m.id.str() + " " + reason);
   }
 }
 

@@ -26,6 +26,9 @@
 //       timeout or a lost agent: cutting_over once D runs it or S's tap is gone, rolled_back
 //       only when S reports it running again (libvirt's migration failed).
 //
+// A VM with several ports: one migration per port, one group (Migration::group): admitted and
+// approved together, libvirt started (by the group's first) once every member is ready, rolled
+// back together before the pause (finish_rollback: the VM stayed; rolling_back: one abort).
 // The record follows the VM, never contradicts libvirt: once prepared, the hosts finish a
 // cutover without the controller (S forwards from the pause on, D delivers what it forwards),
 // and a controller that restarts carries every open migration on from the agents' reports.
@@ -85,11 +88,16 @@ class MigrationDriver {
   Migration create(const PortId& port, const HostId& to, const std::string& requested_by = "",
                    bool carry_conntrack = true, const std::string& vm = "",
                    const LibvirtMigrationSettings& libvirt = {});
-  // The port of a libvirt domain by name, from what the agents report running (the domain's
+  // The ports of a libvirt domain by name, from what the agents report running (the domain's
   // <virtualport> interfaceid is a port's iface_id). Throws ApiError (field "vm") when no
-  // connected host runs it, when none of its interfaces is a port, or when several are: one
-  // libvirt migration moves every NIC, and cutover migrates one port at a time.
-  PortId port_of_vm(const std::string& vm) const;
+  // connected host runs it (or two do), when none of its interfaces is a port, or when one of
+  // its ports is placed elsewhere.
+  std::vector<PortId> ports_of_vm(const std::string& vm) const;
+  // POST {"vm"}: one libvirt migration moves every NIC, so every port of the VM migrates, as one
+  // group when there are several (see Migration::group): checked and admitted all or none.
+  // Returns the first port's migration (the group's id).
+  Migration create_vm(const std::string& vm, const HostId& to, const std::string& requested_by = "",
+                      bool carry_conntrack = true, const LibvirtMigrationSettings& libvirt = {});
   Migration approve(const MigrationId& id);
   Migration cancel(const MigrationId& id, const std::string& reason = "cancelled by request");
 
@@ -159,7 +167,15 @@ class MigrationDriver {
   void cut_over(Migration m);
   // The way out of every failure before cutover: rolled back at once, through rolling_back when
   // libvirt may be moving the VM, or carried forward when the VM has paused for its final copy.
+  // A VM's group goes back together (rollback_one for each member).
   void rollback(const MigrationId& id, const std::string& reason);
+  void rollback_one(const MigrationId& id, const std::string& reason);
+  // The other open migrations of m's VM group (none on its own).
+  std::vector<MigrationId> group_of(const Migration& m) const;
+  // The group's lead drives libvirt once every member is ready.
+  void drive_group(const std::string& group);
+  // Throws ApiError naming the field unless the port can start migrating to `to`.
+  void check_can_migrate(const PortId& port, const HostId& to) const;
   // The network goes back to S (migrating_to cleared): rolled_back.
   void finish_rollback(Migration m, const std::string& reason);
   // Asks S to abort libvirt's job of the migration (again, after a reconnect); true if sent.

@@ -499,7 +499,7 @@ HttpResponse RestApi::list_migrations(const HttpRequest& req, const Params&) {
 }
 
 HttpResponse RestApi::create_migration(const HttpRequest& req, const Params&) {
-  // Exactly one of "port" and "vm" (a libvirt domain name, resolved to its port).
+  // Exactly one of "port" and "vm" (a libvirt domain name, resolved to its ports).
   auto [port, vm, to, carry, libvirt] = decode<
       std::tuple<std::optional<PortId>, std::string, HostId, bool, LibvirtMigrationSettings>>(
       req, [](const json& j) {
@@ -524,8 +524,8 @@ HttpResponse RestApi::create_migration(const HttpRequest& req, const Params&) {
         r.finish();
         return std::make_tuple(port, vm.value_or(""), to, carry, libvirt);
       });
-  auto mig =
-      migrations_.create(port ? *port : migrations_.port_of_vm(vm), to, "", carry, vm, libvirt);
+  auto mig = port ? migrations_.create(*port, to, "", carry, vm, libvirt)
+                  : migrations_.create_vm(vm, to, "", carry, libvirt);
   return ok(to_json(mig), mig.state == MigrationState::rejected ? 403 : 201);
 }
 

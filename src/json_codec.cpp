@@ -388,6 +388,7 @@ json to_json(const Migration& m) {
   return {{"id", m.id.str()},
           {"port", m.port.str()},
           {"vm", m.vm},
+          {"group", m.group},
           {"source", m.source.str()},
           {"destination", m.destination.str()},
           {"state", to_string(m.state)},
@@ -405,6 +406,11 @@ Migration migration_from_json(const json& j, const std::string& path) {
   m.id = id_field<MigrationId>(r, "id");
   m.port = id_field<PortId>(r, "port");
   m.vm = r.optional_string("vm").value_or("");
+  m.group = r.optional_string("group").value_or("");
+  if (!m.group.empty()) {
+    r.parse_field<MigrationId>("group", m.group,
+                               [](const std::string& t) { return MigrationId::parse(t); });
+  }
   m.source = id_field<HostId>(r, "source");
   m.destination = id_field<HostId>(r, "destination");
   const auto state = r.required_string("state");

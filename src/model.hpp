@@ -186,6 +186,10 @@ struct Migration {
   MigrationId id;
   PortId port;
   std::string vm;  // the libvirt domain it was asked for by, if any (POST {"vm"})
+  // A VM with several ports migrates as one group, a migration per port: the group is the id of
+  // its first port's migration, which drives libvirt once every member is ready; a member that
+  // rolls back before the VM's pause rolls the others back. "" = a migration on its own.
+  std::string group;
   HostId source;
   HostId destination;
   MigrationState state = MigrationState::requested;

@@ -805,17 +805,17 @@ TEST(MigrationDriver, AVmIsMigratedThroughItsOnePort) {
   // s reports libvirt domain "web" running with the port's interface (and one cutover ignores).
   rig.s.vms["web"] = {"vm", "not-a-port"};
   rig.s.ack();
-  auto port = rig.driver->port_of_vm("web");
-  EXPECT_EQ(port.str(), "vm");
-  auto m = rig.driver->create(port, HostId::parse("d"), "", true, "web");
+  EXPECT_EQ(rig.driver->ports_of_vm("web"), std::vector<PortId>{PortId::parse("vm")});
+  auto m = rig.driver->create_vm("web", HostId::parse("d"));
   EXPECT_EQ(m.vm, "web");
+  EXPECT_EQ(m.group, "") << "one port: a migration on its own";
   EXPECT_EQ(m.state, MigrationState::preparing);
   rig.pump();
   EXPECT_EQ(rig.mig(m.id.str()).vm, "web") << "the stored migration keeps the domain name";
 
   auto refused = [&](const std::string& vm) {
     try {
-      rig.driver->port_of_vm(vm);
+      rig.driver->ports_of_vm(vm);
     } catch (const ApiError& e) {
       EXPECT_EQ(e.field(), "vm");
       return std::string(e.what());
@@ -829,7 +829,7 @@ TEST(MigrationDriver, AVmIsMigratedThroughItsOnePort) {
   rig.add_port("second", "52:54:00:00:00:03", "r");
   rig.r.vms["multi"] = {"peer", "second"};
   rig.r.ack();
-  EXPECT_NE(refused("multi").find("multi-NIC"), std::string::npos) << refused("multi");
+  EXPECT_EQ(rig.driver->ports_of_vm("multi").size(), 2u) << "a multi-NIC VM: both its ports";
   rig.d.vms["multi"] = {"peer"};
   rig.d.ack();
   EXPECT_NE(refused("multi").find("more than one host"), std::string::npos) << refused("multi");
@@ -1011,4 +1011,123 @@ TEST(MigrationDriver, TheTapAVmLeavesBehindIsNoArrival) {
   rig.s.incoming.insert("vm");  // QEMU on s has not exited yet: its tap is still there
   rig.s.ack();
   EXPECT_EQ(rig.state.migrations().size(), 1u) << "no migration back to s";
+}
+
+namespace {
+// "web" runs on s with two NICs, ports vm and vm2 (both on s); d drives libvirt migrations.
+struct TwoNicRig : Rig {
+  explicit TwoNicRig(MigrationPolicy p = {}) : Rig(p) {
+    add_port("vm2", "52:54:00:00:00:04", "s");
+    s.bound.insert("vm2");
+    s.vms["web"] = {"vm", "vm2"};
+    Host dh = state.hosts().at(HostId::parse("d"));
+    dh.migration_uri = "qemu+tcp://10.0.0.2/system";
+    state.put_host(dh);
+    pump();
+  }
+  size_t migrate_commands() const {
+    size_t n = 0;
+    for (const auto& m : s.migrate_commands) n += m.iface_id == "vm" || m.iface_id == "vm2";
+    return n;
+  }
+};
+}  // namespace
+
+TEST(MigrationDriver, AMultiNicVmMigratesAsOneGroupDrivenOnceEveryPortIsReady) {
+  TwoNicRig rig;
+  // d has applied nothing yet: neither port is prepared, libvirt must not start.
+  rig.d.set_auto_ack(false);
+  auto lead = rig.driver->create_vm("web", HostId::parse("d"));
+  EXPECT_EQ(lead.group, lead.id.str());
+  const auto& other = rig.mig("m2");
+  EXPECT_EQ(other.group, lead.id.str());
+  EXPECT_EQ(other.port.str(), "vm2");
+  EXPECT_EQ(rig.state.ports().at(PortId::parse("vm2")).migrating_to, HostId::parse("d"));
+  rig.pump();
+  EXPECT_EQ(rig.migrate_commands(), 0u);
+  rig.d.set_auto_ack(true);
+  rig.d.ack();
+  rig.pump();
+  EXPECT_EQ(rig.mig("m1").state, MigrationState::ready);
+  EXPECT_EQ(rig.mig("m2").state, MigrationState::ready);
+  ASSERT_EQ(rig.migrate_commands(), 1u) << "one libvirt migration moves every NIC";
+  EXPECT_EQ(rig.s.migrate_commands.back().migration, "m1");
+  EXPECT_TRUE(rig.mig("m1").timeline.count("migration_started"));
+  EXPECT_FALSE(rig.mig("m2").timeline.count("migration_started"));
+  // The VM pauses (both its ports; libvirt no longer lists it running), resumes on d: both cut
+  // over.
+  rig.s.vms.clear();
+  rig.s.paused = {"vm", "vm2"};
+  rig.s.ack();
+  EXPECT_EQ(rig.mig("m1").state, MigrationState::migrating);
+  EXPECT_EQ(rig.mig("m2").state, MigrationState::migrating);
+  rig.d.bind("vm");
+  rig.d.bind("vm2");
+  rig.pump();
+  EXPECT_EQ(rig.mig("m1").state, MigrationState::completed);
+  EXPECT_EQ(rig.mig("m2").state, MigrationState::completed) << rig.mig("m2").reason;
+  EXPECT_EQ(rig.state.ports().at(PortId::parse("vm2")).host, HostId::parse("d"));
+}
+
+TEST(MigrationDriver, OnePortsFailureBeforeThePauseRollsTheWholeVmBack) {
+  TwoNicRig rig;
+  rig.driver->create_vm("web", HostId::parse("d"));
+  rig.pump();
+  ASSERT_EQ(rig.mig("m2").state, MigrationState::ready);
+  // libvirt's migration (driven through m1) fails on s: both ports stay.
+  rig.driver->on_migration_failed(HostId::parse("s"), "m1", "unable to connect");
+  EXPECT_EQ(rig.mig("m1").state, MigrationState::rolled_back);
+  EXPECT_EQ(rig.mig("m2").state, MigrationState::rolled_back);
+  EXPECT_NE(rig.mig("m2").reason.find("with its VM: m1"), std::string::npos) << rig.mig("m2").reason;
+  EXPECT_FALSE(rig.state.ports().at(PortId::parse("vm2")).migrating_to.has_value());
+  EXPECT_FALSE(rig.vm().migrating_to.has_value());
+  // Cancelling a member cancels the VM's group.
+  rig.driver->create_vm("web", HostId::parse("d"));
+  rig.driver->cancel(MigrationId::parse("m4"), "operator");
+  EXPECT_EQ(rig.mig("m3").state, MigrationState::rolled_back);
+  EXPECT_EQ(rig.mig("m4").state, MigrationState::rolled_back);
+}
+
+TEST(MigrationDriver, AVmGroupIsAdmittedApprovedAndRejectedAsOne) {
+  MigrationPolicy p;
+  p.require_approval = true;
+  TwoNicRig rig(p);
+  rig.driver->create_vm("web", HostId::parse("d"));
+  EXPECT_EQ(rig.mig("m1").state, MigrationState::pending_approval);
+  EXPECT_EQ(rig.mig("m2").state, MigrationState::pending_approval);
+  rig.driver->approve(MigrationId::parse("m1"));
+  EXPECT_EQ(rig.mig("m1").state, MigrationState::preparing);
+  EXPECT_EQ(rig.mig("m2").state, MigrationState::preparing);
+
+  // One port forbidden on d: the VM is rejected whole, the other port named why.
+  MigrationPolicy q;
+  q.forbid.push_back({"pci", "public"});
+  TwoNicRig strict(q);
+  Port p2 = strict.state.ports().at(PortId::parse("vm2"));
+  p2.labels["pci"] = "1";
+  strict.state.replace_port(p2);
+  auto lead = strict.driver->create_vm("web", HostId::parse("d"));
+  EXPECT_EQ(lead.state, MigrationState::rejected);
+  EXPECT_NE(lead.reason.find("port 'vm2'"), std::string::npos) << lead.reason;
+  EXPECT_EQ(strict.mig("m2").state, MigrationState::rejected);
+  EXPECT_FALSE(strict.vm().migrating_to.has_value());
+}
+
+TEST(MigrationDriver, CancellingAMemberAfterLibvirtStartedAbortsOnceForTheWholeVm) {
+  TwoNicRig rig;
+  rig.driver->create_vm("web", HostId::parse("d"));
+  rig.pump();
+  ASSERT_TRUE(rig.mig("m1").timeline.count("migration_started"));
+  // Cancel the second port: libvirt is moving the VM (through m1), so both wait for the abort.
+  rig.driver->cancel(MigrationId::parse("m2"), "operator");
+  EXPECT_EQ(rig.mig("m1").state, MigrationState::rolling_back);
+  EXPECT_EQ(rig.mig("m2").state, MigrationState::rolling_back);
+  ASSERT_FALSE(rig.s.aborts.empty());
+  // s answers that the VM is still here: the whole VM is rolled back.
+  rig.s.answer_abort("m1", wire::Aborted::Where::here);
+  EXPECT_EQ(rig.mig("m1").state, MigrationState::rolled_back);
+  EXPECT_EQ(rig.mig("m2").state, MigrationState::rolled_back);
+  EXPECT_FALSE(rig.state.ports().at(PortId::parse("vm2")).migrating_to.has_value());
+  rig.pump();
+  EXPECT_EQ(rig.clock.pending(), 0u) << "no member's timer may outlive the group";
 }
