@@ -46,7 +46,8 @@ std::map<std::string, std::set<std::string>> commands_of_usage(const std::string
     size_t at = 0;
     while (true) {
       const size_t bar = rest.find(" | ", at);
-      const std::string word = first_word(rest.substr(at, bar == std::string::npos ? bar : bar - at));
+      const std::string word =
+          first_word(rest.substr(at, bar == std::string::npos ? bar : bar - at));
       if (lower_word(word)) verbs.insert(word);
       if (bar == std::string::npos) break;
       at = bar + 3;

@@ -251,7 +251,8 @@ Migration MigrationDriver::create_vm(const std::string& vm, const HostId& to,
                                      const std::string& requested_by, bool carry_conntrack,
                                      const LibvirtMigrationSettings& libvirt) {
   const auto ports = ports_of_vm(vm);
-  if (ports.size() == 1) return create(ports.front(), to, requested_by, carry_conntrack, vm, libvirt);
+  if (ports.size() == 1)
+    return create(ports.front(), to, requested_by, carry_conntrack, vm, libvirt);
   // All or none: every port can move, and policy admits every one, judged before any is made
   // (the group's own members must not count against its concurrency limit).
   std::vector<std::string> refusals;
@@ -949,8 +950,8 @@ void MigrationDriver::rollback_one(const MigrationId& id, const std::string& rea
       m.timeline.count("migration_started") > 0 || m.timeline.count("detected_incoming") > 0;
   if (!m.group.empty() && m.group != m.id.str()) {  // a member: libvirt moves the lead's VM
     auto lead = state_.migrations().find(MigrationId::parse(m.group));
-    libvirt_may_move |= lead != state_.migrations().end() &&
-                        lead->second.timeline.count("migration_started") > 0;
+    libvirt_may_move |=
+        lead != state_.migrations().end() && lead->second.timeline.count("migration_started") > 0;
   }
   if (libvirt_may_move && m.state != MigrationState::pending_approval) {
     transition(m, MigrationState::rolling_back, reason);

@@ -1078,7 +1078,8 @@ TEST(MigrationDriver, OnePortsFailureBeforeThePauseRollsTheWholeVmBack) {
   rig.driver->on_migration_failed(HostId::parse("s"), "m1", "unable to connect");
   EXPECT_EQ(rig.mig("m1").state, MigrationState::rolled_back);
   EXPECT_EQ(rig.mig("m2").state, MigrationState::rolled_back);
-  EXPECT_NE(rig.mig("m2").reason.find("with its VM: m1"), std::string::npos) << rig.mig("m2").reason;
+  EXPECT_NE(rig.mig("m2").reason.find("with its VM: m1"), std::string::npos)
+      << rig.mig("m2").reason;
   EXPECT_FALSE(rig.state.ports().at(PortId::parse("vm2")).migrating_to.has_value());
   EXPECT_FALSE(rig.vm().migrating_to.has_value());
   // Cancelling a member cancels the VM's group.
