@@ -263,40 +263,18 @@ Migration MigrationDriver::create_vm(const std::string& vm, const HostId& to,
     if (!why.empty() && refused.empty()) refused = "port '" + id.str() + "': " + why;
     refusals.push_back(std::move(why));
   }
-  Migration lead;
+  std::string group;
   for (size_t i = 0; i < ports.size(); ++i) {
-    Migration m;
-    m.id = state_.next_migration_id();
-    m.group = i == 0 ? m.id.str() : lead.id.str();
-    m.port = ports[i];
-    m.vm = vm;
-    m.source = *state_.ports().at(ports[i]).host;
-    m.destination = to;
-    m.state = MigrationState::requested;
-    m.carry_conntrack = carry_conntrack;
-    m.libvirt = libvirt;
-    stamp(m, "requested");
+    Migration m = new_migration(ports[i], to, carry_conntrack, vm, libvirt);
+    if (i == 0) group = m.id.str();
+    m.group = group;
     audit(m, "requested",
           (requested_by.empty() ? "" : "by " + requested_by + "; ") + "port " +
               std::to_string(i + 1) + " of " + std::to_string(ports.size()) + " of VM '" + vm +
-              "' (group " + m.group + ")");
-    if (!refused.empty()) {
-      transition(m, MigrationState::rejected,
-                 refusals[i].empty() ? "with its VM: " + refused : refusals[i]);
-      save(m);
-    } else {
-      stamp(m, "admitted");
-      if (policy_.require_approval) {
-        transition(m, MigrationState::pending_approval,
-                   "waiting for POST /v1/migrations/" + m.group + "/approve (the VM's group)");
-        save(m);
-      } else {
-        start_prepare(m);
-      }
-    }
-    if (i == 0) lead = state_.migrations().at(m.id);
+              "' (group " + group + ")");
+    admit(m, refused.empty() ? "" : refusals[i].empty() ? "with its VM: " + refused : refusals[i]);
   }
-  return state_.migrations().at(lead.id);
+  return state_.migrations().at(MigrationId::parse(group));
 }
 
 std::vector<MigrationId> MigrationDriver::group_of(const Migration& m) const {
@@ -308,36 +286,46 @@ std::vector<MigrationId> MigrationDriver::group_of(const Migration& m) const {
   return out;
 }
 
-Migration MigrationDriver::create(const PortId& port_id, const HostId& to,
-                                  const std::string& requested_by, bool carry_conntrack,
-                                  const std::string& vm, const LibvirtMigrationSettings& libvirt) {
-  check_can_migrate(port_id, to);
-  const Port& port = state_.ports().at(port_id);
+Migration MigrationDriver::new_migration(const PortId& port_id, const HostId& to,
+                                         bool carry_conntrack, const std::string& vm,
+                                         const LibvirtMigrationSettings& libvirt) {
   Migration m;
   m.id = state_.next_migration_id();
   m.port = port_id;
   m.vm = vm;
-  m.source = *port.host;
+  m.source = *state_.ports().at(port_id).host;
   m.destination = to;
   m.state = MigrationState::requested;
   m.carry_conntrack = carry_conntrack;
   m.libvirt = libvirt;
   stamp(m, "requested");
-  audit(m, "requested", requested_by.empty() ? "" : "by " + requested_by);
+  return m;
+}
 
-  if (auto why = policy_refusal(port, to); !why.empty()) {
-    transition(m, MigrationState::rejected, why);
+void MigrationDriver::admit(Migration m, const std::string& refusal) {
+  if (!refusal.empty()) {
+    transition(m, MigrationState::rejected, refusal);
     save(m);
-    return m;
+    return;
   }
   stamp(m, "admitted");
   if (policy_.require_approval) {
     transition(m, MigrationState::pending_approval,
-               "waiting for POST /v1/migrations/" + m.id.str() + "/approve");
+               "waiting for POST /v1/migrations/" + (m.group.empty() ? m.id.str() : m.group) +
+                   "/approve" + (m.group.empty() ? "" : " (the VM's group)"));
     save(m);
-    return m;
+    return;
   }
   start_prepare(m);
+}
+
+Migration MigrationDriver::create(const PortId& port_id, const HostId& to,
+                                  const std::string& requested_by, bool carry_conntrack,
+                                  const std::string& vm, const LibvirtMigrationSettings& libvirt) {
+  check_can_migrate(port_id, to);
+  Migration m = new_migration(port_id, to, carry_conntrack, vm, libvirt);
+  audit(m, "requested", requested_by.empty() ? "" : "by " + requested_by);
+  admit(m, policy_refusal(state_.ports().at(port_id), to));
   return state_.migrations().at(m.id);
 }
 

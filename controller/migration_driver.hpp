@@ -174,6 +174,11 @@ class MigrationDriver {
   std::vector<MigrationId> group_of(const Migration& m) const;
   // The group's lead drives libvirt once every member is ready.
   void drive_group(const std::string& group);
+  // A migration of the port to `to`, stamped requested (not stored: admit() does).
+  Migration new_migration(const PortId& port, const HostId& to, bool carry_conntrack,
+                          const std::string& vm, const LibvirtMigrationSettings& libvirt);
+  // Rejected with `refusal` if there is one, else admitted: pending approval, or preparing.
+  void admit(Migration m, const std::string& refusal);
   // Throws ApiError naming the field unless the port can start migrating to `to`.
   void check_can_migrate(const PortId& port, const HostId& to) const;
   // The network goes back to S (migrating_to cleared): rolled_back.
