@@ -1,8 +1,6 @@
 // AgentMetrics (see agent_metrics.hpp).
 #include "agent_metrics.hpp"
 
-#include <initializer_list>
-
 #include "version.hpp"
 
 namespace cutover::agent {
@@ -38,24 +36,14 @@ std::string AgentMetrics::render() const {
   apply_seconds_.render(t, "cutover_agent_apply_seconds",
                         "Reconcile passes that ran: from start to the switch's or kernel's "
                         "confirmation of what they changed.");
-  // A counter with one label, every value present (0 until counted).
-  auto counter = [&](const char* name, const char* help, const char* label,
-                     std::initializer_list<const char*> values,
-                     const std::map<std::string, uint64_t>& counts) {
-    t.family(name, "counter", help);
-    for (const char* v : values) {
-      auto it = counts.find(v);
-      t.sample(name, {{label, v}}, static_cast<double>(it == counts.end() ? 0 : it->second));
-    }
-  };
-  counter("cutover_agent_reconcile_passes_total",
-          "Reconcile passes by outcome: applied, partial (objects still missing), failed (the "
-          "dataplane refused or was unreachable; retried), rejected (a bad desired state).",
-          "outcome", {"applied", "partial", "failed", "rejected"}, passes_);
-  counter("cutover_agent_objects_changed_total",
-          "Dataplane objects (flows, meters, ports, QoS rows; links, FDB entries, qdiscs) the "
-          "agent added, modified or removed.",
-          "op", {"added", "modified", "removed"}, changed_);
+  t.counter("cutover_agent_reconcile_passes_total",
+            "Reconcile passes by outcome: applied, partial (objects still missing), failed (the "
+            "dataplane refused or was unreachable; retried), rejected (a bad desired state).",
+            "outcome", {"applied", "partial", "failed", "rejected"}, passes_);
+  t.counter("cutover_agent_objects_changed_total",
+            "Dataplane objects (flows, meters, ports, QoS rows; links, FDB entries, qdiscs) the "
+            "agent added, modified or removed.",
+            "op", {"added", "modified", "removed"}, changed_);
   t.family("cutover_agent_installed_objects", "gauge",
            "What the dataplane holds of ours after the last pass, by kind (OVS: flows, meters, "
            "tunnels; Linux: links, fdb_entries, rate_limited_taps).");

@@ -9,7 +9,11 @@ namespace cutover {
 std::string prom_number(double v) {
   if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.6g", v);
+  if (v == std::floor(v) && std::fabs(v) < 9e15) {
+    std::snprintf(buf, sizeof buf, "%.0f", v);  // a count of a million is not 1e+06
+  } else {
+    std::snprintf(buf, sizeof buf, "%.6g", v);
+  }
   return buf;
 }
 
@@ -47,6 +51,16 @@ void PromText::gauge(const std::string& name, const std::string& help, double va
 void PromText::counter(const std::string& name, const std::string& help, double value) {
   family(name, "counter", help);
   sample(name, value);
+}
+
+void PromText::counter(const std::string& name, const std::string& help, const std::string& label,
+                       std::initializer_list<const char*> values,
+                       const std::map<std::string, uint64_t>& counts) {
+  family(name, "counter", help);
+  for (const char* v : values) {
+    auto it = counts.find(v);
+    sample(name, {{label, v}}, static_cast<double>(it == counts.end() ? 0 : it->second));
+  }
 }
 
 void PromHistogram::observe(double seconds) {

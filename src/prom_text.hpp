@@ -5,6 +5,8 @@
 
 #include <array>
 #include <cstdint>
+#include <initializer_list>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -22,6 +24,10 @@ class PromText {
   // A family of one unlabelled sample.
   void gauge(const std::string& name, const std::string& help, double value);
   void counter(const std::string& name, const std::string& help, double value);
+  // A counter family with one label: a sample for each of `values`, 0 until counted.
+  void counter(const std::string& name, const std::string& help, const std::string& label,
+               std::initializer_list<const char*> values,
+               const std::map<std::string, uint64_t>& counts);
   const std::string& text() const { return out_; }
   std::string take() { return std::move(out_); }
 
@@ -29,7 +35,7 @@ class PromText {
   std::string out_;
 };
 
-// Shortest faithful text for a sample value ("%.6g"; integers as integers).
+// A sample value as text: integers (counts) exactly, fractions with 6 significant digits.
 std::string prom_number(double v);
 
 // Seconds, cumulative buckets from 1 ms to 5 s.
