@@ -31,34 +31,20 @@ namespace cutover::agent {
 
 namespace {
 
-struct LinkDeleter {
-  void operator()(rtnl_link* l) const { rtnl_link_put(l); }
+// Owning pointers to libnl objects, each released by its own put/free.
+template <typename T, void (*Release)(T*)>
+struct Released {
+  void operator()(T* p) const { Release(p); }
 };
-using LinkPtr = std::unique_ptr<rtnl_link, LinkDeleter>;
-struct NeighDeleter {
-  void operator()(rtnl_neigh* n) const { rtnl_neigh_put(n); }
-};
-using NeighPtr = std::unique_ptr<rtnl_neigh, NeighDeleter>;
-struct AddrDeleter {
-  void operator()(nl_addr* a) const { nl_addr_put(a); }
-};
-using AddrPtr = std::unique_ptr<nl_addr, AddrDeleter>;
-struct CacheDeleter {
-  void operator()(nl_cache* c) const { nl_cache_free(c); }
-};
-using CachePtr = std::unique_ptr<nl_cache, CacheDeleter>;
-struct QdiscDeleter {
-  void operator()(rtnl_qdisc* q) const { rtnl_qdisc_put(q); }
-};
-using QdiscPtr = std::unique_ptr<rtnl_qdisc, QdiscDeleter>;
-struct ClsDeleter {
-  void operator()(rtnl_cls* c) const { rtnl_cls_put(c); }
-};
-using ClsPtr = std::unique_ptr<rtnl_cls, ClsDeleter>;
-struct ActDeleter {
-  void operator()(rtnl_act* a) const { rtnl_act_put(a); }
-};
-using ActPtr = std::unique_ptr<rtnl_act, ActDeleter>;
+template <typename T, void (*Release)(T*)>
+using NlPtr = std::unique_ptr<T, Released<T, Release>>;
+using LinkPtr = NlPtr<rtnl_link, rtnl_link_put>;
+using NeighPtr = NlPtr<rtnl_neigh, rtnl_neigh_put>;
+using AddrPtr = NlPtr<nl_addr, nl_addr_put>;
+using CachePtr = NlPtr<nl_cache, nl_cache_free>;
+using QdiscPtr = NlPtr<rtnl_qdisc, rtnl_qdisc_put>;
+using ClsPtr = NlPtr<rtnl_cls, rtnl_cls_put>;
+using ActPtr = NlPtr<rtnl_act, rtnl_act_put>;
 
 constexpr uint32_t kIngressParent = 0xffff0000u;  // "ffff:", where ingress filters hang
 
