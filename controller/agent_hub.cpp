@@ -6,6 +6,25 @@
 
 namespace cutover::controller {
 
+nlohmann::json to_json(const HostId& host, const AgentInfo& info) {
+  nlohmann::json vms = nlohmann::json::object();
+  for (const auto& [name, ifaces] : info.report.vms) {
+    auto& ids = vms[name] = nlohmann::json::array();
+    for (const auto& i : ifaces) ids.push_back(i.iface_id);
+  }
+  return {{"host", host.str()},
+          {"connected", info.connected},
+          {"sent_generation", info.sent_generation},
+          {"applied_generation", info.applied_generation},
+          {"partial_generation", info.partial_generation},
+          {"lag", info.connected ? info.generation_lag() : 0},
+          {"waiting_for", info.waiting_for},
+          {"awaiting_taps", info.report.awaiting_taps},
+          {"bound_ports", info.report.bound_ports},
+          {"vms", std::move(vms)},
+          {"last_error", info.last_error}};
+}
+
 uint64_t AgentHub::attach(const HostId& host, SendFn send) {
   if (auto old = session_of_.find(host); old != session_of_.end()) {
     sessions_.erase(old->second);  // the agent reconnected; its old socket is dead or dying
@@ -352,9 +371,7 @@ std::map<HostId, uint64_t> AgentHub::generation_lags() const {
   std::map<HostId, uint64_t> out;
   for (const auto& [host, info] : agents_) {
     if (!info.connected) continue;
-    out[host] = info.sent_generation > info.applied_generation
-                    ? info.sent_generation - info.applied_generation
-                    : 0;
+    out[host] = info.generation_lag();
   }
   return out;
 }

@@ -32,7 +32,14 @@ struct AgentInfo {
   std::vector<std::string> waiting_for;
   std::string last_error;  // last NACK
   uint64_t nacked_generation = 0;
+  // Generations sent to it that it has not applied yet.
+  uint64_t generation_lag() const {
+    return sent_generation > applied_generation ? sent_generation - applied_generation : 0;
+  }
 };
+
+// An agent as GET /v1/agents and the console's event feed show it.
+nlohmann::json to_json(const HostId& host, const AgentInfo& info);
 
 class AgentHub {
  public:
@@ -50,7 +57,7 @@ class AgentHub {
   // After a committed mutation (hooked to ControllerState::on_change): port changes go out as one
   // delta, encoded once, to every agent whose networks they touch; the hosts a port leaves or
   // joins, and every agent after a host/network change, get their whole slice if it changed.
-  void publish(const ChangeSet& change = ChangeSet{true, {}});
+  void publish(const ChangeSet& change = ChangeSet::of_topology());
 
   // True when `host` is connected and has applied everything sent to it up to `generation`.
   bool host_applied(const HostId& host, uint64_t generation) const;

@@ -165,10 +165,17 @@ ControllerNode::End ControllerNode::serve(bool leading) {
   // After the driver: it hears each agent report first (a VM that moved is followed before the
   // inventory looks at it).
   Inventory inventory(state, hub, scheduler, config_.inventory);
+  // The console's live events: after the driver and the inventory have reacted to a report.
+  EventFeed feed(state, hub);
+  hub.on_agent_update = [&feed, before = std::move(hub.on_agent_update)](const HostId& h) {
+    if (before) before(h);
+    feed.agent_changed(h);
+  };
   hub.on_fanout_acked = [&](double seconds) { metrics.observe_fanout(seconds); };
   state.on_change = [&](uint64_t, const ChangeSet& c) {
     hub.publish(c);
     inventory.state_changed();
+    feed.state_changed(c);
   };
   state.set_retention(config_.retention);
   std::function<void()> prune = [&] {
@@ -189,7 +196,7 @@ ControllerNode::End ControllerNode::serve(bool leading) {
     view = std::make_unique<ElectionView>(*election_, leading);
     api.set_leadership(view.get());
   }
-  HttpServer server(io, config_.listen, api, hub, state, metrics, config_.limits);
+  HttpServer server(io, config_.listen, api, hub, state, feed, metrics, config_.limits);
   if (config_.tls.any()) server.set_tls(make_server_tls(config_.tls));
   server.start();
   if (!config_.port_file.empty()) {

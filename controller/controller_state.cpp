@@ -186,7 +186,7 @@ Host ControllerState::put_host(const Host& h) {
   if (it != hosts_.end() && it->second == h) return h;  // unchanged: no new generation
   commit({record("host", h.id.str(), h)}, {});
   hosts_[h.id] = h;
-  if (on_change) on_change(generation_, ChangeSet{true, {}});
+  if (on_change) on_change(generation_, ChangeSet::of_topology());
   return h;
 }
 
@@ -200,7 +200,7 @@ void ControllerState::delete_host(const HostId& id) {
   }
   commit({}, {{"host", id.str()}});
   hosts_.erase(id);
-  if (on_change) on_change(generation_, ChangeSet{true, {}});
+  if (on_change) on_change(generation_, ChangeSet::of_topology());
 }
 
 Network ControllerState::create_network(const Network& n) {
@@ -215,7 +215,7 @@ Network ControllerState::create_network(const Network& n) {
   }
   commit({record("network", n.id.str(), n)}, {});
   networks_[n.id] = n;
-  if (on_change) on_change(generation_, ChangeSet{true, {}});
+  if (on_change) on_change(generation_, ChangeSet::of_topology());
   return n;
 }
 
@@ -238,7 +238,7 @@ void ControllerState::delete_network(const NetworkId& id) {
   }
   commit({}, {{"network", id.str()}});
   networks_.erase(id);
-  if (on_change) on_change(generation_, ChangeSet{true, {}});
+  if (on_change) on_change(generation_, ChangeSet::of_topology());
 }
 
 std::optional<ControllerState::PlacementProblem> ControllerState::placement_problem(
@@ -302,7 +302,7 @@ Port ControllerState::create_port(const Port& p) {
   std::string text = rec.body;
   commit({std::move(rec)}, {});
   set_port(nullptr, p, std::move(text));
-  if (on_change) on_change(generation_, ChangeSet{false, {{std::nullopt, p}}});
+  if (on_change) on_change(generation_, ChangeSet::of_port(std::nullopt, p));
   return p;
 }
 
@@ -316,7 +316,7 @@ Port ControllerState::replace_port(const Port& p) {
   commit({std::move(rec)}, {});
   const Port before = it->second;
   set_port(&before, p, std::move(text));
-  if (on_change) on_change(generation_, ChangeSet{false, {{before, p}}});
+  if (on_change) on_change(generation_, ChangeSet::of_port(before, p));
   return p;
 }
 
@@ -334,7 +334,7 @@ void ControllerState::delete_port(const PortId& id) {
   ifaces_.erase(before.iface_id);
   ports_.erase(id);
   port_json_.erase(id);
-  if (on_change) on_change(generation_, ChangeSet{false, {{before, std::nullopt}}});
+  if (on_change) on_change(generation_, ChangeSet::of_port(before, std::nullopt));
 }
 
 const Port* ControllerState::port_of_iface(const std::string& iface_id) const {
@@ -484,7 +484,7 @@ Migration ControllerState::put_migration(const Migration& m) {
   migrations_[m.id] = m;
   count_migration(m.id);
   index_migration(m);
-  if (on_change) on_change(generation_, ChangeSet{});  // no agent's slice changed
+  if (on_change) on_change(generation_, ChangeSet::of_migration(m.id));  // no slice changed
   return m;
 }
 
@@ -498,7 +498,7 @@ void ControllerState::put_port_and_migration(const Port& p, const Migration& m) 
   migrations_[m.id] = m;
   count_migration(m.id);
   index_migration(m);
-  if (on_change) on_change(generation_, ChangeSet{false, {{before, p}}});
+  if (on_change) on_change(generation_, ChangeSet::of_port(before, p, m.id));
 }
 
 void ControllerState::set_port(const Port* before, const Port& after, std::string json) {

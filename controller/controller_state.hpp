@@ -28,6 +28,26 @@ struct PortChange {
 struct ChangeSet {
   bool topology = false;  // hosts or networks changed: re-slice every agent
   std::vector<PortChange> ports;
+  std::vector<MigrationId> migrations;  // written in this commit (the console follows them)
+
+  static ChangeSet of_topology() {
+    ChangeSet c;
+    c.topology = true;
+    return c;
+  }
+  // One port changed (created: no before; deleted: no after), and with it perhaps a migration.
+  static ChangeSet of_port(std::optional<Port> before, std::optional<Port> after,
+                           std::optional<MigrationId> migration = std::nullopt) {
+    ChangeSet c;
+    c.ports.push_back({std::move(before), std::move(after)});
+    if (migration) c.migrations.push_back(*migration);
+    return c;
+  }
+  static ChangeSet of_migration(const MigrationId& id) {
+    ChangeSet c;
+    c.migrations.push_back(id);
+    return c;
+  }
 };
 
 // How much history is kept, in memory and in the store: of the audit log, and of finished

@@ -256,6 +256,112 @@ class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>>, 
   std::string cert_host_;  // with TLS: the host id its certificate names
 };
 
+// A GET /v1/events client (the console): the response head, then the EventFeed's events as they
+// come, close-delimited, with a comment line every kKeepalive so that a peer that went away is
+// noticed and proxies keep the stream open (the keepalive timer's handler holds the session
+// until it closes). Each write has kWriteTimeout. Its queue is bounded as an agent's is: a client
+// that does not read is closed, and reconnects to a fresh snapshot.
+template <typename Stream>
+class EventStreamSession : public std::enable_shared_from_this<EventStreamSession<Stream>>,
+                           public TlsPeer {
+  using std::enable_shared_from_this<EventStreamSession<Stream>>::shared_from_this;
+
+ public:
+  static constexpr std::chrono::seconds kKeepalive{15};
+  static constexpr std::chrono::seconds kWriteTimeout{30};
+
+  EventStreamSession(Stream stream, Slot slot, EventFeed& feed, bool has_certificate)
+      : stream_(std::move(stream)),
+        slot_(std::move(slot)),
+        queue_(slot_.gate().limits().agent_send_queue_bytes),
+        timer_(stream_.get_executor()),
+        feed_(feed),
+        has_certificate_(has_certificate) {}
+
+  void run() {
+    beast::get_lowest_layer(stream_).expires_never();
+    push(
+        "HTTP/1.1 200 OK\r\nServer: cutover-controller\r\nContent-Type: text/event-stream\r\n"
+        "Cache-Control: no-store\r\nX-Accel-Buffering: no\r\nConnection: close\r\n\r\n");
+    std::weak_ptr<EventStreamSession> weak = shared_from_this();
+    id_ = feed_.subscribe([weak](const std::string& text) {
+      if (auto s = weak.lock()) s->push(text);
+    });
+    keepalive();
+  }
+
+  void recheck(asio::ssl::context& ctx) override {
+    if constexpr (std::is_same_v<Stream, TlsStream>) {
+      if (closed_ || !has_certificate_ || peer_still_valid(stream_.native_handle(), ctx)) return;
+      slot_.gate().metrics().auth_refused("certificate_revoked");
+      close();
+    }
+  }
+
+ private:
+  void keepalive() {
+    timer_.expires_after(kKeepalive);
+    timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (ec || self->closed_) return;
+      self->push(": keepalive\n\n");
+      self->keepalive();
+    });
+  }
+
+  void push(std::string text) {
+    if (closed_) return;
+    const bool idle = queue_.empty();
+    if (!queue_.push(std::move(text))) {
+      logger("http")->warn("event stream client: {} bytes queued and not read; closing it",
+                           queue_.bytes());
+      close();
+      return;
+    }
+    if (idle) write_next();
+  }
+
+  void write_next() {
+    beast::get_lowest_layer(stream_).expires_after(kWriteTimeout);
+    asio::async_write(stream_, asio::buffer(queue_.front()),
+                      [self = shared_from_this()](beast::error_code ec, size_t) {
+                        if (ec || self->closed_) {
+                          self->close();
+                          return;
+                        }
+                        self->queue_.pop();
+                        if (!self->queue_.empty()) {
+                          self->write_next();
+                        } else {
+                          beast::get_lowest_layer(self->stream_).expires_never();
+                        }
+                      });
+  }
+
+  // push() runs inside the feed's publish, in the very callback close() would unsubscribe: the
+  // unsubscribing and the socket's end come after this returns. The pending keepalive is
+  // cancelled; the last handler holding the session lets it go.
+  void close() {
+    if (closed_) return;
+    closed_ = true;
+    timer_.cancel();
+    asio::post(stream_.get_executor(), [self = shared_from_this()] {
+      self->feed_.unsubscribe(self->id_);
+      beast::error_code ignored;
+      beast::get_lowest_layer(self->stream_).socket().shutdown(tcp::socket::shutdown_both, ignored);
+      beast::get_lowest_layer(self->stream_).close();
+    });
+  }
+
+  Stream stream_;
+  Slot slot_;
+  SendQueue queue_;
+  asio::steady_timer timer_;
+  EventFeed& feed_;
+  bool has_certificate_;
+  uint64_t id_ = 0;
+  bool closed_ = false;
+};
+
 // One HTTP connection over the plain or the TLS stream; with TLS, `peer` is what the client's
 // certificate proved (if it showed one). A session whose certificate gave it a role is a TlsPeer:
 // a keep-alive connection must not outlive its certificate's revocation.
@@ -265,14 +371,15 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>>, pu
 
  public:
   HttpSession(Stream stream, Slot slot, std::shared_ptr<std::array<char, 65536>> scratch,
-              RestApi& api, AgentHub& hub, ControllerState& state, PeerIdentity peer = {},
-              std::shared_ptr<TlsPeers> peers = nullptr)
+              RestApi& api, AgentHub& hub, ControllerState& state, EventFeed& feed,
+              PeerIdentity peer = {}, std::shared_ptr<TlsPeers> peers = nullptr)
       : stream_(std::move(stream)),
         slot_(std::move(slot)),
         scratch_(std::move(scratch)),
         api_(api),
         hub_(hub),
         state_(state),
+        feed_(feed),
         peer_(std::move(peer)),
         peers_(std::move(peers)) {}
 
@@ -415,6 +522,14 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>>, pu
       res = {
           500, error_body("internal", "the controller failed to answer"), "application/json", {}};
     }
+    if (res.event_stream) {
+      handed_over_ = true;
+      auto events = std::make_shared<EventStreamSession<Stream>>(
+          std::move(stream_), std::move(slot_), feed_, peer_.verified);
+      if (peers_ && peer_.verified) peers_->add(events);
+      events->run();
+      return;
+    }
     reply(res.status, std::move(res.body), req.keep_alive(), 0, {}, res.content_type,
           std::move(res.headers));
   }
@@ -467,9 +582,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>>, pu
   RestApi& api_;
   AgentHub& hub_;
   ControllerState& state_;
+  EventFeed& feed_;
   PeerIdentity peer_;                // with TLS: what the client's certificate proved
   std::shared_ptr<TlsPeers> peers_;  // with TLS: where a session with a certificate registers
-  bool handed_over_ = false;         // the stream went to an AgentSession
+  bool handed_over_ = false;         // the stream went to an AgentSession or EventStreamSession
 };
 
 // A connection over a cap: told so in one write that cannot block (a fresh socket's send buffer
@@ -494,14 +610,15 @@ void refuse(tcp::socket& socket, const char* why) {
 
 struct HttpServer::Impl {
   Impl(asio::io_context& io, const tcp::endpoint& ep, RestApi& api, AgentHub& hub,
-       ControllerState& state, Metrics& metrics, HttpLimits limits)
+       ControllerState& state, EventFeed& feed, Metrics& metrics, HttpLimits limits)
       : acceptor(io, ep),
         backoff_timer(io),
         gate(std::make_shared<ConnectionGate>(limits, metrics)),
         scratch(std::make_shared<std::array<char, 65536>>()),
         api(api),
         hub(hub),
-        state(state) {}
+        state(state),
+        feed(feed) {}
 
   void accept() {
     acceptor.async_accept([this](beast::error_code ec, tcp::socket socket) {
@@ -548,7 +665,7 @@ struct HttpServer::Impl {
     socket.set_option(tcp::no_delay(true), ignored);
     if (!tls) {
       std::make_shared<HttpSession<PlainStream>>(PlainStream(std::move(socket)), Slot(gate),
-                                                 scratch, api, hub, state)
+                                                 scratch, api, hub, state, feed)
           ->read();
       return;
     }
@@ -571,8 +688,9 @@ struct HttpServer::Impl {
         return;
       }
       const auto peer = peer_identity(h->stream.native_handle());
-      auto session = std::make_shared<HttpSession<TlsStream>>(
-          std::move(h->stream), std::move(h->slot), scratch, api, hub, state, peer, tls_peers);
+      auto session =
+          std::make_shared<HttpSession<TlsStream>>(std::move(h->stream), std::move(h->slot),
+                                                   scratch, api, hub, state, feed, peer, tls_peers);
       if (peer.verified) tls_peers->add(session);
       session->read();
     });
@@ -591,11 +709,13 @@ struct HttpServer::Impl {
   RestApi& api;
   AgentHub& hub;
   ControllerState& state;
+  EventFeed& feed;
 };
 
 HttpServer::HttpServer(asio::io_context& io, const tcp::endpoint& listen, RestApi& api,
-                       AgentHub& hub, ControllerState& state, Metrics& metrics, HttpLimits limits)
-    : impl_(std::make_unique<Impl>(io, listen, api, hub, state, metrics, limits)) {}
+                       AgentHub& hub, ControllerState& state, EventFeed& feed, Metrics& metrics,
+                       HttpLimits limits)
+    : impl_(std::make_unique<Impl>(io, listen, api, hub, state, feed, metrics, limits)) {}
 
 HttpServer::~HttpServer() = default;
 

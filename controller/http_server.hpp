@@ -1,6 +1,7 @@
 // HttpServer: Boost.Beast HTTP/1.1 (keep-alive) in front of RestApi, plus the agent channel:
 // a WebSocket upgrade on /v1/agent, authenticated by the same bearer token, whose sessions are
-// registered with the AgentHub. Single-threaded on the controller's io_context. It cannot be
+// registered with the AgentHub; and GET /v1/events, a Server-Sent Events stream from the
+// EventFeed. Single-threaded on the controller's io_context. It cannot be
 // exhausted from outside: connections are capped (ConnectionGate), the token is checked on the
 // header before any body is read, every phase has a deadline, and an agent's send queue is
 // bounded (SendQueue).
@@ -16,6 +17,7 @@
 #include "agent_hub.hpp"
 #include "connection_gate.hpp"
 #include "controller_state.hpp"
+#include "event_feed.hpp"
 #include "metrics.hpp"
 #include "rest_api.hpp"
 
@@ -24,7 +26,7 @@ namespace cutover::controller {
 class HttpServer {
  public:
   HttpServer(boost::asio::io_context& io, const boost::asio::ip::tcp::endpoint& listen,
-             RestApi& api, AgentHub& hub, ControllerState& state, Metrics& metrics,
+             RestApi& api, AgentHub& hub, ControllerState& state, EventFeed& feed, Metrics& metrics,
              HttpLimits limits = {});
   ~HttpServer();
   uint16_t port() const;

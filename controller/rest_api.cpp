@@ -5,6 +5,7 @@
 #include <cctype>
 #include <sstream>
 
+#include "console_assets.hpp"
 #include "json_codec.hpp"
 #include "json_reader.hpp"
 #include "logging.hpp"
@@ -194,6 +195,10 @@ const std::vector<RestApi::Route>& RestApi::table() {
       {"GET", "/healthz", &RestApi::get_health},
       {"GET", "/metrics", &RestApi::get_metrics},
       {"GET", "/v1/openapi.yaml", &RestApi::get_openapi},
+      {"GET", "/", &RestApi::get_console},
+      {"GET", "/console.js", &RestApi::get_console_js},
+      {"GET", "/console.css", &RestApi::get_console_css},
+      {"GET", "/v1/events", &RestApi::get_events},
       {"GET", "/v1/hosts", &RestApi::list_hosts},
       {"POST", "/v1/hosts", &RestApi::create_host},
       {"GET", "/v1/hosts/{id}", &RestApi::get_host},
@@ -260,11 +265,11 @@ std::optional<HttpResponse> RestApi::not_here(const std::string& method, const s
   if (!leadership_ || leadership_->leading()) return std::nullopt;
   // Reads are served from the follower's copy of the state, but which agents are connected is
   // known only where they are: the leader.
-  // The same for the inventory, judged from the agents' reports.
+  // The same for the inventory, judged from the agents' reports, and for the live events.
   auto is = [&](const char* path) {
     return target == path || target.rfind(std::string(path) + "?", 0) == 0;
   };
-  const bool leader_only = is("/v1/agents") || is("/v1/inventory");
+  const bool leader_only = is("/v1/agents") || is("/v1/inventory") || is("/v1/events");
   if (!agent_channel && !leader_only && (method == "GET" || method == "HEAD")) return std::nullopt;
   const std::string leader = leadership_->leader();
   HttpResponse res;
@@ -290,8 +295,11 @@ std::optional<HttpResponse> RestApi::not_here(const std::string& method, const s
 }
 
 bool RestApi::is_open(const std::string& method, const std::string& target) {
+  // The console's page and assets hold no data: the page asks for the token and sends it with
+  // every request it makes (REST and the event stream), as cutoverctl does.
   return method == "GET" &&
-         (target == "/healthz" || target == "/metrics" || target == "/v1/openapi.yaml");
+         (target == "/healthz" || target == "/metrics" || target == "/v1/openapi.yaml" ||
+          target == "/" || target == "/console.js" || target == "/console.css");
 }
 
 HttpResponse RestApi::handle(const HttpRequest& req) {
@@ -375,6 +383,37 @@ HttpResponse RestApi::get_metrics(const HttpRequest&, const Params&) {
 
 HttpResponse RestApi::get_openapi(const HttpRequest&, const Params&) {
   return {200, openapi_, "application/yaml", {}};
+}
+
+namespace {
+// Assets compiled in; nothing the page loads comes from elsewhere (the policy says so too).
+HttpResponse asset(const char* body, const char* type) {
+  return {200,
+          body,
+          type,
+          {{"Cache-Control", "no-cache"},
+           {"X-Content-Type-Options", "nosniff"},
+           {"Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"}}};
+}
+}  // namespace
+
+HttpResponse RestApi::get_console(const HttpRequest&, const Params&) {
+  return asset(kConsoleHtml, "text/html; charset=utf-8");
+}
+
+HttpResponse RestApi::get_console_js(const HttpRequest&, const Params&) {
+  return asset(kConsoleJs, "text/javascript; charset=utf-8");
+}
+
+HttpResponse RestApi::get_console_css(const HttpRequest&, const Params&) {
+  return asset(kConsoleCss, "text/css; charset=utf-8");
+}
+
+HttpResponse RestApi::get_events(const HttpRequest&, const Params&) {
+  HttpResponse res{200, "", "text/event-stream", {{"Cache-Control", "no-store"}}};
+  res.event_stream = true;
+  return res;
 }
 
 HttpResponse RestApi::list_hosts(const HttpRequest&, const Params&) {
@@ -543,17 +582,7 @@ HttpResponse RestApi::approve_migration(const HttpRequest&, const Params& p) {
 
 HttpResponse RestApi::list_agents(const HttpRequest&, const Params&) {
   json arr = json::array();
-  for (const auto& [host, info] : hub_.agents()) {
-    arr.push_back({{"host", host.str()},
-                   {"connected", info.connected},
-                   {"sent_generation", info.sent_generation},
-                   {"applied_generation", info.applied_generation},
-                   {"partial_generation", info.partial_generation},
-                   {"waiting_for", info.waiting_for},
-                   {"awaiting_taps", info.report.awaiting_taps},
-                   {"bound_ports", info.report.bound_ports},
-                   {"last_error", info.last_error}});
-  }
+  for (const auto& [host, info] : hub_.agents()) arr.push_back(to_json(host, info));
   return ok(arr);
 }
 

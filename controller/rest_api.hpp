@@ -30,6 +30,9 @@ struct HttpResponse {
   std::string body;
   std::string content_type = "application/json";
   std::vector<std::pair<std::string, std::string>> headers;  // more header fields (Location)
+  // GET /v1/events allowed: the HTTP server hands the connection to the EventFeed, which
+  // streams from here on (the body is unused).
+  bool event_stream = false;
 };
 
 class RestApi {
@@ -78,6 +81,10 @@ class RestApi {
   HttpResponse get_health(const HttpRequest&, const Params&);
   HttpResponse get_metrics(const HttpRequest&, const Params&);
   HttpResponse get_openapi(const HttpRequest&, const Params&);
+  HttpResponse get_console(const HttpRequest&, const Params&);
+  HttpResponse get_console_js(const HttpRequest&, const Params&);
+  HttpResponse get_console_css(const HttpRequest&, const Params&);
+  HttpResponse get_events(const HttpRequest&, const Params&);
   HttpResponse list_hosts(const HttpRequest&, const Params&);
   HttpResponse create_host(const HttpRequest&, const Params&);
   HttpResponse get_host(const HttpRequest&, const Params&);
