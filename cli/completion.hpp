@@ -1,23 +1,24 @@
-// Shell completion for cutoverctl, generated from what the program already says: the commands
-// and their verbs from its usage text (lines "  COMMAND VERB ... | VERB ..." under
-// "Commands:"), the flags from its Options table. `cutoverctl completion bash` prints it; the
-// build installs it for bash-completion.
+// Shell completion for cutoverctl, generated from its command tree (CommandLine): commands, their
+// verbs, and the flags each one takes. `cutoverctl completion bash` prints it; the build installs
+// it for bash-completion.
 #pragma once
 
-#include <map>
-#include <set>
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace cutover::cli {
 
-// command -> its verbs (empty: the command takes none, or only operands).
-std::map<std::string, std::set<std::string>> commands_of_usage(const std::string& usage);
+// A command (or the program, at the root) with its flags and its sub-commands.
+struct CompletionNode {
+  std::string name;
+  std::vector<std::pair<std::string, bool>> flags;  // name without "--", takes a value
+  std::vector<CompletionNode> children;
+};
 
-// A bash completion script for `program`: commands, then verbs, then flags (a flag that takes a
-// value consumes the next word).
-std::string bash_completion(const std::string& program, const std::string& usage,
-                            const std::vector<std::pair<std::string, bool>>& flags);
+// A bash completion script for `program`: at each position, the sub-commands of the command
+// named so far; after "-", the flags of that command and of those above it (a flag that takes a
+// value consumes the next word, where nothing is offered).
+std::string bash_completion(const std::string& program, const CompletionNode& root);
 
 }  // namespace cutover::cli

@@ -10,9 +10,9 @@
 #include <sstream>
 #include <thread>
 
-#include "completion.hpp"
+#include "command_line.hpp"
 #include "http_client.hpp"
-#include "options.hpp"
+#include "options.hpp"  // read_token_file
 #include "parse_error.hpp"
 #include "pki.hpp"
 #include "tls.hpp"
@@ -22,70 +22,6 @@ using namespace cutover::cli;
 using nlohmann::json;
 
 namespace {
-
-const char* kUsage = R"(Usage: cutoverctl [--controller URL] [--token-file F] [--json] COMMAND
-
-Commands:
-  hosts list | show ID | delete ID
-  hosts create --id ID --underlay-ip IP [--backend ovs|linux] [--labels k=v,...]
-  networks list | show ID | delete ID
-  networks create --id ID --vni N [--mtu N] [--name NAME]
-  ports list | show ID | delete ID
-  ports create --id ID --mac MAC --network NET [--ips IP,...] [--host H] [--iface-id X] [--labels k=v,...]
-               [--volume ID=NQN@TRADDR[:TRSVCID]]  the VM's NVMe/TCP volume ([v6addr]:port)
-               [--allow PROTO[:PORT],...]   stateful firewall: new connections allowed only for
-                                            these (tcp, udp, icmp); replies always; "none" = none
-               [--to-vm KBIT_S[:BURST_KBIT]] [--from-vm KBIT_S[:BURST_KBIT]]
-                                            rate limits that follow the VM (kbit/s, burst in kbit)
-  ports place ID --host H
-  migrations list [--limit N [--after ID]] | show ID | cancel ID | approve ID
-  migrations create (--port P | --vm DOMAIN) --to HOST [--no-conntrack-carry] [LIBVIRT]
-  migrate PORT|VM --to HOST [--wait] [--timeout-s N] [--no-conntrack-carry] [LIBVIRT]
-                                 LIBVIRT: [--no-persist] [--auto-converge] [--compressed]
-                                 [--bandwidth-mib-s N], how the source's libvirt migrates (what
-                                 is not given: the source agent's --migrate-* defaults)
-                                 a name that is not a port is taken as a libvirt domain name
-  agents
-  inventory                      the VMs' interfaces the agents report (libvirt), the port
-                                 each is, or why none was made
-  mappings list | show LIBVIRT_NET | delete LIBVIRT_NET
-  mappings set LIBVIRT_NET [--network NET] [--portgroups PG=NET,...]
-                                 interfaces on that libvirt network (portgroup) become ports
-                                 of that cutover network
-  audit [--limit N [--after SEQ]]
-                                 with --limit, one page (oldest first); a full page prints on
-                                 stderr the --after that fetches the next
-  completion bash                the bash completion script (the package installs it)
-  pki init [--name CA_NAME] [--days N]      a certificate authority in --pki-dir
-  pki issue NAME [--role agent|controller|admin|reader] [--dns D,...] [--ips IP,...] [--days N]
-                                 key + certificate: an agent's NAME is its host id; a
-                                 controller's lists the DNS names and IPs agents dial
-  pki revoke NAME                add NAME's certificate to crl.pem (the controller reloads it
-                                 on SIGHUP)
-  pki crl                        rewrite crl.pem (it is valid for 30 days)
-
-The controller defaults to $CUTOVER_CONTROLLER or http://127.0.0.1:8180; the token to the first
-line of --token-file, else $CUTOVER_TOKEN. For https:// give the CA (--tls-ca, or
-$CUTOVER_TLS_CA) and a token, or a client certificate (--tls-cert, --tls-key).
-)";
-
-struct Flags {
-  std::string controller;
-  std::string token_file;
-  std::string pki_dir = "/etc/cutover/pki";
-  TlsFiles tls;
-  std::string role = "agent", dns;
-  int64_t days = 0;
-  bool json_out = false;
-  std::string id, underlay_ip, backend, labels, vni, mtu, name, mac, network, ips, host, iface_id,
-      port, to, allow, volume, vm, after, portgroups, to_vm, from_vm;
-  int64_t limit = 0;  // 0: no paging, everything
-  bool wait = false;
-  bool no_conntrack_carry = false;
-  bool no_persist = false, auto_converge = false, compressed = false;
-  int64_t bandwidth_mib_s = 0;
-  int64_t timeout_s = 600;
-};
 
 // Percent-encodes everything but RFC 3986 unreserved characters (for a name in a URL path).
 std::string url_escape(const std::string& s) {
@@ -532,8 +468,7 @@ std::vector<std::string> split_commas(const std::string& s) {
   return out;
 }
 
-int run_pki(const Flags& f, const Options& opts) {
-  const auto& args = opts.positional();
+int run_pki(const Flags& f, const std::vector<std::string>& args) {
   const std::string verb = args.size() > 1 ? args[1] : "";
   Pki pki(f.pki_dir);
   if (verb == "init" && args.size() == 2) {
@@ -574,60 +509,13 @@ int main(int argc, char** argv) {
   Flags f;
   const char* env_controller = std::getenv("CUTOVER_CONTROLLER");
   f.controller = env_controller ? env_controller : "http://127.0.0.1:8180";
-  Options opts("cutoverctl", kUsage);
-  opts.add("controller", &f.controller, "controller base URL");
-  opts.add("token-file", &f.token_file, "file whose first line is the shared token");
-  opts.add("json", &f.json_out, "print JSON instead of tables");
-  for (auto [name, target] :
-       std::initializer_list<std::pair<const char*, std::string*>>{{"id", &f.id},
-                                                                   {"underlay-ip", &f.underlay_ip},
-                                                                   {"backend", &f.backend},
-                                                                   {"labels", &f.labels},
-                                                                   {"vni", &f.vni},
-                                                                   {"mtu", &f.mtu},
-                                                                   {"name", &f.name},
-                                                                   {"mac", &f.mac},
-                                                                   {"network", &f.network},
-                                                                   {"ips", &f.ips},
-                                                                   {"host", &f.host},
-                                                                   {"iface-id", &f.iface_id},
-                                                                   {"port", &f.port},
-                                                                   {"to", &f.to},
-                                                                   {"allow", &f.allow},
-                                                                   {"volume", &f.volume},
-                                                                   {"vm", &f.vm},
-                                                                   {"after", &f.after},
-                                                                   {"portgroups", &f.portgroups},
-                                                                   {"to-vm", &f.to_vm},
-                                                                   {"from-vm", &f.from_vm}}) {
-    opts.add(name, target, "see Commands");
-  }
-  opts.add("wait", &f.wait, "migrate: follow the migration until it ends");
-  opts.add("no-persist", &f.no_persist,
-           "migrate: leave the domain's definition on the source (libvirt; default: the agent's)");
-  opts.add("auto-converge", &f.auto_converge, "migrate: libvirt's auto-converge");
-  opts.add("compressed", &f.compressed, "migrate: compressed memory pages (libvirt)");
-  opts.add("bandwidth-mib-s", &f.bandwidth_mib_s, "migrate: cap libvirt's migration stream");
-  opts.add("no-conntrack-carry", &f.no_conntrack_carry,
-           "migrate: leave the source's connection tracking behind (for comparisons)");
-  opts.add("timeout-s", &f.timeout_s, "migrate --wait: give up after this many seconds");
-  opts.add("limit", &f.limit, "migrations list, audit: one page of this many");
-  opts.add("tls-ca", &f.tls.ca, "https://: the CA that signed the controller's certificate");
-  opts.add("tls-cert", &f.tls.cert,
-           "https://: a client certificate (role admin or reader) to authenticate by, no token");
-  opts.add("tls-key", &f.tls.key, "https://: the key of --tls-cert");
-  opts.add("pki-dir", &f.pki_dir, "pki: the certificate authority's directory");
-  opts.add("role", &f.role, "pki issue: agent, controller, admin or reader");
-  opts.add("dns", &f.dns, "pki issue: more DNS names for the certificate, comma-separated");
-  opts.add("days", &f.days, "pki init/issue: validity (default 3650 for a CA, 825 otherwise)");
+  CommandLine cmd(f);
   try {
-    if (!opts.parse(argc, argv)) return 0;
-    if (!opts.positional().empty() && opts.positional()[0] == "pki") return run_pki(f, opts);
-    if (!opts.positional().empty() && opts.positional()[0] == "completion") {
-      if (opts.positional().size() != 2 || opts.positional()[1] != "bash") {
-        throw Fail("completion: only bash (cutoverctl completion bash)");
-      }
-      std::fputs(cli::bash_completion("cutoverctl", kUsage, opts.flags()).c_str(), stdout);
+    if (!cmd.parse(argc, argv)) return 0;
+    const auto& words = cmd.words();
+    if (words[0] == "pki") return run_pki(f, words);
+    if (words[0] == "completion") {
+      std::fputs(cli::bash_completion("cutoverctl", cmd.completion_tree()).c_str(), stdout);
       return 0;
     }
     std::string token;
@@ -650,7 +538,7 @@ int main(int argc, char** argv) {
     }
     HttpClient http(f.controller, token, tls);
     Ctl ctl(http, f);
-    return ctl.run(opts.positional());
+    return ctl.run(words);
   } catch (const ParseError& e) {
     std::fprintf(stderr, "cutoverctl: %s\n", e.what());
     return 2;

@@ -1,6 +1,8 @@
 // Options: flag and config-file parsing.
 #include "options.hpp"
 
+#include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -140,48 +142,69 @@ bool Options::parse(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   // The config file comes first so that flags override it wherever they appear.
   for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--") break;
     if (args[i] == "--config" && i + 1 < args.size()) load_config(args[i + 1]);
     if (args[i].rfind("--config=", 0) == 0) load_config(args[i].substr(9));
   }
-  for (size_t i = 0; i < args.size(); ++i) {
-    const auto& a = args[i];
-    if (a == "--help" || a == "-h") {
-      std::fputs(help().c_str(), stdout);
-      return false;
+  // CLI11 splits the command line (--name value, --name=value, switches, "--", operands); every
+  // value goes through set(), as a config file's do. Help and the version are ours: help() is
+  // what the man pages are made from.
+  CLI::App app(summary_, program_);
+  app.set_help_flag();
+  bool want_help = false, want_version = false;
+  app.add_flag("-h,--help", want_help);
+  app.add_flag("--version", want_version);
+  std::string config;
+  app.add_option("--config", config);
+  for (const auto& spec : specs_) {
+    const std::string flag = "--" + spec.name;
+    if (auto* b = std::get_if<bool*>(&spec.target)) {
+      app.add_flag(flag, **b);  // bare, or --name=true|false
+    } else {
+      app.add_option_function<std::string>(
+             flag, [this, &spec, flag](const std::string& v) { set(spec, v, flag); })
+          ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
     }
-    if (a == "--version") {
-      std::printf("%s %s\n", program_.c_str(), kVersion);
-      return false;
+  }
+  app.add_option("operands", positional_);
+  app.allow_extras();
+  std::reverse(args.begin(), args.end());  // CLI11 takes them last first
+  try {
+    app.parse(args);
+  } catch (const CLI::ArgumentMismatch& e) {
+    throw ParseError(culprit(e.what()), "needs a value");
+  } catch (const CLI::ParseError& e) {
+    throw ParseError(culprit(e.what()), e.what());
+  }
+  if (want_help) {
+    std::fputs(help().c_str(), stdout);
+    return false;
+  }
+  if (want_version) {
+    std::printf("%s %s\n", program_.c_str(), kVersion);
+    return false;
+  }
+  // What no option took: unknown flags are refused; what follows "--" is operands.
+  const auto rest = app.remaining();
+  for (size_t i = 0; i < rest.size(); ++i) {
+    if (rest[i] == "--") {
+      positional_.insert(positional_.end(), rest.begin() + static_cast<std::ptrdiff_t>(i) + 1,
+                         rest.end());
+      break;
     }
-    if (a.rfind("--", 0) != 0 || a == "--") {
-      positional_.push_back(a);
-      continue;
+    if (rest[i].rfind("-", 0) == 0) {
+      throw ParseError(rest[i].substr(0, rest[i].find('=')), "unknown option (see --help)");
     }
-    std::string name = a.substr(2), value;
-    bool has_value = false;
-    if (auto eq = name.find('='); eq != std::string::npos) {
-      value = name.substr(eq + 1);
-      name = name.substr(0, eq);
-      has_value = true;
-    }
-    if (name == "config") {
-      if (!has_value) ++i;
-      continue;
-    }
-    const Spec* spec = find(name);
-    if (!spec) throw ParseError("--" + name, "unknown option (see --help)");
-    if (!has_value) {
-      if (std::holds_alternative<bool*>(spec->target)) {
-        value = "true";
-      } else if (i + 1 < args.size()) {
-        value = args[++i];
-      } else {
-        throw ParseError("--" + name, "needs a value");
-      }
-    }
-    set(*spec, value, "--" + name);
+    positional_.push_back(rest[i]);
   }
   return true;
+}
+
+std::string Options::culprit(const std::string& message) const {
+  for (const auto& s : specs_) {
+    if (message.find("--" + s.name) != std::string::npos) return "--" + s.name;
+  }
+  return message.find("--config") != std::string::npos ? "--config" : program_;
 }
 
 std::vector<std::pair<std::string, bool>> Options::flags() const {

@@ -1,10 +1,11 @@
-// Options: command-line flags plus an optional JSON config file for the daemons and the CLI.
-// Each option is declared once (name, help, target); `--config FILE` fills options from a config
+// Options: the daemons' command-line flags (parsed by CLI11) plus an optional config file. Each
+// option is declared once (name, help, target); `--config FILE` fills options from a config
 // file, then flags override it. The file is either `name = value` lines (names as the flags,
 // without "--"; '#' starts a comment; what /etc/cutover ships) or a JSON object whose keys are the
-// option names with '_' for '-'. Unknown flags,
-// unknown config keys and wrong types are ParseErrors naming the flag or field. Only main() uses
-// this: libraries take plain config structs.
+// option names with '_' for '-'; both are read here, so that an error names the file's line.
+// Every value, from a flag or a file, is converted by the same code. Unknown flags, unknown
+// config keys and wrong types are ParseErrors naming the flag or field. Only main() uses this:
+// libraries take plain config structs.
 #pragma once
 
 #include <cstdint>
@@ -47,6 +48,8 @@ class Options {
     bool secret = false;
   };
   const Spec* find(const std::string& name) const;
+  // The flag a CLI11 error message is about ("--name"), else the program.
+  std::string culprit(const std::string& message) const;
   void set(const Spec& spec, const std::string& value, const std::string& field);
   void load_config(const std::string& path);
   void load_config_lines(const std::string& path, const std::string& text);

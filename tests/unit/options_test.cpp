@@ -62,6 +62,19 @@ TEST(Options, FlagsBothForms) {
   EXPECT_EQ(o.positional(), std::vector<std::string>{"pos"});
 }
 
+TEST(Options, SwitchValuesRepeatsAndOperandsAsCli11SplitsThem) {
+  Cfg c;
+  auto o = make(c);
+  ASSERT_TRUE(parse(o, {"--flag", "--flag=false", "--name=a", "--name", "b", "--", "--count"}));
+  EXPECT_FALSE(c.flag) << "the last wins";
+  EXPECT_EQ(c.name, "b");
+  EXPECT_EQ(c.count, 1);
+  EXPECT_EQ(o.positional(), std::vector<std::string>{"--count"}) << "after --: an operand";
+  EXPECT_NE(error_of({"-x"}).find("-x: unknown option"), std::string::npos);
+  EXPECT_NE(error_of({"--nope=3"}).find("--nope: unknown option"), std::string::npos);
+  EXPECT_NE(error_of({"--flag=maybe"}).find("--flag"), std::string::npos);
+}
+
 TEST(Options, ConfigLinesWithCommentsAndFlagPrecedence) {
   auto path = write("# comment\nname = \"from file\"  # trailing\n\ncount=7\nflag = true\n");
   Cfg c;
