@@ -19,9 +19,10 @@ $CUTOVER_TLS_CA) and a token, or a client certificate (--tls-cert, --tls-key).
 }  // namespace
 
 CommandLine::CommandLine(Flags& flags)
-    : app_("Command-line client for cutover-controller's REST API: tables by default, --json for "
-           "scripts.",
-           "cutoverctl"),
+    : app_(
+          "Command-line client for cutover-controller's REST API: tables by default, --json for "
+          "scripts.",
+          "cutoverctl"),
       f_(flags) {
   app_.set_version_flag("--version", std::string("cutoverctl ") + kVersion);
   app_.set_help_flag("-h,--help", "show this help (after a command: that command's)");
@@ -95,14 +96,24 @@ CommandLine::CommandLine(Flags& flags)
   value(ml, "after", &f_.after, "the page after this id");
   verb(migrations, "cancel", "cancel one (rolled back before the VM's pause)", "ID", "its id");
   verb(migrations, "approve", "approve one that waits for approval", "ID", "its id");
+  auto* mm =
+      verb(migrations, "measure", "record what a traffic test measured across a finished migration",
+           "ID", "its id");
+  value(mm, "pps", &f_.pps, "the probe stream's rate (required)");
+  value(mm, "sent", &f_.sent, "probe packets sent (required)");
+  value(mm, "lost", &f_.lost, "of which never came back (required)");
+  value(mm, "tcp-sessions", &f_.tcp_sessions, "TCP sessions open across it");
+  value(mm, "tcp-survived", &f_.tcp_survived, "of which survived");
+  value(mm, "by", &f_.by, "who measured");
   auto* mc = verb(migrations, "create", "request a migration (--port or --vm)");
   value(mc, "port", &f_.port, "the port to migrate");
   value(mc, "vm", &f_.vm, "or the libvirt domain (all its ports)");
   value(mc, "to", &f_.to, "destination host (required)");
   libvirt(mc);
 
-  auto* migrate = command("migrate", "migrate a port or a VM (a name that is no port is a libvirt "
-                                     "domain), and with --wait follow it to its end");
+  auto* migrate = command("migrate",
+                          "migrate a port or a VM (a name that is no port is a libvirt "
+                          "domain), and with --wait follow it to its end");
   operand_of_[migrate] = "PORT|VM";
   migrate->add_option("PORT|VM", operands_[migrate], "a port id or a libvirt domain name")
       ->required();
@@ -129,8 +140,9 @@ CommandLine::CommandLine(Flags& flags)
   value(audit, "limit", &f_.limit,
         "one page of this many; a full page prints on stderr the --after of the next");
   value(audit, "after", &f_.after, "the page after this seq");
-  auto* completion = command("completion", "print the shell completion script (the package "
-                                           "installs it)");
+  auto* completion = command("completion",
+                             "print the shell completion script (the package "
+                             "installs it)");
   operand_of_[completion] = "SHELL";
   completion->add_option("SHELL", operands_[completion], "bash")
       ->required()
@@ -213,7 +225,7 @@ bool CommandLine::parse(int argc, char** argv) {
     // Every command and verb with its flags (what the man page is made from).
     std::string out = app_.help();
     std::function<void(const CLI::App*, const std::string&)> all = [&](const CLI::App* a,
-                                                                          const std::string& at) {
+                                                                       const std::string& at) {
       for (const auto* sub : a->get_subcommands([](const CLI::App*) { return true; })) {
         out += "\n" + sub->help(at);
         all(sub, at + " " + sub->get_name());
@@ -232,8 +244,7 @@ bool CommandLine::parse(int argc, char** argv) {
       at = at->get_subcommands().front();
       where += (where.empty() ? "" : " ") + at->get_name();
     }
-    throw ParseError(where.empty() ? "cutoverctl" : where,
-                     std::string(e.what()) + " (see --help)");
+    throw ParseError(where.empty() ? "cutoverctl" : where, std::string(e.what()) + " (see --help)");
   }
   words_.clear();
   for (const CLI::App* at = &app_; !at->get_subcommands().empty();) {

@@ -33,6 +33,9 @@ struct Flags {
   bool no_persist = false, auto_converge = false, compressed = false;
   int64_t bandwidth_mib_s = 0;
   int64_t timeout_s = 600;
+  // migrations measure: what a traffic test measured (-1: not given)
+  int64_t pps = -1, sent = -1, lost = -1, tcp_sessions = -1, tcp_survived = -1;
+  std::string by;
 };
 
 class CommandLine {

@@ -229,6 +229,18 @@ class Ctl {
       auto p = call("GET", base + "/" + arg);
       p["host"] = f_.host;
       show(kind, call("PUT", base + "/" + arg, p));
+    } else if (kind == "migrations" && verb == "measure") {
+      json body = json::object();
+      for (auto [key, value, flag] :
+           {std::tuple{"pps", f_.pps, "--pps"}, std::tuple{"sent", f_.sent, "--sent"},
+            std::tuple{"lost", f_.lost, "--lost"}}) {
+        if (value < 0) throw Fail(std::string(flag) + " is required");
+        body[key] = value;
+      }
+      if (f_.tcp_sessions >= 0) body["tcp_sessions"] = f_.tcp_sessions;
+      if (f_.tcp_survived >= 0) body["tcp_survived"] = f_.tcp_survived;
+      if (!f_.by.empty()) body["by"] = f_.by;
+      show(kind, call("PUT", base + "/" + arg + "/measurement", body));
     } else if (kind == "migrations" && (verb == "cancel" || verb == "approve")) {
       need(arg, "ID");
       show(kind, call("POST", base + "/" + arg + "/" + verb));

@@ -371,6 +371,29 @@ Migration MigrationDriver::cancel(const MigrationId& id, const std::string& reas
   return state_.migrations().at(id);
 }
 
+Migration MigrationDriver::record_measurement(const MigrationId& id, const Measurement& measured) {
+  auto it = state_.migrations().find(id);
+  if (it == state_.migrations().end())
+    throw ApiError(404, "not_found", "", "no migration '" + id.str() + "'");
+  if (!is_terminal(it->second.state)) {
+    throw ApiError(409, "conflict", "state",
+                   "migration " + id.str() + " is " + to_string(it->second.state) +
+                       ": a measurement is recorded once it has ended");
+  }
+  Migration m = it->second;
+  m.measured = measured;
+  audit(m, "measured",
+        std::to_string(measured.lost) + " of " + std::to_string(measured.sent) + " lost at " +
+            std::to_string(measured.pps) + " pps" +
+            (measured.tcp_sessions ? ", TCP " + std::to_string(measured.tcp_survived) + "/" +
+                                         std::to_string(measured.tcp_sessions) + " survived"
+                                   : "") +
+            (measured.by.empty() ? "" : " (" + measured.by + ")"),
+        true);
+  save(m);
+  return state_.migrations().at(id);
+}
+
 std::vector<HostId> MigrationDriver::hosts_involved(const Port& p) const {
   return state_.index().hosts_on(p.network);
 }

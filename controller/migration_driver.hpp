@@ -100,6 +100,9 @@ class MigrationDriver {
                       bool carry_conntrack = true, const LibvirtMigrationSettings& libvirt = {});
   Migration approve(const MigrationId& id);
   Migration cancel(const MigrationId& id, const std::string& reason = "cancelled by request");
+  // What a traffic test measured across a finished migration (PUT .../measurement): kept on the
+  // migration (replacing an earlier one) and audited. 404 unknown, 409 not finished yet.
+  Migration record_measurement(const MigrationId& id, const Measurement& measured);
 
   // Re-evaluates active migrations after an agent event.
   void on_agent_update(const HostId& host);

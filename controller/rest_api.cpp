@@ -219,6 +219,7 @@ const std::vector<RestApi::Route>& RestApi::table() {
       {"GET", "/v1/migrations/{id}", &RestApi::get_migration},
       {"POST", "/v1/migrations/{id}/cancel", &RestApi::cancel_migration},
       {"POST", "/v1/migrations/{id}/approve", &RestApi::approve_migration},
+      {"PUT", "/v1/migrations/{id}/measurement", &RestApi::put_measurement},
       {"GET", "/v1/agents", &RestApi::list_agents},
       {"GET", "/v1/audit", &RestApi::list_audit},
       {"GET", "/v1/inventory", &RestApi::list_inventory},
@@ -578,6 +579,12 @@ HttpResponse RestApi::cancel_migration(const HttpRequest&, const Params& p) {
 
 HttpResponse RestApi::approve_migration(const HttpRequest&, const Params& p) {
   return ok(to_json(migrations_.approve(path_id<MigrationId>(p[0]))));
+}
+
+HttpResponse RestApi::put_measurement(const HttpRequest& req, const Params& p) {
+  const auto id = path_id<MigrationId>(p[0]);
+  auto m = decode<Measurement>(req, [](const json& j) { return measurement_from_json(j); });
+  return ok(to_json(migrations_.record_measurement(id, m)));
 }
 
 HttpResponse RestApi::list_agents(const HttpRequest&, const Params&) {

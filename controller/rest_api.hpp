@@ -105,6 +105,7 @@ class RestApi {
   HttpResponse get_migration(const HttpRequest&, const Params&);
   HttpResponse cancel_migration(const HttpRequest&, const Params&);
   HttpResponse approve_migration(const HttpRequest&, const Params&);
+  HttpResponse put_measurement(const HttpRequest&, const Params&);
   HttpResponse list_agents(const HttpRequest&, const Params&);
   HttpResponse list_audit(const HttpRequest&, const Params&);
   HttpResponse list_inventory(const HttpRequest&, const Params&);

@@ -385,19 +385,45 @@ Port port_from_json(const json& j, const std::string& path) {
 json to_json(const Migration& m) {
   json timeline = json::object();
   for (const auto& [k, v] : m.timeline) timeline[k] = v;
-  return {{"id", m.id.str()},
-          {"port", m.port.str()},
-          {"vm", m.vm},
-          {"group", m.group},
-          {"source", m.source.str()},
-          {"destination", m.destination.str()},
-          {"state", to_string(m.state)},
-          {"reason", m.reason},
-          {"timeline", timeline},
-          {"announcements", m.announcements},
-          {"carry_conntrack", m.carry_conntrack},
-          {"conntrack_carried", m.conntrack_carried},
-          {"libvirt", to_json(m.libvirt)}};
+  json j = {{"id", m.id.str()},
+            {"port", m.port.str()},
+            {"vm", m.vm},
+            {"group", m.group},
+            {"source", m.source.str()},
+            {"destination", m.destination.str()},
+            {"state", to_string(m.state)},
+            {"reason", m.reason},
+            {"timeline", timeline},
+            {"announcements", m.announcements},
+            {"carry_conntrack", m.carry_conntrack},
+            {"conntrack_carried", m.conntrack_carried},
+            {"libvirt", to_json(m.libvirt)}};
+  if (m.measured) j["measured"] = to_json(*m.measured);
+  return j;
+}
+
+json to_json(const Measurement& m) {
+  json j = {{"pps", m.pps}, {"sent", m.sent}, {"lost", m.lost}};
+  if (m.tcp_sessions > 0) {
+    j["tcp_sessions"] = m.tcp_sessions;
+    j["tcp_survived"] = m.tcp_survived;
+  }
+  if (!m.by.empty()) j["by"] = m.by;
+  return j;
+}
+
+Measurement measurement_from_json(const json& j, const std::string& path) {
+  JsonReader r(j, path);
+  Measurement m;
+  m.pps = r.required_int("pps", 1, 10000000);
+  m.sent = r.required_int("sent", 0, INT64_MAX);
+  m.lost = r.required_int("lost", 0, m.sent);
+  m.tcp_sessions = r.optional_int("tcp_sessions", 0, 1000000).value_or(0);
+  m.tcp_survived = r.optional_int("tcp_survived", 0, m.tcp_sessions).value_or(0);
+  m.by = r.optional_string("by").value_or("");
+  if (!printable(m.by, 64)) throw ParseError(r.child("by"), "up to 64 printable characters");
+  r.finish();
+  return m;
 }
 
 Migration migration_from_json(const json& j, const std::string& path) {
@@ -425,6 +451,8 @@ Migration migration_from_json(const json& j, const std::string& path) {
   }
   if (const auto* l = r.raw("libvirt"))
     m.libvirt = libvirt_settings_from_json(*l, r.child("libvirt"));
+  if (const auto* x = r.raw("measured"))
+    m.measured = measurement_from_json(*x, r.child("measured"));
   if (const auto* t = r.raw("timeline")) {
     JsonReader tr(*t, r.child("timeline"));
     for (const auto& [k, v] : t->items()) {

@@ -31,6 +31,10 @@ bool valid_nqn(const std::string& s);
 std::string hex16(const std::array<uint8_t, 16>& bytes);
 std::optional<std::array<uint8_t, 16>> parse_hex16(std::string text);  // dashes allowed
 Migration migration_from_json(const nlohmann::json& j, const std::string& path = "");
+// {"pps": 1-10000000, "sent", "lost" (<= sent), "tcp_sessions"?, "tcp_survived"? (<= sessions),
+// "by"?: up to 64 printable characters}
+nlohmann::json to_json(const Measurement& m);
+Measurement measurement_from_json(const nlohmann::json& j, const std::string& path = "");
 // {"persist"?, "auto_converge"?, "compressed"?, "bandwidth_mib_s"? (1-1000000)}; only the set
 // fields are written.
 nlohmann::json to_json(const LibvirtMigrationSettings& s);

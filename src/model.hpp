@@ -182,6 +182,19 @@ struct LibvirtMigrationSettings {
   bool operator==(const LibvirtMigrationSettings&) const = default;
 };
 
+// What a traffic test measured across a migration, posted once it ended (scripts/lab does):
+// of `sent` probe packets at `pps`, `lost` never came back; `tcp_survived` of `tcp_sessions` TCP
+// sessions lived through it. The controller keeps and shows it; it measures none of it itself.
+struct Measurement {
+  int64_t pps = 0;
+  int64_t sent = 0;
+  int64_t lost = 0;
+  int64_t tcp_sessions = 0;
+  int64_t tcp_survived = 0;
+  std::string by;  // who measured, free text (e.g. "scripts/lab")
+  bool operator==(const Measurement&) const = default;
+};
+
 struct Migration {
   MigrationId id;
   PortId port;
@@ -196,9 +209,10 @@ struct Migration {
   std::string reason;                       // why it was rejected / rolled back
   std::map<std::string, int64_t> timeline;  // phase name -> unix time in microseconds
   int64_t announcements = 0;                // GARP/NA/RARP frames the destination sent at cutover
-  bool carry_conntrack = true;       // carry the source\'s conntrack entries to the destination
-  int64_t conntrack_carried = -1;    // how many were carried (-1: none reported)
-  LibvirtMigrationSettings libvirt;  // as asked for (cutover-driven migrations only)
+  bool carry_conntrack = true;          // carry the source\'s conntrack entries to the destination
+  int64_t conntrack_carried = -1;       // how many were carried (-1: none reported)
+  LibvirtMigrationSettings libvirt;     // as asked for (cutover-driven migrations only)
+  std::optional<Measurement> measured;  // posted after it ended, if anyone measured it
   bool operator==(const Migration&) const = default;
 };
 

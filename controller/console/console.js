@@ -208,6 +208,14 @@ function timeline(m) {
   return root;
 }
 
+// "0 of 15000 lost at 1000 pps; TCP 8/8 (scripts/lab)", or "" when nobody measured it.
+function measured(x) {
+  if (!x) return "";
+  let s = `${x.lost} of ${x.sent} lost at ${x.pps} pps`;
+  if (x.tcp_sessions) s += `; TCP ${x.tcp_survived}/${x.tcp_sessions}`;
+  return s + (x.by ? ` (${x.by})` : "");
+}
+
 function migrationRows(m) {
   const what = m.vm ? `${m.vm} (${m.port})` : m.port;
   const actions = el("td");
@@ -224,9 +232,10 @@ function migrationRows(m) {
     el("td", {}, `${m.source} → ${m.destination}`),
     el("td", {}, el("span", { class: "state", "data-state": m.state }, m.state.replace("_", " "))),
     el("td", { class: "num" }, p === null ? "" : ms(p)),
+    el("td", { class: "measured" }, measured(m.measured)),
     el("td", {}, m.reason || ""),
     actions);
-  const tl = el("tr", { class: "timeline", "data-timeline": m.id }, el("td", { colSpan: 7 }, timeline(m)));
+  const tl = el("tr", { class: "timeline", "data-timeline": m.id }, el("td", { colSpan: 8 }, timeline(m)));
   return [row, tl];
 }
 

@@ -115,6 +115,15 @@ def run_hop(ctx, mode, src, dst, tag):
         fu = json.load(f)
     with open(tcp_out) as f:
         t = json.load(f)
+    if mid:
+        # What this hop measured goes onto its migration, where the console and `cutoverctl
+        # migrations show` show it next to the controller's timeline.
+        res = lab.ctl(ctx["ctl"], "migrations", "measure", mid, "--pps", "1000", "--sent",
+                      str(u["sent"]), "--lost", str(u["lost"]), "--tcp-sessions",
+                      str(t["sessions"]), "--tcp-survived", str(t["survived"]), "--by",
+                      f"scripts/lab ({mode})", check=False)
+        if res.returncode != 0:
+            print(f"    measurement not recorded on {mid}: {res.stderr.strip()}", flush=True)
     gap = u["max_gap_ms"] or 0.0
     where = loss.split(u, 1000, pause, u.get("guest"))
     fast_where = loss.split(fu, FAST_PPS, pause, fu.get("guest"))

@@ -35,7 +35,7 @@ class Completion(unittest.TestCase):
         self.assertEqual(complete("cutoverctl ports "),
                          ["create", "delete", "list", "place", "show"])
         self.assertEqual(complete("cutoverctl migrations "),
-                         ["approve", "cancel", "create", "list", "show"])
+                         ["approve", "cancel", "create", "list", "measure", "show"])
         self.assertEqual(complete("cutoverctl mappings s"), ["set", "show"])
         self.assertEqual(complete("cutoverctl ports create --to-"), ["--to-vm"])
         self.assertIn("--from-vm", complete("cutoverctl ports create --"))
@@ -47,7 +47,7 @@ class Completion(unittest.TestCase):
         # The global flags are offered everywhere, after the command too.
         self.assertIn("--json", complete("cutoverctl migrations list --"))
         self.assertEqual(complete("cutoverctl migrations "),
-                         ["approve", "cancel", "create", "list", "show"])
+                         ["approve", "cancel", "create", "list", "measure", "show"])
 
     def test_a_flags_value_is_not_a_command(self):
         # --controller takes a value: the next word is no command, the one after is.

@@ -8,6 +8,7 @@ chromedriver (W3C WebDriver over HTTP, from the standard library):
   hosts, the VM and its port appear;
 - the VM is migrated from the page (VM and destination picked, Migrate clicked): its row reaches
   `completed` without a reload, and its timeline has the phases, the events and the VM's pause;
+- a measurement posted with `cutoverctl migrations measure` appears in the migration's row;
 - a second migration, whose source never pauses, is cancelled from the page: rolled back;
 - a screenshot is saved under the build folder (console/console.png), and the page's weight and
   time to first paint are printed.
@@ -260,6 +261,18 @@ class Console(unittest.TestCase):
         gen = self.c.request("GET", "/healthz")[1]["generation"]
         wait_until(f"generation {gen} shown", lambda: wd.js(
             "return document.getElementById('generation').textContent") == f"generation {gen}")
+        # A measurement posted with cutoverctl appears in the row without a reload.
+        token = os.path.join(self.tmp, "token")
+        with open(token, "w") as f:
+            f.write(TOKEN + "\n")
+        r = subprocess.run([os.path.join(BUILD, "cli", "cutoverctl"), "--controller",
+                            f"http://127.0.0.1:{self.c.port}", "--token-file", token, "migrations",
+                            "measure", mid, "--pps", "1000", "--sent", "5000", "--lost", "0",
+                            "--tcp-sessions", "8", "--tcp-survived", "8", "--by", "a test, no traffic"],
+                           capture_output=True, text=True, timeout=10)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        wait_until("the measurement shown", lambda: "0 of 5000 lost at 1000 pps; TCP 8/8" in wd.js(
+            f"return document.querySelector(\"tr[data-migration='{mid}'] td.measured\").textContent"))
         os.makedirs(os.path.join(BUILD, "console"), exist_ok=True)
         shot = os.path.join(BUILD, "console", "console.png")
         wd.screenshot(shot)

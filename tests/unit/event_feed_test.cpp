@@ -178,6 +178,24 @@ TEST(EventFeed, AWholeMigrationArrivesStateByStateWithItsTimeline) {
   EXPECT_EQ(snap["ports"][0]["host"], "d");
 }
 
+TEST(EventFeed, AMeasurementIsValidatedByFieldBeforeTheMigrationIsLookedAt) {
+  cutover::testing::ControllerCore core;
+  auto put = [&](const std::string& body, const std::string& auth = "Bearer t0ken") {
+    return core.api.handle({"PUT", "/v1/migrations/m9/measurement", body, auth});
+  };
+  auto field = [](const HttpResponse& r) {
+    return json::parse(r.body)["error"].value("field", "");
+  };
+  EXPECT_EQ(field(put(R"({"pps":1000,"sent":10,"lost":11})")), "lost");
+  EXPECT_EQ(field(put(R"({"pps":0,"sent":10,"lost":1})")), "pps");
+  EXPECT_EQ(field(put(R"({"pps":1,"sent":10,"lost":1,"tcp_sessions":2,"tcp_survived":3})")),
+            "tcp_survived");
+  EXPECT_EQ(field(put(R"({"pps":1,"sent":10,"lost":1,"by":"a\nb"})")), "by");
+  EXPECT_EQ(field(put(R"({"pps":1,"sent":10,"lost":1,"colour":"red"})")), "colour");
+  EXPECT_EQ(put(R"({"pps":1,"sent":10,"lost":1})").status, 404);
+  EXPECT_EQ(put(R"({"pps":1,"sent":10,"lost":1})", "Bearer r3ad").status, 403);
+}
+
 TEST(EventFeed, ConsoleAssetsAreOpenAndTheStreamNeedsAToken) {
   cutover::testing::ControllerCore core;
   for (const char* path : {"/", "/console.js", "/console.css"}) {

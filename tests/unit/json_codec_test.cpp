@@ -192,6 +192,12 @@ TEST(JsonCodec, MigrationRoundTripAndRejects) {
   j = to_json(m);
   j["timeline"]["requested"] = -1;
   EXPECT_EQ(error_field([&] { migration_from_json(j); }), "timeline.requested");
+  EXPECT_FALSE(to_json(m).contains("measured")) << "absent until posted";
+  m.measured = Measurement{1000, 15000, 3, 8, 7, "scripts/lab"};
+  EXPECT_EQ(migration_from_json(to_json(m)), m);
+  j = to_json(m);
+  j["measured"]["lost"] = 15001;
+  EXPECT_EQ(error_field([&] { migration_from_json(j); }), "measured.lost");
 }
 
 TEST(JsonCodec, DesiredStateRoundTripAndPaths) {

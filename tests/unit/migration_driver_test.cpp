@@ -122,6 +122,35 @@ TEST(MigrationDriver, HappyPathWithTimelineAndForwardingAfterCutover) {
   EXPECT_GE(rig.state.audit().size(), 5u);
 }
 
+TEST(MigrationDriver, AMeasurementIsRecordedOnceTheMigrationEnded) {
+  Rig rig;
+  rig.driver->create(PortId::parse("vm"), HostId::parse("d"));
+  Measurement x;
+  x.pps = 1000;
+  x.sent = 15000;
+  x.lost = 2;
+  x.tcp_sessions = 8;
+  x.tcp_survived = 8;
+  x.by = "scripts/lab";
+  try {
+    rig.driver->record_measurement(MigrationId::parse("m1"), x);
+    ADD_FAILURE() << "recorded on a migration still preparing";
+  } catch (const ApiError& e) {
+    EXPECT_EQ(e.status(), 409);
+  }
+  EXPECT_FALSE(rig.mig("m1").measured);
+  rig.pump();
+  rig.d.bind("vm");
+  rig.pump();
+  ASSERT_EQ(rig.mig("m1").state, MigrationState::completed);
+  EXPECT_EQ(rig.driver->record_measurement(MigrationId::parse("m1"), x).measured, x);
+  EXPECT_EQ(rig.mig("m1").measured, x);
+  EXPECT_EQ(rig.state.audit().back().value("event", ""), "measured");
+  EXPECT_NE(rig.state.audit().back().value("detail", "").find("2 of 15000 lost at 1000 pps"),
+            std::string::npos);
+  EXPECT_THROW(rig.driver->record_measurement(MigrationId::parse("m7"), x), ApiError);
+}
+
 TEST(MigrationDriver, ThePreviousHostForwardsUntilEveryVtepHasTheNewLocation) {
   Rig rig;
   rig.driver->create(PortId::parse("vm"), HostId::parse("d"));
