@@ -22,8 +22,11 @@ uint64_t EventFeed::subscribe(SendFn send) {
 void EventFeed::unsubscribe(uint64_t id) { subscribers_.erase(id); }
 
 std::string EventFeed::frame(const std::string& event, const json& data) {
-  // dump() escapes control characters, so the data is one line as SSE needs.
-  return "event: " + event + "\ndata: " + data.dump() + "\n\n";
+  // dump() escapes control characters, so the data is one line as SSE needs. Bytes that are not
+  // UTF-8 (an agent's error text, say) become U+FFFD rather than an exception in the middle of
+  // the commit that triggered the event.
+  return "event: " + event +
+         "\ndata: " + data.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
 }
 
 void EventFeed::publish(const std::string& event, const json& data) {

@@ -258,6 +258,32 @@ class Tls(unittest.TestCase):
         self.assertTrue(closed, "the REST connection of a revoked certificate is closed")
         self.assertEqual(self.metric("certificate_revoked"), 2)
 
+    def test_6_the_console_and_its_event_stream_over_tls(self):
+        st, page = self.request("GET", "/", token=None)
+        self.assertEqual(st, 200)
+        self.assertIn("console.js", page)
+        # A reader's certificate may watch: the snapshot, then a change made by an admin.
+        s = self.ctx(self.mine("viewer")).wrap_socket(
+            socket.create_connection(("127.0.0.1", self.port), timeout=5),
+            server_hostname="127.0.0.1")
+        self.addCleanup(s.close)
+        s.sendall(b"GET /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        data = b""
+
+        def until(marker):
+            nonlocal data
+            while marker not in data:
+                chunk = s.recv(65536)
+                if not chunk:
+                    raise AssertionError(f"stream closed before {marker!r}: {data[-300:]!r}")
+                data += chunk
+        until(b"event: snapshot\n")
+        self.assertTrue(data.startswith(b"HTTP/1.1 200"), data[:200])
+        self.assertIn(b"Content-Type: text/event-stream", data)
+        self.assertEqual(self.request("POST", "/v1/networks", {"id": "green", "vni": 300})[0], 201)
+        until(b'"id":"green"')
+        self.assertIn(b"event: topology\n", data)
+
     def test_0_without_tls_only_loopback(self):
         res = subprocess.run([os.path.join(BUILD, "controller", "cutover-controller"), "--listen",
                               "0.0.0.0:0", "--token", TOKEN, "--db",

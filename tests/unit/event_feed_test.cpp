@@ -105,6 +105,9 @@ TEST(EventFeed, SnapshotThenAnEventPerChangeUntilUnsubscribed) {
 
   // A message with a newline in it stays one data line.
   EXPECT_EQ(EventFeed::frame("x", {{"m", "a\nb"}}), "event: x\ndata: {\"m\":\"a\\nb\"}\n\n");
+  // Bytes that are not UTF-8 do not throw out of the commit that publishes them.
+  EXPECT_EQ(EventFeed::frame("x", {{"m", "a\xff"}}),
+            "event: x\ndata: {\"m\":\"a\xef\xbf\xbd\"}\n\n");
 
   rig.state.delete_port(p.id);
   events = rig.take();
