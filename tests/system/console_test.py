@@ -20,7 +20,6 @@ import base64
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
 import controller_limits_test as limits  # noqa: E402
 from controller_limits_test import TOKEN, Controller, ws_upgrade  # noqa: E402
+from cutover_lab.etcd import free_ports  # noqa: E402
 from cutover_lab.netlab import wait_until  # noqa: E402
 from wsframes import ws_recv, ws_send  # noqa: E402
 
@@ -41,14 +41,6 @@ BUILD = None
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 IFACE = {"iface_id": "if-web", "mac": "52:54:00:00:00:01", "network": "blue"}
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class FakeAgent:
@@ -127,7 +119,7 @@ class WebDriver:
     """The few W3C WebDriver commands the test needs, over chromedriver's HTTP port."""
 
     def __init__(self, profile_dir):
-        self.port = free_port()
+        self.port = free_ports(1)[0]
         self.log = open(os.path.join(profile_dir, "chromedriver.log"), "ab")
         self.proc = subprocess.Popen([CHROMEDRIVER, f"--port={self.port}"], stdout=self.log,
                                      stderr=subprocess.STDOUT)

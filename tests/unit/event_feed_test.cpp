@@ -61,6 +61,22 @@ struct Rig : cutover::testing::ControllerCore {
     h.migration_uri = std::string("qemu+tcp://") + id + "/system";
     state.put_host(h);
   }
+  void add_network() {
+    Network n;
+    n.id = NetworkId::parse("blue");
+    n.vni = Vni::from(100);
+    state.create_network(n);
+  }
+  // A port on blue (add_network first).
+  Port add_port(const char* id, const char* iface, const char* host) {
+    Port p;
+    p.id = PortId::parse(id);
+    p.mac = MacAddress::parse("52:54:00:00:00:01");
+    p.network = NetworkId::parse("blue");
+    p.iface_id = iface;
+    p.host = HostId::parse(host);
+    return state.create_port(p);
+  }
 };
 
 std::vector<std::string> names(const std::vector<Event>& events) {
@@ -83,21 +99,12 @@ TEST(EventFeed, SnapshotThenAnEventPerChangeUntilUnsubscribed) {
     EXPECT_TRUE(events[0].data[k].is_array()) << k;
   }
 
-  Network n;
-  n.id = NetworkId::parse("blue");
-  n.vni = Vni::from(100);
-  rig.state.create_network(n);
+  rig.add_network();
   events = rig.take();
   ASSERT_EQ(names(events), std::vector<std::string>{"topology"});
   EXPECT_EQ(events[0].data["networks"][0]["vni"], 100);
 
-  Port p;
-  p.id = PortId::parse("web");
-  p.mac = MacAddress::parse("52:54:00:00:00:01");
-  p.network = n.id;
-  p.iface_id = "if-web";
-  p.host = HostId::parse("h1");
-  rig.state.create_port(p);
+  const Port p = rig.add_port("web", "if-web", "h1");
   events = rig.take();
   ASSERT_EQ(names(events), (std::vector<std::string>{"port", "generation"}));
   EXPECT_EQ(events[0].data["host"], "h1");
@@ -124,17 +131,8 @@ TEST(EventFeed, AWholeMigrationArrivesStateByStateWithItsTimeline) {
   Rig rig;
   rig.add_host("s", "10.0.0.1");
   rig.add_host("d", "10.0.0.2");
-  Network n;
-  n.id = NetworkId::parse("blue");
-  n.vni = Vni::from(100);
-  rig.state.create_network(n);
-  Port p;
-  p.id = PortId::parse("vm");
-  p.mac = MacAddress::parse("52:54:00:00:00:01");
-  p.network = n.id;
-  p.iface_id = "vm";
-  p.host = HostId::parse("s");
-  rig.state.create_port(p);
+  rig.add_network();
+  rig.add_port("vm", "vm", "s");
   FakeAgent s{rig.hub, "s"}, d{rig.hub, "d"};
   rig.feed.subscribe([&](const std::string& t) { rig.received += t; });
   rig.take();
