@@ -54,6 +54,7 @@ struct AgentConfig {
   bool migrate_tls = false;
   bool migrate_no_persist = false;
   bool migrate_auto_converge = false;
+  bool migrate_postcopy = false;
   bool migrate_compressed = false;
   int64_t migrate_bandwidth_mib_s = 0;
   TlsFiles tls;
@@ -126,6 +127,9 @@ int main(int argc, char** argv) {
   opts.add("migrate-auto-converge", &cfg.migrate_auto_converge,
            "live migrations default to libvirt's auto-converge (vCPUs throttled until pre-copy "
            "converges)");
+  opts.add("migrate-postcopy", &cfg.migrate_postcopy,
+           "live migrations default to post-copy: the VM switches to the destination after one "
+           "pass over its memory; the pages it dirtied follow in the background and on demand");
   opts.add("migrate-compressed", &cfg.migrate_compressed,
            "live migrations default to compressed memory pages (CPU on both hosts)");
   opts.add("migrate-bandwidth-mib-s", &cfg.migrate_bandwidth_mib_s,
@@ -304,6 +308,7 @@ int main(int argc, char** argv) {
     defaults.persist = !cfg.migrate_no_persist;
     defaults.auto_converge = cfg.migrate_auto_converge;
     defaults.compressed = cfg.migrate_compressed;
+    defaults.postcopy = cfg.migrate_postcopy;
     defaults.bandwidth_mib_s = cfg.migrate_bandwidth_mib_s;
     libvirt.migrate = [uri = cfg.libvirt_uri, defaults](const std::string& iface,
                                                         const std::string& dest,

@@ -87,6 +87,8 @@ CommandLine::CommandLine(Flags& flags)
     flag(c, "auto-converge", &f_.auto_converge, "libvirt's auto-converge");
     flag(c, "compressed", &f_.compressed, "compressed memory pages (libvirt)");
     value(c, "bandwidth-mib-s", &f_.bandwidth_mib_s, "cap libvirt's migration stream (MiB/s)");
+    flag(c, "postcopy", &f_.postcopy,
+         "post-copy: the VM switches to the destination after one pass over its memory");
     flag(c, "no-conntrack-carry", &f_.no_conntrack_carry,
          "leave the source's connection tracking behind (for comparisons)");
   };

@@ -30,7 +30,7 @@ struct Flags {
   int64_t limit = 0;  // 0: no paging, everything
   bool wait = false;
   bool no_conntrack_carry = false;
-  bool no_persist = false, auto_converge = false, compressed = false;
+  bool no_persist = false, auto_converge = false, compressed = false, postcopy = false;
   int64_t bandwidth_mib_s = 0;
   int64_t timeout_s = 600;
   // migrations measure: what a traffic test measured (-1: not given)

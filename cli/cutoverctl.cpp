@@ -424,13 +424,15 @@ class Ctl {
     return b;
   }
 
-  // --no-persist, --auto-converge, --compressed, --bandwidth-mib-s: "libvirt" when any is given
+  // --no-persist, --auto-converge, --compressed, --bandwidth-mib-s, --postcopy: "libvirt" when
+  // any is given
   // (what is not given is the source agent's default).
   void add_libvirt(json& body) const {
     json l = json::object();
     if (f_.no_persist) l["persist"] = false;
     if (f_.auto_converge) l["auto_converge"] = true;
     if (f_.compressed) l["compressed"] = true;
+    if (f_.postcopy) l["postcopy"] = true;
     if (f_.bandwidth_mib_s < 0) throw Fail("--bandwidth-mib-s must be positive");
     if (f_.bandwidth_mib_s > 0) l["bandwidth_mib_s"] = f_.bandwidth_mib_s;
     if (!l.empty()) body["libvirt"] = l;

@@ -470,6 +470,7 @@ json to_json(const LibvirtMigrationSettings& s) {
   if (s.auto_converge) j["auto_converge"] = *s.auto_converge;
   if (s.compressed) j["compressed"] = *s.compressed;
   if (s.bandwidth_mib_s) j["bandwidth_mib_s"] = *s.bandwidth_mib_s;
+  if (s.postcopy) j["postcopy"] = *s.postcopy;
   return j;
 }
 
@@ -480,6 +481,7 @@ LibvirtMigrationSettings libvirt_settings_from_json(const json& j, const std::st
   s.auto_converge = r.optional_bool("auto_converge");
   s.compressed = r.optional_bool("compressed");
   s.bandwidth_mib_s = r.optional_int("bandwidth_mib_s", 1, 1000000);
+  s.postcopy = r.optional_bool("postcopy");
   r.finish();
   return s;
 }

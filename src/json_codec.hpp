@@ -35,7 +35,8 @@ Migration migration_from_json(const nlohmann::json& j, const std::string& path =
 // "by"?: up to 64 printable characters}
 nlohmann::json to_json(const Measurement& m);
 Measurement measurement_from_json(const nlohmann::json& j, const std::string& path = "");
-// {"persist"?, "auto_converge"?, "compressed"?, "bandwidth_mib_s"? (1-1000000)}; only the set
+// {"persist"?, "auto_converge"?, "compressed"?, "bandwidth_mib_s"? (1-1000000), "postcopy"?};
+// only the set
 // fields are written.
 nlohmann::json to_json(const LibvirtMigrationSettings& s);
 LibvirtMigrationSettings libvirt_settings_from_json(const nlohmann::json& j,

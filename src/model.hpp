@@ -178,7 +178,13 @@ struct LibvirtMigrationSettings {
   std::optional<bool> auto_converge;       // throttle the vCPUs until pre-copy converges
   std::optional<bool> compressed;          // compress memory pages (costs CPU on both hosts)
   std::optional<int64_t> bandwidth_mib_s;  // the migration stream's cap, MiB/s
-  bool empty() const { return !persist && !auto_converge && !compressed && !bandwidth_mib_s; }
+  // Post-copy: once the job copies memory the VM switches to the destination and runs there
+  // while its memory follows (VIR_MIGRATE_POSTCOPY, then virDomainMigrateStartPostCopy). The
+  // pause that cutover's gate follows is the switch.
+  std::optional<bool> postcopy;
+  bool empty() const {
+    return !persist && !auto_converge && !compressed && !bandwidth_mib_s && !postcopy;
+  }
   bool operator==(const LibvirtMigrationSettings&) const = default;
 };
 

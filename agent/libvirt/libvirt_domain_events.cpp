@@ -39,7 +39,12 @@ Ifaces domain_ifaces(virConnectPtr conn) {
     if (virDomainGetState(doms[i], &state, &reason, 0) == 0) {
       std::set<std::string>* into = nullptr;
       if (state == VIR_DOMAIN_RUNNING) into = &out.running;
-      if (state == VIR_DOMAIN_PAUSED && reason == VIR_DOMAIN_PAUSED_MIGRATION) into = &out.paused;
+      // Paused for the final copy, or switched to the destination in post-copy (this host still
+      // feeds it memory): either way its network belongs to the destination now.
+      if (state == VIR_DOMAIN_PAUSED &&
+          (reason == VIR_DOMAIN_PAUSED_MIGRATION || reason == VIR_DOMAIN_PAUSED_POSTCOPY)) {
+        into = &out.paused;
+      }
       if (into) {
         auto ifaces = domain_interfaces_of(doms[i]);
         for (const auto& iface : ifaces) into->insert(iface.iface_id);
@@ -112,7 +117,9 @@ struct LoopCtx {
 int on_lifecycle(virConnectPtr, virDomainPtr dom, int event, int detail, void* opaque) {
   logger("libvirt")->debug("domain {} event {} detail {}", virDomainGetName(dom), event, detail);
   auto* ctx = static_cast<LoopCtx*>(opaque);
-  if (event == VIR_DOMAIN_EVENT_SUSPENDED && detail == VIR_DOMAIN_EVENT_SUSPENDED_MIGRATED) {
+  // The pause for the final copy, or (post-copy) the switch to the destination.
+  if (event == VIR_DOMAIN_EVENT_SUSPENDED && (detail == VIR_DOMAIN_EVENT_SUSPENDED_MIGRATED ||
+                                              detail == VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY)) {
     ctx->paused_for_migration(virDomainGetName(dom));
   }
   if (event != VIR_DOMAIN_EVENT_SUSPENDED) ctx->forget(virDomainGetName(dom));

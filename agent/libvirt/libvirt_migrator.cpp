@@ -4,10 +4,12 @@
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <thread>
 
 #include "libvirt_domain_events.hpp"
+#include "logging.hpp"
 
 namespace cutover::agent {
 
@@ -51,6 +53,58 @@ virDomainPtr running_domain_with(virConnectPtr conn, const std::string& iface_id
   std::free(doms);
   return target;
 }
+// Post-copy: libvirt starts the migration in pre-copy; this switches it to post-copy as soon as
+// the job reports a memory iteration (libvirt counts the first at the end of the first pass over
+// memory), so the VM runs on the destination from then on and the pages it dirtied follow, in
+// the background and on demand. It does not wait for the second pass, which a guest with little
+// dirty memory (the lab's) ends by converging within milliseconds. It watches the job from a
+// connection of its own while libvirt_migrate's blocks in virDomainMigrateToURI3, and stops when
+// destroyed (the migration ended, either way).
+class PostcopySwitch {
+ public:
+  PostcopySwitch(std::string uri, std::string domain)
+      : thread_([this, uri = std::move(uri), domain = std::move(domain)] { run(uri, domain); }) {}
+  ~PostcopySwitch() {
+    stop_ = true;
+    thread_.join();
+  }
+
+ private:
+  void run(const std::string& uri, const std::string& domain) {
+    auto log = logger("libvirt");
+    virConnectPtr conn = open_local(uri);
+    virDomainPtr dom = conn ? virDomainLookupByName(conn, domain.c_str()) : nullptr;
+    if (!dom) {
+      log->warn("{}: cannot watch its migration for the post-copy switch: {}", domain,
+                last_error("lookup"));
+      if (conn) virConnectClose(conn);
+      return;
+    }
+    while (!stop_) {
+      int type = 0, n = 0;
+      virTypedParameterPtr params = nullptr;
+      unsigned long long iteration = 0;
+      if (virDomainGetJobStats(dom, &type, &params, &n, 0) == 0) {
+        virTypedParamsGetULLong(params, n, VIR_DOMAIN_JOB_MEMORY_ITERATION, &iteration);
+        virTypedParamsFree(params, n);
+      }
+      if (iteration >= 1) {  // the first pass over memory is done
+        if (virDomainMigrateStartPostCopy(dom, 0) == 0) {
+          log->info("{}: switching to post-copy", domain);
+        } else {
+          log->warn("{}: {}; it stays in pre-copy", domain, last_error("post-copy switch"));
+        }
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    virDomainFree(dom);
+    virConnectClose(conn);
+  }
+
+  std::atomic<bool> stop_{false};
+  std::thread thread_;  // last: it starts with everything above in place
+};
 }  // namespace
 
 MigrateOptions MigrateOptions::with(const LibvirtMigrationSettings& s) const {
@@ -59,6 +113,7 @@ MigrateOptions MigrateOptions::with(const LibvirtMigrationSettings& s) const {
   o.auto_converge = s.auto_converge.value_or(auto_converge);
   o.compressed = s.compressed.value_or(compressed);
   o.bandwidth_mib_s = s.bandwidth_mib_s.value_or(bandwidth_mib_s);
+  o.postcopy = s.postcopy.value_or(postcopy);
   return o;
 }
 
@@ -72,6 +127,7 @@ unsigned MigrateOptions::flags(bool domain_persistent) const {
   }
   if (auto_converge) f |= VIR_MIGRATE_AUTO_CONVERGE;
   if (compressed) f |= VIR_MIGRATE_COMPRESSED;
+  if (postcopy) f |= VIR_MIGRATE_POSTCOPY;
   return f;
 }
 
@@ -92,9 +148,12 @@ std::string libvirt_migrate(const std::string& local_uri, const std::string& ifa
       virTypedParamsAddULLong(&params, &nparams, &maxparams, VIR_MIGRATE_PARAM_BANDWIDTH,
                               static_cast<unsigned long long>(options.bandwidth_mib_s));
     }
+    std::optional<PostcopySwitch> postcopy;
+    if (options.postcopy) postcopy.emplace(local_uri, name);
     if (virDomainMigrateToURI3(target, destination_uri.c_str(), params, nparams, flags) != 0) {
       error = last_error("migrate " + name + " to " + destination_uri);
     }
+    postcopy.reset();
     virTypedParamsFree(params, nparams);
     virDomainFree(target);
   }
@@ -128,6 +187,12 @@ wire::Aborted libvirt_abort(const std::string& local_uri, const std::string& mig
         state == VIR_DOMAIN_SHUTDOWN || state == VIR_DOMAIN_CRASHED) {
       out.where = Where::gone;
       out.detail = name + " is no longer running here (" + abort_said + ")";
+      break;
+    }
+    if (state == VIR_DOMAIN_PAUSED && reason == VIR_DOMAIN_PAUSED_POSTCOPY) {
+      // Switched to post-copy: it runs on the destination, whose memory this host still feeds.
+      out.where = Where::gone;
+      out.detail = name + " runs on the destination in post-copy (" + abort_said + ")";
       break;
     }
     if (state != VIR_DOMAIN_PAUSED || reason != VIR_DOMAIN_PAUSED_MIGRATION) {

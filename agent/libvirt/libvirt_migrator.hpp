@@ -24,6 +24,9 @@ struct MigrateOptions {
   bool auto_converge = false;   // VIR_MIGRATE_AUTO_CONVERGE
   bool compressed = false;      // VIR_MIGRATE_COMPRESSED
   int64_t bandwidth_mib_s = 0;  // VIR_MIGRATE_PARAM_BANDWIDTH; 0 = libvirt's own
+  // VIR_MIGRATE_POSTCOPY, and virDomainMigrateStartPostCopy as soon as the job reports its
+  // first memory iteration (libvirt_migrate watches the job for it).
+  bool postcopy = false;
   // These defaults with what a request set.
   MigrateOptions with(const LibvirtMigrationSettings& s) const;
   // libvirt's flags for these options (live, peer-to-peer always).

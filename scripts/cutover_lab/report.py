@@ -48,7 +48,7 @@ def summarize(results):
         }
     if "baseline" in summary:
         b = summary["baseline"]
-        for mode in ("cutover", "external"):
+        for mode in ("cutover", "postcopy", "external"):
             if mode in summary:
                 c = summary[mode]
                 summary[f"baseline_over_{mode}"] = {

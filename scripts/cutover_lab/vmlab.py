@@ -71,10 +71,12 @@ def run_hop(ctx, mode, src, dst, tag):
     mid = None
     t0 = time.monotonic()
     t_wall = time.time()
-    if mode == "cutover":
-        # cutover drives it: prepare, then the source agent live-migrates (libvirt p2p).
+    if mode in ("cutover", "postcopy"):
+        # cutover drives it: prepare, then the source agent live-migrates (libvirt p2p); in
+        # post-copy the VM switches to the destination after one pass over its memory.
         m = json.loads(ctx["lab"].ctl(ctx["ctl"], "--json", "migrations", "create", "--vm", "vm1",
-                                      "--to", dst).stdout)
+                                      "--to", dst, *(["--postcopy"] if mode == "postcopy" else [])
+                                      ).stdout)
         if m["state"] not in ("preparing", "ready"):
             raise LabError(f"migration refused: {m}")
         done = wait_until("migration completed", lambda: (lambda x: x["state"] in (
@@ -84,8 +86,13 @@ def run_hop(ctx, mode, src, dst, tag):
         timeline = done["timeline"]
         mid = m["id"]
         wall = time.monotonic() - t0
-        downtime = wait_until("libvirt job info", lambda: vmhost.completed_downtime(
-            ctx["libvirt"][dst], "vm1"), timeout=10)
+        if mode == "postcopy":
+            # libvirt's completed job info of a post-copy migration has no downtime (seen here:
+            # none 30 s later); the pause is QEMU's STOP -> RESUME as for every hop.
+            downtime = vmhost.completed_downtime(ctx["libvirt"][dst], "vm1")
+        else:
+            downtime = wait_until("libvirt job info", lambda: vmhost.completed_downtime(
+                ctx["libvirt"][dst], "vm1"), timeout=10)
     else:
         wall, downtime = vmhost.migrate(ctx["libvirt"][src], ctx["libvirt"][dst], "vm1")
         if mode == "external":
@@ -151,6 +158,9 @@ def run_hop(ctx, mode, src, dst, tag):
             "tcp_survived": t["survived"], "tcp_max_stall_ms": t["max_stall_ms"], "timeline": timeline,
             "garps": garps, **storage,
             "phases_s": phases, "echoes": u["echoes"],
+            # Whether the source's agent switched the migration to post-copy (its log says so).
+            "postcopy_switched": any("switching to post-copy" in line
+                                     for line in _log_since(agents.get(src), log_at[src])),
             # What the agents' relays did in this hop, for reading a bad hop afterwards.
             "relay_log": [f"{h}: {line}" for h in (src, dst)
                           for line in _log_since(agents.get(h), log_at[h]) if "relay" in line][:40]}
@@ -315,12 +325,13 @@ def bring_up(lab, prog, g, n_hosts=3, storage=False, relay=True, libvirt_everywh
 
 def run(cycles=1, baseline=True, out=None, prepare=True, hops=(("h1", "h2"), ("h2", "h1")),
         external=True, relay=True, storage=False, migration_network=True, hook=True,
-        schedule=None, ha=False):
+        schedule=None, ha=False, postcopy=False):
     """Runs the lab; returns (results, report text). prepare=False skips install-deps/build.
     schedule: [(mode, src, dst), ...] instead of cycles x hops per mode (no baseline then)."""
     from .netlab import Lab
     from . import report
-    modes = ["cutover"] + (["external"] if external else []) + (["baseline"] if baseline else [])
+    modes = (["cutover"] + (["postcopy"] if postcopy else []) + (["external"] if external else [])
+             + (["baseline"] if baseline else []))
     if schedule is None:
         schedule = [(mode, src, dst) for mode in modes for _ in range(cycles) for src, dst in hops]
     prog = Progress(5 + (1 if storage else 0) + (2 if prepare else 0) + len(schedule)

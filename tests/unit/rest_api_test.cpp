@@ -299,7 +299,8 @@ TEST(RestApi, AMigrationsLibvirtSettingsAreCheckedStoredAndShown) {
            {R"({"port":"p1","to_host":"h2","libvirt":{"bandwidth_mib_s":0}})",
             "libvirt.bandwidth_mib_s"},
            {R"({"port":"p1","to_host":"h2","libvirt":{"persist":1}})", "libvirt.persist"},
-           {R"({"port":"p1","to_host":"h2","libvirt":{"postcopy":true}})", "libvirt.postcopy"},
+           {R"({"port":"p1","to_host":"h2","libvirt":{"postcopy":"yes"}})", "libvirt.postcopy"},
+           {R"({"port":"p1","to_host":"h2","libvirt":{"precopy":true}})", "libvirt.precopy"},
            {R"({"port":"p1","to_host":"h2","libvirt":"fast"})", "libvirt"}}) {
     const auto r = rig.call("POST", "/v1/migrations", body);
     EXPECT_EQ(r.status, 422) << body;
@@ -308,10 +309,10 @@ TEST(RestApi, AMigrationsLibvirtSettingsAreCheckedStoredAndShown) {
   EXPECT_TRUE(rig.state.migrations().empty()) << "nothing stored on refusal";
   const auto r = rig.call("POST", "/v1/migrations",
                           R"({"port":"p1","to_host":"h2","libvirt":{"persist":false,)"
-                          R"("bandwidth_mib_s":300}})");
+                          R"("bandwidth_mib_s":300,"postcopy":true}})");
   ASSERT_EQ(r.status, 201) << r.body;
   const auto shown = json::parse(rig.call("GET", "/v1/migrations/m1").body)["libvirt"];
-  EXPECT_EQ(shown, json::parse(R"({"persist":false,"bandwidth_mib_s":300})"));
+  EXPECT_EQ(shown, json::parse(R"({"persist":false,"bandwidth_mib_s":300,"postcopy":true})"));
   // Restarted, the controller still knows what was asked.
   ControllerState reloaded(rig.store);
   EXPECT_EQ(reloaded.migrations().begin()->second.libvirt.bandwidth_mib_s, 300);

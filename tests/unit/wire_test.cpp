@@ -226,7 +226,7 @@ TEST(LibvirtMigrator, FlagsFollowTheAgentsDefaultsAndTheRequest) {
   EXPECT_EQ(defaults.flags(true), base | VIR_MIGRATE_PERSIST_DEST | VIR_MIGRATE_UNDEFINE_SOURCE);
   EXPECT_EQ(defaults.flags(false), base | VIR_MIGRATE_PERSIST_DEST)
       << "a transient domain has no definition to undefine";
-  const auto asked = defaults.with({false, true, true, 64});
+  const auto asked = defaults.with({false, true, true, 64, std::nullopt});
   EXPECT_EQ(asked.flags(true), base | VIR_MIGRATE_AUTO_CONVERGE | VIR_MIGRATE_COMPRESSED);
   EXPECT_EQ(asked.bandwidth_mib_s, 64);
   MigrateOptions agent;
@@ -236,8 +236,17 @@ TEST(LibvirtMigrator, FlagsFollowTheAgentsDefaultsAndTheRequest) {
   const auto unset = agent.with({});
   EXPECT_EQ(unset.flags(true), base | VIR_MIGRATE_TLS) << "nothing asked: the agent's defaults";
   EXPECT_EQ(unset.bandwidth_mib_s, 100);
-  EXPECT_EQ(agent.with({true, std::nullopt, std::nullopt, std::nullopt}).flags(false),
+  EXPECT_EQ(agent.with({true, std::nullopt, std::nullopt, std::nullopt, std::nullopt}).flags(false),
             base | VIR_MIGRATE_TLS | VIR_MIGRATE_PERSIST_DEST);
+  // Post-copy: asked for, or the agent's default; a request may also turn it off.
+  LibvirtMigrationSettings postcopy;
+  postcopy.postcopy = true;
+  EXPECT_EQ(agent.with(postcopy).flags(false), base | VIR_MIGRATE_TLS | VIR_MIGRATE_POSTCOPY);
+  MigrateOptions by_default;
+  by_default.postcopy = true;
+  EXPECT_TRUE(by_default.with({}).flags(true) & VIR_MIGRATE_POSTCOPY);
+  postcopy.postcopy = false;
+  EXPECT_FALSE(by_default.with(postcopy).flags(true) & VIR_MIGRATE_POSTCOPY);
 }
 
 TEST(DomainXml, OnlyTheDevicesInterfacesCountAndBadXmlIsNamed) {
@@ -332,14 +341,14 @@ TEST(Wire, MigrateCarriesLibvirtSettingsOnlyWhenSetAndIsStrict) {
   Migrate plain{"m1", "if-1", "qemu+tcp://h2/system", {}};
   const auto text = encode(ControllerMessage{plain});
   EXPECT_EQ(text.find("libvirt"), std::string::npos) << "unset: the agent's defaults";
-  Migrate asked{"m2", "if-1", "qemu+tcp://h2/system", {false, true, false, 512}};
+  Migrate asked{"m2", "if-1", "qemu+tcp://h2/system", {false, true, false, 512, true}};
   auto back = std::get<Migrate>(decode_controller_message(encode(ControllerMessage{asked})));
   EXPECT_EQ(back.libvirt, asked.libvirt);
   for (
       const char* bad :
       {R"({"type":"migrate","migration":"m","iface_id":"i","destination_uri":"u","libvirt":{"bandwidth_mib_s":0}})",
        R"({"type":"migrate","migration":"m","iface_id":"i","destination_uri":"u","libvirt":{"persist":"yes"}})",
-       R"({"type":"migrate","migration":"m","iface_id":"i","destination_uri":"u","libvirt":{"postcopy":true}})",
+       R"({"type":"migrate","migration":"m","iface_id":"i","destination_uri":"u","libvirt":{"postcopy":1}})",
        R"({"type":"migrate","migration":"m","iface_id":"i","destination_uri":"u","libvirt":[]})"}) {
     try {
       decode_controller_message(bad);
