@@ -184,7 +184,7 @@ TEST(Agent, ALibvirtMigrationIsReportedWhileItRunsAndItsFailureAfter) {
   };
   Rig rig(Rig::with_self(), libvirt);
   rig.agent.on_desired(state_for("h1", 1));
-  const LibvirtMigrationSettings asked{false, std::nullopt, std::nullopt, 100};
+  const LibvirtMigrationSettings asked{false, std::nullopt, std::nullopt, 100, std::nullopt};
   rig.agent.on_migrate({"m1", "if-1", "qemu+tcp://h2/system", asked});
   EXPECT_EQ(rig.agent.for_controller().live_migrations, std::vector<std::string>{"m1"})
       << "the controller can tell a running call from one lost to a restart";

@@ -788,7 +788,7 @@ TEST(MigrationDriver, DrivesTheLiveMigrationWhenTheDestinationPublishesAUri) {
   d.migration_uri = "qemu+tls://d/system";
   rig.state.put_host(d);
   rig.pump();
-  const LibvirtMigrationSettings libvirt{std::nullopt, true, std::nullopt, 200};
+  const LibvirtMigrationSettings libvirt{std::nullopt, true, std::nullopt, 200, std::nullopt};
   rig.driver->create(PortId::parse("vm"), HostId::parse("d"), "", true, "", libvirt);
   rig.pump();
   ASSERT_EQ(rig.mig("m1").state, MigrationState::ready);
