@@ -216,7 +216,7 @@ function measured(x) {
   return s + (x.by ? ` (${x.by})` : "");
 }
 
-function migrationRows(m) {
+function migrationRow(m) {
   const what = m.vm ? `${m.vm} (${m.port})` : m.port;
   const actions = el("td");
   if (m.state === "pending_approval") {
@@ -235,38 +235,68 @@ function migrationRows(m) {
     el("td", { class: "measured" }, measured(m.measured)),
     el("td", {}, m.reason || ""),
     actions);
-  const tl = el("tr", { class: "timeline", "data-timeline": m.id }, el("td", { colSpan: 8 }, timeline(m)));
-  return [row, tl];
+  return row;
+}
+
+function timelineRow(m) {
+  return el("tr", { class: "timeline", "data-timeline": m.id }, el("td", { colSpan: 8 }, timeline(m)));
+}
+
+function hostRow(h, a) {
+  const vms = a ? Object.keys(a.vms || {}) : [];
+  return el("tr", { "data-host": h.id },
+    el("td", {}, h.id), el("td", {}, h.backend), el("td", {}, h.underlay_ip),
+    el("td", {}, !a ? "never connected" : a.connected ? "● connected" : "○ disconnected"),
+    el("td", { class: "num" }, a ? a.applied_generation : ""),
+    el("td", { class: "num" }, a && a.connected ? a.lag : ""),
+    el("td", { class: "num" }, a ? (a.bound_ports || []).length : ""),
+    el("td", {}, vms.join(", ")));
+}
+
+function portRow(p, n) {
+  return el("tr", { "data-port": p.id },
+    el("td", {}, p.id), el("td", {}, n ? `${n.id} (${n.vni})` : p.network), el("td", {}, p.mac),
+    el("td", {}, (p.ips || []).join(", ")), el("td", {}, p.host || "unplaced"),
+    el("td", {}, p.migrating_to ? `→ ${p.migrating_to}` : ""));
+}
+
+// Redraws a table body from rows given as { key, sig, build }: a row whose signature has not
+// changed keeps its element, so an event about one migration (or an agent's periodic report)
+// leaves every other row, and a button under the pointer, in place.
+const drawn = new WeakMap();  // tbody -> Map(key -> { sig, nodes })
+function keyed(tbody, rows) {
+  const before = drawn.get(tbody) || new Map(), after = new Map(), nodes = [];
+  for (const r of rows) {
+    const old = before.get(r.key);
+    const kept = old && old.sig === r.sig ? old : { sig: r.sig, nodes: r.build() };
+    after.set(r.key, kept);
+    nodes.push(...kept.nodes);
+  }
+  drawn.set(tbody, after);
+  const now = tbody.children;
+  if (now.length !== nodes.length || nodes.some((n, i) => now[i] !== n)) tbody.replaceChildren(...nodes);
 }
 
 function render() {
   $("generation").textContent = `generation ${model.generation}`;
-  // Migrations: the newest first (by when they were asked).
+  // Migrations: the newest first (by when they were asked); a migration's row and its timeline
+  // are drawn apart, so a new timeline event does not redraw the row's buttons.
   const ms_ = [...model.migrations.values()].sort(
     (a, b) => ((b.timeline || {}).requested || 0) - ((a.timeline || {}).requested || 0));
-  const mb = $("migrations").tBodies[0];
-  mb.replaceChildren(...ms_.flatMap(migrationRows));
-
-  const hb = $("hosts").tBodies[0];
-  hb.replaceChildren(...[...model.hosts.values()].map((h) => {
-    const a = model.agents.get(h.id);
-    const vms = a ? Object.keys(a.vms || {}) : [];
-    return el("tr", { "data-host": h.id },
-      el("td", {}, h.id), el("td", {}, h.backend), el("td", {}, h.underlay_ip),
-      el("td", {}, !a ? "never connected" : a.connected ? "● connected" : "○ disconnected"),
-      el("td", { class: "num" }, a ? a.applied_generation : ""),
-      el("td", { class: "num" }, a && a.connected ? a.lag : ""),
-      el("td", { class: "num" }, a ? (a.bound_ports || []).length : ""),
-      el("td", {}, vms.join(", ")));
+  keyed($("migrations").tBodies[0], ms_.flatMap((m) => {
+    const { timeline: t, ...rest } = m;
+    return [{ key: "row " + m.id, sig: JSON.stringify([rest, pauseUs(m)]), build: () => [migrationRow(m)] },
+      { key: "timeline " + m.id, sig: JSON.stringify(t || {}), build: () => [timelineRow(m)] }];
   }));
 
-  const pb = $("ports").tBodies[0];
-  pb.replaceChildren(...[...model.ports.values()].map((p) => {
+  keyed($("hosts").tBodies[0], [...model.hosts.values()].map((h) => {
+    const a = model.agents.get(h.id);
+    return { key: h.id, sig: JSON.stringify([h, a]), build: () => [hostRow(h, a)] };
+  }));
+
+  keyed($("ports").tBodies[0], [...model.ports.values()].map((p) => {
     const n = model.networks.get(p.network);
-    return el("tr", { "data-port": p.id },
-      el("td", {}, p.id), el("td", {}, n ? `${n.id} (${n.vni})` : p.network), el("td", {}, p.mac),
-      el("td", {}, (p.ips || []).join(", ")), el("td", {}, p.host || "unplaced"),
-      el("td", {}, p.migrating_to ? `→ ${p.migrating_to}` : ""));
+    return { key: p.id, sig: JSON.stringify([p, n]), build: () => [portRow(p, n)] };
   }));
 
   renderMigrateForm();
