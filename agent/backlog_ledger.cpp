@@ -29,8 +29,9 @@ void BacklogLedger::sample(uint64_t tx) {
   }
 }
 
-std::vector<BacklogLedger::Frame> BacklogLedger::unread(uint64_t tx_final) {
-  const uint64_t done = read_estimate(tx_final);
+std::vector<BacklogLedger::Frame> BacklogLedger::unread(uint64_t tx_final, uint64_t tap_dropped) {
+  // A frame the tap dropped before the last read took a number that no read accounts for.
+  const uint64_t done = std::min(read_estimate(tx_final) + tap_dropped, captured_total());
   std::vector<Frame> out;
   for (uint64_t i = std::max(done, base_); i < captured_total(); ++i) {
     out.push_back(std::move(frames_[i - base_]));

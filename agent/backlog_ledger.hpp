@@ -4,8 +4,12 @@
 // first, so at any moment the first (tx - tx0 - q0) captured frames have been read. q0 cannot be
 // observed; each sample - tx read first, then every frame captured up to then added - bounds it
 // from below (q0 >= (tx - tx0) - captured), exactly when the queue was empty, which most samples
-// find while the VM runs and reads promptly. Using the lower bound can only relay too few frames
-// (a loss), never one the VM already read (a duplicate).
+// find while the VM runs and reads promptly. A frame the capture missed (its buffer overflowed)
+// and the VM read raises that bound by one, which keeps the numbering right. A frame the tap
+// dropped with its queue full was numbered but never queued: each one before the last read moves
+// the read frames one number further, so unread() takes that many more as read. Every error
+// errs the same way: too few frames relayed (a loss), never one the VM already read (a
+// duplicate).
 #pragma once
 
 #include <cstddef>
@@ -24,9 +28,10 @@ class BacklogLedger {
   void captured(Frame frame);
   // tx: the counter as read *before* the frames captured so far were drained into the ledger.
   void sample(uint64_t tx);
-  // The VM stopped reading; tx_final is its last count. Returns the captured frames it did not
+  // The VM stopped reading; tx_final is its last count and tap_dropped the frames the tap
+  // dropped since the watch began, read after tx_final. Returns the captured frames it did not
   // read, oldest first, and forgets every frame.
-  std::vector<Frame> unread(uint64_t tx_final);
+  std::vector<Frame> unread(uint64_t tx_final, uint64_t tap_dropped = 0);
 
   uint64_t captured_total() const { return base_ + frames_.size(); }
   uint64_t q0_estimate() const { return q0_; }

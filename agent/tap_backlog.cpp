@@ -19,8 +19,8 @@ std::runtime_error sys_error(const std::string& what) {
   return std::runtime_error(what + ": " + std::strerror(errno));
 }
 
-void open_counter(const std::string& tap, int& fd) {
-  const std::string path = "/sys/class/net/" + tap + "/statistics/tx_packets";
+void open_counter(const std::string& tap, const char* name, int& fd) {
+  const std::string path = "/sys/class/net/" + tap + "/statistics/" + name;
   fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw sys_error(path);
 }
@@ -36,30 +36,36 @@ TapBacklog::TapBacklog(const std::string& tap) : tap_(tap), ledger_(0) {
                {BPF_RET | BPF_K, 0, 0, 0},
            });
   try {
-    open_counter(tap, tx_fd_);
+    open_counter(tap, "tx_packets", tx_fd_);
+    open_counter(tap, "tx_dropped", dropped_fd_);
   } catch (...) {
     close(fd_);
+    if (tx_fd_ >= 0) close(tx_fd_);
     throw;
   }
   // Counted from now: frames queued before the bind are the ledger's q0.
-  auto tx = read_tx();
-  if (!tx) {
+  auto tx = read_counter(tx_fd_);
+  auto dropped = read_counter(dropped_fd_);
+  if (!tx || !dropped) {
     close(fd_);
     close(tx_fd_);
-    throw std::runtime_error("tap " + tap + ": cannot read tx_packets");
+    close(dropped_fd_);
+    throw std::runtime_error("tap " + tap + ": cannot read tx_packets and tx_dropped");
   }
   ledger_ = BacklogLedger(*tx);
+  dropped0_ = *dropped;
   capture_drops();  // reset the socket's counters
 }
 
 TapBacklog::~TapBacklog() {
   if (fd_ >= 0) close(fd_);
   if (tx_fd_ >= 0) close(tx_fd_);
+  if (dropped_fd_ >= 0) close(dropped_fd_);
 }
 
-std::optional<uint64_t> TapBacklog::read_tx() {
+std::optional<uint64_t> TapBacklog::read_counter(int fd) {
   char buf[32];
-  const ssize_t n = pread(tx_fd_, buf, sizeof buf - 1, 0);
+  const ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
   if (n <= 0) return std::nullopt;
   buf[n] = 0;
   char* end = nullptr;
@@ -82,7 +88,7 @@ void TapBacklog::receive(Fn&& fn) {
 }
 
 void TapBacklog::sample() {
-  auto tx = read_tx();
+  auto tx = read_counter(tx_fd_);
   receive([&](Frame f) { ledger_.captured(std::move(f)); });
   if (tx) ledger_.sample(*tx);
 }
@@ -90,15 +96,17 @@ void TapBacklog::sample() {
 std::string TapBacklog::describe() const {
   return "tx0 " + std::to_string(ledger_.tx0()) + ", tx " + std::to_string(last_tx) + ", q0 " +
          std::to_string(ledger_.q0_estimate()) + ", captured " +
-         std::to_string(ledger_.captured_total());
+         std::to_string(ledger_.captured_total()) + ", tap dropped " + std::to_string(last_dropped);
 }
 
 std::optional<std::vector<TapBacklog::Frame>> TapBacklog::depart() {
-  auto tx = read_tx();
-  if (tx) last_tx = *tx;
+  auto tx = read_counter(tx_fd_);
+  auto dropped = read_counter(dropped_fd_);  // after tx: every drop before the last read
   receive([&](Frame f) { ledger_.captured(std::move(f)); });
-  if (!tx) return std::nullopt;
-  return ledger_.unread(*tx);
+  if (!tx || !dropped) return std::nullopt;
+  last_tx = *tx;
+  last_dropped = *dropped >= dropped0_ ? *dropped - dropped0_ : 0;
+  return ledger_.unread(*tx, last_dropped);
 }
 
 std::vector<TapBacklog::Frame> TapBacklog::drain() {

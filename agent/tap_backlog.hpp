@@ -1,6 +1,7 @@
 // TapBacklog: watches one VM tap on the source of a migration - an AF_PACKET socket that sees
-// every frame the host hands to the tap (PACKET_OUTGOING, before the tap queues it) and the tap's
-// tx_packets, which counts the frames its reader (QEMU, vhost) took. BacklogLedger does the
+// every frame the host hands to the tap (PACKET_OUTGOING, before the tap queues it), the tap's
+// tx_packets, which counts the frames its reader (QEMU, vhost) took, and its tx_dropped (frames
+// it refused with its queue full). BacklogLedger does the
 // arithmetic; this class does the syscalls. Linux only; not thread-safe (the agent's io thread).
 #pragma once
 
@@ -37,15 +38,18 @@ class TapBacklog {
   // For the log: "tx0 T, read R, q0 Q, captured C".
   std::string describe() const;
   uint64_t last_tx = 0;
+  uint64_t last_dropped = 0;  // by the tap, from the watch's start to depart()
 
  private:
-  std::optional<uint64_t> read_tx();
+  static std::optional<uint64_t> read_counter(int fd);
   template <typename Fn>
   void receive(Fn&& fn);
 
   std::string tap_;
   int fd_ = -1;
   int tx_fd_ = -1;
+  int dropped_fd_ = -1;
+  uint64_t dropped0_ = 0;
   uint64_t drops_ = 0;
   BacklogLedger ledger_;
 };
