@@ -27,33 +27,39 @@ void open_counter(const std::string& tap, const char* name, int& fd) {
 }  // namespace
 
 TapBacklog::TapBacklog(const std::string& tap) : tap_(tap), ledger_(0) {
-  // Only what the host sends to the VM: pkt_type == PACKET_OUTGOING.
-  fd_ = open_capture(
-      tap, {
-               {BPF_LD | BPF_W | BPF_ABS, 0, 0, static_cast<uint32_t>(SKF_AD_OFF + SKF_AD_PKTTYPE)},
-               {BPF_JMP | BPF_JEQ | BPF_K, 0, 1, PACKET_OUTGOING},
-               {BPF_RET | BPF_K, 0, 0, 0x40000},
-               {BPF_RET | BPF_K, 0, 0, 0},
-           });
+  open_counter(tap, "tx_packets", tx_fd_);
   try {
-    open_counter(tap, "tx_packets", tx_fd_);
     open_counter(tap, "tx_dropped", dropped_fd_);
   } catch (...) {
-    close(fd_);
-    if (tx_fd_ >= 0) close(tx_fd_);
+    close(tx_fd_);
     throw;
   }
-  // Counted from now: frames queued before the bind are the ledger's q0.
+  // The counters first, the capture after: a frame queued in between and read is one of the
+  // ledger's q0 (old, uncaptured). The other order let a frame be captured and read before tx0
+  // was taken, so that no read accounted for it and the relay sent it again at the pause.
   auto tx = read_counter(tx_fd_);
   auto dropped = read_counter(dropped_fd_);
   if (!tx || !dropped) {
-    close(fd_);
     close(tx_fd_);
     close(dropped_fd_);
     throw std::runtime_error("tap " + tap + ": cannot read tx_packets and tx_dropped");
   }
   ledger_ = BacklogLedger(*tx);
-  dropped0_ = *dropped;
+  dropped0_ = *dropped;  // drops until the bind count too: that errs towards relaying fewer
+  // Only what the host sends to the VM: pkt_type == PACKET_OUTGOING.
+  try {
+    fd_ = open_capture(tap, {
+                                {BPF_LD | BPF_W | BPF_ABS, 0, 0,
+                                 static_cast<uint32_t>(SKF_AD_OFF + SKF_AD_PKTTYPE)},
+                                {BPF_JMP | BPF_JEQ | BPF_K, 0, 1, PACKET_OUTGOING},
+                                {BPF_RET | BPF_K, 0, 0, 0x40000},
+                                {BPF_RET | BPF_K, 0, 0, 0},
+                            });
+  } catch (...) {
+    close(tx_fd_);
+    close(dropped_fd_);
+    throw;
+  }
   capture_drops();  // reset the socket's counters
 }
 
