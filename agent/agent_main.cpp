@@ -10,6 +10,7 @@
 #include <boost/asio.hpp>
 #include <csignal>
 #include <cstdio>
+#include <fstream>
 #include <optional>
 #include <sstream>
 #include <thread>
@@ -323,10 +324,17 @@ int main(int argc, char** argv) {
   Agent agent(
       io, settings, dataplane,
       [&](int64_t zone) {
+        if (cfg.backend == "linux") {
+          std::ifstream in("/proc/net/nf_conntrack");
+          if (!in) throw std::runtime_error("cannot read /proc/net/nf_conntrack");
+          std::ostringstream text;
+          text << in.rdbuf();
+          return overlay::parse_proc_conntrack(text.str(), static_cast<int>(zone));
+        }
         // Name the datapath: with more than one (system and netdev), OVS wants to be told.
-        return ovs_appctl(
+        return overlay::parse_conntrack_dump(ovs_appctl(
             vswitchd_ctl_path(cfg.ovs_rundir), "dpctl/dump-conntrack",
-            {cfg.datapath_type + "@ovs-" + cfg.datapath_type, "zone=" + std::to_string(zone)});
+            {cfg.datapath_type + "@ovs-" + cfg.datapath_type, "zone=" + std::to_string(zone)}));
       },
       libvirt);
   std::unique_ptr<StorageThread> storage;

@@ -30,7 +30,8 @@ struct ApplyReport : AgentReport {
   // iface-ids of VM taps here that no local port claims (the dataplane's view; the agent turns
   // them, with what the libvirt hook announced, into AgentReport::incoming)
   std::vector<std::string> unclaimed_taps;
-  std::map<std::string, int64_t> ct_zones;  // stateful local port id -> conntrack zone (OVS)
+  std::map<std::string, int64_t> ct_zones;  // stateful local port id -> conntrack zone (OVS: its
+                                            // ofport; Linux: its network's, linux_ct_zone)
   // What the dataplane holds of ours after the pass, by kind (for metrics).
   std::map<std::string, size_t> installed;
   double apply_ms = 0;

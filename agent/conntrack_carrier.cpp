@@ -22,7 +22,7 @@ std::vector<std::string> ConntrackCarrier::update(const DesiredState& state,
     const std::string key = base + (paused_ifaces.count(p.iface_id) ? "paused" : "prepare");
     if (sent_.count(key)) continue;
     try {
-      const auto dump = overlay::parse_conntrack_dump(dump_(zone->second));
+      const auto dump = dump_(zone->second);
       send_(wire::Conntrack{p.id.str(), overlay::connections_to_carry(dump.entries, p.ips)});
       sent_.insert(key);
     } catch (const std::exception& e) {

@@ -2,8 +2,8 @@
 // with a stateful firewall has in this host's conntrack, so the destination can admit them as
 // established. Sent once when the migration is prepared and once more when the VM pauses for the
 // final copy (the freshest state, as the port's frames start going to the destination). The dump
-// itself is injected (OVS: `dpctl/dump-conntrack zone=N` over the unixctl socket; tests: canned
-// text).
+// itself is injected (OVS: `dpctl/dump-conntrack zone=N` over the unixctl socket; Linux: the
+// zone's lines of /proc/net/nf_conntrack; tests: canned text).
 #pragma once
 
 #include <functional>
@@ -11,6 +11,7 @@
 #include <set>
 #include <string>
 
+#include "conntrack.hpp"
 #include "desired_state.hpp"
 #include "wire.hpp"
 
@@ -18,7 +19,9 @@ namespace cutover::agent {
 
 class ConntrackCarrier {
  public:
-  using DumpFn = std::function<std::string(int64_t zone)>;  // throws on failure
+  // The dataplane's connections in one zone (OVS: dpctl/dump-conntrack; Linux:
+  // /proc/net/nf_conntrack), parsed; throws on failure.
+  using DumpFn = std::function<overlay::ConntrackDump(int64_t zone)>;
   using SendFn = std::function<void(const wire::Conntrack&)>;
   ConntrackCarrier(DumpFn dump, SendFn send) : dump_(std::move(dump)), send_(std::move(send)) {}
 

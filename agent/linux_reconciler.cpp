@@ -7,6 +7,7 @@
 #include <set>
 #include <stdexcept>
 
+#include "linux_firewall.hpp"
 #include "linux_plan.hpp"
 #include "reconcile_pass.hpp"
 #include "topology.hpp"
@@ -228,6 +229,10 @@ void LinuxReconciler::apply(const overlay::Topology& topo, ApplyReport& report) 
     }
   }
   sync_qos(desired, links, report);
+  const auto firewall = overlay::plan_linux_firewall(topo);
+  if (nl_.set_firewall(firewall.ruleset))
+    ++(firewall.ruleset.empty() ? report.removed : report.modified);
+  report.ct_zones = firewall.ct_zones;
   // Our devices no longer wanted: VXLAN devices first, then their bridges.
   for (const char* kind : {"vxlan", "bridge"}) {
     for (const auto& l : links) {
@@ -241,7 +246,8 @@ void LinuxReconciler::apply(const overlay::Topology& topo, ApplyReport& report) 
   report.bound_ports = desired.bound_port_ids;
   report.installed = {{"links", desired.bridges.size() + desired.vxlans.size()},
                       {"fdb_entries", desired.fdb.size()},
-                      {"rate_limited_taps", desired.qos.size()}};
+                      {"rate_limited_taps", desired.qos.size()},
+                      {"firewalled_ports", firewall.ports}};
 }
 
 }  // namespace cutover::agent

@@ -82,6 +82,10 @@ class NetlinkTables {
   virtual void set_redirect(const std::string& dev, const std::string& to) = 0;
   // An ifb device of ours (marked like our other devices), up.
   virtual void add_ifb(const std::string& name) = 0;
+  // The stateful firewall: our nftables table replaced by `ruleset` (overlay/linux_firewall),
+  // or removed when it is "". Returns whether anything changed: the same ruleset, still in
+  // place, changes nothing. A ruleset also needs bridged IP traffic to pass netfilter.
+  virtual bool set_firewall(const std::string& ruleset) = 0;
 };
 
 }  // namespace cutover::agent

@@ -241,21 +241,7 @@ void ControllerState::delete_network(const NetworkId& id) {
   if (on_change) on_change(generation_, ChangeSet::of_topology());
 }
 
-std::optional<ControllerState::PlacementProblem> ControllerState::placement_problem(
-    const Port& p, const HostId& host) const {
-  auto h = hosts_.find(host);
-  if (h == hosts_.end()) return std::nullopt;
-  if (p.ingress_allow && h->second.backend != Backend::ovs) {
-    return PlacementProblem{"ingress_allow",
-                            "port '" + p.id.str() + "' has a stateful firewall (ingress_allow), " +
-                                "which needs an ovs host; " + host.str() + " runs the " +
-                                to_string(h->second.backend) + " backend"};
-  }
-  return std::nullopt;
-}
-
-void ControllerState::validate_port(const Port& p, const std::optional<PortId>& replacing,
-                                    bool placed) const {
+void ControllerState::validate_port(const Port& p, const std::optional<PortId>& replacing) const {
   auto net = networks_.find(p.network);
   if (net == networks_.end()) {
     throw ApiError(422, "unknown_reference", "network", "no network '" + p.network.str() + "'");
@@ -283,21 +269,13 @@ void ControllerState::validate_port(const Port& p, const std::optional<PortId>& 
     throw ApiError(409, "conflict", "iface_id",
                    "iface_id '" + p.iface_id + "' is already used by port " + it->second.str());
   }
-  if (!placed || !p.host) return;
-  const auto before = replacing ? ports_.find(*replacing) : ports_.end();
-  const bool moved = before == ports_.end() || before->second.host != p.host ||
-                     (p.ingress_allow && !before->second.ingress_allow);
-  if (!moved) return;
-  if (auto why = placement_problem(p, *p.host)) {
-    throw ApiError(422, "invalid", why->field, why->message);
-  }
 }
 
 Port ControllerState::create_port(const Port& p) {
   if (ports_.count(p.id)) {
     throw ApiError(409, "conflict", "id", "port '" + p.id.str() + "' already exists");
   }
-  validate_port(p, std::nullopt, true);
+  validate_port(p, std::nullopt);
   auto rec = record("port", p.id.str(), p);
   std::string text = rec.body;
   commit({std::move(rec)}, {});
@@ -309,7 +287,7 @@ Port ControllerState::create_port(const Port& p) {
 Port ControllerState::replace_port(const Port& p) {
   auto it = ports_.find(p.id);
   if (it == ports_.end()) throw ApiError(404, "not_found", "", "no port '" + p.id.str() + "'");
-  validate_port(p, p.id, true);
+  validate_port(p, p.id);
   if (it->second == p) return p;
   auto rec = record("port", p.id.str(), p);
   std::string text = rec.body;
@@ -344,7 +322,7 @@ const Port* ControllerState::port_of_iface(const std::string& iface_id) const {
 
 std::optional<ApiError> ControllerState::port_problem(const Port& p) const {
   try {
-    validate_port(p, ports_.count(p.id) ? std::optional<PortId>(p.id) : std::nullopt, true);
+    validate_port(p, ports_.count(p.id) ? std::optional<PortId>(p.id) : std::nullopt);
   } catch (const ApiError& e) {
     return e;
   }
@@ -357,7 +335,7 @@ void ControllerState::put_ports(const std::vector<Port>& ports,
   std::set<std::pair<NetworkId, MacAddress>> macs;
   std::set<std::string> ifaces;
   for (const auto& p : ports) {
-    validate_port(p, ports_.count(p.id) ? std::optional<PortId>(p.id) : std::nullopt, true);
+    validate_port(p, ports_.count(p.id) ? std::optional<PortId>(p.id) : std::nullopt);
     if (!ids.insert(p.id).second) {
       throw ApiError(409, "conflict", "id", "port '" + p.id.str() + "' is in the batch twice");
     }
@@ -489,7 +467,7 @@ Migration ControllerState::put_migration(const Migration& m) {
 }
 
 void ControllerState::put_port_and_migration(const Port& p, const Migration& m) {
-  validate_port(p, p.id, false);
+  validate_port(p, p.id);
   auto rec = record("port", p.id.str(), p);
   std::string text = rec.body;
   commit({std::move(rec), record("migration", m.id.str(), m)}, {});

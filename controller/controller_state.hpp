@@ -86,13 +86,11 @@ class ControllerState {
   void delete_host(const HostId& id);
   Network create_network(const Network& n);
   void delete_network(const NetworkId& id);
-  // Both refuse a port placed (or newly made stateful) where placement_problem() says it cannot
-  // run; a port whose placement does not change is updated whatever it is.
   Port create_port(const Port& p);
   Port replace_port(const Port& p);
   void delete_port(const PortId& id);
   // Creates or replaces several ports in one generation, all or none: each is validated as
-  // create_port/replace_port would (placement included), and against the others in the batch.
+  // create_port/replace_port would, and against the others in the batch.
   // `audit`, if given, is stored in the same transaction (staged once the batch is judged valid).
   void put_ports(const std::vector<Port>& ports,
                  std::optional<nlohmann::json> audit = std::nullopt);
@@ -106,19 +104,8 @@ class ControllerState {
   NetworkMapping put_mapping(const NetworkMapping& m);
   void delete_mapping(const std::string& libvirt_network);
   Migration put_migration(const Migration& m);
-  // Several changes in one generation (e.g. a migration step and the port it moves). Placement is
-  // the driver's to judge here (its policy asks placement_problem() before a migration, and a VM
-  // that already runs elsewhere is followed whatever it says).
+  // Several changes in one generation (e.g. a migration step and the port it moves).
   void put_port_and_migration(const Port& p, const Migration& m);
-
-  struct PlacementProblem {
-    std::string field;    // of the port
-    std::string message;  // names the host and what it lacks
-  };
-  // Why `p` cannot run on `host` whatever the policy (the host's dataplane cannot enforce what
-  // the port needs), or nothing. The one owner of such rules: REST writes and the migration
-  // driver's policy ask here.
-  std::optional<PlacementProblem> placement_problem(const Port& p, const HostId& host) const;
 
   // Audit log: appended durably (same store, no new generation), oldest first, each entry with
   // its "seq" (1, 2, ...; never reused, also after entries are dropped). An append past
@@ -153,9 +140,8 @@ class ControllerState {
   std::function<void(uint64_t, const ChangeSet&)> on_change;
 
  private:
-  // References, uniqueness, and (with `placed`) placement_problem() when the port's host or its
-  // need for a stateful firewall changes.
-  void validate_port(const Port& p, const std::optional<PortId>& replacing, bool placed) const;
+  // References and uniqueness.
+  void validate_port(const Port& p, const std::optional<PortId>& replacing) const;
   // ports_, index_, port_json_, macs_ and ifaces_ together.
   void set_port(const Port* before, const Port& after, std::string json);
   void commit(std::vector<StoredRecord> upserts,

@@ -163,7 +163,6 @@ std::string MigrationDriver::policy_refusal(const Port& p, const HostId& to) con
     return "policy: port '" + p.id.str() + "' has NVMe/TCP volumes and " + to.str() +
            "'s agent cannot attach or probe them (no --storage, or its kernel lacks nvme-tcp)";
   }
-  if (auto why = state_.placement_problem(p, to)) return "policy: " + why->message;
   for (const auto& rule : policy_.forbid) {
     if (p.labels.count(rule.port_label) && host.labels.count(rule.host_label)) {
       return "policy: a port labelled '" + rule.port_label + "' must not run on a host labelled '" +
@@ -743,7 +742,7 @@ void MigrationDriver::adopt_external(const HostId& host) {
     Migration m = detected(*port, host, "detected_external",
                            "running on " + host.str() + " without a cutover migration");
     // The VM already runs there: following it is the only way to keep it reachable, but say
-    // what cutover would have refused (e.g. a stateful port on a host that cannot filter it).
+    // what cutover would have refused (e.g. a port on a host its placement rules forbid).
     if (auto why = policy_refusal(*port, host); !why.empty()) {
       audit(m, "policy_violated", why + " (followed anyway: the VM already runs there)");
       logger("migration")

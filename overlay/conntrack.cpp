@@ -1,10 +1,12 @@
-// Parsing OVS conntrack dumps and choosing connections to carry (see conntrack.hpp).
+// Parsing conntrack dumps (OVS dpctl and /proc/net/nf_conntrack) and choosing connections to carry
+// (see conntrack.hpp).
 #include "conntrack.hpp"
 
 #include <algorithm>
 #include <charconv>
 #include <map>
 #include <optional>
+#include <vector>
 
 namespace cutover::overlay {
 
@@ -70,16 +72,62 @@ std::optional<ConntrackEntry> parse_line(std::string_view line) {
   }
   return e;
 }
-}  // namespace
+// One line of /proc/net/nf_conntrack: "ipv4 2 tcp 6 431999 ESTABLISHED src=.. dst=.. sport=..
+// dport=.. src=.. (reply) .. [ASSURED] mark=0 zone=7 use=2"; the first src/dst/sport/dport are
+// the original direction; udp and icmp have no state word.
+std::optional<ConntrackEntry> parse_proc_line(std::string_view line) {
+  std::vector<std::string_view> words;
+  while (!line.empty()) {
+    const auto start = line.find_first_not_of(' ');
+    if (start == std::string_view::npos) break;
+    line.remove_prefix(start);
+    const auto end = line.find(' ');
+    words.push_back(line.substr(0, end));
+    if (end == std::string_view::npos) break;
+    line.remove_prefix(end);
+  }
+  if (words.size() < 6 || (words[0] != "ipv4" && words[0] != "ipv6")) return std::nullopt;
+  ConntrackEntry e;
+  e.protocol = words[2];
+  std::map<std::string, std::string> first;  // the first occurrence of each key
+  for (size_t i = 5; i < words.size(); ++i) {
+    const auto eq = words[i].find('=');
+    if (eq == std::string_view::npos) {
+      if (i == 5 && e.protocol == "tcp") e.state = words[i];
+      continue;
+    }
+    first.try_emplace(std::string(words[i].substr(0, eq)), words[i].substr(eq + 1));
+  }
+  if (!first.count("src") || !first.count("dst")) return std::nullopt;
+  try {
+    e.src = IpAddress::parse(first["src"]);
+    e.dst = IpAddress::parse(first["dst"]);
+  } catch (const ParseError&) {
+    return std::nullopt;
+  }
+  if (e.protocol == "tcp" || e.protocol == "udp") {
+    auto sp = number(first["sport"], 65535), dp = number(first["dport"], 65535);
+    if (!sp || !dp) return std::nullopt;
+    e.sport = *sp;
+    e.dport = *dp;
+  }
+  if (auto z = first.find("zone"); z != first.end()) {
+    auto v = number(z->second, 65535);
+    if (!v) return std::nullopt;
+    e.zone = *v;
+  }
+  return e;
+}
 
-ConntrackDump parse_conntrack_dump(std::string_view text) {
+template <typename LineParser>
+ConntrackDump parse_lines(std::string_view text, LineParser parse) {
   ConntrackDump out;
   while (!text.empty()) {
     const auto nl = text.find('\n');
     auto line = text.substr(0, nl);
     while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.remove_suffix(1);
     if (!line.empty()) {
-      if (auto e = parse_line(line)) {
+      if (auto e = parse(line)) {
         out.entries.push_back(std::move(*e));
       } else {
         ++out.skipped;
@@ -88,6 +136,15 @@ ConntrackDump parse_conntrack_dump(std::string_view text) {
     if (nl == std::string_view::npos) break;
     text.remove_prefix(nl + 1);
   }
+  return out;
+}
+}  // namespace
+
+ConntrackDump parse_conntrack_dump(std::string_view text) { return parse_lines(text, parse_line); }
+
+ConntrackDump parse_proc_conntrack(std::string_view text, int zone) {
+  auto out = parse_lines(text, parse_proc_line);
+  std::erase_if(out.entries, [&](const ConntrackEntry& e) { return e.zone != zone; });
   return out;
 }
 

@@ -19,13 +19,19 @@
 #include <netlink/route/qdisc.h>
 #include <netlink/route/qdisc/tbf.h>
 #include <netlink/route/tc.h>
+#include <nftables/libnftables.h>
 #include <sys/socket.h>
 
 #include <cstring>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
+#include <sstream>
 #include <stdexcept>
+
+#include "linux_firewall.hpp"
+#include "logging.hpp"
 
 namespace cutover::agent {
 
@@ -415,6 +421,69 @@ void LibnlTables::add_ifb(const std::string& name) {
   check(rtnl_link_add(sk_, l.get(), NLM_F_CREATE | NLM_F_EXCL), "add ifb " + name);
   mark_owned(name);
   set_up(name);
+}
+
+namespace {
+// Bridged IPv4/IPv6 frames through the inet hooks (br_netfilter), in this network namespace.
+void bridged_ip_through_netfilter() {
+  for (const char* name : {"bridge-nf-call-iptables", "bridge-nf-call-ip6tables"}) {
+    const std::string path = std::string("/proc/sys/net/bridge/") + name;
+    std::ifstream in(path);
+    std::string value;
+    if (!(in >> value)) {
+      throw std::runtime_error("stateful firewall: cannot read " + path +
+                               " (is br_netfilter loaded? modprobe br_netfilter)");
+    }
+    if (value == "1") continue;
+    std::ofstream out(path);
+    if (!(out << "1\n") || !out.flush()) {
+      throw std::runtime_error("stateful firewall: cannot set " + path + " to 1");
+    }
+    logger("linux")->info(
+        "bridged IP traffic now passes netfilter (net.bridge.{}=1), as the stateful firewall of "
+        "its ports needs",
+        name);
+  }
+}
+}  // namespace
+
+bool LibnlTables::set_firewall(const std::string& ruleset) {
+  if (!nft_) {
+    nft_ = {nft_ctx_new(NFT_CTX_DEFAULT), nft_ctx_free};
+    if (!nft_) throw std::runtime_error("stateful firewall: cannot open libnftables");
+    nft_ctx_buffer_output(nft_.get());
+    nft_ctx_buffer_error(nft_.get());
+  }
+  auto run = [&](const std::string& cmd) {
+    return nft_run_cmd_from_buffer(nft_.get(), cmd.c_str()) == 0;
+  };
+  // The tag of the table in place (nullopt: there is none). Read back each pass, so that a
+  // table someone flushed or replaced is put back, and one an earlier run of the agent
+  // installed is adopted as it is.
+  auto installed = [&]() -> std::optional<std::string> {
+    if (!run("list table inet cutover")) return std::nullopt;
+    return overlay::linux_firewall_tag_of(nft_ctx_get_output_buffer(nft_.get()));
+  };
+  if (ruleset.empty()) {
+    if (firewall_ && firewall_->empty()) return false;
+    if (!installed()) {
+      firewall_ = "";
+      return false;
+    }
+  } else if (installed() == overlay::linux_firewall_tag_of(ruleset)) {
+    bridged_ip_through_netfilter();
+    firewall_ = ruleset;
+    return false;
+  }
+  if (!ruleset.empty()) bridged_ip_through_netfilter();
+  if (!run(overlay::linux_firewall_transaction(ruleset))) {
+    firewall_.reset();
+    std::string why = nft_ctx_get_error_buffer(nft_.get());
+    while (!why.empty() && why.back() == '\n') why.pop_back();
+    throw std::runtime_error("stateful firewall: nftables refused the table: " + why);
+  }
+  firewall_ = ruleset;
+  return true;
 }
 
 }  // namespace cutover::agent

@@ -1,12 +1,18 @@
 // LibnlTables: NetlinkTables on libnl-route-3 (rtnetlink). Our devices are created with ifalias
 // "cutover-owned"; FDB entries are NTF_SELF static entries on our VXLAN devices; rate limits are
-// tbf root qdiscs with handle c07: and u32 ingress filters at prio 0xc07 (mirred to our ifb). Not
+// tbf root qdiscs with handle c07: and u32 ingress filters at prio 0xc07 (mirred to our ifb); the
+// stateful firewall is the nftables table "inet cutover", through libnftables. Not
 // thread-safe: used from LinuxDataplane's thread only.
 #pragma once
 
 #include "netlink_tables.hpp"
 
+#include <memory>
+#include <optional>
+#include <string>
+
 struct nl_sock;
+struct nft_ctx;
 
 namespace cutover::agent {
 
@@ -34,11 +40,14 @@ class LibnlTables : public NetlinkTables {
   void set_tbf(const std::string& dev, const std::optional<NlTbf>& tbf) override;
   void set_redirect(const std::string& dev, const std::string& to) override;
   void add_ifb(const std::string& name) override;
+  bool set_firewall(const std::string& ruleset) override;
 
  private:
   int ifindex(const std::string& name);
   void mark_owned(const std::string& name);
   nl_sock* sk_ = nullptr;
+  std::unique_ptr<nft_ctx, void (*)(nft_ctx*)> nft_{nullptr, nullptr};
+  std::optional<std::string> firewall_;  // what set_firewall() last installed
 };
 
 }  // namespace cutover::agent

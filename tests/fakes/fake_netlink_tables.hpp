@@ -109,6 +109,13 @@ class FakeNetlinkTables : public agent::NetlinkTables {
   void add_ifb(const std::string& name) override {
     add({name, "ifb", "", kOwnedAlias, true, 0, std::nullopt, 0, false});
   }
+  bool set_firewall(const std::string& ruleset) override {
+    if (ruleset == firewall) return false;
+    op(ruleset.empty() ? "delete firewall" : "set firewall");
+    firewall = ruleset;
+    return true;
+  }
+  std::string firewall;  // the nftables ruleset installed
 
   // A VM tap as the hypervisor creates it.
   void add_tap(const std::string& name, const std::string& alias = "") {

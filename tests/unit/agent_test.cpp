@@ -72,7 +72,7 @@ DesiredState state_for(const std::string& host, uint64_t generation) {
 struct Rig {
   explicit Rig(AgentSettings settings = with_self(), LibvirtCalls libvirt = {})
       : agent(
-            io, std::move(settings), dataplane, [](int64_t) { return std::string(); },
+            io, std::move(settings), dataplane, [](int64_t) { return overlay::ConntrackDump(); },
             std::move(libvirt)) {
     agent.set_controller(&link);
   }

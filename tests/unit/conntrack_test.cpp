@@ -83,13 +83,46 @@ TEST(ConntrackDump, EmptyAndHostileInputNeverThrows) {
       1u);
 }
 
+TEST(ProcConntrack, ParsesTheKernelsTableAndKeepsOneZone) {
+  const char* text =
+      "ipv4     2 tcp      6 431999 ESTABLISHED src=10.1.0.9 dst=10.1.0.3 sport=6000 dport=40012 "
+      "src=10.1.0.3 dst=10.1.0.9 sport=40012 dport=6000 [ASSURED] mark=0 zone=100 use=2\n"
+      "ipv4     2 tcp      6 117 TIME_WAIT src=10.1.0.3 dst=10.1.0.9 sport=40200 dport=80 "
+      "src=10.1.0.9 dst=10.1.0.3 sport=80 dport=40200 [ASSURED] mark=0 zone=100 use=2\n"
+      "ipv6     10 udp      17 29 src=fd00::3 dst=fd00::9 sport=5353 dport=53 [UNREPLIED] "
+      "src=fd00::9 dst=fd00::3 sport=53 dport=5353 mark=0 zone=100 use=2\n"
+      "ipv4     2 icmp     1 29 src=10.1.0.9 dst=10.1.0.3 type=8 code=0 id=7 src=10.1.0.3 "
+      "dst=10.1.0.9 type=0 code=0 id=7 mark=0 zone=100 use=2\n"
+      "ipv4     2 tcp      6 431999 ESTABLISHED src=10.1.0.9 dst=10.1.0.3 sport=6001 dport=40013 "
+      "src=10.1.0.3 dst=10.1.0.9 sport=40013 dport=6001 [ASSURED] mark=0 zone=200 use=2\n"
+      "ipv4     2 udp      17 29 src=192.168.100.1 dst=192.168.100.2 sport=4789 dport=4789 "
+      "[UNREPLIED] src=192.168.100.2 dst=192.168.100.1 sport=4789 dport=4789 mark=0 use=2\n"
+      "ipv4     2 tcp      6 1 ESTABLISHED src=10.1.0.9 dst=10.1.0.3 sport=99999 dport=1 zone=100\n"
+      "not a line\n";
+  const auto dump = parse_proc_conntrack(text, 100);
+  ASSERT_EQ(dump.entries.size(), 4u);
+  EXPECT_EQ(dump.skipped, 2u);
+  EXPECT_EQ(dump.entries[0].state, "ESTABLISHED");
+  EXPECT_EQ(dump.entries[0].sport, 6000);
+  EXPECT_EQ(dump.entries[0].dst.to_string(), "10.1.0.3");
+  EXPECT_EQ(dump.entries[2].protocol, "udp");
+  EXPECT_EQ(dump.entries[2].state, "");
+  EXPECT_EQ(parse_proc_conntrack(text, 0).entries.size(), 1u) << "no zone= is zone 0";
+  const auto carried = connections_to_carry(dump.entries, fw("s").ips);
+  ASSERT_EQ(carried.size(), 2u);  // the TIME_WAIT and icmp entries stay behind
+  EXPECT_EQ(carried[0].protocol, "tcp");
+  EXPECT_EQ(carried[0].local_port, 40012);
+  EXPECT_EQ(carried[0].remote_port, 6000);
+  EXPECT_EQ(carried[1].local_ip.to_string(), "fd00::3");
+}
+
 TEST(ConntrackCarrier, SendsAtPrepareAndAgainAtPauseOnlyForLeavingStatefulPorts) {
   std::vector<int64_t> dumped;
   std::vector<wire::Conntrack> sent;
   agent::ConntrackCarrier c(
       [&](int64_t zone) {
         dumped.push_back(zone);
-        return std::string(kDump);
+        return overlay::parse_conntrack_dump(kDump);
       },
       [&](const wire::Conntrack& ct) { sent.push_back(ct); });
   const std::map<std::string, int64_t> zones{{"fw", 3}};
@@ -122,9 +155,9 @@ TEST(ConntrackCarrier, AFailedDumpIsReportedAndRetried) {
   int calls = 0;
   std::vector<wire::Conntrack> sent;
   agent::ConntrackCarrier c(
-      [&](int64_t) -> std::string {
+      [&](int64_t) -> overlay::ConntrackDump {
         if (++calls == 1) throw std::runtime_error("no ovs-vswitchd control socket");
-        return "";
+        return {};
       },
       [&](const wire::Conntrack& ct) { sent.push_back(ct); });
   auto leaving = fw("s");

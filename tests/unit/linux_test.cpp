@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "fake_netlink_tables.hpp"
+#include "linux_firewall.hpp"
 #include "linux_plan.hpp"
 #include "linux_reconciler.hpp"
 
@@ -272,4 +273,93 @@ TEST(LinuxReconciler, AForeignDeviceWithOurIfbNameIsRefused) {
   auto r = rec.reconcile(s);
   EXPECT_FALSE(r.ok);
   EXPECT_NE(r.error.find("not cutover's ifb"), std::string::npos) << r.error;
+}
+
+namespace {
+// Port a (blue, here) with a firewall: ssh and ping in, one connection carried from its source.
+DesiredState stateful_state() {
+  auto s = state();
+  for (auto& p : s.ports) {
+    if (p.id.str() != "a") continue;
+    p.ips = {IpAddress::parse("10.1.0.1")};
+    p.ingress_allow = std::vector<IngressRule>{{"tcp", 22}, {"icmp", 0}, {"udp", 0}, {"tcp", 22}};
+    p.carried_conns = {
+        {"tcp", IpAddress::parse("10.1.0.1"), 5100, IpAddress::parse("10.1.0.9"), 40001},
+        {"udp", IpAddress::parse("fd00::1"), 53, IpAddress::parse("fd00::9"), 5353}};
+  }
+  return s;
+}
+}  // namespace
+
+TEST(LinuxFirewall, AStatefulPortGetsItsChainAndEveryNetworkItsZone) {
+  const auto topo = overlay::build_topology(stateful_state());
+  const auto fw = overlay::plan_linux_firewall(topo);
+  EXPECT_EQ(fw.ports, 1u);
+  EXPECT_EQ(fw.ct_zones, (std::map<std::string, int64_t>{{"a", 100}}));
+  const auto& r = fw.ruleset;
+  for (const char* line : {
+           "table inet cutover {",
+           "type filter hook prerouting priority raw; policy accept;",
+           "iifname \"cvb100\" ct zone set 100",
+           "iifname \"cvb200\" ct zone set 200",
+           "type filter hook forward priority filter; policy accept;",
+           "ether daddr 52:54:00:00:00:01 jump port_0",
+           "ct state established,related accept",
+           "ct state invalid drop",
+           "icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept",
+           "ct state new tcp dport 22 accept",
+           "ct state new meta l4proto { icmp, ipv6-icmp } accept",
+           "ct state new meta l4proto udp accept",
+           "ct state new ip saddr 10.1.0.9 ip daddr 10.1.0.1 tcp sport 40001 tcp dport 5100 accept",
+           "ct state new ip6 saddr fd00::9 ip6 daddr fd00::1 udp sport 5353 udp dport 53 accept",
+       }) {
+    EXPECT_NE(r.find(line), std::string::npos) << line << " missing from\n" << r;
+  }
+  EXPECT_EQ(r.find("tcp dport 22 accept"), r.rfind("tcp dport 22 accept")) << "rules de-duplicated";
+  EXPECT_EQ(r.find("52:54:00:00:00:02"), std::string::npos) << "b is remote: not filtered here";
+  EXPECT_EQ(r.find("52:54:00:00:00:03"), std::string::npos) << "r has no firewall";
+  // Tagged with a hash of its chains, which nft lists back: a restarted agent adopts it.
+  const auto tag = overlay::linux_firewall_tag_of(r);
+  EXPECT_EQ(tag.rfind("cutover ", 0), 0u) << tag;
+  EXPECT_NE(r.find("comment \"" + tag + "\""), std::string::npos);
+  auto other = stateful_state();
+  other.ports[0].ingress_allow->push_back({"tcp", 23});
+  EXPECT_NE(overlay::linux_firewall_tag_of(
+                overlay::plan_linux_firewall(overlay::build_topology(other)).ruleset),
+            tag);
+  // The chain ends in a drop: what no rule admits does not reach the VM.
+  EXPECT_NE(r.find("\t\tdrop\n\t}\n}\n"), std::string::npos);
+}
+
+TEST(LinuxFirewall, NoStatefulPortNoTableAndZonesStayInRange) {
+  const auto fw = overlay::plan_linux_firewall(overlay::build_topology(state()));
+  EXPECT_TRUE(fw.ruleset.empty());
+  EXPECT_TRUE(fw.ct_zones.empty());
+  EXPECT_EQ(overlay::linux_firewall_transaction(""),
+            "add table inet cutover\ndelete table inet cutover\n");
+  EXPECT_EQ(overlay::linux_ct_zone(1), 1);
+  EXPECT_EQ(overlay::linux_ct_zone(65535), 65535);
+  EXPECT_EQ(overlay::linux_ct_zone(65536), 1);
+  EXPECT_EQ(overlay::linux_ct_zone(16777215), 255);  // the largest VNI
+}
+
+TEST(LinuxReconciler, TheFirewallFollowsItsPortsAndAnUnchangedOneIsLeftAlone) {
+  FakeNetlinkTables nl;
+  nl.add_tap("tap-a", "iface-id=a");
+  LinuxReconciler rec(nl);
+  auto r = rec.reconcile(stateful_state());
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_NE(nl.firewall.find("jump port_0"), std::string::npos);
+  EXPECT_EQ(r.ct_zones, (std::map<std::string, int64_t>{{"a", 100}}));
+  EXPECT_EQ(r.installed.at("firewalled_ports"), 1u);
+  const int ops = nl.ops;
+  auto again = rec.reconcile(stateful_state());
+  EXPECT_EQ(again.added + again.modified + again.removed, 0u);
+  EXPECT_EQ(nl.ops, ops);
+  // The port loses its firewall: the table goes.
+  auto plain = rec.reconcile(state());
+  ASSERT_TRUE(plain.ok) << plain.error;
+  EXPECT_TRUE(nl.firewall.empty());
+  EXPECT_EQ(plain.removed, 1u);
+  EXPECT_TRUE(plain.ct_zones.empty());
 }
