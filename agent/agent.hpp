@@ -36,7 +36,7 @@ struct AgentSettings {
   std::optional<HostId> self;
   std::string desired_state_file;  // file mode: read by reload()
   std::string status_file;         // "" = none
-  bool carry_conntrack = true;     // OVS: a migrating port's connections go to its destination
+  bool carry_conntrack = true;     // a migrating port's connections go to its destination
   MigrationRelayConfig relay;      // port 0 = off
   size_t max_libvirt_calls = 8;
 };

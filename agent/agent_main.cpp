@@ -299,7 +299,6 @@ int main(int argc, char** argv) {
   if (!cfg.controller.empty()) settings.self = client_cfg.self.id;
   settings.desired_state_file = cfg.desired_state;
   settings.status_file = cfg.status_file;
-  settings.carry_conntrack = cfg.backend == "ovs";
   settings.relay.port = static_cast<uint16_t>(cfg.relay_port);
   settings.relay.forward_tunnel = cfg.backend == "linux";
   LibvirtCalls libvirt;

@@ -162,7 +162,68 @@ for i in range(100000):
         self.assertLessEqual(len(stored) - len(acked), 1, "at most the one in-flight write extra")
 
 
-class ControllerWithAgents(unittest.TestCase):
+class AgentsLab:
+    """What the tests with a controller and agents share: cutoverctl, waits, a download across a
+    migration. The class sets `lab`, `ctl_bin`, `agents` and `vms` (with a "peer")."""
+
+    @classmethod
+    def ctl(cls, *args, check=True):
+        res = cls.lab.ctl(cls.ctl_bin, "--json", *args, check=False)
+        if check and res.returncode != 0:
+            raise LabError(f"cutoverctl {' '.join(args)}: {res.stderr.strip()}")
+        return json.loads(res.stdout) if res.stdout.strip() else res
+
+    @classmethod
+    def wait_bound(cls, host, port, timeout=10):
+        wait_until(f"{port} bound on {host}", lambda: port in (cls.agents[host].status() or {}).get(
+            "bound_ports", []), timeout=timeout)
+
+    def migration(self, mid):
+        return self.ctl("migrations", "show", mid)
+
+    def wait_state(self, mid, *states, timeout=15):
+        return wait_until(f"migration {mid} in {states}", lambda: (lambda m: m["state"] in states and m)(
+            self.migration(mid)), timeout=timeout)
+
+    def connects(self, vm, ip, port):
+        probe = ("import socket,sys\ntry:\n socket.create_connection((sys.argv[1], int(sys.argv[2])),"
+                 " timeout=1).close()\nexcept OSError:\n sys.exit(1)")
+        return vm.exec(sys.executable, "-c", probe, ip, str(port), check=False).returncode == 0
+
+    def pull_across_migration(self, fw, to, carry):
+        """A download from the peer to fw (fw connected out, so only conntrack lets the peer's
+        segments in) while fw migrates to `to`. Returns (migration, stats, moved_at)."""
+        peer = self.vms["peer"]
+        out = os.path.join(self.lab.dir, f"pull-{to.name}.json")
+        pull = self.lab.spawn(fw.ns, TRAFFIC + ["tcp-pull", peer.ip, "6000", "4", out],
+                              f"pull-{to.name}.log", env=ENV)
+        wait_until("download flowing", lambda: os.path.exists(out + ".ready"))
+        time.sleep(0.5)  # traffic, not synchronisation: half a second of download before the move
+        args = ["migrations", "create", "--port", "fw", "--to", to.name]
+        m = self.ctl(*(args + ([] if carry else ["--no-conntrack-carry"])))
+        self.wait_state(m["id"], "ready")
+        if carry:
+            wait_until("conntrack carried", lambda: self.migration(m["id"])[
+                "conntrack_carried"] >= 1, timeout=5)
+        self.lab.move_vm(fw, to)
+        moved_at = time.monotonic()
+        done = self.wait_state(m["id"], "completed", "rolled_back")
+        self.assertEqual(done["state"], "completed", done)
+        pull.wait(timeout=30)
+        with open(out) as f:
+            stats = json.load(f)
+        if carry and not any(t > moved_at + 0.5 for t, _ in stats["arrivals"]):
+            if to.backend == "ovs":
+                print("DIAG flows on", to.name, to.dump_flows())
+                print("DIAG conntrack", to.appctl("dpctl/dump-conntrack").stdout)
+            else:
+                print("DIAG nftables on", to.name, to.exec("nft", "list", "ruleset").stdout)
+                print("DIAG conntrack", to.exec("cat", "/proc/net/nf_conntrack").stdout)
+            print("DIAG port", self.ctl("ports", "show", "fw"), done)
+        return done, stats, moved_at
+
+
+class ControllerWithAgents(AgentsLab, unittest.TestCase):
     """Controller + three hypervisors (netns + OVS + agent over the agent channel)."""
 
     @classmethod
@@ -192,25 +253,6 @@ class ControllerWithAgents(unittest.TestCase):
             cls.vms[name] = lab.add_vm(lab.hosts[host], name, mac, ip)
         cls.wait_bound("h1", "peer")
         cls.wait_bound("h2", "vm")
-
-    @classmethod
-    def ctl(cls, *args, check=True):
-        res = cls.lab.ctl(cls.ctl_bin, "--json", *args, check=False)
-        if check and res.returncode != 0:
-            raise LabError(f"cutoverctl {' '.join(args)}: {res.stderr.strip()}")
-        return json.loads(res.stdout) if res.stdout.strip() else res
-
-    @classmethod
-    def wait_bound(cls, host, port, timeout=10):
-        wait_until(f"{port} bound on {host}", lambda: port in (cls.agents[host].status() or {}).get(
-            "bound_ports", []), timeout=timeout)
-
-    def migration(self, mid):
-        return self.ctl("migrations", "show", mid)
-
-    def wait_state(self, mid, *states, timeout=15):
-        return wait_until(f"migration {mid} in {states}", lambda: (lambda m: m["state"] in states and m)(
-            self.migration(mid)), timeout=timeout)
 
     def test_1_ports_reachable_through_controller(self):
         self.assertTrue(self.vms["peer"].ping(self.vms["vm"].ip))
@@ -338,39 +380,6 @@ class ControllerWithAgents(unittest.TestCase):
         events = {(a["migration"], a["event"]) for a in audit}
         self.assertIn((m["id"], "rolled_back"), events)
         self.assertIn((rej["id"], "rejected"), events)
-
-    def connects(self, vm, ip, port):
-        probe = ("import socket,sys\ntry:\n socket.create_connection((sys.argv[1], int(sys.argv[2])),"
-                 " timeout=1).close()\nexcept OSError:\n sys.exit(1)")
-        return vm.exec(sys.executable, "-c", probe, ip, str(port), check=False).returncode == 0
-
-    def pull_across_migration(self, fw, to, carry):
-        """A download from the peer to fw (fw connected out, so only conntrack lets the peer's
-        segments in) while fw migrates to `to`. Returns (migration, stats, moved_at)."""
-        peer = self.vms["peer"]
-        out = os.path.join(self.lab.dir, f"pull-{to.name}.json")
-        pull = self.lab.spawn(fw.ns, TRAFFIC + ["tcp-pull", peer.ip, "6000", "4", out],
-                              f"pull-{to.name}.log", env=ENV)
-        wait_until("download flowing", lambda: os.path.exists(out + ".ready"))
-        time.sleep(0.5)  # traffic, not synchronisation: half a second of download before the move
-        args = ["migrations", "create", "--port", "fw", "--to", to.name]
-        m = self.ctl(*(args + ([] if carry else ["--no-conntrack-carry"])))
-        self.wait_state(m["id"], "ready")
-        if carry:
-            wait_until("conntrack carried", lambda: self.migration(m["id"])[
-                "conntrack_carried"] >= 1, timeout=5)
-        self.lab.move_vm(fw, to)
-        moved_at = time.monotonic()
-        done = self.wait_state(m["id"], "completed", "rolled_back")
-        self.assertEqual(done["state"], "completed", done)
-        pull.wait(timeout=30)
-        with open(out) as f:
-            stats = json.load(f)
-        if carry and not any(t > moved_at + 0.5 for t, _ in stats["arrivals"]):
-            print("DIAG flows on", to.name, to.dump_flows())
-            print("DIAG conntrack", to.appctl("dpctl/dump-conntrack").stdout)
-            print("DIAG port", self.ctl("ports", "show", "fw"), done)
-        return done, stats, moved_at
 
     def test_6_stateful_firewall_carries_conntrack(self):
         peer = self.vms["peer"]
@@ -707,6 +716,65 @@ class ControllerWithAgents(unittest.TestCase):
             # The monitor prints milliseconds, and sees a commit a little after the agent does.
             self.assertLessEqual(ms, 1.0, f"{host} added flows {ms} ms after all_vteps_ready")
         self.ctl("migrations", "cancel", m["id"])
+
+
+class LinuxHostsCarryConntrack(AgentsLab, unittest.TestCase):
+    """Controller, an OVS host with the peer, and two Linux-backend hosts: a stateful port moves
+    between the Linux hosts with its connections carried by the controller (the source's agent
+    reads them from /proc/net/nf_conntrack, the destination's nftables table admits them)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.lab = Lab("ctl-linux")
+        cls.addClassCleanup(cls.lab.cleanup)
+        lab = cls.lab
+        lab.add_underlay()
+        lab.start_controller(os.path.join(BUILD, "controller", "cutover-controller"),
+                             extra_args=["--prepare-timeout-ms", "3000"])
+        cls.ctl_bin = os.path.join(BUILD, "cli", "cutoverctl")
+        cls.h = [lab.add_host("h1"), lab.add_host("h2", backend="linux"),
+                 lab.add_host("h3", backend="linux")]
+        cls.agents = {h.name: AgentRunner(lab, h, os.path.join(BUILD, "agent", "cutover-agent"))
+                      for h in cls.h}
+        for a in cls.agents.values():
+            a.start(controller=True)
+        wait_until("3 agents connected", lambda: sum(
+            a["connected"] for a in cls.ctl("agents")) == 3, timeout=20)
+        cls.ctl("networks", "create", "--id", "blue", "--vni", "100")
+        cls.ctl("ports", "create", "--id", "peer", "--mac", "52:54:00:00:00:01", "--ips",
+                "10.1.0.1", "--network", "blue", "--host", "h1")
+        cls.ctl("ports", "create", "--id", "fw", "--mac", "52:54:00:00:00:03", "--ips", "10.1.0.3",
+                "--network", "blue", "--host", "h2", "--allow", "tcp:5100,icmp")
+        cls.vms = {"peer": lab.add_vm(lab.hosts["h1"], "peer", "52:54:00:00:00:01", "10.1.0.1"),
+                   "fw": lab.add_vm(lab.hosts["h2"], "fw", "52:54:00:00:00:03", "10.1.0.3")}
+        cls.wait_bound("h1", "peer")
+        cls.wait_bound("h2", "fw")
+
+    def test_a_stateful_port_carries_its_connections_between_linux_hosts(self):
+        peer, fw = self.vms["peer"], self.vms["fw"]
+        h2, h3 = self.lab.hosts["h2"], self.lab.hosts["h3"]
+        self.lab.spawn(fw.ns, TRAFFIC + ["tcp-sink", "7000"], "fw-7000.log", env=ENV)
+        self.lab.spawn(peer.ns, TRAFFIC + ["tcp-source", "6000", "200000"], "source.log", env=ENV)
+        wait_until("listeners", lambda: "7000" in fw.exec("ss", "-ltn").stdout
+                   and "6000" in peer.exec("ss", "-ltn").stdout)
+        self.assertTrue(peer.ping(fw.ip))
+        self.assertFalse(self.connects(peer, fw.ip, 7000), "a port no rule allows was reached")
+        self.assertIn("table inet cutover", h2.exec("nft", "list", "tables").stdout)
+        m1, kept, moved1 = self.pull_across_migration(fw, h3, carry=True)
+        after1 = sum(1 for t, _ in kept["arrivals"] if t > moved1 + 0.5)
+        self.assertNotIn("table inet cutover", h2.exec("nft", "list", "tables").stdout,
+                         "h2 kept the firewall of a port that left it")
+        m2, lost, moved2 = self.pull_across_migration(fw, h2, carry=False)
+        after2 = sum(1 for t, _ in lost["arrivals"] if t > moved2 + 0.5)
+        print(f"\n  stateful port between Linux hosts, download across a migration: with carry-over "
+              f"({m1['conntrack_carried']} connection(s) carried) {after1} reads after the move, "
+              f"max gap {kept['max_gap_ms']} ms; without {after2} reads (max gap "
+              f"{lost['max_gap_ms']} ms)")
+        self.assertGreaterEqual(m1["conntrack_carried"], 1)
+        self.assertEqual(m2["conntrack_carried"], -1)
+        self.assertGreater(after1, 10)
+        self.assertLess(kept["max_gap_ms"], 600, "carried connection stalled")
+        self.assertGreaterEqual(lost["max_gap_ms"], 900, "no stall without carry-over?")
 
 
 def main():
