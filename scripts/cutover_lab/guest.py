@@ -23,9 +23,9 @@ INIT = r"""#!/bin/busybox sh
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
-vmip= vmmtu=1450 nvmet= nvmeconn=
+vmip= vmip2= vmmtu=1450 nvmet= nvmeconn=
 for kv in $(cat /proc/cmdline); do
-  case $kv in vmip=*|vmmtu=*|nvmet=*|nvmeconn=*) eval "${kv%%=*}='${kv#*=}'" ;; esac
+  case $kv in vmip=*|vmip2=*|vmmtu=*|nvmet=*|nvmeconn=*) eval "${kv%%=*}='${kv#*=}'" ;; esac
 done
 for m in $(cat /lib/modules/order); do insmod /lib/modules/$m.ko || echo "init: insmod $m failed"; done
 ip link set lo up
@@ -33,6 +33,14 @@ i=0; while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 500 ]; do usleep 10000; i=$(
 ip link set eth0 mtu "$vmmtu"
 ip link set eth0 up
 [ -n "$vmip" ] && ip addr add "$vmip" dev eth0
+# A second NIC (the lab's two-NIC VM, on another network and subnet): the echo servers listen on
+# every address, so each NIC is measured on its own.
+if [ -n "$vmip2" ]; then
+  i=0; while [ ! -e /sys/class/net/eth1 ] && [ $i -lt 500 ]; do usleep 10000; i=$((i+1)); done
+  ip link set eth1 mtu "$vmmtu"
+  ip link set eth1 up
+  ip addr add "$vmip2" dev eth1
+fi
 # UDP's global memory cap (sized from this small guest's RAM, ~14-20 MB) dropped a backlog the
 # echo server's 8 MiB socket buffer would hold, after a migration's slow TCG start (MemErrors):
 # let the socket buffer be the limit.

@@ -46,6 +46,16 @@ def summarize(results):
             "median_resume_to_echo_ms": _median(
                 rs, lambda r: (r.get("loss") or {}).get("resume_to_first_echo_ms")),
         }
+        second = [r["second_nic"] for r in rs if r.get("second_nic")]
+        if second:  # the two-NIC VM: each NIC's own figures
+            summary[mode]["second_nic"] = {
+                "network": second[0]["network"],
+                "median_lost": statistics.median(n["lost"] for n in second),
+                "lost_range": [min(n["lost"] for n in second), max(n["lost"] for n in second)],
+                "duplicates": sum(n["duplicates"] for n in second),
+                "tcp_survived": sum(n["tcp_survived"] for n in second),
+                "tcp_total": sum(n["tcp_sessions"] for n in second),
+            }
     if "baseline" in summary:
         b = summary["baseline"]
         for mode in ("cutover", "postcopy", "external"):
@@ -71,6 +81,7 @@ def text(results, summary):
              f"{'beyond':>7} {'TCP':>5} {'dups':>4} {'GARPs':>5} {'HTTP':>4} {'prep':>4}"]
     for r in results:
         w = r.get("loss") or {}
+        n2 = r.get("second_nic")
         fast = r.get("fast") or {}
         prep = prepared_before_pause(r)
         lines.append(
@@ -83,6 +94,10 @@ def text(results, summary):
             f"{'-' if r.get('garps') is None else r['garps']:>5} "
             f"{'-' if r.get('http_ok') is None else ('ok' if r['http_ok'] else 'FAIL'):>4} "
             f"{'-' if prep is None else ('ok' if prep else 'LATE'):>4}")
+        if n2:
+            lines.append(f"{'':<9} {'':<8} second NIC ({n2['network']}): lost {n2['lost']} at 1 kpps,"
+                         f" max gap {n2['max_gap_ms'] or 0:.0f} ms, TCP {n2['tcp_survived']}/"
+                         f"{n2['tcp_sessions']}, {n2['duplicates']} dups")
     lines.append("")
     for mode, s in summary.items():
         if mode.startswith("baseline_over_"):
@@ -99,6 +114,12 @@ def text(results, summary):
             f"{_n(s['median_resume_to_echo_ms'], '{:.0f}')} ms); {s['duplicates']} duplicates; TCP "
             f"{s['tcp_survived']}/{s['tcp_total']}"
             + (f"; PREPARED AFTER THE PAUSE in {s['prepared_late']}" if s["prepared_late"] else ""))
+        if s.get("second_nic"):
+            n = s["second_nic"]
+            lines.append(
+                f"{mode}, the VM's second NIC (network {n['network']}, migrated with the first): "
+                f"median lost {n['median_lost']} (range {n['lost_range'][0]}-{n['lost_range'][1]})"
+                f" at 1 kpps; {n['duplicates']} duplicates; TCP {n['tcp_survived']}/{n['tcp_total']}")
     for r in results:
         if r["mode"] == "baseline" or not r.get("timeline"):
             continue

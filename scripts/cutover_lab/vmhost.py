@@ -150,20 +150,29 @@ def interface_xml(mac, iface_id, backend):
 CUTOVER_METADATA_NS = "https://cutover.dev/xmlns/libvirt/1"
 
 
-def metadata_xml(mac, network):
-    """cutover's <metadata> element naming the cutover network of the NIC with this MAC: the
-    controller's inventory makes the VM's port from it (no port entered by hand)."""
-    if not network:
+def metadata_xml(nics):
+    """cutover's <metadata> element naming the cutover network of each NIC (by MAC) that has one:
+    the controller's inventory makes the VM's ports from it (no port entered by hand).
+    nics: [(mac, network or None), ...]."""
+    named = [(mac, net) for mac, net in nics if net]
+    if not named:
         return ""
     return (f"<metadata><cutover:interfaces xmlns:cutover='{CUTOVER_METADATA_NS}'>"
-            f"<cutover:interface mac='{mac}' network='{network}'/></cutover:interfaces></metadata>")
+            + "".join(f"<cutover:interface mac='{mac}' network='{net}'/>" for mac, net in named)
+            + "</cutover:interfaces></metadata>")
 
 
 def domain_xml(name, vmlinux, initrd, mac, ip, iface_id, console_log, memory_mib=128, cmdline="",
-               backend="ovs", network=None):
+               backend="ovs", network=None, second_nic=None):
+    """second_nic: (mac, ip, iface_id, network or None) of a second interface (the guest's eth1,
+    configured from vmip2=)."""
+    nics = [(mac, network)] + ([(second_nic[0], second_nic[3])] if second_nic else [])
+    if second_nic:
+        cmdline = f"vmip2={second_nic[1]}/24 {cmdline}"
+    second = interface_xml(second_nic[0], second_nic[2], backend) if second_nic else ""
     return f"""<domain type='qemu'>
   <name>{name}</name>
-  {metadata_xml(mac, network)}
+  {metadata_xml(nics)}
   <memory unit='MiB'>{memory_mib}</memory>
   <vcpu>1</vcpu>
   <os>
@@ -181,6 +190,7 @@ def domain_xml(name, vmlinux, initrd, mac, ip, iface_id, console_log, memory_mib
     <emulator>/usr/bin/qemu-system-x86_64</emulator>
     <controller type='usb' model='none'/>
     {interface_xml(mac, iface_id, backend)}
+    {second}
     <serial type='file'><source path='{console_log}' append='on'/><target port='0'/></serial>
     <memballoon model='none'/>
   </devices>
@@ -188,11 +198,12 @@ def domain_xml(name, vmlinux, initrd, mac, ip, iface_id, console_log, memory_mib
 """
 
 
-def start_vm(lv, name, guest_files, mac, ip, iface_id, cmdline="", memory_mib=128, network=None):
+def start_vm(lv, name, guest_files, mac, ip, iface_id, cmdline="", memory_mib=128, network=None,
+             second_nic=None):
     """cmdline: extra guest parameters (nvmet=NQN for a storage target, nvmeconn=... for a VM
     whose data disk is an NVMe/TCP volume; see guest.py). The interface follows the host's
     backend (see interface_xml). network: the cutover network named in the domain's metadata
-    (the inventory makes its port)."""
+    (the inventory makes its port). second_nic: see domain_xml."""
     backend = lv.host.backend
     vmlinux, initrd, _ = guest_files
     xml_path = os.path.join(lv.dir, f"{name}.xml")
@@ -200,7 +211,7 @@ def start_vm(lv, name, guest_files, mac, ip, iface_id, cmdline="", memory_mib=12
     with open(xml_path, "w") as f:
         f.write(domain_xml(name, os.path.abspath(vmlinux), os.path.abspath(initrd), mac, ip, iface_id,
                            console, memory_mib=memory_mib, cmdline=cmdline, backend=backend,
-                           network=network))
+                           network=network, second_nic=second_nic))
     lv.virsh("create", xml_path)
     return console
 

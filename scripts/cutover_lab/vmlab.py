@@ -16,6 +16,11 @@ BUILD = os.path.join(ROOT, "build")
 VM_MAC, VM_IP, VM_IFACE = "52:54:00:10:00:0a", "10.1.0.10", "6f1c2a9e-0000-4000-8000-00000000000a"
 VM_TAP = "cvt-vm1"  # the Linux dataplane's iface-id for vm1: its tap's name (<= 15 characters)
 CLI_MAC, CLI_IP = "52:54:00:00:00:99", "10.1.0.99"
+# The two-NIC VM (--two-nics): vm1's second NIC on network red (VNI 200, its own subnet), and a
+# second client on red beside the first, so that each NIC is measured on its own.
+VM2_MAC, VM2_IP, VM2_IFACE = "52:54:00:20:00:0a", "10.2.0.10", "6f1c2a9e-0000-4000-8000-00000000020a"
+VM2_TAP = "cvt-vm1-red"
+CLI2_MAC, CLI2_IP = "52:54:00:00:02:99", "10.2.0.99"
 # Storage (--storage): an NVMe/TCP target guest on h3; vm1's data disk is its namespace, attached
 # from inside vm1 (this machine's kernel has no nvme-tcp), I/O reports to the client on IO_PORT.
 STOR_MAC, STOR_IP, STOR_IFACE = "52:54:00:10:00:14", "10.1.0.20", "6f1c2a9e-0000-4000-8000-000000000014"
@@ -62,6 +67,14 @@ def run_hop(ctx, mode, src, dst, tag):
                                        fast_out, "stat"], f"udp-fast-{tag}.log", env=env)
     tcp = lab.spawn(cli.ns, traffic + ["tcp-probe", VM_IP, "7", "8", str(PROBE_SECONDS), tcp_out],
                     f"tcp-{tag}.log", env=env)
+    cli2 = ctx.get("cli2")
+    if cli2:  # the second NIC: its own 1 kpps stream and 8 TCP sessions, from the client on red
+        udp2_out = os.path.join(lab.dir, f"udp2-{tag}.json")
+        tcp2_out = os.path.join(lab.dir, f"tcp2-{tag}.json")
+        udp2 = lab.spawn(cli2.ns, traffic + ["udp-probe", VM2_IP, "7", "1000", str(PROBE_SECONDS),
+                                            udp2_out], f"udp2-{tag}.log", env=env)
+        tcp2 = lab.spawn(cli2.ns, traffic + ["tcp-probe", VM2_IP, "7", "8", str(PROBE_SECONDS),
+                                            tcp2_out], f"tcp2-{tag}.log", env=env)
     io = None
     if ctx.get("storage"):
         io_out = os.path.join(lab.dir, f"io-{tag}.json")
@@ -110,6 +123,17 @@ def run_hop(ctx, mode, src, dst, tag):
     udp.wait(timeout=PROBE_SECONDS + 30)
     fast.wait(timeout=PROBE_SECONDS + 30)
     tcp.wait(timeout=PROBE_SECONDS + 30)
+    second = None
+    if cli2:
+        udp2.wait(timeout=PROBE_SECONDS + 30)
+        tcp2.wait(timeout=PROBE_SECONDS + 30)
+        with open(udp2_out) as f:
+            u2 = json.load(f)
+        with open(tcp2_out) as f:
+            t2 = json.load(f)
+        second = {"network": "red", "lost": u2["lost"], "sent": u2["sent"],
+                  "duplicates": u2["duplicates"], "max_gap_ms": u2["max_gap_ms"],
+                  "tcp_sessions": t2["sessions"], "tcp_survived": t2["survived"]}
     pause = pause_watch.stop()
     drops = loss.diff(drops_before, loss.drop_counters(hosts))
     garps = None
@@ -157,6 +181,8 @@ def run_hop(ctx, mode, src, dst, tag):
             "host_drops": drops, "tcp_sessions": t["sessions"],
             "tcp_survived": t["survived"], "tcp_max_stall_ms": t["max_stall_ms"], "timeline": timeline,
             "garps": garps, **storage,
+            # The two-NIC VM: the second NIC's own figures (the first NIC's are the ones above).
+            **({"second_nic": second} if second else {}),
             "phases_s": phases, "echoes": u["echoes"],
             # Whether the source's agent switched the migration to post-copy (its log says so).
             "postcopy_switched": any("switching to post-copy" in line
@@ -244,10 +270,11 @@ def get_ready(prog, install_and_build=True):
 
 
 def bring_up(lab, prog, g, n_hosts=3, storage=False, relay=True, libvirt_everywhere=False,
-             backend="ovs", migration_network=True, hook=True, ha=False):
+             backend="ovs", migration_network=True, hook=True, ha=False, two_nics=False):
     """Controller + hosts h1..hN (netns + OVS + cutover-agent; libvirtd on h1, h2 - or on every
-    host), the client on the last host, vm1 booted on h1 and echoing. Returns the context
-    run_hop() needs. Three progress steps, plus one with storage."""
+    host), the client on the last host, vm1 booted on h1 and echoing (two_nics: with a second NIC
+    on network red, and a second client there). Returns the context run_hop() needs. Three
+    progress steps, plus one with storage."""
     from .netlab import AgentRunner, wait_until
     from . import vmhost
     ctl = os.path.join(BUILD, "cli", "cutoverctl")
@@ -289,6 +316,16 @@ def bring_up(lab, prog, g, n_hosts=3, storage=False, relay=True, libvirt_everywh
     lab.ctl(ctl, "ports", "create", "--id", "client", "--mac", CLI_MAC, "--ips", CLI_IP,
             "--network", "blue", "--host", client_host)
     cli = lab.add_vm(hosts[client_host], "client", CLI_MAC, CLI_IP)
+    cli2, second_nic = None, None
+    if two_nics:
+        vm2_iface = VM2_IFACE if backend == "ovs" else VM2_TAP
+        lab.ctl(ctl, "networks", "create", "--id", "red", "--vni", "200")
+        lab.ctl(ctl, "ports", "create", "--id", "vm1-red", "--mac", VM2_MAC, "--ips", VM2_IP,
+                "--network", "red", "--host", "h1", "--iface-id", vm2_iface)
+        lab.ctl(ctl, "ports", "create", "--id", "client-red", "--mac", CLI2_MAC, "--ips", CLI2_IP,
+                "--network", "red", "--host", client_host)
+        cli2 = lab.add_vm(hosts[client_host], "client-red", CLI2_MAC, CLI2_IP)
+        second_nic = (VM2_MAC, VM2_IP, vm2_iface, None)
     vm_cmdline, probes = "", None
     env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "scripts"))
     if storage:
@@ -306,26 +343,30 @@ def bring_up(lab, prog, g, n_hosts=3, storage=False, relay=True, libvirt_everywh
         vm_cmdline = f"nvmeconn={STOR_IP},{STOR_NQN},{CLI_IP},{IO_PORT}"
     prog.step("booting vm1 on h1 (QEMU TCG) and waiting for its echo servers")
     vm_console = vmhost.start_vm(libvirt["h1"], "vm1", g, VM_MAC, VM_IP, vm_iface,
-                                 cmdline=vm_cmdline, memory_mib=192 if storage else 128)
+                                 cmdline=vm_cmdline, memory_mib=192 if storage else 128,
+                                 second_nic=second_nic)
     traffic = [sys.executable, "-m", "cutover_lab.traffic"]
     probe = os.path.join(lab.dir, "boot-probe.json")
 
-    def echoing():
-        cli.exec(*traffic, "udp-probe", VM_IP, "7", "20", "0.2", probe, env=env)
+    def echoing(client=cli, ip=VM_IP):
+        client.exec(*traffic, "udp-probe", ip, "7", "20", "0.2", probe, env=env)
         with open(probe) as f:
             return json.load(f)["echoed"] > 0
     wait_until("guest echo", echoing, timeout=90, interval=0.2)
+    if cli2:
+        wait_until("guest echo on its second NIC", lambda: echoing(cli2, VM2_IP), timeout=30,
+                   interval=0.2)
     wait_until("guest HTTP server", lambda: http_get({"cli": cli}), timeout=30, interval=0.2)
     if storage:
         wait_until("vm1's NVMe/TCP volume attached", lambda: "CUTOVER-NVME-READY" in open(
             vm_console).read(), timeout=120, interval=0.2)
-    return {"lab": lab, "cli": cli, "env": env, "traffic": traffic, "ctl": ctl, "libvirt": libvirt,
-            "agents": agents, "storage": storage, "probes": probes, "guest": g}
+    return {"lab": lab, "cli": cli, "cli2": cli2, "env": env, "traffic": traffic, "ctl": ctl,
+            "libvirt": libvirt, "agents": agents, "storage": storage, "probes": probes, "guest": g}
 
 
 def run(cycles=1, baseline=True, out=None, prepare=True, hops=(("h1", "h2"), ("h2", "h1")),
         external=True, relay=True, storage=False, migration_network=True, hook=True,
-        schedule=None, ha=False, postcopy=False):
+        schedule=None, ha=False, postcopy=False, two_nics=False):
     """Runs the lab; returns (results, report text). prepare=False skips install-deps/build.
     schedule: [(mode, src, dst), ...] instead of cycles x hops per mode (no baseline then)."""
     from .netlab import Lab
@@ -340,7 +381,7 @@ def run(cycles=1, baseline=True, out=None, prepare=True, hops=(("h1", "h2"), ("h
     results = []
     with Lab("lab") as lab:
         ctx = bring_up(lab, prog, g, storage=storage, relay=relay,
-                       migration_network=migration_network, hook=hook, ha=ha)
+                       migration_network=migration_network, hook=hook, ha=ha, two_nics=two_nics)
         # external: the same VM migrated with plain virsh while cutover runs - the destination's
         # agent sees it arrive (libvirt's hook, its tap) and the controller prepares it.
         in_baseline = False
@@ -362,9 +403,15 @@ def run(cycles=1, baseline=True, out=None, prepare=True, hops=(("h1", "h2"), ("h
 
 
 def hop_line(r):
-    return (f"    pause {r.get('pause_ms')} ms (QEMU downtime {r['downtime_ms']} ms), lost {r['lost']} "
+    line = (f"    pause {r.get('pause_ms')} ms (QEMU downtime {r['downtime_ms']} ms), lost {r['lost']} "
             f"at 1 kpps and {r['fast']['lost']} at {r['fast']['pps']} pps, max gap "
             f"{r['max_gap_ms']} ms, TCP {r['tcp_survived']}/{r['tcp_sessions']}")
+    if r.get("second_nic"):
+        n = r["second_nic"]
+        line += (f"\n    second NIC ({n['network']}): lost {n['lost']} at 1 kpps, max gap "
+                 f"{n['max_gap_ms']} ms, TCP {n['tcp_survived']}/{n['tcp_sessions']}, "
+                 f"{n['duplicates']} duplicates")
+    return line
 
 
 # -- the persistent lab: scripts/lab up | migrate | report | down ---------------------------------
