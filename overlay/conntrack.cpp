@@ -39,6 +39,24 @@ std::optional<int> number(const std::string& s, int max) {
   if (ec != std::errc() || p != s.data() + s.size() || v < 0 || v > max) return std::nullopt;
   return v;
 }
+// The original direction's addresses (and ports, for tcp and udp) from its key=value fields, in
+// either format; false when one is missing or malformed.
+bool endpoints(std::map<std::string, std::string> f, ConntrackEntry& e) {
+  if (!f.count("src") || !f.count("dst")) return false;
+  try {
+    e.src = IpAddress::parse(f["src"]);
+    e.dst = IpAddress::parse(f["dst"]);
+  } catch (const ParseError&) {
+    return false;
+  }
+  if (e.protocol == "tcp" || e.protocol == "udp") {
+    auto sp = number(f["sport"], 65535), dp = number(f["dport"], 65535);
+    if (!sp || !dp) return false;
+    e.sport = *sp;
+    e.dport = *dp;
+  }
+  return true;
+}
 std::optional<ConntrackEntry> parse_line(std::string_view line) {
   ConntrackEntry e;
   const auto comma = line.find(',');
@@ -46,20 +64,7 @@ std::optional<ConntrackEntry> parse_line(std::string_view line) {
   e.protocol = line.substr(0, comma);
   auto orig = group(line, "orig");
   if (!orig) return std::nullopt;
-  auto f = fields(*orig);
-  if (!f.count("src") || !f.count("dst")) return std::nullopt;
-  try {
-    e.src = IpAddress::parse(f["src"]);
-    e.dst = IpAddress::parse(f["dst"]);
-  } catch (const ParseError&) {
-    return std::nullopt;
-  }
-  if (e.protocol == "tcp" || e.protocol == "udp") {
-    auto sp = number(f["sport"], 65535), dp = number(f["dport"], 65535);
-    if (!sp || !dp) return std::nullopt;
-    e.sport = *sp;
-    e.dport = *dp;
-  }
+  if (!endpoints(fields(*orig), e)) return std::nullopt;
   if (auto z = line.find(",zone="); z != std::string_view::npos) {
     auto rest = line.substr(z + 6);
     auto v = number(std::string(rest.substr(0, rest.find(','))), 65535);
@@ -98,19 +103,7 @@ std::optional<ConntrackEntry> parse_proc_line(std::string_view line) {
     }
     first.try_emplace(std::string(words[i].substr(0, eq)), words[i].substr(eq + 1));
   }
-  if (!first.count("src") || !first.count("dst")) return std::nullopt;
-  try {
-    e.src = IpAddress::parse(first["src"]);
-    e.dst = IpAddress::parse(first["dst"]);
-  } catch (const ParseError&) {
-    return std::nullopt;
-  }
-  if (e.protocol == "tcp" || e.protocol == "udp") {
-    auto sp = number(first["sport"], 65535), dp = number(first["dport"], 65535);
-    if (!sp || !dp) return std::nullopt;
-    e.sport = *sp;
-    e.dport = *dp;
-  }
+  if (!endpoints(first, e)) return std::nullopt;
   if (auto z = first.find("zone"); z != first.end()) {
     auto v = number(z->second, 65535);
     if (!v) return std::nullopt;

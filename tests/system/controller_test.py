@@ -167,6 +167,27 @@ class AgentsLab:
     migration. The class sets `lab`, `ctl_bin`, `agents` and `vms` (with a "peer")."""
 
     @classmethod
+    def start_lab(cls, name, backends, extra_args=()):
+        """A controller on the underlay and one host per backend (h1, h2, ...), each with an agent
+        connected to it."""
+        cls.lab = Lab(name)
+        cls.addClassCleanup(cls.lab.cleanup)
+        lab = cls.lab
+        lab.add_underlay()
+        lab.start_controller(os.path.join(BUILD, "controller", "cutover-controller"),
+                             extra_args=list(extra_args))
+        cls.ctl_bin = os.path.join(BUILD, "cli", "cutoverctl")
+        cls.h = [lab.add_host(f"h{i}", backend=b) for i, b in enumerate(backends, 1)]
+        cls.agents = {h.name: AgentRunner(lab, h, os.path.join(BUILD, "agent", "cutover-agent"))
+                      for h in cls.h}
+        for a in cls.agents.values():
+            a.start(controller=True)
+        # Agents register their hosts when they connect: ports can only be placed on known hosts.
+        wait_until(f"{len(cls.h)} agents connected", lambda: sum(
+            a["connected"] for a in cls.ctl("agents")) == len(cls.h), timeout=20)
+        return lab
+
+    @classmethod
     def ctl(cls, *args, check=True):
         res = cls.lab.ctl(cls.ctl_bin, "--json", *args, check=False)
         if check and res.returncode != 0:
@@ -228,22 +249,9 @@ class ControllerWithAgents(AgentsLab, unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.lab = Lab("ctl-system")
-        cls.addClassCleanup(cls.lab.cleanup)
-        lab = cls.lab
-        lab.add_underlay()
-        lab.start_controller(os.path.join(BUILD, "controller", "cutover-controller"),
-                             extra_args=["--prepare-timeout-ms", "3000", "--activation-timeout-ms", "2500",
-                                         "--forbid", "pci:public"])
-        cls.ctl_bin = os.path.join(BUILD, "cli", "cutoverctl")
-        cls.h = [lab.add_host(n) for n in ("h1", "h2", "h3")]
-        cls.agents = {h.name: AgentRunner(lab, h, os.path.join(BUILD, "agent", "cutover-agent"))
-                      for h in cls.h}
-        for a in cls.agents.values():
-            a.start(controller=True)
-        # Agents register their hosts when they connect: ports can only be placed on known hosts.
-        wait_until("3 agents connected", lambda: sum(
-            a["connected"] for a in cls.ctl("agents")) == 3, timeout=20)
+        lab = cls.start_lab("ctl-system", ("ovs", "ovs", "ovs"),
+                            ["--prepare-timeout-ms", "3000", "--activation-timeout-ms", "2500",
+                             "--forbid", "pci:public"])
         cls.ctl("networks", "create", "--id", "blue", "--vni", "100")
         cls.vms = {}
         for name, host, mac, ip in (("peer", "h1", "52:54:00:00:00:01", "10.1.0.1"),
@@ -725,21 +733,7 @@ class LinuxHostsCarryConntrack(AgentsLab, unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.lab = Lab("ctl-linux")
-        cls.addClassCleanup(cls.lab.cleanup)
-        lab = cls.lab
-        lab.add_underlay()
-        lab.start_controller(os.path.join(BUILD, "controller", "cutover-controller"),
-                             extra_args=["--prepare-timeout-ms", "3000"])
-        cls.ctl_bin = os.path.join(BUILD, "cli", "cutoverctl")
-        cls.h = [lab.add_host("h1"), lab.add_host("h2", backend="linux"),
-                 lab.add_host("h3", backend="linux")]
-        cls.agents = {h.name: AgentRunner(lab, h, os.path.join(BUILD, "agent", "cutover-agent"))
-                      for h in cls.h}
-        for a in cls.agents.values():
-            a.start(controller=True)
-        wait_until("3 agents connected", lambda: sum(
-            a["connected"] for a in cls.ctl("agents")) == 3, timeout=20)
+        lab = cls.start_lab("ctl-linux", ("ovs", "linux", "linux"), ["--prepare-timeout-ms", "3000"])
         cls.ctl("networks", "create", "--id", "blue", "--vni", "100")
         cls.ctl("ports", "create", "--id", "peer", "--mac", "52:54:00:00:00:01", "--ips",
                 "10.1.0.1", "--network", "blue", "--host", "h1")
