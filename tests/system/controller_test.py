@@ -233,7 +233,9 @@ class AgentsLab:
         pull.wait(timeout=30)
         with open(out) as f:
             stats = json.load(f)
-        if carry and not any(t > moved_at + 0.5 for t, _ in stats["arrivals"]):
+        # Reads that arrived once the move had settled (half a second after it).
+        stats["after_move"] = sum(1 for t, _ in stats["arrivals"] if t > moved_at + 0.5)
+        if carry and not stats["after_move"]:
             if to.backend == "ovs":
                 print("DIAG flows on", to.name, to.dump_flows())
                 print("DIAG conntrack", to.appctl("dpctl/dump-conntrack").stdout)
@@ -434,11 +436,11 @@ class ControllerWithAgents(AgentsLab, unittest.TestCase):
 
         # Without carry-over the destination sees the peer's next segment as a new connection
         # to a port nobody allowed, and drops it: the download stops at the move.
-        m1, lost, moved1 = self.pull_across_migration(fw, h3, carry=False)
-        after1 = sum(1 for t, _ in lost["arrivals"] if t > moved1 + 0.5)  # printed below
+        m1, lost, _ = self.pull_across_migration(fw, h3, carry=False)
+        after1 = lost["after_move"]  # printed below
         # With carry-over the source's entry goes along and the download continues.
-        m2, kept, moved2 = self.pull_across_migration(fw, h2, carry=True)
-        after2 = sum(1 for t, _ in kept["arrivals"] if t > moved2 + 0.5)
+        m2, kept, _ = self.pull_across_migration(fw, h2, carry=True)
+        after2 = kept["after_move"]
         print(f"\n  stateful port, download across a migration: without conntrack carry-over "
               f"{after1} reads after the move (max gap {lost['max_gap_ms']} ms); with carry-over "
               f"({m2['conntrack_carried']} connection(s) carried) {after2} reads, max gap "
@@ -754,12 +756,12 @@ class LinuxHostsCarryConntrack(AgentsLab, unittest.TestCase):
         self.assertTrue(peer.ping(fw.ip))
         self.assertFalse(self.connects(peer, fw.ip, 7000), "a port no rule allows was reached")
         self.assertIn("table inet cutover", h2.exec("nft", "list", "tables").stdout)
-        m1, kept, moved1 = self.pull_across_migration(fw, h3, carry=True)
-        after1 = sum(1 for t, _ in kept["arrivals"] if t > moved1 + 0.5)
+        m1, kept, _ = self.pull_across_migration(fw, h3, carry=True)
+        after1 = kept["after_move"]
         self.assertNotIn("table inet cutover", h2.exec("nft", "list", "tables").stdout,
                          "h2 kept the firewall of a port that left it")
-        m2, lost, moved2 = self.pull_across_migration(fw, h2, carry=False)
-        after2 = sum(1 for t, _ in lost["arrivals"] if t > moved2 + 0.5)
+        m2, lost, _ = self.pull_across_migration(fw, h2, carry=False)
+        after2 = lost["after_move"]
         print(f"\n  stateful port between Linux hosts, download across a migration: with carry-over "
               f"({m1['conntrack_carried']} connection(s) carried) {after1} reads after the move, "
               f"max gap {kept['max_gap_ms']} ms; without {after2} reads (max gap "
