@@ -10,7 +10,6 @@
 #include <boost/asio.hpp>
 #include <csignal>
 #include <cstdio>
-#include <fstream>
 #include <optional>
 #include <sstream>
 #include <thread>
@@ -323,13 +322,7 @@ int main(int argc, char** argv) {
   Agent agent(
       io, settings, dataplane,
       [&](int64_t zone) {
-        if (cfg.backend == "linux") {
-          std::ifstream in("/proc/net/nf_conntrack");
-          if (!in) throw std::runtime_error("cannot read /proc/net/nf_conntrack");
-          std::ostringstream text;
-          text << in.rdbuf();
-          return overlay::parse_proc_conntrack(text.str(), static_cast<int>(zone));
-        }
+        if (cfg.backend == "linux") return linux_conntrack(zone);
         // Name the datapath: with more than one (system and netdev), OVS wants to be told.
         return overlay::parse_conntrack_dump(ovs_appctl(
             vswitchd_ctl_path(cfg.ovs_rundir), "dpctl/dump-conntrack",

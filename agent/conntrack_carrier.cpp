@@ -1,11 +1,23 @@
-// ConntrackCarrier: when to dump a leaving port's conntrack zone and what to send.
+// ConntrackCarrier: when to dump a leaving port's conntrack zone and what to send; the Linux
+// backend's dump.
 #include "conntrack_carrier.hpp"
 
 #include <exception>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
 
 #include "conntrack.hpp"
 
 namespace cutover::agent {
+
+overlay::ConntrackDump linux_conntrack(int64_t zone) {
+  std::ifstream in("/proc/net/nf_conntrack");
+  if (!in) throw std::runtime_error("cannot read /proc/net/nf_conntrack");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return overlay::parse_proc_conntrack(text.str(), static_cast<int>(zone));
+}
 
 std::vector<std::string> ConntrackCarrier::update(const DesiredState& state,
                                                   const std::map<std::string, int64_t>& zones,

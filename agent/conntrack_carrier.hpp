@@ -17,6 +17,10 @@
 
 namespace cutover::agent {
 
+// The Linux kernel's connections in one zone, from this network namespace's
+// /proc/net/nf_conntrack (the Linux backend's DumpFn); throws when it cannot be read.
+overlay::ConntrackDump linux_conntrack(int64_t zone);
+
 class ConntrackCarrier {
  public:
   // The dataplane's connections in one zone (OVS: dpctl/dump-conntrack; Linux:

@@ -565,6 +565,13 @@ class Vm:
     def exec(self, *cmd, **kw):
         return run("ip", "netns", "exec", self.ns, *cmd, **kw)
 
+    def connects(self, ip, port, timeout=1):
+        """Whether a TCP connection from this VM to ip:port is accepted within `timeout` s."""
+        probe = ("import socket,sys\ntry:\n socket.create_connection((sys.argv[1], int(sys.argv[2])),"
+                 " timeout=float(sys.argv[3])).close()\nexcept OSError:\n sys.exit(1)")
+        return self.exec(sys.executable, "-c", probe, ip, str(port), str(timeout),
+                         check=False).returncode == 0
+
     def ping(self, ip, count=1, size=56, timeout=2):
         res = self.exec("ping", "-c", str(count), "-W", str(timeout), "-s", str(size), "-M", "do",
                         ip, check=False, timeout=count * timeout + 5)

@@ -55,12 +55,6 @@ def flows_with_durations(host):
     return flows
 
 
-def connects(vm, ip, port):
-    probe = ("import socket,sys\ntry:\n socket.create_connection((sys.argv[1], int(sys.argv[2])),"
-             " timeout=1).close()\nexcept OSError:\n sys.exit(1)")
-    return vm.exec(sys.executable, "-c", probe, ip, str(port), check=False).returncode == 0
-
-
 class OvsOverlay(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -214,14 +208,14 @@ class OvsOverlay(unittest.TestCase):
             wait_until("listeners", lambda: all(
                 p in vm.exec("ss", "-ltn").stdout
                 for vm, p in ((b1, ":5100"), (b1, ":7000"), (b2, ":6100"), (b2, ":6000"))))
-            self.assertTrue(connects(b2, b1.ip, 7000), "7000 closed before any firewall?")
+            self.assertTrue(b2.connects(b1.ip, 7000), "7000 closed before any firewall?")
             self.fields["b1"] = {"ingress_allow": [{"protocol": "tcp", "port": 5100},
                                                    {"protocol": "icmp"}]}
             self.push()
             self.assertTrue(b2.ping(b1.ip))
-            self.assertTrue(connects(b2, b1.ip, 5100))
-            self.assertFalse(connects(b2, b1.ip, 7000), "a port no rule allows was reached")
-            self.assertTrue(connects(b1, b2.ip, 6100), "b1's own connection out was refused")
+            self.assertTrue(b2.connects(b1.ip, 5100))
+            self.assertFalse(b2.connects(b1.ip, 7000), "a port no rule allows was reached")
+            self.assertTrue(b1.connects(b2.ip, 6100), "b1's own connection out was refused")
             for carry, to in ((True, away), (False, home)):
                 out = os.path.join(self.lab.dir, f"fw-pull-{to.name}.json")
                 pull = self.lab.spawn(b1.ns, TRAFFIC + ["tcp-pull", b2.ip, "6000", "3", out],
@@ -245,7 +239,7 @@ class OvsOverlay(unittest.TestCase):
                 gaps[carry] = (after, stats["max_gap_ms"])
             self.fields.pop("b1")
             self.push()
-            reopened = connects(b2, b1.ip, 7000)
+            reopened = b2.connects(b1.ip, 7000)
         finally:
             self.fields.pop("b1", None)
             for p in procs:
