@@ -253,7 +253,10 @@ class OvsOverlay(unittest.TestCase):
               f"connection carried: {gaps[True][0]} reads after the move, max gap "
               f"{gaps[True][1]} ms; not carried: {gaps[False][0]} reads, max gap {gaps[False][1]} ms")
         self.assertGreater(gaps[True][0], 10, "carried connection stopped")
-        self.assertLess(gaps[True][1], 600, "carried connection stalled")
+        # Here the tap moves before its host's state says so (no prepare, unlike a migration),
+        # so the gap holds TCP's retransmission backoff until the push lands: 60-100 ms usually,
+        # 1.1 s once in CI. Without carry-over it never ends (the whole rest of the download).
+        self.assertLess(gaps[True][1], 2000, "carried connection stalled")
         self.assertGreaterEqual(gaps[False][1], 900, "no stall without carry-over?")
         self.assertTrue(reopened, "the firewall stayed after it was removed")
 
