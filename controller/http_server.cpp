@@ -2,6 +2,7 @@
 // that admits them through the ConnectionGate.
 #include "http_server.hpp"
 
+#include <sys/socket.h>
 #include <algorithm>
 #include <array>
 #include <boost/asio/steady_timer.hpp>
@@ -10,6 +11,7 @@
 #include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/websocket/ssl.hpp>
+#include <cerrno>
 #include <limits>
 
 #include "logging.hpp"
@@ -31,6 +33,9 @@ using Slot = ConnectionGate::Slot;
 
 // A peer that was told to go away gets this long to finish the closing handshake.
 constexpr std::chrono::seconds kCloseGrace{5};
+// An agent connection that delivered no frame for this long is pinged; after a second such
+// interval without even a pong it is closed (Beast's server default, 300 s in all).
+constexpr std::chrono::seconds kIdleInterval{150};
 
 std::string error_body(const char* code, const std::string& message) {
   return std::string(R"({"error":{"code":")") + code + R"(","message":")" + message +
@@ -64,6 +69,16 @@ struct TlsPeers {
 
 // An agent's WebSocket over the plain or the TLS stream. With TLS the agent proved a host id with
 // its certificate (cert_host), and its hello must say the same.
+//
+// Beast accepts the upgrade and reads; what the controller sends it writes itself. A server frame
+// is unmasked, so a message is its header and its bytes (server_frame), queued as one string. On
+// a plain socket it then leaves in one non-blocking send, straight from the fan-out loop, with no
+// asynchronous operation unless the kernel's buffer is full (Beast's write op cost about as much
+// again as the send itself, times a thousand agents per change). So that nothing else writes
+// between those frames, Beast's keep-alive pings are off (watch_idle() pings instead, through the
+// queue) and its closing handshake starts only once the queue is empty. Beast still answers a
+// ping or a close the agent sends by writing itself; a peer that does so while a frame to it is
+// half-written garbles only its own connection, which is ending or misbehaving.
 template <typename Stream>
 class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>>, public TlsPeer {
   using std::enable_shared_from_this<AgentSession<Stream>>::shared_from_this;
@@ -75,12 +90,18 @@ class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>>, 
         slot_(std::move(slot)),
         queue_(slot_.gate().limits().agent_send_queue_bytes),
         timer_(ws_.get_executor()),
+        idle_timer_(ws_.get_executor()),
         hub_(hub),
         state_(state),
         cert_host_(std::move(cert_host)) {}
 
   void run(http::request<http::string_body> req) {
-    ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
+    websocket::stream_base::timeout timeouts{};
+    timeouts.handshake_timeout = std::chrono::seconds(30);
+    timeouts.idle_timeout = websocket::stream_base::none();
+    timeouts.keep_alive_pings = false;
+    ws_.set_option(timeouts);
+    ws_.control_callback([this](websocket::frame_type, beast::string_view) { ++frames_read_; });
     ws_.read_message_max(16 << 20);
     // A host joining a busy VNI gets its whole slice (a few hundred KB per thousand ports). As
     // one frame it goes out in as few writes as the kernel's (autotuned) send buffer allows; in
@@ -102,6 +123,7 @@ class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>>, 
     ws_.async_accept(req, [self = shared_from_this()](beast::error_code ec) {
       if (ec) return;
       self->read();
+      self->watch_idle();
     });
   }
 
@@ -116,15 +138,7 @@ class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>>, 
     }
   }
 
-  void send(std::string text) {
-    if (closing_) return;
-    const bool idle = queue_.empty();
-    if (!queue_.push(std::move(text))) {
-      overflow();
-      return;
-    }
-    if (idle) write_next();
-  }
+  void send(const std::string& text) { send_frame(server_frame(WsOpcode::text, text)); }
 
  private:
   std::string peer() {
@@ -140,6 +154,7 @@ class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>>, 
         return;
       }
       if (self->closing_) return;  // the close handshake reads the rest
+      ++self->frames_read_;
       std::string text = beast::buffers_to_string(self->buffer_.data());
       self->buffer_.consume(self->buffer_.size());
       self->on_text(text);
@@ -190,17 +205,101 @@ class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>>, 
     read();
   }
 
+  void send_frame(std::string frame) {
+    if (closing_) return;
+    const bool idle = queue_.empty();
+    if (!queue_.push(std::move(frame))) {
+      overflow();
+      return;
+    }
+    if (idle) write_next();
+  }
+
+  // Writes the queue's frames in order until it is empty, or until the socket cannot take more
+  // (then again once it is writable). written_ is how much of the front has left.
   void write_next() {
-    ws_.text(true);
-    ws_.async_write(asio::buffer(queue_.front()),
-                    [self = shared_from_this()](beast::error_code ec, size_t) {
-                      if (ec || self->closing_) {
-                        self->queue_.clear();
-                        return;
-                      }
-                      self->queue_.pop();
-                      if (!self->queue_.empty()) self->write_next();
-                    });
+    if constexpr (std::is_same_v<Stream, PlainStream>) {
+      auto& socket = beast::get_lowest_layer(ws_).socket();
+      while (!queue_.empty()) {
+        const std::string& frame = queue_.front();
+        const ssize_t n = ::send(socket.native_handle(), frame.data() + written_,
+                                 frame.size() - written_, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+        if (n < 0) {
+          write_failed();
+          return;
+        }
+        written_ += static_cast<size_t>(n);
+        if (written_ < frame.size()) break;
+        written_ = 0;
+        queue_.pop();
+      }
+      if (queue_.empty()) {
+        drained();
+        return;
+      }
+      socket.async_wait(tcp::socket::wait_write, [self = shared_from_this()](beast::error_code ec) {
+        if (ec) {
+          self->write_failed();
+        } else {
+          self->write_next();
+        }
+      });
+    } else {
+      asio::async_write(ws_.next_layer(), asio::buffer(queue_.front()),
+                        [self = shared_from_this()](beast::error_code ec, size_t) {
+                          if (ec) {
+                            self->write_failed();
+                            return;
+                          }
+                          self->queue_.pop();
+                          if (self->queue_.empty()) {
+                            self->drained();
+                          } else {
+                            self->write_next();
+                          }
+                        });
+    }
+  }
+
+  // The peer is gone (or the socket was closed under the write): nothing more can reach it, and
+  // closing the socket ends the read too, which detaches the session.
+  void write_failed() {
+    queue_.clear();
+    written_ = 0;
+    beast::get_lowest_layer(ws_).close();
+  }
+
+  void drained() {
+    if (close_after_drain_) {
+      close_after_drain_ = false;
+      start_closing_handshake();
+    }
+  }
+
+  // Beast's keep-alive, done here so that its pings do not land between our frames: an interval
+  // with no frame from the agent gets a ping, and a second one closes the socket.
+  void watch_idle() {
+    idle_timer_.expires_after(kIdleInterval);
+    idle_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (ec || self->closing_) return;
+      if (self->frames_read_ != self->frames_at_last_check_) {
+        self->frames_at_last_check_ = self->frames_read_;
+        self->pinged_ = false;
+      } else if (!self->pinged_) {
+        self->pinged_ = true;
+        self->send_frame(server_frame(WsOpcode::ping, {}));
+      } else {
+        self->slot_.gate().metrics().agent_closed("idle_timeout");
+        logger("hub")->warn("agent {} ({}): no frame for {} s, not even a pong; closing",
+                            self->host_.empty() ? "?" : self->host_, self->peer(),
+                            2 * kIdleInterval.count());
+        beast::get_lowest_layer(self->ws_).close();
+        return;
+      }
+      self->watch_idle();
+    });
   }
 
   // More queued for this agent than the bound: it is not keeping up. Drop the backlog and close;
@@ -215,27 +314,36 @@ class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>>, 
     close(websocket::close_code::try_again_later, "send queue full: reconnect for a full resync");
   }
 
-  // Starts the closing handshake (after a write in progress, which Beast allows) and detaches
-  // from the hub. If the peer does not finish within kCloseGrace, the socket is simply closed.
+  // Detaches from the hub and starts the closing handshake once the frames already queued are
+  // written. If the peer does not finish within kCloseGrace, the socket is simply closed.
   void close(websocket::close_code code, const std::string& reason) {
     if (closing_) return;
     closing_ = true;
     // Not from here: send() runs inside AgentHub::publish, which is iterating its sessions.
     asio::post(ws_.get_executor(), [self = shared_from_this()] { self->closed(); });
+    idle_timer_.cancel();
     timer_.cancel();
     timer_.expires_after(kCloseGrace);
     timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
       if (!ec) beast::get_lowest_layer(self->ws_).close();
     });
+    close_reason_ = websocket::close_reason(code, reason);
+    if (queue_.empty()) {
+      start_closing_handshake();
+    } else {
+      close_after_drain_ = true;
+    }
+  }
+
+  void start_closing_handshake() {
     if (!ws_.is_open()) {
       beast::get_lowest_layer(ws_).close();
       return;
     }
-    ws_.async_close(websocket::close_reason(code, reason),
-                    [self = shared_from_this()](beast::error_code) {
-                      self->timer_.cancel();
-                      beast::get_lowest_layer(self->ws_).close();
-                    });
+    ws_.async_close(close_reason_, [self = shared_from_this()](beast::error_code) {
+      self->timer_.cancel();
+      beast::get_lowest_layer(self->ws_).close();
+    });
   }
 
   void closed() {
@@ -246,9 +354,16 @@ class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>>, 
   websocket::stream<Stream> ws_;
   Slot slot_;
   beast::flat_buffer buffer_;
-  SendQueue queue_;
+  SendQueue queue_;           // whole frames (server_frame)
+  size_t written_ = 0;        // of the front frame
   asio::steady_timer timer_;  // the hello deadline, then the closing handshake's
+  asio::steady_timer idle_timer_;
+  uint64_t frames_read_ = 0;  // messages and control frames from the agent (watch_idle)
+  uint64_t frames_at_last_check_ = 0;
+  bool pinged_ = false;
   bool closing_ = false;
+  bool close_after_drain_ = false;
+  websocket::close_reason close_reason_;
   AgentHub& hub_;
   ControllerState& state_;
   uint64_t session_ = 0;
