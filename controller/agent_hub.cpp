@@ -273,7 +273,9 @@ void AgentHub::on_message(uint64_t session, const wire::AgentMessage& m) {
       if (!it->second.awaited.empty()) acked(it->second, ack->generation);
     }
     info.reported = true;
-    info.report = static_cast<const AgentReport&>(*ack);
+    // Most ACKs repeat the last report: comparing allocates nothing, copying would.
+    const auto& report = static_cast<const AgentReport&>(*ack);
+    if (!(info.report == report)) info.report = report;
   } else if (auto* failed = std::get_if<wire::MigrationFailed>(&m)) {
     logger("hub")->warn("agent {}: migration {} failed: {}", it->second.host.str(),
                         failed->migration, failed->error);

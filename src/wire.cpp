@@ -141,18 +141,18 @@ AgentMessage decode_agent_message(const std::string& text) {
     a.generation = static_cast<uint64_t>(r.required_int("generation", 0, INT64_MAX));
     if (const auto* ms = r.raw("apply_ms"); ms && ms->is_number()) a.apply_ms = ms->get<double>();
     static_cast<AgentReport&>(a) = report_fields_from(r);
-    out = a;
+    out = std::move(a);
   } else if (type == "nack") {
     Nack n;
     n.generation = static_cast<uint64_t>(r.required_int("generation", 0, INT64_MAX));
     n.error = r.required_string("error");
     n.field = r.optional_string("field").value_or("");
-    out = n;
+    out = std::move(n);
   } else if (type == "migration_failed") {
     MigrationFailed f;
     f.migration = r.required_string("migration");
     f.error = r.required_string("error");
-    out = f;
+    out = std::move(f);
   } else if (type == "aborted") {
     Aborted ab;
     ab.migration = r.required_string("migration");
@@ -165,7 +165,7 @@ AgentMessage decode_agent_message(const std::string& text) {
       throw ParseError("where", "expected here, gone or unknown, not '" + where + "'");
     }
     ab.detail = r.optional_string("detail").value_or("");
-    out = ab;
+    out = std::move(ab);
   } else if (type == "announced") {
     Announced an;
     an.port = r.required_string("port");
@@ -175,12 +175,12 @@ AgentMessage decode_agent_message(const std::string& text) {
     an.failed = r.required_int("failed", 0, 1000000);
     an.error = r.optional_string("error").value_or("");
     if (an.round >= an.rounds) throw ParseError("round", "must be below rounds");
-    out = an;
+    out = std::move(an);
   } else if (type == "incoming") {
     Incoming in;
     if (!r.raw("iface_ids")) throw ParseError("iface_ids", "required field is missing");
     in.iface_ids = iface_ids_from_json(r, "iface_ids");
-    out = in;
+    out = std::move(in);
   } else if (type == "conntrack") {
     Conntrack ct;
     ct.port = r.required_string("port");
@@ -191,7 +191,7 @@ AgentMessage decode_agent_message(const std::string& text) {
       }
       ct.conns.push_back(carried_conn_from_json(e, path));
     });
-    out = ct;
+    out = std::move(ct);
   } else {
     throw ParseError("type", "unknown message type '" + type + "'");
   }
