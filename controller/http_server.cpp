@@ -18,6 +18,7 @@
 #include "send_queue.hpp"
 #include "tls.hpp"
 #include "wire.hpp"
+#include "ws_reader.hpp"
 
 namespace cutover::controller {
 
@@ -70,15 +71,14 @@ struct TlsPeers {
 // An agent's WebSocket over the plain or the TLS stream. With TLS the agent proved a host id with
 // its certificate (cert_host), and its hello must say the same.
 //
-// Beast accepts the upgrade and reads; what the controller sends it writes itself. A server frame
-// is unmasked, so a message is its header and its bytes (server_frame), queued as one string. On
-// a plain socket it then leaves in one non-blocking send, straight from the fan-out loop, with no
-// asynchronous operation unless the kernel's buffer is full (Beast's write op cost about as much
-// again as the send itself, times a thousand agents per change). So that nothing else writes
-// between those frames, Beast's keep-alive pings are off (watch_idle() pings instead, through the
-// queue) and its closing handshake starts only once the queue is empty. Beast still answers a
-// ping or a close the agent sends by writing itself; a peer that does so while a frame to it is
-// half-written garbles only its own connection, which is ending or misbehaving.
+// Beast accepts the upgrade; after that the frames are the session's own, both ways. Beast's
+// composed read and write ops cost about as much CPU again as the kernel's send and receive,
+// once per agent and change. A server frame is unmasked, so a message is its header and its bytes
+// (server_frame), queued as one string; on a plain socket it leaves in one non-blocking send
+// straight from the fan-out loop, with no asynchronous operation unless the kernel's buffer is
+// full. Reads go through WsReader (several ACKs can come in one read). Pongs, the closing
+// handshake and keep-alive pings (watch_idle) go through the same queue, so no frame is ever
+// written into the middle of another.
 template <typename Stream>
 class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>>, public TlsPeer {
   using std::enable_shared_from_this<AgentSession<Stream>>::shared_from_this;
@@ -96,18 +96,12 @@ class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>>, 
         cert_host_(std::move(cert_host)) {}
 
   void run(http::request<http::string_body> req) {
+    // Only the handshake is Beast's: its timeout is the one that applies.
     websocket::stream_base::timeout timeouts{};
     timeouts.handshake_timeout = std::chrono::seconds(30);
     timeouts.idle_timeout = websocket::stream_base::none();
     timeouts.keep_alive_pings = false;
     ws_.set_option(timeouts);
-    ws_.control_callback([this](websocket::frame_type, beast::string_view) { ++frames_read_; });
-    ws_.read_message_max(16 << 20);
-    // A host joining a busy VNI gets its whole slice (a few hundred KB per thousand ports). As
-    // one frame it goes out in as few writes as the kernel's (autotuned) send buffer allows; in
-    // 4 KiB fragments it took dozens of trips through the event loop while every other agent's
-    // ACK queued ahead of it.
-    ws_.auto_fragment(false);
     // The token was on the upgrade; the hello must follow within the deadline, or the socket
     // would be held by a peer that never says which host it is.
     const auto deadline = slot_.gate().limits().hello_timeout;
@@ -147,18 +141,47 @@ class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>>, 
     return ec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
   }
 
+  // Reads what the agent sent and acts on each whole message and control frame in it.
   void read() {
-    ws_.async_read(buffer_, [self = shared_from_this()](beast::error_code ec, size_t) {
-      if (ec) {
-        self->closed();
-        return;
-      }
-      if (self->closing_) return;  // the close handshake reads the rest
-      ++self->frames_read_;
-      std::string text = beast::buffers_to_string(self->buffer_.data());
-      self->buffer_.consume(self->buffer_.size());
-      self->on_text(text);
-    });
+    ws_.next_layer().async_read_some(
+        asio::buffer(read_buffer_), [self = shared_from_this()](beast::error_code ec, size_t n) {
+          if (ec) {
+            self->end();
+            return;
+          }
+          std::vector<WsEvent> events;
+          uint16_t refused = 0;
+          std::string why;
+          try {
+            self->reader_.feed(std::string_view(self->read_buffer_.data(), n), events);
+          } catch (const WsProtocolError& e) {
+            refused = e.code;
+            why = e.what();
+          }
+          for (auto& e : events) {
+            ++self->frames_read_;
+            if (e.kind == WsEvent::Kind::message) {
+              if (!self->closing_) self->on_text(e.payload);
+            } else if (e.kind == WsEvent::Kind::ping) {
+              self->queue_control(server_frame(WsOpcode::pong, e.payload));
+            } else if (e.kind == WsEvent::Kind::close) {
+              self->peer_closed(e.close_code);
+              return;
+            }
+          }
+          if (refused) {
+            // Failing the connection (RFC 6455 7.1.7): our close frame, then the socket.
+            if (!self->closing_) {
+              logger("hub")->warn("agent {} ({}) broke the WebSocket protocol, closing: {}",
+                                  self->host_.empty() ? "?" : self->host_, self->peer(), why);
+              self->close(static_cast<websocket::close_code>(refused), why);
+            }
+            self->close_when_drained_ = true;
+            if (self->queue_.empty()) self->end();
+            return;
+          }
+          self->read();  // closing too: the peer's close frame is still to come
+        });
   }
 
   void on_text(const std::string& text) {
@@ -201,8 +224,6 @@ class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>>, 
       close(websocket::close_code::internal_error, "controller error, reconnect");
       return;
     }
-    if (closing_) return;  // the hub's reaction overflowed the queue
-    read();
   }
 
   void send_frame(std::string frame) {
@@ -212,6 +233,13 @@ class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>>, 
       overflow();
       return;
     }
+    if (idle) write_next();
+  }
+
+  // Queues a control frame (a pong, the close frame), even while closing and past the bound.
+  void queue_control(std::string frame) {
+    const bool idle = queue_.empty();
+    queue_.push_control(std::move(frame));
     if (idle) write_next();
   }
 
@@ -268,14 +296,21 @@ class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>>, 
   void write_failed() {
     queue_.clear();
     written_ = 0;
-    beast::get_lowest_layer(ws_).close();
+    end();
   }
 
   void drained() {
-    if (close_after_drain_) {
-      close_after_drain_ = false;
-      start_closing_handshake();
-    }
+    if (close_when_drained_) end();
+  }
+
+  // The connection is over: detached, the socket closed (a pending read or write then fails) and
+  // the timers stopped, so that nothing holds the session. The detach is posted: a failed write
+  // can end the session from inside AgentHub::publish, which is iterating its sessions.
+  void end() {
+    asio::post(ws_.get_executor(), [self = shared_from_this()] { self->closed(); });
+    idle_timer_.cancel();
+    timer_.cancel();
+    beast::get_lowest_layer(ws_).close();
   }
 
   // Beast's keep-alive, done here so that its pings do not land between our frames: an interval
@@ -295,7 +330,7 @@ class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>>, 
         logger("hub")->warn("agent {} ({}): no frame for {} s, not even a pong; closing",
                             self->host_.empty() ? "?" : self->host_, self->peer(),
                             2 * kIdleInterval.count());
-        beast::get_lowest_layer(self->ws_).close();
+        self->end();
         return;
       }
       self->watch_idle();
@@ -314,35 +349,42 @@ class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>>, 
     close(websocket::close_code::try_again_later, "send queue full: reconnect for a full resync");
   }
 
-  // Detaches from the hub and starts the closing handshake once the frames already queued are
-  // written. If the peer does not finish within kCloseGrace, the socket is simply closed.
+  // Detaches from the hub and sends the close frame after the frames already queued. The agent
+  // answers with its own (read() sees it: peer_closed) and the socket is closed; if it does not
+  // within kCloseGrace, the socket is simply closed.
   void close(websocket::close_code code, const std::string& reason) {
     if (closing_) return;
     closing_ = true;
     // Not from here: send() runs inside AgentHub::publish, which is iterating its sessions.
     asio::post(ws_.get_executor(), [self = shared_from_this()] { self->closed(); });
+    close_within_grace();
+    const auto c = static_cast<uint16_t>(code);
+    std::string payload{static_cast<char>(c >> 8), static_cast<char>(c & 0xff)};
+    payload += reason.substr(0, 123);  // a control frame's payload is at most 125 bytes
+    queue_control(server_frame(WsOpcode::close, payload));
+  }
+
+  // The agent sent its close frame: in answer to ours, the handshake is done; otherwise it is
+  // leaving, and gets ours (its code echoed) before the socket closes.
+  void peer_closed(uint16_t code) {
+    if (!closing_) {
+      closing_ = true;
+      close_within_grace();
+      closed();
+      const uint16_t echo = code == 1005 ? 1000 : code;
+      queue_control(server_frame(WsOpcode::close, std::string{static_cast<char>(echo >> 8),
+                                                              static_cast<char>(echo & 0xff)}));
+    }
+    close_when_drained_ = true;
+    if (queue_.empty()) end();
+  }
+
+  void close_within_grace() {
     idle_timer_.cancel();
     timer_.cancel();
     timer_.expires_after(kCloseGrace);
     timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
-      if (!ec) beast::get_lowest_layer(self->ws_).close();
-    });
-    close_reason_ = websocket::close_reason(code, reason);
-    if (queue_.empty()) {
-      start_closing_handshake();
-    } else {
-      close_after_drain_ = true;
-    }
-  }
-
-  void start_closing_handshake() {
-    if (!ws_.is_open()) {
-      beast::get_lowest_layer(ws_).close();
-      return;
-    }
-    ws_.async_close(close_reason_, [self = shared_from_this()](beast::error_code) {
-      self->timer_.cancel();
-      beast::get_lowest_layer(self->ws_).close();
+      if (!ec) self->end();
     });
   }
 
@@ -353,7 +395,8 @@ class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>>, 
 
   websocket::stream<Stream> ws_;
   Slot slot_;
-  beast::flat_buffer buffer_;
+  WsReader reader_{16 << 20};  // the largest message an agent may send: 16 MiB
+  std::array<char, 16384> read_buffer_;
   SendQueue queue_;           // whole frames (server_frame)
   size_t written_ = 0;        // of the front frame
   asio::steady_timer timer_;  // the hello deadline, then the closing handshake's
@@ -362,8 +405,7 @@ class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>>, 
   uint64_t frames_at_last_check_ = 0;
   bool pinged_ = false;
   bool closing_ = false;
-  bool close_after_drain_ = false;
-  websocket::close_reason close_reason_;
+  bool close_when_drained_ = false;  // the handshake is over: close once the queue is out
   AgentHub& hub_;
   ControllerState& state_;
   uint64_t session_ = 0;

@@ -15,7 +15,7 @@
 namespace cutover::controller {
 
 // WebSocket opcodes a server sends (RFC 6455 5.2).
-enum class WsOpcode : uint8_t { text = 0x1, close = 0x8, ping = 0x9 };
+enum class WsOpcode : uint8_t { text = 0x1, close = 0x8, ping = 0x9, pong = 0xa };
 
 // One whole, unfragmented server-to-client frame (RFC 6455 5.2): FIN set, no extension bits, no
 // mask (only clients mask), the shortest length encoding. A message of the agent channel leaves
@@ -52,6 +52,12 @@ class SendQueue {
     bytes_ += text.size();
     queue_.push_back(std::move(text));
     return true;
+  }
+  // A control frame (at most 127 bytes: a pong, the close frame) goes in whatever the bound: the
+  // closing handshake must be able to start on a full queue.
+  void push_control(std::string frame) {
+    bytes_ += frame.size();
+    queue_.push_back(std::move(frame));
   }
   bool empty() const { return queue_.empty(); }
   size_t size() const { return queue_.size(); }
