@@ -396,7 +396,8 @@ class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>>, 
   websocket::stream<Stream> ws_;
   Slot slot_;
   WsReader reader_{16 << 20};  // the largest message an agent may send: 16 MiB
-  std::array<char, 16384> read_buffer_;
+  // Per session, so small: an ACK is ~100 bytes, and WsReader keeps the start of a longer frame.
+  std::array<char, 4096> read_buffer_;
   SendQueue queue_;           // whole frames (server_frame)
   size_t written_ = 0;        // of the front frame
   asio::steady_timer timer_;  // the hello deadline, then the closing handshake's
