@@ -115,7 +115,10 @@ class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>>, 
                   "no hello within " + std::to_string(deadline.count()) + " ms");
     });
     ws_.async_accept(req, [self = shared_from_this()](beast::error_code ec) {
-      if (ec) return;
+      if (ec) {
+        self->end();  // Beast answered the bad upgrade; nothing more to wait for
+        return;
+      }
       self->read();
       self->watch_idle();
     });
@@ -149,6 +152,7 @@ class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>>, 
             self->end();
             return;
           }
+          ++self->reads_;
           std::vector<WsEvent> events;
           uint16_t refused = 0;
           std::string why;
@@ -159,11 +163,10 @@ class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>>, 
             why = e.what();
           }
           for (auto& e : events) {
-            ++self->frames_read_;
             if (e.kind == WsEvent::Kind::message) {
               if (!self->closing_) self->on_text(e.payload);
             } else if (e.kind == WsEvent::Kind::ping) {
-              self->queue_control(server_frame(WsOpcode::pong, e.payload));
+              if (!self->closing_) self->queue_control(server_frame(WsOpcode::pong, e.payload));
             } else if (e.kind == WsEvent::Kind::close) {
               self->peer_closed(e.close_code);
               return;
@@ -307,6 +310,7 @@ class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>>, 
   // the timers stopped, so that nothing holds the session. The detach is posted: a failed write
   // can end the session from inside AgentHub::publish, which is iterating its sessions.
   void end() {
+    closing_ = true;  // nothing more is sent, and watch_idle() does not re-arm
     asio::post(ws_.get_executor(), [self = shared_from_this()] { self->closed(); });
     idle_timer_.cancel();
     timer_.cancel();
@@ -319,8 +323,8 @@ class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>>, 
     idle_timer_.expires_after(kIdleInterval);
     idle_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
       if (ec || self->closing_) return;
-      if (self->frames_read_ != self->frames_at_last_check_) {
-        self->frames_at_last_check_ = self->frames_read_;
+      if (self->reads_ != self->reads_at_last_check_) {
+        self->reads_at_last_check_ = self->reads_;
         self->pinged_ = false;
       } else if (!self->pinged_) {
         self->pinged_ = true;
@@ -360,7 +364,12 @@ class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>>, 
     close_within_grace();
     const auto c = static_cast<uint16_t>(code);
     std::string payload{static_cast<char>(c >> 8), static_cast<char>(c & 0xff)};
-    payload += reason.substr(0, 123);  // a control frame's payload is at most 125 bytes
+    // A control frame's payload is at most 125 bytes; the reason is cut at a UTF-8 boundary.
+    size_t cut = std::min<size_t>(reason.size(), 123);
+    while (cut < reason.size() && cut > 0 && (static_cast<uint8_t>(reason[cut]) & 0xc0) == 0x80) {
+      --cut;
+    }
+    payload += reason.substr(0, cut);
     queue_control(server_frame(WsOpcode::close, payload));
   }
 
@@ -402,8 +411,8 @@ class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>>, 
   size_t written_ = 0;        // of the front frame
   asio::steady_timer timer_;  // the hello deadline, then the closing handshake's
   asio::steady_timer idle_timer_;
-  uint64_t frames_read_ = 0;  // messages and control frames from the agent (watch_idle)
-  uint64_t frames_at_last_check_ = 0;
+  uint64_t reads_ = 0;  // that brought bytes from the agent (watch_idle)
+  uint64_t reads_at_last_check_ = 0;
   bool pinged_ = false;
   bool closing_ = false;
   bool close_when_drained_ = false;  // the handshake is over: close once the queue is out

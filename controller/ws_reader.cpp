@@ -12,11 +12,12 @@ constexpr uint16_t kTooBig = 1009;
 
 uint8_t byte_at(std::string_view s, size_t i) { return static_cast<uint8_t>(s[i]); }
 
-// Close codes a peer may send (RFC 6455 7.4.1 and 7.4.2): the defined ones it may put on the wire,
-// and the ranges for libraries and applications.
+// Close codes a peer may send (RFC 6455 7.4.1 and 7.4.2, and IANA's 1012-1014 such as 1013 "try
+// again later", which the controller itself sends): the defined ones it may put on the wire, and
+// the ranges for libraries and applications.
 bool valid_close_code(uint16_t c) {
   if (c >= 3000 && c <= 4999) return true;
-  return (c >= 1000 && c <= 1003) || (c >= 1007 && c <= 1011);
+  return (c >= 1000 && c <= 1003) || (c >= 1007 && c <= 1014);
 }
 
 }  // namespace

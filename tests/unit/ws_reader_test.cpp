@@ -100,6 +100,9 @@ TEST(WsReader, CloseCarriesItsCodeAndReasonAndEndsTheStream) {
   out = read_all(client_frame(0x88, ""));
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out[0].close_code, 1005) << "no code given";
+  out = read_all(client_frame(0x88, std::string("\x03\xf5", 2)));
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].close_code, 1013) << "try again later: what the controller sends on overflow";
 }
 
 TEST(WsReader, RefusesWhatTheRfcForbidsWithItsCloseCode) {
@@ -122,6 +125,7 @@ TEST(WsReader, RefusesWhatTheRfcForbidsWithItsCloseCode) {
   EXPECT_EQ(refusal(top_bit), 1002) << "64-bit length with its top bit set";
   EXPECT_EQ(refusal(client_frame(0x88, "\x03")), 1002) << "close of one byte";
   EXPECT_EQ(refusal(client_frame(0x88, std::string("\x03\xed", 2))), 1002) << "close code 1005";
+  EXPECT_EQ(refusal(client_frame(0x88, std::string("\x03\xf7", 2))), 1002) << "close code 1015";
   EXPECT_EQ(refusal(client_frame(0x81, std::string(101, 'm')), 100), 1009) << "over the limit";
   EXPECT_EQ(
       refusal(client_frame(0x01, std::string(60, 'm')) + client_frame(0x80, std::string(60, 'n')),
