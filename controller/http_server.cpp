@@ -2,6 +2,7 @@
 // that admits them through the ConnectionGate.
 #include "http_server.hpp"
 
+#include <sys/socket.h>
 #include <algorithm>
 #include <array>
 #include <boost/asio/steady_timer.hpp>
@@ -10,12 +11,14 @@
 #include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/websocket/ssl.hpp>
+#include <cerrno>
 #include <limits>
 
 #include "logging.hpp"
 #include "send_queue.hpp"
 #include "tls.hpp"
 #include "wire.hpp"
+#include "ws_reader.hpp"
 
 namespace cutover::controller {
 
@@ -31,6 +34,9 @@ using Slot = ConnectionGate::Slot;
 
 // A peer that was told to go away gets this long to finish the closing handshake.
 constexpr std::chrono::seconds kCloseGrace{5};
+// An agent connection that delivered no frame for this long is pinged; after a second such
+// interval without even a pong it is closed (Beast's server default, 300 s in all).
+constexpr std::chrono::seconds kIdleInterval{150};
 
 std::string error_body(const char* code, const std::string& message) {
   return std::string(R"({"error":{"code":")") + code + R"(","message":")" + message +
@@ -64,6 +70,15 @@ struct TlsPeers {
 
 // An agent's WebSocket over the plain or the TLS stream. With TLS the agent proved a host id with
 // its certificate (cert_host), and its hello must say the same.
+//
+// Beast accepts the upgrade; after that the frames are the session's own, both ways. Beast's
+// composed read and write ops cost about as much CPU again as the kernel's send and receive,
+// once per agent and change. A server frame is unmasked, so a message is its header and its bytes
+// (server_frame), queued as one string; on a plain socket it leaves in one non-blocking send
+// straight from the fan-out loop, with no asynchronous operation unless the kernel's buffer is
+// full. Reads go through WsReader (several ACKs can come in one read). Pongs, the closing
+// handshake and keep-alive pings (watch_idle) go through the same queue, so no frame is ever
+// written into the middle of another.
 template <typename Stream>
 class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>>, public TlsPeer {
   using std::enable_shared_from_this<AgentSession<Stream>>::shared_from_this;
@@ -75,18 +90,18 @@ class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>>, 
         slot_(std::move(slot)),
         queue_(slot_.gate().limits().agent_send_queue_bytes),
         timer_(ws_.get_executor()),
+        idle_timer_(ws_.get_executor()),
         hub_(hub),
         state_(state),
         cert_host_(std::move(cert_host)) {}
 
   void run(http::request<http::string_body> req) {
-    ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
-    ws_.read_message_max(16 << 20);
-    // A host joining a busy VNI gets its whole slice (a few hundred KB per thousand ports). As
-    // one frame it goes out in as few writes as the kernel's (autotuned) send buffer allows; in
-    // 4 KiB fragments it took dozens of trips through the event loop while every other agent's
-    // ACK queued ahead of it.
-    ws_.auto_fragment(false);
+    // Only the handshake is Beast's: its timeout is the one that applies.
+    websocket::stream_base::timeout timeouts{};
+    timeouts.handshake_timeout = std::chrono::seconds(30);
+    timeouts.idle_timeout = websocket::stream_base::none();
+    timeouts.keep_alive_pings = false;
+    ws_.set_option(timeouts);
     // The token was on the upgrade; the hello must follow within the deadline, or the socket
     // would be held by a peer that never says which host it is.
     const auto deadline = slot_.gate().limits().hello_timeout;
@@ -100,8 +115,12 @@ class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>>, 
                   "no hello within " + std::to_string(deadline.count()) + " ms");
     });
     ws_.async_accept(req, [self = shared_from_this()](beast::error_code ec) {
-      if (ec) return;
+      if (ec) {
+        self->end();  // Beast answered the bad upgrade; nothing more to wait for
+        return;
+      }
       self->read();
+      self->watch_idle();
     });
   }
 
@@ -116,15 +135,7 @@ class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>>, 
     }
   }
 
-  void send(std::string text) {
-    if (closing_) return;
-    const bool idle = queue_.empty();
-    if (!queue_.push(std::move(text))) {
-      overflow();
-      return;
-    }
-    if (idle) write_next();
-  }
+  void send(const std::string& text) { send_frame(server_frame(WsOpcode::text, text)); }
 
  private:
   std::string peer() {
@@ -133,17 +144,47 @@ class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>>, 
     return ec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
   }
 
+  // Reads what the agent sent and acts on each whole message and control frame in it.
   void read() {
-    ws_.async_read(buffer_, [self = shared_from_this()](beast::error_code ec, size_t) {
-      if (ec) {
-        self->closed();
-        return;
-      }
-      if (self->closing_) return;  // the close handshake reads the rest
-      std::string text = beast::buffers_to_string(self->buffer_.data());
-      self->buffer_.consume(self->buffer_.size());
-      self->on_text(text);
-    });
+    ws_.next_layer().async_read_some(
+        asio::buffer(read_buffer_), [self = shared_from_this()](beast::error_code ec, size_t n) {
+          if (ec) {
+            self->end();
+            return;
+          }
+          ++self->reads_;
+          std::vector<WsEvent> events;
+          uint16_t refused = 0;
+          std::string why;
+          try {
+            self->reader_.feed(std::string_view(self->read_buffer_.data(), n), events);
+          } catch (const WsProtocolError& e) {
+            refused = e.code;
+            why = e.what();
+          }
+          for (auto& e : events) {
+            if (e.kind == WsEvent::Kind::message) {
+              if (!self->closing_) self->on_text(e.payload);
+            } else if (e.kind == WsEvent::Kind::ping) {
+              if (!self->closing_) self->queue_control(server_frame(WsOpcode::pong, e.payload));
+            } else if (e.kind == WsEvent::Kind::close) {
+              self->peer_closed(e.close_code);
+              return;
+            }
+          }
+          if (refused) {
+            // Failing the connection (RFC 6455 7.1.7): our close frame, then the socket.
+            if (!self->closing_) {
+              logger("hub")->warn("agent {} ({}) broke the WebSocket protocol, closing: {}",
+                                  self->host_.empty() ? "?" : self->host_, self->peer(), why);
+              self->close(static_cast<websocket::close_code>(refused), why);
+            }
+            self->close_when_drained_ = true;
+            if (self->queue_.empty()) self->end();
+            return;
+          }
+          self->read();  // closing too: the peer's close frame is still to come
+        });
   }
 
   void on_text(const std::string& text) {
@@ -186,21 +227,118 @@ class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>>, 
       close(websocket::close_code::internal_error, "controller error, reconnect");
       return;
     }
-    if (closing_) return;  // the hub's reaction overflowed the queue
-    read();
   }
 
+  void send_frame(std::string frame) {
+    if (closing_) return;
+    const bool idle = queue_.empty();
+    if (!queue_.push(std::move(frame))) {
+      overflow();
+      return;
+    }
+    if (idle) write_next();
+  }
+
+  // Queues a control frame (a pong, the close frame), even while closing and past the bound.
+  void queue_control(std::string frame) {
+    const bool idle = queue_.empty();
+    queue_.push_control(std::move(frame));
+    if (idle) write_next();
+  }
+
+  // Writes the queue's frames in order until it is empty, or until the socket cannot take more
+  // (then again once it is writable). written_ is how much of the front has left.
   void write_next() {
-    ws_.text(true);
-    ws_.async_write(asio::buffer(queue_.front()),
-                    [self = shared_from_this()](beast::error_code ec, size_t) {
-                      if (ec || self->closing_) {
-                        self->queue_.clear();
-                        return;
-                      }
-                      self->queue_.pop();
-                      if (!self->queue_.empty()) self->write_next();
-                    });
+    if constexpr (std::is_same_v<Stream, PlainStream>) {
+      auto& socket = beast::get_lowest_layer(ws_).socket();
+      while (!queue_.empty()) {
+        const std::string& frame = queue_.front();
+        const ssize_t n = ::send(socket.native_handle(), frame.data() + written_,
+                                 frame.size() - written_, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+        if (n < 0) {
+          write_failed();
+          return;
+        }
+        written_ += static_cast<size_t>(n);
+        if (written_ < frame.size()) break;
+        written_ = 0;
+        queue_.pop();
+      }
+      if (queue_.empty()) {
+        drained();
+        return;
+      }
+      socket.async_wait(tcp::socket::wait_write, [self = shared_from_this()](beast::error_code ec) {
+        if (ec) {
+          self->write_failed();
+        } else {
+          self->write_next();
+        }
+      });
+    } else {
+      asio::async_write(ws_.next_layer(), asio::buffer(queue_.front()),
+                        [self = shared_from_this()](beast::error_code ec, size_t) {
+                          if (ec) {
+                            self->write_failed();
+                            return;
+                          }
+                          self->queue_.pop();
+                          if (self->queue_.empty()) {
+                            self->drained();
+                          } else {
+                            self->write_next();
+                          }
+                        });
+    }
+  }
+
+  // The peer is gone (or the socket was closed under the write): nothing more can reach it, and
+  // closing the socket ends the read too, which detaches the session.
+  void write_failed() {
+    queue_.clear();
+    written_ = 0;
+    end();
+  }
+
+  void drained() {
+    if (close_when_drained_) end();
+  }
+
+  // The connection is over: detached, the socket closed (a pending read or write then fails) and
+  // the timers stopped, so that nothing holds the session. The detach is posted: a failed write
+  // can end the session from inside AgentHub::publish, which is iterating its sessions.
+  void end() {
+    closing_ = true;  // nothing more is sent, and watch_idle() does not re-arm
+    asio::post(ws_.get_executor(), [self = shared_from_this()] { self->closed(); });
+    idle_timer_.cancel();
+    timer_.cancel();
+    beast::get_lowest_layer(ws_).close();
+  }
+
+  // Beast's keep-alive, done here so that its pings do not land between our frames: an interval
+  // with no frame from the agent gets a ping, and a second one closes the socket.
+  void watch_idle() {
+    idle_timer_.expires_after(kIdleInterval);
+    idle_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (ec || self->closing_) return;
+      if (self->reads_ != self->reads_at_last_check_) {
+        self->reads_at_last_check_ = self->reads_;
+        self->pinged_ = false;
+      } else if (!self->pinged_) {
+        self->pinged_ = true;
+        self->send_frame(server_frame(WsOpcode::ping, {}));
+      } else {
+        self->slot_.gate().metrics().agent_closed("idle_timeout");
+        logger("hub")->warn("agent {} ({}): no frame for {} s, not even a pong; closing",
+                            self->host_.empty() ? "?" : self->host_, self->peer(),
+                            2 * kIdleInterval.count());
+        self->end();
+        return;
+      }
+      self->watch_idle();
+    });
   }
 
   // More queued for this agent than the bound: it is not keeping up. Drop the backlog and close;
@@ -215,27 +353,48 @@ class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>>, 
     close(websocket::close_code::try_again_later, "send queue full: reconnect for a full resync");
   }
 
-  // Starts the closing handshake (after a write in progress, which Beast allows) and detaches
-  // from the hub. If the peer does not finish within kCloseGrace, the socket is simply closed.
+  // Detaches from the hub and sends the close frame after the frames already queued. The agent
+  // answers with its own (read() sees it: peer_closed) and the socket is closed; if it does not
+  // within kCloseGrace, the socket is simply closed.
   void close(websocket::close_code code, const std::string& reason) {
     if (closing_) return;
     closing_ = true;
     // Not from here: send() runs inside AgentHub::publish, which is iterating its sessions.
     asio::post(ws_.get_executor(), [self = shared_from_this()] { self->closed(); });
+    close_within_grace();
+    const auto c = static_cast<uint16_t>(code);
+    std::string payload{static_cast<char>(c >> 8), static_cast<char>(c & 0xff)};
+    // A control frame's payload is at most 125 bytes; the reason is cut at a UTF-8 boundary.
+    size_t cut = std::min<size_t>(reason.size(), 123);
+    while (cut < reason.size() && cut > 0 && (static_cast<uint8_t>(reason[cut]) & 0xc0) == 0x80) {
+      --cut;
+    }
+    payload += reason.substr(0, cut);
+    queue_control(server_frame(WsOpcode::close, payload));
+  }
+
+  // The agent sent its close frame: in answer to ours, the handshake is done; otherwise it is
+  // leaving, and gets ours (its code echoed) before the socket closes.
+  void peer_closed(uint16_t code) {
+    if (!closing_) {
+      closing_ = true;
+      close_within_grace();
+      closed();
+      const uint16_t echo = code == 1005 ? 1000 : code;
+      queue_control(server_frame(WsOpcode::close, std::string{static_cast<char>(echo >> 8),
+                                                              static_cast<char>(echo & 0xff)}));
+    }
+    close_when_drained_ = true;
+    if (queue_.empty()) end();
+  }
+
+  void close_within_grace() {
+    idle_timer_.cancel();
     timer_.cancel();
     timer_.expires_after(kCloseGrace);
     timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
-      if (!ec) beast::get_lowest_layer(self->ws_).close();
+      if (!ec) self->end();
     });
-    if (!ws_.is_open()) {
-      beast::get_lowest_layer(ws_).close();
-      return;
-    }
-    ws_.async_close(websocket::close_reason(code, reason),
-                    [self = shared_from_this()](beast::error_code) {
-                      self->timer_.cancel();
-                      beast::get_lowest_layer(self->ws_).close();
-                    });
   }
 
   void closed() {
@@ -245,10 +404,18 @@ class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>>, 
 
   websocket::stream<Stream> ws_;
   Slot slot_;
-  beast::flat_buffer buffer_;
-  SendQueue queue_;
+  WsReader reader_{16 << 20};  // the largest message an agent may send: 16 MiB
+  // Per session, so small: an ACK is ~100 bytes, and WsReader keeps the start of a longer frame.
+  std::array<char, 4096> read_buffer_;
+  SendQueue queue_;           // whole frames (server_frame)
+  size_t written_ = 0;        // of the front frame
   asio::steady_timer timer_;  // the hello deadline, then the closing handshake's
+  asio::steady_timer idle_timer_;
+  uint64_t reads_ = 0;  // that brought bytes from the agent (watch_idle)
+  uint64_t reads_at_last_check_ = 0;
+  bool pinged_ = false;
   bool closing_ = false;
+  bool close_when_drained_ = false;  // the handshake is over: close once the queue is out
   AgentHub& hub_;
   ControllerState& state_;
   uint64_t session_ = 0;

@@ -32,9 +32,10 @@ std::string Metrics::render(const Gauges& g) const {
             "Connections refused on accept, by the cap that was reached.", "reason",
             {"max_connections", "max_unauthenticated"}, refused_);
   t.counter("cutover_agent_sessions_closed_total",
-            "Agent sessions the controller closed: no hello in time, or more queued for the agent "
-            "than --agent-send-queue-bytes (it reconnects and gets a whole slice).",
-            "reason", {"hello_timeout", "send_queue_full"}, agents_closed_);
+            "Agent sessions the controller closed: no hello in time, more queued for the agent "
+            "than --agent-send-queue-bytes (it reconnects and gets a whole slice), or no frame "
+            "from it for 300 s, not even a pong.",
+            "reason", {"hello_timeout", "send_queue_full", "idle_timeout"}, agents_closed_);
   t.counter("cutover_auth_refusals_total",
             "Requests and agents refused for who they are or what they may do: no or a wrong "
             "token (401), a read-only role writing or opening the agent channel (403), an agent "

@@ -1,15 +1,44 @@
-// SendQueue: the messages waiting to go to one agent, bounded in bytes. The front is the one being
-// written. An agent that reads slower than its changes arrive would otherwise make the controller
-// hold an ever-growing backlog; past the bound push() refuses, and the session closes so that the
-// agent reconnects and gets one whole slice instead (AgentHub sends it on every hello). Pure: the
-// WebSocket plumbing is in http_server.cpp.
+// SendQueue: the messages waiting to go to one agent, bounded in bytes, each already framed as
+// the WebSocket frame that carries it (server_frame). The front is the one being written. An agent
+// that reads slower than its changes arrive would otherwise make the controller hold an
+// ever-growing backlog; past the bound push() refuses, and the session closes so that the agent
+// reconnects and gets one whole slice instead (AgentHub sends it on every hello). Pure: the socket
+// plumbing is in http_server.cpp.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <string>
+#include <string_view>
 
 namespace cutover::controller {
+
+// WebSocket opcodes a server sends (RFC 6455 5.2).
+enum class WsOpcode : uint8_t { text = 0x1, close = 0x8, ping = 0x9, pong = 0xa };
+
+// One whole, unfragmented server-to-client frame (RFC 6455 5.2): FIN set, no extension bits, no
+// mask (only clients mask), the shortest length encoding. A message of the agent channel leaves
+// as exactly these bytes, so a write is one send of them.
+inline std::string server_frame(WsOpcode opcode, std::string_view payload) {
+  std::string f;
+  const uint64_t n = payload.size();
+  f.reserve(payload.size() + 10);
+  f.push_back(static_cast<char>(0x80 | static_cast<uint8_t>(opcode)));
+  if (n < 126) {
+    f.push_back(static_cast<char>(n));
+  } else if (n <= 0xffff) {
+    f.push_back(static_cast<char>(126));
+    f.push_back(static_cast<char>(n >> 8));
+    f.push_back(static_cast<char>(n & 0xff));
+  } else {
+    f.push_back(static_cast<char>(127));
+    for (int shift = 56; shift >= 0; shift -= 8)
+      f.push_back(static_cast<char>((n >> shift) & 0xff));
+  }
+  f.append(payload);
+  return f;
+}
 
 class SendQueue {
  public:
@@ -23,6 +52,12 @@ class SendQueue {
     bytes_ += text.size();
     queue_.push_back(std::move(text));
     return true;
+  }
+  // A control frame (at most 127 bytes: a pong, the close frame) goes in whatever the bound: the
+  // closing handshake must be able to start on a full queue.
+  void push_control(std::string frame) {
+    bytes_ += frame.size();
+    queue_.push_back(std::move(frame));
   }
   bool empty() const { return queue_.empty(); }
   size_t size() const { return queue_.size(); }

@@ -11,6 +11,9 @@ cutover-controller on 127.0.0.1 (port 0, temp dir), raw sockets against it:
 - an agent WebSocket that never says hello is closed (1008) at the hello deadline;
 - an agent that stops reading is disconnected once its queue passes --agent-send-queue-bytes, and
   on reconnecting gets its whole slice;
+- the agent channel's frames, which the controller reads and writes itself after the upgrade: a
+  ping gets its pong, a close is echoed and the socket closed, an unmasked frame is refused with
+  1002;
 - out of file descriptors (EMFILE), the accept loop backs off instead of spinning, and serves
   again once descriptors are free;
 - the audit log keeps --retention-entries, and `cutoverctl migrations list` / `audit` page with
@@ -329,6 +332,57 @@ class Limits(unittest.TestCase):
         state = json.loads(text)["state"]
         self.assertEqual(len(state["ports"]), made)
         s.close()
+
+    def test_agent_channel_control_frames_and_protocol_errors(self):
+        """The agent channel's frames are the controller's own after the upgrade: a ping is
+        answered, a close is echoed and the socket closed, an unmasked frame fails the
+        connection with 1002."""
+        c = self.start()
+
+        def frame(first_byte, payload, masked=True):
+            mask = os.urandom(4) if masked else b""
+            body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload)) if masked else payload
+            return bytes([first_byte, (0x80 if masked else 0) | len(payload)]) + mask + body
+
+        def until(s, opcode):
+            while True:
+                op, payload = ws_recv(s)
+                if op == opcode:
+                    return payload
+
+        def closed_by_server(s):
+            s.settimeout(5)
+            try:
+                return s.recv(1) == b""
+            except ConnectionResetError:
+                return True
+
+        s, status = ws_upgrade(c.port)
+        self.assertEqual(status, 101)
+        ws_send(s, HELLO)
+        self.assertEqual(json.loads(until(s, 1))["type"], "desired")
+        s.sendall(frame(0x89, b"are you there"))
+        self.assertEqual(until(s, 0xA), b"are you there", "a ping gets its payload back")
+        s.sendall(frame(0x88, struct.pack("!H", 1001) + b"going"))
+        payload = until(s, 8)
+        self.assertEqual(struct.unpack("!H", payload[:2])[0], 1001, "the close code is echoed")
+        self.assertTrue(closed_by_server(s), "the server closes the socket after the handshake")
+        s.close()
+        wait_until("h1 disconnected", lambda: not c.request("GET", "/v1/agents")[1][0]["connected"])
+
+        s, status = ws_upgrade(c.port)
+        ws_send(s, HELLO)
+        until(s, 1)
+        s.sendall(frame(0x81, b'{"type":"ack","generation":1}', masked=False))
+        payload = until(s, 8)
+        print(f"\n  unmasked client frame: closed with {struct.unpack('!H', payload[:2])[0]} "
+              f"{payload[2:].decode()!r}")
+        self.assertEqual(struct.unpack("!H", payload[:2])[0], 1002)
+        self.assertIn(b"masked", payload)
+        self.assertTrue(closed_by_server(s), "a protocol error fails the connection")
+        s.close()
+        wait_until("the violation logged",
+                   lambda: "broke the WebSocket protocol" in read_text(c.log_path))
 
     def test_accept_backs_off_when_out_of_file_descriptors(self):
         c = self.start("--header-timeout-ms", "60000", prefix=["prlimit", "--nofile=40:40", "--"])

@@ -1,8 +1,12 @@
 // Unit tests for SendQueue: the byte bound an agent's backlog cannot pass, the whole slice that an
-// empty queue always takes, and dropping the backlog without touching the message being written.
+// empty queue always takes, and dropping the backlog without touching the message being written;
+// and for server_frame, the bytes each queued message is written as.
 #include "send_queue.hpp"
 
 #include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
 
 using cutover::controller::SendQueue;
 
@@ -43,4 +47,26 @@ TEST(SendQueue, DroppingTheBacklogKeepsTheMessageBeingWritten) {
   q.clear();
   EXPECT_TRUE(q.empty());
   EXPECT_EQ(q.bytes(), 0u);
+}
+
+// The bytes a session writes for each message: RFC 6455's header, every length encoding at its
+// edges, and nothing after the payload.
+TEST(ServerFrame, HeaderAsRfc6455Section52WithTheShortestLength) {
+  using cutover::controller::server_frame;
+  using cutover::controller::WsOpcode;
+  const auto header = [](const std::string& f, size_t payload) {
+    return std::vector<unsigned char>(f.begin(), f.end() - static_cast<std::ptrdiff_t>(payload));
+  };
+  using Bytes = std::vector<unsigned char>;
+  EXPECT_EQ(server_frame(WsOpcode::text, ""), std::string("\x81\x00", 2));
+  EXPECT_EQ(server_frame(WsOpcode::ping, ""), std::string("\x89\x00", 2));
+  EXPECT_EQ(server_frame(WsOpcode::text, "{}"), std::string("\x81\x02{}", 4));
+  const std::string p125(125, 'a'), p126(126, 'b'), p65535(65535, 'c'), p65536(65536, 'd');
+  EXPECT_EQ(header(server_frame(WsOpcode::text, p125), 125), (Bytes{0x81, 125}));
+  EXPECT_EQ(header(server_frame(WsOpcode::text, p126), 126), (Bytes{0x81, 126, 0x00, 126}));
+  EXPECT_EQ(header(server_frame(WsOpcode::text, p65535), 65535), (Bytes{0x81, 126, 0xff, 0xff}));
+  EXPECT_EQ(header(server_frame(WsOpcode::text, p65536), 65536),
+            (Bytes{0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0}));
+  const std::string f = server_frame(WsOpcode::text, p65536);
+  EXPECT_EQ(f.substr(10), p65536) << "the payload follows the header unchanged (no mask)";
 }
