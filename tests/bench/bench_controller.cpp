@@ -271,10 +271,15 @@ void run_agents(std::vector<Agent*> agents, const std::atomic<bool>& stop) {
   ::close(ep);
 }
 
-// CPU seconds (user + system) of a process, from /proc; 0 when it cannot be read.
-double process_cpu(int pid) {
+// CPU seconds of a process in user space and in the kernel, from /proc; {0, 0} when it cannot
+// be read.
+struct Cpu {
+  double user = 0;
+  double kernel = 0;
+};
+Cpu process_cpu(int pid) {
   std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "r");
-  if (!f) return 0;
+  if (!f) return {};
   char buf[1024];
   const size_t n = std::fread(buf, 1, sizeof buf - 1, f);
   std::fclose(f);
@@ -283,9 +288,10 @@ double process_cpu(int pid) {
   unsigned long utime = 0, stime = 0;
   if (!p || std::sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime,
                         &stime) != 2) {
-    return 0;
+    return {};
   }
-  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+  const auto tick = static_cast<double>(sysconf(_SC_CLK_TCK));
+  return {static_cast<double>(utime) / tick, static_cast<double>(stime) / tick};
 }
 
 double self_cpu() {
@@ -428,7 +434,7 @@ int main(int argc, char** argv) {
   // CPU spent during the changes alone: the controller's (when its PID is given) and this
   // process's (the simulated fleet plus the REST client), per change.
   const int controller_pid = argc > 6 ? std::atoi(argv[6]) : 0;
-  const double controller_cpu0 = controller_pid ? process_cpu(controller_pid) : 0;
+  const Cpu controller_cpu0 = controller_pid ? process_cpu(controller_pid) : Cpu{};
   const double self_cpu0 = self_cpu();
   for (int k = 0; k < changes; ++k) {
     p0["host"] = (k % 2 == 0) ? "h1" : "h0";
@@ -452,18 +458,24 @@ int main(int argc, char** argv) {
     (k % 2 == 0 ? to_h1 : to_h0).push_back(samples.back());
     std::this_thread::sleep_for(std::chrono::milliseconds(2));  // let the ACKs drain
   }
-  const double controller_cpu_ms =
-      controller_pid ? (process_cpu(controller_pid) - controller_cpu0) * 1000 / changes : -1;
+  const Cpu controller_cpu1 = controller_pid ? process_cpu(controller_pid) : Cpu{};
+  const double per_change = 1000.0 / changes;
+  const double controller_user_ms =
+      controller_pid ? (controller_cpu1.user - controller_cpu0.user) * per_change : -1;
+  const double controller_kernel_ms =
+      controller_pid ? (controller_cpu1.kernel - controller_cpu0.kernel) * per_change : -1;
+  const double controller_cpu_ms = controller_pid ? controller_user_ms + controller_kernel_ms : -1;
   const double fleet_cpu_ms = (self_cpu() - self_cpu0) * 1000 / changes;
   std::printf(
       "{\"agents\": %d, \"changes\": %d, \"initial_sync_ms\": %.1f, \"p50_ms\": %.2f, "
       "\"p99_ms\": %.2f, \"max_ms\": %.2f, \"write_p50_ms\": %.2f, \"write_p99_ms\": %.2f, "
-      "\"controller_cpu_ms_per_change\": %.2f, \"fleet_cpu_ms_per_change\": %.2f, "
+      "\"controller_cpu_ms_per_change\": %.2f, \"controller_kernel_ms_per_change\": %.2f, "
+      "\"controller_user_ms_per_change\": %.2f, \"fleet_cpu_ms_per_change\": %.2f, "
       "\"delta_bytes\": %zu, \"p50_ms_delta_only\": %.2f, \"p50_ms_rejoin\": %.2f}\n",
       n, changes, connect_ms, percentile(samples, 0.5), percentile(samples, 0.99),
       *std::max_element(samples.begin(), samples.end()), percentile(write_samples, 0.5),
-      percentile(write_samples, 0.99), controller_cpu_ms, fleet_cpu_ms,
-      agents.back()->last_bytes.load(), percentile(to_h1, 0.5),
+      percentile(write_samples, 0.99), controller_cpu_ms, controller_kernel_ms, controller_user_ms,
+      fleet_cpu_ms, agents.back()->last_bytes.load(), percentile(to_h1, 0.5),
       to_h0.empty() ? 0.0 : percentile(to_h0, 0.5));
   return 0;
 }

@@ -30,11 +30,19 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-double thread_cpu_ms() {
+// This thread's CPU in user space and in the kernel, in ms.
+struct Cpu {
+  double user = 0;
+  double kernel = 0;
+  double total() const { return user + kernel; }
+};
+Cpu thread_cpu_ms() {
   rusage u{};
   getrusage(RUSAGE_THREAD, &u);
-  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) * 1e3 +
-         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e3;
+  auto ms = [](const timeval& t) {
+    return static_cast<double>(t.tv_sec) * 1e3 + static_cast<double>(t.tv_usec) / 1e3;
+  };
+  return {ms(u.ru_utime), ms(u.ru_stime)};
 }
 
 void check(bool ok, const char* what) {
@@ -124,7 +132,7 @@ int main(int argc, char** argv) {
   const size_t reply_bytes = sizeof reply - 1;
   std::thread answering([&] {
     const int ep = epoll_of(fleet);
-    const double cpu0 = thread_cpu_ms();
+    const double cpu0 = thread_cpu_ms().total();
     std::vector<epoll_event> events(256);
     std::vector<char> buf(65536);
     std::vector<size_t> pending(fleet.size(), 0);  // bytes of a message not yet whole
@@ -138,7 +146,7 @@ int main(int argc, char** argv) {
         });
       }
     }
-    fleet_cpu = thread_cpu_ms() - cpu0;
+    fleet_cpu = thread_cpu_ms().total() - cpu0;
     close(ep);
   });
 
@@ -148,7 +156,7 @@ int main(int argc, char** argv) {
   std::vector<char> buf(65536);
   std::vector<double> samples, seen;
   std::vector<size_t> pending(server.size(), 0);
-  const double cpu0 = thread_cpu_ms();
+  const Cpu cpu0 = thread_cpu_ms();
   for (int r = 0; r < rounds; ++r) {
     const auto t0 = Clock::now();
     for (int i = 0; i < n; ++i) {
@@ -182,15 +190,18 @@ int main(int argc, char** argv) {
     std::this_thread::sleep_for(
         std::chrono::milliseconds(2));  // as bench_controller between changes
   }
-  const double server_cpu = thread_cpu_ms() - cpu0;  // sleeping costs none
+  const Cpu cpu1 = thread_cpu_ms();  // sleeping costs none
+  const double server_kernel = cpu1.kernel - cpu0.kernel;
+  const double server_cpu = cpu1.total() - cpu0.total();
   stop = true;
   answering.join();
   std::printf(
       "{\"connections\": %d, \"rounds\": %d, \"message_bytes\": %zu, \"p50_ms\": %.2f, "
       "\"p99_ms\": %.2f, \"p50_seen_ms\": %.2f, \"p99_seen_ms\": %.2f, "
-      "\"server_cpu_ms_per_round\": %.2f, \"fleet_cpu_ms_per_round\": %.2f}\n",
+      "\"server_cpu_ms_per_round\": %.2f, \"server_kernel_ms_per_round\": %.2f, "
+      "\"fleet_cpu_ms_per_round\": %.2f}\n",
       n, rounds, message_bytes, percentile(samples, 0.5), percentile(samples, 0.99),
-      percentile(seen, 0.5), percentile(seen, 0.99), server_cpu / rounds,
+      percentile(seen, 0.5), percentile(seen, 0.99), server_cpu / rounds, server_kernel / rounds,
       fleet_cpu.load() / rounds);
   return 0;
 }
