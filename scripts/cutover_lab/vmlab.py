@@ -192,6 +192,39 @@ def run_hop(ctx, mode, src, dst, tag):
                           for line in _log_since(agents.get(h), log_at[h]) if "relay" in line][:40]}
 
 
+def _tail(path, n, keep=lambda line: True):
+    try:
+        with open(path, errors="replace") as f:
+            return [line.rstrip("\n") for line in f if keep(line)][-n:]
+    except (OSError, TypeError):
+        return []
+
+
+def diagnose(ctx, why):
+    """Prints what a lost VM leaves behind, before the lab's files are removed: where libvirt says
+    the VM is, the end of its console, and the warnings of the controller and the agents (a CI
+    run keeps only what a failed test printed)."""
+    lab = ctx["lab"]
+    out = [f"DIAGNOSIS ({why}); lab files in {lab.dir}"]
+    for host, lv in ctx["libvirt"].items():
+        try:
+            state = lv.virsh("domstate", "vm1", "--reason", check=False, timeout=10).stdout.strip()
+        except Exception as e:  # noqa: BLE001 - a dying libvirtd is evidence too
+            state = f"virsh failed: {e}"
+        out.append(f"  vm1 on {host}: {state or '-'}")
+    out.append("  guest console (last 15 lines):")
+    out += ["    " + line for line in _tail(os.path.join(lab.dir, "vm1-console.log"), 15)]
+    important = lambda line: any(w in line for w in ("warn", "error", "critical"))  # noqa: E731
+    out.append("  controller warnings (last 20):")
+    out += ["    " + line for line in _tail(os.path.join(lab.dir, "controller.log"), 20, important)]
+    for host, agent in sorted(ctx["agents"].items()):
+        out.append(f"  {host} agent warnings (last 15):")
+        out += ["    " + line
+                for line in _tail(getattr(getattr(agent, "proc", None), "log_path", None), 15,
+                                  important)]
+    print("\n".join(out), flush=True)
+
+
 def _log_size(agent):
     try:
         return os.path.getsize(agent.proc.log_path)
@@ -392,8 +425,15 @@ def run(cycles=1, baseline=True, out=None, prepare=True, hops=(("h1", "h2"), ("h
                 in_baseline = True
             prog.step(f"{mode}: live-migrating vm1 {src} -> {dst} under UDP (1 kpps and "
                       f"{FAST_PPS} pps) + 8 TCP sessions")
-            r = run_hop(ctx, mode, src, dst, f"{mode}-{i}-{src}")
+            try:
+                r = run_hop(ctx, mode, src, dst, f"{mode}-{i}-{src}")
+            except BaseException as e:
+                diagnose(ctx, f"{mode} hop {src} -> {dst} failed: {e}")
+                raise
             print(hop_line(r))
+            if r["tcp_survived"] < r["tcp_sessions"] or r["lost"] > 500:
+                diagnose(ctx, f"{mode} hop {src} -> {dst} lost {r['lost']} echoes, TCP "
+                              f"{r['tcp_survived']}/{r['tcp_sessions']}")
             results.append(r)
         prog.step("writing the report")
         out = out or os.path.join(BUILD, "lab", "report")
