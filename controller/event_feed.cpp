@@ -39,11 +39,17 @@ void EventFeed::publish(const std::string& event, const json& data) {
   }
 }
 
-json EventFeed::snapshot() const {
-  json hosts = json::array(), networks = json::array(), ports = json::array(),
-       agents = json::array(), migrations = json::array();
+json EventFeed::topology() const {
+  json hosts = json::array(), networks = json::array();
   for (const auto& [id, h] : state_.hosts()) hosts.push_back(to_json(h));
   for (const auto& [id, n] : state_.networks()) networks.push_back(to_json(n));
+  return {{"generation", state_.generation()},
+          {"hosts", std::move(hosts)},
+          {"networks", std::move(networks)}};
+}
+
+json EventFeed::snapshot() const {
+  json out = topology(), ports = json::array(), agents = json::array(), migrations = json::array();
   for (const auto& [id, p] : state_.ports()) ports.push_back(to_json(p));
   for (const auto& [host, info] : hub_.agents()) agents.push_back(to_json(host, info));
   // Every open migration and the newest finished ones, newest first (by when they were asked).
@@ -61,21 +67,15 @@ json EventFeed::snapshot() const {
     if (!open && finished++ >= kSnapshotMigrations) continue;
     migrations.push_back(to_json(*m));
   }
-  return {{"generation", state_.generation()}, {"hosts", std::move(hosts)},
-          {"networks", std::move(networks)},   {"ports", std::move(ports)},
-          {"agents", std::move(agents)},       {"migrations", std::move(migrations)}};
+  out["ports"] = std::move(ports);
+  out["agents"] = std::move(agents);
+  out["migrations"] = std::move(migrations);
+  return out;
 }
 
 void EventFeed::state_changed(const ChangeSet& change) {
   if (subscribers_.empty()) return;
-  if (change.topology) {
-    json hosts = json::array(), networks = json::array();
-    for (const auto& [id, h] : state_.hosts()) hosts.push_back(to_json(h));
-    for (const auto& [id, n] : state_.networks()) networks.push_back(to_json(n));
-    publish("topology", {{"generation", state_.generation()},
-                         {"hosts", std::move(hosts)},
-                         {"networks", std::move(networks)}});
-  }
+  if (change.topology) publish("topology", topology());
   for (const auto& c : change.ports) {
     if (c.after) {
       publish("port", to_json(*c.after));

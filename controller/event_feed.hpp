@@ -44,6 +44,8 @@ class EventFeed {
 
  private:
   void publish(const std::string& event, const nlohmann::json& data);
+  // The generation, hosts and networks: a topology event, and the start of the snapshot.
+  nlohmann::json topology() const;
 
   ControllerState& state_;
   AgentHub& hub_;
