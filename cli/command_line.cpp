@@ -210,18 +210,25 @@ void CommandLine::flag(CLI::App* app, const std::string& name, bool* target,
   flags_of_[app].emplace_back(name, false);
 }
 
+std::vector<const CLI::App*> CommandLine::given() const {
+  std::vector<const CLI::App*> chain;
+  for (const CLI::App* at = &app_; !at->get_subcommands().empty();) {
+    at = at->get_subcommands().front();
+    chain.push_back(at);
+  }
+  return chain;
+}
+
 bool CommandLine::parse(int argc, char** argv) {
   try {
     app_.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
     // The help of the deepest command given: `cutoverctl ports create --help` is create's.
-    const CLI::App* at = &app_;
-    std::string prefix;
-    while (!at->get_subcommands().empty()) {
-      prefix += (prefix.empty() ? "" : " ") + at->get_name();
-      at = at->get_subcommands().front();
-    }
-    std::fputs(at->help(prefix).c_str(), stdout);
+    const auto chain = given();
+    std::string prefix = app_.get_name();
+    for (size_t i = 0; i + 1 < chain.size(); ++i) prefix += " " + chain[i]->get_name();
+    const CLI::App* at = chain.empty() ? &app_ : chain.back();
+    std::fputs(at->help(chain.empty() ? "" : prefix).c_str(), stdout);
     return false;
   } catch (const CLI::CallForAllHelp&) {
     // Every command and verb with its flags (what the man page is made from).
@@ -242,15 +249,11 @@ bool CommandLine::parse(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     // CLI11 names the flag or operand in its message; the command it concerns goes first.
     std::string where;
-    for (const CLI::App* at = &app_; !at->get_subcommands().empty();) {
-      at = at->get_subcommands().front();
-      where += (where.empty() ? "" : " ") + at->get_name();
-    }
+    for (const auto* at : given()) where += (where.empty() ? "" : " ") + at->get_name();
     throw ParseError(where.empty() ? "cutoverctl" : where, std::string(e.what()) + " (see --help)");
   }
   words_.clear();
-  for (const CLI::App* at = &app_; !at->get_subcommands().empty();) {
-    at = at->get_subcommands().front();
+  for (const auto* at : given()) {
     words_.push_back(at->get_name());
     if (operand_of_.count(at)) words_.push_back(operands_.at(at));
   }

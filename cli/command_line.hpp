@@ -57,6 +57,8 @@ class CommandLine {
   void value(CLI::App* app, const std::string& name, int64_t* target, const std::string& help);
   void flag(CLI::App* app, const std::string& name, bool* target, const std::string& help);
   CompletionNode node_of(const CLI::App* app) const;
+  // The commands and verbs given on the command line, outermost first (after parsing).
+  std::vector<const CLI::App*> given() const;
 
   CLI::App app_;
   Flags& f_;
