@@ -3,6 +3,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -201,10 +202,20 @@ bool Options::parse(int argc, char** argv) {
 }
 
 std::string Options::culprit(const std::string& message) const {
+  // CLI11 names the option in its message; a whole name only, so that --tls-ca is not --tls.
+  auto names = [&](const std::string& flag) {
+    for (size_t at = message.find(flag); at != std::string::npos; at = message.find(flag, at + 1)) {
+      const size_t end = at + flag.size();
+      if (end == message.size()) return true;
+      const char c = message[end];
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') return true;
+    }
+    return false;
+  };
   for (const auto& s : specs_) {
-    if (message.find("--" + s.name) != std::string::npos) return "--" + s.name;
+    if (names("--" + s.name)) return "--" + s.name;
   }
-  return message.find("--config") != std::string::npos ? "--config" : program_;
+  return names("--config") ? "--config" : program_;
 }
 
 std::vector<std::pair<std::string, bool>> Options::flags() const {

@@ -96,6 +96,22 @@ TEST(Options, ConfigJson) {
   std::remove(path.c_str());
 }
 
+TEST(Options, TheCulpritIsTheWholeOptionNotOneItPrefixes) {
+  std::string tls, tls_ca;
+  Options o("prog", "summary");
+  o.add("tls", &tls, "registered first, a prefix of the next");
+  o.add("tls-ca", &tls_ca, "the one given");
+  std::vector<std::string> args{"prog", "--tls-ca"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  try {
+    o.parse(static_cast<int>(argv.size()), argv.data());
+    FAIL() << "--tls-ca without a value was accepted";
+  } catch (const ParseError& e) {
+    EXPECT_EQ(e.field(), "--tls-ca") << e.what();
+  }
+}
+
 TEST(Options, RejectionsNameTheCulprit) {
   EXPECT_NE(error_of({"--nope"}).find("--nope"), std::string::npos);
   EXPECT_NE(error_of({"--count", "abc"}).find("--count"), std::string::npos);
