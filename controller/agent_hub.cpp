@@ -40,7 +40,7 @@ uint64_t AgentHub::attach(const HostId& host, SendFn send) {
   info.waiting_for.clear();
   logger("hub")->info("agent {} connected", host.str());
   send_if_changed(s, true);
-  if (on_agent_update) on_agent_update(host);
+  if (on_agent_update) on_agent_update(host, AgentChange::connection);
   return id;
 }
 
@@ -56,7 +56,7 @@ void AgentHub::detach(uint64_t session) {
     agents_[host].connected = false;
     logger("hub")->info("agent {} disconnected", host.str());
     check_waiters();
-    if (on_agent_update) on_agent_update(host);
+    if (on_agent_update) on_agent_update(host, AgentChange::connection);
   }
 }
 
@@ -252,6 +252,7 @@ void AgentHub::on_message(uint64_t session, const wire::AgentMessage& m) {
   auto it = sessions_.find(session);
   if (it == sessions_.end()) return;
   auto& info = *it->second.info;
+  AgentChange change = AgentChange::report;
   if (auto* ack = std::get_if<wire::Ack>(&m)) {
     if (!ack->waiting_for.empty()) {
       // Partially applied: remembered (and shown) with what it waits for, not counted.
@@ -272,10 +273,14 @@ void AgentHub::on_message(uint64_t session, const wire::AgentMessage& m) {
       }
       if (!it->second.awaited.empty()) acked(it->second, ack->generation);
     }
-    info.reported = true;
     // Most ACKs repeat the last report: comparing allocates nothing, copying would.
     const auto& report = static_cast<const AgentReport&>(*ack);
-    if (!(info.report == report)) info.report = report;
+    if (info.reported && info.report == report && ack->waiting_for.empty()) {
+      change = AgentChange::generation;
+    } else if (!(info.report == report)) {
+      info.report = report;
+    }
+    info.reported = true;
   } else if (auto* failed = std::get_if<wire::MigrationFailed>(&m)) {
     logger("hub")->warn("agent {}: migration {} failed: {}", it->second.host.str(),
                         failed->migration, failed->error);
@@ -302,7 +307,7 @@ void AgentHub::on_message(uint64_t session, const wire::AgentMessage& m) {
                         nack->generation, info.last_error);
   }
   check_waiters();
-  if (on_agent_update) on_agent_update(it->second.host);
+  if (on_agent_update) on_agent_update(it->second.host, change);
 }
 
 bool AgentHub::host_applied(const HostId& host, uint64_t generation) const {

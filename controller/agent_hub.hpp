@@ -74,8 +74,10 @@ class AgentHub {
   // Connected agents that applied their latest generation only partially (waiting for objects).
   size_t waiting_count() const;
 
+  // What an agent's update changed: most ACKs only move its applied generation on.
+  enum class AgentChange { generation, report, connection };
   // Called after any agent connects, disconnects, ACKs or NACKs (the migration driver listens).
-  std::function<void(const HostId&)> on_agent_update;
+  std::function<void(const HostId&, AgentChange)> on_agent_update;
   // An agent reports that the libvirt migration it was asked to run failed.
   std::function<void(const HostId& host, const std::string& migration, const std::string& error)>
       on_migration_failed;

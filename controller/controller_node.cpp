@@ -167,8 +167,9 @@ ControllerNode::End ControllerNode::serve(bool leading) {
   Inventory inventory(state, hub, scheduler, config_.inventory);
   // The console's live events: after the driver and the inventory have reacted to a report.
   EventFeed feed(state, hub);
-  hub.on_agent_update = [&feed, before = std::move(hub.on_agent_update)](const HostId& h) {
-    if (before) before(h);
+  hub.on_agent_update = [&feed, before = std::move(hub.on_agent_update)](
+                            const HostId& h, AgentHub::AgentChange what) {
+    if (before) before(h, what);
     feed.agent_changed(h);
   };
   hub.on_fanout_acked = [&](double seconds) { metrics.observe_fanout(seconds); };

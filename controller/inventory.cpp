@@ -21,9 +21,11 @@ Inventory::Inventory(ControllerState& state, AgentHub& hub, Scheduler& scheduler
     : state_(state), hub_(hub), scheduler_(scheduler), policy_(policy) {
   if (!policy_.enabled) return;
   auto before = std::move(hub_.on_agent_update);
-  hub_.on_agent_update = [this, before = std::move(before)](const HostId& h) {
-    if (before) before(h);
-    on_agent_update(h);
+  hub_.on_agent_update = [this, before = std::move(before)](const HostId& h,
+                                                            AgentHub::AgentChange what) {
+    if (before) before(h, what);
+    // What it reports running changes only with its report or its connection.
+    if (what != AgentHub::AgentChange::generation) on_agent_update(h);
   };
 }
 

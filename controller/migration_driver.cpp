@@ -17,7 +17,7 @@ MigrationDriver::MigrationDriver(ControllerState& state, AgentHub& hub, Schedule
       scheduler_(scheduler),
       metrics_(metrics),
       policy_(std::move(policy)) {
-  hub_.on_agent_update = [this](const HostId& h) { on_agent_update(h); };
+  hub_.on_agent_update = [this](const HostId& h, AgentHub::AgentChange) { on_agent_update(h); };
   hub_.on_migration_failed = [this](const HostId& h, const std::string& id, const std::string& e) {
     on_migration_failed(h, id, e);
   };

@@ -44,8 +44,9 @@ struct Rig : cutover::testing::ControllerCore {
       hub.publish(c);
       feed.state_changed(c);
     };
-    hub.on_agent_update = [this, before = std::move(hub.on_agent_update)](const HostId& h) {
-      if (before) before(h);
+    hub.on_agent_update = [this, before = std::move(hub.on_agent_update)](
+                              const HostId& h, AgentHub::AgentChange what) {
+      if (before) before(h, what);
       feed.agent_changed(h);
     };
   }
