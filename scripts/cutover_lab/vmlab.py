@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 
+from .netlab import LabError
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.path.join(ROOT, "build")
 
@@ -425,6 +427,8 @@ def run(cycles=1, baseline=True, out=None, prepare=True, hops=(("h1", "h2"), ("h
                 in_baseline = True
             prog.step(f"{mode}: live-migrating vm1 {src} -> {dst} under UDP (1 kpps and "
                       f"{FAST_PPS} pps) + 8 TCP sessions")
+            console = os.path.join(lab.dir, "vm1-console.log")
+            console_at = os.path.getsize(console) if os.path.exists(console) else 0
             try:
                 r = run_hop(ctx, mode, src, dst, f"{mode}-{i}-{src}")
             except BaseException as e:
@@ -434,6 +438,12 @@ def run(cycles=1, baseline=True, out=None, prepare=True, hops=(("h1", "h2"), ("h
             if r["tcp_survived"] < r["tcp_sessions"] or r["lost"] > 500:
                 diagnose(ctx, f"{mode} hop {src} -> {dst} lost {r['lost']} echoes, TCP "
                               f"{r['tcp_survived']}/{r['tcp_sessions']}")
+            # A guest whose kernel died takes every echo with it; no later hop can measure a thing.
+            oops = guest_oops(console, console_at)
+            if oops:
+                raise GuestCrashed(f"vm1's kernel crashed during the {mode} hop {src} -> {dst} "
+                                   f"(lost {r['lost']} at 1 kpps, TCP {r['tcp_survived']}/"
+                                   f"{r['tcp_sessions']}); its console:\n  " + "\n  ".join(oops))
             results.append(r)
         prog.step("writing the report")
         out = out or os.path.join(BUILD, "lab", "report")
@@ -461,6 +471,27 @@ STATE_FILE = os.environ.get("CUTOVER_LAB_STATE", "/run/cutover-lab/state.json")
 
 class LabDown(RuntimeError):
     pass
+
+
+class GuestCrashed(LabError):
+    """The guest's kernel oopsed or panicked during a hop: the VM is gone, not (only) its network."""
+
+
+def guest_oops(console, offset):
+    """The lines a kernel oops or panic wrote to the guest's console since `offset` (the first
+    few, where the cause is), or [] if there was none."""
+    try:
+        with open(console, errors="replace") as f:
+            f.seek(offset)
+            lines = f.read().splitlines()
+    except OSError:
+        return []
+    marks = ("BUG:", "Oops:", "Kernel panic", "general protection fault")
+    first = next((i for i, line in enumerate(lines) if any(m in line for m in marks)), None)
+    if first is None:
+        return []
+    panic = [line for line in lines[first:] if "Kernel panic" in line][:1]
+    return lines[first:first + 6] + panic
 
 
 class HopFailed(RuntimeError):
