@@ -232,3 +232,27 @@ TEST(AgentHub, APartiallyAppliedGenerationIsNotCountedUntilNothingIsMissing) {
   EXPECT_EQ(rig.hub.agents().at(HostId::parse("a")).partial_generation, 0u);
   EXPECT_EQ(rig.hub.waiting_count(), 0u);
 }
+
+TEST(AgentHub, UpdatesSayWhetherAnAckChangedMoreThanTheGeneration) {
+  Rig rig;
+  std::vector<AgentHub::AgentChange> seen;
+  rig.hub.on_agent_update = [&](const HostId&, AgentHub::AgentChange what) {
+    seen.push_back(what);
+  };
+  using C = AgentHub::AgentChange;
+  FakeAgent a(rig.hub, "a", false);
+  a.connect();
+  EXPECT_EQ(seen, std::vector<C>{C::connection});
+  seen.clear();
+  a.ack();  // the first report of a session
+  rig.port("pa", "52:54:00:00:00:01", "a");
+  a.ack();       // the same report, a new generation
+  a.bind("pa");  // the report changed: a port is bound
+  a.ack();
+  a.waiting_for = {"pa"};
+  a.ack();  // partially applied: not just a generation
+  a.nack("bad");
+  a.disconnect();
+  EXPECT_EQ(seen, (std::vector<C>{C::report, C::generation, C::report, C::generation, C::report,
+                                  C::report, C::connection}));
+}
