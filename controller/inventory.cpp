@@ -43,7 +43,7 @@ void Inventory::on_agent_update(const HostId& host) {
   const uint64_t session = live ? hub_.session_of(host) : 0;
   auto seen = seen_.find(host);
   const bool fresh = seen == seen_.end() || seen_session_[host] != session;
-  if (!fresh && seen->second == reported) return;  // the common case: an ACK that changed no VM
+  if (!fresh && seen->second == reported) return;  // a report that changed no VM
 
   // Copies: judging commits, and a commit's fan-out may bring this host's next report in.
   const Vms now = reported;

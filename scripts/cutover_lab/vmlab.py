@@ -3,6 +3,7 @@ hypervisors (netns + own OVS + cutover-agent; libvirtd on h1 and h2), a QEMU gue
 UDP/TCP echo servers, a client on h3, and live migrations h1 <-> h2 measured from the client -
 through cutover, then (optionally) with plain OVS NORMAL learning + QEMU announce as the
 baseline. Returns the per-migration results and the report text."""
+import glob
 import json
 import os
 import signal
@@ -217,8 +218,9 @@ def diagnose(ctx, why):
     out.append("  guest console (last 15 lines):")
     out += ["    " + line for line in _tail(os.path.join(lab.dir, "vm1-console.log"), 15)]
     important = lambda line: any(w in line for w in ("warn", "error", "critical"))  # noqa: E731
-    out.append("  controller warnings (last 20):")
-    out += ["    " + line for line in _tail(os.path.join(lab.dir, "controller.log"), 20, important)]
+    for log in sorted(glob.glob(os.path.join(lab.dir, "controller*.log"))):  # several with --ha
+        out.append(f"  {os.path.basename(log)} warnings (last 20):")
+        out += ["    " + line for line in _tail(log, 20, important)]
     for host, agent in sorted(ctx["agents"].items()):
         out.append(f"  {host} agent warnings (last 15):")
         out += ["    " + line
@@ -433,6 +435,11 @@ def run(cycles=1, baseline=True, out=None, prepare=True, hops=(("h1", "h2"), ("h
                 r = run_hop(ctx, mode, src, dst, f"{mode}-{i}-{src}")
             except BaseException as e:
                 diagnose(ctx, f"{mode} hop {src} -> {dst} failed: {e}")
+                oops = guest_oops(console, console_at)
+                if oops and not isinstance(e, KeyboardInterrupt):
+                    raise GuestCrashed(f"vm1's kernel crashed during the {mode} hop {src} -> "
+                                       f"{dst}, which failed ({e}); its console:\n  "
+                                       + "\n  ".join(oops)) from e
                 raise
             print(hop_line(r))
             if r["tcp_survived"] < r["tcp_sessions"] or r["lost"] > 500:

@@ -255,4 +255,10 @@ TEST(AgentHub, UpdatesSayWhetherAnAckChangedMoreThanTheGeneration) {
   a.disconnect();
   EXPECT_EQ(seen, (std::vector<C>{C::report, C::generation, C::report, C::generation, C::report,
                                   C::report, C::connection}));
+  seen.clear();
+  a.waiting_for.clear();
+  a.connect();
+  a.ack();  // the same report as before the reconnect: a new session's first, so a report
+  a.ack();
+  EXPECT_EQ(seen, (std::vector<C>{C::connection, C::report, C::generation}));
 }
