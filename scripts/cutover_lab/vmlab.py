@@ -195,6 +195,35 @@ def run_hop(ctx, mode, src, dst, tag):
                           for line in _log_since(agents.get(h), log_at[h]) if "relay" in line][:40]}
 
 
+def checked_hop(ctx, mode, src, dst, tag):
+    """run_hop, then what a bad hop leaves behind: the diagnosis when it failed or lost the VM,
+    and GuestCrashed when the guest's kernel oopsed during it (the console says so)."""
+    lab = ctx["lab"]
+    console = os.path.join(lab.dir, "vm1-console.log")
+    console_at = os.path.getsize(console) if os.path.exists(console) else 0
+    try:
+        r = run_hop(ctx, mode, src, dst, tag)
+    except BaseException as e:
+        diagnose(ctx, f"{mode} hop {src} -> {dst} failed: {e}")
+        oops = guest_oops(console, console_at)
+        if oops and not isinstance(e, KeyboardInterrupt):
+            raise GuestCrashed(f"vm1's kernel crashed during the {mode} hop {src} -> "
+                               f"{dst}, which failed ({e}); its console:\n  "
+                               + "\n  ".join(oops)) from e
+        raise
+    print(hop_line(r))
+    if r["tcp_survived"] < r["tcp_sessions"] or r["lost"] > 500:
+        diagnose(ctx, f"{mode} hop {src} -> {dst} lost {r['lost']} echoes, TCP "
+                      f"{r['tcp_survived']}/{r['tcp_sessions']}")
+    # A guest whose kernel died takes every echo with it; no later hop can measure a thing.
+    oops = guest_oops(console, console_at)
+    if oops:
+        raise GuestCrashed(f"vm1's kernel crashed during the {mode} hop {src} -> {dst} "
+                           f"(lost {r['lost']} at 1 kpps, TCP {r['tcp_survived']}/"
+                           f"{r['tcp_sessions']}); its console:\n  " + "\n  ".join(oops))
+    return r
+
+
 def _tail(path, n, keep=lambda line: True):
     try:
         with open(path, errors="replace") as f:
@@ -206,7 +235,14 @@ def _tail(path, n, keep=lambda line: True):
 def diagnose(ctx, why):
     """Prints what a lost VM leaves behind, before the lab's files are removed: where libvirt says
     the VM is, the end of its console, and the warnings of the controller and the agents (a CI
-    run keeps only what a failed test printed)."""
+    run keeps only what a failed test printed). Never raises: it runs while something failed."""
+    try:
+        _diagnose(ctx, why)
+    except Exception as e:  # noqa: BLE001 - the failure being diagnosed matters more
+        print(f"DIAGNOSIS ({why}) failed: {e}", flush=True)
+
+
+def _diagnose(ctx, why):
     lab = ctx["lab"]
     out = [f"DIAGNOSIS ({why}); lab files in {lab.dir}"]
     for host, lv in ctx["libvirt"].items():
@@ -429,28 +465,7 @@ def run(cycles=1, baseline=True, out=None, prepare=True, hops=(("h1", "h2"), ("h
                 in_baseline = True
             prog.step(f"{mode}: live-migrating vm1 {src} -> {dst} under UDP (1 kpps and "
                       f"{FAST_PPS} pps) + 8 TCP sessions")
-            console = os.path.join(lab.dir, "vm1-console.log")
-            console_at = os.path.getsize(console) if os.path.exists(console) else 0
-            try:
-                r = run_hop(ctx, mode, src, dst, f"{mode}-{i}-{src}")
-            except BaseException as e:
-                diagnose(ctx, f"{mode} hop {src} -> {dst} failed: {e}")
-                oops = guest_oops(console, console_at)
-                if oops and not isinstance(e, KeyboardInterrupt):
-                    raise GuestCrashed(f"vm1's kernel crashed during the {mode} hop {src} -> "
-                                       f"{dst}, which failed ({e}); its console:\n  "
-                                       + "\n  ".join(oops)) from e
-                raise
-            print(hop_line(r))
-            if r["tcp_survived"] < r["tcp_sessions"] or r["lost"] > 500:
-                diagnose(ctx, f"{mode} hop {src} -> {dst} lost {r['lost']} echoes, TCP "
-                              f"{r['tcp_survived']}/{r['tcp_sessions']}")
-            # A guest whose kernel died takes every echo with it; no later hop can measure a thing.
-            oops = guest_oops(console, console_at)
-            if oops:
-                raise GuestCrashed(f"vm1's kernel crashed during the {mode} hop {src} -> {dst} "
-                                   f"(lost {r['lost']} at 1 kpps, TCP {r['tcp_survived']}/"
-                                   f"{r['tcp_sessions']}); its console:\n  " + "\n  ".join(oops))
+            r = checked_hop(ctx, mode, src, dst, f"{mode}-{i}-{src}")
             results.append(r)
         prog.step("writing the report")
         out = out or os.path.join(BUILD, "lab", "report")
@@ -605,12 +620,11 @@ def migrate(vm, dst, mode="cutover"):
     lab = ctx["lab"]
     ours = len(lab.procs)  # what this hop starts (probes): stopped if it fails, nothing else
     try:
-        r = run_hop(ctx, mode, src, dst, f"{mode}-{len(st['results'])}-{src}")
+        r = checked_hop(ctx, mode, src, dst, f"{mode}-{len(st['results'])}-{src}")
     except LabError as e:
         for proc in lab.procs[ours:]:
             lab.stop(proc)
         raise HopFailed(str(e)) from None
-    print(hop_line(r))
     st = _load()  # re-read: only the results change
     st["results"].append(r)
     _save(st)
