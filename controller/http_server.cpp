@@ -362,15 +362,7 @@ class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>>, 
     // Not from here: send() runs inside AgentHub::publish, which is iterating its sessions.
     asio::post(ws_.get_executor(), [self = shared_from_this()] { self->closed(); });
     close_within_grace();
-    const auto c = static_cast<uint16_t>(code);
-    std::string payload{static_cast<char>(c >> 8), static_cast<char>(c & 0xff)};
-    // A control frame's payload is at most 125 bytes; the reason is cut at a UTF-8 boundary.
-    size_t cut = std::min<size_t>(reason.size(), 123);
-    while (cut < reason.size() && cut > 0 && (static_cast<uint8_t>(reason[cut]) & 0xc0) == 0x80) {
-      --cut;
-    }
-    payload += reason.substr(0, cut);
-    queue_control(server_frame(WsOpcode::close, payload));
+    queue_control(close_frame(static_cast<uint16_t>(code), reason));
   }
 
   // The agent sent its close frame: in answer to ours, the handshake is done; otherwise it is
@@ -380,9 +372,7 @@ class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>>, 
       closing_ = true;
       close_within_grace();
       closed();
-      const uint16_t echo = code == 1005 ? 1000 : code;
-      queue_control(server_frame(WsOpcode::close, std::string{static_cast<char>(echo >> 8),
-                                                              static_cast<char>(echo & 0xff)}));
+      queue_control(close_frame(code == 1005 ? 1000 : code));
     }
     close_when_drained_ = true;
     if (queue_.empty()) end();

@@ -6,6 +6,7 @@
 // plumbing is in http_server.cpp.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -38,6 +39,18 @@ inline std::string server_frame(WsOpcode opcode, std::string_view payload) {
   }
   f.append(payload);
   return f;
+}
+
+// A close frame (RFC 6455 5.5.1): the code, then as much of the reason as a control frame's 125
+// bytes hold, cut at a UTF-8 boundary.
+inline std::string close_frame(uint16_t code, std::string_view reason = {}) {
+  std::string payload{static_cast<char>(code >> 8), static_cast<char>(code & 0xff)};
+  size_t cut = std::min<size_t>(reason.size(), 123);
+  while (cut < reason.size() && cut > 0 && (static_cast<uint8_t>(reason[cut]) & 0xc0) == 0x80) {
+    --cut;
+  }
+  payload.append(reason.substr(0, cut));
+  return server_frame(WsOpcode::close, payload);
 }
 
 class SendQueue {

@@ -70,3 +70,14 @@ TEST(ServerFrame, HeaderAsRfc6455Section52WithTheShortestLength) {
   const std::string f = server_frame(WsOpcode::text, p65536);
   EXPECT_EQ(f.substr(10), p65536) << "the payload follows the header unchanged (no mask)";
 }
+
+TEST(ServerFrame, CloseFrameHoldsTheCodeAndAReasonCutAtAUtf8Boundary) {
+  using cutover::controller::close_frame;
+  EXPECT_EQ(close_frame(1000), std::string("\x88\x02\x03\xe8", 4));
+  // 122 ASCII bytes, then a 2-byte character that would straddle the 123-byte limit.
+  const std::string reason = std::string(122, 'a') + "\xc3\xa9" + "tail";
+  const std::string f = close_frame(1013, reason);
+  ASSERT_EQ(static_cast<uint8_t>(f[1]), 2u + 122u) << "the whole character goes, not half of it";
+  EXPECT_EQ(f.substr(2, 2), std::string("\x03\xf5", 2));
+  EXPECT_EQ(f.substr(4), std::string(122, 'a'));
+}
