@@ -39,7 +39,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
 from cutover_lab.netlab import wait_until  # noqa: E402
-from wsframes import read_text, ws_recv, ws_send  # noqa: E402
+from wsframes import read_text, ws_frame, ws_recv, ws_send  # noqa: E402
 
 BUILD = None
 TOKEN = "s3cret"
@@ -339,11 +339,6 @@ class Limits(unittest.TestCase):
         connection with 1002."""
         c = self.start()
 
-        def frame(first_byte, payload, masked=True):
-            mask = os.urandom(4) if masked else b""
-            body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload)) if masked else payload
-            return bytes([first_byte, (0x80 if masked else 0) | len(payload)]) + mask + body
-
         def until(s, opcode):
             while True:
                 op, payload = ws_recv(s)
@@ -361,9 +356,9 @@ class Limits(unittest.TestCase):
         self.assertEqual(status, 101)
         ws_send(s, HELLO)
         self.assertEqual(json.loads(until(s, 1))["type"], "desired")
-        s.sendall(frame(0x89, b"are you there"))
+        s.sendall(ws_frame(0x89, b"are you there"))
         self.assertEqual(until(s, 0xA), b"are you there", "a ping gets its payload back")
-        s.sendall(frame(0x88, struct.pack("!H", 1001) + b"going"))
+        s.sendall(ws_frame(0x88, struct.pack("!H", 1001) + b"going"))
         payload = until(s, 8)
         self.assertEqual(struct.unpack("!H", payload[:2])[0], 1001, "the close code is echoed")
         self.assertTrue(closed_by_server(s), "the server closes the socket after the handshake")
@@ -373,7 +368,7 @@ class Limits(unittest.TestCase):
         s, status = ws_upgrade(c.port)
         ws_send(s, HELLO)
         until(s, 1)
-        s.sendall(frame(0x81, b'{"type":"ack","generation":1}', masked=False))
+        s.sendall(ws_frame(0x81, b'{"type":"ack","generation":1}', masked=False))
         payload = until(s, 8)
         print(f"\n  unmasked client frame: closed with {struct.unpack('!H', payload[:2])[0]} "
               f"{payload[2:].decode()!r}")

@@ -10,15 +10,22 @@ def read_text(path):
         return f.read()
 
 
+def ws_frame(first_byte, payload, masked=True):
+    """One frame: FIN, RSV and opcode in `first_byte`, masked as a client must (or, to test the
+    refusal, not)."""
+    mask = os.urandom(4) if masked else b""
+    bit = 0x80 if masked else 0
+    n = len(payload)
+    header = bytes([first_byte]) + (bytes([bit | n]) if n < 126 else
+                                    bytes([bit | 126]) + struct.pack("!H", n) if n < 65536 else
+                                    bytes([bit | 127]) + struct.pack("!Q", n))
+    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload)) if masked else payload
+    return header + mask + body
+
+
 def ws_send(s, text):
     """One masked text frame."""
-    payload = text.encode()
-    mask = os.urandom(4)
-    n = len(payload)
-    header = bytes([0x81]) + (bytes([0x80 | n]) if n < 126 else
-                              bytes([0x80 | 126]) + struct.pack("!H", n) if n < 65536 else
-                              bytes([0x80 | 127]) + struct.pack("!Q", n))
-    s.sendall(header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+    s.sendall(ws_frame(0x81, text.encode()))
 
 
 def recv_exact(s, n):
