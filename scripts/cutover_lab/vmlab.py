@@ -201,26 +201,30 @@ def checked_hop(ctx, mode, src, dst, tag):
     lab = ctx["lab"]
     console = os.path.join(lab.dir, "vm1-console.log")
     console_at = os.path.getsize(console) if os.path.exists(console) else 0
+
+    # A guest whose kernel died takes every echo with it; no later hop can measure a thing.
+    def crashed(what):
+        oops = guest_oops(console, console_at)
+        if oops:
+            return GuestCrashed(f"vm1's kernel crashed during the {mode} hop {src} -> {dst} "
+                                f"({what}); its console:\n  " + "\n  ".join(oops))
+        return None
+
     try:
         r = run_hop(ctx, mode, src, dst, tag)
     except BaseException as e:
         diagnose(ctx, f"{mode} hop {src} -> {dst} failed: {e}")
-        oops = guest_oops(console, console_at)
-        if oops and not isinstance(e, KeyboardInterrupt):
-            raise GuestCrashed(f"vm1's kernel crashed during the {mode} hop {src} -> "
-                               f"{dst}, which failed ({e}); its console:\n  "
-                               + "\n  ".join(oops)) from e
+        crash = None if isinstance(e, KeyboardInterrupt) else crashed(f"the hop failed: {e}")
+        if crash:
+            raise crash from e
         raise
     print(hop_line(r))
     if r["tcp_survived"] < r["tcp_sessions"] or r["lost"] > 500:
         diagnose(ctx, f"{mode} hop {src} -> {dst} lost {r['lost']} echoes, TCP "
                       f"{r['tcp_survived']}/{r['tcp_sessions']}")
-    # A guest whose kernel died takes every echo with it; no later hop can measure a thing.
-    oops = guest_oops(console, console_at)
-    if oops:
-        raise GuestCrashed(f"vm1's kernel crashed during the {mode} hop {src} -> {dst} "
-                           f"(lost {r['lost']} at 1 kpps, TCP {r['tcp_survived']}/"
-                           f"{r['tcp_sessions']}); its console:\n  " + "\n  ".join(oops))
+    crash = crashed(f"lost {r['lost']} at 1 kpps, TCP {r['tcp_survived']}/{r['tcp_sessions']}")
+    if crash:
+        raise crash
     return r
 
 
@@ -273,11 +277,16 @@ def _log_size(agent):
 
 
 def _log_since(agent, offset):
+    return _lines_since(getattr(getattr(agent, "proc", None), "log_path", None), offset)
+
+
+def _lines_since(path, offset):
+    """The lines a file gained after its first `offset` bytes ([] if it cannot be read)."""
     try:
-        with open(agent.proc.log_path, errors="replace") as f:
+        with open(path, errors="replace") as f:
             f.seek(offset)
             return f.read().splitlines()
-    except (AttributeError, OSError, TypeError):
+    except (OSError, TypeError):
         return []
 
 
@@ -502,17 +511,13 @@ class GuestCrashed(LabError):
 def guest_oops(console, offset):
     """The lines a kernel oops or panic wrote to the guest's console since `offset` (the first
     few, where the cause is), or [] if there was none."""
-    try:
-        with open(console, errors="replace") as f:
-            f.seek(offset)
-            lines = f.read().splitlines()
-    except OSError:
-        return []
+    lines = _lines_since(console, offset)
     marks = ("BUG:", "Oops:", "Kernel panic", "general protection fault")
     first = next((i for i, line in enumerate(lines) if any(m in line for m in marks)), None)
     if first is None:
         return []
-    panic = [line for line in lines[first:] if "Kernel panic" in line][:1]
+    # The first lines say where it happened; the panic line, further down, that it was fatal.
+    panic = [line for line in lines[first + 6:] if "Kernel panic" in line][:1]
     return lines[first:first + 6] + panic
 
 
