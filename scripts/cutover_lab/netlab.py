@@ -4,9 +4,11 @@ Facts this relies on (shared/notes/lab-facts.md): OVS runs with datapath_type=ne
 IP sits on an OVS bridge (br-phy) with the uplink as its port; an nftables netdev ingress drop on
 the uplink stops the kernel answering too; veth VMs need tx checksum offload off; VM MTU 1450.
 """
+import contextlib
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -120,6 +122,16 @@ class Host:
     def appctl(self, *args, **kw):
         return self.exec("ovs-appctl", f"--target={self.rundir}/ovs-vswitchd.ctl", *args,
                          env=self.env, **kw)
+
+    def conntrack(self, a, b):
+        """This host's conntrack entries (either backend, any zone) for the TCP connection between
+        a and b, each an (ip, port) pair, in either direction."""
+        if self.backend == "ovs":
+            lines = self.appctl("dpctl/dump-conntrack").stdout.replace(",", " ").splitlines()
+        else:
+            lines = self.exec("cat", "/proc/net/nf_conntrack").stdout.splitlines()
+        tuples = [f"src={x[0]} dst={y[0]} sport={x[1]} dport={y[1]}" for x, y in ((a, b), (b, a))]
+        return [line for line in lines if "tcp" in line and any(t in line for t in tuples)]
 
     def mgmt(self, bridge="br-int"):
         return f"unix:{self.rundir}/{bridge}.mgmt"
@@ -576,6 +588,35 @@ class Vm:
         res = self.exec("ping", "-c", str(count), "-W", str(timeout), "-s", str(size), "-M", "do",
                         ip, check=False, timeout=count * timeout + 5)
         return res.returncode == 0
+
+    def tcp_port_to(self, ip, port):
+        """The local port of this VM's TCP connection to ip:port."""
+        found = re.search(rf"{re.escape(self.ip)}:(\d+)\s+{re.escape(ip)}:{port}\b",
+                          self.exec("ss", "-tn").stdout)
+        if not found:
+            raise LabError(f"{self.name} has no TCP connection to {ip}:{port}")
+        return int(found.group(1))
+
+    def tcp_retransmits(self, local_port, ip, port):
+        """How many segments this VM's TCP connection (from local_port to ip:port) retransmitted."""
+        out = self.exec("ss", "-tni", "src", f"{self.ip}:{local_port}", "dst", f"{ip}:{port}").stdout
+        found = re.search(r"retrans:\d+/(\d+)", out)
+        return int(found.group(1)) if found else 0
+
+    @contextlib.contextmanager
+    def silenced(self, ip, port):
+        """Drops everything this VM sends to ip:port (TCP) while the block runs: the VM's own
+        packets then cannot re-open a connection's state anywhere."""
+        table = "inet cutover_test_silence"
+        self.exec("nft", "add", "table", *table.split())
+        try:
+            self.exec("nft", "add", "chain", *table.split(), "out",
+                      "{ type filter hook output priority 0; policy accept; }")
+            self.exec("nft", "add", "rule", *table.split(), "out", "ip", "daddr", ip, "tcp",
+                      "dport", str(port), "drop")
+            yield
+        finally:
+            self.exec("nft", "delete", "table", *table.split(), check=False)
 
     def rx_packets(self):
         out = self.exec("cat", "/sys/class/net/eth0/statistics/rx_packets").stdout
