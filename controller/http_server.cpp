@@ -144,47 +144,60 @@ class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>>, 
     return ec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
   }
 
-  // Reads what the agent sent and acts on each whole message and control frame in it.
+  // Reads what the agent sent and acts on each whole message and control frame in it. A plain
+  // socket is read directly: Beast's basic_stream would wrap each read in its timeout and rate
+  // bookkeeping, which the session does not use (watch_idle is its timeout).
   void read() {
-    ws_.next_layer().async_read_some(
-        asio::buffer(read_buffer_), [self = shared_from_this()](beast::error_code ec, size_t n) {
-          if (ec) {
-            self->end();
-            return;
-          }
-          ++self->reads_;
-          std::vector<WsEvent> events;
-          uint16_t refused = 0;
-          std::string why;
-          try {
-            self->reader_.feed(std::string_view(self->read_buffer_.data(), n), events);
-          } catch (const WsProtocolError& e) {
-            refused = e.code;
-            why = e.what();
-          }
-          for (auto& e : events) {
-            if (e.kind == WsEvent::Kind::message) {
-              if (!self->closing_) self->on_text(e.payload);
-            } else if (e.kind == WsEvent::Kind::ping) {
-              if (!self->closing_) self->queue_control(server_frame(WsOpcode::pong, e.payload));
-            } else if (e.kind == WsEvent::Kind::close) {
-              self->peer_closed(e.close_code);
-              return;
-            }
-          }
-          if (refused) {
-            // Failing the connection (RFC 6455 7.1.7): our close frame, then the socket.
-            if (!self->closing_) {
-              logger("hub")->warn("agent {} ({}) broke the WebSocket protocol, closing: {}",
-                                  self->host_.empty() ? "?" : self->host_, self->peer(), why);
-              self->close(static_cast<websocket::close_code>(refused), why);
-            }
-            self->close_when_drained_ = true;
-            if (self->queue_.empty()) self->end();
-            return;
-          }
-          self->read();  // closing too: the peer's close frame is still to come
-        });
+    auto done = [self = shared_from_this()](beast::error_code ec, size_t n) {
+      if (ec) {
+        self->end();
+      } else if (self->consume(n)) {
+        self->read();
+      }
+    };
+    if constexpr (std::is_same_v<Stream, PlainStream>) {
+      beast::get_lowest_layer(ws_).socket().async_read_some(asio::buffer(read_buffer_),
+                                                            std::move(done));
+    } else {
+      ws_.next_layer().async_read_some(asio::buffer(read_buffer_), std::move(done));
+    }
+  }
+
+  // Acts on the n bytes read: each whole message and control frame in them. False when reading
+  // is over (the peer's close frame came, or it broke the protocol).
+  bool consume(size_t n) {
+    ++reads_;
+    std::vector<WsEvent> events;
+    uint16_t refused = 0;
+    std::string why;
+    try {
+      reader_.feed(std::string_view(read_buffer_.data(), n), events);
+    } catch (const WsProtocolError& e) {
+      refused = e.code;
+      why = e.what();
+    }
+    for (auto& e : events) {
+      if (e.kind == WsEvent::Kind::message) {
+        if (!closing_) on_text(e.payload);
+      } else if (e.kind == WsEvent::Kind::ping) {
+        if (!closing_) queue_control(server_frame(WsOpcode::pong, e.payload));
+      } else if (e.kind == WsEvent::Kind::close) {
+        peer_closed(e.close_code);
+        return false;
+      }
+    }
+    if (refused) {
+      // Failing the connection (RFC 6455 7.1.7): our close frame, then the socket.
+      if (!closing_) {
+        logger("hub")->warn("agent {} ({}) broke the WebSocket protocol, closing: {}",
+                            host_.empty() ? "?" : host_, peer(), why);
+        close(static_cast<websocket::close_code>(refused), why);
+      }
+      close_when_drained_ = true;
+      if (queue_.empty()) end();
+      return false;
+    }
+    return true;  // closing too: the peer's close frame is still to come
   }
 
   void on_text(const std::string& text) {
