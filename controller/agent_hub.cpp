@@ -27,12 +27,12 @@ nlohmann::json to_json(const HostId& host, const AgentInfo& info) {
 
 uint64_t AgentHub::attach(const HostId& host, SendFn send) {
   if (auto old = session_of_.find(host); old != session_of_.end()) {
-    sessions_.erase(old->second);  // the agent reconnected; its old socket is dead or dying
+    sessions_.erase(old->second->id);  // the agent reconnected; its old socket is dead or dying
   }
   const uint64_t id = next_session_++;
   auto& info = agents_[host];
-  auto& s = sessions_[id] = Session{host, std::move(send), &info, 0, {}};
-  session_of_[host] = id;
+  auto& s = sessions_[id] = Session{id, host, std::move(send), &info, 0, {}};
+  session_of_[host] = &s;
   info.connected = true;
   info.reported = false;
   info.applied_generation = 0;  // full resync: nothing counts as applied until it ACKs again
@@ -50,9 +50,11 @@ void AgentHub::detach(uint64_t session) {
   const HostId host = it->second.host;
   // A generation it had not ACKed yet no longer measures a fan-out: drop it.
   for (uint64_t g : it->second.awaited) fanouts_.erase(g);
+  auto current = session_of_.find(host);
+  const bool latest = current != session_of_.end() && current->second == &it->second;
   sessions_.erase(it);
-  if (session_of_[host] == session) {
-    session_of_.erase(host);
+  if (latest) {
+    session_of_.erase(current);
     agents_[host].connected = false;
     logger("hub")->info("agent {} disconnected", host.str());
     check_waiters();
@@ -223,7 +225,7 @@ void AgentHub::send_delta(const ChangeSet& change) {
       const HostId& h = host_of(entry);
       while (sit != session_of_.end() && sit->first < h) ++sit;
       if (sit == session_of_.end()) break;
-      if (sit->first == h) reach(sessions_.at(sit->second));
+      if (sit->first == h) reach(*sit->second);
     }
   };
   if (nets.size() == 1) {
@@ -231,8 +233,7 @@ void AgentHub::send_delta(const ChangeSet& change) {
     walk(on_net, [](const auto& e) -> const HostId& { return e.first; });
     for (const auto& h : movers) {
       if (on_net.count(h)) continue;  // reached above
-      if (auto sid = session_of_.find(h); sid != session_of_.end())
-        reach(sessions_.at(sid->second));
+      if (auto sid = session_of_.find(h); sid != session_of_.end()) reach(*sid->second);
     }
   } else {
     std::set<HostId> affected = movers;
@@ -356,13 +357,13 @@ void AgentHub::check_waiters() {
 
 uint64_t AgentHub::session_of(const HostId& host) const {
   auto it = session_of_.find(host);
-  return it == session_of_.end() ? 0 : it->second;
+  return it == session_of_.end() ? 0 : it->second->id;
 }
 
 bool AgentHub::send_to(const HostId& host, const std::string& text) {
   auto it = session_of_.find(host);
   if (it == session_of_.end()) return false;
-  sessions_.at(it->second).send(text);
+  it->second->send(text);
   return true;
 }
 

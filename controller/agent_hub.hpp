@@ -97,6 +97,7 @@ class AgentHub {
 
  private:
   struct Session {
+    uint64_t id;
     HostId host;
     SendFn send;
     AgentInfo* info;        // agents_[host]: map nodes stay put, and the hot path skips a lookup
@@ -128,7 +129,7 @@ class AgentHub {
   ControllerState& state_;
   uint64_t next_session_ = 1;
   std::map<uint64_t, Session> sessions_;
-  std::map<HostId, uint64_t> session_of_;
+  std::map<HostId, Session*> session_of_;  // into sessions_ (map nodes stay put)
   std::map<HostId, AgentInfo> agents_;
   std::vector<Waiter> waiters_;
   uint64_t cache_generation_ = UINT64_MAX;
