@@ -17,7 +17,9 @@ MigrationDriver::MigrationDriver(ControllerState& state, AgentHub& hub, Schedule
       scheduler_(scheduler),
       metrics_(metrics),
       policy_(std::move(policy)) {
-  hub_.on_agent_update = [this](const HostId& h, AgentHub::AgentChange) { on_agent_update(h); };
+  hub_.on_agent_update = [this](const HostId& h, AgentHub::AgentChange what) {
+    if (what != AgentHub::AgentChange::generation || !nothing_to_follow(h)) on_agent_update(h);
+  };
   hub_.on_migration_failed = [this](const HostId& h, const std::string& id, const std::string& e) {
     on_migration_failed(h, id, e);
   };
@@ -775,6 +777,14 @@ void MigrationDriver::note_precopy(const HostId& host) {
     stamp(changed.back(), phase);
   }
   for (auto& m : changed) save(m);
+}
+
+bool MigrationDriver::nothing_to_follow(const HostId& host) const {
+  if (!state_.open_migrations().empty() || !incoming_seen_.empty()) return false;
+  auto agent = hub_.agents().find(host);
+  if (agent == hub_.agents().end()) return false;
+  const auto& r = agent->second.report;
+  return r.foreign_running.empty() && r.incoming.empty() && r.precopy_iterations.empty();
 }
 
 void MigrationDriver::on_agent_update(const HostId& host) {

@@ -106,6 +106,10 @@ class MigrationDriver {
 
   // Re-evaluates active migrations after an agent event.
   void on_agent_update(const HostId& host);
+  // Whether on_agent_update(host) would do nothing for an ACK that repeats the host's last
+  // report (most ACKs): no migration open, nothing arriving, and no foreign VM or pre-copy pass
+  // in the report. Such an ACK then costs the driver one look-up instead of a walk.
+  bool nothing_to_follow(const HostId& host) const;
   // Stamps precopy_pass_<n> on the timeline of the source's migrations as libvirt reports each
   // pre-copy iteration (how many passes over memory before the VM paused).
   void note_precopy(const HostId& host);
