@@ -166,6 +166,24 @@ void AgentHub::acked(Session& s, uint64_t generation) {
   s.awaited.erase(s.awaited.begin(), s.awaited.begin() + static_cast<std::ptrdiff_t>(done));
 }
 
+void AgentHub::applied(Session& s, uint64_t generation) {
+  auto& info = *s.info;
+  if (generation > info.applied_generation) info.applied_generation = generation;
+  if (info.partial_generation <= info.applied_generation) {
+    info.partial_generation = 0;
+    info.waiting_for.clear();
+  }
+  if (!s.awaited.empty()) acked(s, generation);
+}
+
+void AgentHub::on_repeated_ack(uint64_t session, uint64_t generation) {
+  auto it = sessions_.find(session);
+  if (it == sessions_.end()) return;
+  applied(it->second, generation);
+  check_waiters();
+  if (on_agent_update) on_agent_update(it->second.host, AgentChange::generation);
+}
+
 void AgentHub::publish(const ChangeSet& change) {
   publishing_ = true;
   if (change.topology) {
@@ -267,12 +285,7 @@ void AgentHub::on_message(uint64_t session, const wire::AgentMessage& m) {
         info.waiting_for = ack->waiting_for;
       }
     } else {
-      if (ack->generation > info.applied_generation) info.applied_generation = ack->generation;
-      if (info.partial_generation <= info.applied_generation) {
-        info.partial_generation = 0;
-        info.waiting_for.clear();
-      }
-      if (!it->second.awaited.empty()) acked(it->second, ack->generation);
+      applied(it->second, ack->generation);
     }
     // Most ACKs repeat the last report: comparing allocates nothing, copying would.
     const auto& report = static_cast<const AgentReport&>(*ack);

@@ -10,6 +10,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "controller_state.hpp"
@@ -53,6 +54,10 @@ class AgentHub {
   uint64_t attach(const HostId& host, SendFn send);
   void detach(uint64_t session);
   void on_message(uint64_t session, const wire::AgentMessage& m);
+  // An ACK of `generation` whose report is, word for word, that of this session's last ACK
+  // handled by on_message, which waited for nothing (wire::AckRepeat tells): the same as
+  // on_message with it, without decoding it.
+  void on_repeated_ack(uint64_t session, uint64_t generation);
 
   // After a committed mutation (hooked to ControllerState::on_change): port changes go out as one
   // delta, encoded once, to every agent whose networks they touch; the hosts a port leaves or
@@ -112,6 +117,7 @@ class AgentHub {
   void send_if_changed(Session& s, bool force);
   void expect_ack(Session& s, uint64_t generation);  // during publish() only
   void acked(Session& s, uint64_t generation);
+  void applied(Session& s, uint64_t generation);  // a complete ACK of generation
   // Sends the already encoded delta of `generation` to a session whose networks it touches.
   void send_encoded_delta(Session& s, uint64_t generation, const std::string& text);
   void send_delta(const ChangeSet& change);
@@ -128,8 +134,9 @@ class AgentHub {
 
   ControllerState& state_;
   uint64_t next_session_ = 1;
-  std::map<uint64_t, Session> sessions_;
-  std::map<HostId, Session*> session_of_;  // into sessions_ (map nodes stay put)
+  // Looked up by id on every ACK: hashed. Elements stay put when it rehashes.
+  std::unordered_map<uint64_t, Session> sessions_;
+  std::map<HostId, Session*> session_of_;  // into sessions_
   std::map<HostId, AgentInfo> agents_;
   std::vector<Waiter> waiters_;
   uint64_t cache_generation_ = UINT64_MAX;

@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <limits>
 
+#include "ack_repeat.hpp"
 #include "logging.hpp"
 #include "send_queue.hpp"
 #include "tls.hpp"
@@ -202,6 +203,12 @@ class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>>, 
 
   void on_text(const std::string& text) {
     try {
+      if (session_) {
+        if (auto again = ack_repeat_.match(text)) {
+          hub_.on_repeated_ack(session_, again->generation);
+          return;
+        }
+      }
       auto msg = wire::decode_agent_message(text);
       if (auto* hello = std::get_if<wire::Hello>(&msg)) {
         if (session_) throw ParseError("type", "hello sent twice");
@@ -226,6 +233,7 @@ class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>>, 
         throw ParseError("type", "expected hello first");
       } else {
         hub_.on_message(session_, msg);
+        if (auto* ack = std::get_if<wire::Ack>(&msg)) ack_repeat_.remember(text, *ack);
       }
     } catch (const ParseError& e) {
       logger("hub")->warn("agent {} sent a bad message, closing: {}", host_.empty() ? "?" : host_,
@@ -407,7 +415,8 @@ class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>>, 
 
   websocket::stream<Stream> ws_;
   Slot slot_;
-  WsReader reader_{16 << 20};  // the largest message an agent may send: 16 MiB
+  WsReader reader_{16 << 20};   // the largest message an agent may send: 16 MiB
+  wire::AckRepeat ack_repeat_;  // its last ACK's shape: a repeat skips the decode
   // Per session, so small: an ACK is ~100 bytes, and WsReader keeps the start of a longer frame.
   std::array<char, 4096> read_buffer_;
   SendQueue queue_;           // whole frames (server_frame)

@@ -262,3 +262,47 @@ TEST(AgentHub, UpdatesSayWhetherAnAckChangedMoreThanTheGeneration) {
   a.ack();
   EXPECT_EQ(seen, (std::vector<C>{C::connection, C::report, C::generation}));
 }
+
+// A repeated ACK (its report word for word the last one's) counts exactly as the full ACK would:
+// the generation is applied, the fan-out and the waiters see it, and the update says so.
+TEST(AgentHub, ARepeatedAckCountsAsTheFullAck) {
+  Rig rig;
+  std::vector<AgentHub::AgentChange> seen;
+  rig.hub.on_agent_update = [&](const HostId&, AgentHub::AgentChange what) {
+    seen.push_back(what);
+  };
+  int fanouts = 0;
+  rig.hub.on_fanout_acked = [&](double) { ++fanouts; };
+  FakeAgent full(rig.hub, "a", false), repeat(rig.hub, "b", false);
+  rig.port("pa", "52:54:00:00:00:01", "a");
+  rig.port("pb", "52:54:00:00:00:02", "b");  // both on the network: both get its deltas
+  for (auto* agent : {&full, &repeat}) {
+    agent->connect();
+    agent->bind("x");  // the same report from both, and both remembered
+  }
+  rig.port("pc", "52:54:00:00:00:03", "a");
+  const uint64_t g = rig.state.generation();
+  bool done = false;
+  rig.hub.wait_applied({HostId::parse("a"), HostId::parse("b")}, g,
+                       [&](bool ok, auto) { done = ok; });
+  seen.clear();
+  full.ack();
+  EXPECT_FALSE(done);
+  EXPECT_EQ(fanouts, 0);
+  repeat.repeat_ack();
+  EXPECT_TRUE(done);
+  EXPECT_EQ(fanouts, 1);
+  using C = AgentHub::AgentChange;
+  EXPECT_EQ(seen, (std::vector<C>{C::generation, C::generation}));
+  const auto& a = rig.hub.agents().at(HostId::parse("a"));
+  const auto& b = rig.hub.agents().at(HostId::parse("b"));
+  EXPECT_EQ(b.applied_generation, g);
+  EXPECT_EQ(b.applied_generation, a.applied_generation);
+  EXPECT_EQ(b.report, a.report);
+  EXPECT_TRUE(rig.hub.host_applied(HostId::parse("b"), g));
+  // A session that is gone: nothing happens.
+  repeat.disconnect();
+  seen.clear();
+  repeat.repeat_ack();
+  EXPECT_TRUE(seen.empty());
+}

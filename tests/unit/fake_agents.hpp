@@ -62,6 +62,12 @@ class FakeAgent {
     a.live_migrations.assign(live.begin(), live.end());
     hub_.on_message(session_, a);
   }
+  // An ACK of the last generation whose text repeats the last full ack()'s report (what the
+  // agent session hands over without decoding: wire::AckRepeat).
+  void repeat_ack() {
+    pending = false;
+    hub_.on_repeated_ack(session_, last.generation);
+  }
   void nack(const std::string& error) {
     hub_.on_message(session_, wire::Nack{last.generation, error, ""});
   }

@@ -6,6 +6,7 @@
 
 #include <cstdio>
 
+#include "ack_repeat.hpp"
 #include "json_codec.hpp"
 #include "parse_error.hpp"
 #include "wire.hpp"
@@ -431,4 +432,75 @@ TEST(DomainXml, BandwidthBecomesTheInterfacesRateLimits) {
       EXPECT_NE(std::string(e.what()).find("bandwidth outbound"), std::string::npos) << e.what();
     }
   }
+}
+
+// AckRepeat: a repeat is recognised only when the full decode would give the same report, and
+// then with the numbers the full decode would give.
+TEST(AckRepeat, MatchesOnlyWhatDecodesToTheSameReport) {
+  const std::string first =
+      R"({"apply_ms":0.41,"bound_ports":["a","b"],"generation":7,"type":"ack",)"
+      R"("vms":{"vm1":[{"iface_id":"a","mac":"52:54:00:00:00:01"}]}})";
+  auto ack = std::get<Ack>(decode_agent_message(first));
+  AckRepeat repeat;
+  EXPECT_FALSE(repeat.match(first)) << "nothing remembered yet";
+  repeat.remember(first, ack);
+  auto same = [&](const std::string& text) {
+    auto numbers = repeat.match(text);
+    if (!numbers) return false;
+    const auto full = std::get<Ack>(decode_agent_message(text));
+    EXPECT_EQ(numbers->generation, full.generation) << text;
+    EXPECT_EQ(numbers->apply_ms, full.apply_ms) << text;
+    EXPECT_TRUE(static_cast<const AgentReport&>(full) == static_cast<const AgentReport&>(ack));
+    return true;
+  };
+  const auto with = [&](const std::string& ms, const std::string& gen) {
+    std::string t = first;
+    t.replace(t.find("0.41"), 4, ms);
+    t.replace(t.find("\"generation\":7") + 13, 1, gen);
+    return t;
+  };
+  EXPECT_TRUE(same(first));
+  EXPECT_TRUE(same(with("12.5", "8")));
+  EXPECT_TRUE(same(with("0", "9223372036854775807")));
+  EXPECT_TRUE(same(with("-1.5E+2", "0")));
+  // Numbers the full decode would refuse or read otherwise: not a repeat.
+  for (const auto& [ms, gen] :
+       std::vector<std::pair<std::string, std::string>>{{"1", "9223372036854775808"},
+                                                        {"1", "07"},
+                                                        {"1", "-1"},
+                                                        {"1", "1.0"},
+                                                        {"1", "1e3"},
+                                                        {"1", ""},
+                                                        {"01", "1"},
+                                                        {"1.", "1"},
+                                                        {".5", "1"},
+                                                        {"1e", "1"},
+                                                        {"1e999", "1"},
+                                                        {"+1", "1"},
+                                                        {"--1", "1"}}) {
+    EXPECT_FALSE(repeat.match(with(ms, gen))) << ms << " " << gen;
+  }
+  // Anything else different: a report field, the type, trailing bytes.
+  std::string other = first;
+  other.replace(other.find("\"b\""), 3, "\"c\"");
+  EXPECT_FALSE(repeat.match(other));
+  EXPECT_FALSE(repeat.match(first + " "));
+  EXPECT_FALSE(repeat.match(first.substr(0, first.size() - 1)));
+  // A key inside a nested object is not the ACK's generation.
+  const std::string nested = R"({"generation":3,"type":"ack","vms":{"generation":[]}})";
+  ack = std::get<Ack>(decode_agent_message(nested));
+  repeat.remember(nested, ack);
+  EXPECT_TRUE(same(R"({"generation":4,"type":"ack","vms":{"generation":[]}})"));
+  // Not remembered: an ACK that waits for something, or with a key twice.
+  const std::string partial = R"({"generation":3,"type":"ack","waiting_for":["x"]})";
+  repeat.remember(partial, std::get<Ack>(decode_agent_message(partial)));
+  EXPECT_FALSE(repeat.match(partial));
+  const std::string twice = R"({"generation":3,"generation":4,"type":"ack"})";
+  Ack any;
+  any.generation = 4;
+  repeat.remember(twice, any);
+  EXPECT_FALSE(repeat.match(twice));
+  const std::string escaped = R"({"generation":3,"generatio\u006e":4,"type":"ack"})";
+  repeat.remember(escaped, any);
+  EXPECT_FALSE(repeat.match(escaped));
 }
