@@ -606,17 +606,28 @@ class Vm:
     @contextlib.contextmanager
     def silenced(self, ip, port):
         """Drops everything this VM sends to ip:port (TCP) while the block runs: the VM's own
-        packets then cannot re-open a connection's state anywhere."""
-        table = "inet cutover_test_silence"
-        self.exec("nft", "add", "table", *table.split())
+        packets then cannot re-open a connection's state anywhere. Yields a function that says
+        how many packets from ip:port reached the VM meanwhile."""
+        table = ["inet", "cutover_test_silence"]
+        self.exec("nft", "add", "table", *table)
         try:
-            self.exec("nft", "add", "chain", *table.split(), "out",
-                      "{ type filter hook output priority 0; policy accept; }")
-            self.exec("nft", "add", "rule", *table.split(), "out", "ip", "daddr", ip, "tcp",
-                      "dport", str(port), "drop")
-            yield
+            for chain, hook, rule in (("out", "output", ["ip", "daddr", ip, "tcp", "dport",
+                                                        str(port), "drop"]),
+                                      ("in", "input", ["ip", "saddr", ip, "tcp", "sport",
+                                                       str(port), "counter"])):
+                self.exec("nft", "add", "chain", *table, chain,
+                          f"{{ type filter hook {hook} priority 0; policy accept; }}")
+                self.exec("nft", "add", "rule", *table, chain, *rule)
+
+            def arrived():
+                out = self.exec("nft", "list", "chain", *table, "in").stdout
+                found = re.search(r"counter packets (\d+)", out)
+                if not found:
+                    raise LabError(f"no counter in {out}")
+                return int(found.group(1))
+            yield arrived
         finally:
-            self.exec("nft", "delete", "table", *table.split(), check=False)
+            self.exec("nft", "delete", "table", *table, check=False)
 
     def rx_packets(self):
         out = self.exec("cat", "/sys/class/net/eth0/statistics/rx_packets").stdout

@@ -214,8 +214,11 @@ class AgentsLab:
         Without carry-over, fw is silenced on the connection across the move: its own next packet
         (a delayed ACK, a window update) would let the destination pick the connection up
         mid-stream, so whether the download stalls would be a race (a 56 ms gap once in CI).
-        Silenced until the peer has retransmitted to the destination, stats["admitted"] holds what
-        the destination's conntrack then has of the connection: nothing, if it refused the peer."""
+        Once every agent has applied the move, it stays silenced until the peer has retransmitted;
+        then stats["admitted"] holds what the destination's conntrack has of the connection and
+        stats["arrived"] how many of the peer's packets reached fw meanwhile: none of either, if the
+        destination refused the peer. With carry-over, stats["admitted"] is the destination's
+        entry for it (which shows that the look-up finds one)."""
         peer = self.vms["peer"]
         out = os.path.join(self.lab.dir, f"pull-{to.name}.json")
         pull = self.lab.spawn(fw.ns, TRAFFIC + ["tcp-pull", peer.ip, "6000", "4", out],
@@ -229,23 +232,30 @@ class AgentsLab:
         if carry:
             wait_until("conntrack carried", lambda: self.migration(m["id"])[
                 "conntrack_carried"] >= 1, timeout=5)
+        conn = ((peer.ip, 6000), (fw.ip, fw_port))
         with contextlib.ExitStack() as silence:
-            if not carry:
-                silence.enter_context(fw.silenced(peer.ip, 6000))
+            arrived = None if carry else silence.enter_context(fw.silenced(peer.ip, 6000))
             self.lab.move_vm(fw, to)
             moved_at = time.monotonic()
             done = self.wait_state(m["id"], "completed", "rolled_back")
             self.assertEqual(done["state"], "completed", done)
-            if not carry:
-                sent = peer.tcp_retransmits(6000, fw.ip, fw_port)
+            if carry:
+                admitted = wait_until("the carried connection's entry on the destination",
+                                      lambda: to.conntrack(*conn), timeout=5)
+            else:
+                # The peer's host sends to the destination only once it has applied the move.
+                wait_until("every agent to apply the move", lambda: all(
+                    a["lag"] == 0 for a in self.ctl("agents") if a["connected"]))
+                sent, before = peer.tcp_retransmits(6000, fw.ip, fw_port), arrived()
                 wait_until("the peer to retransmit to the destination", lambda: peer.tcp_retransmits(
-                    6000, fw.ip, fw_port) > sent, timeout=8)
-                stats_admitted = to.conntrack((peer.ip, 6000), (fw.ip, fw_port))
+                    6000, fw.ip, fw_port) > sent, timeout=20)
+                admitted, stats_arrived = to.conntrack(*conn), arrived() - before
         pull.wait(timeout=30)
         with open(out) as f:
             stats = json.load(f)
+        stats["admitted"] = admitted
         if not carry:
-            stats["admitted"] = stats_admitted
+            stats["arrived"] = stats_arrived
         # Reads that arrived once the move had settled (half a second after it).
         stats["after_move"] = sum(1 for t, _ in stats["arrivals"] if t > moved_at + 0.5)
         if carry and not stats["after_move"]:
@@ -462,6 +472,7 @@ class ControllerWithAgents(AgentsLab, unittest.TestCase):
         # Without carry-over the peer's segments are dropped as new on the destination until the
         # VM itself sends something (its own packets are committed and re-create the entry).
         self.assertEqual(lost["admitted"], [], "the destination let an uncarried connection in")
+        self.assertEqual(lost["arrived"], 0, "the peer's segments reached the VM uncarried")
         self.assertGreater(after2, 10)
         self.assertLess(kept["max_gap_ms"], 600, "carried connection stalled")
         self.assertGreater(kept["bytes"], 4 * 200000 * 0.6)
@@ -783,6 +794,7 @@ class LinuxHostsCarryConntrack(AgentsLab, unittest.TestCase):
         self.assertGreater(after1, 10)
         self.assertLess(kept["max_gap_ms"], 600, "carried connection stalled")
         self.assertEqual(lost["admitted"], [], "the destination let an uncarried connection in")
+        self.assertEqual(lost["arrived"], 0, "the peer's segments reached the VM uncarried")
 
 
 def main():

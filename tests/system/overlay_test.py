@@ -204,7 +204,7 @@ class OvsOverlay(unittest.TestCase):
                          (b2, ["tcp-sink", "6100"]), (b2, ["tcp-source", "6000", "200000"])):
             procs.append(self.lab.spawn(vm.ns, TRAFFIC + args, f"fw-{vm.name}-{args[1]}.log",
                                         env=ENV))
-        gaps = {}
+        gaps, entries = {}, {}
         try:
             wait_until("listeners", lambda: all(
                 p in vm.exec("ss", "-ltn").stdout
@@ -228,19 +228,22 @@ class OvsOverlay(unittest.TestCase):
                 self.fields["b1"]["carried_conns"] = [{
                     "protocol": "tcp", "local_ip": b1.ip, "local_port": local,
                     "remote_ip": b2.ip, "remote_port": 6000}] if carry else []
+                conn = ((b2.ip, 6000), (b1.ip, local))
                 with contextlib.ExitStack() as silence:
                     # Not carried: b1's own next packet would let `to` pick the connection up
                     # mid-stream (a race), so b1 stays silent until b2 has retransmitted to `to`.
-                    if not carry:
-                        silence.enter_context(b1.silenced(b2.ip, 6000))
+                    arrived = None if carry else silence.enter_context(b1.silenced(b2.ip, 6000))
                     self.lab.move_vm(b1, to)
                     moved = time.monotonic()
-                    self.push(last=to.name)
-                    if not carry:
-                        sent = b2.tcp_retransmits(6000, b1.ip, local)
+                    self.push(last=to.name)  # every agent has applied the move when it returns
+                    if carry:
+                        entries[carry] = wait_until("the carried connection's entry on " + to.name,
+                                                    lambda: to.conntrack(*conn), timeout=5)
+                    else:
+                        sent, before = b2.tcp_retransmits(6000, b1.ip, local), arrived()
                         wait_until("b2 to retransmit to b1's new host", lambda: b2.tcp_retransmits(
-                            6000, b1.ip, local) > sent, timeout=8)
-                        admitted = to.conntrack((b2.ip, 6000), (b1.ip, local))
+                            6000, b1.ip, local) > sent, timeout=20)
+                        entries[carry], reached = to.conntrack(*conn), arrived() - before
                 pull.wait(timeout=20)
                 with open(out) as f:
                     stats = json.load(f)
@@ -266,7 +269,9 @@ class OvsOverlay(unittest.TestCase):
         # so the gap holds TCP's retransmission backoff until the push lands: 60-100 ms usually,
         # 1.1 s once in CI.
         self.assertLess(gaps[True][1], 2000, "carried connection stalled")
-        self.assertEqual(admitted, [], "b1's new host let an uncarried connection in")
+        self.assertTrue(entries[True], "the carried connection has no entry on b1's new host")
+        self.assertEqual(entries[False], [], "b1's new host let an uncarried connection in")
+        self.assertEqual(reached, 0, "b2's segments reached b1 uncarried")
         self.assertTrue(reopened, "the firewall stayed after it was removed")
 
     def limits_on(self, host):
