@@ -27,7 +27,10 @@ nlohmann::json to_json(const HostId& host, const AgentInfo& info) {
 
 uint64_t AgentHub::attach(const HostId& host, SendFn send) {
   if (auto old = session_of_.find(host); old != session_of_.end()) {
-    sessions_.erase(old->second->id);  // the agent reconnected; its old socket is dead or dying
+    // The agent reconnected; its old socket is dead or dying, and what it owed no longer
+    // measures a fan-out (as in detach).
+    for (uint64_t g : old->second->awaited) fanouts_.erase(g);
+    sessions_.erase(old->second->id);
   }
   const uint64_t id = next_session_++;
   auto& info = agents_[host];
