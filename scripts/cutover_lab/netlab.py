@@ -604,16 +604,18 @@ class Vm:
         return int(found.group(1)) if found else 0
 
     @contextlib.contextmanager
-    def silenced(self, ip, port):
-        """Drops everything this VM sends to ip:port (TCP) while the block runs: the VM's own
-        packets then cannot re-open a connection's state anywhere. Yields a function that says
-        how many packets from ip:port reached the VM meanwhile."""
+    def silenced(self, peer, port, local_port):
+        """Drops everything this VM sends to the peer VM's port (TCP) while the block runs: the
+        VM's own packets then cannot re-open its connection (from local_port) anywhere. Yields
+        refused_by(host): once every host has applied a move of this VM to `host`, it waits for
+        the peer to retransmit and returns host's conntrack entries for the connection and how
+        many of the peer's packets reached this VM meanwhile (none of either: host refused it)."""
         table = ["inet", "cutover_test_silence"]
         self.exec("nft", "add", "table", *table)
         try:
-            for chain, hook, rule in (("out", "output", ["ip", "daddr", ip, "tcp", "dport",
+            for chain, hook, rule in (("out", "output", ["ip", "daddr", peer.ip, "tcp", "dport",
                                                         str(port), "drop"]),
-                                      ("in", "input", ["ip", "saddr", ip, "tcp", "sport",
+                                      ("in", "input", ["ip", "saddr", peer.ip, "tcp", "sport",
                                                        str(port), "counter"])):
                 self.exec("nft", "add", "chain", *table, chain,
                           f"{{ type filter hook {hook} priority 0; policy accept; }}")
@@ -625,7 +627,18 @@ class Vm:
                 if not found:
                     raise LabError(f"no counter in {out}")
                 return int(found.group(1))
-            yield arrived
+
+            def retransmits():
+                return peer.tcp_retransmits(port, self.ip, local_port)
+
+            def refused_by(host):
+                sent, before = retransmits(), arrived()
+                # Its backoff has been growing since the silence began: allow for a few rounds.
+                wait_until(f"{peer.name} to retransmit to {host.name}",
+                           lambda: retransmits() > sent, timeout=20)
+                return (host.conntrack((peer.ip, port), (self.ip, local_port)),
+                        arrived() - before)
+            yield refused_by
         finally:
             self.exec("nft", "delete", "table", *table, check=False)
 

@@ -234,7 +234,8 @@ class AgentsLab:
                 "conntrack_carried"] >= 1, timeout=5)
         conn = ((peer.ip, 6000), (fw.ip, fw_port))
         with contextlib.ExitStack() as silence:
-            arrived = None if carry else silence.enter_context(fw.silenced(peer.ip, 6000))
+            refused_by = None if carry else silence.enter_context(
+                fw.silenced(peer, 6000, fw_port))
             self.lab.move_vm(fw, to)
             moved_at = time.monotonic()
             done = self.wait_state(m["id"], "completed", "rolled_back")
@@ -246,10 +247,7 @@ class AgentsLab:
                 # The peer's host sends to the destination only once it has applied the move.
                 wait_until("every agent to apply the move", lambda: all(
                     a["lag"] == 0 for a in self.ctl("agents") if a["connected"]))
-                sent, before = peer.tcp_retransmits(6000, fw.ip, fw_port), arrived()
-                wait_until("the peer to retransmit to the destination", lambda: peer.tcp_retransmits(
-                    6000, fw.ip, fw_port) > sent, timeout=20)
-                admitted, stats_arrived = to.conntrack(*conn), arrived() - before
+                admitted, stats_arrived = refused_by(to)
         pull.wait(timeout=30)
         with open(out) as f:
             stats = json.load(f)

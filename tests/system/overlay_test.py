@@ -232,7 +232,8 @@ class OvsOverlay(unittest.TestCase):
                 with contextlib.ExitStack() as silence:
                     # Not carried: b1's own next packet would let `to` pick the connection up
                     # mid-stream (a race), so b1 stays silent until b2 has retransmitted to `to`.
-                    arrived = None if carry else silence.enter_context(b1.silenced(b2.ip, 6000))
+                    refused_by = None if carry else silence.enter_context(
+                        b1.silenced(b2, 6000, local))
                     self.lab.move_vm(b1, to)
                     moved = time.monotonic()
                     self.push(last=to.name)  # every agent has applied the move when it returns
@@ -240,10 +241,7 @@ class OvsOverlay(unittest.TestCase):
                         entries[carry] = wait_until("the carried connection's entry on " + to.name,
                                                     lambda: to.conntrack(*conn), timeout=5)
                     else:
-                        sent, before = b2.tcp_retransmits(6000, b1.ip, local), arrived()
-                        wait_until("b2 to retransmit to b1's new host", lambda: b2.tcp_retransmits(
-                            6000, b1.ip, local) > sent, timeout=20)
-                        entries[carry], reached = to.conntrack(*conn), arrived() - before
+                        entries[carry], reached = refused_by(to)
                 pull.wait(timeout=20)
                 with open(out) as f:
                     stats = json.load(f)
