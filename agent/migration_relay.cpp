@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <string_view>
 
@@ -29,6 +30,25 @@ size_t frame_hash(const std::vector<uint8_t>& frame) {
   return std::hash<std::string_view>{}(
       std::string_view(reinterpret_cast<const char*>(frame.data()), frame.size()));
 }
+// The tap's queue length (SIOCGIFTXQLEN) or, with `set`, sets it; nullopt when the tap is gone.
+std::optional<uint32_t> queue_length(const std::string& tap, std::optional<uint32_t> set = {}) {
+  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return std::nullopt;
+  ifreq ifr{};
+  std::strncpy(ifr.ifr_name, tap.c_str(), IFNAMSIZ - 1);
+  int rc = 0;
+  if (set) {
+    ifr.ifr_qlen = static_cast<int>(*set);
+    rc = ioctl(fd, SIOCSIFTXQLEN, &ifr);
+  } else {
+    rc = ioctl(fd, SIOCGIFTXQLEN, &ifr);
+  }
+  const int err = errno;
+  close(fd);
+  errno = err;
+  if (rc != 0) return std::nullopt;
+  return static_cast<uint32_t>(ifr.ifr_qlen);
+}
 }  // namespace
 
 MigrationRelay::MigrationRelay(asio::io_context& io, MigrationRelayConfig config, LogFn log)
@@ -38,7 +58,8 @@ MigrationRelay::MigrationRelay(asio::io_context& io, MigrationRelayConfig config
       socket_(io),
       rx_(65536),
       sampler_(io),
-      forward_timer_(io) {}
+      forward_timer_(io),
+      pace_timer_(io) {}
 
 MigrationRelay::~MigrationRelay() {
   *alive_ = false;
@@ -108,7 +129,8 @@ void MigrationRelay::update(const DesiredState& state,
     } else if ((here || p.migrating_to == state.host) && tap != taps.end()) {
       local[p.iface_id] = Local{p.id.str(), p.mac, tap->second};
       if (p.migrating_to == state.host && !lengthened_.count(tap->second)) {
-        lengthen_queue(tap->second);
+        lengthen_queue(tap->second);  // held: nothing flows to it yet
+        lengthened_.insert(tap->second);
       }
     }
   }
@@ -139,10 +161,18 @@ void MigrationRelay::update(const DesiredState& state,
     it = forwards_.erase(it);
   }
   local_ = std::move(local);
-  std::erase_if(lengthened_, [&](const std::string& tap) {
-    return std::none_of(local_.begin(), local_.end(),
-                        [&](const auto& kv) { return kv.second.tap == tap; });
-  });
+  // A tap that appears after the agent started is lengthened at once, before the VM's traffic
+  // flows: changing the length briefly deactivates the tap's qdisc, which drops what is sent
+  // to it meanwhile (3 frames at 1 kpps, measured), so a tap that carries traffic - one there
+  // when the agent started - keeps its length.
+  std::set<std::string> now;
+  for (const auto& [iface, name] : taps) {
+    now.insert(name);
+    if (!first_update_ && !lengthened_.count(name)) lengthen_queue(name);
+    lengthened_.insert(name);
+  }
+  std::erase_if(lengthened_, [&](const std::string& tap) { return !now.count(tap); });
+  first_update_ = false;
   arm_sampler();
 }
 
@@ -313,16 +343,36 @@ void MigrationRelay::depart(Leaving& l) {
 void MigrationRelay::send(const std::string& port, const std::string& iface_id,
                           const IpAddress& destination, const Frame& frame, bool backlog) {
   if (!socket_.is_open()) return;
-  const auto datagram = encode_relay(iface_id, frame);
-  boost::system::error_code ec;
-  socket_.send_to(asio::buffer(datagram), udp::endpoint(to_asio(destination), config_.port), 0, ec);
-  auto& c = counts_[port];
-  if (ec) {
-    if (c.relayed == 0) log_(port, "relay to " + destination.to_string() + ": " + ec.message());
-    return;
+  outbox_.push_back(Outgoing{port, udp::endpoint(to_asio(destination), config_.port),
+                             encode_relay(iface_id, frame), backlog});
+  if (!pacing_) flush();
+}
+
+void MigrationRelay::flush() {
+  for (size_t n = 0; n < std::max<size_t>(config_.burst, 1) && !outbox_.empty(); ++n) {
+    const Outgoing& o = outbox_.front();
+    boost::system::error_code ec;
+    if (socket_.is_open()) socket_.send_to(asio::buffer(o.datagram), o.to, 0, ec);
+    auto& c = counts_[o.port];
+    if (!socket_.is_open() || ec) {
+      if (c.relayed == 0) {
+        log_(o.port, "relay to " + o.to.address().to_string() + ": " +
+                         (ec ? ec.message() : std::string("socket closed")));
+      }
+    } else {
+      ++c.relayed;
+      if (o.backlog) ++c.backlog;
+    }
+    outbox_.pop_front();
   }
-  ++c.relayed;
-  if (backlog) ++c.backlog;
+  if (outbox_.empty() || pacing_) return;
+  pacing_ = true;
+  pace_timer_.expires_after(std::chrono::milliseconds(1));
+  pace_timer_.async_wait([this, alive = alive_](const boost::system::error_code& ec) {
+    if (ec || !*alive) return;
+    pacing_ = false;
+    flush();
+  });
 }
 
 void MigrationRelay::arm_sampler() {
@@ -358,6 +408,12 @@ void MigrationRelay::bind(const IpAddress& self) {
     return;
   }
   bound_to_ = self;
+  // A backlog of thousands of frames arrives within milliseconds: the default buffer (~200
+  // datagrams) dropped part of it while this thread was busy. Root may exceed rmem_max.
+  const int want = 16 << 20;
+  if (setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof want) != 0) {
+    socket_.set_option(asio::socket_base::receive_buffer_size(want), ec);
+  }
   receive();
 }
 
@@ -398,20 +454,13 @@ void MigrationRelay::inject(const RelayFrame& f, const IpAddress& from) {
 }
 
 void MigrationRelay::lengthen_queue(const std::string& tap) {
-  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return;
-  ifreq ifr{};
-  std::strncpy(ifr.ifr_name, tap.c_str(), IFNAMSIZ - 1);
-  if (ioctl(fd, SIOCGIFTXQLEN, &ifr) == 0 &&
-      static_cast<uint32_t>(ifr.ifr_qlen) < config_.arriving_txqueuelen) {
-    ifr.ifr_qlen = static_cast<int>(config_.arriving_txqueuelen);
-    if (ioctl(fd, SIOCSIFTXQLEN, &ifr) == 0) {
-      lengthened_.insert(tap);
-    }
-  } else {
-    lengthened_.insert(tap);
+  if (config_.txqueuelen == 0) return;
+  const auto before = queue_length(tap);
+  if (!before || *before >= config_.txqueuelen) return;
+  if (!queue_length(tap, config_.txqueuelen)) {
+    log_("", "cannot lengthen the queue of tap " + tap + " to " +
+                 std::to_string(config_.txqueuelen) + " frames: " + std::strerror(errno));
   }
-  close(fd);
 }
 
 }  // namespace cutover::agent
