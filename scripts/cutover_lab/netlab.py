@@ -510,7 +510,10 @@ class Lab:
         wait_until(f"{name}: br-phy device", lambda: host.exec("ip", "link", "show", "br-phy",
                                                                  check=False).returncode == 0)
         host.exec("ip", "addr", "add", f"{host.underlay_ip}/24", "dev", "br-phy")
-        host.exec("ip", "link", "set", "br-phy", "up")
+        # br-phy is a tap that this host's OVS reads in its main loop: its default queue (1,000
+        # frames) overflowed while OVS was busy and a migration's relayed backlog (one datagram
+        # per frame, up to thousands) left through it. A NIC's queue pushes back instead.
+        host.exec("ip", "link", "set", "br-phy", "txqueuelen", "10000", "up")
         host.exec("nft", "add table netdev cutover_lab; "
                   "add chain netdev cutover_lab uplink { type filter hook ingress device eth0 priority 0; policy drop; }")
         # Pre-load OVS's tunnel neighbour cache both ways, as a busy underlay would have it:

@@ -174,6 +174,9 @@ class AgentsLab:
         cls.lab = Lab(name)
         cls.addClassCleanup(cls.lab.cleanup)
         lab = cls.lab
+        # As scripts/lab does: OVS's userspace sockets hold ~200 frames by default, fewer than a
+        # relayed backlog (test_90) or a burst after a pause brings at once.
+        lab.raise_socket_buffers()
         lab.add_underlay()
         lab.start_controller(os.path.join(BUILD, "controller", "cutover-controller"),
                              extra_args=list(extra_args))
@@ -593,10 +596,11 @@ class ControllerWithAgents(AgentsLab, unittest.TestCase):
     def test_90_a_pause_like_qemus_loses_nothing_and_delivers_nothing_twice(self):
         """Tap "VMs" that read their tap as QEMU does: the source's stops reading (frames queue
         in its tap, as while QEMU copies the last memory) and its agent hears of the pause only
-        30 ms later; the destination's reads its tap only after a 200 ms hold. Every request sent
-        in that window must be echoed exactly once: what queued in the source's tap is relayed
-        by its agent, what arrives later is forwarded by its flows, and the destination's tap
-        holds it all until its VM reads."""
+        1.3 s later, as on a loaded host - longer than a tap's default queue (1,000 frames) lasts
+        at 1 kpps; the destination's reads its tap only after a 200 ms hold. Every request sent
+        in that window must be echoed exactly once: what queued in the source's tap (lengthened
+        by its agent while the migration runs) is relayed by its agent, what arrives later is
+        forwarded by its flows, and the destination's tap holds it all until its VM reads."""
         h2, h3, peer = self.lab.hosts["h2"], self.lab.hosts["h3"], self.vms["peer"]
         ip, mac = "10.1.0.66", "52:54:00:00:00:66"
         self.ctl("ports", "create", "--id", "pz", "--mac", mac, "--ips", ip, "--network", "blue",
@@ -631,7 +635,7 @@ class ControllerWithAgents(AgentsLab, unittest.TestCase):
         src.send_signal(signal.SIGUSR1)  # QEMU stops reading the source's tap
         wait_until("the source's VM stopped reading",
                    lambda: os.path.exists(states["tz-src"] + ".paused"), interval=0.001)
-        time.sleep(0.03)
+        time.sleep(1.3)
         vm_state(h2, "paused_for_migration")  # ... and the source's agent hears of it late
         time.sleep(0.2)  # the stop-and-copy
         dst.send_signal(signal.SIGUSR2)  # resumed on the destination
@@ -644,22 +648,34 @@ class ControllerWithAgents(AgentsLab, unittest.TestCase):
         probe.wait(timeout=30)
         with open(out) as f:
             u = json.load(f)
+        self.lab.stop(dst)  # it writes what it received (each request's count) as it exits
+        h3.vsctl("--if-exists", "del-port", "tz-dst")
+        received = {}
+        for state in states.values():
+            with open(state) as f:
+                for seq, n in json.load(f)["echoed"].items():
+                    received[int(seq)] = received.get(int(seq), 0) + n
+        missing = [s for s in range(u["sent"]) if s not in received]
         relayed = [line for line in self.agents["h2"].log().splitlines()
                    if "port pz: VM stopped for the final copy" in line]
-        print(f"\n  tap VMs, a 230 ms pause the source's agent heard of 30 ms late: {u['sent']} "
-              f"sent, {u['lost']} lost, {u['duplicates']} duplicates, max gap {u['max_gap_ms']} ms; "
+        print(f"\n  tap VMs, a 1.5 s pause the source's agent heard of 1.3 s late: {u['sent']} "
+              f"sent, {len(missing)} never reached a VM, {u['lost']} echoes lost, "
+              f"{u['duplicates']} duplicates, max gap {u['max_gap_ms']} ms; "
               f"{relayed[-1].split('relay: ')[-1] if relayed else 'no relay'}")
         seen = {}
         for _, seq in u["echoes"]:
             seen[seq] = seen.get(seq, 0) + 1
         twice = sorted(s for s, n in seen.items() if n > 1)
         self.assertEqual(u["duplicates"], 0, f"delivered twice: {twice}")
-        self.assertEqual(u["lost"], 0, "a frame sent in the window was lost")
+        self.assertEqual(sorted(s for s, n in received.items() if n > 1), [],
+                         "a request reached the VMs twice")
+        # What the VMs received, not the echoes: the destination's tap "VM" answers the ~900
+        # frames it held at once, faster than a guest, and OVS's socket on its tap can drop
+        # part of that burst on the way back - not the relay's path.
+        self.assertEqual(missing, [], "a request sent in the window never reached the VM")
         self.assertTrue(relayed, "the source's agent relayed nothing")
         n = int(relayed[-1].split("relayed the ")[1].split()[0])
-        self.assertGreaterEqual(n, 10, "the 30 ms the agent did not know should have queued frames")
-        self.lab.stop(dst)
-        h3.vsctl("--if-exists", "del-port", "tz-dst")
+        self.assertGreaterEqual(n, 1100, "the 1.3 s the agent did not know should have queued frames")
 
     def test_91_the_libvirt_hook_holds_an_incoming_migration_until_it_is_prepared(self):
         """cutover-libvirt-hook as libvirt calls it on a destination ("GUEST migrate begin -",
