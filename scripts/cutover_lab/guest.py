@@ -42,7 +42,7 @@ if [ -n "$vmip2" ]; then
   ip addr add "$vmip2" dev eth1
 fi
 # UDP's global memory cap (sized from this small guest's RAM, ~14-20 MB) dropped a backlog the
-# echo server's 8 MiB socket buffer would hold, after a migration's slow TCG start (MemErrors):
+# echo server's socket buffer (32 MiB) would hold, after a migration's slow TCG start (MemErrors):
 # let the socket buffer be the limit.
 echo "16384 32768 49152" > /proc/sys/net/ipv4/udp_mem
 /bin/udpecho 7 &

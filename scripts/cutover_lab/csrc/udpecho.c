@@ -71,7 +71,7 @@ int main(int argc, char** argv) {
   int fd = socket(AF_INET, SOCK_DGRAM, 0);
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(argc > 1 ? atoi(argv[1]) : 7)};
   if (fd < 0 || bind(fd, (struct sockaddr*)&a, sizeof a) < 0) return 1;
-  int big = 8 << 20;
+  int big = 32 << 20;
   if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof big) < 0)
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
   if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof big) < 0)
