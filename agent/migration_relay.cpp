@@ -59,7 +59,7 @@ MigrationRelay::MigrationRelay(asio::io_context& io, MigrationRelayConfig config
       rx_(65536),
       sampler_(io),
       forward_timer_(io),
-      pace_timer_(io) {}
+      preexisting_(interfaces_now()) {}
 
 MigrationRelay::~MigrationRelay() {
   *alive_ = false;
@@ -128,10 +128,8 @@ void MigrationRelay::update(const DesiredState& state,
       }
     } else if ((here || p.migrating_to == state.host) && tap != taps.end()) {
       local[p.iface_id] = Local{p.id.str(), p.mac, tap->second};
-      if (p.migrating_to == state.host && !lengthened_.count(tap->second)) {
-        lengthen_queue(tap->second);  // held: nothing flows to it yet
-        lengthened_.insert(tap->second);
-      }
+      // Held, nothing flows to it yet: lengthened even if it was there before the agent.
+      if (p.migrating_to == state.host) settle_length(tap->second, true);
     }
   }
   for (auto it = leaving_.begin(); it != leaving_.end();) {
@@ -161,18 +159,7 @@ void MigrationRelay::update(const DesiredState& state,
     it = forwards_.erase(it);
   }
   local_ = std::move(local);
-  // A tap that appears after the agent started is lengthened at once, before the VM's traffic
-  // flows: changing the length briefly deactivates the tap's qdisc, which drops what is sent
-  // to it meanwhile (3 frames at 1 kpps, measured), so a tap that carries traffic - one there
-  // when the agent started - keeps its length.
-  std::set<std::string> now;
-  for (const auto& [iface, name] : taps) {
-    now.insert(name);
-    if (!first_update_ && !lengthened_.count(name)) lengthen_queue(name);
-    lengthened_.insert(name);
-  }
-  std::erase_if(lengthened_, [&](const std::string& tap) { return !now.count(tap); });
-  first_update_ = false;
+  for (const auto& [iface, name] : taps) settle_length(name, false);
   arm_sampler();
 }
 
@@ -343,36 +330,16 @@ void MigrationRelay::depart(Leaving& l) {
 void MigrationRelay::send(const std::string& port, const std::string& iface_id,
                           const IpAddress& destination, const Frame& frame, bool backlog) {
   if (!socket_.is_open()) return;
-  outbox_.push_back(Outgoing{port, udp::endpoint(to_asio(destination), config_.port),
-                             encode_relay(iface_id, frame), backlog});
-  if (!pacing_) flush();
-}
-
-void MigrationRelay::flush() {
-  for (size_t n = 0; n < std::max<size_t>(config_.burst, 1) && !outbox_.empty(); ++n) {
-    const Outgoing& o = outbox_.front();
-    boost::system::error_code ec;
-    if (socket_.is_open()) socket_.send_to(asio::buffer(o.datagram), o.to, 0, ec);
-    auto& c = counts_[o.port];
-    if (!socket_.is_open() || ec) {
-      if (c.relayed == 0) {
-        log_(o.port, "relay to " + o.to.address().to_string() + ": " +
-                         (ec ? ec.message() : std::string("socket closed")));
-      }
-    } else {
-      ++c.relayed;
-      if (o.backlog) ++c.backlog;
-    }
-    outbox_.pop_front();
+  const auto datagram = encode_relay(iface_id, frame);
+  boost::system::error_code ec;
+  socket_.send_to(asio::buffer(datagram), udp::endpoint(to_asio(destination), config_.port), 0, ec);
+  auto& c = counts_[port];
+  if (ec) {
+    if (c.relayed == 0) log_(port, "relay to " + destination.to_string() + ": " + ec.message());
+    return;
   }
-  if (outbox_.empty() || pacing_) return;
-  pacing_ = true;
-  pace_timer_.expires_after(std::chrono::milliseconds(1));
-  pace_timer_.async_wait([this, alive = alive_](const boost::system::error_code& ec) {
-    if (ec || !*alive) return;
-    pacing_ = false;
-    flush();
-  });
+  ++c.relayed;
+  if (backlog) ++c.backlog;
 }
 
 void MigrationRelay::arm_sampler() {
@@ -453,13 +420,40 @@ void MigrationRelay::inject(const RelayFrame& f, const IpAddress& from) {
   }
 }
 
-void MigrationRelay::lengthen_queue(const std::string& tap) {
-  if (config_.txqueuelen == 0) return;
+std::set<std::pair<std::string, unsigned>> MigrationRelay::interfaces_now() {
+  std::set<std::pair<std::string, unsigned>> out;
+  if (auto* list = if_nameindex()) {
+    for (auto* i = list; i->if_index != 0 && i->if_name; ++i) out.emplace(i->if_name, i->if_index);
+    if_freenameindex(list);
+  }
+  return out;
+}
+
+// A tap is known by its name and ifindex: libvirt reuses vnetN names for new taps.
+void MigrationRelay::settle_length(const std::string& tap, bool even_if_preexisting) {
+  const unsigned index = if_nametoindex(tap.c_str());
+  if (index == 0) return;  // gone already
+  const auto key = std::make_pair(tap, index);
+  if (auto it = settled_.find(key); it != settled_.end() && (it->second || !even_if_preexisting)) {
+    return;
+  }
+  // Drop what is gone (a name now on another index, or on none).
+  std::erase_if(settled_, [](const auto& kv) {
+    return if_nametoindex(kv.first.first.c_str()) != kv.first.second;
+  });
+  // A tap that carries traffic keeps its length: changing it briefly deactivates the tap's
+  // qdisc, which drops what is sent meanwhile (3 frames at 1 kpps, measured). One that appeared
+  // after the agent started is new - its VM starting or arriving - and is lengthened at once.
+  const bool lengthen =
+      config_.txqueuelen != 0 && (!preexisting_.count(key) || even_if_preexisting);
+  settled_[key] = lengthen;
+  if (!lengthen) return;
   const auto before = queue_length(tap);
   if (!before || *before >= config_.txqueuelen) return;
   if (!queue_length(tap, config_.txqueuelen)) {
+    const int err = errno;
     log_("", "cannot lengthen the queue of tap " + tap + " to " +
-                 std::to_string(config_.txqueuelen) + " frames: " + std::strerror(errno));
+                 std::to_string(config_.txqueuelen) + " frames: " + std::strerror(err));
   }
 }
 

@@ -5,10 +5,12 @@
 // tap but were not read, and every frame that still reaches it until the dataplane forwards them
 // itself, go to the destination's agent over UDP. On the destination it takes such frames - from
 // a VTEP of its desired state, for a port arriving or running here, unicast to that port's MAC -
-// and writes them into the port's tap, where they queue until the VM resumes. VM taps get a long
-// queue when they appear: an arriving one holds what comes until the resume, a leaving one what
-// comes while QEMU, finishing the copy, reads nothing (the default 1,000 frames last 250 ms at
-// 4 kpps, less than a loaded host's stall before the pause; the tap drops the rest). On the Linux
+// and writes them into the port's tap, where they queue until the VM resumes. VM taps that appear
+// while the agent runs get a long queue at once: an arriving one holds what comes until the
+// resume, a leaving one what comes while QEMU, finishing the copy, reads nothing (the default
+// 1,000 frames last 250 ms at 4 kpps, less than a loaded host's stall before the pause; the tap
+// drops the rest). Taps there before the agent keep their length (changing it drops frames) until
+// their VM's first migration; with the relay off (port 0) nothing is lengthened. On the Linux
 // dataplane (forward_tunnel) it also forwards what arrives from the tunnel for a MAC this host
 // forwards (TunnelCapture), which OVS does with a flow. Runs on the agent's io_context.
 #pragma once
@@ -41,10 +43,6 @@ struct MigrationRelayConfig {
   uint16_t port = 4797;         // UDP, on this host's underlay address; 0 = relay off
   uint32_t txqueuelen = 10000;  // frames a VM's tap can hold unread (0 = leave the length)
   std::chrono::milliseconds sample_interval{5};
-  // Relay datagrams leave in bursts of at most this many per millisecond: a backlog of a few
-  // thousand frames sent at once overflows the socket buffers on the way (a userspace switch's
-  // uplink socket holds about 200 such datagrams).
-  size_t burst = 32;
   // Linux dataplane: forward frames arriving from the tunnel for MACs whose VM stopped here or
   // left at cutover (the bridge cannot send them back out of the VXLAN port).
   bool forward_tunnel = false;
@@ -108,10 +106,8 @@ class MigrationRelay {
   void drain(const std::string& iface_id);
   void arm_read(const std::string& iface_id);
   void arm_sampler();
-  // Queues a frame for the destination's agent; flush() sends what is queued, paced.
   void send(const std::string& port, const std::string& iface_id, const IpAddress& destination,
             const Frame& frame, bool backlog);
-  void flush();
   // Relays a frame the tap's watch captured (remembering it: its tunnel twin is not relayed).
   void relay_from_tap(Leaving& l, const Frame& frame, bool backlog);
   void want_forward(const std::string& port, const std::string& iface_id, const MacAddress& mac,
@@ -121,8 +117,9 @@ class MigrationRelay {
   void bind(const IpAddress& self);
   void receive();
   void inject(const RelayFrame& f, const IpAddress& from);
-  // Sets the tap's queue to at least config_.txqueuelen frames.
-  void lengthen_queue(const std::string& tap);
+  // Gives a VM tap config_.txqueuelen frames of queue, once, if it is new (see the .cpp).
+  void settle_length(const std::string& tap, bool even_if_preexisting);
+  static std::set<std::pair<std::string, unsigned>> interfaces_now();  // (name, ifindex)
 
   boost::asio::io_context& io_;
   MigrationRelayConfig config_;
@@ -139,20 +136,12 @@ class MigrationRelay {
   std::set<std::string> forwarding_;         // iface-ids wanted by the current update()
   boost::asio::steady_timer forward_timer_;
   bool forward_timer_armed_ = false;
-  struct Outgoing {
-    std::string port;
-    boost::asio::ip::udp::endpoint to;
-    std::vector<uint8_t> datagram;
-    bool backlog;
-  };
-  std::deque<Outgoing> outbox_;  // relay datagrams not sent yet, oldest first
-  boost::asio::steady_timer pace_timer_;
-  bool pacing_ = false;
   std::map<std::string, Local> local_;  // by iface-id
   std::set<IpAddress> peers_;
-  std::set<std::string> lengthened_;  // bound taps whose length was settled (by name)
-  bool first_update_ = true;
-  std::map<std::string, Counts> counts_;  // by port id
+  // Interfaces there when the agent started, and taps whose length was settled since.
+  std::set<std::pair<std::string, unsigned>> preexisting_;
+  std::map<std::pair<std::string, unsigned>, bool> settled_;  // -> lengthened
+  std::map<std::string, Counts> counts_;                      // by port id
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

@@ -598,8 +598,8 @@ class ControllerWithAgents(AgentsLab, unittest.TestCase):
         in its tap, as while QEMU copies the last memory) and its agent hears of the pause only
         1.3 s later, as on a loaded host - longer than a tap's default queue (1,000 frames) lasts
         at 1 kpps; the destination's reads its tap only after a 200 ms hold. Every request sent
-        in that window must be echoed exactly once: what queued in the source's tap (lengthened
-        by its agent while the migration runs) is relayed by its agent, what arrives later is
+        in that window must reach the VM exactly once: what queued in the source's tap (lengthened
+        by its agent when the tap appeared) is relayed by its agent, what arrives later is
         forwarded by its flows, and the destination's tap holds it all until its VM reads."""
         h2, h3, peer = self.lab.hosts["h2"], self.lab.hosts["h3"], self.vms["peer"]
         ip, mac = "10.1.0.66", "52:54:00:00:00:66"
@@ -624,7 +624,8 @@ class ControllerWithAgents(AgentsLab, unittest.TestCase):
         src, _ = tap_vm(h2, "tz-src", "running")
         self.wait_bound("h2", "pz")
         out = os.path.join(self.lab.dir, "pz-udp.json")
-        probe = self.lab.spawn(peer.ns, TRAFFIC + ["udp-probe", ip, "7", "1000", "4", out],
+        # 6 s: the 1.3 s stall must fall inside it however long the set-up took.
+        probe = self.lab.spawn(peer.ns, TRAFFIC + ["udp-probe", ip, "7", "1000", "6", out],
                                "pz-probe.log", env=ENV)
         time.sleep(1.0)  # traffic, not synchronisation: a second of echoes before the migration
         m = self.ctl("migrations", "create", "--port", "pz", "--to", "h3")
