@@ -319,6 +319,30 @@ class ControllerWithAgents(AgentsLab, unittest.TestCase):
         self.assertIn("h3", [x["host"] for x in self.ctl("agents") if x["connected"]])
         self.assertTrue(self.vms["peer"].ping(self.vms["vm"].ip))
 
+    def test_2c_a_restart_leaves_the_queues_of_running_vms_alone(self):
+        """The agent gives a VM interface that appears while it runs a 10,000-frame queue at once
+        (what a stalled QEMU does not read then waits for the relay instead of being dropped), but
+        never one that was there before it started: changing the length briefly drops frames."""
+        h2, a, vm = self.h[1], self.agents["h2"], self.vms["vm"]
+
+        def qlen(dev):
+            return json.loads(h2.exec("ip", "-j", "link", "show", dev).stdout)[0]["txqlen"]
+
+        self.assertEqual(qlen(vm.tap), 10000, "bound while the agent ran, yet not lengthened")
+        h2.exec("ip", "link", "set", vm.tap, "txqueuelen", "1000")  # as if it predated the agent
+        a.kill9()
+        a.start(controller=True)
+        wait_until("h2 re-applied", lambda: (a.status() or {}).get("ok"))
+        mac, ip = "52:54:00:00:00:2c", "10.1.0.44"
+        self.ctl("ports", "create", "--id", "late", "--mac", mac, "--ips", ip, "--network", "blue",
+                 "--host", "h2")
+        self.addCleanup(self.lab.ctl, self.ctl_bin, "ports", "delete", "late", check=False)
+        late = self.lab.add_vm(h2, "late", mac, ip)
+        self.wait_bound("h2", "late")
+        wait_until("the interface that came after the restart lengthened",
+                   lambda: qlen(late.tap) == 10000)
+        self.assertEqual(qlen(vm.tap), 1000, "the running VM's queue was changed by the restart")
+
     def test_3_migration_with_udp_and_tcp(self):
         peer, vm = self.vms["peer"], self.vms["vm"]
         src, dst = vm.host, self.h[2] if vm.host is not self.h[2] else self.h[1]
