@@ -376,11 +376,8 @@ void MigrationRelay::bind(const IpAddress& self) {
   }
   bound_to_ = self;
   // A backlog of thousands of frames arrives within milliseconds: the default buffer (~200
-  // datagrams) dropped part of it while this thread was busy. Root may exceed rmem_max.
-  const int want = 16 << 20;
-  if (setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof want) != 0) {
-    socket_.set_option(asio::socket_base::receive_buffer_size(want), ec);
-  }
+  // datagrams) dropped part of it while this thread was busy.
+  raise_receive_buffer(socket_.native_handle(), 16 << 20);
   receive();
 }
 

@@ -30,14 +30,17 @@ int open_capture(const std::string& dev, const std::vector<sock_filter>& filter)
   at.sll_protocol = htons(ETH_P_ALL);
   at.sll_ifindex = static_cast<int>(ifindex);
   if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) < 0 ||
-      (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof buf) < 0 &&
-       setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf) < 0) ||
-      bind(fd, reinterpret_cast<sockaddr*>(&at), sizeof at) < 0) {
+      !raise_receive_buffer(fd, buf) || bind(fd, reinterpret_cast<sockaddr*>(&at), sizeof at) < 0) {
     const std::string why = std::strerror(errno);
     close(fd);
     throw std::runtime_error("capture on " + dev + ": " + why);
   }
   return fd;
+}
+
+bool raise_receive_buffer(int fd, int bytes) {
+  return setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof bytes) == 0 ||
+         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes) == 0;
 }
 
 FrameWriter::~FrameWriter() {

@@ -1,6 +1,7 @@
 // Packet sockets (AF_PACKET) on interfaces named at run time: a capture of one interface through
 // a classic BPF filter (TapBacklog, TunnelCapture), and a writer of whole Ethernet frames out of
-// a named interface (the Linux dataplane's announcements, MigrationRelay's injection). Linux only.
+// a named interface (the Linux dataplane's announcements, MigrationRelay's injection); and the
+// large receive buffer these and the relay's UDP socket take. Linux only.
 #pragma once
 
 #include <linux/filter.h>
@@ -17,6 +18,10 @@ namespace cutover::agent {
 // no frame of another interface slips in. Returns the descriptor (the caller closes it); throws
 // std::runtime_error naming the device.
 int open_capture(const std::string& dev, const std::vector<sock_filter>& filter);
+
+// Sets fd's receive buffer to `bytes`: SO_RCVBUFFORCE (root may exceed net.core.rmem_max), else
+// SO_RCVBUF (capped there). False when both fail.
+bool raise_receive_buffer(int fd, int bytes);
 
 // Writes frames out of interfaces by name, through one socket opened on first use. Not
 // thread-safe.
