@@ -230,9 +230,12 @@ void AgentHub::send_delta(const ChangeSet& change) {
     if (networks_of(h) != networks_of(h, &change)) rejoin.insert(h);
   }
   const std::string text = wire::encode_delta(generation, host_json, port_json, removed);
+  // A rejoining host's whole slice is built and sent after every delta has gone: building it
+  // costs as much as hundreds of deltas, and the other agents need not wait for it.
+  std::vector<Session*> rejoining;
   auto reach = [&](Session& s) {
     if (rejoin.count(s.host)) {
-      send_if_changed(s, false);
+      rejoining.push_back(&s);
     } else {
       send_encoded_delta(s, generation, text);
     }
@@ -261,6 +264,7 @@ void AgentHub::send_delta(const ChangeSet& change) {
     for (const auto& n : nets) state_.index().add_hosts_on(n, affected);
     walk(affected, [](const HostId& h) -> const HostId& { return h; });
   }
+  for (Session* s : rejoining) send_if_changed(*s, false);
 }
 
 void AgentHub::send_encoded_delta(Session& s, uint64_t generation, const std::string& text) {
