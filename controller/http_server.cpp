@@ -3,6 +3,7 @@
 #include "http_server.hpp"
 
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <algorithm>
 #include <array>
 #include <boost/asio/steady_timer.hpp>
@@ -136,7 +137,15 @@ class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>>, 
     }
   }
 
-  void send(const std::string& text) { send_frame(server_frame(WsOpcode::text, text)); }
+  void send(const std::string& text) {
+    if constexpr (std::is_same_v<Stream, PlainStream>) {
+      if (!closing_ && queue_.empty()) {
+        send_now(text);
+        return;
+      }
+    }
+    send_frame(server_frame(WsOpcode::text, text));
+  }
 
  private:
   std::string peer() {
@@ -258,6 +267,32 @@ class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>>, 
       return;
     }
     if (idle) write_next();
+  }
+
+  // Plain socket, nothing queued: the frame's header and the caller's bytes leave in one
+  // gathered send, with nothing copied or allocated (a fan-out hands every agent the same bytes).
+  // Only what the kernel did not take is queued, as the rest of a whole frame.
+  void send_now(std::string_view payload) {
+    char header[kMaxServerFrameHeader];
+    const size_t h = server_frame_header(WsOpcode::text, payload.size(), header);
+    iovec iov[2] = {{header, h}, {const_cast<char*>(payload.data()), payload.size()}};
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 2;
+    const int fd = beast::get_lowest_layer(ws_).socket().native_handle();
+    ssize_t n;
+    do {
+      n = ::sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+      write_failed();
+      return;
+    }
+    const size_t sent = n < 0 ? 0 : static_cast<size_t>(n);
+    if (sent == h + payload.size()) return;
+    queue_.push(server_frame(WsOpcode::text, payload));  // an empty queue takes any frame
+    written_ = sent;
+    write_next();
   }
 
   // Queues a control frame (a pong, the close frame), even while closing and past the bound.

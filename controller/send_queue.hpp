@@ -18,25 +18,39 @@ namespace cutover::controller {
 // WebSocket opcodes a server sends (RFC 6455 5.2).
 enum class WsOpcode : uint8_t { text = 0x1, close = 0x8, ping = 0x9, pong = 0xa };
 
-// One whole, unfragmented server-to-client frame (RFC 6455 5.2): FIN set, no extension bits, no
-// mask (only clients mask), the shortest length encoding. A message of the agent channel leaves
-// as exactly these bytes, so a write is one send of them.
-inline std::string server_frame(WsOpcode opcode, std::string_view payload) {
-  std::string f;
-  const uint64_t n = payload.size();
-  f.reserve(payload.size() + 10);
-  f.push_back(static_cast<char>(0x80 | static_cast<uint8_t>(opcode)));
-  if (n < 126) {
-    f.push_back(static_cast<char>(n));
-  } else if (n <= 0xffff) {
-    f.push_back(static_cast<char>(126));
-    f.push_back(static_cast<char>(n >> 8));
-    f.push_back(static_cast<char>(n & 0xff));
-  } else {
-    f.push_back(static_cast<char>(127));
-    for (int shift = 56; shift >= 0; shift -= 8)
-      f.push_back(static_cast<char>((n >> shift) & 0xff));
+// The longest header a server frame has: 2 bytes, then 8 of length at most (no mask key).
+constexpr size_t kMaxServerFrameHeader = 10;
+
+// The header of one whole, unfragmented server-to-client frame (RFC 6455 5.2) carrying
+// `payload_size` bytes: FIN set, no extension bits, no mask (only clients mask), the shortest
+// length encoding. Written to `out`; returns its length (2, 4 or 10).
+inline size_t server_frame_header(WsOpcode opcode, uint64_t payload_size,
+                                  char (&out)[kMaxServerFrameHeader]) {
+  out[0] = static_cast<char>(0x80 | static_cast<uint8_t>(opcode));
+  if (payload_size < 126) {
+    out[1] = static_cast<char>(payload_size);
+    return 2;
   }
+  if (payload_size <= 0xffff) {
+    out[1] = static_cast<char>(126);
+    out[2] = static_cast<char>(payload_size >> 8);
+    out[3] = static_cast<char>(payload_size & 0xff);
+    return 4;
+  }
+  out[1] = static_cast<char>(127);
+  for (int i = 0; i < 8; ++i) out[2 + i] = static_cast<char>((payload_size >> (56 - 8 * i)) & 0xff);
+  return 10;
+}
+
+// The whole frame: its header, then the payload. A message of the agent channel leaves as exactly
+// these bytes (or as the header and the payload in one gathered send, which is the same on the
+// wire).
+inline std::string server_frame(WsOpcode opcode, std::string_view payload) {
+  char header[kMaxServerFrameHeader];
+  const size_t h = server_frame_header(opcode, payload.size(), header);
+  std::string f;
+  f.reserve(h + payload.size());
+  f.append(header, h);
   f.append(payload);
   return f;
 }
