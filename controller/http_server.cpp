@@ -13,10 +13,12 @@
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/websocket/ssl.hpp>
 #include <cerrno>
+#include <cstring>
 #include <limits>
 
 #include "ack_repeat.hpp"
 #include "logging.hpp"
+#include "readiness_poller.hpp"
 #include "send_queue.hpp"
 #include "tls.hpp"
 #include "wire.hpp"
@@ -78,17 +80,22 @@ struct TlsPeers {
 // once per agent and change. A server frame is unmasked, so a message is its header and its bytes
 // (server_frame), queued as one string; on a plain socket it leaves in one non-blocking send
 // straight from the fan-out loop, with no asynchronous operation unless the kernel's buffer is
-// full. Reads go through WsReader (several ACKs can come in one read). Pongs, the closing
-// handshake and keep-alive pings (watch_idle) go through the same queue, so no frame is ever
-// written into the middle of another.
+// full. A plain socket is read when the server's ReadinessPoller says it has bytes, one recv each
+// time; a TLS one through Asio. Reads go through WsReader (several ACKs can come in one read).
+// Pongs, the closing handshake and keep-alive pings (watch_idle) go through the same queue, so no
+// frame is ever written into the middle of another.
 template <typename Stream>
-class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>>, public TlsPeer {
+class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>>,
+                     public TlsPeer,
+                     public ReadinessPoller::Reader {
   using std::enable_shared_from_this<AgentSession<Stream>>::shared_from_this;
 
  public:
+  // `poller`: where a plain socket's readability comes from (none with TLS).
   AgentSession(Stream stream, Slot slot, AgentHub& hub, ControllerState& state,
-               std::string cert_host)
+               std::string cert_host, std::shared_ptr<ReadinessPoller> poller)
       : ws_(std::move(stream)),
+        poller_(std::move(poller)),
         slot_(std::move(slot)),
         queue_(slot_.gate().limits().agent_send_queue_bytes),
         timer_(ws_.get_executor()),
@@ -155,23 +162,49 @@ class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>>, 
   }
 
   // Reads what the agent sent and acts on each whole message and control frame in it. A plain
-  // socket is read directly: Beast's basic_stream would wrap each read in its timeout and rate
-  // bookkeeping, which the session does not use (watch_idle is its timeout).
+  // socket joins the poller (readable() below), which holds the session until it leaves; Beast's
+  // basic_stream would wrap each read in its timeout and rate bookkeeping, which the session does
+  // not use (watch_idle is its timeout).
   void read() {
-    auto done = [self = shared_from_this()](beast::error_code ec, size_t n) {
-      if (ec) {
-        self->end();
-      } else if (self->consume(n)) {
-        self->read();
-      }
-    };
     if constexpr (std::is_same_v<Stream, PlainStream>) {
-      beast::get_lowest_layer(ws_).socket().async_read_some(asio::buffer(read_buffer_),
-                                                            std::move(done));
+      if (polled_) return;
+      if (!poller_->add(socket_fd(), shared_from_this())) {
+        logger("hub")->error("agent connection from {}: cannot watch its socket: {}", peer(),
+                             std::strerror(errno));
+        end();
+        return;
+      }
+      polled_ = true;
     } else {
-      ws_.next_layer().async_read_some(asio::buffer(read_buffer_), std::move(done));
+      ws_.next_layer().async_read_some(asio::buffer(read_buffer_),
+                                       [self = shared_from_this()](beast::error_code ec, size_t n) {
+                                         if (ec) {
+                                           self->end();
+                                         } else if (self->consume(n)) {
+                                           self->read();
+                                         }
+                                       });
     }
   }
+
+  // The poller says the plain socket has bytes (or the peer closed, or an error is pending).
+  void readable() override {
+    const ssize_t n = ::recv(socket_fd(), read_buffer_.data(), read_buffer_.size(), MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+    if (n <= 0) {
+      end();
+    } else if (!consume(static_cast<size_t>(n))) {
+      stop_reading();
+    }
+  }
+
+  void stop_reading() {
+    if (!polled_) return;
+    polled_ = false;
+    poller_->remove(socket_fd());
+  }
+
+  int socket_fd() { return beast::get_lowest_layer(ws_).socket().native_handle(); }
 
   // Acts on the n bytes read: each whole message and control frame in them. False when reading
   // is over (the peer's close frame came, or it broke the protocol).
@@ -370,6 +403,7 @@ class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>>, 
     asio::post(ws_.get_executor(), [self = shared_from_this()] { self->closed(); });
     idle_timer_.cancel();
     timer_.cancel();
+    stop_reading();  // before the descriptor closes
     beast::get_lowest_layer(ws_).close();
   }
 
@@ -449,6 +483,8 @@ class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>>, 
   }
 
   websocket::stream<Stream> ws_;
+  std::shared_ptr<ReadinessPoller> poller_;
+  bool polled_ = false;  // the plain socket is in poller_, which holds this session
   Slot slot_;
   WsReader reader_{16 << 20};   // the largest message an agent may send: 16 MiB
   wire::AckRepeat ack_repeat_;  // its last ACK's shape: a repeat skips the decode
@@ -586,7 +622,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>>, pu
  public:
   HttpSession(Stream stream, Slot slot, std::shared_ptr<std::array<char, 65536>> scratch,
               RestApi& api, AgentHub& hub, ControllerState& state, EventFeed& feed,
-              PeerIdentity peer = {}, std::shared_ptr<TlsPeers> peers = nullptr)
+              std::shared_ptr<ReadinessPoller> poller, PeerIdentity peer = {},
+              std::shared_ptr<TlsPeers> peers = nullptr)
       : stream_(std::move(stream)),
         slot_(std::move(slot)),
         scratch_(std::move(scratch)),
@@ -594,6 +631,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>>, pu
         hub_(hub),
         state_(state),
         feed_(feed),
+        poller_(std::move(poller)),
         peer_(std::move(peer)),
         peers_(std::move(peers)) {}
 
@@ -717,8 +755,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>>, pu
       } else {
         lowest().expires_never();  // the WebSocket keeps its own deadlines
         handed_over_ = true;
-        auto agent = std::make_shared<AgentSession<Stream>>(std::move(stream_), std::move(slot_),
-                                                            hub_, state_, kTls ? peer_.name : "");
+        auto agent = std::make_shared<AgentSession<Stream>>(
+            std::move(stream_), std::move(slot_), hub_, state_, kTls ? peer_.name : "", poller_);
         if (peers_) peers_->add(agent);
         agent->run(std::move(req));
       }
@@ -797,7 +835,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>>, pu
   AgentHub& hub_;
   ControllerState& state_;
   EventFeed& feed_;
-  PeerIdentity peer_;                // with TLS: what the client's certificate proved
+  std::shared_ptr<ReadinessPoller> poller_;  // for a plain agent session (none with TLS)
+  PeerIdentity peer_;                        // with TLS: what the client's certificate proved
   std::shared_ptr<TlsPeers> peers_;  // with TLS: where a session with a certificate registers
   bool handed_over_ = false;         // the stream went to an AgentSession or EventStreamSession
 };
@@ -829,10 +868,13 @@ struct HttpServer::Impl {
         backoff_timer(io),
         gate(std::make_shared<ConnectionGate>(limits, metrics)),
         scratch(std::make_shared<std::array<char, 65536>>()),
+        poller(std::make_shared<ReadinessPoller>(io)),
         api(api),
         hub(hub),
         state(state),
         feed(feed) {}
+
+  ~Impl() { poller->close(); }
 
   void accept() {
     acceptor.async_accept([this](beast::error_code ec, tcp::socket socket) {
@@ -879,7 +921,7 @@ struct HttpServer::Impl {
     socket.set_option(tcp::no_delay(true), ignored);
     if (!tls) {
       std::make_shared<HttpSession<PlainStream>>(PlainStream(std::move(socket)), Slot(gate),
-                                                 scratch, api, hub, state, feed)
+                                                 scratch, api, hub, state, feed, poller)
           ->read();
       return;
     }
@@ -902,9 +944,9 @@ struct HttpServer::Impl {
         return;
       }
       const auto peer = peer_identity(h->stream.native_handle());
-      auto session =
-          std::make_shared<HttpSession<TlsStream>>(std::move(h->stream), std::move(h->slot),
-                                                   scratch, api, hub, state, feed, peer, tls_peers);
+      auto session = std::make_shared<HttpSession<TlsStream>>(
+          std::move(h->stream), std::move(h->slot), scratch, api, hub, state, feed, nullptr, peer,
+          tls_peers);
       if (peer.verified) tls_peers->add(session);
       session->read();
     });
@@ -920,6 +962,8 @@ struct HttpServer::Impl {
   std::shared_ptr<ConnectionGate> gate;
   // Shared by every session that drains a refused body: dropped bytes need no buffer of their own.
   std::shared_ptr<std::array<char, 65536>> scratch;
+  // The plain agent sessions' reads. It holds them and they hold it: ~Impl ends that.
+  std::shared_ptr<ReadinessPoller> poller;
   RestApi& api;
   AgentHub& hub;
   ControllerState& state;
