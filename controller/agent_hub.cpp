@@ -74,42 +74,58 @@ std::set<NetworkId> AgentHub::networks_of(const HostId& host, const ChangeSet* u
   return state_.index().networks_at_before(host, changes);
 }
 
-namespace {
-// The JSON of `v` from `cache`, encoded again only when the value differs from the cached one.
-template <typename Id, typename T>
-const std::string& cached_json(std::map<Id, std::pair<T, std::string>>& cache, const T& v) {
-  auto& [value, text] = cache[v.id];
-  if (text.empty() || !(value == v)) {
-    value = v;
-    text = to_json(v).dump();
+const std::string* AgentHub::host_json(const HostId& host) {
+  if (host_json_version_ != state_.hosts_version()) {
+    host_json_.clear();
+    host_json_version_ = state_.hosts_version();
   }
-  return text;
+  if (auto it = host_json_.find(host); it != host_json_.end()) return &it->second;
+  auto h = state_.hosts().find(host);
+  if (h == state_.hosts().end()) return nullptr;
+  return &(host_json_[host] = to_json(h->second).dump());
 }
-}  // namespace
 
 std::string AgentHub::slice_body(const HostId& host, const std::set<NetworkId>& nets) {
-  std::string ports = "[";
-  for (const auto& id : state_.ports_seen_by(nets)) {
-    if (ports.size() > 1) ports += ',';
-    ports += state_.port_json(id);
-  }
-  ports += ']';
-  std::set<HostId> host_ids{host};
-  for (const auto& n : nets) state_.index().add_hosts_on(n, host_ids);
-  std::string hosts = "[";
-  for (const auto& h : host_ids) {
-    if (auto it = state_.hosts().find(h); it != state_.hosts().end()) {
-      if (hosts.size() > 1) hosts += ',';
-      hosts += cached_json(host_json_, it->second);
+  // Keys in nlohmann's (sorted) order, as to_json(DesiredState).dump() writes them; hosts and
+  // ports in id order. With one network (the common case) the index's own ordered lists are
+  // walked as they are, the slice's host put in its place: no set of a thousand ids is built.
+  std::string body = R"({"hosts":[)";
+  bool first = true;
+  auto add = [&](const std::string& json) {
+    if (!first) body += ',';
+    first = false;
+    body += json;
+  };
+  auto add_host = [&](const HostId& h) {
+    if (const std::string* json = host_json(h)) add(*json);
+  };
+  if (nets.size() == 1) {
+    bool placed = false;
+    for (const auto& [h, count] : state_.index().host_counts_on(*nets.begin())) {
+      if (!placed && !(h < host)) {
+        if (host < h) add_host(host);
+        placed = true;
+      }
+      add_host(h);
     }
+    if (!placed) add_host(host);
+  } else {
+    std::set<HostId> host_ids{host};
+    for (const auto& n : nets) state_.index().add_hosts_on(n, host_ids);
+    for (const auto& h : host_ids) add_host(h);
   }
-  hosts += ']';
   nlohmann::json networks = nlohmann::json::array();
   for (const auto& n : nets) networks.push_back(to_json(state_.networks().at(n)));
-  // Keys in nlohmann's (sorted) order, as to_json(DesiredState).dump() writes them.
-  std::string body = R"({"hosts":)" + hosts + R"(,"networks":)" + networks.dump() + R"(,"ports":)";
-  body += ports;
-  body += '}';
+  body += R"(],"networks":)";
+  body += networks.dump();
+  body += R"(,"ports":[)";
+  first = true;
+  if (nets.size() == 1) {
+    for (const auto& id : state_.index().ports_on(*nets.begin())) add(state_.port_json(id));
+  } else {
+    for (const auto& id : state_.ports_seen_by(nets)) add(state_.port_json(id));
+  }
+  body += "]}";
   return body;
 }
 
@@ -120,20 +136,25 @@ std::string AgentHub::slice_message(const HostId& host, size_t& hash) {
     slice_cache_.clear();
     cache_generation_ = gen;
   }
-  std::string body;
+  std::string own;  // just the host itself: not shared, not cached
+  const std::string* body = &own;
   if (nets.empty()) {
-    body = slice_body(host, nets);  // just the host itself: not shared, not cached
+    own = slice_body(host, nets);
   } else {
     std::string key;
     for (const auto& n : nets) key += n.str() + ",";
     auto it = slice_cache_.find(key);
     if (it == slice_cache_.end()) it = slice_cache_.emplace(key, slice_body(host, nets)).first;
-    body = it->second;
+    body = &it->second;
   }
-  hash = (std::hash<std::string>{}(body) ^ (std::hash<std::string>{}(host.str()) * 31)) | 1;
+  hash = (std::hash<std::string>{}(*body) ^ (std::hash<std::string>{}(host.str()) * 31)) | 1;
   // {"type":"desired","state":{"generation":G,"host":"X", <body without its opening brace>}
-  return R"({"type":"desired","state":{"generation":)" + std::to_string(gen) + R"(,"host":")" +
-         host.str() + "\"," + body.substr(1) + "}";
+  std::string m = R"({"type":"desired","state":{"generation":)" + std::to_string(gen) +
+                  R"(,"host":")" + host.str() + "\",";
+  m.reserve(m.size() + body->size() + 1);
+  m.append(*body, 1);
+  m += '}';
+  return m;
 }
 
 void AgentHub::send_if_changed(Session& s, bool force) {
@@ -216,8 +237,8 @@ void AgentHub::send_delta(const ChangeSet& change) {
     if (pc.after) {
       port_json.push_back(state_.port_json(pc.after->id));
       for (const auto& h : port_locations(*pc.after)) {
-        if (delta_hosts.insert(h).second && state_.hosts().count(h)) {
-          host_json.push_back(cached_json(host_json_, state_.hosts().at(h)));
+        if (delta_hosts.insert(h).second) {
+          if (const std::string* json = this->host_json(h)) host_json.push_back(*json);
         }
       }
     } else if (pc.before) {

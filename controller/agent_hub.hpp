@@ -147,10 +147,12 @@ class AgentHub {
   };
   bool publishing_ = false;
   std::map<uint64_t, Fanout> fanouts_;  // generation -> how many sessions still owe an ACK
-  // Each host's JSON, with the value it was encoded from: a whole slice lists every host of its
-  // networks, and encoding them again on every change showed in the fan-out (ports' JSON comes
-  // from ControllerState::port_json).
-  std::map<HostId, std::pair<Host, std::string>> host_json_;
+  // A host's JSON (null when there is no such host), encoded once while no host changes: a whole
+  // slice lists every host of its networks, and encoding them again on every change showed in the
+  // fan-out (ports' JSON comes from ControllerState::port_json).
+  const std::string* host_json(const HostId& host);
+  std::unordered_map<HostId, std::string> host_json_;
+  uint64_t host_json_version_ = UINT64_MAX;  // ControllerState::hosts_version() it was made at
 };
 
 }  // namespace cutover::controller

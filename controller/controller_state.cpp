@@ -161,6 +161,7 @@ void ControllerState::reload() {
   staged_audit_.clear();
   generation_ = fresh.generation_;
   hosts_ = std::move(fresh.hosts_);
+  ++hosts_version_;
   networks_ = std::move(fresh.networks_);
   ports_ = std::move(fresh.ports_);
   index_ = std::move(fresh.index_);
@@ -186,6 +187,7 @@ Host ControllerState::put_host(const Host& h) {
   if (it != hosts_.end() && it->second == h) return h;  // unchanged: no new generation
   commit({record("host", h.id.str(), h)}, {});
   hosts_[h.id] = h;
+  ++hosts_version_;
   if (on_change) on_change(generation_, ChangeSet::of_topology());
   return h;
 }
@@ -200,6 +202,7 @@ void ControllerState::delete_host(const HostId& id) {
   }
   commit({}, {{"host", id.str()}});
   hosts_.erase(id);
+  ++hosts_version_;
   if (on_change) on_change(generation_, ChangeSet::of_topology());
 }
 

@@ -11,6 +11,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <unordered_map>
 #include <vector>
 
 #include "api_error.hpp"
@@ -66,6 +67,9 @@ class ControllerState {
 
   uint64_t generation() const { return generation_; }
   const std::map<HostId, Host>& hosts() const { return hosts_; }
+  // Moves on whenever any host changes, goes or comes (and on reload): what a cache of hosts'
+  // encodings checks.
+  uint64_t hosts_version() const { return hosts_version_; }
   const std::map<NetworkId, Network>& networks() const { return networks_; }
   const std::map<PortId, Port>& ports() const { return ports_; }
   const std::map<MigrationId, Migration>& migrations() const { return migrations_; }
@@ -155,10 +159,11 @@ class ControllerState {
   Store& store_;
   uint64_t generation_ = 0;
   std::map<HostId, Host> hosts_;
+  uint64_t hosts_version_ = 0;
   std::map<NetworkId, Network> networks_;
   std::map<PortId, Port> ports_;
   SliceIndex index_;
-  std::map<PortId, std::string> port_json_;
+  std::unordered_map<PortId, std::string> port_json_;        // looked up for every port of a slice
   std::map<std::pair<NetworkId, MacAddress>, PortId> macs_;  // unique per network
   std::map<std::string, PortId> ifaces_;                     // iface-ids, unique
   std::map<std::string, NetworkMapping> mappings_;           // by libvirt network
