@@ -18,6 +18,7 @@ MigrationDriver::MigrationDriver(ControllerState& state, AgentHub& hub, Schedule
       metrics_(metrics),
       policy_(std::move(policy)) {
   hub_.on_agent_update = [this](const HostId& h, AgentHub::AgentChange what) {
+    if (what != AgentHub::AgentChange::generation) judge_report(h);
     if (what != AgentHub::AgentChange::generation || !nothing_to_follow(h)) on_agent_update(h);
   };
   hub_.on_migration_failed = [this](const HostId& h, const std::string& id, const std::string& e) {
@@ -781,10 +782,19 @@ void MigrationDriver::note_precopy(const HostId& host) {
 
 bool MigrationDriver::nothing_to_follow(const HostId& host) const {
   if (!state_.open_migrations().empty() || !incoming_seen_.empty()) return false;
+  return following_.empty() || !following_.count(host);
+}
+
+void MigrationDriver::judge_report(const HostId& host) {
   auto agent = hub_.agents().find(host);
-  if (agent == hub_.agents().end()) return false;
-  const auto& r = agent->second.report;
-  return r.foreign_running.empty() && r.incoming.empty() && r.precopy_iterations.empty();
+  const bool follow =
+      agent == hub_.agents().end() || !agent->second.report.foreign_running.empty() ||
+      !agent->second.report.incoming.empty() || !agent->second.report.precopy_iterations.empty();
+  if (follow) {
+    following_.insert(host);
+  } else {
+    following_.erase(host);
+  }
 }
 
 void MigrationDriver::on_agent_update(const HostId& host) {

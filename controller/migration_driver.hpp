@@ -108,8 +108,10 @@ class MigrationDriver {
   void on_agent_update(const HostId& host);
   // Whether on_agent_update(host) would do nothing for an ACK that repeats the host's last
   // report (most ACKs): no migration open, nothing arriving, and no foreign VM or pre-copy pass
-  // in the report. Such an ACK then costs the driver one look-up instead of a walk.
+  // in the report (following_). Such an ACK then costs the driver no look-up.
   bool nothing_to_follow(const HostId& host) const;
+  // Notes whether `host`'s report, as it is now, has anything the driver follows.
+  void judge_report(const HostId& host);
   // Stamps precopy_pass_<n> on the timeline of the source's migrations as libvirt reports each
   // pre-copy iteration (how many passes over memory before the VM paused).
   void note_precopy(const HostId& host);
@@ -230,6 +232,10 @@ class MigrationDriver {
   std::map<MigrationId, uint64_t> migrate_session_;
   // (host, iface-id) incoming reports already acted on, until the host stops reporting them.
   std::set<std::pair<HostId, std::string>> incoming_seen_;
+  // Hosts whose last report lists a foreign VM, an incoming one or pre-copy passes (or that have
+  // no report): judged on every report or connection change, which an ACK that only moves the
+  // generation on is not.
+  std::set<HostId> following_;
   // Runs fn after delay, replacing the port's timer in `timers` if it had one.
   void per_port_after(std::map<PortId, uint64_t>& timers, const PortId& port,
                       std::chrono::milliseconds delay, std::function<void()> fn);

@@ -829,6 +829,24 @@ TEST(MigrationDriver, FollowsAMigrationStartedOutsideCutover) {
   EXPECT_EQ(rig.state.migrations().size(), 1u);
 }
 
+// Most ACKs repeat the last report word for word and skip the driver; a report that still lists
+// something to follow must not. Here d reports a VM cutover has no port for yet; once the port
+// exists (on s), d's next ACK only repeats that report, and the driver must still see it.
+TEST(MigrationDriver, ARepeatedReportWithAForeignVmIsStillFollowed) {
+  Rig rig;
+  rig.d.foreign.insert("late");
+  rig.d.ack();
+  rig.pump();
+  EXPECT_EQ(rig.state.migrations().size(), 0u);
+  rig.add_port("late", "52:54:00:00:00:03", "s");
+  rig.d.repeat_ack();
+  ASSERT_EQ(rig.state.migrations().size(), 1u) << "the repeated report was skipped";
+  const auto& m = rig.state.migrations().begin()->second;
+  EXPECT_EQ(m.port, PortId::parse("late"));
+  EXPECT_EQ(m.destination, HostId::parse("d"));
+  EXPECT_TRUE(m.timeline.count("detected_external"));
+}
+
 TEST(MigrationDriver, AVmIsMigratedThroughItsOnePort) {
   Rig rig;
   // s reports libvirt domain "web" running with the port's interface (and one cutover ignores).
