@@ -352,7 +352,10 @@ int cov_of_bundle(cov_of* of, const int* ops, const char* const* flows, cov_flow
   bc.bundle_id = 1;
   bc.flags = OFPBF_ORDERED | OFPBF_ATOMIC;
   ovs_be32 barrier_xid = 0;
-  struct ofpbuf* out = ofpbuf_new(n * 192 + 256);
+  /* Written as it fills, so that ovs-vswitchd takes in the first BUNDLE_ADDs on its own core
+   * while the rest are still being encoded here; one write per chunk, not per message. */
+  enum { CHUNK = 256 * 1024 };
+  struct ofpbuf* out = ofpbuf_new(CHUNK + 4096);
   if (!error) {
     bc.type = OFPBCT_OPEN_REQUEST;
     append_msg(out, ofputil_encode_bundle_ctrl_request(version, &bc));
@@ -393,6 +396,10 @@ int cov_of_bundle(cov_of* of, const int* ops, const char* const* flows, cov_flow
         .bundle_id = bc.bundle_id, .flags = bc.flags, .msg = msg->data};
     append_msg(out, ofputil_encode_bundle_add(version, &bam));
     ofpbuf_delete(msg);
+    if (out->size >= CHUNK) {
+      error = raw_write_all(of->bulk_fd, out->data, out->size);
+      ofpbuf_clear(out);
+    }
   }
   if (!error) {
     struct ofpbuf* b = ofputil_encode_barrier_request(version);
