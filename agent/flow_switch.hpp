@@ -40,8 +40,9 @@ class FlowSwitch {
  public:
   virtual ~FlowSwitch() = default;
   // Canonical form of flow text; throws std::invalid_argument if the switch library rejects it.
-  // With canonical=false only parses: key and actions are the text as given (enough for a flow
-  // that will simply be added, e.g. into an empty table).
+  // With canonical=false key and actions are the text as given, unparsed (enough for a flow that
+  // will simply be added, e.g. into an empty table): bundle() parses it as it streams, and a
+  // flow it rejects fails that bundle, which then applies nothing.
   virtual FlowEntry normalize(const std::string& flow, bool canonical = true) = 0;
   // Flows carrying exactly this cookie. Throws std::runtime_error on connection failure.
   virtual std::vector<FlowEntry> dump(uint64_t cookie) = 0;

@@ -34,17 +34,18 @@ cov_of* OvsFlowSwitch::connection() {
 }
 
 FlowEntry OvsFlowSwitch::normalize(const std::string& flow, bool canonical) {
+  if (!canonical) {
+    // Parsed in bundle(), message by message while the switch already takes in the first ones
+    // on its own core: into an empty table that halves the time to the barrier's reply.
+    const auto pos = flow.find(" actions=");
+    return {flow.substr(0, pos), pos == std::string::npos ? "" : flow.substr(pos + 9), nullptr};
+  }
   char *key = nullptr, *actions = nullptr, *err = nullptr;
   cov_flow* parsed = nullptr;
-  if (cov_flow_parse(flow.c_str(), &parsed, canonical ? &key : nullptr,
-                     canonical ? &actions : nullptr, &err) != 0) {
+  if (cov_flow_parse(flow.c_str(), &parsed, &key, &actions, &err) != 0) {
     throw std::invalid_argument(take(err));
   }
   std::shared_ptr<void> keep(parsed, [](void* p) { cov_flow_free(static_cast<cov_flow*>(p)); });
-  if (!canonical) {
-    const auto pos = flow.find(" actions=");
-    return {flow.substr(0, pos), pos == std::string::npos ? "" : flow.substr(pos + 9), keep};
-  }
   FlowEntry e{key, actions, keep};
   cov_free(key);
   cov_free(actions);

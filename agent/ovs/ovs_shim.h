@@ -42,8 +42,9 @@ enum cov_flow_op { COV_FLOW_ADD = 0, COV_FLOW_MODIFY = 1, COV_FLOW_DELETE = 2 };
 /* Sends ops[i] flows[i] as one atomic, ordered OpenFlow bundle, every flow tagged with `cookie`
  * (modify/delete only touch flows carrying exactly that cookie), and returns only after the
  * commit reply and a barrier reply: a 0 return means the switch has applied the change. Where
- * parsed[i] is non-NULL it is used instead of parsing flows[i] (parsed may be NULL). If any
- * message is refused the bundle is discarded: nothing is applied. */
+ * parsed[i] is non-NULL it is used instead of parsing flows[i] (parsed may be NULL); the others
+ * are parsed as the bundle streams out in chunks, and a flow that does not parse ends it. If any
+ * message is refused or a flow does not parse, the bundle is discarded: nothing is applied. */
 int cov_of_bundle(cov_of* of, const int* ops, const char* const* flows, cov_flow* const* parsed,
                   size_t n, uint64_t cookie, char** err);
 
