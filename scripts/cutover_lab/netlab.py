@@ -24,6 +24,17 @@ class LabError(RuntimeError):
     pass
 
 
+def missing(root_for, tools):
+    """Why a test cannot run here (it then exits 77, reported as skipped), or None: not root
+    (root_for says what root is needed for), or the first of `tools` not installed."""
+    if os.geteuid() != 0:
+        return f"needs root ({root_for})"
+    for tool in tools:
+        if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
+            return f"{tool} not installed (run scripts/install-deps)"
+    return None
+
+
 def run(*cmd, check=True, capture=True, timeout=60, env=None):
     """Runs a command; raises LabError with its stderr when it fails."""
     res = subprocess.run(cmd, capture_output=capture, text=True, timeout=timeout, env=env)

@@ -23,7 +23,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
-from cutover_lab.netlab import AgentRunner, Lab, desired_state, run, wait_until  # noqa: E402
+from cutover_lab.netlab import AgentRunner, Lab, desired_state, missing, run, wait_until  # noqa: E402
 
 AGENT = None
 BACKEND = "ovs"
@@ -399,19 +399,17 @@ class OvsOverlay(unittest.TestCase):
 
 def main():
     global AGENT
-    if os.geteuid() != 0:
-        print("SKIP: needs root (network namespaces, OVS)")
-        return 77
     global BACKEND
     if len(sys.argv) > 2:
         BACKEND = sys.argv.pop(2)
     if BACKEND not in ("ovs", "linux"):
         print(__doc__)
         return 2
-    for tool in ("ovs-vswitchd", "ovsdb-server", "ip", "nft", "ethtool", "bridge"):
-        if subprocess.run(["which", tool], capture_output=True).returncode != 0:
-            print(f"SKIP: {tool} not installed (run scripts/install-deps)")
-            return 77
+    why = missing("network namespaces, OVS",
+                  ("ovs-vswitchd", "ovsdb-server", "ip", "nft", "ethtool", "bridge"))
+    if why:
+        print(f"SKIP: {why}")
+        return 77
     if len(sys.argv) < 2:
         print(__doc__)
         return 2

@@ -8,12 +8,11 @@ Usage: ovs_flow_switch_test.py PROBE_BINARY   (exit 77 = skipped, with the reaso
 """
 import json
 import os
-import subprocess
 import sys
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
-from cutover_lab.netlab import Lab  # noqa: E402
+from cutover_lab.netlab import Lab, missing  # noqa: E402
 
 PROBE = None
 
@@ -56,13 +55,10 @@ class OvsFlowSwitch(unittest.TestCase):
 
 def main():
     global PROBE
-    if os.geteuid() != 0:
-        print("SKIP: needs root (network namespaces, OVS)")
+    why = missing("network namespaces, OVS", ("ovs-vswitchd", "ovsdb-server", "ip"))
+    if why:
+        print(f"SKIP: {why}")
         return 77
-    for tool in ("ovs-vswitchd", "ovsdb-server", "ip"):
-        if subprocess.run(["which", tool], capture_output=True).returncode != 0:
-            print(f"SKIP: {tool} not installed (run scripts/install-deps)")
-            return 77
     if len(sys.argv) < 2:
         print(__doc__)
         return 2
