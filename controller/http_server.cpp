@@ -187,14 +187,22 @@ class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>>,
     }
   }
 
-  // The poller says the plain socket has bytes (or the peer closed, or an error is pending).
+  // The poller says the plain socket has bytes (or the peer closed, or an error is pending). A
+  // read that fills the buffer is followed by another at once (a long report), a short one ends
+  // the turn: an ACK costs one recv.
   void readable() override {
-    const ssize_t n = ::recv(socket_fd(), read_buffer_.data(), read_buffer_.size(), MSG_DONTWAIT);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
-    if (n <= 0) {
-      end();
-    } else if (!consume(static_cast<size_t>(n))) {
-      stop_reading();
+    for (;;) {
+      const ssize_t n = ::recv(socket_fd(), read_buffer_.data(), read_buffer_.size(), MSG_DONTWAIT);
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+      if (n <= 0) {
+        end();
+        return;
+      }
+      if (!consume(static_cast<size_t>(n))) {
+        stop_reading();
+        return;
+      }
+      if (static_cast<size_t>(n) < read_buffer_.size() || !polled_) return;
     }
   }
 
@@ -383,8 +391,8 @@ class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>>,
     }
   }
 
-  // The peer is gone (or the socket was closed under the write): nothing more can reach it, and
-  // closing the socket ends the read too, which detaches the session.
+  // The peer is gone (or the socket was closed under the write): nothing more can reach it. end()
+  // stops the reading and detaches the session.
   void write_failed() {
     queue_.clear();
     written_ = 0;
@@ -395,9 +403,10 @@ class AgentSession : public std::enable_shared_from_this<AgentSession<Stream>>,
     if (close_when_drained_) end();
   }
 
-  // The connection is over: detached, the socket closed (a pending read or write then fails) and
-  // the timers stopped, so that nothing holds the session. The detach is posted: a failed write
-  // can end the session from inside AgentHub::publish, which is iterating its sessions.
+  // The connection is over: detached, out of the poller (a plain socket) and the socket closed (a
+  // pending TLS read or a write then fails), the timers stopped, so that nothing holds the
+  // session. The detach is posted: a failed write can end the session from inside
+  // AgentHub::publish, which is iterating its sessions.
   void end() {
     closing_ = true;  // nothing more is sent, and watch_idle() does not re-arm
     asio::post(ws_.get_executor(), [self = shared_from_this()] { self->closed(); });

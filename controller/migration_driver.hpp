@@ -108,7 +108,8 @@ class MigrationDriver {
   void on_agent_update(const HostId& host);
   // Whether on_agent_update(host) would do nothing for an ACK that repeats the host's last
   // report (most ACKs): no migration open, nothing arriving, and no foreign VM or pre-copy pass
-  // in the report (following_). Such an ACK then costs the driver no look-up.
+  // in the report (following_). Such an ACK then costs the driver no look-up in the hub's agents
+  // (and none at all while no host's report has anything to follow).
   bool nothing_to_follow(const HostId& host) const;
   // Notes whether `host`'s report, as it is now, has anything the driver follows.
   void judge_report(const HostId& host);

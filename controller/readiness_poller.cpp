@@ -61,12 +61,14 @@ void ReadinessPoller::arm() {
                     [self = shared_from_this()](const boost::system::error_code& ec) {
                       self->armed_ = false;
                       if (ec || self->closed_) return;
-                      self->drain();
+                      // A few full batches in a row at most, then the wait: other handlers run.
+                      for (int i = 0; i < 4 && self->drain() && !self->closed_; ++i) {
+                      }
                       if (self->count_ > 0) self->arm();
                     });
 }
 
-void ReadinessPoller::drain() {
+bool ReadinessPoller::drain() {
   std::array<epoll_event, 256> events;
   const int n =
       ::epoll_wait(epoll_.native_handle(), events.data(), static_cast<int>(events.size()), 0);
@@ -78,6 +80,7 @@ void ReadinessPoller::drain() {
     std::shared_ptr<Reader> r = readers_[static_cast<size_t>(fd)];
     r->readable();
   }
+  return n == static_cast<int>(events.size());
 }
 
 }  // namespace cutover::controller

@@ -2,7 +2,10 @@
 // own that sits in the io_context as a single descriptor. The agent channel's plain sockets read
 // through it: an ACK costs one recv, where an Asio read costs that recv, a second one that finds
 // nothing (Asio's speculative read as the next read starts) and an operation's bookkeeping.
-// Level-triggered: a socket with bytes left unread is reported again. Single-threaded (the
+// Level-triggered: a socket with bytes left unread is reported again. That relies on Asio (1.74)
+// re-registering a descriptor with EPOLL_CTL_MOD for every wait, which re-reports an epoll set
+// that still has events: the io_context's own set watches this one edge-triggered. A full batch
+// of events is drained again at once rather than through that wait. Single-threaded (the
 // io_context's thread); used by http_server.cpp.
 #pragma once
 
@@ -41,8 +44,9 @@ class ReadinessPoller : public std::enable_shared_from_this<ReadinessPoller> {
   size_t size() const { return count_; }
 
  private:
-  void arm();    // waits for the epoll set to have events, once
-  void drain();  // hands out what the epoll set has
+  void arm();  // waits for the epoll set to have events, once
+  // Hands out what the epoll set has; true when the batch was full (more may be waiting).
+  bool drain();
 
   boost::asio::posix::stream_descriptor epoll_;
   std::vector<std::shared_ptr<Reader>> readers_;  // by descriptor number
