@@ -269,7 +269,8 @@ void OvsReconciler::retranslate(uint32_t vni, const overlay::OvsPortMap& map,
   next.meters = std::move(part.meters);
   next.shaped = std::move(part.shaped);
   auto old = nets_.find(vni);
-  // Into an empty table flows are only parsed (nothing to compare them with yet).
+  // Into an empty table flows are taken as written, unparsed (nothing to compare them with yet;
+  // the bundle parses them as it streams).
   const bool fresh = installed_known_ && installed_.empty();
   for (const auto& f : part.flows) {
     auto text = f.text();
@@ -281,7 +282,7 @@ void OvsReconciler::retranslate(uint32_t vni, const overlay::OvsPortMap& map,
     }
     auto e = flows_.normalize(text, !fresh);
     if (fresh) all_canonical_ = false;
-    parsed_[e.key] = e.parsed;  // for this pass's bundle only
+    if (e.parsed) parsed_[e.key] = e.parsed;  // for this pass's bundle only
     e.parsed.reset();
     next.by_text.emplace(std::move(text), std::move(e));
   }

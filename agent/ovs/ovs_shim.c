@@ -356,6 +356,7 @@ int cov_of_bundle(cov_of* of, const int* ops, const char* const* flows, cov_flow
    * while the rest are still being encoded here; one write per chunk, not per message. */
   enum { CHUNK = 256 * 1024 };
   struct ofpbuf* out = ofpbuf_new(CHUNK + 4096);
+  bool opened = false; /* the OPEN_REQUEST left (with the first chunk) */
   if (!error) {
     bc.type = OFPBCT_OPEN_REQUEST;
     append_msg(out, ofputil_encode_bundle_ctrl_request(version, &bc));
@@ -398,6 +399,7 @@ int cov_of_bundle(cov_of* of, const int* ops, const char* const* flows, cov_flow
     ofpbuf_delete(msg);
     if (out->size >= CHUNK) {
       error = raw_write_all(of->bulk_fd, out->data, out->size);
+      opened = true;
       ofpbuf_clear(out);
     }
   }
@@ -406,13 +408,15 @@ int cov_of_bundle(cov_of* of, const int* ops, const char* const* flows, cov_flow
     barrier_xid = ((struct ofp_header*)b->data)->xid;
     append_msg(out, b);
     error = raw_write_all(of->bulk_fd, out->data, out->size);
+    opened = true;
   }
   ofpbuf_delete(out);
   /* The barrier's reply comes after the replies (errors) to everything before it. */
   if (!error) error = raw_wait_xid(of, barrier_xid, &errors, NULL);
   if (!error && errors.length) error = EPROTO;
 
-  if (of->bulk_fd >= 0 && (!error || error == EPROTO || error == EINVAL)) {
+  /* A flow that did not parse before anything left: there is no bundle to discard. */
+  if (of->bulk_fd >= 0 && (!error || error == EPROTO || (error == EINVAL && opened))) {
     bc.type = error ? OFPBCT_DISCARD_REQUEST : OFPBCT_COMMIT_REQUEST;
     struct ofpbuf* ctrl = ofpbuf_new(64);
     append_msg(ctrl, ofputil_encode_bundle_ctrl_request(version, &bc));

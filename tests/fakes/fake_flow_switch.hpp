@@ -21,9 +21,13 @@ class FakeFlowSwitch : public agent::FlowSwitch {
     uint64_t cookie;
   };
 
-  agent::FlowEntry normalize(const std::string& flow, bool = true) override {
+  // As OvsFlowSwitch: canonical=false takes the text as written, and a bad flow fails bundle().
+  agent::FlowEntry normalize(const std::string& flow, bool canonical = true) override {
     auto pos = flow.find(" actions=");
-    if (pos == std::string::npos) throw std::invalid_argument("no actions in '" + flow + "'");
+    if (pos == std::string::npos) {
+      if (!canonical) return {flow, "", nullptr};
+      throw std::invalid_argument("no actions in '" + flow + "'");
+    }
     return {flow.substr(0, pos), flow.substr(pos + 9), nullptr};
   }
 
@@ -61,7 +65,12 @@ class FakeFlowSwitch : public agent::FlowSwitch {
         next.erase(it);
         continue;
       }
-      auto e = normalize(m.flow);
+      agent::FlowEntry e;
+      try {
+        e = normalize(m.flow);
+      } catch (const std::invalid_argument& bad) {
+        throw std::runtime_error(std::string("bundle rejected: bad flow: ") + bad.what());
+      }
       if (e.actions.rfind("meter:", 0) == 0 &&
           !meter_table.count(static_cast<uint32_t>(std::stoul(e.actions.substr(6))))) {
         throw std::runtime_error("bundle rejected: OFPMMFC_UNKNOWN_METER");

@@ -22,16 +22,15 @@ class OvsFlowSwitch(unittest.TestCase):
     def setUpClass(cls):
         cls.lab = Lab("flowsw")
         cls.lab.__enter__()
+        cls.addClassCleanup(cls.lab.__exit__, None, None, None)
         cls.host = cls.lab.add_host("h1")
         cls.host.vsctl("add-br", "br-int", "--", "set", "bridge", "br-int",
                        "datapath_type=netdev", "fail_mode=secure",
                        "protocols=OpenFlow10,OpenFlow13,OpenFlow14,OpenFlow15")
 
-    @classmethod
-    def tearDownClass(cls):
-        cls.lab.__exit__(None, None, None)
-
     def probe(self, *args):
+        """Runs the probe on an empty table: its first bundle, then 100 flows on the same
+        connection."""
         self.host.ofctl("del-flows", self.host.mgmt())
         res = self.host.exec(PROBE, self.host.mgmt(), "install", *map(str, args), check=False,
                              env=self.host.env)
@@ -40,17 +39,25 @@ class OvsFlowSwitch(unittest.TestCase):
 
     def test_unparsed_flows_all_land(self):
         r = self.probe(20000)
-        self.assertEqual(r["error"], "")
-        self.assertEqual(r["installed"], 20000)
+        self.assertEqual(r["first"], {"error": "", "installed": 20000})
+        self.assertEqual(r["then"], {"error": "", "installed": 20100})
 
     def test_a_malformed_flow_late_in_the_stream_applies_nothing(self):
-        # ~60 bytes a message: flow 15,000 is well past the first 256 KiB chunk.
+        # A BUNDLE_ADD of these flows is ~115 bytes: flow 15,000 is several 256 KiB chunks in.
         r = self.probe(20000, 15000)
-        print(f"\n  error: {r['error'][:160]}")
-        self.assertIn("no_such_action", r["error"])
-        self.assertEqual(r["installed"], 0, "a failed bundle left flows behind")
-        # The connection is still good for the next bundle.
-        self.assertEqual(self.probe(100)["installed"], 100)
+        print(f"\n  error: {r['first']['error'][:160]}")
+        self.assertIn("no_such_action", r["first"]["error"])
+        self.assertEqual(r["first"]["installed"], 0, "a failed bundle left flows behind")
+        self.assertEqual(r["then"], {"error": "", "installed": 100},
+                         "the next bundle on the same connection must go through")
+
+    def test_a_malformed_first_flow_sends_nothing(self):
+        r = self.probe(1000, 0)
+        self.assertIn("no_such_action", r["first"]["error"])
+        # No bundle was opened, so none is discarded: the switch has nothing to complain of.
+        self.assertNotIn("BAD_ID", r["first"]["error"])
+        self.assertEqual(r["first"]["installed"], 0)
+        self.assertEqual(r["then"], {"error": "", "installed": 100})
 
 
 def main():
