@@ -87,8 +87,7 @@ const std::string* AgentHub::host_json(const HostId& host) {
 
 std::string AgentHub::slice_body(const HostId& host, const std::set<NetworkId>& nets) {
   // Keys in nlohmann's (sorted) order, as to_json(DesiredState).dump() writes them; hosts and
-  // ports in id order. With one network (the common case) the index's own ordered lists are
-  // walked as they are, the slice's host put in its place: no set of a thousand ids is built.
+  // ports as ControllerState::desired_for lists them.
   std::string body = R"({"hosts":[)";
   bool first = true;
   auto add = [&](const std::string& json) {
@@ -96,35 +95,16 @@ std::string AgentHub::slice_body(const HostId& host, const std::set<NetworkId>& 
     first = false;
     body += json;
   };
-  auto add_host = [&](const HostId& h) {
+  state_.for_slice_hosts(host, nets, [&](const HostId& h) {
     if (const std::string* json = host_json(h)) add(*json);
-  };
-  if (nets.size() == 1) {
-    bool placed = false;
-    for (const auto& [h, count] : state_.index().host_counts_on(*nets.begin())) {
-      if (!placed && !(h < host)) {
-        if (host < h) add_host(host);
-        placed = true;
-      }
-      add_host(h);
-    }
-    if (!placed) add_host(host);
-  } else {
-    std::set<HostId> host_ids{host};
-    for (const auto& n : nets) state_.index().add_hosts_on(n, host_ids);
-    for (const auto& h : host_ids) add_host(h);
-  }
+  });
   nlohmann::json networks = nlohmann::json::array();
   for (const auto& n : nets) networks.push_back(to_json(state_.networks().at(n)));
   body += R"(],"networks":)";
   body += networks.dump();
   body += R"(,"ports":[)";
   first = true;
-  if (nets.size() == 1) {
-    for (const auto& id : state_.index().ports_on(*nets.begin())) add(state_.port_json(id));
-  } else {
-    for (const auto& id : state_.ports_seen_by(nets)) add(state_.port_json(id));
-  }
+  state_.for_slice_ports(nets, [&](const PortId& id) { add(state_.port_json(id)); });
   body += "]}";
   return body;
 }

@@ -514,16 +514,12 @@ DesiredState ControllerState::desired_for(const HostId& id) const {
   d.generation = generation_;
   d.host = id;
   const auto nets = index_.networks_at(id);
-  std::set<HostId> host_ids{id};
-  for (const auto& nid : nets) {
-    d.networks.push_back(networks_.at(nid));
-    index_.add_hosts_on(nid, host_ids);
-  }
-  for (const auto& pid : ports_seen_by(nets)) d.ports.push_back(ports_.at(pid));
-  for (const auto& hid : host_ids) {
+  for (const auto& nid : nets) d.networks.push_back(networks_.at(nid));
+  for_slice_ports(nets, [&](const PortId& pid) { d.ports.push_back(ports_.at(pid)); });
+  for_slice_hosts(id, nets, [&](const HostId& hid) {
     auto it = hosts_.find(hid);
     if (it != hosts_.end()) d.hosts.push_back(it->second);
-  }
+  });
   return d;
 }
 

@@ -134,8 +134,14 @@ class ControllerState {
   DesiredState desired_for(const HostId& id) const;
   // Which hosts see which ports (see SliceIndex), kept on every committed port change.
   const SliceIndex& index() const { return index_; }
-  // The ports of these networks, in id order (a slice's ports).
-  std::vector<PortId> ports_seen_by(const std::set<NetworkId>& nets) const;
+  // What the slice of `host` on `nets` (its networks) lists, each in id order: every host of
+  // those networks and `host` itself, once (hosts without a record included: the caller looks
+  // them up), and every port of those networks. With one network (the common case) the index's
+  // own ordered lists are walked as they are: no set of a thousand ids is built.
+  template <typename Fn>
+  void for_slice_hosts(const HostId& host, const std::set<NetworkId>& nets, Fn&& fn) const;
+  template <typename Fn>
+  void for_slice_ports(const std::set<NetworkId>& nets, Fn&& fn) const;
   // A port's JSON as the store holds it (to_json(port).dump()), encoded once per change and
   // reused by the agents' slices and deltas.
   const std::string& port_json(const PortId& id) const;
@@ -146,6 +152,8 @@ class ControllerState {
  private:
   // References and uniqueness.
   void validate_port(const Port& p, const std::optional<PortId>& replacing) const;
+  // The ports of several networks, in id order.
+  std::vector<PortId> ports_seen_by(const std::set<NetworkId>& nets) const;
   // ports_, index_, port_json_, macs_ and ifaces_ together.
   void set_port(const Port* before, const Port& after, std::string json);
   void commit(std::vector<StoredRecord> upserts,
@@ -177,5 +185,34 @@ class ControllerState {
   uint64_t next_audit_seq_ = 1;
   Retention retention_;
 };
+
+template <typename Fn>
+void ControllerState::for_slice_hosts(const HostId& host, const std::set<NetworkId>& nets,
+                                      Fn&& fn) const {
+  if (nets.size() != 1) {
+    std::set<HostId> ids{host};
+    for (const auto& n : nets) index_.add_hosts_on(n, ids);
+    for (const auto& h : ids) fn(h);
+    return;
+  }
+  bool placed = false;
+  for (const auto& [h, count] : index_.host_counts_on(*nets.begin())) {
+    if (!placed && !(h < host)) {
+      if (host < h) fn(host);
+      placed = true;
+    }
+    fn(h);
+  }
+  if (!placed) fn(host);
+}
+
+template <typename Fn>
+void ControllerState::for_slice_ports(const std::set<NetworkId>& nets, Fn&& fn) const {
+  if (nets.size() == 1) {
+    for (const auto& id : index_.ports_on(*nets.begin())) fn(id);
+  } else {
+    for (const auto& id : ports_seen_by(nets)) fn(id);
+  }
+}
 
 }  // namespace cutover::controller
