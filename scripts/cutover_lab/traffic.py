@@ -18,7 +18,8 @@ tcp-pull IP PORT SECS OUT.json        connect and read for SECS; record bytes, a
 io-recv PORT OUT.json         collect the storage workload's reports (nvmeio in a guest: one datagram
                               per verified 4 KiB write+read) with host-clock arrival times
 announce-watch IFACE MAC OUT.json      count GARPs / unsolicited NAs / RARPs announcing MAC
-                              (and the IPs they claim) until SIGTERM, with arrival times
+                              (and the IPs they claim) until SIGTERM, with arrival times;
+                              OUT.json.counts has the counts so far (to wait for)
 tap-vm TAP MAC IP STATE.json [paused]   a "VM" that owns tap TAP (created here) as QEMU does: it
                               answers ARP and UDP echo (port 7) for IP from the frames it reads;
                               SIGUSR1 stops reading (frames queue in the tap, as during a
@@ -407,6 +408,9 @@ def announce_watch(iface, mac, out_path):
         if kind:
             counts[kind] += 1
             times.append([round(time.monotonic(), 6), kind])
+            with open(out_path + ".counts.tmp", "w") as f:
+                json.dump(counts, f)
+            os.replace(out_path + ".counts.tmp", out_path + ".counts")
     with open(out_path, "w") as f:
         json.dump(dict(counts, ips=sorted(ips), arrivals=times), f)
 
