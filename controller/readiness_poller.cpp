@@ -61,14 +61,15 @@ void ReadinessPoller::arm() {
                     [self = shared_from_this()](const boost::system::error_code& ec) {
                       self->armed_ = false;
                       if (ec || self->closed_) return;
-                      // A few full batches in a row at most, then the wait: other handlers run.
-                      for (int i = 0; i < 4 && self->drain() && !self->closed_; ++i) {
-                      }
+                      // One batch, then the wait again: a full batch (more may be ready) is
+                      // reported at once by that wait, and the handlers that queued meanwhile
+                      // (a REST request behind a thousand ACKs) run in between.
+                      self->drain();
                       if (self->count_ > 0) self->arm();
                     });
 }
 
-bool ReadinessPoller::drain() {
+void ReadinessPoller::drain() {
   std::array<epoll_event, 256> events;
   const int n =
       ::epoll_wait(epoll_.native_handle(), events.data(), static_cast<int>(events.size()), 0);
@@ -80,7 +81,6 @@ bool ReadinessPoller::drain() {
     std::shared_ptr<Reader> r = readers_[static_cast<size_t>(fd)];
     r->readable();
   }
-  return n == static_cast<int>(events.size());
 }
 
 }  // namespace cutover::controller

@@ -4,8 +4,8 @@
 // nothing (Asio's speculative read as the next read starts) and an operation's bookkeeping.
 // Level-triggered: a socket with bytes left unread is reported again. That relies on Asio (1.74)
 // re-registering a descriptor with EPOLL_CTL_MOD for every wait, which re-reports an epoll set
-// that still has events: the io_context's own set watches this one edge-triggered. A full batch
-// of events is drained again at once rather than through that wait. Single-threaded (the
+// that still has events: the io_context's own set watches this one edge-triggered. One batch of
+// events per wait, so that other handlers run between batches. Single-threaded (the
 // io_context's thread); used by http_server.cpp.
 #pragma once
 
@@ -44,9 +44,8 @@ class ReadinessPoller : public std::enable_shared_from_this<ReadinessPoller> {
   size_t size() const { return count_; }
 
  private:
-  void arm();  // waits for the epoll set to have events, once
-  // Hands out what the epoll set has; true when the batch was full (more may be waiting).
-  bool drain();
+  void arm();    // waits for the epoll set to have events, once
+  void drain();  // hands out one batch of what the epoll set has
 
   boost::asio::posix::stream_descriptor epoll_;
   std::vector<std::shared_ptr<Reader>> readers_;  // by descriptor number
